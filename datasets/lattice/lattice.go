@@ -1,0 +1,39 @@
+// Package lattice holds rgflow's lattice field theories and the independent tools every flow result is
+// checked against: actions (graph and host forms with their forces), exact references (free field,
+// Kaufman's Ising partition function and NeuralRG's continuous relaxation of it), a Hybrid Monte Carlo
+// sampler, a local Metropolis sampler and observables with honest error bars.
+//
+// Conventions (SPEC §1, §2, §5):
+//
+//   - A field configuration on the host is a []float64 of length C·L·L laid out as (C, L, L), row-major:
+//     index c·L·L + i·L + j. A batch in a graph is (B, C, L, L).
+//   - Boundaries are periodic; L is a power of two, at least 2.
+//   - Every action is given in the project's "standard" convention (SPEC §2); the AKS/Gerdes and hopping
+//     conventions are converted exactly on construction.
+//   - S(φ) is the action, p(φ) ∝ exp(−S(φ)); Force returns −∂S/∂φ.
+package lattice
+
+import (
+	G "gorgonia.org/gorgonia"
+
+	"rgflow/layers"
+)
+
+// Action is a lattice target distribution p(φ) ∝ exp(−S(φ)).
+type Action interface {
+	// Name is a short identifier ("free", "phi4", "o2", "ising").
+	Name() string
+	// Channels and Size give the field shape (C, L, L).
+	Channels() int
+	Size() int
+	// Params are the parameters in the standard convention, for reports.
+	Params() map[string]float64
+	// Z2 reports whether S(−φ) = S(φ), so that a global flip is a valid move and Z₂ symmetrisation applies.
+	Z2() bool
+	// Action is the graph form: phi is (B, C, L, L), the result is S per sample, shape (B).
+	Action(s *layers.Scope, phi *G.Node) (*G.Node, error)
+	// Eval is the host form S(φ) of one configuration of length C·L·L.
+	Eval(phi []float64) float64
+	// Force writes −∂S/∂φ into dst (same length as phi). It must not allocate.
+	Force(dst, phi []float64)
+}

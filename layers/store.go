@@ -1,0 +1,278 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Init fills a freshly created parameter. data is a []float64 of the parameter's size;
+// the Store converts it to its own dtype.
+type Init func(rng *rand.Rand, shape []int, data []float64)
+
+// Zeros initialises to 0.
+func Zeros(_ *rand.Rand, _ []int, data []float64) {
+	for i := range data {
+		data[i] = 0
+	}
+}
+
+// Constant returns an initialiser that sets every entry to v.
+func Constant(v float64) Init {
+	return func(_ *rand.Rand, _ []int, data []float64) {
+		for i := range data {
+			data[i] = v
+		}
+	}
+}
+
+// GlorotUniform draws from U(−a, a) with a = gain·√(6/(fanIn+fanOut)), where for a weight of shape
+// (in, out) fanIn = in, fanOut = out; a 1-D shape uses its length for both.
+func GlorotUniform(gain float64) Init {
+	return func(rng *rand.Rand, shape []int, data []float64) {
+		fanIn, fanOut := shape[0], shape[0]
+		if len(shape) >= 2 {
+			fanOut = shape[len(shape)-1]
+		}
+		a := gain * math.Sqrt(6/float64(fanIn+fanOut))
+		for i := range data {
+			data[i] = a * (2*rng.Float64() - 1)
+		}
+	}
+}
+
+// Normal draws from N(0, std²).
+func Normal(std float64) Init {
+	return func(rng *rand.Rand, _ []int, data []float64) {
+		for i := range data {
+			data[i] = std * rng.NormFloat64()
+		}
+	}
+}
+
+// Store is a set of named parameter tensors of one dtype. It is the single owner of a model's weights:
+// every graph built from it (training, sampling, inverse, evaluation at another batch size) binds the same
+// backing tensors, so an update made through one graph is seen by all. A Store is not safe for concurrent
+// mutation.
+type Store struct {
+	dtype  tensor.Dtype
+	rng    *rand.Rand
+	params map[string]*tensor.Dense
+	order  []string
+}
+
+// NewStore returns an empty store of the given dtype (tensor.Float32 or tensor.Float64). rng is used to
+// initialise parameters the first time they are asked for; it may be nil if every parameter is loaded or
+// zero-initialised.
+func NewStore(dtype tensor.Dtype, rng *rand.Rand) *Store {
+	if dtype != tensor.Float32 && dtype != tensor.Float64 {
+		panic(fmt.Sprintf("layers: NewStore: dtype %v, want float32 or float64", dtype))
+	}
+	return &Store{dtype: dtype, rng: rng, params: map[string]*tensor.Dense{}}
+}
+
+// Dtype is the store's element type.
+func (s *Store) Dtype() tensor.Dtype { return s.dtype }
+
+// Names lists the parameter names in creation order.
+func (s *Store) Names() []string { return append([]string(nil), s.order...) }
+
+// SortedNames lists the parameter names in lexical order (the order used in checkpoints).
+func (s *Store) SortedNames() []string {
+	n := s.Names()
+	sort.Strings(n)
+	return n
+}
+
+// Get returns the tensor named name.
+func (s *Store) Get(name string) (*tensor.Dense, bool) {
+	t, ok := s.params[name]
+	return t, ok
+}
+
+// Len is the number of named tensors.
+func (s *Store) Len() int { return len(s.order) }
+
+// NumParams is the total number of scalar parameters.
+func (s *Store) NumParams() int {
+	n := 0
+	for _, t := range s.params {
+		n += t.Shape().TotalSize()
+	}
+	return n
+}
+
+// Param returns the tensor named name, creating it with init if it does not exist yet. Asking again for
+// an existing name with a different shape is a programmer error and panics with both shapes.
+func (s *Store) Param(name string, shape []int, init Init) *tensor.Dense {
+	if t, ok := s.params[name]; ok {
+		if !shapesEqual(t.Shape(), shape) {
+			panic(fmt.Sprintf("layers: parameter %q exists with shape %v, asked for %v", name, t.Shape(), shape))
+		}
+		return t
+	}
+	size := 1
+	for _, d := range shape {
+		if d <= 0 {
+			panic(fmt.Sprintf("layers: parameter %q: non-positive dimension in shape %v", name, shape))
+		}
+		size *= d
+	}
+	data := make([]float64, size)
+	if init != nil {
+		init(s.rng, shape, data)
+	}
+	t := tensor.New(tensor.WithShape(shape...), tensor.Of(s.dtype))
+	SetData(t, data)
+	s.params[name] = t
+	s.order = append(s.order, name)
+	return t
+}
+
+// Set replaces the values of an existing parameter (used when loading checkpoints). The shape must match.
+func (s *Store) Set(name string, shape []int, data []float64) error {
+	t, ok := s.params[name]
+	if !ok {
+		return fmt.Errorf("layers: no parameter %q in the store", name)
+	}
+	if !shapesEqual(t.Shape(), shape) {
+		return fmt.Errorf("layers: parameter %q has shape %v, got %v", name, []int(t.Shape()), shape)
+	}
+	if len(data) != t.Shape().TotalSize() {
+		return fmt.Errorf("layers: parameter %q has %d values, got %d", name, t.Shape().TotalSize(), len(data))
+	}
+	SetData(t, data)
+	return nil
+}
+
+func shapesEqual(a tensor.Shape, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// SetData copies float64 values into a float32 or float64 dense tensor.
+func SetData(t *tensor.Dense, data []float64) {
+	switch d := t.Data().(type) {
+	case []float64:
+		copy(d, data)
+	case []float32:
+		for i, v := range data {
+			d[i] = float32(v)
+		}
+	default:
+		panic(fmt.Sprintf("layers: SetData: unsupported dtype %v", t.Dtype()))
+	}
+}
+
+// Float64s returns a copy of a float32 or float64 tensor's values as float64.
+func Float64s(t tensor.Tensor) []float64 {
+	switch d := t.Data().(type) {
+	case []float64:
+		return append([]float64(nil), d...)
+	case []float32:
+		out := make([]float64, len(d))
+		for i, v := range d {
+			out[i] = float64(v)
+		}
+		return out
+	case float64:
+		return []float64{d}
+	case float32:
+		return []float64{float64(d)}
+	default:
+		panic(fmt.Sprintf("layers: Float64s: unsupported data %T", d))
+	}
+}
+
+// Scope binds a Store's parameters into one graph under a name prefix. Scopes made by Sub share the
+// graph, the store and the binding table, so a parameter is bound at most once per graph.
+type Scope struct {
+	g      *G.ExprGraph
+	store  *Store
+	prefix string
+	bound  *binding
+}
+
+type binding struct {
+	nodes map[string]*G.Node
+	order []string
+}
+
+// NewScope returns the root scope of graph g over store.
+func NewScope(g *G.ExprGraph, store *Store) *Scope {
+	return &Scope{g: g, store: store, bound: &binding{nodes: map[string]*G.Node{}}}
+}
+
+// Graph is the scope's graph.
+func (s *Scope) Graph() *G.ExprGraph { return s.g }
+
+// Store is the scope's parameter store.
+func (s *Scope) Store() *Store { return s.store }
+
+// Dtype is the store's dtype, which every node of the graph must share.
+func (s *Scope) Dtype() tensor.Dtype { return s.store.dtype }
+
+// Prefix is the scope's path ("" at the root).
+func (s *Scope) Prefix() string { return s.prefix }
+
+// Sub returns a child scope whose parameters are named prefix/name/….
+func (s *Scope) Sub(name string) *Scope {
+	c := *s
+	c.prefix = s.path(name)
+	return &c
+}
+
+func (s *Scope) path(name string) string {
+	if s.prefix == "" {
+		return name
+	}
+	return s.prefix + "/" + name
+}
+
+// Param returns the graph node of the parameter name (relative to the scope), creating the tensor in the
+// store with init if needed and binding it into the graph the first time it is asked for.
+func (s *Scope) Param(name string, shape []int, init Init) *G.Node {
+	full := s.path(name)
+	if n, ok := s.bound.nodes[full]; ok {
+		return n
+	}
+	t := s.store.Param(full, shape, init)
+	n := G.NewTensor(s.g, s.store.dtype, len(shape), G.WithShape(shape...), G.WithName(full), G.WithValue(t))
+	s.bound.nodes[full] = n
+	s.bound.order = append(s.bound.order, full)
+	return n
+}
+
+// Params returns the names and nodes of every parameter bound in this graph, in binding order.
+func (s *Scope) Params() (names []string, nodes []*G.Node) {
+	names = append([]string(nil), s.bound.order...)
+	nodes = make([]*G.Node, len(names))
+	for i, n := range names {
+		nodes[i] = s.bound.nodes[n]
+	}
+	return names, nodes
+}
+
+// Input creates a named input node of the store's dtype (an input that is Let() every step).
+func (s *Scope) Input(name string, shape ...int) *G.Node {
+	return G.NewTensor(s.g, s.store.dtype, len(shape), G.WithShape(shape...), G.WithName(s.path(name)))
+}
+
+// Scalar returns a constant of the graph's dtype.
+func (s *Scope) Scalar(v float64) *G.Node {
+	if s.store.dtype == tensor.Float32 {
+		return G.NewConstant(float32(v))
+	}
+	return G.NewConstant(v)
+}
