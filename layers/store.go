@@ -276,3 +276,13 @@ func (s *Scope) Scalar(v float64) *G.Node {
 	}
 	return G.NewConstant(v)
 }
+
+// NewDense returns a dense tensor of the given dtype and shape holding data (converted from float64);
+// data may be nil for zeros.
+func NewDense(dtype tensor.Dtype, shape []int, data []float64) *tensor.Dense {
+	t := tensor.New(tensor.WithShape(shape...), tensor.Of(dtype))
+	if data != nil {
+		SetData(t, data)
+	}
+	return t
+}

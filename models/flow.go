@@ -1,0 +1,116 @@
+package models
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"rgflow/layers"
+)
+
+// Flow is a normalizing flow: a prior over latents z and a bijector F from data x to z, both on
+// (B, Channels, L, L) tensors.
+type Flow struct {
+	Prior    Prior
+	Bijector layers.Bijector
+	Channels int
+	L        int
+	// Hier is the RG geometry of the bijector (its level map organises the latents).
+	Hier layers.Hierarchy
+}
+
+// Shape is (batch, C, L, L).
+func (f *Flow) Shape(batch int) []int { return []int{batch, f.Channels, f.L, f.L} }
+
+// LogProb builds log q(x) = log p(F(x)) + ldj_F(x) for x (B, C, L, L); it also returns z = F(x).
+func (f *Flow) LogProb(s *layers.Scope, x *G.Node) (logq, z *G.Node, err error) {
+	z, ld, err := f.Bijector.Forward(s, x)
+	if err != nil {
+		return nil, nil, err
+	}
+	lp, err := f.Prior.LogProb(s, z)
+	if err != nil {
+		return nil, nil, err
+	}
+	logq, err = G.Add(lp, ld)
+	return logq, z, err
+}
+
+// Generate builds x = F⁻¹(z) and log q(x) = log p(z) − ldj_I(z).
+func (f *Flow) Generate(s *layers.Scope, z *G.Node) (x, logq *G.Node, err error) {
+	x, ld, err := f.Bijector.Inverse(s, z)
+	if err != nil {
+		return nil, nil, err
+	}
+	lp, err := f.Prior.LogProb(s, z)
+	if err != nil {
+		return nil, nil, err
+	}
+	logq, err = G.Sub(lp, ld)
+	return x, logq, err
+}
+
+// Sampler draws batches from a flow with one graph and machine built once; it is not safe for concurrent
+// use. Close it when done.
+type Sampler struct {
+	flow    *Flow
+	z       *G.Node
+	zVal    *tensor.Dense
+	x, logq *G.Node
+	m       G.VM
+	batch   int
+}
+
+// NewSampler builds the generation graph for the given batch over store.
+func NewSampler(f *Flow, store *layers.Store, batch int) (*Sampler, error) {
+	if batch <= 0 {
+		return nil, fmt.Errorf("models: sampler batch %d, want > 0", batch)
+	}
+	g := G.NewGraph()
+	s := layers.NewScope(g, store)
+	z := s.Input("z", f.Shape(batch)...)
+	x, logq, err := f.Generate(s, z)
+	if err != nil {
+		return nil, err
+	}
+	return &Sampler{
+		flow: f, z: z, x: x, logq: logq, batch: batch,
+		zVal: tensor.New(tensor.WithShape(f.Shape(batch)...), tensor.Of(store.Dtype())),
+		m:    G.NewTapeMachine(g),
+	}, nil
+}
+
+// Sample draws one batch: x flattened as (B, C, L, L), log q(x) per sample, and the latents z.
+func (sm *Sampler) Sample(rng *rand.Rand) (x, logq, z []float64, err error) {
+	if err := sm.flow.Prior.Sample(rng, sm.zVal); err != nil {
+		return nil, nil, nil, err
+	}
+	return sm.run()
+}
+
+// Decode maps given latents z (B·C·L·L values) to x and log q(x).
+func (sm *Sampler) Decode(z []float64) (x, logq []float64, err error) {
+	if len(z) != sm.zVal.Shape().TotalSize() {
+		return nil, nil, fmt.Errorf("models: Decode: %d latents, want %d", len(z), sm.zVal.Shape().TotalSize())
+	}
+	layers.SetData(sm.zVal, z)
+	x, logq, _, err = sm.run()
+	return x, logq, err
+}
+
+func (sm *Sampler) run() (x, logq, z []float64, err error) {
+	defer sm.m.Reset()
+	if err := G.Let(sm.z, sm.zVal); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := sm.m.RunAll(); err != nil {
+		return nil, nil, nil, fmt.Errorf("models: sampling: %w", err)
+	}
+	return layers.Float64s(sm.x.Value().(tensor.Tensor)), layers.Float64s(sm.logq.Value().(tensor.Tensor)),
+		layers.Float64s(sm.zVal), nil
+}
+
+// Close releases the machine.
+func (sm *Sampler) Close() error { return sm.m.Close() }
