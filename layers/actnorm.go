@@ -7,11 +7,11 @@ import (
 	G "gorgonia.org/gorgonia"
 )
 
-// ActNorm is a per-feature affine map y = (x + bias) ⊙ exp(logScale). On an (N, D) matrix the features are
-// the D columns; on a (B, C, L, L) field they are the C channels, shared over sites. Parameters "bias" and
-// "logscale" start at 0 (the identity); InitFromData sets them so that a batch comes out with zero mean and
-// unit variance per feature (Glow's data-dependent initialisation). The log-det per row (matrix) or per
-// sample (field) is the sum of logScale over the features it touches.
+// ActNorm is a per-feature affine map y = (x + bias) ⊙ exp(logscale). On a feature-major (D, N) matrix the
+// features are the D rows and the log-det has one entry per column; on a (B, C, L, L) field they are the C
+// channels, shared over sites, and the log-det has one entry per sample. Parameters "bias" and "logscale"
+// start at 0 (the identity); InitFromData sets them so that a batch comes out with zero mean and unit
+// variance per feature (Glow's data-dependent initialisation).
 type ActNorm struct{}
 
 // Forward computes y = (x + bias) ⊙ exp(logscale).
@@ -24,24 +24,24 @@ func (ActNorm) Inverse(s *Scope, z *G.Node) (*G.Node, *G.Node, error) {
 	return actNorm(s, z, true)
 }
 
-// InitFromData sets the ActNorm parameters under prefix so that the given batch (rows of length features)
-// is standardised per feature.
-func (ActNorm) InitFromData(store *Store, prefix string, rows [][]float64) error {
-	if len(rows) < 2 {
-		return fmt.Errorf("layers: ActNorm %s: data-dependent init needs at least 2 rows, got %d", prefix, len(rows))
+// InitFromData sets the ActNorm parameters under prefix so that the given samples (each a vector of the
+// features) are standardised per feature.
+func (ActNorm) InitFromData(store *Store, prefix string, samples [][]float64) error {
+	if len(samples) < 2 {
+		return fmt.Errorf("layers: ActNorm %s: data-dependent init needs at least 2 samples, got %d", prefix, len(samples))
 	}
-	d := len(rows[0])
+	d := len(samples[0])
 	bias, logs := make([]float64, d), make([]float64, d)
 	for j := 0; j < d; j++ {
 		var m, m2 float64
-		for _, r := range rows {
+		for _, r := range samples {
 			m += r[j]
 		}
-		m /= float64(len(rows))
-		for _, r := range rows {
+		m /= float64(len(samples))
+		for _, r := range samples {
 			m2 += (r[j] - m) * (r[j] - m)
 		}
-		sd := math.Sqrt(m2/float64(len(rows))) + 1e-6
+		sd := math.Sqrt(m2/float64(len(samples))) + 1e-6
 		bias[j], logs[j] = -m, -math.Log(sd)
 	}
 	join := func(n string) string {
@@ -59,43 +59,38 @@ func (ActNorm) InitFromData(store *Store, prefix string, rows [][]float64) error
 func actNorm(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, error) {
 	switch x.Dims() {
 	case 2:
-		return actNormRows(s, x, inverse, 1)
+		return actNormRows(s, x, inverse, x.Shape()[1], 1)
 	case 4:
 		sh := x.Shape()
 		b, c, h, w := sh[0], sh[1], sh[2], sh[3]
-		t, err := G.Transpose(x, 0, 2, 3, 1)
+		t, err := G.Transpose(x, 1, 0, 2, 3)
 		if err != nil {
 			return nil, nil, err
 		}
-		rows, err := Reshape(t, b*h*w, c)
+		rows, err := Reshape(t, c, b*h*w)
 		if err != nil {
 			return nil, nil, err
 		}
-		y, ld, err := actNormRows(s, rows, inverse, h*w)
+		y, ld, err := actNormRows(s, rows, inverse, b, h*w)
 		if err != nil {
 			return nil, nil, err
 		}
-		if y, err = Reshape(y, b, h, w, c); err != nil {
+		if y, err = Reshape(y, c, b, h, w); err != nil {
 			return nil, nil, err
 		}
-		if y, err = G.Transpose(y, 0, 3, 1, 2); err != nil {
+		if y, err = G.Transpose(y, 1, 0, 2, 3); err != nil {
 			return nil, nil, err
 		}
-		// ld has one entry per row; rows of one sample share it, keep the first b entries scaled by h·w.
-		ldb, err := Narrow(ld, 0, 0, b)
-		if err != nil {
-			return nil, nil, err
-		}
-		return y, ldb, nil
+		return y, ld, nil
 	default:
-		return nil, nil, fmt.Errorf("layers: ActNorm %s: input shape %v, want (N, D) or (B, C, L, L)", s.Prefix(), x.Shape())
+		return nil, nil, fmt.Errorf("layers: ActNorm %s: input shape %v, want (D, N) or (B, C, L, L)", s.Prefix(), x.Shape())
 	}
 }
 
-// actNormRows applies the map to an (N, D) matrix; the returned log-det has N entries, each
+// actNormRows applies the map to the rows of a (D, ·) matrix; the log-det has n entries, each
 // sites·Σ logscale.
-func actNormRows(s *Scope, x *G.Node, inverse bool, sites int) (*G.Node, *G.Node, error) {
-	n, d := x.Shape()[0], x.Shape()[1]
+func actNormRows(s *Scope, x *G.Node, inverse bool, n, sites int) (*G.Node, *G.Node, error) {
+	d := x.Shape()[0]
 	bias := s.Param("bias", []int{d}, Zeros)
 	logs := s.Param("logscale", []int{d}, Zeros)
 	total, err := G.Sum(logs)
@@ -113,7 +108,7 @@ func actNormRows(s *Scope, x *G.Node, inverse bool, sites int) (*G.Node, *G.Node
 		}
 	}
 	if !inverse {
-		xb, err := BiasAdd(x, bias)
+		xb, err := RowBias(x, bias)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -121,7 +116,7 @@ func actNormRows(s *Scope, x *G.Node, inverse bool, sites int) (*G.Node, *G.Node
 		if err != nil {
 			return nil, nil, err
 		}
-		y, err := G.BroadcastHadamardProd(xb, e, nil, []byte{0})
+		y, err := RowScale(xb, e)
 		return y, ld, err
 	}
 	nl, err := G.Neg(logs)
@@ -132,7 +127,7 @@ func actNormRows(s *Scope, x *G.Node, inverse bool, sites int) (*G.Node, *G.Node
 	if err != nil {
 		return nil, nil, err
 	}
-	y, err := G.BroadcastHadamardProd(x, e, nil, []byte{0})
+	y, err := RowScale(x, e)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -140,9 +135,40 @@ func actNormRows(s *Scope, x *G.Node, inverse bool, sites int) (*G.Node, *G.Node
 	if err != nil {
 		return nil, nil, err
 	}
-	if y, err = BiasAdd(y, nb); err != nil {
+	if y, err = RowBias(y, nb); err != nil {
 		return nil, nil, err
 	}
 	nld, err := G.Neg(ld)
 	return y, nld, err
+}
+
+// Columns adapts a bijector on feature-major (D, N) matrices to sample-major (N, D) input, the shape the
+// rest of the world uses for a batch of vectors: it transposes in and out.
+type Columns struct{ Inner Bijector }
+
+// Forward applies Inner.Forward to xᵀ.
+func (c Columns) Forward(s *Scope, x *G.Node) (*G.Node, *G.Node, error) { return c.apply(s, x, false) }
+
+// Inverse applies Inner.Inverse to zᵀ.
+func (c Columns) Inverse(s *Scope, z *G.Node) (*G.Node, *G.Node, error) { return c.apply(s, z, true) }
+
+func (c Columns) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, error) {
+	if x.Dims() != 2 {
+		return nil, nil, fmt.Errorf("layers: Columns: input shape %v, want (N, D)", x.Shape())
+	}
+	xt, err := G.Transpose(x, 1, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var y, ld *G.Node
+	if inverse {
+		y, ld, err = c.Inner.Inverse(s, xt)
+	} else {
+		y, ld, err = c.Inner.Forward(s, xt)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	yt, err := G.Transpose(y, 1, 0)
+	return yt, ld, err
 }

@@ -27,26 +27,26 @@ func TestCouplingConformance(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 		for _, n := range []int{1, 2, 3} {
 			bijectortest.Run(t, bijectortest.Case{
-				Name: fmt.Sprintf("realnvp/%d/%v", n, dt), Bijector: nvp(6, n, rng), Shape: []int{4, 6}, Dtype: dt, Seed: 3,
+				Name: fmt.Sprintf("realnvp/%d/%v", n, dt), Bijector: layers.Columns{nvp(6, n, rng)}, Shape: []int{4, 6}, Dtype: dt, Seed: 3,
 			})
 		}
 		joint := &layers.RealNVP{Dim: 8, Couplings: 4, Joint: true,
 			S:      layers.ResMLP{Width: 12, Blocks: 2, WeightNorm: true, ZeroLast: true},
 			Splits: []layers.Split{layers.CheckerboardSplit(2, 2), layers.CheckerboardSplit(2, 2)}}
-		bijectortest.Run(t, bijectortest.Case{Name: fmt.Sprintf("realnvp-resmlp/%v", dt), Bijector: joint, Shape: []int{3, 8}, Dtype: dt, Seed: 4})
+		bijectortest.Run(t, bijectortest.Case{Name: fmt.Sprintf("realnvp-resmlp/%v", dt), Bijector: layers.Columns{joint}, Shape: []int{3, 8}, Dtype: dt, Seed: 4})
 	}
 }
 
 func TestActNormConformance(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-		bijectortest.Run(t, bijectortest.Case{Name: "actnorm/rows", Bijector: layers.ActNorm{}, Shape: []int{5, 7}, Dtype: dt, Seed: 5})
+		bijectortest.Run(t, bijectortest.Case{Name: "actnorm/rows", Bijector: layers.Columns{layers.ActNorm{}}, Shape: []int{5, 7}, Dtype: dt, Seed: 5})
 		bijectortest.Run(t, bijectortest.Case{Name: "actnorm/field", Bijector: layers.ActNorm{}, Shape: []int{2, 3, 4, 4}, Dtype: dt, Seed: 6})
 	}
 }
 
 func TestChainAndInvertConformance(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
-	chain := layers.Chain{scoped{"a", nvp(4, 2, rng)}, scoped{"n", layers.ActNorm{}}, layers.Invert{scoped{"b", nvp(4, 3, rng)}}}
+	chain := layers.Columns{layers.Chain{scoped{"a", nvp(4, 2, rng)}, scoped{"n", layers.ActNorm{}}, layers.Invert{scoped{"b", nvp(4, 3, rng)}}}}
 	bijectortest.Run(t, bijectortest.Case{Name: "chain", Bijector: chain, Shape: []int{3, 4}, Seed: 7})
 }
 

@@ -71,8 +71,8 @@ func sortInts(a []int) {
 	}
 }
 
-// RealNVP is a stack of affine couplings on an (N, D) matrix (one row per block, one column per block
-// site and channel). Coupling c uses Splits[c/2]: even c updates B given A, odd c updates A given B.
+// RealNVP is a stack of affine couplings on a feature-major (D, N) matrix: one row per block site and
+// channel, one column per block. Its log-det has one entry per column. Coupling c uses Splits[c/2]: even c updates B given A, odd c updates A given B.
 // Each coupling computes
 //
 //	u' = u ⊙ exp(s) + t,  s = scale ⊙ tanh(S(v)),  t = T(v),  log-det = Σ s,
@@ -111,12 +111,12 @@ func (r *RealNVP) Validate() error {
 	return nil
 }
 
-// Forward applies couplings 0…n−1 to x (N, Dim).
+// Forward applies couplings 0…n−1 to x (Dim, N).
 func (r *RealNVP) Forward(s *Scope, x *G.Node) (*G.Node, *G.Node, error) {
 	return r.apply(s, x, false)
 }
 
-// Inverse applies the inverse couplings n−1…0 to z (N, Dim).
+// Inverse applies the inverse couplings n−1…0 to z (Dim, N).
 func (r *RealNVP) Inverse(s *Scope, z *G.Node) (*G.Node, *G.Node, error) {
 	return r.apply(s, z, true)
 }
@@ -125,10 +125,10 @@ func (r *RealNVP) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, er
 	if err := r.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if x.Dims() != 2 || x.Shape()[1] != r.Dim {
-		return nil, nil, fmt.Errorf("layers: RealNVP %s: input shape %v, want (N, %d)", s.Prefix(), x.Shape(), r.Dim)
+	if x.Dims() != 2 || x.Shape()[0] != r.Dim {
+		return nil, nil, fmt.Errorf("layers: RealNVP %s: input shape %v, want (%d, N)", s.Prefix(), x.Shape(), r.Dim)
 	}
-	n := x.Shape()[0]
+	n := x.Shape()[1]
 	nSplits := (r.Couplings + 1) / 2
 	var logDet *G.Node
 	for k := 0; k < nSplits; k++ {
@@ -138,11 +138,11 @@ func (r *RealNVP) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, er
 		}
 		sp := r.Splits[si]
 		first, last := 2*si, min(2*si+1, r.Couplings-1)
-		a, err := Gather(x, columnIndex(n, r.Dim, sp.A), n, len(sp.A))
+		a, err := Gather(x, rowIndex(n, sp.A), len(sp.A), n)
 		if err != nil {
 			return nil, nil, err
 		}
-		b, err := Gather(x, columnIndex(n, r.Dim, sp.B), n, len(sp.B))
+		b, err := Gather(x, rowIndex(n, sp.B), len(sp.B), n)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -166,15 +166,15 @@ func (r *RealNVP) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, er
 				return nil, nil, err
 			}
 		}
-		cat, err := G.Concat(1, a, b)
+		cat, err := G.Concat(0, a, b)
 		if err != nil {
 			return nil, nil, err
 		}
-		perm := make([]int, r.Dim) // column j of x sits at position perm[j] of cat
-		for p, col := range append(append([]int(nil), sp.A...), sp.B...) {
-			perm[col] = p
+		perm := make([]int, r.Dim) // row j of x sits at row perm[j] of cat
+		for p, row := range append(append([]int(nil), sp.A...), sp.B...) {
+			perm[row] = p
 		}
-		if x, err = Gather(cat, columnIndex(n, r.Dim, perm), n, r.Dim); err != nil {
+		if x, err = Gather(cat, rowIndex(n, perm), r.Dim, n); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -184,7 +184,7 @@ func (r *RealNVP) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, er
 // couple transforms u given v with the coupling bound under s; it returns u' and the per-row log-det of
 // the map computed (negative for the inverse).
 func (r *RealNVP) couple(s *Scope, v, u *G.Node, inverse bool) (*G.Node, *G.Node, error) {
-	du := u.Shape()[1]
+	du := u.Shape()[0]
 	var pre, t *G.Node
 	var err error
 	if r.Joint {
@@ -192,10 +192,10 @@ func (r *RealNVP) couple(s *Scope, v, u *G.Node, inverse bool) (*G.Node, *G.Node
 		if err != nil {
 			return nil, nil, err
 		}
-		if pre, err = Narrow(out, 1, 0, du); err != nil {
+		if pre, err = Narrow(out, 0, 0, du); err != nil {
 			return nil, nil, err
 		}
-		if t, err = Narrow(out, 1, du, du); err != nil {
+		if t, err = Narrow(out, 0, du, du); err != nil {
 			return nil, nil, err
 		}
 	} else {
@@ -211,11 +211,11 @@ func (r *RealNVP) couple(s *Scope, v, u *G.Node, inverse bool) (*G.Node, *G.Node
 	if err != nil {
 		return nil, nil, err
 	}
-	logScale, err := G.BroadcastHadamardProd(th, scale, nil, []byte{0})
+	logScale, err := RowScale(th, scale)
 	if err != nil {
 		return nil, nil, err
 	}
-	ld, err := G.Sum(logScale, 1)
+	ld, err := SumAxis(logScale, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -251,12 +251,12 @@ func (r *RealNVP) couple(s *Scope, v, u *G.Node, inverse bool) (*G.Node, *G.Node
 	return out, nld, err
 }
 
-// columnIndex gives the flat indices of the listed columns of an (n, dim) matrix, row by row.
-func columnIndex(n, dim int, cols []int) []int {
-	idx := make([]int, 0, n*len(cols))
-	for row := 0; row < n; row++ {
-		for _, c := range cols {
-			idx = append(idx, row*dim+c)
+// rowIndex gives the flat indices of the listed rows of a (·, n) matrix, row after row.
+func rowIndex(n int, rows []int) []int {
+	idx := make([]int, 0, n*len(rows))
+	for _, r := range rows {
+		for j := 0; j < n; j++ {
+			idx = append(idx, r*n+j)
 		}
 	}
 	return idx

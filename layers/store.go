@@ -286,3 +286,16 @@ func NewDense(dtype tensor.Dtype, shape []int, data []float64) *tensor.Dense {
 	}
 	return t
 }
+
+// ValueFloats returns a copy of a graph value (tensor or scalar, float32 or float64) as float64.
+func ValueFloats(v G.Value) []float64 {
+	switch t := v.(type) {
+	case *G.F64:
+		return []float64{float64(*t)}
+	case *G.F32:
+		return []float64{float64(*t)}
+	case tensor.Tensor:
+		return Float64s(t)
+	}
+	panic(fmt.Sprintf("layers: ValueFloats: unsupported value %T", v))
+}

@@ -13,7 +13,7 @@ func linearGraph(t *testing.T, store *Store, batch int, withGrad bool) (*G.Node,
 	t.Helper()
 	g := G.NewGraph()
 	s := NewScope(g, store)
-	x := s.Input("x", batch, 3)
+	x := s.Input("x", 3, batch) // feature-major: (in, N)
 	y, err := Linear(s.Sub("lin"), x, 2, false, false)
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +35,7 @@ func linearGraph(t *testing.T, store *Store, batch int, withGrad bool) (*G.Node,
 func runLinear(t *testing.T, x, y *G.Node, m G.VM, in []float64, dt tensor.Dtype) []float64 {
 	t.Helper()
 	defer m.Reset()
-	if err := G.Let(x, NewDense(dt, []int{len(in) / 3, 3}, in)); err != nil {
+	if err := G.Let(x, NewDense(dt, []int{3, len(in) / 3}, in)); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.RunAll(); err != nil {
@@ -55,7 +55,7 @@ func TestStoreSharedAcrossGraphs(t *testing.T) {
 		before := runLinear(t, xb, yb, mb, in, dt)
 
 		// One SGD step through graph A, applied to the store's tensors by name.
-		if err := G.Let(xa, NewDense(dt, []int{4, 3}, []float64{1, 1, 1, 2, 2, 2, 0, 1, 0, 1, 0, 1})); err != nil {
+		if err := G.Let(xa, NewDense(dt, []int{3, 4}, []float64{1, 1, 1, 2, 2, 2, 0, 1, 0, 1, 0, 1})); err != nil {
 			t.Fatal(err)
 		}
 		if err := ma.RunAll(); err != nil {

@@ -58,7 +58,7 @@ type Sampler struct {
 	flow    *Flow
 	z       *G.Node
 	zVal    *tensor.Dense
-	x, logq *G.Node
+	xv, lqv G.Value // copied out by Read nodes as soon as computed (registers are reused)
 	m       G.VM
 	batch   int
 }
@@ -75,11 +75,12 @@ func NewSampler(f *Flow, store *layers.Store, batch int) (*Sampler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sampler{
-		flow: f, z: z, x: x, logq: logq, batch: batch,
-		zVal: tensor.New(tensor.WithShape(f.Shape(batch)...), tensor.Of(store.Dtype())),
-		m:    G.NewTapeMachine(g),
-	}, nil
+	sm := &Sampler{flow: f, z: z, batch: batch,
+		zVal: tensor.New(tensor.WithShape(f.Shape(batch)...), tensor.Of(store.Dtype()))}
+	G.Read(x, &sm.xv)
+	G.Read(logq, &sm.lqv)
+	sm.m = G.NewTapeMachine(g)
+	return sm, nil
 }
 
 // Sample draws one batch: x flattened as (B, C, L, L), log q(x) per sample, and the latents z.
@@ -108,9 +109,56 @@ func (sm *Sampler) run() (x, logq, z []float64, err error) {
 	if err := sm.m.RunAll(); err != nil {
 		return nil, nil, nil, fmt.Errorf("models: sampling: %w", err)
 	}
-	return layers.Float64s(sm.x.Value().(tensor.Tensor)), layers.Float64s(sm.logq.Value().(tensor.Tensor)),
-		layers.Float64s(sm.zVal), nil
+	return layers.ValueFloats(sm.xv), layers.ValueFloats(sm.lqv), layers.Float64s(sm.zVal), nil
 }
 
 // Close releases the machine.
 func (sm *Sampler) Close() error { return sm.m.Close() }
+
+// Encoder evaluates z = F(x) and log q(x) for batches of given x with one graph built once. Close it when
+// done.
+type Encoder struct {
+	flow    *Flow
+	x       *G.Node
+	xVal    *tensor.Dense
+	zv, lqv G.Value // copied out by Read nodes as soon as computed
+	m       G.VM
+}
+
+// NewEncoder builds the inference graph for the given batch over store.
+func NewEncoder(f *Flow, store *layers.Store, batch int) (*Encoder, error) {
+	if batch <= 0 {
+		return nil, fmt.Errorf("models: encoder batch %d, want > 0", batch)
+	}
+	g := G.NewGraph()
+	s := layers.NewScope(g, store)
+	x := s.Input("x", f.Shape(batch)...)
+	logq, z, err := f.LogProb(s, x)
+	if err != nil {
+		return nil, err
+	}
+	e := &Encoder{flow: f, x: x, xVal: tensor.New(tensor.WithShape(f.Shape(batch)...), tensor.Of(store.Dtype()))}
+	G.Read(z, &e.zv)
+	G.Read(logq, &e.lqv)
+	e.m = G.NewTapeMachine(g)
+	return e, nil
+}
+
+// Encode maps x (B·C·L·L values) to z and log q(x).
+func (e *Encoder) Encode(x []float64) (z, logq []float64, err error) {
+	if len(x) != e.xVal.Shape().TotalSize() {
+		return nil, nil, fmt.Errorf("models: Encode: %d values, want %d", len(x), e.xVal.Shape().TotalSize())
+	}
+	defer e.m.Reset()
+	layers.SetData(e.xVal, x)
+	if err := G.Let(e.x, e.xVal); err != nil {
+		return nil, nil, err
+	}
+	if err := e.m.RunAll(); err != nil {
+		return nil, nil, fmt.Errorf("models: encoding: %w", err)
+	}
+	return layers.ValueFloats(e.zv), layers.ValueFloats(e.lqv), nil
+}
+
+// Close releases the machine.
+func (e *Encoder) Close() error { return e.m.Close() }

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+
+	"rgflow/checkpoints"
+)
+
+// runSample writes flow samples of a lattice run: x (n, C, L, L), log q and log importance weights
+// log w = −S − log q.
+func runSample(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", 1000, "number of samples")
+	out := fs.String("out", "samples.npz", "output .npz file")
+	seed := fs.Uint64("seed", 1, "random seed")
+	dir, err := runDirArg(fs, args, "sample")
+	if err != nil {
+		return err
+	}
+	if *n < 1 {
+		return fmt.Errorf("sample: --n=%d, want ≥ 1", *n)
+	}
+	run, act, flow, store, step, err := loadLatticeRun(dir, "sample")
+	if err != nil {
+		return err
+	}
+	d, err := drawLattice(run, act, flow, store, *n, rand.New(rand.NewPCG(*seed, 0x5a3e)))
+	if err != nil {
+		return err
+	}
+	logw := make([]float64, *n)
+	for i := range logw {
+		logw[i] = -d.action[i] - d.logq[i]
+	}
+	shape := []int{*n, flow.Channels, flow.L, flow.L}
+	if err := checkpoints.WriteNPZ(*out, []checkpoints.Array{
+		{Name: "x", Shape: shape, Data: d.x},
+		{Name: "logq", Shape: []int{*n}, Data: d.logq},
+		{Name: "action", Shape: []int{*n}, Data: d.action},
+		{Name: "logw", Shape: []int{*n}, Data: logw},
+	}); err != nil {
+		return fmt.Errorf("sample: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %d samples of %s (step %d) to %s: x %v, logq, action, logw\n", *n, dir, step, *out, shape)
+	return nil
+}
+
+// runLatents writes the latents of flow samples by RG level: level0 … levelK with shape (n, C, count_ℓ)
+// (sites of each level in row-major order), the full grid z (n, C, L, L), the samples x and the level of
+// every site (levels, (L, L)).
+func runLatents(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("latents", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", 1000, "number of samples")
+	out := fs.String("out", "latents.npz", "output .npz file")
+	seed := fs.Uint64("seed", 1, "random seed")
+	dir, err := runDirArg(fs, args, "latents")
+	if err != nil {
+		return err
+	}
+	if *n < 1 {
+		return fmt.Errorf("latents: --n=%d, want ≥ 1", *n)
+	}
+	run, act, flow, store, step, err := loadLatticeRun(dir, "latents")
+	if err != nil {
+		return err
+	}
+	// Latents of the model's own samples: without symmetrisation z is the draw that made x.
+	run.Train.Symmetrize = false
+	d, err := drawLattice(run, act, flow, store, *n, rand.New(rand.NewPCG(*seed, 0x1a7e)))
+	if err != nil {
+		return err
+	}
+	c, L := flow.Channels, flow.L
+	levels, err := flow.Hier.SplitLevels(d.z, *n, c)
+	if err != nil {
+		return err
+	}
+	counts := flow.Hier.LevelCounts()
+	arrays := []checkpoints.Array{
+		{Name: "z", Shape: []int{*n, c, L, L}, Data: d.z},
+		{Name: "x", Shape: []int{*n, c, L, L}, Data: d.x},
+	}
+	for l, v := range levels {
+		arrays = append(arrays, checkpoints.Array{Name: fmt.Sprintf("level%d", l), Shape: []int{*n, c, counts[l]}, Data: v})
+	}
+	lm := flow.Hier.LevelMap()
+	lv := make([]int64, len(lm))
+	for i, v := range lm {
+		lv[i] = int64(v)
+	}
+	arrays = append(arrays, checkpoints.Array{Name: "levels", Shape: []int{L, L}, Data: lv})
+	if err := checkpoints.WriteNPZ(*out, arrays); err != nil {
+		return fmt.Errorf("latents: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote latents of %d samples of %s (step %d) to %s: %d levels with %v latents per channel, z, x, levels\n",
+		*n, dir, step, *out, len(levels), counts)
+	return nil
+}
