@@ -1,0 +1,29 @@
+// Package train holds rgflow's one training loop: a Trainer that drives any Objective, an Adam/AdamW optimiser
+// whose state is keyed by parameter name and saved with the weights, learning-rate schedules, hooks, metrics
+// logging, progress display, and exact resume from checkpoints.
+//
+// Conventions (every type in this package obeys them):
+//
+//   - Steps are counted in completed optimiser updates. Trainer.Step() = 0 before training; the update that
+//     Record, metrics.jsonl and error messages call "step n" is the n-th one; a checkpoint of step n holds the
+//     state after n updates; Schedule.LR(n−1) is the learning rate of step n. Config.Steps is the run's total,
+//     so a resumed run stops at the same step as an uninterrupted one.
+//   - One graph per Trainer, built once: Objective.Build binds the parameters through a layers.Scope, one
+//     G.Grad over all bound parameters (GORGONIA.md: never two Grads on one graph), one tape machine. Each step:
+//     Feed, RunAll, read loss and gradients (copied out by G.Read nodes), check finiteness, clip, update the
+//     Store's tensors in place, Reset.
+//   - Randomness: the Trainer owns one math/rand/v2 PCG seeded from Config.Seed and hands rand.New(pcg) to
+//     Objective.Feed; the PCG state is saved in every checkpoint. An objective that draws only from that rng
+//     resumes bit for bit: N steps + checkpoint + Resume in a fresh process + N steps equals 2N steps exactly,
+//     in float32 and float64.
+//   - The optimiser computes in the Store's dtype, like torch, with torch's formulas (see Adam); its state
+//     arrays are named adam/m/<param>, adam/v/<param>, adam/step/<param>.
+//   - Run directory (Config.Out): metrics.jsonl (one JSON object per logged step: step, loss, loss_mean, lr,
+//     grad_norm, clipped, wall_s, then the objective's metrics; NaN/Inf written as null) and
+//     checkpoints/step-NNNNNNN.safetensors (package checkpoints), of which the newest Config.Keep are kept.
+//   - Failure modes stop cleanly: a NaN/Inf loss or gradient returns a *NonFiniteError before the update is
+//     applied and writes nothing, so the last checkpoint stays the last good one; a cancelled context (see
+//     ContextWithSignals) finishes the step, writes a checkpoint and returns an error wrapping ErrInterrupted.
+//     Both messages say how to resume (--resume DIR).
+//   - Output goes to injected writers only (Config.Progress); nothing here touches os.Stderr or global state.
+package train

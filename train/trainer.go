@@ -1,0 +1,452 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"time"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"rgflow/layers"
+)
+
+// Objective is what the Trainer minimises. Build makes the loss graph once (a scalar node) for a fixed batch
+// size, binding parameters through s (and inputs through s.Input); Feed Let()s the next batch / noise into
+// those inputs before each step, drawing any randomness from rng (and only from rng, so runs are reproducible
+// and resumable).
+type Objective interface {
+	Build(s *layers.Scope, batch int) (loss *G.Node, err error)
+	Feed(rng *rand.Rand) error
+}
+
+// MetricsReporter is implemented by objectives that report extra numbers (e.g. the loss's standard error).
+// Metrics is called after every step; its values go to hooks and, at log steps, to metrics.jsonl.
+type MetricsReporter interface {
+	Metrics() map[string]float64
+}
+
+// Config configures a Trainer. Zero values select the documented defaults; Steps and Batch are required.
+type Config struct {
+	// Steps is the run's TOTAL number of optimiser steps, counted from the start of the run (a resumed run
+	// continues up to the same Steps).
+	Steps int64 `json:"steps"`
+	// Batch is the batch size passed to Objective.Build.
+	Batch int `json:"batch"`
+	// LR is the learning rate when Schedule is nil; 0 means 1e-3.
+	LR float64 `json:"lr,omitempty"`
+	// Schedule, if set, gives the learning rate of every step and LR is ignored.
+	Schedule Schedule `json:"schedule,omitempty"`
+	// Optimizer selects Adam or AdamW and its hyper-parameters (zero: torch's Adam defaults).
+	Optimizer AdamConfig `json:"optimizer"`
+	// ClipNorm is the maximum global L2 norm of the gradient; 0 disables clipping. The pre-clip norm is
+	// always computed and reported.
+	ClipNorm float64 `json:"clip_norm,omitempty"`
+	// LogEvery is the logging period in steps (metrics.jsonl, progress lines, OnLog hooks); 0 means 100. The
+	// last step is always logged.
+	LogEvery int64 `json:"log_every,omitempty"`
+	// CheckpointEvery is the checkpoint period in steps; 0 means 1000, negative means only the final
+	// checkpoint (and the one written on interruption). Needs Out.
+	CheckpointEvery int64 `json:"checkpoint_every,omitempty"`
+	// Keep is how many checkpoints to keep; 0 means 3, negative keeps all.
+	Keep int `json:"keep,omitempty"`
+	// Seed seeds the trainer's PCG (rand.NewPCG(Seed, Seed^pcgStream)), the only source Feed sees.
+	Seed uint64 `json:"seed"`
+	// Out is the run directory: metrics.jsonl and checkpoints/ are written there. Empty: nothing is written.
+	Out string `json:"out,omitempty"`
+
+	// RunConfig, if set, is the JSON stored as each checkpoint's config (e.g. the CLI's resolved settings);
+	// otherwise this Config is stored.
+	RunConfig json.RawMessage `json:"-"`
+	// Progress receives the progress display; nil means none. A terminal gets a progress bar with loss and
+	// ETA, anything else plain lines at log steps.
+	Progress io.Writer `json:"-"`
+	// PlainProgress forces plain progress lines even on a terminal.
+	PlainProgress bool `json:"-"`
+	// Hooks are called during Run.
+	Hooks Hooks `json:"-"`
+}
+
+// pcgStream is the second PCG seed word, a fixed odd constant so that Seed alone picks the stream.
+const pcgStream = 0x9e3779b97f4a7c15
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Steps <= 0 {
+		return c, fmt.Errorf("train: Config.Steps = %d, want the run's total step count (> 0)", c.Steps)
+	}
+	if c.Batch <= 0 {
+		return c, fmt.Errorf("train: Config.Batch = %d, want > 0", c.Batch)
+	}
+	if c.LR == 0 {
+		c.LR = 1e-3
+	}
+	if !(c.LR > 0) || math.IsInf(c.LR, 0) {
+		return c, fmt.Errorf("train: Config.LR = %g, want a positive finite learning rate", c.LR)
+	}
+	if c.Schedule == nil {
+		c.Schedule = Constant{c.LR}
+	}
+	if !(c.ClipNorm >= 0) {
+		return c, fmt.Errorf("train: Config.ClipNorm = %g, want ≥ 0 (0 disables clipping)", c.ClipNorm)
+	}
+	if c.LogEvery == 0 {
+		c.LogEvery = 100
+	}
+	if c.LogEvery < 0 {
+		return c, fmt.Errorf("train: Config.LogEvery = %d, want ≥ 0", c.LogEvery)
+	}
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = 1000
+	}
+	if c.Keep == 0 {
+		c.Keep = 3
+	}
+	c.Optimizer = c.Optimizer.withDefaults()
+	if err := c.Optimizer.validate(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Record describes one completed step. Step counts completed updates, so the first step is Step 1.
+type Record struct {
+	Step     int64
+	Loss     float64
+	LR       float64
+	GradNorm float64 // before clipping
+	Clipped  bool
+	// LossMean is the mean loss over the steps since the previous log step (set at log steps only).
+	LossMean float64
+	// Wall is the training time of the whole run so far, across resumes.
+	Wall time.Duration
+	// Metrics are the objective's extra numbers (nil if it reports none).
+	Metrics map[string]float64
+	// Checkpoint is the file just written (OnCheckpoint hooks only).
+	Checkpoint string
+}
+
+// Hook is a named callback; its name appears in the error if it fails, and a failing hook stops the run.
+type Hook struct {
+	Name string
+	Fn   func(Record) error
+}
+
+// Hooks are the Trainer's callbacks: OnStep after every step, OnLog at log steps (after metrics.jsonl is
+// written), OnCheckpoint after each checkpoint is written.
+type Hooks struct {
+	OnStep, OnLog, OnCheckpoint []Hook
+}
+
+func runHooks(kind string, hooks []Hook, r Record) error {
+	for _, h := range hooks {
+		if err := h.Fn(r); err != nil {
+			return fmt.Errorf("train: step %d: %s hook %q: %w", r.Step, kind, h.Name, err)
+		}
+	}
+	return nil
+}
+
+// Trainer drives one Objective: it builds the loss graph and its gradient once, then steps an optimiser over
+// the Store's parameters. Close it when done.
+type Trainer struct {
+	cfg   Config
+	store *layers.Store
+	obj   Objective
+	opt   *Adam
+
+	g        *G.ExprGraph
+	vm       G.VM
+	names    []string  // bound parameter names, binding order
+	lossVal  G.Value   // filled by a Read node each run
+	gradVals []G.Value // filled by Read nodes each run
+	grads    []Grad
+
+	pcg *rand.PCG
+	rng *rand.Rand
+
+	step     int64
+	wall     time.Duration // training time of earlier sessions (from the checkpoint)
+	lastCkpt string        // newest checkpoint written or loaded
+	resumed  bool          // Out holds this run's state (Resume was called or Run has started)
+}
+
+// New builds obj's graph for cfg.Batch over store, its gradient with respect to every bound parameter (one
+// G.Grad), and a tape machine. Parameters the objective creates are initialised by the store.
+func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	t := &Trainer{cfg: cfg, store: store, obj: obj, opt: NewAdam(store, cfg.Optimizer)}
+	t.pcg = rand.NewPCG(cfg.Seed, cfg.Seed^pcgStream)
+	t.rng = rand.New(t.pcg)
+
+	t.g = G.NewGraph()
+	scope := layers.NewScope(t.g, store)
+	loss, err := obj.Build(scope, cfg.Batch)
+	if err != nil {
+		return nil, fmt.Errorf("train: building the objective (batch %d): %w", cfg.Batch, err)
+	}
+	if loss == nil {
+		return nil, errors.New("train: the objective's Build returned a nil loss")
+	}
+	if !loss.IsScalar() {
+		return nil, fmt.Errorf("train: the objective's loss %q has shape %v, want a scalar", loss.Name(), loss.Shape())
+	}
+	if loss.Dtype() != store.Dtype() {
+		return nil, fmt.Errorf("train: the objective's loss is %v, the store is %v", loss.Dtype(), store.Dtype())
+	}
+	names, nodes := scope.Params()
+	if len(nodes) == 0 {
+		return nil, errors.New("train: the objective bound no parameters")
+	}
+	gradNodes, err := G.Grad(loss, nodes...)
+	if err != nil {
+		return nil, fmt.Errorf("train: differentiating the loss with respect to %d parameters: %w", len(nodes), err)
+	}
+	// Values are read through Read nodes, which copy them out as soon as they are computed: a node's own
+	// Value() may share a register that a later instruction reuses.
+	G.Read(loss, &t.lossVal)
+	t.gradVals = make([]G.Value, len(gradNodes))
+	for i, gn := range gradNodes {
+		G.Read(gn, &t.gradVals[i])
+	}
+	t.names = names
+	t.grads = make([]Grad, len(names))
+	for i, n := range names {
+		t.grads[i].Name = n
+	}
+	t.vm = G.NewTapeMachine(t.g)
+	return t, nil
+}
+
+// Close releases the tape machine. It is safe to call more than once.
+func (t *Trainer) Close() error {
+	if t.vm == nil {
+		return nil
+	}
+	err := t.vm.Close()
+	t.vm = nil
+	if err != nil {
+		return fmt.Errorf("train: closing the tape machine: %w", err)
+	}
+	return nil
+}
+
+// Step is the number of completed optimiser steps.
+func (t *Trainer) Step() int64 { return t.step }
+
+// Config is the configuration in use, defaults filled in.
+func (t *Trainer) Config() Config { return t.cfg }
+
+// Optimizer is the trainer's optimiser.
+func (t *Trainer) Optimizer() *Adam { return t.opt }
+
+// Params lists the names of the parameters being trained, in binding order.
+func (t *Trainer) Params() []string { return append([]string(nil), t.names...) }
+
+// LastCheckpoint is the newest checkpoint this trainer wrote or resumed from ("" if none).
+func (t *Trainer) LastCheckpoint() string { return t.lastCkpt }
+
+// ErrInterrupted is wrapped by the error Run returns when its context was cancelled.
+var ErrInterrupted = errors.New("interrupted")
+
+// ErrNonFinite is wrapped by the error Run returns when a loss or gradient was NaN or infinite.
+var ErrNonFinite = errors.New("non-finite loss or gradient")
+
+// NonFiniteError reports a NaN or infinite loss or gradient. The update of that step was not applied.
+type NonFiniteError struct {
+	Step       int64   // the step that failed (completed steps + 1)
+	What       string  // "loss", "gradient of <param>" or "gradient norm"
+	Value      float64 // the offending value
+	Checkpoint string  // the last good checkpoint ("" if none)
+	Out        string  // the run directory ("" if none)
+}
+
+func (e *NonFiniteError) Error() string {
+	msg := fmt.Sprintf("train: step %d: %s is %v; stopped without applying the update (the weights are those after step %d)",
+		e.Step, e.What, e.Value, e.Step-1)
+	switch {
+	case e.Out == "":
+		msg += "; nothing was saved (no run directory); lower the learning rate or enable clipping and start again"
+	case e.Checkpoint == "":
+		msg += fmt.Sprintf("; no checkpoint was written yet in %s; lower the learning rate (--lr) or enable clipping (--clip) and start again", e.Out)
+	default:
+		msg += fmt.Sprintf("; the last good checkpoint is %s; lower the learning rate (--lr) or enable clipping (--clip) and continue with --resume %s",
+			e.Checkpoint, e.Out)
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrNonFinite) true.
+func (e *NonFiniteError) Is(target error) bool { return target == ErrNonFinite }
+
+// Run trains from the current step up to Config.Steps. It stops:
+//   - at the end, after writing a final checkpoint (nil error);
+//   - when ctx is cancelled: the step in progress is finished, a checkpoint written, and an error wrapping
+//     ErrInterrupted says how to resume;
+//   - on a NaN/Inf loss or gradient: the update is not applied, no checkpoint is written, and a
+//     *NonFiniteError names the step and the last good checkpoint;
+//   - on any other error (Feed, the graph, a hook, the file system), with context.
+func (t *Trainer) Run(ctx context.Context) (err error) {
+	if t.vm == nil {
+		return errors.New("train: Run on a closed Trainer")
+	}
+	if t.step >= t.cfg.Steps {
+		return nil
+	}
+	var mw *metricsWriter
+	if t.cfg.Out != "" {
+		if !t.resumed {
+			if latest, ok := newestCheckpointFile(t.ckptDir()); ok {
+				return fmt.Errorf("train: %s already holds checkpoints (%s); continue it with --resume %s or choose a new output directory",
+					t.cfg.Out, filepath.Base(latest), t.cfg.Out)
+			}
+		}
+		mw, err = openMetrics(filepath.Join(t.cfg.Out, metricsFile), !t.resumed)
+		if err != nil {
+			return err
+		}
+		t.resumed = true // from now on this trainer owns Out: a second Run continues it
+		defer func() {
+			if cerr := mw.close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+	}
+	prog := newProgress(t.cfg.Progress, t.cfg.PlainProgress, t.step, t.cfg.Steps)
+	defer prog.finish()
+
+	start := time.Now()
+	wall := func() time.Duration { return t.wall + time.Since(start) }
+	var lossSum float64
+	var lossN int64
+	for t.step < t.cfg.Steps {
+		if ctx.Err() != nil {
+			t.wall = wall()
+			path, err := t.checkpoint()
+			if err != nil {
+				return fmt.Errorf("train: interrupted at step %d and the final checkpoint failed: %w", t.step, err)
+			}
+			if path == "" {
+				return fmt.Errorf("train: %w at step %d (no run directory, nothing saved)", ErrInterrupted, t.step)
+			}
+			return fmt.Errorf("train: %w at step %d; checkpoint %s written; resume with --resume %s", ErrInterrupted, t.step, path, t.cfg.Out)
+		}
+		rec, err := t.trainStep()
+		if err != nil {
+			var nf *NonFiniteError
+			if errors.As(err, &nf) {
+				nf.Checkpoint, nf.Out = t.lastCkpt, t.cfg.Out
+			}
+			return err
+		}
+		rec.Wall = wall()
+		lossSum += rec.Loss
+		lossN++
+		if err := runHooks("OnStep", t.cfg.Hooks.OnStep, rec); err != nil {
+			return err
+		}
+		if t.step%t.cfg.LogEvery == 0 || t.step == t.cfg.Steps {
+			rec.LossMean = lossSum / float64(lossN)
+			lossSum, lossN = 0, 0
+			if mw != nil {
+				if err := mw.write(rec); err != nil {
+					return err
+				}
+			}
+			prog.log(rec)
+			if err := runHooks("OnLog", t.cfg.Hooks.OnLog, rec); err != nil {
+				return err
+			}
+		}
+		prog.step(rec)
+		if t.cfg.CheckpointEvery > 0 && t.step%t.cfg.CheckpointEvery == 0 || t.step == t.cfg.Steps {
+			t.wall = rec.Wall
+			path, err := t.checkpoint()
+			if err != nil {
+				return err
+			}
+			if path != "" {
+				rec.Checkpoint = path
+				if err := runHooks("OnCheckpoint", t.cfg.Hooks.OnCheckpoint, rec); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// trainStep runs one step: Feed, forward+backward, finiteness checks, clipping, optimiser update.
+func (t *Trainer) trainStep() (Record, error) {
+	n := t.step + 1
+	if err := t.obj.Feed(t.rng); err != nil {
+		return Record{}, fmt.Errorf("train: step %d: feeding the objective: %w", n, err)
+	}
+	defer t.vm.Reset()
+	if err := t.vm.RunAll(); err != nil {
+		return Record{}, fmt.Errorf("train: step %d: running the graph: %w", n, err)
+	}
+	loss, err := scalarValue(t.lossVal)
+	if err != nil {
+		return Record{}, fmt.Errorf("train: step %d: reading the loss: %w", n, err)
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return Record{}, &NonFiniteError{Step: n, What: "the loss", Value: loss}
+	}
+	for i, v := range t.gradVals {
+		d, ok := v.(*tensor.Dense)
+		if !ok {
+			return Record{}, fmt.Errorf("train: step %d: gradient of %q is a %T, want a *tensor.Dense", n, t.names[i], v)
+		}
+		t.grads[i].Value = d
+	}
+	norm, bad, badVal := GradNorm(t.grads)
+	if bad != "" {
+		return Record{}, &NonFiniteError{Step: n, What: fmt.Sprintf("the gradient of %q", bad), Value: badVal}
+	}
+	if math.IsInf(norm, 0) {
+		return Record{}, &NonFiniteError{Step: n, What: "the gradient norm (overflow)", Value: norm}
+	}
+	lr := t.cfg.Schedule.LR(t.step)
+	scale := ClipScale(norm, t.cfg.ClipNorm)
+	if err := t.opt.Step(lr, scale, t.grads); err != nil {
+		return Record{}, fmt.Errorf("train: step %d: %w", n, err)
+	}
+	t.step = n
+	rec := Record{Step: n, Loss: loss, LR: lr, GradNorm: norm, Clipped: scale != 1}
+	if mr, ok := t.obj.(MetricsReporter); ok {
+		rec.Metrics = mr.Metrics()
+	}
+	return rec, nil
+}
+
+// scalarValue reads a scalar Value of either float dtype.
+func scalarValue(v G.Value) (float64, error) {
+	switch x := v.(type) {
+	case *G.F64:
+		return float64(*x), nil
+	case *G.F32:
+		return float64(*x), nil
+	case *tensor.Dense:
+		if x.Shape().TotalSize() != 1 {
+			return 0, fmt.Errorf("value has shape %v, want a scalar", x.Shape())
+		}
+		switch x.Dtype() {
+		case tensor.Float64:
+			return x.Float64s()[0], nil
+		case tensor.Float32:
+			return float64(x.Float32s()[0]), nil
+		}
+	case nil:
+		return 0, errors.New("no value (the graph did not run)")
+	}
+	return 0, fmt.Errorf("unsupported value %T", v)
+}
