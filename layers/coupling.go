@@ -84,12 +84,17 @@ func sortInts(a []int) {
 //
 // Within a split the two halves are kept as separate tensors: no masks, no slices in the hot path.
 // Parameters: coupling<c>/scale (|u|), coupling<c>/s/…, coupling<c>/t/….
+//
+// A stack whose S and T are ELU MLPs of equal widths runs as one fused op with a hand-written backward pass
+// (nvpfused.go), with the same parameters; Unfused forces the graph of elementary ops instead (the
+// reference the fused op is tested against, and the form that supports second derivatives).
 type RealNVP struct {
 	Dim       int
 	Splits    []Split
 	Couplings int
 	S, T      Conditioner
 	Joint     bool
+	Unfused   bool
 }
 
 // Validate checks the stack's shape: enough splits for the couplings, each a partition of Dim.
@@ -127,6 +132,9 @@ func (r *RealNVP) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, er
 	}
 	if x.Dims() != 2 || x.Shape()[0] != r.Dim {
 		return nil, nil, fmt.Errorf("layers: RealNVP %s: input shape %v, want (%d, N)", s.Prefix(), x.Shape(), r.Dim)
+	}
+	if r.fusable() {
+		return r.applyFused(s, x, inverse)
 	}
 	n := x.Shape()[1]
 	nSplits := (r.Couplings + 1) / 2

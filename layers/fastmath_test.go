@@ -1,0 +1,55 @@
+package layers
+
+import (
+	"math"
+	"testing"
+)
+
+// exp32 must be within 2 ulp of the correctly rounded e^x over the whole float32 range it handles, and
+// the derived tanh and ELU within a few ulp / 1e-7 absolute.
+func TestExp32(t *testing.T) {
+	worst := 0.0
+	for x := float32(-87); x < 88; x += 0.00731 {
+		got := float64(exp32(x))
+		want := math.Exp(float64(x))
+		ulp := float64(math.Nextafter32(float32(want), float32(math.Inf(1))) - float32(want))
+		worst = math.Max(worst, math.Abs(got-want)/ulp)
+	}
+	if worst > 2 {
+		t.Errorf("exp32: worst error %.2f ulp, want ≤ 2", worst)
+	}
+	if exp32(-100) != 0 || !math.IsInf(float64(exp32(100)), 1) || !math.IsNaN(float64(exp32(float32(math.NaN())))) {
+		t.Error("exp32: wrong behaviour outside the range")
+	}
+	worstT, worstE := 0.0, 0.0
+	for x := float32(-12); x < 12; x += 0.000913 {
+		worstT = math.Max(worstT, math.Abs(float64(tanhT(x))-math.Tanh(float64(x)))/math.Max(math.Abs(math.Tanh(float64(x))), 1e-30))
+		worstE = math.Max(worstE, math.Abs(float64(eluT(x))-elu64(float64(x))))
+	}
+	// Relative 1e-6 for tanh (a few float32 ulp); ELU's e^x − 1 near 0 has absolute error ~1 ulp of 1.
+	if worstT > 1e-6 || worstE > 2.5e-7 {
+		t.Errorf("tanh32 worst relative error %g, elu32 worst absolute error %g", worstT, worstE)
+	}
+}
+
+func elu64(x float64) float64 {
+	if x > 0 {
+		return x
+	}
+	return math.Expm1(x)
+}
+
+func BenchmarkExp32(b *testing.B) {
+	xs := make([]float32, 4096)
+	for i := range xs {
+		xs[i] = float32(i%200)/20 - 8
+	}
+	var s float32
+	for i := 0; i < b.N; i++ {
+		for _, x := range xs {
+			s += exp32(x)
+		}
+	}
+	_ = s
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(xs)), "ns/exp")
+}

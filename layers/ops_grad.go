@@ -1,0 +1,49 @@
+package layers
+
+import (
+	"fmt"
+	"reflect"
+	"unsafe"
+
+	G "gorgonia.org/gorgonia"
+)
+
+// Grad is G.Grad made safe to call more than once on one graph (GORGONIA.md, silent failure 2).
+//
+// G.Grad records, in an unexported field of every node it differentiates, the node holding that node's
+// derivative, and a later G.Grad on the same graph silently reuses it: the gradient of a second loss, or the
+// gradient of a gradient, comes out as the first gradient. Grad clears that field on every node of the
+// graph first and then calls G.Grad. The nodes returned by earlier calls stay valid and keep their values
+// (they are still the derivatives of what they were built for), so
+//
+//	g1, _ := layers.Grad(loss, x)          // ∇loss
+//	s := Σ g1[0] ⊙ v
+//	hv, _ := layers.Grad(s, x)             // H·v, correct through every op of the kit
+//
+// works in one graph and one TapeMachine. Read gradients from the returned nodes (node.Value() after
+// RunAll), not from x.Grad(): with BindDualValues the machine adds every derivative node of x into x's dual
+// value, first and second order alike.
+//
+// The field is reached through reflection + unsafe, which is sound for the pinned Gorgonia v0.9.18; if the
+// field ever disappears Grad returns an error instead of guessing (TestGradClearsDerivs pins it).
+func Grad(cost *G.Node, wrt ...*G.Node) (G.Nodes, error) {
+	if cost == nil || cost.Graph() == nil {
+		return nil, fmt.Errorf("layers: Grad: cost node is nil or not in a graph")
+	}
+	if err := clearDerivs(cost.Graph()); err != nil {
+		return nil, err
+	}
+	return G.Grad(cost, wrt...)
+}
+
+// clearDerivs sets Node.deriv to nil on every node of g.
+func clearDerivs(g *G.ExprGraph) error {
+	f, ok := reflect.TypeFor[G.Node]().FieldByName("deriv")
+	if !ok || f.Type != reflect.TypeFor[*G.Node]() {
+		return fmt.Errorf("layers: Grad: this Gorgonia version has no Node.deriv *Node field; second-order support needs a review")
+	}
+	for _, n := range g.AllNodes() {
+		*(**G.Node)(unsafe.Add(unsafe.Pointer(n), f.Offset)) = nil
+	}
+	return nil
+}
