@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"rgflow/layers"
@@ -63,23 +62,15 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	// Encode the samples back: z' = F(x) and log q(x) from the forward direction.
-	g := G.NewGraph()
-	s := layers.NewScope(g, store)
-	xn := s.Input("x", flow.Shape(*batch)...)
-	logq, zn, err := flow.LogProb(s, xn)
+	enc, err := models.NewEncoder(flow, store, *batch)
 	if err != nil {
 		return err
 	}
-	m := G.NewTapeMachine(g)
-	defer m.Close()
-	if err := G.Let(xn, layers.NewDense(dt, flow.Shape(*batch), x)); err != nil {
+	defer enc.Close()
+	z2, logqEnc, err := enc.Encode(x)
+	if err != nil {
 		return err
 	}
-	if err := m.RunAll(); err != nil {
-		return err
-	}
-	z2 := layers.Float64s(zn.Value().(tensor.Tensor))
-	logqEnc := layers.Float64s(logq.Value().(tensor.Tensor))
 	var zErr, lqErr, lqMean float64
 	for i := range z {
 		zErr = math.Max(zErr, math.Abs(z[i]-z2[i]))

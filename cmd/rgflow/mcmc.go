@@ -43,9 +43,8 @@ flags:
 
 // mcmcFlags are the parsed flags of rgflow mcmc.
 type mcmcFlags struct {
-	action, convention, out         string
-	L                               int
-	m2, lambda, kappa, lambdaH, T   float64
+	physics                         actionSpec
+	out                             string
 	trajectories, thermalize, every int
 	chains, workers                 int
 	seed                            uint64
@@ -62,14 +61,8 @@ func parseMCMCFlags(args []string, stderr io.Writer) (*mcmcFlags, error) {
 		fmt.Fprint(fs.Output(), mcmcUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&f.action, "action", "phi4", "lattice action: free, phi4, o2 or ising")
-	fs.IntVar(&f.L, "L", 8, "lattice side (a power of two)")
-	fs.Float64Var(&f.m2, "m2", -4, "mass term m² (m_A² with --convention aks)")
-	fs.Float64Var(&f.lambda, "lambda", 1.502, "quartic coupling λ (λ_A with --convention aks)")
-	fs.StringVar(&f.convention, "convention", "standard", "parameter convention: standard, aks or hopping")
-	fs.Float64Var(&f.kappa, "kappa", 0, "hopping parameter κ (--convention hopping)")
-	fs.Float64Var(&f.lambdaH, "lambda-h", 0, "hopping-convention coupling λ_H (--convention hopping)")
-	fs.Float64Var(&f.T, "T", 0, "temperature of the relaxed Ising model (default T_c = 2/ln(1+√2))")
+	f.physics = defaultActionSpec()
+	f.physics.register(fs)
 	fs.IntVar(&f.trajectories, "trajectories", 1000, "HMC trajectories per chain after thermalisation")
 	fs.IntVar(&f.thermalize, "thermalize", 200, "warm-up trajectories per chain (step size tuned here)")
 	fs.IntVar(&f.chains, "chains", 4, "independent chains")
@@ -87,8 +80,7 @@ func parseMCMCFlags(args []string, stderr io.Writer) (*mcmcFlags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("mcmc: unexpected argument %q (flags only; see rgflow mcmc -h)", fs.Arg(0))
 	}
-	f.set = map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	f.physics.noteSet(fs)
 	switch {
 	case f.trajectories < 2:
 		return nil, fmt.Errorf("mcmc: --trajectories=%d, want at least 2", f.trajectories)
@@ -111,98 +103,6 @@ func parseMCMCFlags(args []string, stderr io.Writer) (*mcmcFlags, error) {
 		return nil, fmt.Errorf("mcmc: --traj-length=%v, want a finite length > 0", f.trajLength)
 	}
 	return f, nil
-}
-
-// buildAction makes the action the flags describe, converting conventions exactly.
-func (f *mcmcFlags) buildAction() (lattice.Action, error) {
-	conflict := func(names ...string) error {
-		for _, n := range names {
-			if f.set[n] {
-				return fmt.Errorf("mcmc: --%s is not used by --action %s with --convention %s", n, f.action, f.convention)
-			}
-		}
-		return nil
-	}
-	switch f.convention {
-	case "standard", "aks", "hopping":
-	default:
-		return nil, fmt.Errorf("mcmc: --convention %q, want standard, aks or hopping", f.convention)
-	}
-	if f.action != "ising" && f.set["T"] {
-		return nil, fmt.Errorf("mcmc: --T is only used by --action ising")
-	}
-	if f.convention == "hopping" {
-		if f.action == "ising" {
-			return nil, errors.New("mcmc: --action ising takes --T, not --convention hopping")
-		}
-		if err := conflict("m2", "lambda"); err != nil {
-			return nil, err
-		}
-		if !f.set["kappa"] {
-			return nil, fmt.Errorf("mcmc: --convention hopping needs --kappa (and --lambda-h)")
-		}
-		if f.action != "free" && !f.set["lambda-h"] {
-			return nil, fmt.Errorf("mcmc: --convention hopping needs --lambda-h (and --kappa)")
-		}
-	} else if err := conflict("kappa", "lambda-h"); err != nil {
-		return nil, err
-	}
-	var a lattice.Action
-	var err error
-	switch f.action {
-	case "free":
-		if f.set["lambda"] && f.lambda != 0 {
-			return nil, fmt.Errorf("mcmc: --action free has λ = 0, got --lambda %v (use --action phi4)", f.lambda)
-		}
-		if f.set["lambda-h"] && f.lambdaH != 0 {
-			return nil, fmt.Errorf("mcmc: --action free has λ_H = 0, got --lambda-h %v (use --action phi4)", f.lambdaH)
-		}
-		m2 := f.m2
-		if f.convention == "hopping" {
-			m2, _ = lattice.HoppingToStandard(f.kappa, 0)
-			if !(f.kappa > 0) {
-				return nil, fmt.Errorf("mcmc: --kappa=%v, want κ > 0", f.kappa)
-			}
-		}
-		a, err = lattice.NewFree(f.L, m2) // AKS and standard share m²
-	case "phi4":
-		switch f.convention {
-		case "standard":
-			a, err = lattice.NewPhi4(f.L, f.m2, f.lambda)
-		case "aks":
-			a, err = lattice.NewPhi4AKS(f.L, f.m2, f.lambda)
-		case "hopping":
-			a, err = lattice.NewPhi4Hopping(f.L, f.kappa, f.lambdaH)
-		}
-	case "o2":
-		switch f.convention {
-		case "standard":
-			a, err = lattice.NewO2(f.L, f.m2, f.lambda)
-		case "aks":
-			m2, lambda := lattice.AKSToStandard(f.m2, f.lambda)
-			a, err = lattice.NewO2(f.L, m2, lambda)
-		case "hopping":
-			a, err = lattice.NewO2Hopping(f.L, f.kappa, f.lambdaH)
-		}
-	case "ising":
-		if f.convention != "standard" {
-			return nil, fmt.Errorf("mcmc: --action ising takes --T, not --convention %s", f.convention)
-		}
-		if err := conflict("m2", "lambda"); err != nil {
-			return nil, err
-		}
-		T := f.T
-		if !f.set["T"] {
-			T = lattice.IsingTc()
-		}
-		a, err = lattice.NewIsingRelaxed(f.L, T)
-	default:
-		return nil, fmt.Errorf("mcmc: --action %q, want free, phi4, o2 or ising", f.action)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("mcmc: %w", err)
-	}
-	return a, nil
 }
 
 // jsonNum is a float64 that marshals NaN and ±Inf as null.
@@ -264,7 +164,7 @@ func runMCMC(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	a, err := f.buildAction()
+	a, err := f.physics.build("mcmc")
 	if err != nil {
 		return err
 	}
@@ -322,7 +222,7 @@ func runMCMC(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	rep := mcmcReport{
-		Action: a.Name(), L: L, Params: numMap(a.Params()), Convention: f.convention,
+		Action: a.Name(), L: L, Params: numMap(a.Params()), Convention: f.physics.Convention,
 		Chains: f.chains, Trajectories: f.trajectories, Thermalize: f.thermalize, Every: f.every, Seed: f.seed,
 		PerChain: res.PerChain, TrajLength: jsonNum(trajLength), Acceptance: jsonNum(run.Acceptance()),
 		TauUnit: "trajectories",
@@ -330,14 +230,14 @@ func runMCMC(args []string, stdout, stderr io.Writer) error {
 		Errors: fmt.Sprintf("blocked jackknife, blocks of %g τ_int (at least %d blocks); τ_int by the Γ-method with window W ≥ %g τ_int",
 			20.0, 20, lattice.DefaultWindowFactor),
 	}
-	switch f.convention {
+	switch f.physics.Convention {
 	case "aks":
-		rep.ConventionParams = numMap(map[string]float64{"m2_a": f.m2, "lambda_a": f.lambda})
+		rep.ConventionParams = numMap(map[string]float64{"m2_a": f.physics.M2, "lambda_a": f.physics.Lambda})
 		if a.Name() == "free" {
 			rep.ConventionParams["lambda_a"] = 0
 		}
 	case "hopping":
-		rep.ConventionParams = numMap(map[string]float64{"kappa": f.kappa, "lambda_h": f.lambdaH})
+		rep.ConventionParams = numMap(map[string]float64{"kappa": f.physics.Kappa, "lambda_h": f.physics.LambdaH})
 	}
 	var eps, steps, emdh float64
 	for _, st := range run.Chains {
