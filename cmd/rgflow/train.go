@@ -61,7 +61,7 @@ func defaultLatticeRun() latticeRun {
 		Kind:    "lattice",
 		Physics: defaultActionSpec(),
 		Model:   models.Config{Preset: "neuralrg"},
-		Train: trainSpec{Steps: 2000, Batch: 256, LR: 1e-3, Schedule: "cosine", Warmup: 50, FinalLR: 1e-5, Clip: 100,
+		Train: trainSpec{Steps: 2000, Batch: 256, LR: 1e-3, Schedule: "cosine", Warmup: -1, FinalLR: 1e-5, Clip: 100,
 			Seed: 1, Dtype: "float64", Symmetrize: true, LogEvery: 100, CheckpointEvery: 500, Keep: 3, EvalSamples: 8192},
 	}
 }
@@ -95,6 +95,7 @@ type latticeFlags struct {
 	fs                              *flag.FlagSet
 	resume, out, hidden, preset     string
 	depth, repeat, width, resBlocks int
+	stopAfter                       int64
 	run                             *latticeRun
 }
 
@@ -107,6 +108,7 @@ func newLatticeFlags(run *latticeRun, stderr io.Writer) *latticeFlags {
 	t := &run.Train
 	fs.StringVar(&f.resume, "resume", "", "continue the run in this directory from its newest valid checkpoint")
 	fs.StringVar(&f.out, "out", "", "run directory (default runs/ACTION-L<L>-<time>)")
+	fs.Int64Var(&f.stopAfter, "stop-after", 0, "stop after this many steps of this session, with a checkpoint (for time-limited jobs; 0: run to --steps)")
 	fs.StringVar(&f.preset, "preset", run.Model.Preset, "model preset: "+strings.Join(models.PresetNames(), ", "))
 	fs.IntVar(&f.depth, "depth", 0, "affine couplings per block bijector, every level (default: the preset's)")
 	fs.IntVar(&f.repeat, "repeat", 0, "disentangler+decimator pairs per level (default: the preset's)")
@@ -117,7 +119,7 @@ func newLatticeFlags(run *latticeRun, stderr io.Writer) *latticeFlags {
 	fs.IntVar(&t.Batch, "batch", t.Batch, "batch size")
 	fs.Float64Var(&t.LR, "lr", t.LR, "peak learning rate")
 	fs.StringVar(&t.Schedule, "schedule", t.Schedule, "learning-rate schedule: cosine or constant")
-	fs.Int64Var(&t.Warmup, "warmup", t.Warmup, "linear warm-up steps (cosine schedule)")
+	fs.Int64Var(&t.Warmup, "warmup", t.Warmup, "linear warm-up steps (cosine schedule; -1: min(50, steps/10))")
 	fs.Float64Var(&t.FinalLR, "final-lr", t.FinalLR, "learning rate at the last step (cosine schedule)")
 	fs.Float64Var(&t.Clip, "clip", t.Clip, "clip the global gradient norm to this (0: off)")
 	fs.Uint64Var(&t.Seed, "seed", t.Seed, "random seed (weights, masks, latents)")
@@ -214,6 +216,9 @@ func (f *latticeFlags) applyModel(fresh bool) error {
 }
 
 func (r *latticeRun) validate() error {
+	if r.Train.Warmup == -1 {
+		r.Train.Warmup = min(50, r.Train.Steps/10)
+	}
 	t := r.Train
 	switch {
 	case t.Steps <= 0:
@@ -298,10 +303,24 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	}); err != nil {
 		return fmt.Errorf("train lattice: %w", err)
 	}
+	ctx, stop := train.ContextWithSignals(context.Background())
+	defer stop()
+	pause, cancel := context.WithCancel(ctx) // cancelled by --stop-after, or by a signal through ctx
+	defer cancel()
+	var startStep int64
+	var hooks train.Hooks
+	if f.stopAfter > 0 {
+		hooks.OnStep = append(hooks.OnStep, train.Hook{Name: "stop-after", Fn: func(r train.Record) error {
+			if r.Step >= startStep+f.stopAfter {
+				cancel()
+			}
+			return nil
+		}})
+	}
 	tr, err := train.New(store, obj, train.Config{
 		Steps: run.Train.Steps, Batch: run.Train.Batch, Schedule: run.Train.schedule(), ClipNorm: run.Train.Clip,
 		LogEvery: run.Train.LogEvery, CheckpointEvery: run.Train.CheckpointEvery, Keep: run.Train.Keep,
-		Seed: run.Train.Seed, Out: out, RunConfig: raw, Progress: stderr,
+		Seed: run.Train.Seed, Out: out, RunConfig: raw, Progress: stderr, Hooks: hooks,
 	})
 	if err != nil {
 		return fmt.Errorf("train lattice: %w", err)
@@ -320,11 +339,14 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "training %s on %s L=%d %v (%s, %d parameters, %s), batch %d, %d steps → %s\n",
 		run.Model.Preset, act.Name(), act.Size(), act.Params(), flow.Hier.String(), np, run.Train.Dtype,
 		run.Train.Batch, run.Train.Steps, out)
-	ctx, stop := train.ContextWithSignals(context.Background())
-	defer stop()
 	start := time.Now()
-	startStep := tr.Step()
-	if err := tr.Run(ctx); err != nil {
+	startStep = tr.Step()
+	if err := tr.Run(pause); err != nil {
+		if f.stopAfter > 0 && ctx.Err() == nil && errors.Is(err, train.ErrInterrupted) {
+			fmt.Fprintf(stdout, "stopped after %d steps at step %d of %d as asked; continue with rgflow train lattice --resume %s\n",
+				tr.Step()-startStep, tr.Step(), run.Train.Steps, out)
+			return nil
+		}
 		return err
 	}
 	steps := tr.Step() - startStep
