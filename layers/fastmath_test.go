@@ -24,11 +24,42 @@ func TestExp32(t *testing.T) {
 	worstT, worstE := 0.0, 0.0
 	for x := float32(-12); x < 12; x += 0.000913 {
 		worstT = math.Max(worstT, math.Abs(float64(tanhT(x))-math.Tanh(float64(x)))/math.Max(math.Abs(math.Tanh(float64(x))), 1e-30))
-		worstE = math.Max(worstE, math.Abs(float64(eluT(x))-elu64(float64(x))))
+		v := []float32{x}
+		eluInPlace(v)
+		worstE = math.Max(worstE, math.Abs(float64(v[0])-elu64(float64(x))))
 	}
 	// Relative 1e-6 for tanh (a few float32 ulp); ELU's e^x − 1 near 0 has absolute error ~1 ulp of 1.
 	if worstT > 1e-6 || worstE > 2.5e-7 {
 		t.Errorf("tanh32 worst relative error %g, elu32 worst absolute error %g", worstT, worstE)
+	}
+}
+
+// The float64 ELU must be within 2 ulp of math.Expm1 on [−45, 0], including tiny arguments, and exact
+// for positive arguments.
+func TestELU64(t *testing.T) {
+	worst := 0.0
+	check := func(x float64) {
+		v := []float64{x, -x}
+		eluInPlace(v)
+		if -x != v[1] {
+			t.Fatalf("ELU(%g) = %g", -x, v[1])
+		}
+		got, want := v[0], math.Expm1(x)
+		ulp := math.Abs(math.Nextafter(want, 0) - want)
+		if want == 0 {
+			ulp = math.SmallestNonzeroFloat64
+		}
+		worst = math.Max(worst, math.Abs(got-want)/ulp)
+	}
+	for x := -45.0; x <= 0; x += 0.000731 {
+		check(x)
+	}
+	for x := -1e-3; x < -1e-300; x *= 0.61 {
+		check(x)
+	}
+	check(0)
+	if worst > 2 {
+		t.Errorf("ELU float64: worst error %.2f ulp, want ≤ 2", worst)
 	}
 }
 

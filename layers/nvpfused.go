@@ -446,11 +446,8 @@ func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, g
 		mulAtB(o, n, i, ws[l], g, dst)
 		if l > 0 {
 			// Through the ELU: its derivative is 1 for y > 0 and y + 1 otherwise (y = e^x − 1).
-			// min(y, 0) + 1 is that derivative without a data-dependent branch (mispredicted half the time).
-			d := dst[:i*n]
-			for j, y := range prev[:i*n] {
-				d[j] *= min(y, 0) + 1
-			}
+			// negPart(y) + 1 is that derivative without a data-dependent branch (mispredicted half the time).
+			eluGradInPlace(dst[:i*n], prev[:i*n])
 		}
 		g = dst
 	}
