@@ -153,8 +153,10 @@ func mulABt[T float](m, n, k int, a, b, c []T) {
 	}
 }
 
-// eluInPlace replaces every x by ELU(x), with one type dispatch per slice.
+// eluInPlace replaces every x by ELU(x): with AVX2+FMA kernels where the CPU has them (elu_amd64.s), and
+// for the remainder (and on other CPUs) with the scalar loops below, one type dispatch per slice.
 func eluInPlace[T float](x []T) {
+	x = x[eluVector(x):]
 	switch v := any(x).(type) {
 	case []float32:
 		// Branch-free: the sign of a is random, and a mispredicted branch costs more than the exp

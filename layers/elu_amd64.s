@@ -1,0 +1,110 @@
+#include "textflag.h"
+
+// func eluF32AVX2(x []float32, c *[16]float32)
+// ELU in place on the first len(x)&^7 elements: a > 0 ? a : e^a − 1, with e^x for x = −|a| by the same
+// range reduction and degree-5 polynomial as exp32. c: clamp, log2e, c1, c2, p0…p5, one, signmask.
+TEXT ·eluF32AVX2(SB), NOSPLIT, $0-32
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ c+24(FP), DX
+	SHRQ $3, CX
+	JZ   done32
+	VBROADCASTSS 0(DX), Y4   // clamp −87
+	VBROADCASTSS 4(DX), Y5   // log2 e
+	VBROADCASTSS 8(DX), Y6   // c1
+	VBROADCASTSS 12(DX), Y7  // c2
+	VBROADCASTSS 16(DX), Y8  // p0
+	VBROADCASTSS 20(DX), Y9  // p1
+	VBROADCASTSS 24(DX), Y10 // p2
+	VBROADCASTSS 28(DX), Y11 // p3
+	VBROADCASTSS 32(DX), Y12 // p4
+	VBROADCASTSS 36(DX), Y13 // p5
+	VBROADCASTSS 40(DX), Y14 // 1.0
+	VBROADCASTSS 44(DX), Y15 // sign mask
+
+loop32:
+	VMOVUPS      (SI), Y0      // a
+	VORPS        Y15, Y0, Y1   // x = −|a|
+	VMAXPS       Y1, Y4, Y1    // x = max(−87, x); a NaN x stays NaN
+	VMULPS       Y5, Y1, Y2    // x·log2 e
+	VROUNDPS     $0, Y2, Y2    // n = round to nearest
+	VFNMADD231PS Y6, Y2, Y1    // r = x − n·c1
+	VFNMADD231PS Y7, Y2, Y1    // r −= n·c2
+	VMOVAPS      Y8, Y3
+	VFMADD213PS  Y9, Y1, Y3    // p = p·r + p1
+	VFMADD213PS  Y10, Y1, Y3
+	VFMADD213PS  Y11, Y1, Y3
+	VFMADD213PS  Y12, Y1, Y3
+	VFMADD213PS  Y13, Y1, Y3   // p = p(r), degree 5
+	VFMADD213PS  Y14, Y1, Y3   // p·r + 1
+	VFMADD213PS  Y14, Y1, Y3   // e^r = (p·r + 1)·r + 1
+	VCVTPS2DQ    Y2, Y2
+	VPSLLD       $23, Y2, Y2
+	VPADDD       Y14, Y2, Y2   // bits of 2ⁿ = (n << 23) + bits(1.0)
+	VMULPS       Y2, Y3, Y3    // e^x
+	VSUBPS       Y14, Y3, Y3   // e^x − 1
+	VBLENDVPS    Y0, Y3, Y0, Y0 // a's sign bit set ? e^x − 1 : a
+	VMOVUPS      Y0, (SI)
+	ADDQ         $32, SI
+	DECQ         CX
+	JNZ          loop32
+	VZEROUPPER
+
+done32:
+	RET
+
+// func eluF64AVX2(x []float64, c *[20][4]float64)
+// ELU in place on the first len(x)&^3 elements, with e^x − 1 = 2ⁿ(e^r − 1) + (2ⁿ − 1), x = n ln2 + r,
+// e^r − 1 = r(1 + r·P(r)), P the Taylor polynomial 1/2! + r/3! + … + r¹²/14!.
+// c rows: clamp, log2e, ln2hi, ln2lo, one, signmask, then the 13 coefficients 1/14!, 1/13!, …, 1/2!.
+TEXT ·eluF64AVX2(SB), NOSPLIT, $0-32
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ c+24(FP), DX
+	SHRQ $2, CX
+	JZ   done64
+	VMOVUPD 0(DX), Y8    // clamp −40
+	VMOVUPD 32(DX), Y9   // log2 e
+	VMOVUPD 64(DX), Y10  // ln2 hi
+	VMOVUPD 96(DX), Y11  // ln2 lo
+	VMOVUPD 128(DX), Y14 // 1.0
+	VMOVUPD 160(DX), Y15 // sign mask
+
+loop64:
+	VMOVUPD      (SI), Y0      // a
+	VORPD        Y15, Y0, Y1   // x = −|a|
+	VMAXPD       Y1, Y8, Y1    // x = max(−40, x); NaN stays NaN
+	VMULPD       Y9, Y1, Y2
+	VROUNDPD     $0, Y2, Y2    // n
+	VFNMADD231PD Y10, Y2, Y1   // r = x − n·ln2hi
+	VFNMADD231PD Y11, Y2, Y1   // r −= n·ln2lo
+	VMOVUPD      192(DX), Y3   // 1/14!
+	VFMADD213PD  224(DX), Y1, Y3
+	VFMADD213PD  256(DX), Y1, Y3
+	VFMADD213PD  288(DX), Y1, Y3
+	VFMADD213PD  320(DX), Y1, Y3
+	VFMADD213PD  352(DX), Y1, Y3
+	VFMADD213PD  384(DX), Y1, Y3
+	VFMADD213PD  416(DX), Y1, Y3
+	VFMADD213PD  448(DX), Y1, Y3
+	VFMADD213PD  480(DX), Y1, Y3
+	VFMADD213PD  512(DX), Y1, Y3
+	VFMADD213PD  544(DX), Y1, Y3
+	VFMADD213PD  576(DX), Y1, Y3 // P(r), ending with 1/2!
+	VFMADD213PD  Y14, Y1, Y3     // 1 + r·P
+	VMULPD       Y1, Y3, Y3      // q = e^r − 1
+	VCVTPD2DQY   Y2, X2
+	VPMOVSXDQ    X2, Y2
+	VPSLLQ       $52, Y2, Y2
+	VPADDQ       Y14, Y2, Y2     // 2ⁿ
+	VSUBPD       Y14, Y2, Y4     // 2ⁿ − 1
+	VFMADD213PD  Y4, Y2, Y3      // 2ⁿ·q + (2ⁿ − 1)
+	VBLENDVPD    Y0, Y3, Y0, Y0
+	VMOVUPD      Y0, (SI)
+	ADDQ         $32, SI
+	DECQ         CX
+	JNZ          loop64
+	VZEROUPPER
+
+done64:
+	RET
