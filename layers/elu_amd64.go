@@ -59,3 +59,26 @@ func eluVector[T float](x []T) int {
 	}
 	return 0
 }
+
+//go:noescape
+func eluGradF32AVX2(g, y []float32)
+
+//go:noescape
+func eluGradF64AVX2(g, y []float64)
+
+// eluGradVector multiplies a leading part of g by ELU'(x) given y = ELU(x) with vector instructions and
+// returns how many elements it did.
+func eluGradVector[T float](g, y []T) int {
+	if !hasAVX2FMA {
+		return 0
+	}
+	switch v := any(g).(type) {
+	case []float32:
+		eluGradF32AVX2(v, any(y).([]float32)[:len(v)])
+		return len(v) &^ 7
+	case []float64:
+		eluGradF64AVX2(v, any(y).([]float64)[:len(v)])
+		return len(v) &^ 3
+	}
+	return 0
+}

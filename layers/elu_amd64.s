@@ -108,3 +108,58 @@ loop64:
 
 done64:
 	RET
+
+// func eluGradF32AVX2(g, y []float32)
+// g *= min(y, 0) + 1 on the first len(g)&^7 elements (ELU'(x) from y = ELU(x)); a NaN y gives NaN.
+TEXT ·eluGradF32AVX2(SB), NOSPLIT, $0-48
+	MOVQ g_base+0(FP), DI
+	MOVQ g_len+8(FP), CX
+	MOVQ y_base+24(FP), SI
+	SHRQ $3, CX
+	JZ   gdone32
+	VXORPS       Y2, Y2, Y2
+	MOVL         $0x3f800000, AX
+	VMOVD        AX, X3
+	VBROADCASTSS X3, Y3
+
+gloop32:
+	VMOVUPS (SI), Y0
+	VMINPS  Y0, Y2, Y0   // min(0, y); NaN y → y
+	VADDPS  Y3, Y0, Y0
+	VMULPS  (DI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     gloop32
+	VZEROUPPER
+
+gdone32:
+	RET
+
+// func eluGradF64AVX2(g, y []float64)
+TEXT ·eluGradF64AVX2(SB), NOSPLIT, $0-48
+	MOVQ g_base+0(FP), DI
+	MOVQ g_len+8(FP), CX
+	MOVQ y_base+24(FP), SI
+	SHRQ $2, CX
+	JZ   gdone64
+	VXORPD       Y2, Y2, Y2
+	MOVQ         $0x3ff0000000000000, AX
+	VMOVQ        AX, X3
+	VBROADCASTSD X3, Y3
+
+gloop64:
+	VMOVUPD (SI), Y0
+	VMINPD  Y0, Y2, Y0
+	VADDPD  Y3, Y0, Y0
+	VMULPD  (DI), Y0, Y0
+	VMOVUPD Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     gloop64
+	VZEROUPPER
+
+gdone64:
+	RET

@@ -69,7 +69,6 @@ func tanhT[T float](x T) T {
 	return t
 }
 
-
 // The products below are the three shapes the fused ops need, for feature-major matrices with a long
 // column count n: each is a loop of level-1 BLAS calls of length n (gonum's SIMD axpy and dot kernels).
 // gonum's Sgemm/Dgemm would split these shapes into 64-column blocks and run them on goroutines (allocating
@@ -236,6 +235,8 @@ var exp2Table64 = func() (t [64][2]float64) {
 
 // eluGradInPlace multiplies g by ELU'(x) given y = ELU(x): 1 for y > 0 and y + 1 otherwise.
 func eluGradInPlace[T float](g, y []T) {
+	k := eluGradVector(g, y)
+	g, y = g[k:], y[k:]
 	switch gv := any(g).(type) {
 	case []float32:
 		yv := any(y).([]float32)

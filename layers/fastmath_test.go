@@ -131,3 +131,48 @@ func TestELUVectorKernels(t *testing.T) {
 		}
 	}
 }
+
+// ELU' from the output, vector and scalar paths: g·(min(y, 0) + 1), exactly (one rounding each).
+func TestELUGradKernels(t *testing.T) {
+	const n = 1003
+	for _, dt := range []string{"f32", "f64"} {
+		ys := make([]float64, n)
+		gs := make([]float64, n)
+		for i := range ys {
+			ys[i] = -1 + 3*float64(i)/n
+			gs[i] = 0.5 + float64(i%11)
+		}
+		ys[5] = math.NaN()
+		check := func(i int, got float64) {
+			want := gs[i] * (math.Min(ys[i], 0) + 1)
+			if dt == "f32" {
+				want = float64(float32(gs[i]) * (float32(math.Min(ys[i], 0)) + 1))
+			}
+			if math.IsNaN(ys[i]) {
+				if !math.IsNaN(got) {
+					t.Errorf("%s: NaN y gave %g", dt, got)
+				}
+				return
+			}
+			if got != want {
+				t.Errorf("%s: element %d: %g, want %g", dt, i, got, want)
+			}
+		}
+		if dt == "f32" {
+			g, y := make([]float32, n), make([]float32, n)
+			for i := range g {
+				g[i], y[i] = float32(gs[i]), float32(ys[i])
+			}
+			eluGradInPlace(g, y)
+			for i := range g {
+				check(i, float64(g[i]))
+			}
+		} else {
+			g := append([]float64(nil), gs...)
+			eluGradInPlace(g, ys)
+			for i := range g {
+				check(i, g[i])
+			}
+		}
+	}
+}

@@ -316,6 +316,7 @@ type nvpCache[T float] struct {
 	ht   [][][]T // t-net post-activations of the hidden layers
 	// scratch
 	x, g, gs, gt, gv, h1, h2 []T
+	ones                     []T // n ones
 }
 
 func cacheFor[T float](op *nvpOp) *nvpCache[T] {
@@ -349,6 +350,8 @@ func cacheFor[T float](op *nvpOp) *nvpCache[T] {
 	for _, b := range []*[]T{&c.gs, &c.gt, &c.gv, &c.h1, &c.h2} {
 		*b = make([]T, maxW*n)
 	}
+	c.ones = make([]T, n)
+	fill(c.ones, 1)
 	op.cache = c
 	return c
 }
@@ -377,6 +380,17 @@ func splitParams[T float](ps [][]T, first, nl int) (sW, sB, tW, tB [][]T, scale 
 	return sW, sB, tW, tB, ps[first+4*nl]
 }
 
+// fill sets every element of x to v by doubling copies (memmove speed).
+func fill[T float](x []T, v T) {
+	if len(x) == 0 {
+		return
+	}
+	x[0] = v
+	for k := 1; k < len(x); k *= 2 {
+		copy(x[k:], x[:k])
+	}
+}
+
 func gatherRows[T float](dst, x []T, rows []int, n int) {
 	for r, src := range rows {
 		copy(dst[r*n:(r+1)*n], x[src*n:(src+1)*n])
@@ -403,11 +417,7 @@ func mlpForward[T float](widths []int, ws, bs [][]T, in []T, hid [][]T, out []T,
 		}
 		o, i := widths[l+1], widths[l]
 		for r := 0; r < o; r++ {
-			row := dst[r*n : (r+1)*n]
-			b := bs[l][r]
-			for j := range row {
-				row[j] = b
-			}
+			fill(dst[r*n:(r+1)*n], bs[l][r])
 		}
 		mulAB(o, n, i, ws[l], cur, dst)
 		if l+2 < len(widths) {
@@ -419,7 +429,7 @@ func mlpForward[T float](widths []int, ws, bs [][]T, in []T, hid [][]T, out []T,
 
 // mlpBackward backpropagates gOut (widths[last], n) through the MLP: it adds the weight and bias gradients
 // to gws, gbs and overwrites gIn with the input gradient. s1 and s2 are scratch (max width × n).
-func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, gws, gbs [][]T, gIn, s1, s2 []T, n int) {
+func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, gws, gbs [][]T, gIn, s1, s2, ones []T, n int) {
 	g := gOut
 	for l := len(widths) - 2; l >= 0; l-- {
 		o, i := widths[l+1], widths[l]
@@ -429,13 +439,7 @@ func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, g
 		}
 		// dW += g·prevᵀ; db += Σ_columns g.
 		mulABt(o, n, i, g, prev, gws[l])
-		for r := 0; r < o; r++ {
-			var s T
-			for _, v := range g[r*n : (r+1)*n] {
-				s += v
-			}
-			gbs[l][r] += s
-		}
+		mulABt(o, n, 1, g, ones, gbs[l]) // Σ over columns, as dot products with a row of ones
 		dst := gIn
 		if l > 0 {
 			dst = s1
@@ -542,9 +546,9 @@ func (c *nvpCache[T]) backward(ps [][]T, gOut []T, out []T) {
 			gScale[r] += gsc
 		}
 		// Through the two nets; their input gradients add to the conditioning rows.
-		mlpBackward(cp.widths, sW, c.v[k], c.hs[k], gs, gsW, gsB, c.gv, c.h1, c.h2, n)
+		mlpBackward(cp.widths, sW, c.v[k], c.hs[k], gs, gsW, gsB, c.gv, c.h1, c.h2, c.ones, n)
 		addRowsAt(c.g, cp.v, c.gv, n)
-		mlpBackward(cp.widths, tW, c.v[k], c.ht[k], gt, gtW, gtB, c.gv, c.h1, c.h2, n)
+		mlpBackward(cp.widths, tW, c.v[k], c.ht[k], gt, gtW, gtB, c.gv, c.h1, c.h2, c.ones, n)
 		addRowsAt(c.g, cp.v, c.gv, n)
 	}
 	copy(out[:p.dim*n], c.g)
