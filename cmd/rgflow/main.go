@@ -31,6 +31,7 @@ usage:
   rgflow sample RUNDIR [flags]     write samples (x, log q, log w) as .npz
   rgflow latents RUNDIR [flags]    write latents by RG level as .npz
   rgflow mcmc [flags]              HMC on a lattice action, observables with errors
+  rgflow bench [flags]             time reverse-KL training steps (median ms/step)
   rgflow demo [flags]              a round trip through an untrained model
   rgflow help                      this text
 
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runSample(rest, stdout, stderr)
 	case "latents":
 		return runLatents(rest, stdout, stderr)
+	case "bench":
+		return runBench(rest, stdout, stderr)
 	case "mcmc":
 		return runMCMC(rest, stdout, stderr)
 	case "help", "-h", "--help":

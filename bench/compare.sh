@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Alternating Go / PyTorch timings of one reverse-KL training step of the neuralrg preset (same model, one
+# thread each), ROUNDS rounds per configuration; prints the medians of the per-run medians and their ratio.
+# Needs Debian's python3-torch. Usage: bench/compare.sh [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+go build -o /tmp/rgflow-bench ./cmd/rgflow
+py=${RGFLOW_PYTHON:-/usr/bin/python3}
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for cfg in "8 float32" "8 float64" "16 float32" "16 float64"; do
+  set -- $cfg
+  go_ms=(); py_ms=()
+  for r in $(seq "$rounds"); do
+    go_ms+=("$(GOMAXPROCS=1 /tmp/rgflow-bench bench --L "$1" --dtype "$2" --steps 20 --json | sed 's/.*"median_ms_per_step":\([0-9.]*\).*/\1/')")
+    py_ms+=("$("$py" bench/neuralrg_torch.py --L "$1" --dtype "$2" --steps 20 | sed 's/.*"median_ms_per_step": \([0-9.]*\).*/\1/')")
+  done
+  g=$(printf '%s\n' "${go_ms[@]}" | median); p=$(printf '%s\n' "${py_ms[@]}" | median)
+  printf 'L=%-3s %-8s Go %8.1f ms/step   PyTorch %8.1f ms/step   PyTorch/Go %5.2f   (Go runs: %s; PyTorch runs: %s)\n' \
+    "$1" "$2" "$g" "$p" "$(echo "$p / $g" | bc -l)" "${go_ms[*]}" "${py_ms[*]}"
+done
