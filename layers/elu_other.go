@@ -7,3 +7,9 @@ func eluVector[T float](x []T) int { return 0 }
 
 // eluGradVector has no vector kernel on this architecture.
 func eluGradVector[T float](g, y []T) int { return 0 }
+
+// axpyRowsVec has no vector kernel on this architecture.
+func axpyRowsVec[T float](c, a, b []T, ldb int) int { return 0 }
+
+// dotVec has no vector kernel on this architecture.
+func dotVec[T float](a, b []T) (T, int) { return 0, 0 }

@@ -3,8 +3,6 @@ package layers
 import (
 	"math"
 	"math/big"
-
-	"gonum.org/v1/gonum/blas/gonum"
 )
 
 // exp32 is e^x in float32 to within 2 ulp on [−87, 88] (Cephes expf: range reduction by ln 2 in two
@@ -70,84 +68,60 @@ func tanhT[T float](x T) T {
 }
 
 // The products below are the three shapes the fused ops need, for feature-major matrices with a long
-// column count n: each is a loop of level-1 BLAS calls of length n (gonum's SIMD axpy and dot kernels).
-// gonum's Sgemm/Dgemm would split these shapes into 64-column blocks and run them on goroutines (allocating
-// and competing for cores); these stay on the calling goroutine and allocate nothing.
+// column count n. With AVX2+FMA (gemm_amd64.s) each output row is accumulated in registers over all k
+// terms, 32 float32 / 16 float64 columns at a time; otherwise, and for the last few columns, plain loops.
+// gonum's Sgemm/Dgemm would split these shapes into 64-column blocks and run them on goroutines
+// (allocating and competing for cores); these stay on the calling goroutine and allocate nothing.
+
+// axpyRows does c[j] += Σ_l a[l]·b[l·ldb + j] for every column j of c.
+func axpyRows[T float](c, a, b []T, ldb int) {
+	for j := axpyRowsVec(c, a, b, ldb); j < len(c); j++ {
+		s := c[j]
+		for l, v := range a {
+			s += v * b[l*ldb+j]
+		}
+		c[j] = s
+	}
+}
+
+// dot is Σ a[t]·b[t].
+func dot[T float](a, b []T) T {
+	s, t := dotVec(a, b)
+	for ; t < len(a); t++ {
+		s += a[t] * b[t]
+	}
+	return s
+}
 
 // mulAB accumulates C (m×n) += A (m×k) · B (k×n), all row-major with leading dimensions k, n, n.
 func mulAB[T float](m, n, k int, a, b, c []T) {
-	var impl gonum.Implementation
-	switch cc := any(c).(type) {
-	case []float32:
-		aa, bb := any(a).([]float32), any(b).([]float32)
-		for i := 0; i < m; i++ {
-			ci := cc[i*n : (i+1)*n]
-			for l := 0; l < k; l++ {
-				if v := aa[i*k+l]; v != 0 {
-					impl.Saxpy(n, v, bb[l*n:(l+1)*n], 1, ci, 1)
-				}
-			}
-		}
-	case []float64:
-		aa, bb := any(a).([]float64), any(b).([]float64)
-		for i := 0; i < m; i++ {
-			ci := cc[i*n : (i+1)*n]
-			for l := 0; l < k; l++ {
-				if v := aa[i*k+l]; v != 0 {
-					impl.Daxpy(n, v, bb[l*n:(l+1)*n], 1, ci, 1)
-				}
-			}
-		}
+	for i := 0; i < m; i++ {
+		axpyRows(c[i*n:(i+1)*n], a[i*k:(i+1)*k], b, n)
 	}
 }
 
 // mulAtB sets C (k×n) = Aᵀ · B for A (m×k), B (m×n).
 func mulAtB[T float](m, n, k int, a, b, c []T) {
-	for i := range c[:k*n] {
-		c[i] = 0
+	var buf [64]T
+	col := buf[:]
+	if m > len(buf) {
+		col = make([]T, m)
 	}
-	var impl gonum.Implementation
-	switch cc := any(c).(type) {
-	case []float32:
-		aa, bb := any(a).([]float32), any(b).([]float32)
-		for i := 0; i < k; i++ {
-			ci := cc[i*n : (i+1)*n]
-			for l := 0; l < m; l++ {
-				if v := aa[l*k+i]; v != 0 {
-					impl.Saxpy(n, v, bb[l*n:(l+1)*n], 1, ci, 1)
-				}
-			}
+	for i := 0; i < k; i++ {
+		for l := 0; l < m; l++ {
+			col[l] = a[l*k+i]
 		}
-	case []float64:
-		aa, bb := any(a).([]float64), any(b).([]float64)
-		for i := 0; i < k; i++ {
-			ci := cc[i*n : (i+1)*n]
-			for l := 0; l < m; l++ {
-				if v := aa[l*k+i]; v != 0 {
-					impl.Daxpy(n, v, bb[l*n:(l+1)*n], 1, ci, 1)
-				}
-			}
-		}
+		ci := c[i*n : (i+1)*n]
+		fill(ci, 0)
+		axpyRows(ci, col[:m], b, n)
 	}
 }
 
 // mulABt accumulates C (m×k) += A (m×n) · Bᵀ for B (k×n): dot products of length n.
 func mulABt[T float](m, n, k int, a, b, c []T) {
-	var impl gonum.Implementation
-	switch cc := any(c).(type) {
-	case []float32:
-		aa, bb := any(a).([]float32), any(b).([]float32)
-		for i := 0; i < m; i++ {
-			for j := 0; j < k; j++ {
-				cc[i*k+j] += impl.Sdot(n, aa[i*n:(i+1)*n], 1, bb[j*n:(j+1)*n], 1)
-			}
-		}
-	case []float64:
-		aa, bb := any(a).([]float64), any(b).([]float64)
-		for i := 0; i < m; i++ {
-			for j := 0; j < k; j++ {
-				cc[i*k+j] += impl.Ddot(n, aa[i*n:(i+1)*n], 1, bb[j*n:(j+1)*n], 1)
-			}
+	for i := 0; i < m; i++ {
+		for j := 0; j < k; j++ {
+			c[i*k+j] += dot(a[i*n:(i+1)*n], b[j*n:(j+1)*n])
 		}
 	}
 }

@@ -1,0 +1,44 @@
+package layers
+
+//go:noescape
+func axpyRowsF32(c, a, b []float32, ldb int)
+
+//go:noescape
+func axpyRowsF64(c, a, b []float64, ldb int)
+
+//go:noescape
+func dotF32(a, b []float32) float32
+
+//go:noescape
+func dotF64(a, b []float64) float64
+
+// axpyRowsVec does c[j] += Σ_l a[l]·b[l·ldb + j] for a leading part of c with AVX2+FMA and returns how many
+// columns it did (0 without the instructions).
+func axpyRowsVec[T float](c, a, b []T, ldb int) int {
+	if !hasAVX2FMA || len(a) == 0 {
+		return 0
+	}
+	switch cc := any(c).(type) {
+	case []float32:
+		axpyRowsF32(cc, any(a).([]float32), any(b).([]float32), ldb)
+		return len(cc) &^ 7
+	case []float64:
+		axpyRowsF64(cc, any(a).([]float64), any(b).([]float64), ldb)
+		return len(cc) &^ 3
+	}
+	return 0
+}
+
+// dotVec is Σ a[t]·b[t] over a leading part of a with AVX2+FMA, and how many elements it covered.
+func dotVec[T float](a, b []T) (T, int) {
+	if !hasAVX2FMA {
+		return 0, 0
+	}
+	switch aa := any(a).(type) {
+	case []float32:
+		return T(dotF32(aa, any(b).([]float32)[:len(aa)])), len(aa) &^ 7
+	case []float64:
+		return T(dotF64(aa, any(b).([]float64)[:len(aa)])), len(aa) &^ 3
+	}
+	return 0, 0
+}
