@@ -3,7 +3,6 @@ package layers
 import (
 	"fmt"
 	"hash"
-	"sync/atomic"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -49,16 +48,14 @@ type nvpCoupling struct {
 	first  int   // index (among the op's inputs) of its first parameter: s-net w0,b0,…, t-net w0,b0,…, scale
 }
 
-// nvpPlan is the static description of a fused stack.
+// nvpPlan is the static description of a fused stack. Its address identifies an op instance (and its
+// cache) in Gorgonia's hashing, so that two stacks with equal shapes are never merged.
 type nvpPlan struct {
-	id        uint64 // distinguishes op instances (their caches) in Gorgonia's hashing
 	dim, n    int
 	inverse   bool
 	couplings []nvpCoupling
 	shapes    [][]int // parameter shapes in input order (after x)
 }
-
-var nvpIDs atomic.Uint64 // op identity counter: not model state, only keeps distinct nodes apart
 
 func (p *nvpPlan) layers() int { return len(p.couplings[0].widths) - 1 }
 
@@ -67,7 +64,7 @@ func (p *nvpPlan) layers() int { return len(p.couplings[0].widths) - 1 }
 func (r *RealNVP) applyFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, error) {
 	n := x.Shape()[1]
 	hidden := r.S.(MLP).Hidden
-	plan := &nvpPlan{id: nvpIDs.Add(1), dim: r.Dim, n: n, inverse: inverse}
+	plan := &nvpPlan{dim: r.Dim, n: n, inverse: inverse}
 	inputs := []*G.Node{x}
 	for c := 0; c < r.Couplings; c++ {
 		sp := r.Splits[c/2]
@@ -162,7 +159,7 @@ func (op *nvpOp) ReturnsPtr() bool     { return true }
 func (op *nvpOp) CallsExtern() bool    { return false }
 func (op *nvpOp) OverwritesInput() int { return -1 }
 func (op *nvpOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "rgflow.nvp|%d|%d|%d|%v", op.plan.id, op.plan.dim, op.plan.n, op.plan.inverse)
+	fmt.Fprintf(h, "rgflow.nvp|%p|%d|%d|%v", op.plan, op.plan.dim, op.plan.n, op.plan.inverse)
 }
 func (op *nvpOp) Hashcode() uint32 { return hash32(op) }
 func (op *nvpOp) String() string {
@@ -188,7 +185,7 @@ func (op *nvpOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	off := 0
 	shapes := append([][]int{{op.plan.dim, op.plan.n}}, op.plan.shapes...)
 	for i, sh := range shapes {
-		if grads[i], err = G.ApplyOp(segmentOp{id: op.plan.id, off: off, shape: sh, total: packedGradSize(op.plan)}, bw); err != nil {
+		if grads[i], err = G.ApplyOp(segmentOp{plan: op.plan, off: off, shape: sh, total: packedGradSize(op.plan)}, bw); err != nil {
 			return nil, err
 		}
 		off += prod(sh)
@@ -254,7 +251,7 @@ func (op *nvpGradOp) ReturnsPtr() bool     { return true }
 func (op *nvpGradOp) CallsExtern() bool    { return false }
 func (op *nvpGradOp) OverwritesInput() int { return -1 }
 func (op *nvpGradOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "rgflow.nvpgrad|%d", op.fwd.plan.id)
+	fmt.Fprintf(h, "rgflow.nvpgrad|%p", op.fwd.plan)
 }
 func (op *nvpGradOp) Hashcode() uint32     { return hash32(op) }
 func (op *nvpGradOp) String() string       { return "∇" + op.fwd.String() }
@@ -265,7 +262,7 @@ func (op *nvpGradOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 
 // segmentOp copies out[off : off+prod(shape)] of a packed vector into a tensor of the given shape.
 type segmentOp struct {
-	id         uint64
+	plan       *nvpPlan
 	off, total int
 	shape      []int
 }
@@ -294,7 +291,7 @@ func (op segmentOp) ReturnsPtr() bool     { return true }
 func (op segmentOp) CallsExtern() bool    { return false }
 func (op segmentOp) OverwritesInput() int { return -1 }
 func (op segmentOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "rgflow.segment|%d|%d|%d|%v", op.id, op.off, op.total, op.shape)
+	fmt.Fprintf(h, "rgflow.segment|%p|%d|%d|%v", op.plan, op.off, op.total, op.shape)
 }
 func (op segmentOp) Hashcode() uint32     { return hash32(op) }
 func (op segmentOp) String() string       { return fmt.Sprintf("Segment(%d,%v)", op.off, op.shape) }
