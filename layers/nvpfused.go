@@ -313,7 +313,8 @@ type nvpCache[T float] struct {
 	ht   [][][]T // t-net post-activations of the hidden layers
 	// scratch
 	x, g, gs, gt, gv, h1, h2 []T
-	ones                     []T // n ones
+	ones                     []T   // n ones
+	views                    [][]T // scratch for splitParams (8 per layer)
 }
 
 func cacheFor[T float](op *nvpOp) *nvpCache[T] {
@@ -347,6 +348,7 @@ func cacheFor[T float](op *nvpOp) *nvpCache[T] {
 	for _, b := range []*[]T{&c.gs, &c.gt, &c.gv, &c.h1, &c.h2} {
 		*b = make([]T, maxW*n)
 	}
+	c.views = make([][]T, 8*p.layers())
 	c.ones = make([]T, n)
 	fill(c.ones, 1)
 	op.cache = c
@@ -366,8 +368,10 @@ func (c *nvpCache[T]) order() []int {
 	return o
 }
 
-// splitParams cuts a coupling's parameters (s-net w0,b0,…, t-net w0,b0,…, scale) out of ps.
-func splitParams[T float](ps [][]T, first, nl int) (sW, sB, tW, tB [][]T, scale []T) {
+// splitParams cuts a coupling's parameters (s-net w0,b0,…, t-net w0,b0,…, scale) out of ps into views
+// backed by buf (4·nl entries, reused).
+func splitParams[T float](buf [][]T, ps [][]T, first, nl int) (sW, sB, tW, tB [][]T, scale []T) {
+	sW, sB, tW, tB = buf[:0:nl], buf[nl:nl:2*nl], buf[2*nl:2*nl:3*nl], buf[3*nl:3*nl:4*nl]
 	for l := 0; l < nl; l++ {
 		sW = append(sW, ps[first+2*l])
 		sB = append(sB, ps[first+2*l+1])
@@ -465,7 +469,7 @@ func (c *nvpCache[T]) forward(x []T, ps [][]T, out []T) {
 	nl := p.layers()
 	for k, ci := range c.order() {
 		cp := p.couplings[ci]
-		sW, sB, tW, tB, scale := splitParams(ps, cp.first, nl)
+		sW, sB, tW, tB, scale := splitParams(c.views[:4*nl], ps, cp.first, nl)
 		gatherRows(c.v[k], c.x, cp.v, n)
 		gatherRows(c.uIn[k], c.x, cp.u, n)
 		th := c.th[k] // the s-net output, replaced by its tanh
@@ -515,8 +519,8 @@ func (c *nvpCache[T]) backward(ps [][]T, gOut []T, out []T) {
 	order := c.order()
 	for k := len(order) - 1; k >= 0; k-- {
 		cp := p.couplings[order[k]]
-		sW, _, tW, _, scale := splitParams(ps, cp.first, nl)
-		gsW, gsB, gtW, gtB, gScale := splitParams(gps, cp.first, nl)
+		sW, _, tW, _, scale := splitParams(c.views[:4*nl], ps, cp.first, nl)
+		gsW, gsB, gtW, gtB, gScale := splitParams(c.views[4*nl:], gps, cp.first, nl)
 		du := len(cp.u)
 		gs, gt := c.gs[:du*n], c.gt[:du*n]
 		for r, row := range cp.u {

@@ -107,6 +107,15 @@ func valueData(v G.Value) (any, error) {
 			}
 			t = m
 		}
+		// Float32s/Float64s return the backing slice without the reflection (and allocation) of Data().
+		if !t.IsScalar() {
+			switch t.Dtype() {
+			case tensor.Float64:
+				return t.Float64s(), nil
+			case tensor.Float32:
+				return t.Float32s(), nil
+			}
+		}
 		switch d := t.Data().(type) {
 		case []float64, []float32:
 			return d, nil
