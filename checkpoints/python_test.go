@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -150,7 +151,7 @@ func TestNumpyInterop(t *testing.T) {
 				continue
 			}
 			dt, n, _ := dataInfo(a.Data)
-			if g.Dtype != dt.npy || !equalInts(g.Shape, a.Shape) || len(g.Values) != n || !g.C {
+			if g.Dtype != dt.npy || !slices.Equal(g.Shape, a.Shape) || len(g.Values) != n || !g.C {
 				t.Errorf("%s %q: numpy sees %s %v (%d values, C order %v), want %s %v (%d)", what, a.Name, g.Dtype, g.Shape, len(g.Values), g.C, dt.npy, a.Shape, n)
 				continue
 			}
@@ -205,18 +206,6 @@ func TestNumpyInterop(t *testing.T) {
 	if d := equalArrays(got, gen); d != "" || gotMD["source"] != "numpy" {
 		t.Errorf("python's safetensors file: %s; metadata %q", d, gotMD)
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // valueAt formats element i as the python script does: integers in decimal, floats as their IEEE bits in decimal.

@@ -3,6 +3,7 @@ package layers
 import (
 	"fmt"
 	"hash"
+	"slices"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -26,19 +27,7 @@ func (r *RealNVP) fusable() bool {
 	s, ok1 := r.S.(MLP)
 	t, ok2 := r.T.(MLP)
 	return ok1 && ok2 && (s.Activation == "elu" || s.Activation == "") && (t.Activation == "elu" || t.Activation == "") &&
-		equalInts(s.Hidden, t.Hidden)
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+		slices.Equal(s.Hidden, t.Hidden)
 }
 
 // nvpCoupling is one coupling of a fused plan.

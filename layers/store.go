@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 
 	G "gorgonia.org/gorgonia"
@@ -110,7 +111,7 @@ func (s *Store) NumParams() int {
 // an existing name with a different shape is a programmer error and panics with both shapes.
 func (s *Store) Param(name string, shape []int, init Init) *tensor.Dense {
 	if t, ok := s.params[name]; ok {
-		if !shapesEqual(t.Shape(), shape) {
+		if !slices.Equal(t.Shape(), shape) {
 			panic(fmt.Sprintf("layers: parameter %q exists with shape %v, asked for %v", name, t.Shape(), shape))
 		}
 		return t
@@ -139,7 +140,7 @@ func (s *Store) Set(name string, shape []int, data []float64) error {
 	if !ok {
 		return fmt.Errorf("layers: no parameter %q in the store", name)
 	}
-	if !shapesEqual(t.Shape(), shape) {
+	if !slices.Equal(t.Shape(), shape) {
 		return fmt.Errorf("layers: parameter %q has shape %v, got %v", name, []int(t.Shape()), shape)
 	}
 	if len(data) != t.Shape().TotalSize() {
@@ -147,18 +148,6 @@ func (s *Store) Set(name string, shape []int, data []float64) error {
 	}
 	SetData(t, data)
 	return nil
-}
-
-func shapesEqual(a tensor.Shape, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // SetData copies float64 values into a float32 or float64 dense tensor.

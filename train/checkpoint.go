@@ -156,7 +156,7 @@ func (t *Trainer) restore(c *checkpoints.Checkpoint) error {
 			return fmt.Errorf("weight %q is not a parameter of this model", a.Name)
 		}
 		delete(want, a.Name)
-		if !sameShape(p.Shape(), a.Shape) {
+		if !slices.Equal(p.Shape(), a.Shape) {
 			return fmt.Errorf("weight %q has shape %v, the model's is %v", a.Name, a.Shape, []int(p.Shape()))
 		}
 		n := p.Shape().TotalSize()
@@ -233,7 +233,7 @@ func LoadWeights(store *layers.Store, dir string) (step int64, err error) {
 		if !ok {
 			return 0, fmt.Errorf("train: %s: weight %q is not a parameter of this model", path, a.Name)
 		}
-		if !sameShape(p.Shape(), a.Shape) {
+		if !slices.Equal(p.Shape(), a.Shape) {
 			return 0, fmt.Errorf("train: %s: weight %q has shape %v, the model's is %v", path, a.Name, a.Shape, []int(p.Shape()))
 		}
 		seen[a.Name] = true

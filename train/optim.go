@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -293,7 +294,7 @@ func (a *Adam) Restore(state []checkpoints.Array) error {
 			return fmt.Errorf("train: Adam state for %q: no such parameter in the store", name)
 		}
 		for _, arr := range []*checkpoints.Array{pr.m, pr.v} {
-			if !sameShape(p.Shape(), arr.Shape) {
+			if !slices.Equal(p.Shape(), arr.Shape) {
 				return fmt.Errorf("train: Adam state %q has shape %v, parameter has %v", arr.Name, arr.Shape, []int(p.Shape()))
 			}
 		}
@@ -320,18 +321,6 @@ func (a *Adam) Restore(state []checkpoints.Array) error {
 	}
 	a.slots = slots
 	return nil
-}
-
-func sameShape(a tensor.Shape, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func dataLen(d any) int {

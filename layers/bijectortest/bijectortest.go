@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"gonum.org/v1/gonum/diff/fd"
@@ -176,7 +177,7 @@ func run(c Case, store *layers.Store, shape []int, in []float64, inv bool) ([]fl
 	if got, want := ld.Shape(), shape[0]; ld.Dims() != 1 || got[0] != want {
 		return nil, nil, fmt.Errorf("log-det has shape %v, want (%d)", got, want)
 	}
-	if !shapeEq(out.Shape(), shape) {
+	if !slices.Equal(out.Shape(), shape) {
 		return nil, nil, fmt.Errorf("output has shape %v, want %v", out.Shape(), shape)
 	}
 	m := G.NewTapeMachine(g)
@@ -308,16 +309,4 @@ func maxAbs(a []float64) float64 {
 		m = max(m, math.Abs(x))
 	}
 	return m
-}
-
-func shapeEq(a tensor.Shape, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
