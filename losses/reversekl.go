@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -45,8 +46,27 @@ type ReverseKL struct {
 	lastLogq, lastS []float64
 }
 
-// SetStep tells the objective which optimiser step comes next (for β annealing after a resume).
+// SetStep tells the objective which optimiser step comes next (for β annealing).
 func (r *ReverseKL) SetStep(step int64) { r.step = step }
+
+// State is the annealing position, saved in checkpoints (train.StatefulObjective).
+func (r *ReverseKL) State() map[string]string {
+	return map[string]string{"step": strconv.FormatInt(r.step, 10)}
+}
+
+// Restore sets the annealing position from a checkpoint; a checkpoint without it leaves the position alone.
+func (r *ReverseKL) Restore(st map[string]string) error {
+	v, ok := st["step"]
+	if !ok {
+		return nil
+	}
+	step, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || step < 0 {
+		return fmt.Errorf("losses: ReverseKL: saved step %q is not a step count", v)
+	}
+	r.step = step
+	return nil
+}
 
 // Beta is the inverse temperature used at a step.
 func (r *ReverseKL) Beta(step int64) float64 {

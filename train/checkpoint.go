@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"gorgonia.org/tensor"
@@ -94,20 +95,36 @@ func (t *Trainer) snapshot() (*checkpoints.Checkpoint, error) {
 	if t.opt.cfg.AdamW {
 		opt = "adamw"
 	}
+	extra := map[string]string{
+		extraFormat:    trainFormat,
+		extraWall:      strconv.FormatFloat(t.wall.Seconds(), 'g', -1, 64),
+		extraDtype:     t.store.Dtype().String(),
+		extraOptimizer: opt,
+	}
+	if so, ok := t.obj.(StatefulObjective); ok {
+		for k, v := range so.State() {
+			extra[extraObjective+k] = v
+		}
+	}
 	return &checkpoints.Checkpoint{
 		Step:    t.step,
 		Weights: weights,
 		Optim:   t.opt.State(),
 		RNG:     rng,
 		Config:  cfgJSON,
-		Extra: map[string]string{
-			extraFormat:    trainFormat,
-			extraWall:      strconv.FormatFloat(t.wall.Seconds(), 'g', -1, 64),
-			extraDtype:     t.store.Dtype().String(),
-			extraOptimizer: opt,
-		},
+		Extra:   extra,
 	}, nil
 }
+
+// StatefulObjective is implemented by objectives with state of their own that an exact resume needs (the
+// position in the data order, an annealing step). State is stored in the checkpoint's metadata under
+// "objective/<key>"; Restore must validate everything before changing anything.
+type StatefulObjective interface {
+	State() map[string]string
+	Restore(state map[string]string) error
+}
+
+const extraObjective = "objective/"
 
 // Resume loads the newest valid checkpoint of the run directory dir (dir/checkpoints, via checkpoints.Latest)
 // into the store, the optimiser, the RNG and the step counter, so that Run continues exactly where that run
@@ -190,8 +207,26 @@ func (t *Trainer) restore(c *checkpoints.Checkpoint) error {
 			return fmt.Errorf("extra %s = %q: %w", extraWall, s, err)
 		}
 	}
-	// The optimiser validates its state and keeps the old one on error, so it goes last of the fallible steps.
+	// The objective and the optimiser validate their state and keep the old one on error; the optimiser goes
+	// last of the fallible steps, and if it fails the objective gets its previous state back.
+	so, stateful := t.obj.(StatefulObjective)
+	var prev map[string]string
+	if stateful {
+		prev = so.State()
+		st := map[string]string{}
+		for k, v := range c.Extra {
+			if strings.HasPrefix(k, extraObjective) {
+				st[strings.TrimPrefix(k, extraObjective)] = v
+			}
+		}
+		if err := so.Restore(st); err != nil {
+			return fmt.Errorf("objective state: %w", err)
+		}
+	}
 	if err := t.opt.Restore(c.Optim); err != nil {
+		if stateful {
+			_ = so.Restore(prev) // its own earlier state, valid by construction
+		}
 		return err
 	}
 	for _, a := range c.Weights {

@@ -330,7 +330,6 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 		if err := tr.Resume(out); err != nil {
 			return fmt.Errorf("train lattice: %w", err)
 		}
-		obj.SetStep(tr.Step())
 		fmt.Fprintf(stderr, "resuming %s at step %d of %d\n", out, tr.Step(), run.Train.Steps)
 	} else if err := writeRunInfo(out, run.Train.Seed); err != nil {
 		return err
