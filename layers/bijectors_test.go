@@ -103,3 +103,22 @@ func TestBlockLayerRejectsWrongShape(t *testing.T) {
 		t.Error("block layer accepted a 16×16 field where it was built for 8×8")
 	}
 }
+
+// Larger lattices up to L=64 (the Jacobian check is skipped above 64 dimensions; everything else runs).
+func TestBlockLayerLargeLattices(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, tc := range []struct{ L, k, c, level int }{{16, 2, 1, 2}, {32, 4, 3, 1}, {64, 2, 1, 0}, {64, 4, 3, 3}} {
+		h, err := layers.NewHierarchy(tc.L, tc.k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dec := range []bool{false, true} {
+			bl := &layers.BlockLayer{Name: "blk", Hier: h, Level: tc.level, Decimator: dec, Channels: tc.c,
+				Inner: nvp(tc.c*tc.k*tc.k, 2, rng)}
+			bijectortest.Run(t, bijectortest.Case{
+				Name:     fmt.Sprintf("block/k%d/C%d/L%d/level%d/dec=%v", tc.k, tc.c, tc.L, tc.level, dec),
+				Bijector: bl, Shape: []int{2, tc.c, tc.L, tc.L}, Dtype: tensor.Float64, Seed: 5,
+			})
+		}
+	}
+}
