@@ -188,16 +188,9 @@ func printLatticeEval(w io.Writer, r *latticeEval) {
 
 // loadLatticeRun rebuilds a lattice run's action, flow and weights from its directory.
 func loadLatticeRun(dir, cmd string) (*latticeRun, lattice.Action, *models.Flow, *layers.Store, int64, error) {
-	raw, err := train.CheckpointConfig(dir)
-	if err != nil {
-		return nil, nil, nil, nil, 0, fmt.Errorf("%s: %w", cmd, err)
-	}
 	var run latticeRun
-	if err := json.Unmarshal(raw, &run); err != nil {
-		return nil, nil, nil, nil, 0, fmt.Errorf("%s: %s: the checkpoint's config does not parse: %w", cmd, dir, err)
-	}
-	if run.Kind != "lattice" {
-		return nil, nil, nil, nil, 0, fmt.Errorf("%s: %s is a %q run, not a lattice run", cmd, dir, run.Kind)
+	if err := loadRunConfig(dir, "lattice", &run, cmd); err != nil {
+		return nil, nil, nil, nil, 0, err
 	}
 	act, flow, store, err := run.latticeModel(cmd)
 	if err != nil {

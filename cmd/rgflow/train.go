@@ -90,13 +90,95 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-// latticeFlags binds a run's settings to a flag set; parsing sets only the flags given.
-type latticeFlags struct {
-	fs                              *flag.FlagSet
-	resume, out, hidden, preset     string
+// sessionFlags are the flags of one training session that are not part of the run's config.
+type sessionFlags struct {
+	resume, out string
+	stopAfter   int64
+}
+
+func (f *sessionFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.resume, "resume", "", "continue the run in this directory from its newest valid checkpoint")
+	fs.StringVar(&f.out, "out", "", "run directory (default runs/<what>-<time>)")
+	fs.Int64Var(&f.stopAfter, "stop-after", 0, "stop after this many steps of this session, with a checkpoint (for time-limited jobs; 0: run to --steps)")
+}
+
+// modelFlags are the preset and size knobs; they change the saved model config only when given.
+type modelFlags struct {
+	preset, hidden                  string
 	depth, repeat, width, resBlocks int
-	stopAfter                       int64
-	run                             *latticeRun
+}
+
+func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
+	fs.StringVar(&f.preset, "preset", preset, "model preset: "+strings.Join(models.PresetNames(), ", "))
+	fs.IntVar(&f.depth, "depth", 0, "affine couplings per block bijector, every level (default: the preset's)")
+	fs.IntVar(&f.repeat, "repeat", 0, "disentangler+decimator pairs per level (default: the preset's)")
+	fs.StringVar(&f.hidden, "hidden", "", "MLP conditioner widths, e.g. 10,10,10 (default: the preset's)")
+	fs.IntVar(&f.width, "width", 0, "residual-MLP conditioner width (default: the preset's)")
+	fs.IntVar(&f.resBlocks, "res-blocks", -1, "residual blocks per conditioner (default: the preset's)")
+}
+
+// apply resolves the model config: the preset when rebuild (a fresh run, or --preset or the lattice changed),
+// then the size flags given explicitly.
+func (f *modelFlags) apply(m *models.Config, set map[string]bool, rebuild bool, L, channels int, seed uint64, cmd string) error {
+	if rebuild {
+		cfg, err := models.Preset(f.preset, L, channels)
+		if err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+		cfg.MaskSeed = seed
+		*m = cfg
+	}
+	if set["depth"] {
+		m.Depths = []int{f.depth}
+	}
+	if set["repeat"] {
+		m.Repeat = f.repeat
+	}
+	if set["hidden"] {
+		var hs []int
+		for _, p := range strings.Split(f.hidden, ",") {
+			h, err := strconv.Atoi(strings.TrimSpace(p))
+			if err != nil {
+				return fmt.Errorf("%s: --hidden %q: %q is not an integer", cmd, f.hidden, p)
+			}
+			hs = append(hs, h)
+		}
+		m.Hidden = hs
+	}
+	if set["width"] {
+		m.Width = f.width
+	}
+	if set["res-blocks"] {
+		m.ResBlocks = f.resBlocks
+	}
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	return nil
+}
+
+// registerTrainFlags defines the optimisation flags on fs with t's values as defaults.
+func registerTrainFlags(fs *flag.FlagSet, t *trainSpec) {
+	fs.Int64Var(&t.Steps, "steps", t.Steps, "total optimiser steps of the run (a resumed run continues up to this)")
+	fs.IntVar(&t.Batch, "batch", t.Batch, "batch size")
+	fs.Float64Var(&t.LR, "lr", t.LR, "peak learning rate")
+	fs.StringVar(&t.Schedule, "schedule", t.Schedule, "learning-rate schedule: cosine or constant")
+	fs.Int64Var(&t.Warmup, "warmup", t.Warmup, "linear warm-up steps (cosine schedule; -1: min(50, steps/10))")
+	fs.Float64Var(&t.FinalLR, "final-lr", t.FinalLR, "learning rate at the last step (cosine schedule)")
+	fs.Float64Var(&t.Clip, "clip", t.Clip, "clip the global gradient norm to this (0: off)")
+	fs.Uint64Var(&t.Seed, "seed", t.Seed, "random seed (weights, masks, noise)")
+	fs.StringVar(&t.Dtype, "dtype", t.Dtype, "float64 or float32")
+	fs.Int64Var(&t.LogEvery, "log-every", t.LogEvery, "log period in steps")
+	fs.Int64Var(&t.CheckpointEvery, "checkpoint-every", t.CheckpointEvery, "checkpoint period in steps")
+	fs.IntVar(&t.Keep, "keep", t.Keep, "checkpoints to keep")
+}
+
+// latticeFlags binds a lattice run's settings to a flag set; parsing sets only the flags given.
+type latticeFlags struct {
+	fs      *flag.FlagSet
+	session sessionFlags
+	model   modelFlags
+	run     *latticeRun
 }
 
 func newLatticeFlags(run *latticeRun, stderr io.Writer) *latticeFlags {
@@ -105,31 +187,13 @@ func newLatticeFlags(run *latticeRun, stderr io.Writer) *latticeFlags {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), trainUsage); fs.PrintDefaults() }
 	run.Physics.register(fs)
+	f.session.register(fs)
+	f.model.register(fs, run.Model.Preset)
 	t := &run.Train
-	fs.StringVar(&f.resume, "resume", "", "continue the run in this directory from its newest valid checkpoint")
-	fs.StringVar(&f.out, "out", "", "run directory (default runs/ACTION-L<L>-<time>)")
-	fs.Int64Var(&f.stopAfter, "stop-after", 0, "stop after this many steps of this session, with a checkpoint (for time-limited jobs; 0: run to --steps)")
-	fs.StringVar(&f.preset, "preset", run.Model.Preset, "model preset: "+strings.Join(models.PresetNames(), ", "))
-	fs.IntVar(&f.depth, "depth", 0, "affine couplings per block bijector, every level (default: the preset's)")
-	fs.IntVar(&f.repeat, "repeat", 0, "disentangler+decimator pairs per level (default: the preset's)")
-	fs.StringVar(&f.hidden, "hidden", "", "MLP conditioner widths, e.g. 10,10,10 (default: the preset's)")
-	fs.IntVar(&f.width, "width", 0, "residual-MLP conditioner width (default: the preset's)")
-	fs.IntVar(&f.resBlocks, "res-blocks", -1, "residual blocks per conditioner (default: the preset's)")
-	fs.Int64Var(&t.Steps, "steps", t.Steps, "total optimiser steps of the run (a resumed run continues up to this)")
-	fs.IntVar(&t.Batch, "batch", t.Batch, "batch size")
-	fs.Float64Var(&t.LR, "lr", t.LR, "peak learning rate")
-	fs.StringVar(&t.Schedule, "schedule", t.Schedule, "learning-rate schedule: cosine or constant")
-	fs.Int64Var(&t.Warmup, "warmup", t.Warmup, "linear warm-up steps (cosine schedule; -1: min(50, steps/10))")
-	fs.Float64Var(&t.FinalLR, "final-lr", t.FinalLR, "learning rate at the last step (cosine schedule)")
-	fs.Float64Var(&t.Clip, "clip", t.Clip, "clip the global gradient norm to this (0: off)")
-	fs.Uint64Var(&t.Seed, "seed", t.Seed, "random seed (weights, masks, latents)")
-	fs.StringVar(&t.Dtype, "dtype", t.Dtype, "float64 or float32")
+	registerTrainFlags(fs, t)
 	fs.BoolVar(&t.Symmetrize, "symmetrize", t.Symmetrize, "Z₂-symmetrise the model, q_s(x) = ½[q(x)+q(−x)] (Z₂ actions only)")
 	fs.Float64Var(&t.BetaStart, "beta-start", t.BetaStart, "anneal β from this to 1 (with --beta-steps)")
 	fs.Int64Var(&t.BetaSteps, "beta-steps", t.BetaSteps, "steps over which β reaches 1 (0: no annealing)")
-	fs.Int64Var(&t.LogEvery, "log-every", t.LogEvery, "log period in steps")
-	fs.Int64Var(&t.CheckpointEvery, "checkpoint-every", t.CheckpointEvery, "checkpoint period in steps")
-	fs.IntVar(&t.Keep, "keep", t.Keep, "checkpoints to keep")
 	fs.IntVar(&t.EvalSamples, "eval-samples", t.EvalSamples, "samples for the evaluation printed at the end (0: none)")
 	return f
 }
@@ -150,14 +214,10 @@ func parseLatticeRun(args []string, stderr io.Writer) (*latticeRun, *latticeFlag
 		return nil, nil, fmt.Errorf("train lattice: unexpected argument %q (flags only)", pf.fs.Arg(0))
 	}
 	run := defaultLatticeRun()
-	if pf.resume != "" {
-		raw, err := train.CheckpointConfig(pf.resume)
-		if err != nil {
-			return nil, nil, fmt.Errorf("train lattice: --resume %s: %w", pf.resume, err)
-		}
+	if pf.session.resume != "" {
 		run = latticeRun{}
-		if err := json.Unmarshal(raw, &run); err != nil || run.Kind != "lattice" {
-			return nil, nil, fmt.Errorf("train lattice: --resume %s: the checkpoint's config is not a lattice run (%v)", pf.resume, err)
+		if err := loadRunConfig(pf.session.resume, "lattice", &run, "train lattice"); err != nil {
+			return nil, nil, err
 		}
 	}
 	f := newLatticeFlags(&run, stderr)
@@ -165,79 +225,76 @@ func parseLatticeRun(args []string, stderr io.Writer) (*latticeRun, *latticeFlag
 		return nil, nil, err
 	}
 	run.Physics.noteSet(f.fs)
-	if err := f.applyModel(pf.resume == ""); err != nil {
+	set := setFlags(f.fs)
+	channels := 1
+	if run.Physics.Action == "o2" {
+		channels = 2
+	}
+	rebuild := pf.session.resume == "" || set["preset"] || set["L"] || set["action"]
+	if err := f.model.apply(&run.Model, set, rebuild, run.Physics.L, channels, run.Train.Seed, "train lattice"); err != nil {
 		return nil, nil, err
 	}
 	return &run, f, run.validate()
 }
 
-// applyModel resolves the model config: the preset (fresh runs, or --preset given) plus explicit size
-// flags.
-func (f *latticeFlags) applyModel(fresh bool) error {
+// setFlags is the set of flags given explicitly on fs.
+func setFlags(fs *flag.FlagSet) map[string]bool {
 	set := map[string]bool{}
-	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	m := &f.run.Model
-	channels := 1
-	if f.run.Physics.Action == "o2" {
-		channels = 2
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	return set
+}
+
+// loadRunConfig reads the config saved in a run directory's newest checkpoint into dst, checking its kind.
+func loadRunConfig(dir, kind string, dst any, cmd string) error {
+	raw, err := train.CheckpointConfig(dir)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", cmd, dir, err)
 	}
-	if fresh || set["preset"] || set["L"] || set["action"] {
-		cfg, err := models.Preset(f.preset, f.run.Physics.L, channels)
-		if err != nil {
-			return fmt.Errorf("train lattice: %w", err)
-		}
-		cfg.MaskSeed = f.run.Train.Seed
-		*m = cfg
+	var k struct {
+		Kind string `json:"kind"`
 	}
-	if set["depth"] {
-		m.Depths = []int{f.depth}
+	if err := json.Unmarshal(raw, &k); err != nil {
+		return fmt.Errorf("%s: %s: the checkpoint's config does not parse: %w", cmd, dir, err)
 	}
-	if set["repeat"] {
-		m.Repeat = f.repeat
+	if k.Kind != kind {
+		return fmt.Errorf("%s: %s is a %q run, not a %s run", cmd, dir, k.Kind, kind)
 	}
-	if set["hidden"] {
-		var hs []int
-		for _, p := range strings.Split(f.hidden, ",") {
-			h, err := strconv.Atoi(strings.TrimSpace(p))
-			if err != nil {
-				return fmt.Errorf("train lattice: --hidden %q: %q is not an integer", f.hidden, p)
-			}
-			hs = append(hs, h)
-		}
-		m.Hidden = hs
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return fmt.Errorf("%s: %s: the checkpoint's config does not parse: %w", cmd, dir, err)
 	}
-	if set["width"] {
-		m.Width = f.width
-	}
-	if set["res-blocks"] {
-		m.ResBlocks = f.resBlocks
-	}
-	return m.Validate()
+	return nil
 }
 
 func (r *latticeRun) validate() error {
-	if r.Train.Warmup == -1 {
-		r.Train.Warmup = min(50, r.Train.Steps/10)
-	}
 	t := r.Train
 	switch {
-	case t.Steps <= 0:
-		return fmt.Errorf("train lattice: --steps=%d, want > 0", t.Steps)
-	case t.Batch <= 0:
-		return fmt.Errorf("train lattice: --batch=%d, want > 0", t.Batch)
-	case !(t.LR > 0) || math.IsInf(t.LR, 0):
-		return fmt.Errorf("train lattice: --lr=%v, want a positive finite number", t.LR)
-	case t.Schedule != "cosine" && t.Schedule != "constant":
-		return fmt.Errorf("train lattice: --schedule %q, want cosine or constant", t.Schedule)
-	case t.Warmup < 0 || t.Warmup >= t.Steps && t.Schedule == "cosine":
-		return fmt.Errorf("train lattice: --warmup=%d, want 0 ≤ warmup < steps (%d)", t.Warmup, t.Steps)
 	case t.BetaSteps < 0 || t.BetaSteps > 0 && !(t.BetaStart > 0 && t.BetaStart <= 1):
 		return fmt.Errorf("train lattice: β annealing --beta-start=%v --beta-steps=%d, want 0 < β₀ ≤ 1 and steps ≥ 0", t.BetaStart, t.BetaSteps)
 	case t.EvalSamples < 0:
 		return fmt.Errorf("train lattice: --eval-samples=%d is negative", t.EvalSamples)
 	}
+	return r.Train.validate("train lattice")
+}
+
+// validate checks the optimisation settings (and resolves an automatic warm-up).
+func (t *trainSpec) validate(cmd string) error {
+	if t.Warmup == -1 {
+		t.Warmup = min(50, t.Steps/10)
+	}
+	switch {
+	case t.Steps <= 0:
+		return fmt.Errorf("%s: --steps=%d, want > 0", cmd, t.Steps)
+	case t.Batch <= 0:
+		return fmt.Errorf("%s: --batch=%d, want > 0", cmd, t.Batch)
+	case !(t.LR > 0) || math.IsInf(t.LR, 0):
+		return fmt.Errorf("%s: --lr=%v, want a positive finite number", cmd, t.LR)
+	case t.Schedule != "cosine" && t.Schedule != "constant":
+		return fmt.Errorf("%s: --schedule %q, want cosine or constant", cmd, t.Schedule)
+	case t.Warmup < 0 || t.Warmup >= t.Steps && t.Schedule == "cosine":
+		return fmt.Errorf("%s: --warmup=%d, want 0 ≤ warmup < steps (%d)", cmd, t.Warmup, t.Steps)
+	}
 	if _, err := parseDtype(t.Dtype); err != nil {
-		return fmt.Errorf("train lattice: --%w", err)
+		return fmt.Errorf("%s: --%w", cmd, err)
 	}
 	return nil
 }
@@ -274,13 +331,6 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	out := f.resume
-	if out == "" {
-		out = f.out
-	}
-	if out == "" {
-		out = filepath.Join("runs", fmt.Sprintf("%s-L%d-%s", run.Physics.Action, run.Physics.L, time.Now().Format("20060102-150405")))
-	}
 	act, flow, store, err := run.latticeModel("train lattice")
 	if err != nil {
 		return err
@@ -290,69 +340,13 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	}
 	obj := &losses.ReverseKL{Flow: flow, Action: act, Symmetrize: run.Train.Symmetrize,
 		BetaStart: run.Train.BetaStart, BetaSteps: run.Train.BetaSteps}
-	raw, err := json.MarshalIndent(run, "", "  ")
-	if err != nil {
+	out := f.session.dir(fmt.Sprintf("%s-L%d", run.Physics.Action, run.Physics.L))
+	what := fmt.Sprintf("%s on %s L=%d %v (%s", run.Model.Preset, act.Name(), act.Size(), act.Params(), flow.Hier.String())
+	tr, done, err := runTraining("train lattice", run, run.Train, f.session, out, store, obj, what, stdout, stderr)
+	if err != nil || !done {
 		return err
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fmt.Errorf("train lattice: %w", err)
-	}
-	if err := checkpoints.WriteFileAtomic(filepath.Join(out, "config.json"), func(w io.Writer) error {
-		_, err := w.Write(append(raw, '\n'))
-		return err
-	}); err != nil {
-		return fmt.Errorf("train lattice: %w", err)
-	}
-	ctx, stop := train.ContextWithSignals(context.Background())
-	defer stop()
-	pause, cancel := context.WithCancel(ctx) // cancelled by --stop-after, or by a signal through ctx
-	defer cancel()
-	var startStep int64
-	var hooks train.Hooks
-	if f.stopAfter > 0 {
-		hooks.OnStep = append(hooks.OnStep, train.Hook{Name: "stop-after", Fn: func(r train.Record) error {
-			if r.Step >= startStep+f.stopAfter {
-				cancel()
-			}
-			return nil
-		}})
-	}
-	tr, err := train.New(store, obj, train.Config{
-		Steps: run.Train.Steps, Batch: run.Train.Batch, Schedule: run.Train.schedule(), ClipNorm: run.Train.Clip,
-		LogEvery: run.Train.LogEvery, CheckpointEvery: run.Train.CheckpointEvery, Keep: run.Train.Keep,
-		Seed: run.Train.Seed, Out: out, RunConfig: raw, Progress: stderr, Hooks: hooks,
-	})
-	if err != nil {
-		return fmt.Errorf("train lattice: %w", err)
 	}
 	defer tr.Close()
-	if f.resume != "" {
-		if err := tr.Resume(out); err != nil {
-			return fmt.Errorf("train lattice: %w", err)
-		}
-		fmt.Fprintf(stderr, "resuming %s at step %d of %d\n", out, tr.Step(), run.Train.Steps)
-	} else if err := writeRunInfo(out, run.Train.Seed); err != nil {
-		return err
-	}
-	np := store.NumParams()
-	fmt.Fprintf(stdout, "training %s on %s L=%d %v (%s, %d parameters, %s), batch %d, %d steps → %s\n",
-		run.Model.Preset, act.Name(), act.Size(), act.Params(), flow.Hier.String(), np, run.Train.Dtype,
-		run.Train.Batch, run.Train.Steps, out)
-	start := time.Now()
-	startStep = tr.Step()
-	if err := tr.Run(pause); err != nil {
-		if f.stopAfter > 0 && ctx.Err() == nil && errors.Is(err, train.ErrInterrupted) {
-			fmt.Fprintf(stdout, "stopped after %d steps at step %d of %d as asked; continue with rgflow train lattice --resume %s\n",
-				tr.Step()-startStep, tr.Step(), run.Train.Steps, out)
-			return nil
-		}
-		return err
-	}
-	steps := tr.Step() - startStep
-	if steps > 0 {
-		el := time.Since(start)
-		fmt.Fprintf(stdout, "trained %d steps in %s (%.1f ms/step)\n", steps, el.Round(time.Second), el.Seconds()*1000/float64(steps))
-	}
 	if run.Train.EvalSamples == 0 {
 		return nil
 	}
@@ -363,6 +357,89 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	printLatticeEval(stdout, rep)
 	fmt.Fprintf(stdout, "\nnext: rgflow eval %s --samples 65536 | rgflow sample %s --n 1000 --out samples.npz | rgflow latents %s --n 1000 --out latents.npz\n", out, out, out)
 	return nil
+}
+
+// dir is the run directory: --resume's, --out, or runs/<what>-<time>.
+func (f sessionFlags) dir(what string) string {
+	switch {
+	case f.resume != "":
+		return f.resume
+	case f.out != "":
+		return f.out
+	}
+	return filepath.Join("runs", what+"-"+time.Now().Format("20060102-150405"))
+}
+
+// runTraining runs one training session of any objective: it writes config.json (and run.json for a fresh
+// run), builds the Trainer, resumes it from --resume, trains with Ctrl-C and --stop-after handled, and reports
+// the speed. done is false when the session stopped early as asked (then tr is closed). what describes the
+// model for the first line.
+func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string, store *layers.Store,
+	obj train.Objective, what string, stdout, stderr io.Writer) (tr *train.Trainer, done bool, err error) {
+	raw, err := json.MarshalIndent(run, "", "  ")
+	if err != nil {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", cmd, err)
+	}
+	if err := checkpoints.WriteFileAtomic(filepath.Join(out, "config.json"), func(w io.Writer) error {
+		_, err := w.Write(append(raw, '\n'))
+		return err
+	}); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", cmd, err)
+	}
+	ctx, stop := train.ContextWithSignals(context.Background())
+	defer stop()
+	pause, cancel := context.WithCancel(ctx) // cancelled by --stop-after, or by a signal through ctx
+	defer cancel()
+	var startStep int64
+	var hooks train.Hooks
+	if sess.stopAfter > 0 {
+		hooks.OnStep = append(hooks.OnStep, train.Hook{Name: "stop-after", Fn: func(r train.Record) error {
+			if r.Step >= startStep+sess.stopAfter {
+				cancel()
+			}
+			return nil
+		}})
+	}
+	tr, err = train.New(store, obj, train.Config{
+		Steps: t.Steps, Batch: t.Batch, Schedule: t.schedule(), ClipNorm: t.Clip,
+		LogEvery: t.LogEvery, CheckpointEvery: t.CheckpointEvery, Keep: t.Keep,
+		Seed: t.Seed, Out: out, RunConfig: raw, Progress: stderr, Hooks: hooks,
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", cmd, err)
+	}
+	closeOnErr := func(e error) (*train.Trainer, bool, error) {
+		tr.Close()
+		return nil, false, e
+	}
+	if sess.resume != "" {
+		if err := tr.Resume(out); err != nil {
+			return closeOnErr(fmt.Errorf("%s: %w", cmd, err))
+		}
+		fmt.Fprintf(stderr, "resuming %s at step %d of %d\n", out, tr.Step(), t.Steps)
+	} else if err := writeRunInfo(out, t.Seed); err != nil {
+		return closeOnErr(err)
+	}
+	fmt.Fprintf(stdout, "training %s, %d parameters, %s), batch %d, %d steps → %s\n",
+		what, store.NumParams(), t.Dtype, t.Batch, t.Steps, out)
+	start := time.Now()
+	startStep = tr.Step()
+	if err := tr.Run(pause); err != nil {
+		if sess.stopAfter > 0 && ctx.Err() == nil && errors.Is(err, train.ErrInterrupted) {
+			fmt.Fprintf(stdout, "stopped after %d steps at step %d of %d as asked; continue with rgflow %s --resume %s\n",
+				tr.Step()-startStep, tr.Step(), t.Steps, cmd, out)
+			return closeOnErr(nil)
+		}
+		return closeOnErr(err)
+	}
+	if steps := tr.Step() - startStep; steps > 0 {
+		el := time.Since(start)
+		fmt.Fprintf(stdout, "trained %d steps in %s (%.1f ms/step)\n", steps, el.Round(time.Second), el.Seconds()*1000/float64(steps))
+	}
+	return tr, true, nil
 }
 
 // writeRunInfo records the seed, version and start time of a fresh run.
