@@ -14,7 +14,6 @@ import (
 	"rgflow/layers"
 	"rgflow/losses"
 	"rgflow/models"
-	"rgflow/train"
 )
 
 // latticeEval is the report of rgflow eval on a lattice run.
@@ -196,14 +195,8 @@ func loadLatticeRun(dir, cmd string) (*latticeRun, lattice.Action, *models.Flow,
 	if err != nil {
 		return nil, nil, nil, nil, 0, err
 	}
-	if err := bindFlow(flow, store); err != nil {
-		return nil, nil, nil, nil, 0, err
-	}
-	step, err := train.LoadWeights(store, dir)
-	if err != nil {
-		return nil, nil, nil, nil, 0, fmt.Errorf("%s: %w", cmd, err)
-	}
-	return &run, act, flow, store, step, nil
+	step, err := loadWeights(flow, store, dir, cmd)
+	return &run, act, flow, store, step, err
 }
 
 // runDirArg splits "RUNDIR [flags]" (the directory may also come after the flags).
@@ -227,6 +220,11 @@ func runDirArg(fs *flag.FlagSet, args []string, cmd string) (string, error) {
 }
 
 func runEval(args []string, stdout, stderr io.Writer) error {
+	return dispatchRun(args, "eval", func(a []string) error { return runEvalLattice(a, stdout, stderr) },
+		func(dir string, a []string) error { return runEvalImages(dir, a, stdout, stderr) })
+}
+
+func runEvalLattice(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("samples", 16384, "flow samples")

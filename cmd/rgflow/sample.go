@@ -12,6 +12,11 @@ import (
 // runSample writes flow samples of a lattice run: x (n, C, L, L), log q and log importance weights
 // log w = −S − log q.
 func runSample(args []string, stdout, stderr io.Writer) error {
+	return dispatchRun(args, "sample", func(a []string) error { return runSampleLattice(a, stdout, stderr) },
+		func(dir string, a []string) error { return runSampleImages(dir, a, stdout, stderr) })
+}
+
+func runSampleLattice(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("n", 1000, "number of samples")
@@ -53,6 +58,11 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 // (sites of each level in row-major order), the full grid z (n, C, L, L), the samples x and the level of
 // every site (levels, (L, L)).
 func runLatents(args []string, stdout, stderr io.Writer) error {
+	return dispatchRun(args, "latents", func(a []string) error { return runLatentsLattice(a, stdout, stderr) },
+		func(dir string, a []string) error { return runLatentsImages(dir, a, stdout, stderr) })
+}
+
+func runLatentsLattice(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("latents", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("n", 1000, "number of samples")
@@ -88,12 +98,7 @@ func runLatents(args []string, stdout, stderr io.Writer) error {
 	for l, v := range levels {
 		arrays = append(arrays, checkpoints.Array{Name: fmt.Sprintf("level%d", l), Shape: []int{*n, c, counts[l]}, Data: v})
 	}
-	lm := flow.Hier.LevelMap()
-	lv := make([]int64, len(lm))
-	for i, v := range lm {
-		lv[i] = int64(v)
-	}
-	arrays = append(arrays, checkpoints.Array{Name: "levels", Shape: []int{L, L}, Data: lv})
+	arrays = append(arrays, levelMapArray(flow.Hier))
 	if err := checkpoints.WriteNPZ(*out, arrays); err != nil {
 		return fmt.Errorf("latents: %w", err)
 	}

@@ -66,7 +66,7 @@ func defaultLatticeRun() latticeRun {
 	}
 }
 
-const trainUsage = `usage: rgflow train lattice [flags]
+const trainUsage = `usage: rgflow train lattice [flags]        (rgflow train images -h for images)
        rgflow train lattice --resume runs/NAME [flags that override the saved ones]
 
 Trains a hierarchical RG flow on a lattice action by reverse KL (variational free energy). With no flags it
@@ -80,13 +80,15 @@ flags:
 func runTrain(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprint(stderr, trainUsage)
-		return errors.New("train: say what to train on: rgflow train lattice [flags]")
+		return errors.New("train: say what to train on: rgflow train lattice|images [flags]")
 	}
 	switch args[0] {
 	case "lattice":
 		return runTrainLattice(args[1:], stdout, stderr)
+	case "images":
+		return runTrainImages(args[1:], stdout, stderr)
 	default:
-		return fmt.Errorf("train: unknown subject %q (want lattice)", args[0])
+		return fmt.Errorf("train: unknown subject %q (want lattice or images)", args[0])
 	}
 }
 
@@ -246,23 +248,55 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 
 // loadRunConfig reads the config saved in a run directory's newest checkpoint into dst, checking its kind.
 func loadRunConfig(dir, kind string, dst any, cmd string) error {
-	raw, err := train.CheckpointConfig(dir)
-	if err != nil {
-		return fmt.Errorf("%s: %s: %w", cmd, dir, err)
-	}
 	var k struct {
 		Kind string `json:"kind"`
 	}
-	if err := json.Unmarshal(raw, &k); err != nil {
-		return fmt.Errorf("%s: %s: the checkpoint's config does not parse: %w", cmd, dir, err)
+	if err := loadRunConfigAny(dir, &k, cmd); err != nil {
+		return err
 	}
 	if k.Kind != kind {
 		return fmt.Errorf("%s: %s is a %q run, not a %s run", cmd, dir, k.Kind, kind)
+	}
+	return loadRunConfigAny(dir, dst, cmd)
+}
+
+// loadRunConfigAny reads the config saved in a run directory's newest checkpoint into dst.
+func loadRunConfigAny(dir string, dst any, cmd string) error {
+	raw, err := train.CheckpointConfig(dir)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", cmd, dir, err)
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
 		return fmt.Errorf("%s: %s: the checkpoint's config does not parse: %w", cmd, dir, err)
 	}
 	return nil
+}
+
+// loadWeights binds the flow's parameters into store and loads the newest checkpoint's weights.
+func loadWeights(flow *models.Flow, store *layers.Store, dir, cmd string) (int64, error) {
+	if err := bindFlow(flow, store); err != nil {
+		return 0, err
+	}
+	step, err := train.LoadWeights(store, dir)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return step, nil
+}
+
+// dispatchRun calls onImages for a run directory (first argument) that holds an image run, onLattice
+// otherwise (including when the directory comes after the flags).
+func dispatchRun(args []string, cmd string, onLattice func([]string) error, onImages func(string, []string) error) error {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		kind, err := runKind(args[0], cmd)
+		if err != nil {
+			return err
+		}
+		if kind == "images" {
+			return onImages(args[0], args[1:])
+		}
+	}
+	return onLattice(args)
 }
 
 func (r *latticeRun) validate() error {

@@ -154,7 +154,7 @@ func TestTrainLatticeErrors(t *testing.T) {
 		{small(filepath.Join(tmp, "c"), "--dtype", "float16", "--steps", "2"), "float16"},
 		{small(filepath.Join(tmp, "d"), "--preset", "nope", "--steps", "2"), "unknown preset"},
 		{[]string{"lattice", "--resume", filepath.Join(tmp, "missing")}, "checkpoint"},
-		{[]string{"images"}, "unknown subject"},
+		{[]string{"pictures"}, "unknown subject"},
 	} {
 		var out, errb bytes.Buffer
 		err := runTrain(tc.args, &out, &errb)

@@ -1,0 +1,473 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+
+	"rgflow/checkpoints"
+	"rgflow/datasets/images"
+	"rgflow/layers"
+	"rgflow/losses"
+	"rgflow/models"
+)
+
+// imageRun is everything an image run needs, saved as config.json and in every checkpoint.
+type imageRun struct {
+	Kind  string        `json:"kind"`
+	Data  imageData     `json:"data"`
+	Model models.Config `json:"model"`
+	Train trainSpec     `json:"train"`
+}
+
+// imageData says where the images come from and how they are prepared.
+type imageData struct {
+	Spec     string `json:"spec"`
+	Size     int    `json:"size"`
+	Channels int    `json:"channels"`
+	Flip     bool   `json:"flip"`
+	Limit    int    `json:"limit,omitempty"`
+	EvalN    int    `json:"eval_n"`
+}
+
+func defaultImageRun() imageRun {
+	return imageRun{
+		Kind:  "images",
+		Data:  imageData{Spec: "synthetic", Size: 32, EvalN: 1000},
+		Model: models.Config{Preset: "rgflow-small"},
+		Train: trainSpec{Steps: 300, Batch: 32, LR: 1e-3, Schedule: "cosine", Warmup: -1, FinalLR: 1e-5, Clip: 100,
+			Seed: 1, Dtype: "float32", LogEvery: 50, CheckpointEvery: 100, Keep: 3},
+	}
+}
+
+const imagesUsage = `usage: rgflow train images --data SPEC [flags]
+       rgflow train images --resume runs/NAME [flags that override the saved ones]
+
+Trains an RG-Flow model on images by maximum likelihood (dequantisation, logit, bits/dim; SPEC §4) and
+reports bits/dim on held-out images. SPEC is fashion-mnist[:DIR] | mnist-idx:DIR | mnist-json:DIR |
+cifar10:DIR | folder:DIR | synthetic[:N] (the default: generated multiscale images, no data needed).
+
+flags:
+`
+
+type imageFlags struct {
+	fs      *flag.FlagSet
+	session sessionFlags
+	model   modelFlags
+	run     *imageRun
+}
+
+func newImageFlags(run *imageRun, stderr io.Writer) *imageFlags {
+	f := &imageFlags{fs: flag.NewFlagSet("train images", flag.ContinueOnError), run: run}
+	fs := f.fs
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), imagesUsage); fs.PrintDefaults() }
+	d := &run.Data
+	fs.StringVar(&d.Spec, "data", d.Spec, "image data set (see above)")
+	fs.IntVar(&d.Size, "size", d.Size, "model side in pixels, a power of two (28×28 images are padded to 32)")
+	fs.IntVar(&d.Channels, "channels", d.Channels, "1 (grey) or 3 (RGB); 0 keeps the data's own")
+	fs.BoolVar(&d.Flip, "flip", d.Flip, "random horizontal flips")
+	fs.IntVar(&d.Limit, "limit", d.Limit, "use at most this many training images (0: all)")
+	fs.IntVar(&d.EvalN, "eval-n", d.EvalN, "test images evaluated at the end (0: none)")
+	f.session.register(fs)
+	f.model.register(fs, run.Model.Preset)
+	registerTrainFlags(fs, &run.Train)
+	return f
+}
+
+func parseImageRun(args []string, stderr io.Writer) (*imageRun, *imageFlags, error) {
+	probe := defaultImageRun()
+	pf := newImageFlags(&probe, io.Discard)
+	if err := pf.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			newImageFlags(&probe, stderr).fs.Usage()
+		}
+		return nil, nil, err
+	}
+	if pf.fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("train images: unexpected argument %q (flags only)", pf.fs.Arg(0))
+	}
+	run := defaultImageRun()
+	if pf.session.resume != "" {
+		run = imageRun{}
+		if err := loadRunConfig(pf.session.resume, "images", &run, "train images"); err != nil {
+			return nil, nil, err
+		}
+	}
+	f := newImageFlags(&run, stderr)
+	if err := f.fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if run.Data.EvalN < 0 || run.Data.Limit < 0 {
+		return nil, nil, fmt.Errorf("train images: --eval-n=%d --limit=%d, want ≥ 0", run.Data.EvalN, run.Data.Limit)
+	}
+	return &run, f, run.Train.validate("train images")
+}
+
+// load reads the run's data: the training and test splits.
+func (d imageData) load(seed uint64, cmd string) (train, test *images.Dataset, err error) {
+	spec, err := images.ParseSpec(d.Spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	train, test, err = spec.Load(images.LoadOptions{Size: d.Size, Channels: d.Channels, Seed: seed, Limit: d.Limit})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return train, test, nil
+}
+
+func runTrainImages(args []string, stdout, stderr io.Writer) error {
+	run, f, err := parseImageRun(args, stderr)
+	if err != nil {
+		return err
+	}
+	trainSet, testSet, err := run.Data.load(run.Train.Seed, "train images")
+	if err != nil {
+		return err
+	}
+	set := setFlags(f.fs)
+	rebuild := f.session.resume == "" || set["preset"] || set["size"] || set["channels"] || set["data"]
+	if err := f.model.apply(&run.Model, set, rebuild, trainSet.Side(), trainSet.Channels(), run.Train.Seed, "train images"); err != nil {
+		return err
+	}
+	flow, store, err := run.imageModel("train images")
+	if err != nil {
+		return err
+	}
+	obj := &losses.NLL{Flow: flow, Data: trainSet, Flip: run.Data.Flip, DataSeed: run.Train.Seed}
+	out := f.session.dir(fmt.Sprintf("images-%s", strings.SplitN(run.Data.Spec, ":", 2)[0]))
+	what := fmt.Sprintf("%s on %d %s images %d×%d×%d (%s", run.Model.Preset, trainSet.Len(), run.Data.Spec,
+		trainSet.Channels(), trainSet.Side(), trainSet.Side(), flow.Hier.String())
+	tr, done, err := runTraining("train images", run, run.Train, f.session, out, store, obj, what, stdout, stderr)
+	if err != nil || !done {
+		return err
+	}
+	defer tr.Close()
+	if run.Data.EvalN == 0 || testSet == nil {
+		return nil
+	}
+	ev, n, err := evalImages(flow, store, testSet, run.Data.EvalN, run.Train.Seed+1)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "test bits/dim on %d held-out images: %.4f ± %.4f\n", n, ev.BitsPerDim, ev.BitsPerDimErr)
+	fmt.Fprintf(stdout, "\nnext: rgflow sample %s --n 64 --temperature 0.8 --png grid.png | rgflow eval %s --n 10000 | rgflow latents %s --n 100 --out latents.npz\n", out, out, out)
+	return nil
+}
+
+// imageModel builds an image run's flow and (empty) store.
+func (r *imageRun) imageModel(cmd string) (*models.Flow, *layers.Store, error) {
+	flow, err := models.Build(r.Model)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	dt, err := parseDtype(r.Train.Dtype)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return flow, layers.NewStore(dt, rand.New(rand.NewPCG(r.Train.Seed, 0x1417))), nil
+}
+
+// evalImages measures bits/dim on the first n images of data (all when n ≤ 0 or larger than the split).
+func evalImages(flow *models.Flow, store *layers.Store, data *images.Dataset, n int, seed uint64) (losses.Eval, int, error) {
+	if n > 0 && n < data.Len() {
+		idx := make([]int, n)
+		for i := range idx {
+			idx[i] = i
+		}
+		sub, err := images.NewDataset(data.Images().Subset(idx))
+		if err != nil {
+			return losses.Eval{}, 0, err
+		}
+		data = sub
+	}
+	ev, err := losses.EvalBitsPerDim(flow, store, data, 100, losses.Preprocess{}, rand.New(rand.NewPCG(seed, 0xe7a1)))
+	return ev, data.Len(), err
+}
+
+// loadImageRun rebuilds an image run's flow and weights from its directory.
+func loadImageRun(dir, cmd string) (*imageRun, *models.Flow, *layers.Store, int64, error) {
+	var run imageRun
+	if err := loadRunConfig(dir, "images", &run, cmd); err != nil {
+		return nil, nil, nil, 0, err
+	}
+	flow, store, err := run.imageModel(cmd)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	step, err := loadWeights(flow, store, dir, cmd)
+	return &run, flow, store, step, err
+}
+
+// runKind reads the kind of run a directory holds ("lattice" or "images").
+func runKind(dir, cmd string) (string, error) {
+	var k struct {
+		Kind string `json:"kind"`
+	}
+	if err := loadRunConfigAny(dir, &k, cmd); err != nil {
+		return "", err
+	}
+	return k.Kind, nil
+}
+
+// imageEvalReport is the output of rgflow eval on an image run.
+type imageEvalReport struct {
+	Step       int64      `json:"step"`
+	Split      string     `json:"split"`
+	BitsPerDim [2]jsonNum `json:"bits_per_dim"`
+	N          int        `json:"n"`
+}
+
+func runEvalImages(dir string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "", "image data set (default: the run's)")
+	split := fs.String("split", "test", "test or train")
+	n := fs.Int("n", 1000, "images to evaluate (0: the whole split)")
+	seed := fs.Uint64("seed", 1, "seed of the dequantisation noise")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	run, flow, store, step, err := loadImageRun(dir, "eval")
+	if err != nil {
+		return err
+	}
+	if *data != "" {
+		run.Data.Spec = *data
+	}
+	trainSet, testSet, err := run.Data.load(run.Train.Seed, "eval")
+	if err != nil {
+		return err
+	}
+	set := testSet
+	switch *split {
+	case "test":
+		if testSet == nil {
+			return fmt.Errorf("eval: %s has no test split", run.Data.Spec)
+		}
+	case "train":
+		set = trainSet
+	default:
+		return fmt.Errorf("eval: --split %q, want test or train", *split)
+	}
+	ev, count, err := evalImages(flow, store, set, *n, *seed)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	rep := imageEvalReport{Step: step, Split: *split, N: count, BitsPerDim: [2]jsonNum{jsonNum(ev.BitsPerDim), jsonNum(ev.BitsPerDimErr)}}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	fmt.Fprintf(stdout, "step %d, %s split, %d images: %.4f ± %.4f bits/dim\n", step, *split, count, ev.BitsPerDim, ev.BitsPerDimErr)
+	return nil
+}
+
+// parseTemperatures reads "0.2,0.8,0.8,0.8" (one per RG level).
+func parseTemperatures(s string, levels int) ([]float64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) != levels {
+		return nil, fmt.Errorf("--level-temperatures has %d values, the model has %d RG levels", len(parts), levels)
+	}
+	out := make([]float64, len(parts))
+	for i, p := range parts {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || !(v > 0) {
+			return nil, fmt.Errorf("--level-temperatures: %q is not a positive number", p)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", 64, "number of samples")
+	temp := fs.Float64("temperature", 1, "prior temperature T (every level)")
+	levelT := fs.String("level-temperatures", "", "temperature per RG level, finest first, e.g. 0.2,0.8,0.8,0.8")
+	pngPath := fs.String("png", "", "write the samples as a PNG grid")
+	out := fs.String("out", "", "write x (logit space), pixels and logq as .npz")
+	seed := fs.Uint64("seed", 1, "random seed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 1 || !(*temp > 0) {
+		return fmt.Errorf("sample: --n=%d --temperature=%v, want ≥ 1 and > 0", *n, *temp)
+	}
+	if *pngPath == "" && *out == "" {
+		return errors.New("sample: say where to write: --png grid.png and/or --out samples.npz")
+	}
+	run, flow, store, step, err := loadImageRun(dir, "sample")
+	if err != nil {
+		return err
+	}
+	lt, err := parseTemperatures(*levelT, flow.Hier.Levels())
+	if err != nil {
+		return fmt.Errorf("sample: %w", err)
+	}
+	temps := models.Temperatures{T: *temp, LevelT: lt, Hier: flow.Hier}
+	if run.Model.Prior == "laplace" {
+		flow.Prior = models.Laplace{Temperatures: temps}
+	} else {
+		flow.Prior = models.Gaussian{Temperatures: temps}
+	}
+	sm, err := models.NewSampler(flow, store, *n)
+	if err != nil {
+		return err
+	}
+	defer sm.Close()
+	y, logq, _, err := sm.Sample(rand.New(rand.NewPCG(*seed, 0x5a3e)))
+	if err != nil {
+		return err
+	}
+	pix := make([]uint8, len(y))
+	losses.Preprocess{}.Pixels(pix, y)
+	c, L := flow.Channels, flow.L
+	if *pngPath != "" {
+		if err := writeGrid(*pngPath, pix, *n, c, L); err != nil {
+			return fmt.Errorf("sample: %w", err)
+		}
+	}
+	if *out != "" {
+		if err := checkpoints.WriteNPZ(*out, []checkpoints.Array{
+			{Name: "x", Shape: []int{*n, c, L, L}, Data: y},
+			{Name: "pixels", Shape: []int{*n, c, L, L}, Data: pix},
+			{Name: "logq", Shape: []int{*n}, Data: logq},
+		}); err != nil {
+			return fmt.Errorf("sample: %w", err)
+		}
+	}
+	fmt.Fprintf(stdout, "sampled %d images from %s (step %d) at T=%g %v → %s %s\n", *n, dir, step, *temp, lt, *pngPath, *out)
+	return nil
+}
+
+// writeGrid writes n images (C×L×L uint8, C = 1 or 3) as a near-square grid with 1-pixel gaps, atomically.
+func writeGrid(path string, pix []uint8, n, c, L int) error {
+	cols := 1
+	for cols*cols < n {
+		cols++
+	}
+	rows := (n + cols - 1) / cols
+	img := image.NewRGBA(image.Rect(0, 0, cols*(L+1)+1, rows*(L+1)+1))
+	for i := range img.Pix {
+		img.Pix[i] = 255
+	}
+	for k := 0; k < n; k++ {
+		ox, oy := 1+(k%cols)*(L+1), 1+(k/cols)*(L+1)
+		base := k * c * L * L
+		for i := 0; i < L; i++ {
+			for j := 0; j < L; j++ {
+				var col color.RGBA
+				if c == 1 {
+					v := pix[base+i*L+j]
+					col = color.RGBA{v, v, v, 255}
+				} else {
+					col = color.RGBA{pix[base+i*L+j], pix[base+L*L+i*L+j], pix[base+2*L*L+i*L+j], 255}
+				}
+				img.SetRGBA(ox+j, oy+i, col)
+			}
+		}
+	}
+	return checkpoints.WriteFileAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
+}
+
+func runLatentsImages(dir string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("latents", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "", "image data set (default: the run's)")
+	split := fs.String("split", "test", "test or train")
+	n := fs.Int("n", 100, "images to encode (the first n of the split)")
+	out := fs.String("out", "latents.npz", "output .npz file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	run, flow, store, step, err := loadImageRun(dir, "latents")
+	if err != nil {
+		return err
+	}
+	if *data != "" {
+		run.Data.Spec = *data
+	}
+	trainSet, testSet, err := run.Data.load(run.Train.Seed, "latents")
+	if err != nil {
+		return err
+	}
+	set := trainSet
+	if *split == "test" {
+		if set = testSet; set == nil {
+			return fmt.Errorf("latents: %s has no test split", run.Data.Spec)
+		}
+	} else if *split != "train" {
+		return fmt.Errorf("latents: --split %q, want test or train", *split)
+	}
+	count := min(*n, set.Len())
+	if count < 1 {
+		return fmt.Errorf("latents: --n=%d, want ≥ 1", *n)
+	}
+	idx := make([]int, count)
+	for i := range idx {
+		idx[i] = i
+	}
+	dim := set.Dim()
+	pix := make([]uint8, count*dim)
+	if err := set.Batch(pix, idx, nil); err != nil {
+		return err
+	}
+	// Dequantise at the bin centres (u = 0.5) so that the latents of an image are reproducible.
+	y := make([]float64, len(pix))
+	if err := (losses.Preprocess{Fixed: true, U: 0.5}).Apply(nil, pix, dim, y, make([]float64, count)); err != nil {
+		return err
+	}
+	enc, err := models.NewEncoder(flow, store, count)
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	z, _, err := enc.Encode(y)
+	if err != nil {
+		return err
+	}
+	c, L := flow.Channels, flow.L
+	levels, err := flow.Hier.SplitLevels(z, count, c)
+	if err != nil {
+		return err
+	}
+	counts := flow.Hier.LevelCounts()
+	arrays := []checkpoints.Array{
+		{Name: "z", Shape: []int{count, c, L, L}, Data: z},
+		{Name: "x", Shape: []int{count, c, L, L}, Data: pix},
+	}
+	for l, v := range levels {
+		arrays = append(arrays, checkpoints.Array{Name: fmt.Sprintf("level%d", l), Shape: []int{count, c, counts[l]}, Data: v})
+	}
+	arrays = append(arrays, levelMapArray(flow.Hier))
+	if err := checkpoints.WriteNPZ(*out, arrays); err != nil {
+		return fmt.Errorf("latents: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote latents of %d %s images of %s (step %d) to %s: %d levels with %v latents per channel, z, x, levels\n",
+		count, *split, dir, step, *out, len(levels), counts)
+	return nil
+}
+
+// levelMapArray is the RG level of every site as an (L, L) int64 array.
+func levelMapArray(h layers.Hierarchy) checkpoints.Array {
+	lm := h.LevelMap()
+	lv := make([]int64, len(lm))
+	for i, v := range lm {
+		lv[i] = int64(v)
+	}
+	return checkpoints.Array{Name: "levels", Shape: []int{h.L, h.L}, Data: lv}
+}
