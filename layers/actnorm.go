@@ -9,19 +9,22 @@ import (
 
 // ActNorm is a per-feature affine map y = (x + bias) ⊙ exp(logscale). On a feature-major (D, N) matrix the
 // features are the D rows and the log-det has one entry per column; on a (B, C, L, L) field they are the C
-// channels, shared over sites, and the log-det has one entry per sample. Parameters "bias" and "logscale"
-// start at 0 (the identity); InitFromData sets them so that a batch comes out with zero mean and unit
-// variance per feature (Glow's data-dependent initialisation).
-type ActNorm struct{}
+// channels, shared over sites (or, with PerSite, every one of the C·L·L values has its own), and the log-det
+// has one entry per sample. Parameters "bias" and "logscale" start at 0 (the identity); InitFromData sets
+// them so that a batch comes out with zero mean and unit variance per feature (Glow's data-dependent
+// initialisation).
+type ActNorm struct {
+	PerSite bool
+}
 
 // Forward computes y = (x + bias) ⊙ exp(logscale).
-func (ActNorm) Forward(s *Scope, x *G.Node) (*G.Node, *G.Node, error) {
-	return actNorm(s, x, false)
+func (a ActNorm) Forward(s *Scope, x *G.Node) (*G.Node, *G.Node, error) {
+	return a.apply(s, x, false)
 }
 
 // Inverse computes x = y ⊙ exp(−logscale) − bias.
-func (ActNorm) Inverse(s *Scope, z *G.Node) (*G.Node, *G.Node, error) {
-	return actNorm(s, z, true)
+func (a ActNorm) Inverse(s *Scope, z *G.Node) (*G.Node, *G.Node, error) {
+	return a.apply(s, z, true)
 }
 
 // InitFromData sets the ActNorm parameters under prefix so that the given samples (each a vector of the
@@ -56,11 +59,31 @@ func (ActNorm) InitFromData(store *Store, prefix string, samples [][]float64) er
 	return store.Set(join("logscale"), []int{d}, logs)
 }
 
-func actNorm(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, error) {
-	switch x.Dims() {
-	case 2:
+func (a ActNorm) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, error) {
+	switch {
+	case x.Dims() == 2:
 		return actNormRows(s, x, inverse, x.Shape()[1], 1)
-	case 4:
+	case x.Dims() == 4 && a.PerSite:
+		sh := x.Shape()
+		b, d := sh[0], sh[1]*sh[2]*sh[3]
+		flat, err := Reshape(x, b, d)
+		if err != nil {
+			return nil, nil, err
+		}
+		rows, err := G.Transpose(flat, 1, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		y, ld, err := actNormRows(s, rows, inverse, b, 1)
+		if err != nil {
+			return nil, nil, err
+		}
+		if y, err = G.Transpose(y, 1, 0); err != nil {
+			return nil, nil, err
+		}
+		y, err = Reshape(y, sh...)
+		return y, ld, err
+	case x.Dims() == 4:
 		sh := x.Shape()
 		b, c, h, w := sh[0], sh[1], sh[2], sh[3]
 		t, err := G.Transpose(x, 1, 0, 2, 3)

@@ -41,6 +41,7 @@ func TestActNormConformance(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 		bijectortest.Run(t, bijectortest.Case{Name: "actnorm/rows", Bijector: layers.Columns{layers.ActNorm{}}, Shape: []int{5, 7}, Dtype: dt, Seed: 5})
 		bijectortest.Run(t, bijectortest.Case{Name: "actnorm/field", Bijector: layers.ActNorm{}, Shape: []int{2, 3, 4, 4}, Dtype: dt, Seed: 6})
+		bijectortest.Run(t, bijectortest.Case{Name: "actnorm/per-site", Bijector: layers.ActNorm{PerSite: true}, Shape: []int{3, 2, 4, 4}, Dtype: dt, Seed: 7})
 	}
 }
 

@@ -62,3 +62,19 @@ func (v Invert) Forward(s *Scope, x *G.Node) (*G.Node, *G.Node, error) {
 func (v Invert) Inverse(s *Scope, z *G.Node) (*G.Node, *G.Node, error) {
 	return v.Bijector.Forward(s, z)
 }
+
+// Named binds a bijector's parameters under the sub-scope Name.
+type Named struct {
+	Name     string
+	Bijector Bijector
+}
+
+// Forward applies the wrapped bijector's Forward under the sub-scope.
+func (n Named) Forward(s *Scope, x *G.Node) (*G.Node, *G.Node, error) {
+	return n.Bijector.Forward(s.Sub(n.Name), x)
+}
+
+// Inverse applies the wrapped bijector's Inverse under the sub-scope.
+func (n Named) Inverse(s *Scope, z *G.Node) (*G.Node, *G.Node, error) {
+	return n.Bijector.Inverse(s.Sub(n.Name), z)
+}

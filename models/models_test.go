@@ -28,10 +28,11 @@ func TestPresetConformance(t *testing.T) {
 		preset string
 		L, C   int
 		shrink bool // reduce the conditioner width so that the test stays fast (same architecture)
+		an     bool // with the input ActNorm
 	}
 	cases := []tc{
-		{"neuralrg", 4, 1, false}, {"neuralrg", 8, 1, false}, {"neuralrg-small", 8, 2, false},
-		{"rgflow", 4, 1, true}, {"rgflow", 8, 1, true}, {"rgflow-small", 8, 3, false}, {"rgflow-tiny", 4, 3, false},
+		{"neuralrg", 4, 1, false, false}, {"neuralrg", 8, 1, false, false}, {"neuralrg-small", 8, 2, false, false},
+		{"rgflow", 4, 1, true, false}, {"rgflow", 8, 1, true, false}, {"rgflow-small", 8, 3, false, false}, {"rgflow-tiny", 4, 3, false, false}, {"rgflow-tiny", 8, 1, false, true},
 	}
 	for _, c := range cases {
 		cfg, err := Preset(c.preset, c.L, c.C)
@@ -41,13 +42,14 @@ func TestPresetConformance(t *testing.T) {
 		if c.shrink {
 			cfg.Width, cfg.ResBlocks = 16, 1
 		}
+		cfg.InputActNorm = c.an
 		f, err := Build(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 			bijectortest.Run(t, bijectortest.Case{
-				Name: fmt.Sprintf("%s/L%d/C%d/%v", c.preset, c.L, c.C, dt), Bijector: f.Bijector,
+				Name: fmt.Sprintf("%s/L%d/C%d/actnorm=%v/%v", c.preset, c.L, c.C, c.an, dt), Bijector: f.Bijector,
 				Shape: f.Shape(2), Dtype: dt, Seed: 11, WeightScale: 0.2,
 			})
 		}
@@ -94,6 +96,7 @@ func TestAnalyticParamCountMatchesStore(t *testing.T) {
 		if name == "rgflow" {
 			cfg.Width, cfg.ResBlocks = 8, 2
 		}
+		cfg.InputActNorm = name == "rgflow-small"
 		f, err := Build(cfg)
 		if err != nil {
 			t.Fatal(err)

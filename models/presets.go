@@ -35,6 +35,9 @@ type Config struct {
 	// Prior: "gaussian" or "laplace", with temperature T.
 	Prior string  `json:"prior"`
 	T     float64 `json:"T"`
+	// InputActNorm puts a per-site ActNorm ("input/actnorm") before the hierarchy: a learnable affine map of
+	// every C·L·L value, which data-dependent initialisation sets to standardise the data (images).
+	InputActNorm bool `json:"input_actnorm,omitempty"`
 }
 
 var presets = map[string]Config{
@@ -123,6 +126,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// InputActNormName is the scope of the optional input ActNorm's parameters.
+const InputActNormName = "input/actnorm"
+
 // Depth is the number of couplings at a level.
 func (c Config) Depth(level int) int {
 	if level < len(c.Depths) {
@@ -178,6 +184,9 @@ func Build(c Config) (*Flow, error) {
 			}
 		}
 	}
+	if c.InputActNorm {
+		chain = append(layers.Chain{layers.Named{Name: InputActNormName, Bijector: layers.ActNorm{PerSite: true}}}, chain...)
+	}
 	temps := Temperatures{T: c.T, Hier: h}
 	var prior Prior = Gaussian{temps}
 	if c.Prior == "laplace" {
@@ -228,6 +237,9 @@ func (c Config) NumParams() (int, error) {
 			}
 		}
 		total += 2 * c.Repeat * per
+	}
+	if c.InputActNorm {
+		total += 2 * c.Channels * c.L * c.L
 	}
 	return total, nil
 }

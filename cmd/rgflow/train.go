@@ -108,6 +108,7 @@ func (f *sessionFlags) register(fs *flag.FlagSet) {
 type modelFlags struct {
 	preset, hidden                  string
 	depth, repeat, width, resBlocks int
+	inputActNorm                    bool
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
@@ -117,6 +118,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
 	fs.StringVar(&f.hidden, "hidden", "", "MLP conditioner widths, e.g. 10,10,10 (default: the preset's)")
 	fs.IntVar(&f.width, "width", 0, "residual-MLP conditioner width (default: the preset's)")
 	fs.IntVar(&f.resBlocks, "res-blocks", -1, "residual blocks per conditioner (default: the preset's)")
+	fs.BoolVar(&f.inputActNorm, "input-actnorm", false, "a per-site ActNorm before the hierarchy, initialised from data (images)")
 }
 
 // apply resolves the model config: the preset when rebuild (a fresh run, or --preset or the lattice changed),
@@ -152,6 +154,9 @@ func (f *modelFlags) apply(m *models.Config, set map[string]bool, rebuild bool, 
 	}
 	if set["res-blocks"] {
 		m.ResBlocks = f.resBlocks
+	}
+	if set["input-actnorm"] {
+		m.InputActNorm = f.inputActNorm
 	}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
