@@ -34,6 +34,19 @@ const DefaultFashionMNISTDir = "/usr/share/datasets/fashion-mnist"
 // specKinds lists the kinds ParseSpec accepts.
 const specKinds = "fashion-mnist, mnist-idx, mnist-json, cifar10, folder, synthetic"
 
+// generatedShape is the side and channel count of images made at load time (folders, synthetic): the
+// options' values, or 64 and RGB.
+func (opt LoadOptions) generatedShape() (size, channels int) {
+	size, channels = opt.Size, opt.Channels
+	if size == 0 {
+		size = 64
+	}
+	if channels == 0 {
+		channels = 3
+	}
+	return size, channels
+}
+
 // ParseSpec parses a data-set string (see Spec).
 func ParseSpec(s string) (Spec, error) {
 	kind, arg, _ := strings.Cut(s, ":")
@@ -109,24 +122,10 @@ func (s Spec) Load(opt LoadOptions) (train, test *Dataset, err error) {
 	case "cifar10":
 		tr, te, err = loadCIFARDir(s.Dir)
 	case "folder":
-		size := opt.Size
-		if size == 0 {
-			size = 64
-		}
-		ch := opt.Channels
-		if ch == 0 {
-			ch = 3
-		}
+		size, ch := opt.generatedShape()
 		tr, err = ReadFolder(s.Dir, FolderOptions{Size: size, Channels: ch})
 	case "synthetic":
-		size := opt.Size
-		if size == 0 {
-			size = 64
-		}
-		ch := opt.Channels
-		if ch == 0 {
-			ch = 3
-		}
+		size, ch := opt.generatedShape()
 		tr, err = Synthetic(rand.New(rand.NewPCG(opt.Seed, 0x5e7)), s.N, ch, size)
 	default:
 		return nil, nil, fmt.Errorf("images: unknown data-set kind %q", s.Kind)
