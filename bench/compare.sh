@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Alternating Go / PyTorch timings of one reverse-KL training step of the neuralrg preset (same model, one
+# Alternating Go / PyTorch timings of one reverse-KL training step of the neuralrg preset and of one
+# maximum-likelihood step of the rgflow-small image model (same models, one
 # thread each), ROUNDS rounds per configuration; prints the medians of the per-run medians and their ratio.
 # Needs Debian's python3-torch. Usage: bench/compare.sh [ROUNDS]
 set -euo pipefail
@@ -18,4 +19,20 @@ for cfg in "8 float32" "8 float64" "16 float32" "16 float64"; do
   g=$(printf '%s\n' "${go_ms[@]}" | median); p=$(printf '%s\n' "${py_ms[@]}" | median)
   printf 'L=%-3s %-8s Go %8.1f ms/step   PyTorch %8.1f ms/step   PyTorch/Go %5.2f   (Go runs: %s; PyTorch runs: %s)\n' \
     "$1" "$2" "$g" "$p" "$(echo "$p / $g" | bc -l)" "${go_ms[*]}" "${py_ms[*]}"
+done
+
+# The rgflow-small image model (batch 32, 32×32 grey, input ActNorm): one maximum-likelihood step.
+for width in 64 96; do
+  go_ms=(); py_ms=()
+  for r in $(seq "$rounds"); do
+    dir=$(mktemp -d)
+    go_ms+=("$(GOMAXPROCS=1 /tmp/rgflow-bench train images --data synthetic:256 --channels 1 --size 32 --preset rgflow-small \
+      --input-actnorm --width "$width" --steps 23 --eval-n 0 --log-every 1000 --out "$dir/run" 2>/dev/null |
+      sed -n 's/.*(\([0-9.]*\) ms\/step).*/\1/p')")
+    rm -rf "$dir"
+    py_ms+=("$("$py" bench/rgflow_torch.py --width "$width" --steps 20 | sed 's/.*"median_ms_per_step": \([0-9.]*\).*/\1/')")
+  done
+  g=$(printf '%s\n' "${go_ms[@]}" | median); p=$(printf '%s\n' "${py_ms[@]}" | median)
+  printf 'images width %-3s Go %8.1f ms/step   PyTorch %8.1f ms/step   PyTorch/Go %5.2f   (Go runs: %s; PyTorch runs: %s)\n' \
+    "$width" "$g" "$p" "$(echo "$p / $g" | bc -l)" "${go_ms[*]}" "${py_ms[*]}"
 done
