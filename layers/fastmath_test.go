@@ -176,3 +176,24 @@ func TestELUGradKernels(t *testing.T) {
 		}
 	}
 }
+
+// Every activation and derivative in float32 (fast exp, branch-free selects) against the float64 reference
+// evaluation: 2e-6 absolute plus 2e-6 relative (a few float32 ulp of values of order 1).
+func TestActivationsFloat32(t *testing.T) {
+	xs := make([]float32, 0, 4000)
+	for x := float32(-30); x < 30; x += 0.0157 {
+		xs = append(xs, x)
+	}
+	xs = append(xs, 0, float32(math.Copysign(0, -1)), 1e-8, -1e-8)
+	for _, k := range []actKind{actELU, actELUD1, actELUD2, actSwish, actSwishD1} {
+		dst := make([]float32, len(xs))
+		applyAct(dst, xs, k)
+		for i, x := range xs {
+			want := k.eval(float64(x))
+			if d := math.Abs(float64(dst[i]) - want); d > 2e-6+2e-6*math.Abs(want) {
+				t.Errorf("%s(%g) = %g, want %g", k, x, dst[i], want)
+				break
+			}
+		}
+	}
+}

@@ -156,7 +156,7 @@ func Linear(s *Scope, x *G.Node, out int, zeroInit, weightNorm bool) (*G.Node, e
 		w = s.Param("w", []int{out, in}, init)
 	}
 	b := s.Param("b", []int{out}, Zeros)
-	wx, err := G.Mul(w, x)
+	wx, err := MatMul(w, x)
 	if err != nil {
 		return nil, fmt.Errorf("layers: Linear %s: %w", s.Prefix(), err)
 	}

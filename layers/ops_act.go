@@ -77,15 +77,14 @@ func (k actKind) eval(x float64) float64 {
 
 func applyAct[T float](dst, x []T, k actKind) {
 	dst = dst[:len(x)]
+	if x32, ok := any(x).([]float32); ok {
+		applyAct32(any(dst).([]float32), x32, k)
+		return
+	}
 	switch k {
 	case actELU:
-		for i, v := range x {
-			if v > 0 {
-				dst[i] = v
-			} else {
-				dst[i] = T(math.Expm1(float64(v)))
-			}
-		}
+		copy(dst, x)
+		eluInPlace(dst)
 	case actSwish:
 		for i, v := range x {
 			dst[i] = v * T(sigmoid(float64(v)))
@@ -95,6 +94,46 @@ func applyAct[T float](dst, x []T, k actKind) {
 			dst[i] = T(k.eval(float64(v)))
 		}
 	}
+}
+
+// applyAct32 is applyAct for float32 with the fast float32 exp and no data-dependent branches: every
+// function here needs e^{−|x|} only, and the sign of x selects between two expressions of it.
+func applyAct32(dst, x []float32, k actKind) {
+	if k == actELU {
+		copy(dst, x)
+		eluInPlace(dst)
+		return
+	}
+	for i, v := range x {
+		b := math.Float32bits(v)
+		e := exp32(math.Float32frombits(b | 0x80000000)) // e^{−|v|}
+		neg := !(v > 0) // as the reference: 0 takes the x ≤ 0 branch
+		switch k {
+		case actELUD1, actELUD2: // v > 0: 1 (D1) or 0 (D2); otherwise e^v
+			var pos float32
+			if k == actELUD1 {
+				pos = 1
+			}
+			dst[i] = selectNeg(neg, e, pos)
+		case actSwish, actSwishD1:
+			// σ(v) = 1/(1+e) for v ≥ 0 and e/(1+e) for v < 0.
+			sg := selectNeg(neg, e, 1) / (1 + e)
+			if k == actSwish {
+				dst[i] = v * sg
+			} else {
+				dst[i] = sg * (1 + v*(1-sg))
+			}
+		}
+	}
+}
+
+// selectNeg returns a when neg, b otherwise, without a branch.
+func selectNeg(neg bool, a, b float32) float32 {
+	var m uint32
+	if neg {
+		m = ^uint32(0)
+	}
+	return math.Float32frombits(math.Float32bits(a)&m | math.Float32bits(b)&^m)
 }
 
 // ELU is the exponential linear unit with α = 1: x for x > 0, eˣ − 1 otherwise. It is C¹ at 0 (the second
