@@ -107,7 +107,7 @@ func applyAct32(dst, x []float32, k actKind) {
 	for i, v := range x {
 		b := math.Float32bits(v)
 		e := exp32(math.Float32frombits(b | 0x80000000)) // e^{−|v|}
-		neg := !(v > 0) // as the reference: 0 takes the x ≤ 0 branch
+		neg := !(v > 0)                                  // as the reference: 0 takes the x ≤ 0 branch
 		switch k {
 		case actELUD1, actELUD2: // v > 0: 1 (D1) or 0 (D2); otherwise e^v
 			var pos float32
