@@ -82,3 +82,23 @@ func eluGradVector[T float](g, y []T) int {
 	}
 	return 0
 }
+
+//go:noescape
+func swishF32AVX2(dst, x []float32, c *[16]float32)
+
+//go:noescape
+func swishGradF32AVX2(dst, x []float32, c *[16]float32)
+
+// swishVector computes Swish (or its derivative with grad) of a leading part of x into dst with vector
+// instructions and returns how many elements it did.
+func swishVector(dst, x []float32, grad bool) int {
+	if !hasAVX2FMA {
+		return 0
+	}
+	if grad {
+		swishGradF32AVX2(dst, x, &eluConst32)
+	} else {
+		swishF32AVX2(dst, x, &eluConst32)
+	}
+	return len(x) &^ 7
+}

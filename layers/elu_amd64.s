@@ -163,3 +163,100 @@ gloop64:
 
 gdone64:
 	RET
+
+// EXPNEG computes Y3 = e^{x'} for x' = max(−87, −|Y0|) with the exp32 polynomial; clobbers Y1, Y2. Constants
+// as in eluF32AVX2 (Y4…Y15).
+#define EXPNEG \
+	VORPS        Y15, Y0, Y1 \
+	VMAXPS       Y1, Y4, Y1  \
+	VMULPS       Y5, Y1, Y2  \
+	VROUNDPS     $0, Y2, Y2  \
+	VFNMADD231PS Y6, Y2, Y1  \
+	VFNMADD231PS Y7, Y2, Y1  \
+	VMOVAPS      Y8, Y3      \
+	VFMADD213PS  Y9, Y1, Y3  \
+	VFMADD213PS  Y10, Y1, Y3 \
+	VFMADD213PS  Y11, Y1, Y3 \
+	VFMADD213PS  Y12, Y1, Y3 \
+	VFMADD213PS  Y13, Y1, Y3 \
+	VFMADD213PS  Y14, Y1, Y3 \
+	VFMADD213PS  Y14, Y1, Y3 \
+	VCVTPS2DQ    Y2, Y2      \
+	VPSLLD       $23, Y2, Y2 \
+	VPADDD       Y14, Y2, Y2 \
+	VMULPS       Y2, Y3, Y3
+
+#define LOADCONST \
+	VBROADCASTSS 0(DX), Y4   \
+	VBROADCASTSS 4(DX), Y5   \
+	VBROADCASTSS 8(DX), Y6   \
+	VBROADCASTSS 12(DX), Y7  \
+	VBROADCASTSS 16(DX), Y8  \
+	VBROADCASTSS 20(DX), Y9  \
+	VBROADCASTSS 24(DX), Y10 \
+	VBROADCASTSS 28(DX), Y11 \
+	VBROADCASTSS 32(DX), Y12 \
+	VBROADCASTSS 36(DX), Y13 \
+	VBROADCASTSS 40(DX), Y14 \
+	VBROADCASTSS 44(DX), Y15
+
+// SIGMOID leaves σ(x) in Y2 from x in Y0 and e^{−|x|} in Y3: (x < 0 ? e : 1)/(1 + e); clobbers Y1.
+#define SIGMOID \
+	VADDPS    Y14, Y3, Y1     \
+	VBLENDVPS Y0, Y3, Y14, Y2 \
+	VDIVPS    Y1, Y2, Y2
+
+// func swishF32AVX2(dst, x []float32, c *[16]float32)
+// dst = x·σ(x) on the first len(x)&^7 elements.
+TEXT ·swishF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ dst_base+0(FP), DI
+	MOVQ x_base+24(FP), SI
+	MOVQ x_len+32(FP), CX
+	MOVQ c+48(FP), DX
+	SHRQ $3, CX
+	JZ   sdone
+	LOADCONST
+
+sloop:
+	VMOVUPS (SI), Y0
+	EXPNEG
+	SIGMOID
+	VMULPS  Y2, Y0, Y3
+	VMOVUPS Y3, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     sloop
+	VZEROUPPER
+
+sdone:
+	RET
+
+// func swishGradF32AVX2(dst, x []float32, c *[16]float32)
+// dst = Swish'(x) = σ(x)·(1 + x·(1 − σ(x))) on the first len(x)&^7 elements.
+TEXT ·swishGradF32AVX2(SB), NOSPLIT, $0-56
+	MOVQ dst_base+0(FP), DI
+	MOVQ x_base+24(FP), SI
+	MOVQ x_len+32(FP), CX
+	MOVQ c+48(FP), DX
+	SHRQ $3, CX
+	JZ   sgdone
+	LOADCONST
+
+sgloop:
+	VMOVUPS (SI), Y0
+	EXPNEG
+	SIGMOID
+	VSUBPS  Y2, Y14, Y1 // 1 − σ
+	VMULPS  Y0, Y1, Y1  // x(1 − σ)
+	VADDPS  Y14, Y1, Y1 // 1 + x(1 − σ)
+	VMULPS  Y2, Y1, Y3
+	VMOVUPS Y3, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     sgloop
+	VZEROUPPER
+
+sgdone:
+	RET

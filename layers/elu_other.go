@@ -13,3 +13,6 @@ func axpyRowsVec[T float](c, a, b []T, ldb int) int { return 0 }
 
 // dotVec has no vector kernel on this architecture.
 func dotVec[T float](a, b []T) (T, int) { return 0, 0 }
+
+// swishVector has no vector kernel on this architecture.
+func swishVector(dst, x []float32, grad bool) int { return 0 }

@@ -99,10 +99,14 @@ func applyAct[T float](dst, x []T, k actKind) {
 // applyAct32 is applyAct for float32 with the fast float32 exp and no data-dependent branches: every
 // function here needs e^{−|x|} only, and the sign of x selects between two expressions of it.
 func applyAct32(dst, x []float32, k actKind) {
-	if k == actELU {
+	switch k {
+	case actELU:
 		copy(dst, x)
 		eluInPlace(dst)
 		return
+	case actSwish, actSwishD1:
+		done := swishVector(dst, x, k == actSwishD1)
+		dst, x = dst[done:], x[done:]
 	}
 	for i, v := range x {
 		b := math.Float32bits(v)
