@@ -331,13 +331,14 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 	temp := fs.Float64("temperature", 1, "prior temperature T (every level)")
 	levelT := fs.String("level-temperatures", "", "temperature per RG level, finest first, e.g. 0.2,0.8,0.8,0.8")
 	pngPath := fs.String("png", "", "write the samples as a PNG grid")
+	zoom := fs.Int("zoom", 1, "enlarge every pixel of the PNG grid to zoom×zoom")
 	out := fs.String("out", "", "write x (logit space), pixels and logq as .npz")
 	seed := fs.Uint64("seed", 1, "random seed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *n < 1 || !(*temp > 0) {
-		return fmt.Errorf("sample: --n=%d --temperature=%v, want ≥ 1 and > 0", *n, *temp)
+	if *n < 1 || !(*temp > 0) || *zoom < 1 || *zoom > 16 {
+		return fmt.Errorf("sample: --n=%d --temperature=%v --zoom=%d, want n ≥ 1, T > 0, 1 ≤ zoom ≤ 16", *n, *temp, *zoom)
 	}
 	if *pngPath == "" && *out == "" {
 		return errors.New("sample: say where to write: --png grid.png and/or --out samples.npz")
@@ -369,7 +370,7 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 	losses.Preprocess{}.Pixels(pix, y)
 	c, L := flow.Channels, flow.L
 	if *pngPath != "" {
-		if err := writeGrid(*pngPath, pix, *n, c, L); err != nil {
+		if err := writeGrid(*pngPath, pix, *n, c, L, *zoom); err != nil {
 			return fmt.Errorf("sample: %w", err)
 		}
 	}
@@ -386,19 +387,21 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// writeGrid writes n images (C×L×L uint8, C = 1 or 3) as a near-square grid with 1-pixel gaps, atomically.
-func writeGrid(path string, pix []uint8, n, c, L int) error {
+// writeGrid writes n images (C×L×L uint8, C = 1 or 3) as a near-square grid with 1-pixel gaps, every pixel
+// enlarged to zoom×zoom, atomically.
+func writeGrid(path string, pix []uint8, n, c, L, zoom int) error {
 	cols := 1
 	for cols*cols < n {
 		cols++
 	}
 	rows := (n + cols - 1) / cols
-	img := image.NewRGBA(image.Rect(0, 0, cols*(L+1)+1, rows*(L+1)+1))
+	cell := L*zoom + 1
+	img := image.NewRGBA(image.Rect(0, 0, cols*cell+1, rows*cell+1))
 	for i := range img.Pix {
 		img.Pix[i] = 255
 	}
 	for k := 0; k < n; k++ {
-		ox, oy := 1+(k%cols)*(L+1), 1+(k/cols)*(L+1)
+		ox, oy := 1+(k%cols)*cell, 1+(k/cols)*cell
 		base := k * c * L * L
 		for i := 0; i < L; i++ {
 			for j := 0; j < L; j++ {
@@ -409,7 +412,11 @@ func writeGrid(path string, pix []uint8, n, c, L int) error {
 				} else {
 					col = color.RGBA{pix[base+i*L+j], pix[base+L*L+i*L+j], pix[base+2*L*L+i*L+j], 255}
 				}
-				img.SetRGBA(ox+j, oy+i, col)
+				for a := 0; a < zoom; a++ {
+					for b := 0; b < zoom; b++ {
+						img.SetRGBA(ox+j*zoom+b, oy+i*zoom+a, col)
+					}
+				}
 			}
 		}
 	}
