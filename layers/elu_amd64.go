@@ -102,3 +102,6 @@ func swishVector(dst, x []float32, grad bool) int {
 	}
 	return len(x) &^ 7
 }
+
+// vectorKernels reports whether the AVX2+FMA kernels are in use.
+func vectorKernels() bool { return hasAVX2FMA }

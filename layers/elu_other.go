@@ -16,3 +16,6 @@ func dotVec[T float](a, b []T) (T, int) { return 0, 0 }
 
 // swishVector has no vector kernel on this architecture.
 func swishVector(dst, x []float32, grad bool) int { return 0 }
+
+// vectorKernels reports whether vector kernels are in use: never on this architecture.
+func vectorKernels() bool { return false }

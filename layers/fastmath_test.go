@@ -102,7 +102,7 @@ func TestELUVectorKernels(t *testing.T) {
 		v32[i] = float32(x)
 	}
 	eluInPlace(v32)
-	if hasAVX2FMA && eluVector(make([]float64, 8)) == 0 {
+	if vectorKernels() && eluVector(make([]float64, 8)) == 0 {
 		t.Fatal("the vector kernel did not run on a CPU that has it")
 	}
 	for i, x := range xs {
