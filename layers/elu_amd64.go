@@ -16,7 +16,7 @@ func eluF64AVX2(x []float64, c *[20][4]float64)
 var eluConst32 = [16]float32{
 	-87, 1.44269504088896341, 0.693359375, -2.12194440e-4,
 	1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1,
-	1, math.Float32frombits(0x80000000),
+	1, math.Float32frombits(0x80000000), 88,
 }
 
 // eluConst64 are the constants of eluF64AVX2, each repeated over the four lanes.
@@ -105,3 +105,15 @@ func swishVector(dst, x []float32, grad bool) int {
 
 // vectorKernels reports whether the AVX2+FMA kernels are in use.
 func vectorKernels() bool { return hasAVX2FMA }
+
+//go:noescape
+func expF32AVX2(x []float32, c *[16]float32)
+
+// expVector replaces a leading part of x by e^x with vector instructions and returns how many elements it did.
+func expVector(x []float32) int {
+	if !hasAVX2FMA {
+		return 0
+	}
+	expF32AVX2(x, &eluConst32)
+	return len(x) &^ 7
+}

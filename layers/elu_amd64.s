@@ -260,3 +260,45 @@ sgloop:
 
 sgdone:
 	RET
+
+// func expF32AVX2(x []float32, c *[16]float32)
+// x = e^x in place on the first len(x)&^7 elements, for x clamped to [−87, 88] (NaN stays NaN); the exp32
+// polynomial. c as in eluF32AVX2, with c[12] = 88.
+TEXT ·expF32AVX2(SB), NOSPLIT, $0-32
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ c+24(FP), DX
+	SHRQ $3, CX
+	JZ   edone
+	LOADCONST
+	VBROADCASTSS 48(DX), Y0 // 88
+	VMOVAPS      Y0, Y15    // the sign mask is not needed here: Y15 holds the upper clamp
+
+eloop:
+	VMOVUPS      (SI), Y1
+	VMAXPS       Y1, Y4, Y1 // max(−87, x); NaN stays NaN
+	VMINPS       Y1, Y15, Y1 // min(88, x)
+	VMULPS       Y5, Y1, Y2
+	VROUNDPS     $0, Y2, Y2
+	VFNMADD231PS Y6, Y2, Y1
+	VFNMADD231PS Y7, Y2, Y1
+	VMOVAPS      Y8, Y3
+	VFMADD213PS  Y9, Y1, Y3
+	VFMADD213PS  Y10, Y1, Y3
+	VFMADD213PS  Y11, Y1, Y3
+	VFMADD213PS  Y12, Y1, Y3
+	VFMADD213PS  Y13, Y1, Y3
+	VFMADD213PS  Y14, Y1, Y3
+	VFMADD213PS  Y14, Y1, Y3
+	VCVTPS2DQ    Y2, Y2
+	VPSLLD       $23, Y2, Y2
+	VPADDD       Y14, Y2, Y2
+	VMULPS       Y2, Y3, Y3
+	VMOVUPS      Y3, (SI)
+	ADDQ         $32, SI
+	DECQ         CX
+	JNZ          eloop
+	VZEROUPPER
+
+edone:
+	RET

@@ -19,3 +19,6 @@ func swishVector(dst, x []float32, grad bool) int { return 0 }
 
 // vectorKernels reports whether vector kernels are in use: never on this architecture.
 func vectorKernels() bool { return false }
+
+// expVector has no vector kernel on this architecture.
+func expVector(x []float32) int { return 0 }

@@ -469,20 +469,25 @@ func (c *nvpCache[T]) forward(x []T, ps [][]T, out []T) {
 			y := c.x[row*n : (row+1)*n]
 			thr, es := th[r*n:(r+1)*n], c.es[k][r*n:(r+1)*n]
 			u, t := c.uIn[k][r*n:(r+1)*n], c.tOut[k][r*n:(r+1)*n]
-			for j := range y {
-				h := tanhT(thr[j])
-				thr[j] = h
-				s := sc * h
-				if p.inverse {
-					e := expT(-s)
-					es[j] = e
+			// Vector passes: tanh, the log-scale s = ±scale·tanh (into es), its exp, then the affine update.
+			tanhInPlace(thr, c.h1[:n])
+			sgn := T(1)
+			if p.inverse {
+				sgn = -1
+			}
+			for j, h := range thr {
+				s := sgn * sc * h
+				es[j] = s
+				ld[j] += s
+			}
+			expInPlace(es)
+			if p.inverse {
+				for j, e := range es {
 					y[j] = (u[j] - t[j]) * e
-					ld[j] -= s
-				} else {
-					e := expT(s)
-					es[j] = e
+				}
+			} else {
+				for j, e := range es {
 					y[j] = u[j]*e + t[j]
-					ld[j] += s
 				}
 			}
 		}
