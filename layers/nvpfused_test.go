@@ -100,14 +100,7 @@ func TestFusedRealNVPMatchesUnfused(t *testing.T) {
 			}
 			x, w, v := rv(dim*n, 1), rv(dim*n, 1), rv(n, 1)
 			_ = fusedCase(t, ref, store, x, w, v, dim, n, inverse) // creates the parameters
-			for _, name := range store.Names() {
-				p, _ := store.Get(name)
-				vals := Float64s(p)
-				for i := range vals {
-					vals[i] += 0.4 * rng.NormFloat64()
-				}
-				SetData(p, vals)
-			}
+			store.Perturb(rng, 0.4)
 			want := fusedCase(t, ref, store, x, w, v, dim, n, inverse)
 			got := fusedCase(t, fused, store, x, w, v, dim, n, inverse)
 			tol := 1e-10

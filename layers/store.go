@@ -150,6 +150,19 @@ func (s *Store) Set(name string, shape []int, data []float64) error {
 	return nil
 }
 
+// Perturb adds independent N(0, scale²) noise to every parameter, in creation order: "random non-zero
+// weights" for conformance tests and demonstrations of untrained models.
+func (s *Store) Perturb(rng *rand.Rand, scale float64) {
+	for _, name := range s.order {
+		t := s.params[name]
+		v := Float64s(t)
+		for i := range v {
+			v[i] += scale * rng.NormFloat64()
+		}
+		SetData(t, v)
+	}
+}
+
 // SetData copies float64 values into a float32 or float64 dense tensor.
 func SetData(t *tensor.Dense, data []float64) {
 	switch d := t.Data().(type) {

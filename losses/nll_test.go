@@ -146,14 +146,7 @@ func TestNLLRoundTripRealImages(t *testing.T) {
 	}
 	defer enc.Close()
 	rng := rand.New(rand.NewPCG(7, 8))
-	for _, name := range store.Names() {
-		p, _ := store.Get(name)
-		v := layers.Float64s(p)
-		for i := range v {
-			v[i] += 0.2 * rng.NormFloat64()
-		}
-		layers.SetData(p, v)
-	}
+	store.Perturb(rng, 0.2)
 	dec, err := models.NewSampler(flow, store, 64)
 	if err != nil {
 		t.Fatal(err)

@@ -211,14 +211,7 @@ func TestSamplerLogQMatchesLogProb(t *testing.T) {
 	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 2)))
 	bind(t, f, store)
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, name := range store.Names() { // random non-zero weights
-		p, _ := store.Get(name)
-		v := layers.Float64s(p)
-		for i := range v {
-			v[i] += 0.2 * rng.NormFloat64()
-		}
-		layers.SetData(p, v)
-	}
+	store.Perturb(rng, 0.2) // random non-zero weights
 	sm, err := NewSampler(f, store, 5)
 	if err != nil {
 		t.Fatal(err)

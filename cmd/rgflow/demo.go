@@ -49,14 +49,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	defer sm.Close()
 	// Untrained weights: perturb the identity initialisation so the round trip has something to undo.
 	rng := rand.New(rand.NewPCG(*seed, 2))
-	for _, name := range store.Names() {
-		p, _ := store.Get(name)
-		v := layers.Float64s(p)
-		for i := range v {
-			v[i] += 0.1 * rng.NormFloat64()
-		}
-		layers.SetData(p, v)
-	}
+	store.Perturb(rng, 0.1)
 	x, logqGen, z, err := sm.Sample(rng)
 	if err != nil {
 		return err

@@ -75,7 +75,7 @@ func Run(t *testing.T, c Case) {
 	if store.Len() == 0 {
 		t.Logf("%s: bijector has no parameters", c.Name)
 	}
-	perturb(store, rand.New(rand.NewPCG(c.Seed, 2)), c.WeightScale)
+	store.Perturb(rand.New(rand.NewPCG(c.Seed, 2)), c.WeightScale)
 
 	tol := roundTripTol(c.Dtype)
 	// x → z → x.
@@ -144,18 +144,6 @@ func roundTo(dt tensor.Dtype, v []float64) []float64 {
 		}
 	}
 	return v
-}
-
-// perturb adds N(0, scale²) noise to every parameter.
-func perturb(store *layers.Store, rng *rand.Rand, scale float64) {
-	for _, name := range store.Names() {
-		t, _ := store.Get(name)
-		v := layers.Float64s(t)
-		for i := range v {
-			v[i] += scale * rng.NormFloat64()
-		}
-		layers.SetData(t, v)
-	}
 }
 
 // run builds a graph applying the bijector in one direction to in (shape), runs it and returns the output
