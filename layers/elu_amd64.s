@@ -1,5 +1,53 @@
 #include "textflag.h"
 
+// Macros shared by the float32 kernels. Constants (LOADCONST from c, see eluConst32): Y4 −87, Y5 log2 e,
+// Y6 c1, Y7 c2, Y8…Y13 the exp32 polynomial p0…p5, Y14 1.0, Y15 the sign mask.
+#define LOADCONST \
+	VBROADCASTSS 0(DX), Y4   \
+	VBROADCASTSS 4(DX), Y5   \
+	VBROADCASTSS 8(DX), Y6   \
+	VBROADCASTSS 12(DX), Y7  \
+	VBROADCASTSS 16(DX), Y8  \
+	VBROADCASTSS 20(DX), Y9  \
+	VBROADCASTSS 24(DX), Y10 \
+	VBROADCASTSS 28(DX), Y11 \
+	VBROADCASTSS 32(DX), Y12 \
+	VBROADCASTSS 36(DX), Y13 \
+	VBROADCASTSS 40(DX), Y14 \
+	VBROADCASTSS 44(DX), Y15
+
+// EXPCORE computes Y3 = e^{Y1} for Y1 already clamped to the float32 range, by the range reduction and
+// degree-5 polynomial of exp32 (e^r = (p(r)·r + 1)·r + 1, times 2ⁿ built in the exponent bits); clobbers Y1, Y2.
+#define EXPCORE \
+	VMULPS       Y5, Y1, Y2  \
+	VROUNDPS     $0, Y2, Y2  \
+	VFNMADD231PS Y6, Y2, Y1  \
+	VFNMADD231PS Y7, Y2, Y1  \
+	VMOVAPS      Y8, Y3      \
+	VFMADD213PS  Y9, Y1, Y3  \
+	VFMADD213PS  Y10, Y1, Y3 \
+	VFMADD213PS  Y11, Y1, Y3 \
+	VFMADD213PS  Y12, Y1, Y3 \
+	VFMADD213PS  Y13, Y1, Y3 \
+	VFMADD213PS  Y14, Y1, Y3 \
+	VFMADD213PS  Y14, Y1, Y3 \
+	VCVTPS2DQ    Y2, Y2      \
+	VPSLLD       $23, Y2, Y2 \
+	VPADDD       Y14, Y2, Y2 \
+	VMULPS       Y2, Y3, Y3
+
+// EXPNEG computes Y3 = e^{x'} for x' = max(−87, −|Y0|) (a NaN stays NaN); clobbers Y1, Y2.
+#define EXPNEG \
+	VORPS  Y15, Y0, Y1 \
+	VMAXPS Y1, Y4, Y1  \
+	EXPCORE
+
+// SIGMOID leaves σ(x) in Y2 from x in Y0 and e^{−|x|} in Y3: (x < 0 ? e : 1)/(1 + e); clobbers Y1.
+#define SIGMOID \
+	VADDPS    Y14, Y3, Y1     \
+	VBLENDVPS Y0, Y3, Y14, Y2 \
+	VDIVPS    Y1, Y2, Y2
+
 // func eluF32AVX2(x []float32, c *[16]float32)
 // ELU in place on the first len(x)&^7 elements: a > 0 ? a : e^a − 1, with e^x for x = −|a| by the same
 // range reduction and degree-5 polynomial as exp32. c: clamp, log2e, c1, c2, p0…p5, one, signmask.
@@ -9,45 +57,17 @@ TEXT ·eluF32AVX2(SB), NOSPLIT, $0-32
 	MOVQ c+24(FP), DX
 	SHRQ $3, CX
 	JZ   done32
-	VBROADCASTSS 0(DX), Y4   // clamp −87
-	VBROADCASTSS 4(DX), Y5   // log2 e
-	VBROADCASTSS 8(DX), Y6   // c1
-	VBROADCASTSS 12(DX), Y7  // c2
-	VBROADCASTSS 16(DX), Y8  // p0
-	VBROADCASTSS 20(DX), Y9  // p1
-	VBROADCASTSS 24(DX), Y10 // p2
-	VBROADCASTSS 28(DX), Y11 // p3
-	VBROADCASTSS 32(DX), Y12 // p4
-	VBROADCASTSS 36(DX), Y13 // p5
-	VBROADCASTSS 40(DX), Y14 // 1.0
-	VBROADCASTSS 44(DX), Y15 // sign mask
+	LOADCONST
 
 loop32:
-	VMOVUPS      (SI), Y0      // a
-	VORPS        Y15, Y0, Y1   // x = −|a|
-	VMAXPS       Y1, Y4, Y1    // x = max(−87, x); a NaN x stays NaN
-	VMULPS       Y5, Y1, Y2    // x·log2 e
-	VROUNDPS     $0, Y2, Y2    // n = round to nearest
-	VFNMADD231PS Y6, Y2, Y1    // r = x − n·c1
-	VFNMADD231PS Y7, Y2, Y1    // r −= n·c2
-	VMOVAPS      Y8, Y3
-	VFMADD213PS  Y9, Y1, Y3    // p = p·r + p1
-	VFMADD213PS  Y10, Y1, Y3
-	VFMADD213PS  Y11, Y1, Y3
-	VFMADD213PS  Y12, Y1, Y3
-	VFMADD213PS  Y13, Y1, Y3   // p = p(r), degree 5
-	VFMADD213PS  Y14, Y1, Y3   // p·r + 1
-	VFMADD213PS  Y14, Y1, Y3   // e^r = (p·r + 1)·r + 1
-	VCVTPS2DQ    Y2, Y2
-	VPSLLD       $23, Y2, Y2
-	VPADDD       Y14, Y2, Y2   // bits of 2ⁿ = (n << 23) + bits(1.0)
-	VMULPS       Y2, Y3, Y3    // e^x
-	VSUBPS       Y14, Y3, Y3   // e^x − 1
-	VBLENDVPS    Y0, Y3, Y0, Y0 // a's sign bit set ? e^x − 1 : a
-	VMOVUPS      Y0, (SI)
-	ADDQ         $32, SI
-	DECQ         CX
-	JNZ          loop32
+	VMOVUPS   (SI), Y0      // a
+	EXPNEG                  // Y3 = e^{−|a|}
+	VSUBPS    Y14, Y3, Y3   // e^{−|a|} − 1
+	VBLENDVPS Y0, Y3, Y0, Y0 // a's sign bit set ? e^a − 1 : a
+	VMOVUPS   Y0, (SI)
+	ADDQ      $32, SI
+	DECQ      CX
+	JNZ       loop32
 	VZEROUPPER
 
 done32:
@@ -164,48 +184,6 @@ gloop64:
 gdone64:
 	RET
 
-// EXPNEG computes Y3 = e^{x'} for x' = max(−87, −|Y0|) with the exp32 polynomial; clobbers Y1, Y2. Constants
-// as in eluF32AVX2 (Y4…Y15).
-#define EXPNEG \
-	VORPS        Y15, Y0, Y1 \
-	VMAXPS       Y1, Y4, Y1  \
-	VMULPS       Y5, Y1, Y2  \
-	VROUNDPS     $0, Y2, Y2  \
-	VFNMADD231PS Y6, Y2, Y1  \
-	VFNMADD231PS Y7, Y2, Y1  \
-	VMOVAPS      Y8, Y3      \
-	VFMADD213PS  Y9, Y1, Y3  \
-	VFMADD213PS  Y10, Y1, Y3 \
-	VFMADD213PS  Y11, Y1, Y3 \
-	VFMADD213PS  Y12, Y1, Y3 \
-	VFMADD213PS  Y13, Y1, Y3 \
-	VFMADD213PS  Y14, Y1, Y3 \
-	VFMADD213PS  Y14, Y1, Y3 \
-	VCVTPS2DQ    Y2, Y2      \
-	VPSLLD       $23, Y2, Y2 \
-	VPADDD       Y14, Y2, Y2 \
-	VMULPS       Y2, Y3, Y3
-
-#define LOADCONST \
-	VBROADCASTSS 0(DX), Y4   \
-	VBROADCASTSS 4(DX), Y5   \
-	VBROADCASTSS 8(DX), Y6   \
-	VBROADCASTSS 12(DX), Y7  \
-	VBROADCASTSS 16(DX), Y8  \
-	VBROADCASTSS 20(DX), Y9  \
-	VBROADCASTSS 24(DX), Y10 \
-	VBROADCASTSS 28(DX), Y11 \
-	VBROADCASTSS 32(DX), Y12 \
-	VBROADCASTSS 36(DX), Y13 \
-	VBROADCASTSS 40(DX), Y14 \
-	VBROADCASTSS 44(DX), Y15
-
-// SIGMOID leaves σ(x) in Y2 from x in Y0 and e^{−|x|} in Y3: (x < 0 ? e : 1)/(1 + e); clobbers Y1.
-#define SIGMOID \
-	VADDPS    Y14, Y3, Y1     \
-	VBLENDVPS Y0, Y3, Y14, Y2 \
-	VDIVPS    Y1, Y2, Y2
-
 // func swishF32AVX2(dst, x []float32, c *[16]float32)
 // dst = x·σ(x) on the first len(x)&^7 elements.
 TEXT ·swishF32AVX2(SB), NOSPLIT, $0-56
@@ -275,29 +253,14 @@ TEXT ·expF32AVX2(SB), NOSPLIT, $0-32
 	VMOVAPS      Y0, Y15    // the sign mask is not needed here: Y15 holds the upper clamp
 
 eloop:
-	VMOVUPS      (SI), Y1
-	VMAXPS       Y1, Y4, Y1 // max(−87, x); NaN stays NaN
-	VMINPS       Y1, Y15, Y1 // min(88, x)
-	VMULPS       Y5, Y1, Y2
-	VROUNDPS     $0, Y2, Y2
-	VFNMADD231PS Y6, Y2, Y1
-	VFNMADD231PS Y7, Y2, Y1
-	VMOVAPS      Y8, Y3
-	VFMADD213PS  Y9, Y1, Y3
-	VFMADD213PS  Y10, Y1, Y3
-	VFMADD213PS  Y11, Y1, Y3
-	VFMADD213PS  Y12, Y1, Y3
-	VFMADD213PS  Y13, Y1, Y3
-	VFMADD213PS  Y14, Y1, Y3
-	VFMADD213PS  Y14, Y1, Y3
-	VCVTPS2DQ    Y2, Y2
-	VPSLLD       $23, Y2, Y2
-	VPADDD       Y14, Y2, Y2
-	VMULPS       Y2, Y3, Y3
-	VMOVUPS      Y3, (SI)
-	ADDQ         $32, SI
-	DECQ         CX
-	JNZ          eloop
+	VMOVUPS (SI), Y1
+	VMAXPS  Y1, Y4, Y1  // max(−87, x); NaN stays NaN
+	VMINPS  Y1, Y15, Y1 // min(88, x)
+	EXPCORE
+	VMOVUPS Y3, (SI)
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     eloop
 	VZEROUPPER
 
 edone:
