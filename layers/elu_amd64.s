@@ -249,8 +249,7 @@ TEXT ·expF32AVX2(SB), NOSPLIT, $0-32
 	SHRQ $3, CX
 	JZ   edone
 	LOADCONST
-	VBROADCASTSS 48(DX), Y0 // 88
-	VMOVAPS      Y0, Y15    // the sign mask is not needed here: Y15 holds the upper clamp
+	VBROADCASTSS 48(DX), Y15 // the upper clamp 88 (the sign mask is not needed here)
 
 eloop:
 	VMOVUPS (SI), Y1

@@ -240,17 +240,6 @@ func loadImageRun(dir, cmd string) (*imageRun, *models.Flow, *layers.Store, int6
 	return &run, flow, store, step, err
 }
 
-// runKind reads the kind of run a directory holds ("lattice" or "images").
-func runKind(dir, cmd string) (string, error) {
-	var k struct {
-		Kind string `json:"kind"`
-	}
-	if err := loadRunConfigAny(dir, &k, cmd); err != nil {
-		return "", err
-	}
-	return k.Kind, nil
-}
-
 // imageEvalReport is the output of rgflow eval on an image run.
 type imageEvalReport struct {
 	Step       int64      `json:"step"`

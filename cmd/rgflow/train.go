@@ -253,28 +253,32 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 
 // loadRunConfig reads the config saved in a run directory's newest checkpoint into dst, checking its kind.
 func loadRunConfig(dir, kind string, dst any, cmd string) error {
-	var k struct {
-		Kind string `json:"kind"`
-	}
-	if err := loadRunConfigAny(dir, &k, cmd); err != nil {
+	k, raw, err := runConfig(dir, cmd)
+	if err != nil {
 		return err
 	}
-	if k.Kind != kind {
-		return fmt.Errorf("%s: %s is a %q run, not a %s run", cmd, dir, k.Kind, kind)
-	}
-	return loadRunConfigAny(dir, dst, cmd)
-}
-
-// loadRunConfigAny reads the config saved in a run directory's newest checkpoint into dst.
-func loadRunConfigAny(dir string, dst any, cmd string) error {
-	raw, err := train.CheckpointConfig(dir)
-	if err != nil {
-		return fmt.Errorf("%s: %s: %w", cmd, dir, err)
+	if k != kind {
+		return fmt.Errorf("%s: %s is a %q run, not a %s run", cmd, dir, k, kind)
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
 		return fmt.Errorf("%s: %s: the checkpoint's config does not parse: %w", cmd, dir, err)
 	}
 	return nil
+}
+
+// runConfig reads the config saved in a run directory's newest checkpoint and its kind ("lattice" or
+// "images").
+func runConfig(dir, cmd string) (kind string, raw []byte, err error) {
+	if raw, err = train.CheckpointConfig(dir); err != nil {
+		return "", nil, fmt.Errorf("%s: %s: %w", cmd, dir, err)
+	}
+	var k struct {
+		Kind string `json:"kind"`
+	}
+	if err := json.Unmarshal(raw, &k); err != nil {
+		return "", nil, fmt.Errorf("%s: %s: the checkpoint's config does not parse: %w", cmd, dir, err)
+	}
+	return k.Kind, raw, nil
 }
 
 // loadWeights binds the flow's parameters into store and loads the newest checkpoint's weights.
@@ -293,7 +297,7 @@ func loadWeights(flow *models.Flow, store *layers.Store, dir, cmd string) (int64
 // otherwise (including when the directory comes after the flags).
 func dispatchRun(args []string, cmd string, onLattice func([]string) error, onImages func(string, []string) error) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		kind, err := runKind(args[0], cmd)
+		kind, _, err := runConfig(args[0], cmd)
 		if err != nil {
 			return err
 		}
