@@ -3,7 +3,7 @@
 package layers
 
 // hasConvAVX512 is false: this architecture runs the plain-Go convolution loops.
-const hasConvAVX512 = false
+var hasConvAVX512 = false
 
 func convFwdKernel[T float](k int, off []int, xa, xb, w *T, outs *[16]uintptr, ma, mb uint64) {
 	panic("layers: no vector convolution kernel on this architecture")
