@@ -272,7 +272,8 @@ type convFwdVec[T float] struct {
 	p     *convPlan
 	wp    []T // weights per block of 8 output channels as [K][8] (zeros past Cout), then 16 scratch entries
 	dummy uintptr
-	us    []convUnit
+	us    []convUnit // the vectors of one image
+	gus   []convUnit // scratch: the vectors of a group
 }
 
 func newConvFwdVec[T float](g convGeom, p *convPlan, w []T) *convFwdVec[T] {
@@ -287,32 +288,38 @@ func newConvFwdVec[T float](g convGeom, p *convPlan, w []T) *convFwdVec[T] {
 	}
 	// The stores of the missing channels of the last block go to the scratch entries.
 	v.dummy = addr(&v.wp[nob*K*8])
-	if len(v.us)%2 == 1 {
-		v.us = append(v.us, convUnit{x: v.us[0].x, y: v.us[0].y}) // mask 0: reads and writes nothing
-	}
 	return v
 }
 
-// run adds F of the buffered images n0 … n0+nb−1 to y.
+// run adds F of the buffered images n0 … n0+nb−1 to y. The loop over blocks of 8 output channels is the
+// outer one, so that block's packed weights stay in L1 while the group's positions stream past.
 func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 	g, K := v.g, len(v.p.rowOff)
 	hw := g.ho * g.wo
 	nob := (g.cout + 7) / 8
-	var outs [16]uintptr
+	// The group's vectors as (buffer offset, output offset of channel 0, mask), in pairs.
+	us := v.gus[:0]
 	for n := 0; n < nb; n++ {
-		ybase, xbase := (n0+n)*g.cout*hw, n*v.p.imgStride
-		for u := 0; u < len(v.us); u += 2 {
-			ua, ub := v.us[u], v.us[u+1]
-			for ob := 0; ob < nob; ob++ {
-				for j := 0; j < 8; j++ {
-					if o := ob*8 + j; o < g.cout {
-						outs[2*j], outs[2*j+1] = addr(&y[ybase+o*hw+ua.y]), addr(&y[ybase+o*hw+ub.y])
-					} else {
-						outs[2*j], outs[2*j+1] = v.dummy, v.dummy
-					}
+		for _, u := range v.us {
+			us = append(us, convUnit{x: n*v.p.imgStride + u.x, y: (n0+n)*g.cout*hw + u.y, mask: u.mask})
+		}
+	}
+	if len(us)%2 == 1 {
+		us = append(us, convUnit{x: us[0].x, y: us[0].y}) // mask 0: reads and writes nothing
+	}
+	v.gus = us
+	var outs [16]uintptr
+	for ob := 0; ob < nob; ob++ {
+		for u := 0; u < len(us); u += 2 {
+			ua, ub := us[u], us[u+1]
+			for j := 0; j < 8; j++ {
+				if o := ob*8 + j; o < g.cout {
+					outs[2*j], outs[2*j+1] = addr(&y[o*hw+ua.y]), addr(&y[o*hw+ub.y])
+				} else {
+					outs[2*j], outs[2*j+1] = v.dummy, v.dummy
 				}
-				convFwdKernel(K, v.p.rowOff, &buf[xbase+ua.x], &buf[xbase+ub.x], &v.wp[ob*K*8], &outs, ua.mask, ub.mask)
 			}
+			convFwdKernel(K, v.p.rowOff, &buf[ua.x], &buf[ub.x], &v.wp[ob*K*8], &outs, ua.mask, ub.mask)
 		}
 	}
 	runtime.KeepAlive(y)
