@@ -265,7 +265,7 @@ func convUnits(g convGeom, p *convPlan, vl int) []convUnit {
 
 func addr[T float](v *T) uintptr { return uintptr(unsafe.Pointer(v)) }
 
-// convFwdVec runs F with the AVX-512 kernel: 8 output channels × 2 vectors of positions per call, the
+// convFwdVec runs F with the AVX-512 kernel: 8 output channels × 3 vectors of positions per call, the
 // whole Cin·kh·kw reduction in registers.
 type convFwdVec[T float] struct {
 	g     convGeom
@@ -297,29 +297,35 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 	g, K := v.g, len(v.p.rowOff)
 	hw := g.ho * g.wo
 	nob := (g.cout + 7) / 8
-	// The group's vectors as (buffer offset, output offset of channel 0, mask), in pairs.
+	// The group's vectors as (buffer offset, output offset of channel 0, mask), in threes.
 	us := v.gus[:0]
 	for n := 0; n < nb; n++ {
 		for _, u := range v.us {
 			us = append(us, convUnit{x: n*v.p.imgStride + u.x, y: (n0+n)*g.cout*hw + u.y, mask: u.mask})
 		}
 	}
-	if len(us)%2 == 1 {
+	for len(us)%3 != 0 {
 		us = append(us, convUnit{x: us[0].x, y: us[0].y}) // mask 0: reads and writes nothing
 	}
 	v.gus = us
-	var outs [16]uintptr
+	var (
+		outs  [24]uintptr
+		xs    [3]*T
+		masks [3]uint64
+	)
 	for ob := 0; ob < nob; ob++ {
-		for u := 0; u < len(us); u += 2 {
-			ua, ub := us[u], us[u+1]
-			for j := 0; j < 8; j++ {
-				if o := ob*8 + j; o < g.cout {
-					outs[2*j], outs[2*j+1] = addr(&y[o*hw+ua.y]), addr(&y[o*hw+ub.y])
-				} else {
-					outs[2*j], outs[2*j+1] = v.dummy, v.dummy
+		for u := 0; u < len(us); u += 3 {
+			for k, uk := range us[u : u+3] {
+				xs[k], masks[k] = &buf[uk.x], uk.mask
+				for j := 0; j < 8; j++ {
+					if o := ob*8 + j; o < g.cout {
+						outs[3*j+k] = addr(&y[o*hw+uk.y])
+					} else {
+						outs[3*j+k] = v.dummy
+					}
 				}
 			}
-			convFwdKernel(K, v.p.rowOff, &buf[ua.x], &buf[ub.x], &v.wp[ob*K*8], &outs, ua.mask, ub.mask)
+			convFwdKernel(K, v.p.rowOff, &xs, &v.wp[ob*K*8], &outs, &masks)
 		}
 	}
 	runtime.KeepAlive(y)
