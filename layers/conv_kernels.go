@@ -30,6 +30,9 @@ type convPlan struct {
 	group     int // images per buffer fill
 	bufLen    int
 	rowOff    []int // per kernel tap r = (i, a, c), in weight order
+	rowSrc    []int // per padded row: the source row, or −1 for a zero row
+	colSrc    []int // per padded column: the source column, or −1 for zero
+	colDst    []int // per padded column: its place in the phase-split row
 }
 
 // convGroupPositions is the number of output positions a buffer fill aims at: enough work per fill to
@@ -53,6 +56,22 @@ func newConvPlan(g convGeom) *convPlan {
 	p.imgStride = g.cin * cs
 	p.group = min(g.b, max(1, convGroupPositions/(g.ho*g.wo)))
 	p.bufLen = p.group*p.imgStride + 64 // slack past the last row
+	wrap := func(k, n int) int {
+		if g.periodic {
+			return ((k % n) + n) % n
+		}
+		if k < 0 || k >= n {
+			return -1
+		}
+		return k
+	}
+	for yy := 0; yy < p.hp; yy++ {
+		p.rowSrc = append(p.rowSrc, wrap(yy-g.ph(), g.h))
+	}
+	for xx := 0; xx < p.wp; xx++ {
+		p.colSrc = append(p.colSrc, wrap(xx-g.pw(), g.w))
+		p.colDst = append(p.colDst, (xx%s)*p.wq+xx/s)
+	}
 	p.rowOff = make([]int, 0, g.cin*g.kh*g.kw)
 	for i := 0; i < g.cin; i++ {
 		for a := 0; a < g.kh; a++ {
@@ -72,45 +91,39 @@ func (p *convPlan) base(n, y int) int { return n*p.imgStride + p.g.stride*y*p.ro
 // writing every entry a kernel reads (padding included), so buf needs no clearing between fills.
 func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 	g := p.g
-	ph, pw, s := g.ph(), g.pw(), g.stride
+	pw := g.pw()
 	for n := 0; n < nb; n++ {
 		for i := 0; i < g.cin; i++ {
 			src := x[((n0+n)*g.cin+i)*g.h*g.w:][:g.h*g.w]
 			dst := buf[n*p.imgStride+i*p.chStride:][:p.plane]
-			for yy := 0; yy < p.hp; yy++ {
+			for yy, sy := range p.rowSrc {
 				drow := dst[yy*p.rowLen:][:p.rowLen]
-				sy := yy - ph
-				if g.periodic {
-					sy = ((sy % g.h) + g.h) % g.h
-				} else if sy < 0 || sy >= g.h {
+				if sy < 0 {
 					fill(drow, 0)
 					continue
 				}
 				srow := src[sy*g.w:][:g.w]
-				if s == 1 {
+				if g.stride == 1 {
 					mid := drow[pw : pw+g.w]
 					for k, v := range srow {
 						mid[k] = v
 					}
-					for xx := 0; xx < pw; xx++ {
-						if g.periodic {
-							drow[xx] = srow[(((xx-pw)%g.w)+g.w)%g.w]
-							drow[pw+g.w+xx] = srow[xx%g.w]
-						} else {
-							drow[xx], drow[pw+g.w+xx] = 0, 0
+					for k := 0; k < pw; k++ {
+						drow[k], drow[pw+g.w+k] = 0, 0
+						if c := p.colSrc[k]; c >= 0 {
+							drow[k] = srow[c]
+						}
+						if c := p.colSrc[pw+g.w+k]; c >= 0 {
+							drow[pw+g.w+k] = srow[c]
 						}
 					}
 					continue
 				}
 				fill(drow, 0)
-				for xx := 0; xx < p.wp; xx++ {
-					sx := xx - pw
-					if g.periodic {
-						sx = ((sx % g.w) + g.w) % g.w
-					} else if sx < 0 || sx >= g.w {
-						continue
+				for xx, c := range p.colSrc {
+					if c >= 0 {
+						drow[p.colDst[xx]] = srow[c]
 					}
-					drow[(xx%s)*p.wq+xx/s] = srow[sx]
 				}
 			}
 		}
