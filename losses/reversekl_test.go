@@ -148,7 +148,7 @@ func TestReverseKLSymmetrizedMatchesHost(t *testing.T) {
 
 // The gradient of the symmetrised loss (through both passes of the flow, x = F⁻¹(z) and F(−x)) against
 // central finite differences of the graph's loss in the same parameters, for a spread of entries of every
-// third parameter tensor. h = 1e-5 in float64: truncation O(h²·f”') ≈ 1e-10 and rounding ≈ 1e-16·|f|/h
+// third parameter tensor. h = 1e-5 in float64: truncation O(h²·|f⁽³⁾|) ≈ 1e-10 and rounding ≈ 1e-16·|f|/h
 // ≈ 1e-10, so 1e-6·(1 + |g|) leaves a wide margin while a missing path (e.g. the gradient through q(−x)
 // dropped) changes gradients at the 1e-2 level.
 func TestReverseKLSymmetrizedGradientFD(t *testing.T) {
