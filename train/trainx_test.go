@@ -445,3 +445,28 @@ func TestBuffersResume(t *testing.T) {
 		t.Fatalf("resume into a model without buffers: %v", err)
 	}
 }
+
+// BenchmarkEMAUpdate is one moving-average update of 2¹⁸ parameters (four 256×256 tensors), the per-step
+// cost EMA adds to training.
+func BenchmarkEMAUpdate(b *testing.B) {
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		b.Run(dt.String(), func(b *testing.B) {
+			store := layers.NewStore(dt, rand.New(rand.NewPCG(1, 7)))
+			var names []string
+			for i := range 4 {
+				n := "w" + string(rune('0'+i))
+				store.Param(n, []int{256, 256}, layers.Normal(1))
+				names = append(names, n)
+			}
+			e, err := NewEMA(store, names, 0.999)
+			if err != nil {
+				b.Fatal(err)
+			}
+			e.Start()
+			b.SetBytes(int64(4 * 256 * 256 * dt.Size()))
+			for b.Loop() {
+				e.Update()
+			}
+		})
+	}
+}
