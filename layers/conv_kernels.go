@@ -375,8 +375,8 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 }
 
 // convWgtVec runs Wg with the AVX-512 kernel: 4 output channels × 6 kernel taps per call, accumulated lane
-// by lane over a group of images (the group's buffer and output-gradient rows stay in cache); the lanes
-// are summed at the end.
+// by lane over a group of images (the group's buffer and output-gradient rows stay in cache); each call
+// adds its 24 lane sums to acc, one number per (output channel, tap).
 type convWgtVec[T float] struct {
 	g        convGeom
 	p        *convPlan
@@ -400,7 +400,7 @@ func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T) *convWgtVec[T] {
 		}
 	}
 	v.nob, v.nrb = v.cpad/4, (K+5)/6
-	v.acc = make([]T, v.nob*v.nrb*24*vl)
+	v.acc = make([]T, v.nob*v.nrb*24)
 	v.tab = make([]uintptr, 3*p.group*len(v.us))
 	return v
 }
@@ -408,7 +408,7 @@ func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T) *convWgtVec[T] {
 // run accumulates the buffered images n0 … n0+nb−1.
 func (v *convWgtVec[T]) run(buf []T, n0, nb int) {
 	g, p := v.g, v.p
-	K, hw, vl := len(p.rowOff), g.ho*g.wo, vecLanes[T]()
+	K, hw := len(p.rowOff), g.ho*g.wo
 	size := int(unsafe.Sizeof(*new(T)))
 	var rows [6]int
 	t := v.tab[:3*nb*len(v.us)]
@@ -425,16 +425,16 @@ func (v *convWgtVec[T]) run(buf []T, n0, nb int) {
 			for j := range rows {
 				rows[j] = p.rowOff[min(rb*6+j, K-1)] * size
 			}
-			convWgtKernel(t, hw*size, &rows, v.acc[(ob*v.nrb+rb)*24*vl:][:24*vl])
+			convWgtKernel(t, hw*size, &rows, v.acc[(ob*v.nrb+rb)*24:][:24])
 		}
 	}
 	runtime.KeepAlive(v.gy)
 	runtime.KeepAlive(buf)
 }
 
-// finish writes the lane sums into dw.
+// finish copies the sums into dw.
 func (v *convWgtVec[T]) finish(dw []T) {
-	K, vl := len(v.p.rowOff), vecLanes[T]()
+	K := len(v.p.rowOff)
 	for ob := 0; ob < v.nob; ob++ {
 		for rb := 0; rb < v.nrb; rb++ {
 			for j := 0; j < 6; j++ {
@@ -443,11 +443,7 @@ func (v *convWgtVec[T]) finish(dw []T) {
 					if o >= v.g.cout || r >= K {
 						continue
 					}
-					var s T
-					for _, a := range v.acc[((ob*v.nrb+rb)*24+4*j+c)*vl:][:vl] {
-						s += a
-					}
-					dw[o*K+r] = s
+					dw[o*K+r] = v.acc[(ob*v.nrb+rb)*24+4*j+c]
 				}
 			}
 		}
