@@ -537,3 +537,62 @@ func TestConvLargeMatchesNaive(t *testing.T) {
 		}
 	}
 }
+
+// TestConvNetSecondOrder checks a small score-network-like chain — periodic 3×3 conv with bias, tanh,
+// stride-2 down-sampling, 1×1 mixing, transposed stride-2 up-sampling with a residual and ChannelBias, and
+// a nearest-neighbour up-sampled branch — at first and second order in all seven inputs (tolerance:
+// gradTol).
+func TestConvNetSecondOrder(t *testing.T) {
+	shapes := [][]int{{2, 2, 4, 6}, {3, 2, 3, 3}, {3}, {4, 3, 3, 3}, {4, 4, 1, 1}, {4, 2, 3, 3}, {2}}
+	rng := rand.New(rand.NewPCG(9, 9))
+	vals, dirs := make([][]float64, len(shapes)), make([][]float64, len(shapes))
+	for i, s := range shapes {
+		vals[i], dirs[i] = randVals(rng, size(s), -0.8, 0.8), randVals(rng, size(s), -1, 1)
+	}
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+		h, err := layers.Conv2DBias(in[0], in[1], in[2], layers.ConvOpts{})
+		if err == nil {
+			h, err = G.Tanh(h)
+		}
+		var d, u, up, l1, l2 *G.Node
+		if err == nil {
+			d, err = layers.Conv2D(h, in[3], layers.ConvOpts{Stride: 2}) // (2,4,2,3)
+		}
+		if err == nil {
+			d, err = G.Tanh(d)
+		}
+		if err == nil {
+			d, err = layers.Conv2D(d, in[4], layers.ConvOpts{})
+		}
+		if err == nil {
+			u, err = layers.ConvTranspose2D(d, in[5], layers.ConvOpts{Stride: 2}) // (2,2,4,6)
+		}
+		if err == nil {
+			u, err = G.Add(u, in[0])
+		}
+		if err == nil {
+			u, err = layers.ChannelBias(u, in[6])
+		}
+		if err == nil {
+			u, err = G.Tanh(u)
+		}
+		if err == nil {
+			l1, err = wsum(g, u, "r1", 1)
+		}
+		if err == nil {
+			up, err = layers.Upsample2x(d) // (2,4,4,6)
+		}
+		if err == nil {
+			up, err = G.Tanh(up)
+		}
+		if err == nil {
+			l2, err = wsum(g, up, "r2", 2)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return G.Add(l1, l2)
+	}
+	layerstest.GradCheck(t, shapes, vals, build, gradTol)
+	layerstest.SecondOrderCheck(t, shapes, vals, dirs, build, gradTol)
+}
