@@ -36,6 +36,7 @@ type convPlan struct {
 	// direct: a 1×1 stride-1 convolution needs no padding, and the kernels read the input tensor itself
 	// (each image plane one long row of positions).
 	direct bool
+	padL   int // padded columns before column 0
 }
 
 // convGroupPositions is the number of output positions a buffer fill aims at: enough work per fill to
@@ -43,8 +44,27 @@ type convPlan struct {
 // in the core's L2 cache.
 const convGroupPositions = 1024
 
+// convTap is one kernel tap: input channel i read at (ty, tx) from the top-left corner of an output
+// position's window, in padded coordinates (fine-grid columns before the phase split).
+type convTap struct{ i, ty, tx int }
+
+// newConvPlan is the plan of the convolution g: pads d·(k−1)/2, taps (i, a, c) in weight order.
 func newConvPlan(g convGeom) *convPlan {
-	p := &convPlan{g: g, hp: g.h + 2*g.ph(), wp: g.w + 2*g.pw()}
+	taps := make([]convTap, 0, g.cin*g.kh*g.kw)
+	for i := 0; i < g.cin; i++ {
+		for a := 0; a < g.kh; a++ {
+			for c := 0; c < g.kw; c++ {
+				taps = append(taps, convTap{i, g.dil * a, g.dil * c})
+			}
+		}
+	}
+	return newConvPlanTaps(g, g.ph(), g.ph(), g.pw(), g.pw(), taps, g.kh == 1 && g.kw == 1 && g.stride == 1)
+}
+
+// newConvPlanTaps is the plan of a convolution over g's input (b, cin, h, w) with the given padding on each
+// side and taps, producing g.ho × g.wo positions at stride g.stride (g's kernel fields are not used).
+func newConvPlanTaps(g convGeom, padT, padB, padL, padR int, taps []convTap, direct bool) *convPlan {
+	p := &convPlan{g: g, hp: g.h + padT + padB, wp: g.w + padL + padR}
 	s := g.stride
 	p.wq = (p.wp + s - 1) / s
 	p.rowLen = s * p.wq
@@ -57,9 +77,9 @@ func newConvPlan(g convGeom) *convPlan {
 	}
 	p.chStride = cs
 	p.imgStride = g.cin * cs
-	p.group = min(g.b, max(1, convGroupPositions/(g.ho*g.wo)))
+	p.group = min(g.b, max(1, convGroupPositions/max(1, g.ho*g.wo)))
 	p.bufLen = p.group*p.imgStride + 64 // slack past the last row
-	if g.kh == 1 && g.kw == 1 && g.stride == 1 {
+	if direct {
 		p.direct = true
 		p.chStride, p.imgStride, p.bufLen = p.plane, g.cin*p.plane, 0
 	}
@@ -73,20 +93,16 @@ func newConvPlan(g convGeom) *convPlan {
 		return k
 	}
 	for yy := 0; yy < p.hp; yy++ {
-		p.rowSrc = append(p.rowSrc, wrap(yy-g.ph(), g.h))
+		p.rowSrc = append(p.rowSrc, wrap(yy-padT, g.h))
 	}
 	for xx := 0; xx < p.wp; xx++ {
-		p.colSrc = append(p.colSrc, wrap(xx-g.pw(), g.w))
+		p.colSrc = append(p.colSrc, wrap(xx-padL, g.w))
 		p.colDst = append(p.colDst, (xx%s)*p.wq+xx/s)
 	}
-	p.rowOff = make([]int, 0, g.cin*g.kh*g.kw)
-	for i := 0; i < g.cin; i++ {
-		for a := 0; a < g.kh; a++ {
-			for c := 0; c < g.kw; c++ {
-				dc := g.dil * c
-				p.rowOff = append(p.rowOff, i*p.chStride+g.dil*a*p.rowLen+(dc%s)*p.wq+dc/s)
-			}
-		}
+	p.padL = padL
+	p.rowOff = make([]int, len(taps))
+	for r, t := range taps {
+		p.rowOff[r] = t.i*p.chStride + t.ty*p.rowLen + (t.tx%s)*p.wq + t.tx/s
 	}
 	return p
 }
@@ -98,7 +114,7 @@ func (p *convPlan) base(n, y int) int { return n*p.imgStride + p.g.stride*y*p.ro
 // writing every entry a kernel reads (padding included), so buf needs no clearing between fills.
 func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 	g := p.g
-	pw := g.pw()
+	pw, pr := p.padL, p.wp-p.padL-p.g.w
 	for n := 0; n < nb; n++ {
 		for i := 0; i < g.cin; i++ {
 			src := x[((n0+n)*g.cin+i)*g.h*g.w:][:g.h*g.w]
@@ -116,12 +132,15 @@ func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 						mid[k] = v
 					}
 					for k := 0; k < pw; k++ {
-						drow[k], drow[pw+g.w+k] = 0, 0
+						drow[k] = 0
 						if c := p.colSrc[k]; c >= 0 {
 							drow[k] = srow[c]
 						}
-						if c := p.colSrc[pw+g.w+k]; c >= 0 {
-							drow[pw+g.w+k] = srow[c]
+					}
+					for k := pw + g.w; k < pw+g.w+pr; k++ {
+						drow[k] = 0
+						if c := p.colSrc[k]; c >= 0 {
+							drow[k] = srow[c]
 						}
 					}
 					continue
@@ -139,7 +158,11 @@ func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 
 // convForward sets y (b, cout, ho, wo) = F(x, w) + bias (bias may be nil).
 func convForward[T float](g convGeom, x, w, bias, y []T) {
-	p := newConvPlan(g)
+	convForwardPlan(g, newConvPlan(g), x, w, bias, y)
+}
+
+// convForwardPlan sets y (b, cout, ho, wo) = Σ_r w[o, r] · tap r of x + bias for the plan's taps.
+func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 	buf := x
 	if !p.direct {
 		buf = make([]T, p.bufLen)
@@ -237,38 +260,129 @@ func convBackwardWeight[T float](g convGeom, x, gy, dw []T) {
 
 // convBackwardData sets dx (b, cin, h, w) = T(gy, w), the adjoint of F in x. For stride 1 it is the
 // stride-1 convolution of gy with the kernel flipped in both axes and its channel axes swapped (the same
-// padding d·(k−1)/2 on both sides makes this exact for periodic and zero padding alike); for stride s the
-// output gradient is first spread onto the fine grid (zeros between), which turns T into the same
-// stride-1 convolution (at s² times the arithmetic of the strided forward pass).
+// padding d·(k−1)/2 on both sides makes this exact for periodic and zero padding alike). For stride s each
+// of the s² phases (Y mod s, X mod s) of dx is a stride-1 convolution of gy on the coarse grid with the
+// taps (a, c) that reach that phase: dx[s·y'+py, s·x'+px] = Σ w[o,i,a,c]·gy[y'+δa, x'+δc] with
+// δa = (py + ph − d·a)/s where that is an integer. (Or, for narrow grids, the stride-1 transposed
+// convolution of gy spread onto the fine grid.)
 func convBackwardData[T float](g convGeom, gy, w, dx []T) {
 	kk := g.kh * g.kw
-	wt := make([]T, len(w))
-	for o := 0; o < g.cout; o++ {
-		for i := 0; i < g.cin; i++ {
-			src := w[(o*g.cin+i)*kk:][:kk]
-			dst := wt[(i*g.cout+o)*kk:][:kk]
-			for t := range kk {
-				dst[kk-1-t] = src[t]
-			}
-		}
-	}
-	tg := convGeom{b: g.b, cin: g.cout, cout: g.cin, h: g.h, w: g.w, ho: g.h, wo: g.w,
-		kh: g.kh, kw: g.kw, stride: 1, dil: g.dil, periodic: g.periodic}
-	src := gy
-	if g.stride > 1 {
+	// With the vector kernels, phases narrower than a vector leave lanes idle; below that width spreading
+	// gy onto the fine grid (zeros between its entries) and running one stride-1 convolution there is
+	// faster despite its s² times larger arithmetic.
+	spread := g.stride > 1 && hasConvAVX512 && g.wo < vecLanes[T]()
+	if spread {
 		s := g.stride
-		src = make([]T, g.b*g.cout*g.h*g.w)
+		fine := make([]T, g.b*g.cout*g.h*g.w)
 		for pl := 0; pl < g.b*g.cout; pl++ {
 			for y := 0; y < g.ho; y++ {
 				srow := gy[(pl*g.ho+y)*g.wo:][:g.wo]
-				drow := src[(pl*g.h+s*y)*g.w:][:g.w]
+				drow := fine[(pl*g.h+s*y)*g.w:][:g.w]
 				for x, v := range srow {
 					drow[s*x] = v
 				}
 			}
 		}
+		gy, g.stride, g.ho, g.wo = fine, 1, g.h, g.w
 	}
-	convForward(tg, src, wt, nil, dx)
+	if g.stride == 1 {
+		wt := make([]T, len(w))
+		for o := 0; o < g.cout; o++ {
+			for i := 0; i < g.cin; i++ {
+				src := w[(o*g.cin+i)*kk:][:kk]
+				dst := wt[(i*g.cout+o)*kk:][:kk]
+				for t := range kk {
+					dst[kk-1-t] = src[t]
+				}
+			}
+		}
+		tg := convGeom{b: g.b, cin: g.cout, cout: g.cin, h: g.h, w: g.w, ho: g.h, wo: g.w,
+			kh: g.kh, kw: g.kw, stride: 1, dil: g.dil, periodic: g.periodic}
+		convForward(tg, gy, wt, nil, dx)
+		return
+	}
+	s := g.stride
+	// offsets returns, for phase q of an axis with kernel size k and padding pad, the taps reaching it and
+	// their coarse offsets δ.
+	offsets := func(q, k, pad int) (idx, off []int) {
+		for a := 0; a < k; a++ {
+			if v := q + pad - g.dil*a; ((v%s)+s)%s == 0 {
+				idx, off = append(idx, a), append(off, floorDiv(v, s))
+			}
+		}
+		return idx, off
+	}
+	var z []T
+	for py := 0; py < s && py < g.h; py++ {
+		ay, dy := offsets(py, g.kh, g.ph())
+		hy := (g.h - py + s - 1) / s
+		for px := 0; px < s && px < g.w; px++ {
+			cx, dxo := offsets(px, g.kw, g.pw())
+			wx := (g.w - px + s - 1) / s
+			if len(ay) == 0 || len(cx) == 0 {
+				continue // no tap reaches this phase: it stays zero
+			}
+			padT, padB := max(0, -slicesMin(dy)), max(0, hy-1+slicesMax(dy)-(g.ho-1))
+			padL, padR := max(0, -slicesMin(dxo)), max(0, wx-1+slicesMax(dxo)-(g.wo-1))
+			nt := len(ay) * len(cx)
+			taps := make([]convTap, 0, g.cout*nt)
+			wt := make([]T, g.cin*g.cout*nt) // (cin, cout·taps)
+			for o := 0; o < g.cout; o++ {
+				for ia, a := range ay {
+					for ic, c := range cx {
+						t := len(taps)
+						taps = append(taps, convTap{o, dy[ia] + padT, dxo[ic] + padL})
+						for i := 0; i < g.cin; i++ {
+							wt[i*g.cout*nt+t] = w[((o*g.cin+i)*g.kh+a)*g.kw+c]
+						}
+					}
+				}
+			}
+			pg := convGeom{b: g.b, cin: g.cout, cout: g.cin, h: g.ho, w: g.wo, ho: hy, wo: wx, kh: 1, kw: 1,
+				stride: 1, dil: 1, periodic: g.periodic}
+			p := newConvPlanTaps(pg, padT, padB, padL, padR, taps, false)
+			if need := g.b * g.cin * hy * wx; cap(z) < need {
+				z = make([]T, need)
+			} else {
+				z = z[:need]
+				fill(z, 0)
+			}
+			convForwardPlan(pg, p, gy, wt, nil, z)
+			for pl := 0; pl < g.b*g.cin; pl++ {
+				for y := 0; y < hy; y++ {
+					zr := z[(pl*hy+y)*wx:][:wx]
+					dr := dx[(pl*g.h+s*y+py)*g.w:][:g.w]
+					for x, v := range zr {
+						dr[s*x+px] = v
+					}
+				}
+			}
+		}
+	}
+}
+
+func floorDiv(a, b int) int {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func slicesMin(v []int) int {
+	m := v[0]
+	for _, x := range v[1:] {
+		m = min(m, x)
+	}
+	return m
+}
+
+func slicesMax(v []int) int {
+	m := v[0]
+	for _, x := range v[1:] {
+		m = max(m, x)
+	}
+	return m
 }
 
 // vecLanes is the number of T in one 512-bit vector.
