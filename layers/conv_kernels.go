@@ -176,9 +176,15 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 			}
 		}
 	}
-	var vec *convFwdVec[T]
+	var (
+		vec *convFwdVec[T]
+		wt  []T
+		kt  int
+	)
 	if hasConvAVX512 {
 		vec = newConvFwdVec(g, p, w)
+	} else {
+		wt, kt = channelMajorWeights(g, p, w)
 	}
 	for n0 := 0; n0 < g.b; n0 += p.group {
 		nb := min(p.group, g.b-n0)
@@ -194,11 +200,17 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 		for n := 0; n < nb; n++ {
 			for o := 0; o < g.cout; o++ {
 				yo := y[((n0+n)*g.cout+o)*hw:][:hw]
-				wrow := w[o*K : (o+1)*K]
 				for yy := 0; yy < g.ho; yy++ {
 					row := yo[yy*g.wo:][:g.wo]
 					base := p.base(n, yy)
-					for r, wv := range wrow {
+					if wt != nil {
+						// One AVX2 pass per kernel offset t over all input channels (stride chStride).
+						for t := 0; t < kt; t++ {
+							axpyRows(row, wt[(o*kt+t)*g.cin:][:g.cin], buf[p.rowOff[t]+base:], p.chStride)
+						}
+						continue
+					}
+					for r, wv := range w[o*K : (o+1)*K] {
 						src := buf[p.rowOff[r]+base:][:g.wo]
 						for xx, v := range src {
 							row[xx] += wv * v
@@ -208,6 +220,33 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 			}
 		}
 	}
+}
+
+// channelMajorWeights returns w (cout, cin·kt) reordered as (cout, kt, cin) when the plan's taps are
+// channel-major with channel stride chStride (rowOff[i·kt + t] = i·chStride + rowOff[t]), for the
+// channel-strided products of axpyRows; nil otherwise.
+func channelMajorWeights[T float](g convGeom, p *convPlan, w []T) ([]T, int) {
+	K := len(p.rowOff)
+	if K%g.cin != 0 {
+		return nil, 0
+	}
+	kt := K / g.cin
+	for i := 0; i < g.cin; i++ {
+		for t := 0; t < kt; t++ {
+			if p.rowOff[i*kt+t] != i*p.chStride+p.rowOff[t] {
+				return nil, 0
+			}
+		}
+	}
+	wt := make([]T, len(w))
+	for o := 0; o < g.cout; o++ {
+		for i := 0; i < g.cin; i++ {
+			for t := 0; t < kt; t++ {
+				wt[(o*kt+t)*g.cin+i] = w[o*K+i*kt+t]
+			}
+		}
+	}
+	return wt, kt
 }
 
 // convBackwardWeight sets dw (cout, cin, kh, kw) = Wg(x, gy): dw[o,r] = Σ_{n,y,x} gy[n,o,y,x]·B[r; n,y,x].
