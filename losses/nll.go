@@ -21,7 +21,7 @@ const (
 	ExtraDataLen      = "data_len"      // the training split's size, checked on restore
 )
 
-// NLL is maximum likelihood on 8-bit images with a flow (SPEC §4): for a batch of images x,
+// NLL is maximum likelihood on 8-bit images with a flow: for a batch of images x,
 //
 //	loss = mean_b −[ln q(y_b) + Σ ln|dy/dx̃|_b]   (nats per image; y = logit of the dequantised x̃, see Preprocess)
 //

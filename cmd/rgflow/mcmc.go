@@ -20,7 +20,7 @@ const mcmcUsage = `usage: rgflow mcmc [flags]
 Samples a lattice action with Hybrid Monte Carlo (randomised trajectory length, step size tuned to
 --target-accept during --thermalize, global flip φ → −φ for Z2 actions; --chains independent chains in
 parallel, reproducible from --seed whatever the number of cores) and measures observables with
-blocked-jackknife errors and integrated autocorrelation times (SPEC §5).
+blocked-jackknife errors and integrated autocorrelation times.
 
 Parameters are read in --convention (default standard,
 S = Σ_x [ ½ Σ_μ (φ_{x+μ} − φ_x)² + ½ m² φ² + λ φ⁴ ]); aks takes m_A², λ_A (λ = λ_A/4), hopping takes
