@@ -114,7 +114,7 @@ func checkUnary(t *testing.T, c unaryCase, second bool) {
 				got := evalUnary(t, dt, c.shape, x, c.op)
 				// float64: exact index ops, ≤ a few ulp for the transcendental ones. float32: one rounding
 				// of inputs and output, 2⁻²³ ≈ 1.2e-7 relative each, times the O(10) conditioning of the
-				// sums in LogSumExp: 1e-5.
+				// transcendental ones: 1e-5.
 				tol := 1e-12
 				if dt == tensor.Float32 {
 					tol = 1e-5
@@ -266,85 +266,18 @@ func TestNarrow(t *testing.T) {
 
 func TestPad(t *testing.T) {
 	in := []int{2, 4, 3}
-	for _, c := range []struct {
-		axis, before, after int
-		periodic            bool
-	}{{2, 2, 1, false}, {0, 0, 3, false}, {1, 1, 1, true}, {1, 5, 6, true}, {2, 2, 0, true}} {
-		t.Run(fmt.Sprintf("axis%d_%d_%d_%v", c.axis, c.before, c.after, c.periodic), func(t *testing.T) {
+	for _, c := range []struct{ axis, before, after int }{{2, 2, 1}, {0, 0, 3}, {1, 1, 1}, {1, 5, 6}} {
+		t.Run(fmt.Sprintf("axis%d_%d_%d", c.axis, c.before, c.after), func(t *testing.T) {
 			n := in[c.axis]
 			ref := axisRef(in, c.axis, n+c.before+c.after, func(i int) int {
-				k := i - c.before
-				if c.periodic {
-					return mod(k, n)
+				if k := i - c.before; k >= 0 && k < n {
+					return k
 				}
-				if k < 0 || k >= n {
-					return -1
-				}
-				return k
+				return -1
 			})
 			op := func(x *G.Node) (*G.Node, error) { return layers.Pad(x, c.axis, c.before, c.after) }
-			if c.periodic {
-				op = func(x *G.Node) (*G.Node, error) { return layers.PadPeriodic(x, c.axis, c.before, c.after) }
-			}
-			checkUnary(t, unaryCase{name: "Pad", shape: in, op: op, ref: ref}, c.periodic && c.before == 5)
+			checkUnary(t, unaryCase{name: "Pad", shape: in, op: op, ref: ref}, c.before == 5)
 		})
-	}
-}
-
-func TestLogSumExp(t *testing.T) {
-	lseRef := func(in []int, axis int) func(x []float64) []float64 {
-		return func(x []float64) []float64 {
-			out := append(append([]int(nil), in[:axis]...), in[axis+1:]...)
-			y := make([]float64, size(out))
-			for j := range y {
-				c := unravel(j, out)
-				full := append(append(append([]int(nil), c[:axis]...), 0), c[axis:]...)
-				s := 0.0
-				for i := 0; i < in[axis]; i++ {
-					full[axis] = i
-					s += math.Exp(x[ravel(full, in)])
-				}
-				y[j] = math.Log(s)
-			}
-			return y
-		}
-	}
-	for _, c := range []struct {
-		in   []int
-		axis int
-	}{{[]int{3, 4, 5}, 0}, {[]int{3, 4, 5}, 1}, {[]int{3, 4, 5}, 2}, {[]int{6, 4}, 1}} {
-		t.Run(fmt.Sprintf("%v_axis%d", c.in, c.axis), func(t *testing.T) {
-			checkUnary(t, unaryCase{
-				name: "LogSumExp", shape: c.in,
-				op:  func(x *G.Node) (*G.Node, error) { return layers.LogSumExp(x, c.axis) },
-				ref: lseRef(c.in, c.axis),
-			}, c.axis == 1)
-		})
-	}
-	t.Run("vector", func(t *testing.T) {
-		// 1-D input: the result is a scalar.
-		rng := rand.New(rand.NewPCG(3, 3))
-		x := randVals(rng, 7, -2, 2)
-		layerstest.GradCheck(t, [][]int{{7}}, [][]float64{x}, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-			y, err := layers.LogSumExp(in[0], 0)
-			if err != nil {
-				return nil, err
-			}
-			return G.Mul(y, y)
-		}, gradTol)
-	})
-}
-
-func TestLogSumExpExtremes(t *testing.T) {
-	// Stability: huge entries, and rows that are all −∞.
-	inf := math.Inf(1)
-	x := []float64{1000, 1000, -inf, -inf, 0, -1e4}
-	got := evalUnary(t, tensor.Float64, []int{3, 2}, x, func(x *G.Node) (*G.Node, error) { return layers.LogSumExp(x, 1) })
-	want := []float64{1000 + math.Ln2, -inf, 0}
-	for i := range want {
-		if got[i] != want[i] && math.Abs(got[i]-want[i]) > 1e-12*math.Abs(want[i]) {
-			t.Errorf("row %d: got %v, want %v", i, got[i], want[i])
-		}
 	}
 }
 
@@ -560,61 +493,6 @@ func TestGatherScatterRoundTrip(t *testing.T) {
 	compareVals(t, got, x, 1e-7)
 }
 
-func TestBiasAdd(t *testing.T) {
-	rng := rand.New(rand.NewPCG(4, 4))
-	xs, bs := []int{5, 3}, []int{3}
-	x, b := randVals(rng, 15, -2, 2), randVals(rng, 3, -2, 2)
-	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-		y, err := layers.BiasAdd(in[0], in[1])
-		if err != nil {
-			return nil, err
-		}
-		return aliasLoss(g, in[0], y, 41)
-	}
-	shapes := [][]int{xs, bs}
-	layerstest.GradCheck(t, shapes, [][]float64{x, b}, build, gradTol)
-	v := [][]float64{randVals(rng, 15, -1, 1), randVals(rng, 3, -1, 1)}
-	layerstest.SecondOrderCheck(t, shapes, [][]float64{x, b}, v, build, gradTol)
-	want := make([]float64, 15)
-	for i := range want {
-		want[i] = x[i] + b[i%3]
-	}
-	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-		got := evalNodes(t, dt, shapes, [][]float64{x, b}, func(in []*G.Node) (*G.Node, error) { return layers.BiasAdd(in[0], in[1]) })
-		compareVals(t, got, want, 1e-6)
-	}
-}
-
-func TestAffine(t *testing.T) {
-	rng := rand.New(rand.NewPCG(6, 6))
-	shapes := [][]int{{5, 3}, {3, 4}, {4}}
-	vals := [][]float64{randVals(rng, 15, -1, 1), randVals(rng, 12, -1, 1), randVals(rng, 4, -1, 1)}
-	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-		y, err := layers.Affine(in[0], in[1], in[2])
-		if err != nil {
-			return nil, err
-		}
-		return aliasLoss(g, in[0], y, 51)
-	}
-	layerstest.GradCheck(t, shapes, vals, build, gradTol)
-	v := [][]float64{randVals(rng, 15, -1, 1), randVals(rng, 12, -1, 1), randVals(rng, 4, -1, 1)}
-	layerstest.SecondOrderCheck(t, shapes, vals, v, build, gradTol)
-	want := make([]float64, 20)
-	for i := 0; i < 5; i++ {
-		for j := 0; j < 4; j++ {
-			s := vals[2][j]
-			for k := 0; k < 3; k++ {
-				s += vals[0][i*3+k] * vals[1][k*4+j]
-			}
-			want[i*4+j] = s
-		}
-	}
-	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-		got := evalNodes(t, dt, shapes, vals, func(in []*G.Node) (*G.Node, error) { return layers.Affine(in[0], in[1], in[2]) })
-		compareVals(t, got, want, 1e-6)
-	}
-}
-
 func TestGradClearsDerivs(t *testing.T) {
 	// Pins GORGONIA.md silent failure 2 and the fix: for loss = Σ x³, ∇loss = 3x², and the gradient of
 	// Σ ∇loss is 6x. A second plain G.Grad returns a wrong value silently; layers.Grad returns 6x.
@@ -658,11 +536,11 @@ func TestGradClearsDerivs(t *testing.T) {
 
 func TestForcesThroughGraph(t *testing.T) {
 	// The later use case: a loss made of forces F = ∇ₓE(x; w, b) with E = Σ c⊙Swish(x·w + b), trained by
-	// the gradient with respect to w, b (and x): mixed second derivatives through Affine, Swish, Gather
-	// and Roll, with the first G.Grad inside the graph.
+	// the gradient with respect to w, b (and x): mixed second derivatives through MatMul, RowBias, Swish,
+	// Gather and Roll, with the first G.Grad inside the graph. b is one bias per row of x·w (RowBias).
 	rng := rand.New(rand.NewPCG(8, 8))
-	shapes := [][]int{{2, 1, 4, 4}, {4, 3}, {3}}
-	vals := [][]float64{randVals(rng, 32, -1, 1), randVals(rng, 12, -1, 1), randVals(rng, 3, -1, 1)}
+	shapes := [][]int{{2, 1, 4, 4}, {4, 3}, {8}}
+	vals := [][]float64{randVals(rng, 32, -1, 1), randVals(rng, 12, -1, 1), randVals(rng, 8, -1, 1)}
 	idx := blockIndex(2, 1, 4, 2)
 	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
 		r, err := layers.Roll(in[0], 3, 1)
@@ -673,8 +551,11 @@ func TestForcesThroughGraph(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		h, err := layers.Affine(rows, in[1], in[2])
+		h, err := layers.MatMul(rows, in[1])
 		if err != nil {
+			return nil, err
+		}
+		if h, err = layers.RowBias(h, in[2]); err != nil {
 			return nil, err
 		}
 		if h, err = layers.Swish(h); err != nil {
@@ -701,7 +582,6 @@ func TestOpErrors(t *testing.T) {
 	g := G.NewGraph()
 	x := G.NewTensor(g, tensor.Float64, 2, G.WithShape(2, 3), G.WithName("x"))
 	x32 := G.NewTensor(g, tensor.Float32, 1, G.WithShape(3), G.WithName("x32"))
-	b := G.NewTensor(g, tensor.Float64, 1, G.WithShape(4), G.WithName("b"))
 	y := G.NewTensor(g, tensor.Float64, 1, G.WithShape(2), G.WithName("y"))
 	xi := G.NewTensor(g, tensor.Int, 2, G.WithShape(2, 3), G.WithName("xi"))
 	cases := []struct {
@@ -715,17 +595,14 @@ func TestOpErrors(t *testing.T) {
 		{"narrow range", func() (*G.Node, error) { return layers.Narrow(x, 1, 2, 2) }, "Narrow: range [2,4) out of bounds for axis 1 of shape (2,3)"},
 		{"narrow empty", func() (*G.Node, error) { return layers.Narrow(x, 1, 0, 0) }, "Narrow: range [0,0)"},
 		{"pad negative", func() (*G.Node, error) { return layers.Pad(x, 0, -1, 0) }, "Pad: negative padding"},
-		{"pad axis", func() (*G.Node, error) { return layers.PadPeriodic(x, 2, 1, 1) }, "PadPeriodic: axis 2 out of range"},
-		{"bias shape", func() (*G.Node, error) { return layers.BiasAdd(x, b) }, "BiasAdd: x has shape (2,3) and b (4)"},
-		{"bias dtype", func() (*G.Node, error) { return layers.BiasAdd(x, x32) }, "no implicit promotion"},
-		{"lse axis", func() (*G.Node, error) { return layers.LogSumExp(x, 2) }, "LogSumExp: axis 2 out of range"},
+		{"pad axis", func() (*G.Node, error) { return layers.Pad(x, 2, 1, 1) }, "Pad: axis 2 out of range"},
+		{"row bias dtype", func() (*G.Node, error) { return layers.RowBias(x, x32) }, "no implicit promotion"},
 		{"gather range", func() (*G.Node, error) { return layers.Gather(x, []int{0, 6}, 2) }, "Gather: index 6 (position 1) out of range for shape (2,3)"},
 		{"gather neg", func() (*G.Node, error) { return layers.Gather(x, []int{-1, 0}, 2) }, "Gather: index -1 (position 0)"},
 		{"gather size", func() (*G.Node, error) { return layers.Gather(x, []int{0, 1, 2}, 2) }, "Gather: output shape (2) has 2 elements but 3 indices"},
 		{"scatter repeat", func() (*G.Node, error) { return layers.ScatterReplace(x, y, []int{1, 1}) }, "ScatterReplace: index 1 repeated (position 1)"},
 		{"scatter size", func() (*G.Node, error) { return layers.ScatterReplace(x, y, []int{1}) }, "ScatterReplace: y has shape (2) (2 elements) but 1 indices"},
 		{"scatter range", func() (*G.Node, error) { return layers.ScatterReplace(x, y, []int{1, 9}) }, "ScatterReplace: index 9 (position 1) out of range"},
-		{"affine shapes", func() (*G.Node, error) { return layers.Affine(x, x, b) }, "Affine: x (2,3), w (2,3), b (4)"},
 		{"int dtype", func() (*G.Node, error) { return layers.ELU(xi) }, "ELU: xi has dtype int"},
 		{"sum axis", func() (*G.Node, error) { return layers.SumAxis(x, 3) }, "SumAxis: axis 3 out of range"},
 	}
@@ -748,7 +625,7 @@ func TestDistinctOpsNotMerged(t *testing.T) {
 	pairs := [][2]func() (*G.Node, error){
 		{func() (*G.Node, error) { return layers.Roll(x, 1, 1) }, func() (*G.Node, error) { return layers.Roll(x, 1, 2) }},
 		{func() (*G.Node, error) { return layers.Gather(x, []int{0, 1}, 2) }, func() (*G.Node, error) { return layers.Gather(x, []int{1, 0}, 2) }},
-		{func() (*G.Node, error) { return layers.Pad(x, 1, 1, 0) }, func() (*G.Node, error) { return layers.PadPeriodic(x, 1, 1, 0) }},
+		{func() (*G.Node, error) { return layers.Pad(x, 1, 1, 0) }, func() (*G.Node, error) { return layers.Pad(x, 1, 0, 1) }},
 		{func() (*G.Node, error) { return layers.Reshape(x, 3, 2) }, func() (*G.Node, error) { return layers.Reshape(x, 6) }},
 		{func() (*G.Node, error) { return layers.ELU(x) }, func() (*G.Node, error) { return layers.Swish(x) }},
 	}
