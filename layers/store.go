@@ -46,6 +46,15 @@ func GlorotUniform(gain float64) Init {
 	}
 }
 
+// Normal draws from N(0, std²).
+func Normal(std float64) Init {
+	return func(rng *rand.Rand, _ []int, data []float64) {
+		for i := range data {
+			data[i] = std * rng.NormFloat64()
+		}
+	}
+}
+
 // Store is a set of named parameter tensors of one dtype. It is the single owner of a model's weights:
 // every graph built from it (training, sampling, inverse, evaluation at another batch size) binds the same
 // backing tensors, so an update made through one graph is seen by all. A Store is not safe for concurrent
