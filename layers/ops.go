@@ -360,10 +360,17 @@ func Narrow(x *G.Node, axis, start, length int) (*G.Node, error) {
 
 // Pad adds before and after zeros along axis (every dimension is kept). Its gradient narrows back.
 func Pad(x *G.Node, axis, before, after int) (*G.Node, error) {
-	return pad("Pad", x, axis, before, after)
+	return pad("Pad", x, axis, before, after, false)
 }
 
-func pad(op string, x *G.Node, axis, before, after int) (*G.Node, error) {
+// PadPeriodic is Pad with periodic wrap-around instead of zeros: the new entries before the start are the
+// last `before` entries along axis, those after the end the first `after` entries (repeated as often as
+// needed when before or after exceed the axis length). Its gradient adds the wrapped parts back.
+func PadPeriodic(x *G.Node, axis, before, after int) (*G.Node, error) {
+	return pad("PadPeriodic", x, axis, before, after, true)
+}
+
+func pad(op string, x *G.Node, axis, before, after int, periodic bool) (*G.Node, error) {
 	if err := checkNode(op, x, 1); err != nil {
 		return nil, err
 	}
@@ -379,6 +386,8 @@ func pad(op string, x *G.Node, axis, before, after int) (*G.Node, error) {
 	for i := range a {
 		k := i - before
 		switch {
+		case periodic:
+			a[i] = ((k % n) + n) % n
 		case k < 0 || k >= n:
 			a[i] = -1
 		default:

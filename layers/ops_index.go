@@ -16,7 +16,7 @@ import (
 //
 //	out.flat[o·outStride + j] = in.flat[o·inStride + tab[j]]   (0 where tab[j] < 0)
 //
-// for every slab o < outer. Roll, Narrow, Pad, Gather and the masks of ScatterReplace are all
+// for every slab o < outer. Roll, Narrow, Pad, PadPeriodic, Gather and the masks of ScatterReplace are all
 // index maps; the adjoint of the gather is the scatter-add with the same table, and the adjoint of that is
 // the gather again, so gradients of any order stay inside this one pair of ops. Tables are built once, at
 // graph construction, and shared by the forward and backward ops; they are never mutated.

@@ -114,7 +114,7 @@ func checkUnary(t *testing.T, c unaryCase, second bool) {
 				got := evalUnary(t, dt, c.shape, x, c.op)
 				// float64: exact index ops, ≤ a few ulp for the transcendental ones. float32: one rounding
 				// of inputs and output, 2⁻²³ ≈ 1.2e-7 relative each, times the O(10) conditioning of the
-				// transcendental ones: 1e-5.
+				// sums in LogSumExp: 1e-5.
 				tol := 1e-12
 				if dt == tensor.Float32 {
 					tol = 1e-5
@@ -266,18 +266,85 @@ func TestNarrow(t *testing.T) {
 
 func TestPad(t *testing.T) {
 	in := []int{2, 4, 3}
-	for _, c := range []struct{ axis, before, after int }{{2, 2, 1}, {0, 0, 3}, {1, 1, 1}, {1, 5, 6}} {
-		t.Run(fmt.Sprintf("axis%d_%d_%d", c.axis, c.before, c.after), func(t *testing.T) {
+	for _, c := range []struct {
+		axis, before, after int
+		periodic            bool
+	}{{2, 2, 1, false}, {0, 0, 3, false}, {1, 1, 1, true}, {1, 5, 6, true}, {2, 2, 0, true}} {
+		t.Run(fmt.Sprintf("axis%d_%d_%d_%v", c.axis, c.before, c.after, c.periodic), func(t *testing.T) {
 			n := in[c.axis]
 			ref := axisRef(in, c.axis, n+c.before+c.after, func(i int) int {
-				if k := i - c.before; k >= 0 && k < n {
-					return k
+				k := i - c.before
+				if c.periodic {
+					return mod(k, n)
 				}
-				return -1
+				if k < 0 || k >= n {
+					return -1
+				}
+				return k
 			})
 			op := func(x *G.Node) (*G.Node, error) { return layers.Pad(x, c.axis, c.before, c.after) }
-			checkUnary(t, unaryCase{name: "Pad", shape: in, op: op, ref: ref}, c.before == 5)
+			if c.periodic {
+				op = func(x *G.Node) (*G.Node, error) { return layers.PadPeriodic(x, c.axis, c.before, c.after) }
+			}
+			checkUnary(t, unaryCase{name: "Pad", shape: in, op: op, ref: ref}, c.periodic && c.before == 5)
 		})
+	}
+}
+
+func TestLogSumExp(t *testing.T) {
+	lseRef := func(in []int, axis int) func(x []float64) []float64 {
+		return func(x []float64) []float64 {
+			out := append(append([]int(nil), in[:axis]...), in[axis+1:]...)
+			y := make([]float64, size(out))
+			for j := range y {
+				c := unravel(j, out)
+				full := append(append(append([]int(nil), c[:axis]...), 0), c[axis:]...)
+				s := 0.0
+				for i := 0; i < in[axis]; i++ {
+					full[axis] = i
+					s += math.Exp(x[ravel(full, in)])
+				}
+				y[j] = math.Log(s)
+			}
+			return y
+		}
+	}
+	for _, c := range []struct {
+		in   []int
+		axis int
+	}{{[]int{3, 4, 5}, 0}, {[]int{3, 4, 5}, 1}, {[]int{3, 4, 5}, 2}, {[]int{6, 4}, 1}} {
+		t.Run(fmt.Sprintf("%v_axis%d", c.in, c.axis), func(t *testing.T) {
+			checkUnary(t, unaryCase{
+				name: "LogSumExp", shape: c.in,
+				op:  func(x *G.Node) (*G.Node, error) { return layers.LogSumExp(x, c.axis) },
+				ref: lseRef(c.in, c.axis),
+			}, c.axis == 1)
+		})
+	}
+	t.Run("vector", func(t *testing.T) {
+		// 1-D input: the result is a scalar.
+		rng := rand.New(rand.NewPCG(3, 3))
+		x := randVals(rng, 7, -2, 2)
+		layerstest.GradCheck(t, [][]int{{7}}, [][]float64{x}, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+			y, err := layers.LogSumExp(in[0], 0)
+			if err != nil {
+				return nil, err
+			}
+			return G.Mul(y, y)
+		}, gradTol)
+	})
+}
+
+func TestLogSumExpExtremes(t *testing.T) {
+	// Stability: huge entries, and rows that are all −∞.
+	inf := math.Inf(1)
+	x := []float64{1000, 1000, -inf, -inf, 0, -1e4}
+	got := evalUnary(t, tensor.Float64, []int{3, 2}, x, func(x *G.Node) (*G.Node, error) { return layers.LogSumExp(x, 1) })
+	want := []float64{1000 + math.Ln2, -inf, 0}
+	for i := range want {
+		if got[i] != want[i] && math.Abs(got[i]-want[i]) > 1e-12*math.Abs(want[i]) {
+			t.Errorf("row %d: got %v, want %v", i, got[i], want[i])
+		}
 	}
 }
 
@@ -595,8 +662,9 @@ func TestOpErrors(t *testing.T) {
 		{"narrow range", func() (*G.Node, error) { return layers.Narrow(x, 1, 2, 2) }, "Narrow: range [2,4) out of bounds for axis 1 of shape (2,3)"},
 		{"narrow empty", func() (*G.Node, error) { return layers.Narrow(x, 1, 0, 0) }, "Narrow: range [0,0)"},
 		{"pad negative", func() (*G.Node, error) { return layers.Pad(x, 0, -1, 0) }, "Pad: negative padding"},
-		{"pad axis", func() (*G.Node, error) { return layers.Pad(x, 2, 1, 1) }, "Pad: axis 2 out of range"},
+		{"pad axis", func() (*G.Node, error) { return layers.PadPeriodic(x, 2, 1, 1) }, "PadPeriodic: axis 2 out of range"},
 		{"row bias dtype", func() (*G.Node, error) { return layers.RowBias(x, x32) }, "no implicit promotion"},
+		{"lse axis", func() (*G.Node, error) { return layers.LogSumExp(x, 2) }, "LogSumExp: axis 2 out of range"},
 		{"gather range", func() (*G.Node, error) { return layers.Gather(x, []int{0, 6}, 2) }, "Gather: index 6 (position 1) out of range for shape (2,3)"},
 		{"gather neg", func() (*G.Node, error) { return layers.Gather(x, []int{-1, 0}, 2) }, "Gather: index -1 (position 0)"},
 		{"gather size", func() (*G.Node, error) { return layers.Gather(x, []int{0, 1, 2}, 2) }, "Gather: output shape (2) has 2 elements but 3 indices"},
@@ -625,7 +693,7 @@ func TestDistinctOpsNotMerged(t *testing.T) {
 	pairs := [][2]func() (*G.Node, error){
 		{func() (*G.Node, error) { return layers.Roll(x, 1, 1) }, func() (*G.Node, error) { return layers.Roll(x, 1, 2) }},
 		{func() (*G.Node, error) { return layers.Gather(x, []int{0, 1}, 2) }, func() (*G.Node, error) { return layers.Gather(x, []int{1, 0}, 2) }},
-		{func() (*G.Node, error) { return layers.Pad(x, 1, 1, 0) }, func() (*G.Node, error) { return layers.Pad(x, 1, 0, 1) }},
+		{func() (*G.Node, error) { return layers.Pad(x, 1, 1, 0) }, func() (*G.Node, error) { return layers.PadPeriodic(x, 1, 1, 0) }},
 		{func() (*G.Node, error) { return layers.Reshape(x, 3, 2) }, func() (*G.Node, error) { return layers.Reshape(x, 6) }},
 		{func() (*G.Node, error) { return layers.ELU(x) }, func() (*G.Node, error) { return layers.Swish(x) }},
 	}

@@ -186,7 +186,7 @@ func printLatticeEval(w io.Writer, r *latticeEval) {
 }
 
 // loadLatticeRun rebuilds a lattice run's action, flow and weights from its directory.
-func loadLatticeRun(dir, cmd string) (*latticeRun, lattice.Action, *models.Flow, *layers.Store, int64, error) {
+func loadLatticeRun(dir, cmd string, wc weightChoice) (*latticeRun, lattice.Action, *models.Flow, *layers.Store, int64, error) {
 	var run latticeRun
 	if err := loadRunConfig(dir, "lattice", &run, cmd); err != nil {
 		return nil, nil, nil, nil, 0, err
@@ -195,7 +195,7 @@ func loadLatticeRun(dir, cmd string) (*latticeRun, lattice.Action, *models.Flow,
 	if err != nil {
 		return nil, nil, nil, nil, 0, err
 	}
-	step, err := loadWeights(flow, store, dir, cmd)
+	step, err := loadWeights(flow, store, dir, cmd, wc)
 	return &run, act, flow, store, step, err
 }
 
@@ -241,6 +241,7 @@ type evalLatticeFlags struct {
 	n      int
 	seed   uint64
 	asJSON bool
+	wc     weightChoice
 }
 
 func newEvalLatticeFlags(stderr io.Writer) *evalLatticeFlags {
@@ -250,6 +251,7 @@ func newEvalLatticeFlags(stderr io.Writer) *evalLatticeFlags {
 	deprecatedAlias(f.fs, "samples", "n", stderr)
 	f.fs.Uint64Var(&f.seed, "seed", 1, "random seed")
 	f.fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
+	f.wc.register(f.fs, stderr)
 	return f
 }
 
@@ -263,7 +265,7 @@ func runEvalLattice(args []string, stdout, stderr io.Writer) error {
 	if *n < minEvalN {
 		return fmt.Errorf("eval: --n=%d, want at least %d flow samples", *n, minEvalN)
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "eval")
+	run, act, flow, store, step, err := loadLatticeRun(dir, "eval", f.wc)
 	if err != nil {
 		return err
 	}

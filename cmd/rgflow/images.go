@@ -164,6 +164,9 @@ func runTrainImages(args []string, stdout, stderr io.Writer) error {
 	if run.Data.EvalN == 0 || testSet == nil {
 		return nil
 	}
+	if err := useEMA(tr, store, stdout); err != nil {
+		return err
+	}
 	ev, n, err := evalImages(flow, store, testSet, run.Data.EvalN, run.Train.Seed+1)
 	if err != nil {
 		return err
@@ -234,7 +237,7 @@ func evalImages(flow *models.Flow, store *layers.Store, data *images.Dataset, n 
 }
 
 // loadImageRun rebuilds an image run's flow and weights from its directory.
-func loadImageRun(dir, cmd string) (*imageRun, *models.Flow, *layers.Store, int64, error) {
+func loadImageRun(dir, cmd string, wc weightChoice) (*imageRun, *models.Flow, *layers.Store, int64, error) {
 	var run imageRun
 	if err := loadRunConfig(dir, "images", &run, cmd); err != nil {
 		return nil, nil, nil, 0, err
@@ -243,7 +246,7 @@ func loadImageRun(dir, cmd string) (*imageRun, *models.Flow, *layers.Store, int6
 	if err != nil {
 		return nil, nil, nil, 0, err
 	}
-	step, err := loadWeights(flow, store, dir, cmd)
+	step, err := loadWeights(flow, store, dir, cmd, wc)
 	return &run, flow, store, step, err
 }
 
@@ -262,6 +265,7 @@ type evalImageFlags struct {
 	n           int
 	seed        uint64
 	asJSON      bool
+	wc          weightChoice
 }
 
 func newEvalImageFlags(stderr io.Writer) *evalImageFlags {
@@ -273,6 +277,7 @@ func newEvalImageFlags(stderr io.Writer) *evalImageFlags {
 	fs.IntVar(&f.n, "n", 1000, "images to evaluate (0: the whole split)")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the dequantisation noise")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
+	f.wc.register(fs, stderr)
 	return f
 }
 
@@ -288,7 +293,7 @@ func runEvalImages(dir string, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("eval: --n=%d, want ≥ 0 (0: the whole split)", f.n)
 	}
 	data, split, n, seed, asJSON := &f.data, &f.split, &f.n, &f.seed, &f.asJSON
-	run, flow, store, step, err := loadImageRun(dir, "eval")
+	run, flow, store, step, err := loadImageRun(dir, "eval", f.wc)
 	if err != nil {
 		return err
 	}
@@ -349,6 +354,7 @@ type sampleImageFlags struct {
 	temp                 float64
 	levelT, pngPath, out string
 	seed                 uint64
+	wc                   weightChoice
 }
 
 func newSampleImageFlags(stderr io.Writer) *sampleImageFlags {
@@ -362,6 +368,7 @@ func newSampleImageFlags(stderr io.Writer) *sampleImageFlags {
 	fs.IntVar(&f.zoom, "zoom", 1, "enlarge every pixel of the PNG grid to zoom×zoom")
 	fs.StringVar(&f.out, "out", "", "write x (logit space), pixels and logq as .npz")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
+	f.wc.register(fs, stderr)
 	return f
 }
 
@@ -380,7 +387,7 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 	if *pngPath == "" && *out == "" {
 		return errors.New("sample: say where to write: --png grid.png and/or --out samples.npz")
 	}
-	run, flow, store, step, err := loadImageRun(dir, "sample")
+	run, flow, store, step, err := loadImageRun(dir, "sample", f.wc)
 	if err != nil {
 		return err
 	}
@@ -465,6 +472,7 @@ type latentsImageFlags struct {
 	fs               *flag.FlagSet
 	data, split, out string
 	n                int
+	wc               weightChoice
 }
 
 func newLatentsImageFlags(stderr io.Writer) *latentsImageFlags {
@@ -475,6 +483,7 @@ func newLatentsImageFlags(stderr io.Writer) *latentsImageFlags {
 	fs.StringVar(&f.split, "split", "test", "test or train")
 	fs.IntVar(&f.n, "n", 100, "images to encode (the first n of the split)")
 	fs.StringVar(&f.out, "out", "latents.npz", "output .npz file")
+	f.wc.register(fs, stderr)
 	return f
 }
 
@@ -487,7 +496,7 @@ func runLatentsImages(dir string, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("latents: unexpected argument %q (the run directory comes first, then flags)", f.fs.Arg(0))
 	}
 	data, split, n, out := &f.data, &f.split, &f.n, &f.out
-	run, flow, store, step, err := loadImageRun(dir, "latents")
+	run, flow, store, step, err := loadImageRun(dir, "latents", f.wc)
 	if err != nil {
 		return err
 	}

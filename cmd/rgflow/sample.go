@@ -39,6 +39,7 @@ type drawFlags struct {
 	n    int
 	out  string
 	seed uint64
+	wc   weightChoice
 }
 
 func newDrawFlags(cmd, out string, stderr io.Writer) *drawFlags {
@@ -47,6 +48,7 @@ func newDrawFlags(cmd, out string, stderr io.Writer) *drawFlags {
 	f.fs.IntVar(&f.n, "n", 1000, "number of samples")
 	f.fs.StringVar(&f.out, "out", out, "output .npz file")
 	f.fs.Uint64Var(&f.seed, "seed", 1, "random seed")
+	f.wc.register(f.fs, stderr)
 	return f
 }
 
@@ -67,7 +69,7 @@ func runSampleLattice(args []string, stdout, stderr io.Writer) error {
 	if *n < 1 {
 		return fmt.Errorf("sample: --n=%d, want ≥ 1", *n)
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "sample")
+	run, act, flow, store, step, err := loadLatticeRun(dir, "sample", f.wc)
 	if err != nil {
 		return err
 	}
@@ -113,7 +115,7 @@ func runLatentsLattice(args []string, stdout, stderr io.Writer) error {
 	if *n < 1 {
 		return fmt.Errorf("latents: --n=%d, want ≥ 1", *n)
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "latents")
+	run, act, flow, store, step, err := loadLatticeRun(dir, "latents", f.wc)
 	if err != nil {
 		return err
 	}
