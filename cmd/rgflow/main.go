@@ -4,13 +4,18 @@
 //
 //	rgflow                              train the default model (NeuralRG on φ⁴ at L=8; see README)
 //	rgflow train lattice [flags]        train a flow on a lattice action by reverse KL
-//	rgflow eval RUNDIR [flags]          free energies, ln Z, ESS and flow-MCMC observables
-//	rgflow sample RUNDIR [flags]        write samples as .npz
+//	rgflow train images [flags]         train a flow on images by maximum likelihood
+//	rgflow eval RUNDIR [flags]          free energies, ln Z, ESS and flow-MCMC observables; bits/dim
+//	rgflow sample RUNDIR [flags]        write samples as .npz (images: also a PNG grid)
 //	rgflow latents RUNDIR [flags]       write latents by RG level as .npz
 //	rgflow mcmc [flags]                 HMC on a lattice action, observables with errors
+//	rgflow bench [flags]                time reverse-KL training steps
 //	rgflow demo [flags]                 a round trip of an untrained model
+//	rgflow help [COMMAND]               usage; a command's usage and every flag it accepts
 //
-// Every subcommand is a function run*(args, stdout, stderr) error so that tests drive it directly.
+// Every subcommand is a function run*(args, stdout, stderr) error so that tests drive it directly. -h,
+// --help and "rgflow help COMMAND" print a command's help to stdout and succeed, without touching a run
+// directory. Sample counts are --n (eval, sample, latents) and --eval-n (train).
 package main
 
 import (
@@ -28,6 +33,7 @@ const usage = `rgflow: hierarchical RG flows and lattice field theory
 usage:
   rgflow                           train the default model: NeuralRG on φ⁴ at the AKS point, L=8
   rgflow train lattice [flags]     train a flow on a lattice action by reverse KL
+  rgflow train images [flags]      train a flow on images by maximum likelihood (bits/dim)
   rgflow eval RUNDIR [flags]       free energy, ln Z, ESS and flow-MCMC observables of a run
   rgflow sample RUNDIR [flags]     write samples (x, log q, log w) as .npz
   rgflow latents RUNDIR [flags]    write latents by RG level as .npz

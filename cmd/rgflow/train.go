@@ -75,8 +75,10 @@ const trainUsage = `usage: rgflow train lattice [flags]        (rgflow train ima
        rgflow train lattice --resume runs/NAME [flags that override the saved ones]
 
 Trains a hierarchical RG flow on a lattice action by reverse KL (variational free energy). With no flags it
-trains NeuralRG on real φ⁴ at the AKS point (L=8, m²=−4, λ=1.502) and reports the free energy, the
-importance-sampled ln Z and the effective sample size.
+trains NeuralRG on real φ⁴ at the AKS point (L=8, m²=−4, λ=1.502 in the standard convention
+S = Σ[½(∂φ)² + ½m²φ² + λφ⁴]; λ_A = 6.008 in AKS's, λ = λ_A/4) and reports the free energy, the
+importance-sampled ln Z and the effective sample size. --resume with a larger --steps keeps a cosine
+schedule's end (the new steps run at --final-lr) unless --reschedule stretches it.
 
 flags:
 `
