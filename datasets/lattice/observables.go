@@ -37,7 +37,7 @@ import (
 //
 // (⟨j_μ⟩ = 0 by the reflection symmetry and is dropped). Υ is dimensionless: in the fixed-modulus
 // (XY) limit φ_x = √K (cos θ_x, sin θ_x) it is Υ_XY/T with K = 1/T, so the Nelson–Kosterlitz jump at
-// T_BKT is Υ = 2/π (the SPEC's 2T/π in units of the coupling).
+// T_BKT is Υ = 2/π (2T/π when the helicity modulus is measured in units of the coupling).
 //
 // The relaxed Ising model (Name "ising") adds spin observables through E[σ_i | x] = tanh x_i, the spins
 // being independent given x (m = Σσ/N, N = V):
