@@ -30,7 +30,10 @@ func TestModulate(t *testing.T) {
 		vals := [][]float64{randVals(rng, size(shape), -2, 2), randVals(rng, b*c, -1, 1), randVals(rng, b*c, -1, 1)}
 		shapes := [][]int{shape, {b, c}, {b, c}}
 		got := evalNodes(t, tensor.Float64, shapes, vals, func(in []*G.Node) (*G.Node, error) { return layers.Modulate(in[0], in[1], in[2]) })
-		compareVals(t, got, modulateRef(vals[0], b, c, rest, vals[1], vals[2]), 1e-15) // one product and one sum, exact to an ulp
+		want := modulateRef(vals[0], b, c, rest, vals[1], vals[2])
+		compareVals(t, got, want, 1e-15) // one product and one sum, exact to an ulp
+		got = evalNodes(t, tensor.Float32, shapes, vals, func(in []*G.Node) (*G.Node, error) { return layers.Modulate(in[0], in[1], in[2]) })
+		compareVals(t, got, want, 1e-6) // float32: inputs and two operations rounded to 2⁻²⁴ each, |h(1+γ)| ≤ 4
 		build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
 			y, err := layers.Modulate(in[0], in[1], in[2])
 			if err != nil {
