@@ -175,3 +175,19 @@ func TestGorgoniaInverseSqrtGradBroken(t *testing.T) {
 	layerstest.GradCheck(t, [][]int{{6}}, [][]float64{x}, both, gradTol)
 	layerstest.SecondOrderCheck(t, [][]int{{6}}, [][]float64{x}, [][]float64{v}, both, gradTol)
 }
+
+func TestSumAxisLast(t *testing.T) {
+	// The last-axis fast paths of SumAxis and of its gradient (the expand), which GroupNorm relies on.
+	in := []int{3, 2, 5}
+	checkUnary(t, unaryCase{
+		name: "SumAxisLast", shape: in,
+		op: func(x *G.Node) (*G.Node, error) { return layers.SumAxis(x, 2) },
+		ref: func(x []float64) []float64 {
+			y := make([]float64, 6)
+			for k, v := range x {
+				y[k/5] += v
+			}
+			return y
+		},
+	}, true)
+}
