@@ -16,4 +16,18 @@
 //   - Never call G.Reshape or G.Ravel: they alias their input (GORGONIA.md, silent failure 1). Use Reshape
 //     from this package, which copies.
 //   - Randomness is explicit: initialisers take a *rand.Rand; graphs are deterministic.
+//
+// # Networks for conditioned fields
+//
+// GroupNorm, the scalar embeddings (SinusoidalEmbedding, FourierEmbedding), FiLM/Modulate, the conditioning
+// input of MLP and ResMLP (CondConditioner, Conditioned), the CNN and the lattice symmetries (Translation,
+// D4, SignFlip, Sequence, Symmetrize) are built so that a velocity field v(x, t) or a score s(x, t) is an
+// ordinary network with a per-sample conditioning vector. Second-order safe (their gradients are graphs of
+// ops that differentiate again, FD-checked one order up with layerstest.SecondOrderCheck): GroupNorm and
+// GroupNormalize (built from Reshape, SumAxis, RowBias, RowScale, Gather and Gorgonia's Square, Sqrt,
+// Inverse; not InverseSqrt, whose gradient in Gorgonia v0.9.18 is wrong), both embeddings (MatMul, Sin,
+// Cos, Concat), FiLM and Modulate, the conditioned MLP and ResMLP, CNN with or without symmetrisation,
+// every lattice transform (index-map gathers, Neg) and Symmetrize. The random Fourier frequencies are a
+// graph constant, not a parameter. layerstest.CheckEquivariance / CheckInvariance test f(gx) = g f(x)
+// (or f(gx) = f(x)) for any network and transform.
 package layers
