@@ -98,15 +98,16 @@ func cnnRef(t *testing.T, store *layers.Store, net layers.CNN, x []float64, shap
 }
 
 // cnnFunc is a layerstest.FieldFunc running net (with a fixed embedding per sample when emb is set) on
-// the store's weights.
+// the store's weights, in the store's dtype.
 func cnnFunc(store *layers.Store, net layers.CNN, emb []float64, e int) layerstest.FieldFunc {
 	return func(x []float64, shape []int) ([]float64, []int, error) {
 		g := G.NewGraph()
 		s := layers.NewScope(g, store)
-		xn := G.NewTensor(g, tensor.Float64, 4, G.WithShape(shape...), G.WithName("x"), G.WithValue(layers.NewDense(tensor.Float64, shape, x)))
+		dt := store.Dtype()
+		xn := G.NewTensor(g, dt, 4, G.WithShape(shape...), G.WithName("x"), G.WithValue(layers.NewDense(dt, shape, x)))
 		var en *G.Node
 		if emb != nil {
-			en = G.NewTensor(g, tensor.Float64, 2, G.WithShape(shape[0], e), G.WithName("emb"), G.WithValue(layers.NewDense(tensor.Float64, []int{shape[0], e}, emb)))
+			en = G.NewTensor(g, dt, 2, G.WithShape(shape[0], e), G.WithName("emb"), G.WithValue(layers.NewDense(dt, []int{shape[0], e}, emb)))
 		}
 		y, err := net.ApplyCond(s.Sub("cnn"), xn, en)
 		if err != nil {
@@ -163,7 +164,22 @@ func TestCNNForward(t *testing.T) {
 			net.Hidden = []int{net.Width, net.Width}
 		}
 		// Sums of ≤ 50 products through ≤ 3 layers in float64: ≤ 1e-14 relative.
-		compareVals(t, got, cnnRef(t, store, net, x, shape, ce, e), 1e-12)
+		want := cnnRef(t, store, net, x, shape, ce, e)
+		compareVals(t, got, want, 1e-12)
+
+		// float32, same weights (rounded): inputs and weights rounded to 2⁻²⁴, sums of ≤ 50 O(0.3) terms and
+		// GroupNorm's division by a spread of O(0.1–1): 1e-4 absolute on O(1) outputs.
+		s32 := layers.NewStore(tensor.Float32, nil)
+		for _, name := range store.Names() {
+			p, _ := store.Get(name)
+			v := layers.Float64s(p)
+			s32.Param(name, p.Shape(), func(_ *rand.Rand, _ []int, d []float64) { copy(d, v) })
+		}
+		got32, _, err := cnnFunc(s32, tc.net, ce, e)(x, shape)
+		if err != nil {
+			t.Fatal(err)
+		}
+		compareVals(t, got32, want, 1e-4)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
 // Lattice symmetries of (B, C, H, W) fields, site (i, j) = (row, column) = (axis 2, axis 3), periodic.
@@ -255,6 +256,22 @@ func (s Sequence) Inverse() LatticeTransform {
 }
 
 func (s Sequence) String() string { return fmt.Sprint([]LatticeTransform(s)) }
+
+// TransformDense applies g to a host tensor (float32 or float64, shape (B, C, H, W) for the site
+// permutations) and returns a new tensor of the same dtype and shape.
+func TransformDense(g LatticeTransform, t *tensor.Dense) (*tensor.Dense, error) {
+	if t == nil {
+		return nil, fmt.Errorf("layers: TransformDense: nil tensor")
+	}
+	if dt := t.Dtype(); dt != tensor.Float32 && dt != tensor.Float64 {
+		return nil, fmt.Errorf("layers: TransformDense: dtype %v, want float32 or float64", dt)
+	}
+	y, err := g.Host(Float64s(t), t.Shape())
+	if err != nil {
+		return nil, err
+	}
+	return NewDense(t.Dtype(), t.Shape(), y), nil
+}
 
 // D4Transforms is D4Group as LatticeTransforms (for Symmetrize).
 func D4Transforms() []LatticeTransform {

@@ -375,3 +375,19 @@ func TestSymmetrizeGradients(t *testing.T) {
 	layerstest.GradCheck(t, [][]int{sh}, [][]float64{x}, build, gradTol)
 	layerstest.SecondOrderCheck(t, [][]int{sh}, [][]float64{x}, [][]float64{randVals(rng, len(x), -1, 1)}, build, gradTol)
 }
+
+func TestTransformDense(t *testing.T) {
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		x := layers.NewDense(dt, []int{1, 1, 3, 3}, iota(9))
+		y, err := layers.TransformDense(layers.D4{Rot: 1}, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if y.Dtype() != dt || !slices.Equal(layers.Float64s(y), []float64{2, 5, 8, 1, 4, 7, 0, 3, 6}) {
+			t.Errorf("%v: got %v %v", dt, y.Dtype(), layers.Float64s(y))
+		}
+		if !slices.Equal(layers.Float64s(x), iota(9)) {
+			t.Errorf("%v: the input changed", dt)
+		}
+	}
+}
