@@ -16,6 +16,33 @@
 //   - Never call G.Reshape or G.Ravel: they alias their input (GORGONIA.md, silent failure 1). Use Reshape
 //     from this package, which copies.
 //   - Randomness is explicit: initialisers take a *rand.Rand; graphs are deterministic.
+//   - Every gradient is taken with Grad, never G.Grad: G.Grad silently reuses the derivative nodes of an
+//     earlier G.Grad on the same graph, so a loss that already contains a gradient (forces ∇ₓE, exact
+//     divergences, scores −∇E) would get a wrong gradient.
+//
+// # Second-order safety
+//
+// An objective that differentiates inside its graph (a force, a divergence, a score) is differentiated
+// again by the Trainer, so every op between the inner gradient and the loss must have a correct second
+// derivative. TestSecondOrderTable checks each op below with layerstest.SecondOrderCheck (a Hessian–vector
+// product built by two differentiations in one graph against finite differences of the first gradient,
+// relative tolerance 1e-6) and fails when a row changes:
+//
+//	safe (FD-checked)                  rgflow: Reshape, Roll, Narrow, Pad, PadPeriodic, Gather, ScatterReplace,
+//	                                   SumAxis, BiasAdd, LogSumExp, Affine, MatMul, RowBias, RowScale, ELU, Swish
+//	                                   Gorgonia: Add, Sub, HadamardProd, HadamardDiv, Mul (2-D), BroadcastAdd,
+//	                                   BroadcastHadamardProd, Neg, Exp, Square, Sqrt, Tanh, Sigmoid, Softplus,
+//	                                   Log1p, Abs and Rectify (away from 0), Sum (all or one axis), Mean (one
+//	                                   axis), Transpose (2-D and 4-D), Concat, Max (one axis)
+//	silently wrong                     the fused RealNVP (its backward node has no derivative; Grad refuses a
+//	                                   cost that depends on it: use RealNVP.Unfused), G.Slice
+//	fails at run time (type mismatch)  arithmetic on scalar nodes: G.Mean over all axes, G.Mul or
+//	                                   G.HadamardProd of a scalar by a scalar or a constant; keep such values
+//	                                   as (1) vectors (Reshape(s, 1)) on the twice-differentiated path
+//	panics inside Gorgonia             G.SoftMax (use LogSumExp)
+//
+// G.Reshape and G.Ravel are wrong already at first order (they alias their input). Losses may end in a
+// scalar G.Mean: only the part of the graph that is differentiated twice needs the safe ops.
 //
 // # Networks for conditioned fields
 //
@@ -27,7 +54,8 @@
 // GroupNormalize (built from Reshape, SumAxis, RowBias, RowScale, Gather and Gorgonia's Square, Sqrt,
 // Inverse; not InverseSqrt, whose gradient in Gorgonia v0.9.18 is wrong), both embeddings (MatMul, Sin,
 // Cos, Concat), FiLM and Modulate, the conditioned MLP and ResMLP, CNN with or without symmetrisation,
-// every lattice transform (index-map gathers, Neg) and Symmetrize. The random Fourier frequencies are a
-// graph constant, not a parameter. layerstest.CheckEquivariance / CheckInvariance test f(gx) = g f(x)
+// every lattice transform (index-map gathers, Neg) and Symmetrize; besides the ops of the table above they
+// use Gorgonia's Inverse, Sin and Cos, second-order checked in their tests. The random Fourier frequencies
+// are a graph constant (FourierEmbedding.Apply) or a buffer (ApplyBuffer), never a parameter. layerstest.CheckEquivariance / CheckInvariance test f(gx) = g f(x)
 // (or f(gx) = f(x)) for any network and transform.
 package layers

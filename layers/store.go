@@ -64,6 +64,7 @@ type Store struct {
 	rng    *rand.Rand
 	params map[string]*tensor.Dense
 	order  []string
+	part   *partition // frozen parameters and buffers (see Freeze, Buffer); nil until first used
 }
 
 // NewStore returns an empty store of the given dtype (tensor.Float32 or tensor.Float64). rng is used to
@@ -207,8 +208,9 @@ type Scope struct {
 }
 
 type binding struct {
-	nodes map[string]*G.Node
-	order []string
+	nodes   map[string]*G.Node
+	order   []string
+	buffers map[string]*G.Node // bound buffers (see Scope.Buffer); nil until the first
 }
 
 // NewScope returns the root scope of graph g over store.
@@ -248,6 +250,9 @@ func (s *Scope) Param(name string, shape []int, init Init) *G.Node {
 	full := s.path(name)
 	if n, ok := s.bound.nodes[full]; ok {
 		return n
+	}
+	if _, ok := s.store.GetBuffer(full); ok {
+		panic(fmt.Sprintf("layers: %q is a buffer of the store, asked for as a parameter", full))
 	}
 	t := s.store.Param(full, shape, init)
 	n := G.NewTensor(s.g, s.store.dtype, len(shape), G.WithShape(shape...), G.WithName(full), G.WithValue(t))

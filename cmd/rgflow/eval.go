@@ -186,7 +186,7 @@ func printLatticeEval(w io.Writer, r *latticeEval) {
 }
 
 // loadLatticeRun rebuilds a lattice run's action, flow and weights from its directory.
-func loadLatticeRun(dir, cmd string) (*latticeRun, lattice.Action, *models.Flow, *layers.Store, int64, error) {
+func loadLatticeRun(dir, cmd string, wc weightChoice) (*latticeRun, lattice.Action, *models.Flow, *layers.Store, int64, error) {
 	var run latticeRun
 	if err := loadRunConfig(dir, "lattice", &run, cmd); err != nil {
 		return nil, nil, nil, nil, 0, err
@@ -195,7 +195,7 @@ func loadLatticeRun(dir, cmd string) (*latticeRun, lattice.Action, *models.Flow,
 	if err != nil {
 		return nil, nil, nil, nil, 0, err
 	}
-	step, err := loadWeights(flow, store, dir, cmd)
+	step, err := loadWeights(flow, store, dir, cmd, wc)
 	return &run, act, flow, store, step, err
 }
 
@@ -230,11 +230,13 @@ func runEvalLattice(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("samples", 16384, "flow samples")
 	seed := fs.Uint64("seed", 1, "random seed")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	var wc weightChoice
+	wc.register(fs, stderr)
 	dir, err := runDirArg(fs, args, "eval")
 	if err != nil {
 		return err
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "eval")
+	run, act, flow, store, step, err := loadLatticeRun(dir, "eval", wc)
 	if err != nil {
 		return err
 	}

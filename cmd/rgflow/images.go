@@ -160,6 +160,9 @@ func runTrainImages(args []string, stdout, stderr io.Writer) error {
 	if run.Data.EvalN == 0 || testSet == nil {
 		return nil
 	}
+	if err := useEMA(tr, store, stdout); err != nil {
+		return err
+	}
 	ev, n, err := evalImages(flow, store, testSet, run.Data.EvalN, run.Train.Seed+1)
 	if err != nil {
 		return err
@@ -227,7 +230,7 @@ func evalImages(flow *models.Flow, store *layers.Store, data *images.Dataset, n 
 }
 
 // loadImageRun rebuilds an image run's flow and weights from its directory.
-func loadImageRun(dir, cmd string) (*imageRun, *models.Flow, *layers.Store, int64, error) {
+func loadImageRun(dir, cmd string, wc weightChoice) (*imageRun, *models.Flow, *layers.Store, int64, error) {
 	var run imageRun
 	if err := loadRunConfig(dir, "images", &run, cmd); err != nil {
 		return nil, nil, nil, 0, err
@@ -236,7 +239,7 @@ func loadImageRun(dir, cmd string) (*imageRun, *models.Flow, *layers.Store, int6
 	if err != nil {
 		return nil, nil, nil, 0, err
 	}
-	step, err := loadWeights(flow, store, dir, cmd)
+	step, err := loadWeights(flow, store, dir, cmd, wc)
 	return &run, flow, store, step, err
 }
 
@@ -256,10 +259,12 @@ func runEvalImages(dir string, args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 1000, "images to evaluate (0: the whole split)")
 	seed := fs.Uint64("seed", 1, "seed of the dequantisation noise")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	var wc weightChoice
+	wc.register(fs, stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	run, flow, store, step, err := loadImageRun(dir, "eval")
+	run, flow, store, step, err := loadImageRun(dir, "eval", wc)
 	if err != nil {
 		return err
 	}
@@ -323,6 +328,8 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 	zoom := fs.Int("zoom", 1, "enlarge every pixel of the PNG grid to zoom×zoom")
 	out := fs.String("out", "", "write x (logit space), pixels and logq as .npz")
 	seed := fs.Uint64("seed", 1, "random seed")
+	var wc weightChoice
+	wc.register(fs, stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -332,7 +339,7 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 	if *pngPath == "" && *out == "" {
 		return errors.New("sample: say where to write: --png grid.png and/or --out samples.npz")
 	}
-	run, flow, store, step, err := loadImageRun(dir, "sample")
+	run, flow, store, step, err := loadImageRun(dir, "sample", wc)
 	if err != nil {
 		return err
 	}
@@ -419,10 +426,12 @@ func runLatentsImages(dir string, args []string, stdout, stderr io.Writer) error
 	split := fs.String("split", "test", "test or train")
 	n := fs.Int("n", 100, "images to encode (the first n of the split)")
 	out := fs.String("out", "latents.npz", "output .npz file")
+	var wc weightChoice
+	wc.register(fs, stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	run, flow, store, step, err := loadImageRun(dir, "latents")
+	run, flow, store, step, err := loadImageRun(dir, "latents", wc)
 	if err != nil {
 		return err
 	}
