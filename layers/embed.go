@@ -74,10 +74,13 @@ func (e SinusoidalEmbedding) Apply(t *G.Node) (*G.Node, error) {
 //	e[b, k] = sin(2π f_k t_b),  e[b, K + k] = cos(2π f_k t_b),
 //
 // with frequencies f_k drawn once, at construction, from N(0, std²) (NewFourierEmbedding). The
-// frequencies are not trained: they are not a Store parameter but part of this value, baked into every
-// graph as a constant. The optimiser never sees them, and a checkpoint does not hold them: rebuild the
-// embedding from the same seed (NewFourierEmbedding is deterministic in its rng) or save Freq with the
-// model's configuration (it is an exported field and marshals to JSON).
+// frequencies are never trained. Two ways to hold them:
+//   - Apply bakes them into the graph as a constant. A checkpoint does not hold them: rebuild the
+//     embedding from the same seed (NewFourierEmbedding is deterministic in its rng) or save Freq with the
+//     model's configuration (an exported field; it marshals to JSON).
+//   - ApplyBuffer keeps them in the Store as the buffer "freq" under the scope (shape (1, K)), created from
+//     Freq the first time; checkpoints save and restore buffers, so a restored model uses the saved
+//     frequencies whatever Freq holds then.
 type FourierEmbedding struct {
 	Freq []float64
 }
@@ -119,30 +122,65 @@ func (e FourierEmbedding) Apply(t *G.Node) (*G.Node, error) {
 	return embedScalar("FourierEmbedding", t, w, false)
 }
 
+// ApplyBuffer is Apply with the frequencies read from the buffer "freq" (1, len(Freq)) under s, which
+// is created from Freq if the store does not hold it yet.
+func (e FourierEmbedding) ApplyBuffer(s *Scope, t *G.Node) (*G.Node, error) {
+	if len(e.Freq) == 0 {
+		return nil, fmt.Errorf("layers: FourierEmbedding %s: no frequencies (use NewFourierEmbedding)", s.Prefix())
+	}
+	if err := checkNode("FourierEmbedding", t, 1); err != nil {
+		return nil, err
+	}
+	if err := checkScalarInput("FourierEmbedding", t); err != nil {
+		return nil, err
+	}
+	if b, ok := s.Store().GetBuffer(s.Sub("freq").Prefix()); ok && (b.Dims() != 2 || b.Shape()[0] != 1 || b.Shape()[1] != len(e.Freq)) {
+		return nil, fmt.Errorf("layers: FourierEmbedding %s: buffer freq has shape %v, want (1, %d)", s.Prefix(), b.Shape(), len(e.Freq))
+	}
+	f := s.Buffer("freq", []int{1, len(e.Freq)}, e.Freq)
+	w, err := G.Mul(f, scalarLike(t, 2*math.Pi))
+	if err != nil {
+		return nil, err
+	}
+	return embedNode("FourierEmbedding", t, w, false)
+}
+
+// checkScalarInput validates a (B) or (B, 1) input.
+func checkScalarInput(op string, t *G.Node) error {
+	sh := []int(t.Shape())
+	if len(sh) > 2 || (len(sh) == 2 && sh[1] != 1) {
+		return fmt.Errorf("layers: %s: input %v has shape %s, want (B) or (B, 1)", op, t.Name(), shapeStr(sh))
+	}
+	return nil
+}
+
 // embedScalar returns [cos(t ωᵀ) | sin(t ωᵀ)] (cosFirst) or [sin | cos], (B, 2K), for t (B) or (B, 1).
 // The outer product is a (B, 1)·(1, K) MatMul with ω a graph constant.
 func embedScalar(op string, t *G.Node, w []float64, cosFirst bool) (*G.Node, error) {
 	if err := checkNode(op, t, 1); err != nil {
 		return nil, err
 	}
-	sh := []int(t.Shape())
-	if len(sh) > 2 || (len(sh) == 2 && sh[1] != 1) {
-		return nil, fmt.Errorf("layers: %s: input %v has shape %s, want (B) or (B, 1)", op, t.Name(), shapeStr(sh))
-	}
-	b := sh[0]
-	col := t
-	if len(sh) == 1 {
-		var err error
-		if col, err = Reshape(t, b, 1); err != nil {
-			return nil, err
-		}
+	if err := checkScalarInput(op, t); err != nil {
+		return nil, err
 	}
 	// Name the constant by its values: equal frequencies may share a node, different ones never do.
 	h := fnv.New64a()
 	_ = binary.Write(h, binary.LittleEndian, w)
 	wt := NewDense(t.Dtype(), []int{1, len(w)}, w)
 	wn := G.NewConstant(wt, G.In(t.Graph()), G.WithName(fmt.Sprintf("%s/freq-%016x", op, h.Sum64())))
-	arg, err := MatMul(col, wn)
+	return embedNode(op, t, wn, cosFirst)
+}
+
+// embedNode is embedScalar with the angular frequencies in a (1, K) node w.
+func embedNode(op string, t, w *G.Node, cosFirst bool) (*G.Node, error) {
+	col := t
+	if t.Dims() == 1 {
+		var err error
+		if col, err = Reshape(t, t.Shape()[0], 1); err != nil {
+			return nil, err
+		}
+	}
+	arg, err := MatMul(col, w)
 	if err != nil {
 		return nil, fmt.Errorf("layers: %s: %w", op, err)
 	}

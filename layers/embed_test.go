@@ -3,6 +3,7 @@ package layers_test
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -137,4 +138,47 @@ func TestEmbeddingErrors(t *testing.T) {
 			t.Errorf("case %d: error %v, want one containing %q", i, c.err, c.want)
 		}
 	}
+}
+
+func TestFourierEmbeddingBuffer(t *testing.T) {
+	e, _ := layers.NewFourierEmbedding(rand.New(rand.NewPCG(4, 3)), 6, 2)
+	ts := []float64{0.1, -0.4, 0.93}
+	store := layers.NewStore(tensor.Float64, nil)
+	viaBuffer := func() []float64 {
+		return evalNodes(t, tensor.Float64, [][]int{{3}}, [][]float64{ts}, func(in []*G.Node) (*G.Node, error) {
+			return e.ApplyBuffer(layers.NewScope(in[0].Graph(), store).Sub("emb"), in[0])
+		})
+	}
+	want := evalNodes(t, tensor.Float64, [][]int{{3}}, [][]float64{ts}, func(in []*G.Node) (*G.Node, error) { return e.Apply(in[0]) })
+	// The buffer path multiplies by 2π in the graph instead of on the host: one more rounding.
+	compareVals(t, viaBuffer(), want, 1e-14)
+	b, ok := store.GetBuffer("emb/freq")
+	if !ok || !slices.Equal(layers.Float64s(b), e.Freq) {
+		t.Fatalf("buffer emb/freq missing or not the frequencies (%v)", store.BufferNames())
+	}
+	if store.NumParams() != 0 {
+		t.Errorf("the embedding created %d trainable parameters", store.NumParams())
+	}
+	// A restored buffer wins over Freq.
+	other, _ := layers.NewFourierEmbedding(rand.New(rand.NewPCG(5, 5)), 6, 2)
+	if err := store.SetBuffer("emb/freq", []int{1, 3}, other.Freq); err != nil {
+		t.Fatal(err)
+	}
+	want = evalNodes(t, tensor.Float64, [][]int{{3}}, [][]float64{ts}, func(in []*G.Node) (*G.Node, error) { return other.Apply(in[0]) })
+	compareVals(t, viaBuffer(), want, 1e-14)
+	// A buffer of the wrong size is an error.
+	short := layers.FourierEmbedding{Freq: []float64{1, 2}}
+	g := G.NewGraph()
+	tn := G.NewTensor(g, tensor.Float64, 1, G.WithShape(3), G.WithName("t"))
+	if _, err := short.ApplyBuffer(layers.NewScope(g, store).Sub("emb"), tn); err == nil || !strings.Contains(err.Error(), "want (1, 2)") {
+		t.Errorf("buffer of another size: %v", err)
+	}
+	// Gradient with respect to t through the buffer path.
+	layerstest.GradCheck(t, [][]int{{3}}, [][]float64{ts}, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+		y, err := e.ApplyBuffer(layers.NewScope(g, layers.NewStore(tensor.Float64, nil)).Sub("emb"), in[0])
+		if err != nil {
+			return nil, err
+		}
+		return wsum(g, y, "w", 4)
+	}, gradTol)
 }
