@@ -179,6 +179,15 @@ func runForward(t *testing.T, c convCase, dt tensor.Dtype, v [][]float64) ([]flo
 // rounding: sums of ≤ 100 terms of size ≤ 1, so 1e-12 absolute) and float32 (2e-5: ε₃₂ = 6e-8 times the
 // same sums, with a margin for the different summation order).
 func TestConvMatchesNaive(t *testing.T) {
+	for _, mode := range layers.ConvKernelModes() {
+		t.Run(mode, func(t *testing.T) {
+			defer layers.UseConvKernels(mode)()
+			testConvMatchesNaive(t)
+		})
+	}
+}
+
+func testConvMatchesNaive(t *testing.T) {
 	for k, c := range convCases {
 		v := c.values(uint64(k))
 		want, ws := c.naive(v)
@@ -217,15 +226,18 @@ func convLoss(c convCase, seed uint64) layerstest.Build {
 }
 
 // TestConvGradients checks first and second order (Hessian-vector products in x, w and b) of every case
-// against central finite differences (tolerance: see gradTol).
+// against central finite differences (tolerance: see gradTol), with the vector kernels and the plain loops.
 func TestConvGradients(t *testing.T) {
-	for k, c := range convCases {
-		t.Run(c.name, func(t *testing.T) {
-			v := c.values(uint64(100 + k))
-			layerstest.GradCheck(t, c.shapes(), v, convLoss(c, uint64(k)), gradTol)
-			dir := c.values(uint64(200 + k))
-			layerstest.SecondOrderCheck(t, c.shapes(), v, dir, convLoss(c, uint64(k)), gradTol)
-		})
+	for _, mode := range layers.ConvKernelModes() {
+		for k, c := range convCases {
+			t.Run(mode+"/"+c.name, func(t *testing.T) {
+				defer layers.UseConvKernels(mode)()
+				v := c.values(uint64(100 + k))
+				layerstest.GradCheck(t, c.shapes(), v, convLoss(c, uint64(k)), gradTol)
+				dir := c.values(uint64(200 + k))
+				layerstest.SecondOrderCheck(t, c.shapes(), v, dir, convLoss(c, uint64(k)), gradTol)
+			})
+		}
 	}
 }
 
@@ -416,6 +428,112 @@ func TestConvErrors(t *testing.T) {
 		err := c.err()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+// naiveConvGrads returns ∂/∂x and ∂/∂w of Σ r ⊙ conv(x, w) by direct loops over the definition.
+func naiveConvGrads(x []float64, xs [4]int, w []float64, ws [4]int, r []float64, o layers.ConvOpts) (dx, dw []float64) {
+	s, d := max(o.Stride, 1), max(o.Dilation, 1)
+	B, C, H, W := xs[0], xs[1], xs[2], xs[3]
+	Co, kh, kw := ws[0], ws[2], ws[3]
+	ph, pw := d*(kh-1)/2, d*(kw-1)/2
+	_, ys := naiveConv(x, xs, w, ws, nil, o)
+	Ho, Wo := ys[2], ys[3]
+	dx, dw = make([]float64, len(x)), make([]float64, len(w))
+	for n := 0; n < B; n++ {
+		for oc := 0; oc < Co; oc++ {
+			for y := 0; y < Ho; y++ {
+				for xx := 0; xx < Wo; xx++ {
+					rv := r[((n*Co+oc)*Ho+y)*Wo+xx]
+					for i := 0; i < C; i++ {
+						for a := 0; a < kh; a++ {
+							for c := 0; c < kw; c++ {
+								iy, ix := s*y+d*a-ph, s*xx+d*c-pw
+								if o.Pad == layers.Periodic {
+									iy, ix = ((iy%H)+H)%H, ((ix%W)+W)%W
+								} else if iy < 0 || iy >= H || ix < 0 || ix >= W {
+									continue
+								}
+								wi, xi := ((oc*C+i)*kh+a)*kw+c, ((n*C+i)*H+iy)*W+ix
+								dx[xi] += rv * w[wi]
+								dw[wi] += rv * x[xi]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return dx, dw
+}
+
+// TestConvLargeMatchesNaive covers what the small FD cases cannot: rows longer than one vector (with a
+// partial last vector), channel counts that are not multiples of the kernels' blocks (8 and 4 output
+// channels, 6 taps) and several images per buffer fill. It compares the output and both gradients of
+// Σ r ⊙ conv(x, w) with direct loops (tolerances as in TestConvMatchesNaive, scaled for the sums of up to
+// ~2000 terms of the weight gradient: 1e-10 in float64, 2e-3 relative to the largest entry in float32).
+func TestConvLargeMatchesNaive(t *testing.T) {
+	cases := []convCase{
+		{name: "periodic-37x9-k3", x: [4]int{3, 5, 9, 37}, w: [4]int{11, 5, 3, 3}},
+		{name: "zero-20x20-k3-s2", x: [4]int{2, 6, 20, 20}, w: [4]int{9, 6, 3, 3}, opts: layers.ConvOpts{Pad: layers.Zero, Stride: 2}},
+		{name: "periodic-20x20-k5-d2", x: [4]int{2, 3, 20, 20}, w: [4]int{8, 3, 5, 5}, opts: layers.ConvOpts{Dilation: 2}},
+		{name: "periodic-10x6-k1", x: [4]int{40, 7, 6, 10}, w: [4]int{5, 7, 1, 1}},
+	}
+	for _, mode := range layers.ConvKernelModes() {
+		for k, c := range cases {
+			for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+				t.Run(fmt.Sprintf("%s/%s/%v", mode, c.name, dt), func(t *testing.T) {
+					defer layers.UseConvKernels(mode)()
+					v := c.values(uint64(500 + k))
+					want, ys := c.naive(v)
+					rng := rand.New(rand.NewPCG(uint64(k), 1))
+					r := randVals(rng, len(want), -1, 1)
+					wdx, wdw := naiveConvGrads(v[0], c.x, v[1], c.w, r, c.opts)
+					g := G.NewGraph()
+					x := G.NewTensor(g, dt, 4, G.WithShape(c.x[:]...), G.WithName("x"), G.WithValue(layers.NewDense(dt, c.x[:], v[0])))
+					w := G.NewTensor(g, dt, 4, G.WithShape(c.w[:]...), G.WithName("w"), G.WithValue(layers.NewDense(dt, c.w[:], v[1])))
+					rn := G.NewTensor(g, dt, 4, G.WithShape(ys[:]...), G.WithName("r"), G.WithValue(layers.NewDense(dt, ys[:], r)))
+					y, err := layers.Conv2D(x, w, c.opts)
+					if err != nil {
+						t.Fatal(err)
+					}
+					p, err := G.HadamardProd(y, rn)
+					if err != nil {
+						t.Fatal(err)
+					}
+					loss, err := G.Sum(p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					grads, err := layers.Grad(loss, x, w)
+					if err != nil {
+						t.Fatal(err)
+					}
+					m := G.NewTapeMachine(g)
+					defer m.Close()
+					if err := m.RunAll(); err != nil {
+						t.Fatal(err)
+					}
+					for _, cmp := range []struct {
+						what      string
+						got, want []float64
+					}{{"output", layers.ValueFloats(y.Value()), want}, {"dx", layers.ValueFloats(grads[0].Value()), wdx}, {"dw", layers.ValueFloats(grads[1].Value()), wdw}} {
+						scale, worst := 1.0, 0.0
+						for i := range cmp.want {
+							scale = max(scale, math.Abs(cmp.want[i]))
+							worst = max(worst, math.Abs(cmp.got[i]-cmp.want[i]))
+						}
+						tol := 1e-10
+						if dt == tensor.Float32 {
+							tol = 2e-3 * scale
+						}
+						if worst > tol {
+							t.Errorf("%s: max deviation %.3g > %.3g", cmp.what, worst, tol)
+						}
+					}
+				})
+			}
 		}
 	}
 }
