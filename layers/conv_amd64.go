@@ -7,10 +7,10 @@ import (
 )
 
 //go:noescape
-func convFwdF32(k int, off *int, xa, xb, w *float32, outs *[16]uintptr, ma, mb uint64)
+func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[3]uint64)
 
 //go:noescape
-func convFwdF64(k int, off *int, xa, xb, w *float64, outs *[16]uintptr, ma, mb uint64)
+func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[3]uint64)
 
 //go:noescape
 func convWgtF32(n int, tab *uintptr, ldg int, rows *[6]int, acc *float32)
@@ -28,12 +28,14 @@ func fmaPeakF64(n int)
 var hasConvAVX512 = cpu.X86.HasAVX512F
 
 // convFwdKernel calls the forward kernel of T's precision (see convFwdF32).
-func convFwdKernel[T float](k int, off []int, xa, xb, w *T, outs *[16]uintptr, ma, mb uint64) {
+func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[3]uint64) {
 	switch any(*new(T)).(type) {
 	case float32:
-		convFwdF32(k, &off[0], (*float32)(unsafe.Pointer(xa)), (*float32)(unsafe.Pointer(xb)), (*float32)(unsafe.Pointer(w)), outs, ma, mb)
+		convFwdF32(k, &off[0], (*float32)(unsafe.Pointer(x[0])), (*float32)(unsafe.Pointer(x[1])), (*float32)(unsafe.Pointer(x[2])),
+			(*float32)(unsafe.Pointer(w)), outs, masks)
 	default:
-		convFwdF64(k, &off[0], (*float64)(unsafe.Pointer(xa)), (*float64)(unsafe.Pointer(xb)), (*float64)(unsafe.Pointer(w)), outs, ma, mb)
+		convFwdF64(k, &off[0], (*float64)(unsafe.Pointer(x[0])), (*float64)(unsafe.Pointer(x[1])), (*float64)(unsafe.Pointer(x[2])),
+			(*float64)(unsafe.Pointer(w)), outs, masks)
 	}
 }
 

@@ -30,6 +30,9 @@ type convPlan struct {
 	group     int // images per buffer fill
 	bufLen    int
 	rowOff    []int // per kernel tap r = (i, a, c), in weight order
+	rowSrc    []int // per padded row: the source row, or −1 for a zero row
+	colSrc    []int // per padded column: the source column, or −1 for zero
+	colDst    []int // per padded column: its place in the phase-split row
 }
 
 // convGroupPositions is the number of output positions a buffer fill aims at: enough work per fill to
@@ -53,6 +56,22 @@ func newConvPlan(g convGeom) *convPlan {
 	p.imgStride = g.cin * cs
 	p.group = min(g.b, max(1, convGroupPositions/(g.ho*g.wo)))
 	p.bufLen = p.group*p.imgStride + 64 // slack past the last row
+	wrap := func(k, n int) int {
+		if g.periodic {
+			return ((k % n) + n) % n
+		}
+		if k < 0 || k >= n {
+			return -1
+		}
+		return k
+	}
+	for yy := 0; yy < p.hp; yy++ {
+		p.rowSrc = append(p.rowSrc, wrap(yy-g.ph(), g.h))
+	}
+	for xx := 0; xx < p.wp; xx++ {
+		p.colSrc = append(p.colSrc, wrap(xx-g.pw(), g.w))
+		p.colDst = append(p.colDst, (xx%s)*p.wq+xx/s)
+	}
 	p.rowOff = make([]int, 0, g.cin*g.kh*g.kw)
 	for i := 0; i < g.cin; i++ {
 		for a := 0; a < g.kh; a++ {
@@ -72,45 +91,39 @@ func (p *convPlan) base(n, y int) int { return n*p.imgStride + p.g.stride*y*p.ro
 // writing every entry a kernel reads (padding included), so buf needs no clearing between fills.
 func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 	g := p.g
-	ph, pw, s := g.ph(), g.pw(), g.stride
+	pw := g.pw()
 	for n := 0; n < nb; n++ {
 		for i := 0; i < g.cin; i++ {
 			src := x[((n0+n)*g.cin+i)*g.h*g.w:][:g.h*g.w]
 			dst := buf[n*p.imgStride+i*p.chStride:][:p.plane]
-			for yy := 0; yy < p.hp; yy++ {
+			for yy, sy := range p.rowSrc {
 				drow := dst[yy*p.rowLen:][:p.rowLen]
-				sy := yy - ph
-				if g.periodic {
-					sy = ((sy % g.h) + g.h) % g.h
-				} else if sy < 0 || sy >= g.h {
+				if sy < 0 {
 					fill(drow, 0)
 					continue
 				}
 				srow := src[sy*g.w:][:g.w]
-				if s == 1 {
+				if g.stride == 1 {
 					mid := drow[pw : pw+g.w]
 					for k, v := range srow {
 						mid[k] = v
 					}
-					for xx := 0; xx < pw; xx++ {
-						if g.periodic {
-							drow[xx] = srow[(((xx-pw)%g.w)+g.w)%g.w]
-							drow[pw+g.w+xx] = srow[xx%g.w]
-						} else {
-							drow[xx], drow[pw+g.w+xx] = 0, 0
+					for k := 0; k < pw; k++ {
+						drow[k], drow[pw+g.w+k] = 0, 0
+						if c := p.colSrc[k]; c >= 0 {
+							drow[k] = srow[c]
+						}
+						if c := p.colSrc[pw+g.w+k]; c >= 0 {
+							drow[pw+g.w+k] = srow[c]
 						}
 					}
 					continue
 				}
 				fill(drow, 0)
-				for xx := 0; xx < p.wp; xx++ {
-					sx := xx - pw
-					if g.periodic {
-						sx = ((sx % g.w) + g.w) % g.w
-					} else if sx < 0 || sx >= g.w {
-						continue
+				for xx, c := range p.colSrc {
+					if c >= 0 {
+						drow[p.colDst[xx]] = srow[c]
 					}
-					drow[(xx%s)*p.wq+xx/s] = srow[sx]
 				}
 			}
 		}
@@ -265,14 +278,15 @@ func convUnits(g convGeom, p *convPlan, vl int) []convUnit {
 
 func addr[T float](v *T) uintptr { return uintptr(unsafe.Pointer(v)) }
 
-// convFwdVec runs F with the AVX-512 kernel: 8 output channels × 2 vectors of positions per call, the
+// convFwdVec runs F with the AVX-512 kernel: 8 output channels × 3 vectors of positions per call, the
 // whole Cin·kh·kw reduction in registers.
 type convFwdVec[T float] struct {
 	g     convGeom
 	p     *convPlan
 	wp    []T // weights per block of 8 output channels as [K][8] (zeros past Cout), then 16 scratch entries
 	dummy uintptr
-	us    []convUnit
+	us    []convUnit // the vectors of one image
+	gus   []convUnit // scratch: the vectors of a group
 }
 
 func newConvFwdVec[T float](g convGeom, p *convPlan, w []T) *convFwdVec[T] {
@@ -287,32 +301,44 @@ func newConvFwdVec[T float](g convGeom, p *convPlan, w []T) *convFwdVec[T] {
 	}
 	// The stores of the missing channels of the last block go to the scratch entries.
 	v.dummy = addr(&v.wp[nob*K*8])
-	if len(v.us)%2 == 1 {
-		v.us = append(v.us, convUnit{x: v.us[0].x, y: v.us[0].y}) // mask 0: reads and writes nothing
-	}
 	return v
 }
 
-// run adds F of the buffered images n0 … n0+nb−1 to y.
+// run adds F of the buffered images n0 … n0+nb−1 to y. The loop over blocks of 8 output channels is the
+// outer one, so that block's packed weights stay in L1 while the group's positions stream past.
 func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 	g, K := v.g, len(v.p.rowOff)
 	hw := g.ho * g.wo
 	nob := (g.cout + 7) / 8
-	var outs [16]uintptr
+	// The group's vectors as (buffer offset, output offset of channel 0, mask), in threes.
+	us := v.gus[:0]
 	for n := 0; n < nb; n++ {
-		ybase, xbase := (n0+n)*g.cout*hw, n*v.p.imgStride
-		for u := 0; u < len(v.us); u += 2 {
-			ua, ub := v.us[u], v.us[u+1]
-			for ob := 0; ob < nob; ob++ {
+		for _, u := range v.us {
+			us = append(us, convUnit{x: n*v.p.imgStride + u.x, y: (n0+n)*g.cout*hw + u.y, mask: u.mask})
+		}
+	}
+	for len(us)%3 != 0 {
+		us = append(us, convUnit{x: us[0].x, y: us[0].y}) // mask 0: reads and writes nothing
+	}
+	v.gus = us
+	var (
+		outs  [24]uintptr
+		xs    [3]*T
+		masks [3]uint64
+	)
+	for ob := 0; ob < nob; ob++ {
+		for u := 0; u < len(us); u += 3 {
+			for k, uk := range us[u : u+3] {
+				xs[k], masks[k] = &buf[uk.x], uk.mask
 				for j := 0; j < 8; j++ {
 					if o := ob*8 + j; o < g.cout {
-						outs[2*j], outs[2*j+1] = addr(&y[ybase+o*hw+ua.y]), addr(&y[ybase+o*hw+ub.y])
+						outs[3*j+k] = addr(&y[o*hw+uk.y])
 					} else {
-						outs[2*j], outs[2*j+1] = v.dummy, v.dummy
+						outs[3*j+k] = v.dummy
 					}
 				}
-				convFwdKernel(K, v.p.rowOff, &buf[xbase+ua.x], &buf[xbase+ub.x], &v.wp[ob*K*8], &outs, ua.mask, ub.mask)
 			}
+			convFwdKernel(K, v.p.rowOff, &xs, &v.wp[ob*K*8], &outs, &masks)
 		}
 	}
 	runtime.KeepAlive(y)

@@ -5,7 +5,7 @@ package layers
 // hasConvAVX512 is false: this architecture runs the plain-Go convolution loops.
 var hasConvAVX512 = false
 
-func convFwdKernel[T float](k int, off []int, xa, xb, w *T, outs *[16]uintptr, ma, mb uint64) {
+func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[3]uint64) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 
