@@ -273,3 +273,25 @@ func TestConditioningIsPerSample(t *testing.T) {
 		}
 	}
 }
+
+func TestConditionedWeightNormGradients(t *testing.T) {
+	// The weight-normalised ResMLP (RG-Flow's conditioner) with conditioning, first and second order.
+	rng := rand.New(rand.NewPCG(15, 1))
+	const in, b, r, e = 4, 2, 2, 3
+	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(6, 6)))
+	net := layers.ResMLP{Width: 5, Blocks: 1, WeightNorm: true}
+	build := func(g *G.ExprGraph, nodes []*G.Node) (*G.Node, error) {
+		y, err := net.ApplyCond(layers.NewScope(g, store).Sub("net"), nodes[0], nodes[1], 3)
+		if err != nil {
+			return nil, err
+		}
+		return aliasLoss(g, nodes[0], y, 42)
+	}
+	shapes := [][]int{{in, b * r}, {b, e}}
+	vals := [][]float64{randVals(rng, in*b*r, -1, 1), randVals(rng, b*e, -1, 1)}
+	layerstest.GradCheck(t, shapes, vals, build, gradTol)
+	layerstest.SecondOrderCheck(t, shapes, vals, [][]float64{randVals(rng, in*b*r, -1, 1), randVals(rng, b*e, -1, 1)}, build, gradTol)
+	if _, ok := store.Get("net/res0/l0/wc"); !ok {
+		t.Errorf("no conditioning weight in the residual block: %v", store.Names())
+	}
+}
