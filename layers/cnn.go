@@ -23,6 +23,10 @@ import (
 //     (Symmetrize), which is exactly D4-equivariant on a square lattice, with either padding; with periodic
 //     padding the result is also translation-equivariant. It costs 8 times the work of one pass (one batch
 //     of 8B samples).
+//   - With SymmetricKernels every kernel is replaced by its average over the 8 rotations and reflections
+//     of the k×k window, w ← (1/8) Σ_g g·w (the stored parameter stays unconstrained). A convolution with
+//     D4-invariant kernels commutes with D4, and so does every other layer, so the network is
+//     D4-equivariant at the cost of one pass, but its kernels are isotropic (less expressive than D4).
 //   - With Odd set it is averaged over φ → −φ as well, f(x) = ½ (f₀(x) − f₀(−x)): exactly odd. A network with
 //     NoBias, an odd activation (tanh) and no conditioning is odd without averaging.
 type CNN struct {
@@ -38,7 +42,9 @@ type CNN struct {
 	ZeroLast     bool       // the last convolution starts at zero (the output is 0 at initialisation)
 	NoBias       bool       // no biases in convolutions and normalisations
 	D4, Odd      bool       // symmetrise over D4 and/or the sign flip (see above)
-	GroupNormEps float64    // 0 means DefaultGroupNormEps
+	// SymmetricKernels makes every kernel D4-invariant (see above).
+	SymmetricKernels bool
+	GroupNormEps     float64 // 0 means DefaultGroupNormEps
 }
 
 func (n CNN) widths() []int {
@@ -186,6 +192,11 @@ func (n CNN) conv(s *Scope, x *G.Node, cin, cout, k int, opts ConvOpts, zero boo
 	w := s.Param("w", []int{cout, cin, k, k}, init)
 	var y *G.Node
 	var err error
+	if n.SymmetricKernels {
+		if w, err = symmetricKernel(w); err != nil {
+			return nil, err
+		}
+	}
 	if n.NoBias {
 		y, err = Conv2D(x, w, opts)
 	} else {
@@ -195,4 +206,21 @@ func (n CNN) conv(s *Scope, x *G.Node, cin, cout, k int, opts ConvOpts, zero boo
 		return nil, fmt.Errorf("layers: CNN %s: %w", s.Prefix(), err)
 	}
 	return y, nil
+}
+
+// symmetricKernel averages a (Cout, Cin, k, k) kernel over the 8 elements of D4 acting on its k×k window.
+func symmetricKernel(w *G.Node) (*G.Node, error) {
+	var sum *G.Node
+	for _, g := range D4Group() {
+		gw, err := g.Graph(w)
+		if err != nil {
+			return nil, err
+		}
+		if sum == nil {
+			sum = gw
+		} else if sum, err = G.Add(sum, gw); err != nil {
+			return nil, err
+		}
+	}
+	return G.Mul(sum, scalarLike(w, 1.0/8))
 }

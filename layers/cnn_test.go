@@ -215,7 +215,7 @@ func TestCNNGradients(t *testing.T) {
 	net := layers.CNN{In: 1, Out: 1, Hidden: []int{2}, Kernel: 3, Activation: "swish", Groups: 1}
 	store := trained(t, net, shape, make([]float64, 2*e), e, 9)
 	for _, sym := range []bool{false, true} {
-		net.D4, net.Odd = sym, sym
+		net.D4, net.Odd, net.SymmetricKernels = sym, sym, sym
 		build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
 			y, err := net.ApplyCond(layers.NewScope(g, store).Sub("cnn"), in[0], in[1])
 			if err != nil {
@@ -286,6 +286,17 @@ func TestCNNEquivariance(t *testing.T) {
 		f := cnnFunc(trained(t, net, shape, emb, e, 4), net, emb, e)
 		pass(t, f, d4)
 		fail(t, f, translations[:1])
+	})
+	t.Run("symmetric-kernels", func(t *testing.T) {
+		for _, pad := range []layers.Padding{layers.Periodic, layers.Zero} {
+			net := base
+			net.Pad, net.SymmetricKernels = pad, true
+			f := cnnFunc(trained(t, net, shape, emb, e, 8), net, emb, e)
+			pass(t, f, d4)
+			if pad == layers.Periodic {
+				pass(t, f, translations)
+			}
+		}
 	})
 	t.Run("odd", func(t *testing.T) {
 		net := base
