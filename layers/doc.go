@@ -29,7 +29,7 @@
 // relative tolerance 1e-6) and fails when a row changes:
 //
 //	safe (FD-checked)                  rgflow: Reshape, Roll, Narrow, Pad, PadPeriodic, Gather, ScatterReplace,
-//	                                   SumAxis, BiasAdd, LogSumExp, Affine, MatMul, RowBias, RowScale, ELU, Swish
+//	                                   SumAxis, LogSumExp, MatMul, RowBias, RowScale, ELU, Swish
 //	                                   Gorgonia: Add, Sub, HadamardProd, HadamardDiv, Mul (2-D), BroadcastAdd,
 //	                                   BroadcastHadamardProd, Neg, Exp, Square, Sqrt, Tanh, Sigmoid, Softplus,
 //	                                   Log1p, Abs and Rectify (away from 0), Sum (all or one axis), Mean (one

@@ -27,7 +27,7 @@
 //     ("Non Differentiable WRTs"): give second-order checks a nonlinear downstream (Σ w⊙tanh(op(x))).
 //
 // With the bookkeeping cleared, second order was FD-checked right through every op of the layers kit
-// (Reshape, Roll, Narrow, Pad, PadPeriodic, Gather, ScatterReplace, BiasAdd, Affine, SumAxis, LogSumExp,
+// (Reshape, Roll, Narrow, Pad, PadPeriodic, Gather, ScatterReplace, MatMul, RowBias, SumAxis, LogSumExp,
 // ELU, Swish) and through Gorgonia's Tanh, Square, Sigmoid, Exp, Add, Sub, HadamardProd, Sum (any axis),
 // Mul (2-D), Transpose, Concat, BroadcastAdd and Max. It is wrong through G.Slice (first order right,
 // second order off by O(1)), G.Reshape is wrong already at first order (it aliases its input, caught here
