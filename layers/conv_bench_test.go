@@ -19,6 +19,8 @@ var convBenchCases = []struct {
 }{
 	{"periodic-B128-C32-16x16", 128, 32, 32, 16, 3, ConvOpts{Pad: Periodic}},
 	{"zero-B32-C64-32x32", 32, 64, 64, 32, 3, ConvOpts{Pad: Zero}},
+	{"k1-B128-C32-16x16", 128, 32, 32, 16, 1, ConvOpts{}},
+	{"periodic-s2-B128-C32-16x16", 128, 32, 32, 16, 3, ConvOpts{Stride: 2}},
 }
 
 // convFlops is 2·B·Cout·Cin·k²·Ho·Wo, the multiply-adds of one pass (forward, or either backward op).

@@ -33,6 +33,9 @@ type convPlan struct {
 	rowSrc    []int // per padded row: the source row, or −1 for a zero row
 	colSrc    []int // per padded column: the source column, or −1 for zero
 	colDst    []int // per padded column: its place in the phase-split row
+	// direct: a 1×1 stride-1 convolution needs no padding, and the kernels read the input tensor itself
+	// (each image plane one long row of positions).
+	direct bool
 }
 
 // convGroupPositions is the number of output positions a buffer fill aims at: enough work per fill to
@@ -56,6 +59,10 @@ func newConvPlan(g convGeom) *convPlan {
 	p.imgStride = g.cin * cs
 	p.group = min(g.b, max(1, convGroupPositions/(g.ho*g.wo)))
 	p.bufLen = p.group*p.imgStride + 64 // slack past the last row
+	if g.kh == 1 && g.kw == 1 && g.stride == 1 {
+		p.direct = true
+		p.chStride, p.imgStride, p.bufLen = p.plane, g.cin*p.plane, 0
+	}
 	wrap := func(k, n int) int {
 		if g.periodic {
 			return ((k % n) + n) % n
@@ -77,7 +84,7 @@ func newConvPlan(g convGeom) *convPlan {
 		for a := 0; a < g.kh; a++ {
 			for c := 0; c < g.kw; c++ {
 				dc := g.dil * c
-				p.rowOff = append(p.rowOff, i*cs+g.dil*a*p.rowLen+(dc%s)*p.wq+dc/s)
+				p.rowOff = append(p.rowOff, i*p.chStride+g.dil*a*p.rowLen+(dc%s)*p.wq+dc/s)
 			}
 		}
 	}
@@ -133,7 +140,10 @@ func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 // convForward sets y (b, cout, ho, wo) = F(x, w) + bias (bias may be nil).
 func convForward[T float](g convGeom, x, w, bias, y []T) {
 	p := newConvPlan(g)
-	buf := make([]T, p.bufLen)
+	buf := x
+	if !p.direct {
+		buf = make([]T, p.bufLen)
+	}
 	K := len(p.rowOff)
 	hw := g.ho * g.wo
 	if bias != nil {
@@ -149,7 +159,11 @@ func convForward[T float](g convGeom, x, w, bias, y []T) {
 	}
 	for n0 := 0; n0 < g.b; n0 += p.group {
 		nb := min(p.group, g.b-n0)
-		padInto(p, buf, x, n0, nb)
+		if p.direct {
+			buf = x[n0*p.imgStride:]
+		} else {
+			padInto(p, buf, x, n0, nb)
+		}
 		if vec != nil {
 			vec.run(buf, y, n0, nb)
 			continue
@@ -176,7 +190,10 @@ func convForward[T float](g convGeom, x, w, bias, y []T) {
 // convBackwardWeight sets dw (cout, cin, kh, kw) = Wg(x, gy): dw[o,r] = Σ_{n,y,x} gy[n,o,y,x]·B[r; n,y,x].
 func convBackwardWeight[T float](g convGeom, x, gy, dw []T) {
 	p := newConvPlan(g)
-	buf := make([]T, p.bufLen)
+	buf := x
+	if !p.direct {
+		buf = make([]T, p.bufLen)
+	}
 	K := len(p.rowOff)
 	hw := g.ho * g.wo
 	var vec *convWgtVec[T]
@@ -185,7 +202,11 @@ func convBackwardWeight[T float](g convGeom, x, gy, dw []T) {
 	}
 	for n0 := 0; n0 < g.b; n0 += p.group {
 		nb := min(p.group, g.b-n0)
-		padInto(p, buf, x, n0, nb)
+		if p.direct {
+			buf = x[n0*p.imgStride:]
+		} else {
+			padInto(p, buf, x, n0, nb)
+		}
 		if vec != nil {
 			vec.run(buf, n0, nb)
 			continue
@@ -267,6 +288,14 @@ type convUnit struct {
 
 // convUnits lists the vectors of every output row of one image.
 func convUnits(g convGeom, p *convPlan, vl int) []convUnit {
+	if p.direct { // the plane is one row: full vectors across row ends
+		hw := g.ho * g.wo
+		us := make([]convUnit, 0, (hw+vl-1)/vl)
+		for x0 := 0; x0 < hw; x0 += vl {
+			us = append(us, convUnit{x: x0, y: x0, mask: 1<<min(vl, hw-x0) - 1})
+		}
+		return us
+	}
 	us := make([]convUnit, 0, g.ho*((g.wo+vl-1)/vl)+1)
 	for yy := 0; yy < g.ho; yy++ {
 		for x0 := 0; x0 < g.wo; x0 += vl {

@@ -70,7 +70,9 @@
 // matching, forces, gradient velocity fields) and still be differentiated: the derivatives of a
 // convolution are a transposed convolution (in x) and a weight correlation (in w), and these three ops
 // are each other's derivatives; Upsample2x and its adjoint (the 2×2 block sum), and the bias's channel
-// sum and its broadcast, likewise. FD tests check first and second order of each. Gorgonia's own Conv2d is
+// sum and its broadcast, likewise (safe in the sense of the table above; TestConvGradients, TestConvForceLoss
+// and TestUpsample2x check first and second order of each against finite differences, with periodic and
+// zero padding, dilation, stride 2, kernels 1, 3, 5, non-square sizes and B > 1). Gorgonia's own Conv2d is
 // not used: its second derivative crashes the process, and it is several times slower. On CPUs with
 // AVX-512 the convolutions run on assembly kernels (conv_amd64.s) that read their input from a small
 // padded copy of a few images at a time (no im2col matrix); elsewhere on plain Go loops. Both paths are
