@@ -127,21 +127,21 @@ func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 				}
 				srow := src[sy*g.w:][:g.w]
 				if g.stride == 1 {
-					mid := drow[pw : pw+g.w]
-					for k, v := range srow {
-						mid[k] = v
-					}
-					for k := 0; k < pw; k++ {
-						drow[k] = 0
-						if c := p.colSrc[k]; c >= 0 {
-							drow[k] = srow[c]
+					copy(drow[pw:pw+g.w], srow)
+					for k, c := range p.colSrc[:pw] {
+						var v T
+						if c >= 0 {
+							v = srow[c]
 						}
+						drow[k] = v
 					}
-					for k := pw + g.w; k < pw+g.w+pr; k++ {
-						drow[k] = 0
-						if c := p.colSrc[k]; c >= 0 {
-							drow[k] = srow[c]
+					right := drow[pw+g.w : pw+g.w+pr]
+					for k, c := range p.colSrc[pw+g.w : pw+g.w+pr] {
+						var v T
+						if c >= 0 {
+							v = srow[c]
 						}
+						right[k] = v
 					}
 					continue
 				}
