@@ -479,6 +479,11 @@ func TestConvLargeMatchesNaive(t *testing.T) {
 		{name: "zero-20x20-k3-s2", x: [4]int{2, 6, 20, 20}, w: [4]int{9, 6, 3, 3}, opts: layers.ConvOpts{Pad: layers.Zero, Stride: 2}},
 		{name: "periodic-20x20-k5-d2", x: [4]int{2, 3, 20, 20}, w: [4]int{8, 3, 5, 5}, opts: layers.ConvOpts{Dilation: 2}},
 		{name: "periodic-10x6-k1", x: [4]int{40, 7, 6, 10}, w: [4]int{5, 7, 1, 1}},
+		{name: "zero-1x3-k5-d2", x: [4]int{2, 2, 1, 3}, w: [4]int{3, 2, 5, 5}, opts: layers.ConvOpts{Pad: layers.Zero, Dilation: 2}},
+		{name: "periodic-1x2-k3", x: [4]int{2, 2, 1, 2}, w: [4]int{3, 2, 3, 3}},
+		{name: "zero-1x1-k3-s2", x: [4]int{3, 2, 1, 1}, w: [4]int{2, 2, 3, 3}, opts: layers.ConvOpts{Pad: layers.Zero, Stride: 2}},
+		{name: "zero-33x40-k5-s2", x: [4]int{1, 3, 33, 40}, w: [4]int{10, 3, 5, 5}, opts: layers.ConvOpts{Pad: layers.Zero, Stride: 2}},
+		{name: "periodic-34x36-k3-s2-d3", x: [4]int{1, 2, 34, 36}, w: [4]int{3, 2, 3, 3}, opts: layers.ConvOpts{Stride: 2, Dilation: 3}},
 	}
 	for _, mode := range layers.ConvKernelModes() {
 		for k, c := range cases {
