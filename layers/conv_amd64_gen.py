@@ -170,6 +170,63 @@ def wgt(t):
     a("\tRET")
     return "\n".join(L)
 
+def wgt2(t):
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    lanes = 8 if f32 else 4
+    sz = 4 if f32 else 8
+    S = 'SS' if f32 else 'SD'
+    L = []
+    a = L.append
+    a(f"// func convWgt2{t}(n int, tab *uintptr, ldg int, rows *[2]int, acc *{'float32' if f32 else 'float64'})")
+    a(f"// AVX2 form of convWgt{t} for 4 output-gradient channels × 2 kernel taps and full {lanes}-lane vectors")
+    a(f"// (the mask word of tab is not read): acc[4·tap + ch] += Σ_units Σ_lanes g_ch · x[rows[tap] bytes past the base].")
+    a(f"TEXT ·convWgt2{t}(SB), NOSPLIT, $0-40")
+    a("\tMOVQ n+0(FP), CX")
+    a("\tMOVQ tab+8(FP), SI")
+    a("\tMOVQ ldg+16(FP), DX")
+    a("\tMOVQ rows+24(FP), DI")
+    a("\tMOVQ 0(DI), R8")
+    a("\tMOVQ 8(DI), R9")
+    for i in range(8):
+        a(f"\tVXORPS Y{i}, Y{i}, Y{i}")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ wgt2store{t}")
+    a(f"wgt2loop{t}:")
+    a("\tMOVQ (SI), AX")
+    a("\tMOVQ 8(SI), BX")
+    a(f"\tVMOVUP{P[1]} (AX), Y8")
+    a(f"\tVMOVUP{P[1]} (AX)(DX*1), Y9")
+    a(f"\tVMOVUP{P[1]} (AX)(DX*2), Y10")
+    a("\tLEAQ (AX)(DX*2), AX")
+    a(f"\tVMOVUP{P[1]} (AX)(DX*1), Y11")
+    for i, r in enumerate(['R8', 'R9']):
+        x = 12 + i
+        a(f"\tVMOVUP{P[1]} (BX)({r}*1), Y{x}")
+        for c in range(4):
+            a(f"\tVFMADD231{P} Y{8+c}, Y{x}, Y{4*i+c}")
+    a("\tADDQ $24, SI")
+    a("\tDECQ CX")
+    a(f"\tJNZ wgt2loop{t}")
+    a(f"wgt2store{t}:")
+    a("\tMOVQ acc+32(FP), DI")
+    for i in range(8):
+        a(f"\tVEXTRACTF128 $1, Y{i}, X14")
+        a(f"\tVADD{P} X14, X{i}, X{i}")
+        if f32:
+            a(f"\tVMOVHLPS X{i}, X{i}, X15")
+            a(f"\tVADDPS X15, X{i}, X{i}")
+            a(f"\tVMOVSHDUP X{i}, X15")
+            a(f"\tVADDSS X15, X{i}, X{i}")
+        else:
+            a(f"\tVUNPCKHPD X{i}, X{i}, X15")
+            a(f"\tVADDSD X15, X{i}, X{i}")
+        a(f"\tVADD{S} {sz*i}(DI), X{i}, X{i}")
+        a(f"\tVMOV{S} X{i}, {sz*i}(DI)")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
 def peak(t):
     f32 = t == 'F32'
     P = 'PS' if f32 else 'PD'
@@ -198,5 +255,5 @@ out = ['//go:build amd64 && !purego', '', '#include "textflag.h"', '',
        '// the destination; "VFMADD231PS A, B, C" is C += B·A; ".Z" loads zero the lanes outside the K mask (and',
        '// never fault there).', '']
 for t in ['F32', 'F64']:
-    out += [fwd3(t), '', wgt(t), '', peak(t), '']
+    out += [fwd3(t), '', wgt(t), '', wgt2(t), '', peak(t), '']
 open(__import__('os').path.join(__import__('os').path.dirname(__import__('os').path.abspath(__file__)), 'conv_amd64.s'), 'w').write("\n".join(out))

@@ -259,8 +259,8 @@ func convBackwardWeight[T float](g convGeom, x, gy, dw []T) {
 	K := len(p.rowOff)
 	hw := g.ho * g.wo
 	var vec *convWgtVec[T]
-	if hasConvAVX512 {
-		vec = newConvWgtVec(g, p, gy)
+	if hasConvAVX512 || hasConvAVX2 {
+		vec = newConvWgtVec(g, p, gy, !hasConvAVX512)
 	}
 	for n0 := 0; n0 < g.b; n0 += p.group {
 		nb := min(p.group, g.b-n0)
@@ -527,34 +527,57 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 	runtime.KeepAlive(v.wp)
 }
 
-// convWgtVec runs Wg with the AVX-512 kernel: 4 output channels × 6 kernel taps per call, accumulated lane
-// by lane over a group of images (the group's buffer and output-gradient rows stay in cache); each call
-// adds its 24 lane sums to acc, one number per (output channel, tap).
+// convWgtVec runs Wg with the vector kernels: 4 output channels × tb kernel taps per call (AVX-512: 6 taps,
+// masked vectors of 16/8 lanes; AVX2: 2 taps, full vectors of 8/4 lanes, the few positions past the last
+// full vector of a row in Go), accumulated lane by lane over a group of images (the group's buffer and
+// output-gradient rows stay in cache); each call adds its 4·tb lane sums to acc, one number per
+// (output channel, tap).
 type convWgtVec[T float] struct {
 	g        convGeom
 	p        *convPlan
 	gy       []T // the output gradient, with Cout padded to a multiple of 4 channels
 	cpad     int
+	avx2     bool
+	tb       int // taps per kernel call
 	nob, nrb int
 	acc      []T
+	tail     []T // AVX2: sums over the positions the kernel leaves out, (cout, K)
 	tab      []uintptr
 	us       []convUnit
+	rest     []convUnit // AVX2: those positions, as (offsets, count in mask)
 }
 
-func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T) *convWgtVec[T] {
+func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgtVec[T] {
 	hw := g.ho * g.wo
 	vl := vecLanes[T]()
 	K := len(p.rowOff)
-	v := &convWgtVec[T]{g: g, p: p, gy: gy, cpad: (g.cout + 3) &^ 3, us: convUnits(g, p, vl)}
+	v := &convWgtVec[T]{g: g, p: p, gy: gy, cpad: (g.cout + 3) &^ 3, avx2: avx2, tb: 6}
+	if avx2 {
+		v.tb, vl = 2, vl/2
+		for _, u := range convUnits(g, p, vl) {
+			if u.mask == 1<<vl-1 {
+				v.us = append(v.us, u)
+			} else {
+				n := 0
+				for m := u.mask; m != 0; m >>= 1 {
+					n++
+				}
+				v.rest = append(v.rest, convUnit{x: u.x, y: u.y, mask: uint64(n)})
+			}
+		}
+		v.tail = make([]T, g.cout*K)
+	} else {
+		v.us = convUnits(g, p, vl)
+	}
 	if v.cpad != g.cout { // the kernel reads 4 channels at a time: pad with zero channels
 		v.gy = make([]T, g.b*v.cpad*hw)
 		for n := 0; n < g.b; n++ {
 			copy(v.gy[n*v.cpad*hw:], gy[n*g.cout*hw:(n+1)*g.cout*hw])
 		}
 	}
-	v.nob, v.nrb = v.cpad/4, (K+5)/6
-	v.acc = make([]T, v.nob*v.nrb*24)
-	v.tab = make([]uintptr, 3*p.group*len(v.us))
+	v.nob, v.nrb = v.cpad/4, (K+v.tb-1)/v.tb
+	v.acc = make([]T, v.nob*v.nrb*4*v.tb)
+	v.tab = make([]uintptr, 3*p.group*len(v.us)+3)
 	return v
 }
 
@@ -565,7 +588,8 @@ func (v *convWgtVec[T]) run(buf []T, n0, nb int) {
 	size := int(unsafe.Sizeof(*new(T)))
 	var rows [6]int
 	t := v.tab[:3*nb*len(v.us)]
-	for ob := 0; ob < v.nob; ob++ {
+	blk := 4 * v.tb
+	for ob := 0; ob < v.nob && len(t) > 0; ob++ {
 		i := 0
 		for n := 0; n < nb; n++ {
 			gbase, xbase := ((n0+n)*v.cpad+ob*4)*hw, n*p.imgStride
@@ -575,14 +599,35 @@ func (v *convWgtVec[T]) run(buf []T, n0, nb int) {
 			}
 		}
 		for rb := 0; rb < v.nrb; rb++ {
-			for j := range rows {
-				rows[j] = p.rowOff[min(rb*6+j, K-1)] * size
+			for j := range v.tb {
+				rows[j] = p.rowOff[min(rb*v.tb+j, K-1)] * size
 			}
-			convWgtKernel(t, hw*size, &rows, v.acc[(ob*v.nrb+rb)*24:][:24])
+			acc := v.acc[(ob*v.nrb+rb)*blk:][:blk]
+			if v.avx2 {
+				convWgt2Kernel(t, hw*size, (*[2]int)(rows[:2]), acc)
+			} else {
+				convWgtKernel(t, hw*size, &rows, acc)
+			}
 		}
 	}
 	runtime.KeepAlive(v.gy)
 	runtime.KeepAlive(buf)
+	for n := 0; n < nb; n++ { // AVX2: the positions after the last full vector of each row
+		for _, u := range v.rest {
+			cnt := int(u.mask)
+			for o := 0; o < g.cout; o++ {
+				gr := v.gy[((n0+n)*v.cpad+o)*hw+u.y:][:cnt]
+				for r, off := range p.rowOff {
+					xr := buf[n*p.imgStride+u.x+off:][:cnt]
+					var s T
+					for l, gv := range gr {
+						s += gv * xr[l]
+					}
+					v.tail[o*K+r] += s
+				}
+			}
+		}
+	}
 }
 
 // finish copies the sums into dw.
@@ -590,13 +635,16 @@ func (v *convWgtVec[T]) finish(dw []T) {
 	K := len(v.p.rowOff)
 	for ob := 0; ob < v.nob; ob++ {
 		for rb := 0; rb < v.nrb; rb++ {
-			for j := 0; j < 6; j++ {
+			for j := 0; j < v.tb; j++ {
 				for c := 0; c < 4; c++ {
-					o, r := ob*4+c, rb*6+j
+					o, r := ob*4+c, rb*v.tb+j
 					if o >= v.g.cout || r >= K {
 						continue
 					}
-					dw[o*K+r] = v.acc[(ob*v.nrb+rb)*24+4*j+c]
+					dw[o*K+r] = v.acc[(ob*v.nrb+rb)*4*v.tb+4*j+c]
+					if v.tail != nil {
+						dw[o*K+r] += v.tail[o*K+r]
+					}
 				}
 			}
 		}
