@@ -21,6 +21,12 @@ func convWgtF32(n int, tab *uintptr, ldg int, rows *[6]int, acc *float32)
 func convWgtF64(n int, tab *uintptr, ldg int, rows *[6]int, acc *float64)
 
 //go:noescape
+func convFwd2F32(k int, off *int, xa, xb, xc, w *float32, outs *[12]uintptr)
+
+//go:noescape
+func convFwd2F64(k int, off *int, xa, xb, xc, w *float64, outs *[12]uintptr)
+
+//go:noescape
 func convWgt2F32(n int, tab *uintptr, ldg int, rows *[2]int, acc *float32)
 
 //go:noescape
@@ -35,7 +41,7 @@ func fmaPeakF64(n int)
 // hasConvAVX512 reports whether the AVX-512 convolution kernels (conv_amd64.s) can run.
 var hasConvAVX512 = cpu.X86.HasAVX512F
 
-// hasConvAVX2 reports whether the AVX2 weight-gradient kernel (convWgt2F32/F64) can run.
+// hasConvAVX2 reports whether the AVX2 kernels (convFwd2F32/F64, convWgt2F32/F64) can run.
 var hasConvAVX2 = hasAVX2FMA
 
 // convFwdKernel calls the forward kernel of T's precision (see convFwdF32).
@@ -57,6 +63,18 @@ func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T) {
 		convWgtF32(len(tab)/3, &tab[0], ldg, rows, &a[0])
 	case []float64:
 		convWgtF64(len(tab)/3, &tab[0], ldg, rows, &a[0])
+	}
+}
+
+// convFwd2Kernel calls the AVX2 forward kernel of T's precision (see convFwd2F32).
+func convFwd2Kernel[T float](k int, off []int, x *[3]*T, w *T, outs *[12]uintptr) {
+	switch any(*new(T)).(type) {
+	case float32:
+		convFwd2F32(k, &off[0], (*float32)(unsafe.Pointer(x[0])), (*float32)(unsafe.Pointer(x[1])), (*float32)(unsafe.Pointer(x[2])),
+			(*float32)(unsafe.Pointer(w)), outs)
+	default:
+		convFwd2F64(k, &off[0], (*float64)(unsafe.Pointer(x[0])), (*float64)(unsafe.Pointer(x[1])), (*float64)(unsafe.Pointer(x[2])),
+			(*float64)(unsafe.Pointer(w)), outs)
 	}
 }
 

@@ -190,6 +190,96 @@ fwdstoreF32:
 	VZEROUPPER
 	RET
 
+// func convFwd2F32(k int, off *int, xa, xb, xc, w *float32, outs *[12]uintptr)
+// AVX2 form of convFwdF32 for 4 output channels × 3 full vectors of 8 positions:
+// acc[j][v] = Σ_r w[r·4+j] · x_v[off[r] + lane], then *outs[3j+v] += acc[j][v].
+TEXT ·convFwd2F32(SB), NOSPLIT, $0-56
+	MOVQ k+0(FP), CX
+	MOVQ off+8(FP), SI
+	MOVQ xa+16(FP), AX
+	MOVQ xb+24(FP), BX
+	MOVQ xc+32(FP), DI
+	MOVQ w+40(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	TESTQ CX, CX
+	JZ fwd2storeF32
+fwd2loopF32:
+	MOVQ (SI), R8
+	VMOVUPS (AX)(R8*4), Y12
+	VMOVUPS (BX)(R8*4), Y13
+	VMOVUPS (DI)(R8*4), Y14
+	VBROADCASTSS 0(DX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(DX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(DX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(DX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ $8, SI
+	ADDQ $16, DX
+	DECQ CX
+	JNZ fwd2loopF32
+fwd2storeF32:
+	MOVQ outs+48(FP), SI
+	MOVQ 0(SI), R9
+	VADDPS (R9), Y0, Y0
+	VMOVUPS Y0, (R9)
+	MOVQ 8(SI), R9
+	VADDPS (R9), Y1, Y1
+	VMOVUPS Y1, (R9)
+	MOVQ 16(SI), R9
+	VADDPS (R9), Y2, Y2
+	VMOVUPS Y2, (R9)
+	MOVQ 24(SI), R9
+	VADDPS (R9), Y3, Y3
+	VMOVUPS Y3, (R9)
+	MOVQ 32(SI), R9
+	VADDPS (R9), Y4, Y4
+	VMOVUPS Y4, (R9)
+	MOVQ 40(SI), R9
+	VADDPS (R9), Y5, Y5
+	VMOVUPS Y5, (R9)
+	MOVQ 48(SI), R9
+	VADDPS (R9), Y6, Y6
+	VMOVUPS Y6, (R9)
+	MOVQ 56(SI), R9
+	VADDPS (R9), Y7, Y7
+	VMOVUPS Y7, (R9)
+	MOVQ 64(SI), R9
+	VADDPS (R9), Y8, Y8
+	VMOVUPS Y8, (R9)
+	MOVQ 72(SI), R9
+	VADDPS (R9), Y9, Y9
+	VMOVUPS Y9, (R9)
+	MOVQ 80(SI), R9
+	VADDPS (R9), Y10, Y10
+	VMOVUPS Y10, (R9)
+	MOVQ 88(SI), R9
+	VADDPS (R9), Y11, Y11
+	VMOVUPS Y11, (R9)
+	VZEROUPPER
+	RET
+
 // func convWgtF32(n int, tab *uintptr, ldg int, rows *[6]int, acc *float32)
 // For 4 output-gradient channels × 6 kernel taps, over n units (tab: 3 words each: address of the
 // 16-lane vector of channel 0 of the output gradient, address of the unit's input base, lane mask):
@@ -846,6 +936,96 @@ fwdstoreF64:
 	VMOVUPD.Z (R9), K3, Z31
 	VADDPD Z31, Z23, Z23
 	VMOVUPD Z23, K3, (R9)
+	VZEROUPPER
+	RET
+
+// func convFwd2F64(k int, off *int, xa, xb, xc, w *float64, outs *[12]uintptr)
+// AVX2 form of convFwdF64 for 4 output channels × 3 full vectors of 4 positions:
+// acc[j][v] = Σ_r w[r·4+j] · x_v[off[r] + lane], then *outs[3j+v] += acc[j][v].
+TEXT ·convFwd2F64(SB), NOSPLIT, $0-56
+	MOVQ k+0(FP), CX
+	MOVQ off+8(FP), SI
+	MOVQ xa+16(FP), AX
+	MOVQ xb+24(FP), BX
+	MOVQ xc+32(FP), DI
+	MOVQ w+40(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	TESTQ CX, CX
+	JZ fwd2storeF64
+fwd2loopF64:
+	MOVQ (SI), R8
+	VMOVUPD (AX)(R8*8), Y12
+	VMOVUPD (BX)(R8*8), Y13
+	VMOVUPD (DI)(R8*8), Y14
+	VBROADCASTSD 0(DX), Y15
+	VFMADD231PD Y12, Y15, Y0
+	VFMADD231PD Y13, Y15, Y1
+	VFMADD231PD Y14, Y15, Y2
+	VBROADCASTSD 8(DX), Y15
+	VFMADD231PD Y12, Y15, Y3
+	VFMADD231PD Y13, Y15, Y4
+	VFMADD231PD Y14, Y15, Y5
+	VBROADCASTSD 16(DX), Y15
+	VFMADD231PD Y12, Y15, Y6
+	VFMADD231PD Y13, Y15, Y7
+	VFMADD231PD Y14, Y15, Y8
+	VBROADCASTSD 24(DX), Y15
+	VFMADD231PD Y12, Y15, Y9
+	VFMADD231PD Y13, Y15, Y10
+	VFMADD231PD Y14, Y15, Y11
+	ADDQ $8, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ fwd2loopF64
+fwd2storeF64:
+	MOVQ outs+48(FP), SI
+	MOVQ 0(SI), R9
+	VADDPD (R9), Y0, Y0
+	VMOVUPD Y0, (R9)
+	MOVQ 8(SI), R9
+	VADDPD (R9), Y1, Y1
+	VMOVUPD Y1, (R9)
+	MOVQ 16(SI), R9
+	VADDPD (R9), Y2, Y2
+	VMOVUPD Y2, (R9)
+	MOVQ 24(SI), R9
+	VADDPD (R9), Y3, Y3
+	VMOVUPD Y3, (R9)
+	MOVQ 32(SI), R9
+	VADDPD (R9), Y4, Y4
+	VMOVUPD Y4, (R9)
+	MOVQ 40(SI), R9
+	VADDPD (R9), Y5, Y5
+	VMOVUPD Y5, (R9)
+	MOVQ 48(SI), R9
+	VADDPD (R9), Y6, Y6
+	VMOVUPD Y6, (R9)
+	MOVQ 56(SI), R9
+	VADDPD (R9), Y7, Y7
+	VMOVUPD Y7, (R9)
+	MOVQ 64(SI), R9
+	VADDPD (R9), Y8, Y8
+	VMOVUPD Y8, (R9)
+	MOVQ 72(SI), R9
+	VADDPD (R9), Y9, Y9
+	VMOVUPD Y9, (R9)
+	MOVQ 80(SI), R9
+	VADDPD (R9), Y10, Y10
+	VMOVUPD Y10, (R9)
+	MOVQ 88(SI), R9
+	VADDPD (R9), Y11, Y11
+	VMOVUPD Y11, (R9)
 	VZEROUPPER
 	RET
 

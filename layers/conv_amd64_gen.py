@@ -227,6 +227,52 @@ def wgt2(t):
     a("\tRET")
     return "\n".join(L)
 
+def fwd2(t):
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    BC = 'VBROADCASTSS' if f32 else 'VBROADCASTSD'
+    sz = 4 if f32 else 8
+    lanes = 8 if f32 else 4
+    ty = 'float32' if f32 else 'float64'
+    L = []
+    a = L.append
+    a(f"// func convFwd2{t}(k int, off *int, xa, xb, xc, w *{ty}, outs *[12]uintptr)")
+    a(f"// AVX2 form of convFwd{t} for 4 output channels × 3 full vectors of {lanes} positions:")
+    a(f"// acc[j][v] = Σ_r w[r·4+j] · x_v[off[r] + lane], then *outs[3j+v] += acc[j][v].")
+    a(f"TEXT ·convFwd2{t}(SB), NOSPLIT, $0-56")
+    a("\tMOVQ k+0(FP), CX")
+    a("\tMOVQ off+8(FP), SI")
+    a("\tMOVQ xa+16(FP), AX")
+    a("\tMOVQ xb+24(FP), BX")
+    a("\tMOVQ xc+32(FP), DI")
+    a("\tMOVQ w+40(FP), DX")
+    for i in range(12):
+        a(f"\tVXORPS Y{i}, Y{i}, Y{i}")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ fwd2store{t}")
+    a(f"fwd2loop{t}:")
+    a("\tMOVQ (SI), R8")
+    a(f"\tVMOVUP{P[1]} (AX)(R8*{sz}), Y12")
+    a(f"\tVMOVUP{P[1]} (BX)(R8*{sz}), Y13")
+    a(f"\tVMOVUP{P[1]} (DI)(R8*{sz}), Y14")
+    for j in range(4):
+        a(f"\t{BC} {j*sz}(DX), Y15")
+        for v in range(3):
+            a(f"\tVFMADD231{P} Y{12+v}, Y15, Y{3*j+v}")
+    a("\tADDQ $8, SI")
+    a(f"\tADDQ ${4*sz}, DX")
+    a("\tDECQ CX")
+    a(f"\tJNZ fwd2loop{t}")
+    a(f"fwd2store{t}:")
+    a("\tMOVQ outs+48(FP), SI")
+    for acc in range(12):
+        a(f"\tMOVQ {8*acc}(SI), R9")
+        a(f"\tVADD{P} (R9), Y{acc}, Y{acc}")
+        a(f"\tVMOVUP{P[1]} Y{acc}, (R9)")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
 def peak(t):
     f32 = t == 'F32'
     P = 'PS' if f32 else 'PD'
@@ -255,5 +301,5 @@ out = ['//go:build amd64 && !purego', '', '#include "textflag.h"', '',
        '// the destination; "VFMADD231PS A, B, C" is C += B·A; ".Z" loads zero the lanes outside the K mask (and',
        '// never fault there).', '']
 for t in ['F32', 'F64']:
-    out += [fwd3(t), '', wgt(t), '', wgt2(t), '', peak(t), '']
+    out += [fwd3(t), '', fwd2(t), '', wgt(t), '', wgt2(t), '', peak(t), '']
 open(__import__('os').path.join(__import__('os').path.dirname(__import__('os').path.abspath(__file__)), 'conv_amd64.s'), 'w').write("\n".join(out))

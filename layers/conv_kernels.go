@@ -181,8 +181,8 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 		wt  []T
 		kt  int
 	)
-	if hasConvAVX512 {
-		vec = newConvFwdVec(g, p, w)
+	if hasConvAVX512 || hasConvAVX2 {
+		vec = newConvFwdVec(g, p, w, !hasConvAVX512)
 	} else {
 		wt, kt = channelMajorWeights(g, p, w)
 	}
@@ -460,38 +460,62 @@ func convUnits(g convGeom, p *convPlan, vl int) []convUnit {
 
 func addr[T float](v *T) uintptr { return uintptr(unsafe.Pointer(v)) }
 
-// convFwdVec runs F with the AVX-512 kernel: 8 output channels × 3 vectors of positions per call, the
-// whole Cin·kh·kw reduction in registers.
+// convFwdVec runs F with the vector kernels: mr output channels × 3 vectors of positions per call, the
+// whole Cin·kh·kw reduction in registers (AVX-512: 8 channels, masked vectors of 16/8 lanes; AVX2: 4
+// channels, full vectors of 8/4 lanes, the few positions past the last full vector of a row in Go).
 type convFwdVec[T float] struct {
 	g     convGeom
 	p     *convPlan
-	wp    []T // weights per block of 8 output channels as [K][8] (zeros past Cout), then 16 scratch entries
+	avx2  bool
+	mr    int
+	w     []T // the weights (cout, K)
+	wp    []T // weights per block of mr output channels as [K][mr] (zeros past Cout), then 16 scratch entries
 	dummy uintptr
 	us    []convUnit // the vectors of one image
+	rest  []convUnit // AVX2: the positions after the last full vector of each row, (offsets, count in mask)
 	gus   []convUnit // scratch: the vectors of a group
 }
 
-func newConvFwdVec[T float](g convGeom, p *convPlan, w []T) *convFwdVec[T] {
+func newConvFwdVec[T float](g convGeom, p *convPlan, w []T, avx2 bool) *convFwdVec[T] {
 	K := len(p.rowOff)
-	nob := (g.cout + 7) / 8
-	v := &convFwdVec[T]{g: g, p: p, wp: make([]T, nob*K*8+16), us: convUnits(g, p, vecLanes[T]())}
+	v := &convFwdVec[T]{g: g, p: p, avx2: avx2, mr: 8, w: w}
+	vl := vecLanes[T]()
+	if avx2 {
+		v.mr, vl = 4, vl/2
+		for _, u := range convUnits(g, p, vl) {
+			if u.mask == 1<<vl-1 {
+				v.us = append(v.us, u)
+			} else {
+				n := 0
+				for m := u.mask; m != 0; m >>= 1 {
+					n++
+				}
+				v.rest = append(v.rest, convUnit{x: u.x, y: u.y, mask: uint64(n)})
+			}
+		}
+	} else {
+		v.us = convUnits(g, p, vl)
+	}
+	mr := v.mr
+	nob := (g.cout + mr - 1) / mr
+	v.wp = make([]T, nob*K*mr+16)
 	for o := 0; o < g.cout; o++ {
-		ob, j := o/8, o%8
+		ob, j := o/mr, o%mr
 		for r := 0; r < K; r++ {
-			v.wp[(ob*K+r)*8+j] = w[o*K+r]
+			v.wp[(ob*K+r)*mr+j] = w[o*K+r]
 		}
 	}
-	// The stores of the missing channels of the last block go to the scratch entries.
-	v.dummy = addr(&v.wp[nob*K*8])
+	// The stores of the missing channels of the last block (and of the filler vectors) go to the scratch.
+	v.dummy = addr(&v.wp[nob*K*mr])
 	return v
 }
 
-// run adds F of the buffered images n0 … n0+nb−1 to y. The loop over blocks of 8 output channels is the
+// run adds F of the buffered images n0 … n0+nb−1 to y. The loop over blocks of output channels is the
 // outer one, so that block's packed weights stay in L1 while the group's positions stream past.
 func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
-	g, K := v.g, len(v.p.rowOff)
+	g, K, mr := v.g, len(v.p.rowOff), v.mr
 	hw := g.ho * g.wo
-	nob := (g.cout + 7) / 8
+	nob := (g.cout + mr - 1) / mr
 	// The group's vectors as (buffer offset, output offset of channel 0, mask), in threes.
 	us := v.gus[:0]
 	for n := 0; n < nb; n++ {
@@ -499,8 +523,9 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 			us = append(us, convUnit{x: n*v.p.imgStride + u.x, y: (n0+n)*g.cout*hw + u.y, mask: u.mask})
 		}
 	}
+	filler := len(us)
 	for len(us)%3 != 0 {
-		us = append(us, convUnit{x: us[0].x, y: us[0].y}) // mask 0: reads and writes nothing
+		us = append(us, convUnit{}) // mask 0 (AVX-512: reads and writes nothing; AVX2: writes to the scratch)
 	}
 	v.gus = us
 	var (
@@ -508,23 +533,41 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 		xs    [3]*T
 		masks [3]uint64
 	)
-	for ob := 0; ob < nob; ob++ {
+	for ob := 0; ob < nob && len(us) > 0; ob++ {
 		for u := 0; u < len(us); u += 3 {
 			for k, uk := range us[u : u+3] {
 				xs[k], masks[k] = &buf[uk.x], uk.mask
-				for j := 0; j < 8; j++ {
-					if o := ob*8 + j; o < g.cout {
+				for j := 0; j < mr; j++ {
+					if o := ob*mr + j; o < g.cout && u+k < filler {
 						outs[3*j+k] = addr(&y[o*hw+uk.y])
 					} else {
 						outs[3*j+k] = v.dummy
 					}
 				}
 			}
-			convFwdKernel(K, v.p.rowOff, &xs, &v.wp[ob*K*8], &outs, &masks)
+			if v.avx2 {
+				convFwd2Kernel(K, v.p.rowOff, &xs, &v.wp[ob*K*mr], (*[12]uintptr)(outs[:12]))
+			} else {
+				convFwdKernel(K, v.p.rowOff, &xs, &v.wp[ob*K*mr], &outs, &masks)
+			}
 		}
 	}
 	runtime.KeepAlive(y)
 	runtime.KeepAlive(v.wp)
+	for n := 0; n < nb; n++ { // AVX2: the positions after the last full vector of each row
+		for _, u := range v.rest {
+			cnt := int(u.mask)
+			for o := 0; o < g.cout; o++ {
+				yr := y[((n0+n)*g.cout+o)*hw+u.y:][:cnt]
+				for r, wv := range v.w[o*K : (o+1)*K] {
+					xr := buf[n*v.p.imgStride+u.x+v.p.rowOff[r]:][:cnt]
+					for l, xv := range xr {
+						yr[l] += wv * xv
+					}
+				}
+			}
+		}
+	}
 }
 
 // convWgtVec runs Wg with the vector kernels: 4 output channels × tb kernel taps per call (AVX-512: 6 taps,

@@ -16,6 +16,10 @@ func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 
+func convFwd2Kernel[T float](k int, off []int, x *[3]*T, w *T, outs *[12]uintptr) {
+	panic("layers: no vector convolution kernel on this architecture")
+}
+
 func convWgt2Kernel[T float](tab []uintptr, ldg int, rows *[2]int, acc []T) {
 	panic("layers: no vector convolution kernel on this architecture")
 }

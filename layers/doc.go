@@ -75,8 +75,9 @@
 // zero padding, dilation, stride 2, kernels 1, 3, 5, non-square sizes and B > 1). Gorgonia's own Conv2d is
 // not used: its second derivative crashes the process, and it is several times slower. On CPUs with
 // AVX-512 the convolutions run on assembly kernels (conv_amd64.s) that read their input from a small
-// padded copy of a few images at a time (no im2col matrix); elsewhere on the AVX2 row products and plain
-// Go loops (several times slower, the weight gradient most). Both paths are tested against direct loops.
+// padded copy of a few images at a time (no im2col matrix); with AVX2 only on AVX2 forms of them (about
+// half the speed); elsewhere on plain Go loops (20–30 times slower). All three paths are tested against
+// direct loops.
 //
 // # Gorgonia pitfalls
 //
