@@ -76,7 +76,7 @@
 // not used: its second derivative crashes the process, and it is several times slower. On CPUs with
 // AVX-512 the convolutions run on assembly kernels (conv_amd64.s) that read their input from a small
 // padded copy of a few images at a time (no im2col matrix); with AVX2 only on AVX2 forms of them (about
-// half the speed); elsewhere on plain Go loops (20–30 times slower). All three paths are tested against
+// half the speed); elsewhere on plain Go loops (25–35 times slower). All three paths are tested against
 // direct loops.
 //
 // # Gorgonia pitfalls
