@@ -87,7 +87,7 @@ func TestFusedRealNVPMatchesUnfused(t *testing.T) {
 			if !fused.fusable() || ref.fusable() {
 				t.Fatal("fusable() wrong")
 			}
-			store := NewStore(dt, rand.New(rand.NewPCG(1, 1)))
+			store := NewStore(dt, 1)
 			rv := func(k int, sc float64) []float64 {
 				out := make([]float64, k)
 				for i := range out {
@@ -141,7 +141,7 @@ func BenchmarkFusedVsUnfused(b *testing.B) {
 			for i := 0; i < 5; i++ {
 				r.Splits = append(r.Splits, RandomHalfSplit(mr, 4))
 			}
-			store := NewStore(tensor.Float32, rand.New(rand.NewPCG(1, 1)))
+			store := NewStore(tensor.Float32, 1)
 			g := G.NewGraph()
 			s := NewScope(g, store)
 			n := 4096

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -65,7 +64,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	store := layers.NewStore(dt, rand.New(rand.NewPCG(1, 2)))
+	store := layers.NewStore(dt, 1)
 	var times []time.Duration
 	last := time.Now()
 	hook := train.Hook{Name: "timer", Fn: func(r train.Record) error {

@@ -41,7 +41,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
-	store := layers.NewStore(dt, rand.New(rand.NewPCG(*seed, 1)))
+	store := layers.NewStore(dt, *seed)
 	sm, err := models.NewSampler(flow, store, *batch)
 	if err != nil {
 		return err

@@ -206,7 +206,7 @@ func (r *imageRun) imageModel(cmd string) (*models.Flow, *layers.Store, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", cmd, err)
 	}
-	return flow, layers.NewStore(dt, rand.New(rand.NewPCG(r.Train.Seed, 0x1417))), nil
+	return flow, layers.NewStore(dt, r.Train.Seed), nil
 }
 
 // evalImages measures bits/dim on the first n images of data (all when n ≤ 0 or larger than the split).

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -365,7 +364,7 @@ func (r *latticeRun) latticeModel(cmd string) (lattice.Action, *models.Flow, *la
 		return nil, nil, nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	dt, _ := parseDtype(r.Train.Dtype)
-	store := layers.NewStore(dt, rand.New(rand.NewPCG(r.Train.Seed, 0x1417)))
+	store := layers.NewStore(dt, r.Train.Seed)
 	return act, flow, store, nil
 }
 
