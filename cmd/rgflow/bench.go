@@ -19,6 +19,7 @@ import (
 // benchReport is the output of rgflow bench.
 type benchReport struct {
 	Preset     string  `json:"preset"`
+	Engine     string  `json:"engine"`
 	L          int     `json:"L"`
 	Batch      int     `json:"batch"`
 	Dtype      string  `json:"dtype"`
@@ -42,6 +43,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	warmup := fs.Int("warmup", 5, "untimed steps first")
 	sym := fs.Bool("symmetrize", false, "Z₂-symmetrised loss (twice the work)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	engine := fs.String("engine", "", engineUsage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,6 +61,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	cfg, err := models.Preset(*preset, *L, 1)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
+	}
+	if err := overrideEngine(&cfg, *engine, "bench"); err != nil {
+		return err
 	}
 	flow, err := models.Build(cfg)
 	if err != nil {
@@ -89,12 +94,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	rep := benchReport{Preset: *preset, L: *L, Batch: *batch, Dtype: *dtypeName, Symmetrize: *sym,
+	rep := benchReport{Preset: *preset, Engine: cfg.EngineName(), L: *L, Batch: *batch, Dtype: *dtypeName, Symmetrize: *sym,
 		Params: store.NumParams(), Steps: len(times), MedianMs: ms(times[len(times)/2]), MinMs: ms(times[0])}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s L=%d batch %d %s symmetrize=%v (%d parameters): median %.1f ms/step, min %.1f ms over %d steps\n",
-		rep.Preset, rep.L, rep.Batch, rep.Dtype, rep.Symmetrize, rep.Params, rep.MedianMs, rep.MinMs, rep.Steps)
+	fmt.Fprintf(stdout, "%s (%s engine) L=%d batch %d %s symmetrize=%v (%d parameters): median %.1f ms/step, min %.1f ms over %d steps\n",
+		rep.Preset, rep.Engine, rep.L, rep.Batch, rep.Dtype, rep.Symmetrize, rep.Params, rep.MedianMs, rep.MinMs, rep.Steps)
 	return nil
 }

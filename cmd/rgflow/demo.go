@@ -25,6 +25,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	batch := fs.Int("batch", 256, "batch size")
 	seed := fs.Uint64("seed", 1, "random seed")
 	dtypeName := fs.String("dtype", "float64", "float64 or float32")
+	engine := fs.String("engine", "", engineUsage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -34,6 +35,9 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := models.Preset(*preset, *L, *channels)
 	if err != nil {
+		return err
+	}
+	if err := overrideEngine(&cfg, *engine, "demo"); err != nil {
 		return err
 	}
 	flow, err := models.Build(cfg)

@@ -186,9 +186,13 @@ func printLatticeEval(w io.Writer, r *latticeEval) {
 }
 
 // loadLatticeRun rebuilds a lattice run's action, flow and weights from its directory.
-func loadLatticeRun(dir, cmd string) (*latticeRun, lattice.Action, *models.Flow, *layers.Store, int64, error) {
+// A non-empty engine replaces the saved one.
+func loadLatticeRun(dir, cmd, engine string) (*latticeRun, lattice.Action, *models.Flow, *layers.Store, int64, error) {
 	var run latticeRun
 	if err := loadRunConfig(dir, "lattice", &run, cmd); err != nil {
+		return nil, nil, nil, nil, 0, err
+	}
+	if err := overrideEngine(&run.Model, engine, cmd); err != nil {
 		return nil, nil, nil, nil, 0, err
 	}
 	act, flow, store, err := run.latticeModel(cmd)
@@ -230,11 +234,12 @@ func runEvalLattice(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("samples", 16384, "flow samples")
 	seed := fs.Uint64("seed", 1, "random seed")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	engine := fs.String("engine", "", engineUsage+" (default: the run's)")
 	dir, err := runDirArg(fs, args, "eval")
 	if err != nil {
 		return err
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "eval")
+	run, act, flow, store, step, err := loadLatticeRun(dir, "eval", *engine)
 	if err != nil {
 		return err
 	}

@@ -150,7 +150,7 @@ func runTrainImages(args []string, stdout, stderr io.Writer) error {
 	}
 	obj := &losses.NLL{Flow: flow, Data: trainSet, Flip: run.Data.Flip, DataSeed: run.Train.Seed}
 	out := f.session.dir(fmt.Sprintf("images-%s", strings.SplitN(run.Data.Spec, ":", 2)[0]))
-	what := fmt.Sprintf("%s on %d %s images %d×%d×%d (%s", run.Model.Preset, trainSet.Len(), run.Data.Spec,
+	what := fmt.Sprintf("%s (%s engine) on %d %s images %d×%d×%d (%s", run.Model.Preset, run.Model.EngineName(), trainSet.Len(), run.Data.Spec,
 		trainSet.Channels(), trainSet.Side(), trainSet.Side(), flow.Hier.String())
 	tr, done, err := runTraining("train images", run, run.Train, f.session, out, store, obj, what, stdout, stderr)
 	if err != nil || !done {
@@ -227,9 +227,13 @@ func evalImages(flow *models.Flow, store *layers.Store, data *images.Dataset, n 
 }
 
 // loadImageRun rebuilds an image run's flow and weights from its directory.
-func loadImageRun(dir, cmd string) (*imageRun, *models.Flow, *layers.Store, int64, error) {
+// A non-empty engine replaces the saved one.
+func loadImageRun(dir, cmd, engine string) (*imageRun, *models.Flow, *layers.Store, int64, error) {
 	var run imageRun
 	if err := loadRunConfig(dir, "images", &run, cmd); err != nil {
+		return nil, nil, nil, 0, err
+	}
+	if err := overrideEngine(&run.Model, engine, cmd); err != nil {
 		return nil, nil, nil, 0, err
 	}
 	flow, store, err := run.imageModel(cmd)
@@ -256,10 +260,11 @@ func runEvalImages(dir string, args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 1000, "images to evaluate (0: the whole split)")
 	seed := fs.Uint64("seed", 1, "seed of the dequantisation noise")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	engine := fs.String("engine", "", engineUsage+" (default: the run's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	run, flow, store, step, err := loadImageRun(dir, "eval")
+	run, flow, store, step, err := loadImageRun(dir, "eval", *engine)
 	if err != nil {
 		return err
 	}
@@ -323,6 +328,7 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 	zoom := fs.Int("zoom", 1, "enlarge every pixel of the PNG grid to zoom×zoom")
 	out := fs.String("out", "", "write x (logit space), pixels and logq as .npz")
 	seed := fs.Uint64("seed", 1, "random seed")
+	engine := fs.String("engine", "", engineUsage+" (default: the run's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -332,7 +338,7 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 	if *pngPath == "" && *out == "" {
 		return errors.New("sample: say where to write: --png grid.png and/or --out samples.npz")
 	}
-	run, flow, store, step, err := loadImageRun(dir, "sample")
+	run, flow, store, step, err := loadImageRun(dir, "sample", *engine)
 	if err != nil {
 		return err
 	}
@@ -419,10 +425,11 @@ func runLatentsImages(dir string, args []string, stdout, stderr io.Writer) error
 	split := fs.String("split", "test", "test or train")
 	n := fs.Int("n", 100, "images to encode (the first n of the split)")
 	out := fs.String("out", "latents.npz", "output .npz file")
+	engine := fs.String("engine", "", engineUsage+" (default: the run's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	run, flow, store, step, err := loadImageRun(dir, "latents")
+	run, flow, store, step, err := loadImageRun(dir, "latents", *engine)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ func runSampleLattice(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 1000, "number of samples")
 	out := fs.String("out", "samples.npz", "output .npz file")
 	seed := fs.Uint64("seed", 1, "random seed")
+	engine := fs.String("engine", "", engineUsage+" (default: the run's)")
 	dir, err := runDirArg(fs, args, "sample")
 	if err != nil {
 		return err
@@ -29,7 +30,7 @@ func runSampleLattice(args []string, stdout, stderr io.Writer) error {
 	if *n < 1 {
 		return fmt.Errorf("sample: --n=%d, want ≥ 1", *n)
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "sample")
+	run, act, flow, store, step, err := loadLatticeRun(dir, "sample", *engine)
 	if err != nil {
 		return err
 	}
@@ -68,6 +69,7 @@ func runLatentsLattice(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 1000, "number of samples")
 	out := fs.String("out", "latents.npz", "output .npz file")
 	seed := fs.Uint64("seed", 1, "random seed")
+	engine := fs.String("engine", "", engineUsage+" (default: the run's)")
 	dir, err := runDirArg(fs, args, "latents")
 	if err != nil {
 		return err
@@ -75,7 +77,7 @@ func runLatentsLattice(args []string, stdout, stderr io.Writer) error {
 	if *n < 1 {
 		return fmt.Errorf("latents: --n=%d, want ≥ 1", *n)
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "latents")
+	run, act, flow, store, step, err := loadLatticeRun(dir, "latents", *engine)
 	if err != nil {
 		return err
 	}

@@ -105,7 +105,7 @@ func (f *sessionFlags) register(fs *flag.FlagSet) {
 
 // modelFlags are the preset and size knobs; they change the saved model config only when given.
 type modelFlags struct {
-	preset, hidden                  string
+	preset, hidden, engine          string
 	depth, repeat, width, resBlocks int
 	inputActNorm                    bool
 }
@@ -118,6 +118,20 @@ func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
 	fs.IntVar(&f.width, "width", 0, "residual-MLP conditioner width (default: the preset's)")
 	fs.IntVar(&f.resBlocks, "res-blocks", -1, "residual blocks per conditioner (default: the preset's)")
 	fs.BoolVar(&f.inputActNorm, "input-actnorm", false, "a per-site ActNorm before the hierarchy, initialised from data (images)")
+	fs.StringVar(&f.engine, "engine", "", engineUsage)
+}
+
+const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where the conditioner has a fused kernel, mlp; graph otherwise)"
+
+// overrideEngine applies --engine (when given) to a model config loaded from a run, and validates it.
+func overrideEngine(m *models.Config, engine, cmd string) error {
+	if engine != "" {
+		m.Engine = engine
+	}
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	return nil
 }
 
 // apply resolves the model config: the preset when rebuild (a fresh run, or --preset or the lattice changed),
@@ -156,6 +170,9 @@ func (f *modelFlags) apply(m *models.Config, set map[string]bool, rebuild bool, 
 	}
 	if set["input-actnorm"] {
 		m.InputActNorm = f.inputActNorm
+	}
+	if set["engine"] {
+		m.Engine = f.engine
 	}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
@@ -383,7 +400,7 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	obj := &losses.ReverseKL{Flow: flow, Action: act, Symmetrize: run.Train.Symmetrize,
 		BetaStart: run.Train.BetaStart, BetaSteps: run.Train.BetaSteps}
 	out := f.session.dir(fmt.Sprintf("%s-L%d", run.Physics.Action, run.Physics.L))
-	what := fmt.Sprintf("%s on %s L=%d %v (%s", run.Model.Preset, act.Name(), act.Size(), act.Params(), flow.Hier.String())
+	what := fmt.Sprintf("%s (%s engine) on %s L=%d %v (%s", run.Model.Preset, run.Model.EngineName(), act.Name(), act.Size(), act.Params(), flow.Hier.String())
 	tr, done, err := runTraining("train lattice", run, run.Train, f.session, out, store, obj, what, stdout, stderr)
 	if err != nil || !done {
 		return err
