@@ -15,5 +15,9 @@
 //     distinct parameters (GORGONIA.md, silent failure 3).
 //   - Never call G.Reshape or G.Ravel: they alias their input (GORGONIA.md, silent failure 1). Use Reshape
 //     from this package, which copies.
-//   - Randomness is explicit: initialisers take a *rand.Rand; graphs are deterministic.
+//   - Randomness is explicit: initialisers take a *rand.Rand; graphs are deterministic. A Store draws each
+//     parameter from its own stream, keyed by the store's seed and the parameter's name (ParamRand), so
+//     initial weights never depend on which graph asked for a parameter first.
+//   - Custom ops keep no state between runs that a later op depends on: what a backward op needs from its
+//     forward op is an input of the backward op (the fused RealNVP passes its activations as a tensor).
 package layers
