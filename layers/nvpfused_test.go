@@ -8,6 +8,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"rgflow/layers/layerstest"
 )
 
 // fusedCase builds y, ld of a RealNVP on x (dim, n) and the gradients of Σ w⊙y + Σ v⊙ld with respect to x
@@ -468,5 +470,37 @@ func TestFusedBackwardUsesItsOwnForward(t *testing.T) {
 		if _, err := out.Do(append(append([]G.Value{dense([]int{dim, n}, x2)}, ps...), a2)...); err != nil {
 			t.Errorf("%v: unpacking the second run: %v", dt, err)
 		}
+	}
+}
+
+// The fused ops' gradient with respect to the stack's input matches central finite differences, both
+// directions (the parameter gradients are checked against the unfused graph above, whose ops have their
+// own finite-difference tests). Tolerance 1e-6: see layerstest.Step.
+func TestFusedRealNVPGradCheck(t *testing.T) {
+	const dim, n = 8, 5
+	fused, ref := fusedPair(dim)
+	store := NewStore(tensor.Float64, 2)
+	rng := rand.New(rand.NewPCG(2, 3))
+	w, v, x := randVec(rng, dim*n), randVec(rng, n), randVec(rng, dim*n)
+	_ = fusedCase(t, ref, store, x, w, v, dim, n, false)
+	store.Perturb(rng, 0.3)
+	for _, inverse := range []bool{false, true} {
+		build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+			s := NewScope(g, store)
+			apply := fused.Forward
+			if inverse {
+				apply = fused.Inverse
+			}
+			y, ld, err := apply(s, in[0])
+			if err != nil {
+				return nil, err
+			}
+			wy, _ := G.HadamardProd(y, G.NewConstant(NewDense(tensor.Float64, []int{dim, n}, w), G.WithName("w")))
+			vl, _ := G.HadamardProd(ld, G.NewConstant(NewDense(tensor.Float64, []int{n}, v), G.WithName("v")))
+			a, _ := G.Sum(wy)
+			b, _ := G.Sum(vl)
+			return G.Add(a, b)
+		}
+		layerstest.GradCheck(t, [][]int{{dim, n}}, [][]float64{x}, build, 1e-6)
 	}
 }
