@@ -13,7 +13,8 @@ import (
 
 // The fused RealNVP: a whole stack of affine couplings with MLP conditioners (ELU) as Gorgonia ops with a
 // hand-written backward pass. Unfused, a NeuralRG block bijector is ~400 graph nodes per direction, each
-// allocating its output every step; fused it is three nodes forward and one backward, plus cheap unpacking.
+// allocating its output every step; fused it is two nodes forward (the stack, its unpacking) and one
+// backward, plus cheap slicing.
 // Matrices are feature-major (rows = features, columns = blocks), so every product is a short-by-long GEMM.
 // The unfused graph (RealNVP.Unfused) is the reference: tests check that values and gradients agree.
 //
