@@ -27,6 +27,8 @@ const (
 	prefixExtra   = "extra/"
 	prefixWeights = "weights/"
 	prefixOptim   = "optim/"
+	prefixBuffers = "buffers/"
+	prefixEMA     = "ema/"
 )
 
 // ErrNoCheckpoint is returned (wrapped) by Latest when a directory holds no checkpoint that loads.
@@ -37,6 +39,8 @@ type Checkpoint struct {
 	Step    int64
 	Weights []Array           // model parameters, names as in the model ("level0/disentangler/coupling3/s/w0")
 	Optim   []Array           // optimiser state, names like "adam/m/<param>", "adam/v/<param>"
+	Buffers []Array           // non-trained model state (running statistics, counters), names as in the model
+	EMA     []Array           // exponential moving averages of the weights, one per averaged weight, same names
 	RNG     []byte            // serialised RNG state (math/rand/v2 PCG MarshalBinary)
 	Config  []byte            // JSON of the resolved run config
 	Extra   map[string]string // free-form metadata (data-order position, etc.)
@@ -105,11 +109,11 @@ func (c *Checkpoint) encode() ([]Array, map[string]string, error) {
 	if len(c.Config) > 0 && !json.Valid(c.Config) {
 		return nil, nil, errors.New("Config is not valid JSON")
 	}
-	arrays := make([]Array, 0, len(c.Weights)+len(c.Optim))
+	arrays := make([]Array, 0, len(c.Weights)+len(c.Optim)+len(c.Buffers)+len(c.EMA))
 	for _, group := range []struct {
 		prefix string
 		arrays []Array
-	}{{prefixWeights, c.Weights}, {prefixOptim, c.Optim}} {
+	}{{prefixWeights, c.Weights}, {prefixOptim, c.Optim}, {prefixBuffers, c.Buffers}, {prefixEMA, c.EMA}} {
 		for _, a := range group.arrays {
 			if a.Name == "" {
 				return nil, nil, fmt.Errorf("%sarray with an empty name", group.prefix)
@@ -201,8 +205,14 @@ func decodeCheckpoint(base string, arrays []Array, md map[string]string) (*Check
 		case strings.HasPrefix(a.Name, prefixOptim) && len(a.Name) > len(prefixOptim):
 			a.Name = a.Name[len(prefixOptim):]
 			c.Optim = append(c.Optim, a)
+		case strings.HasPrefix(a.Name, prefixBuffers) && len(a.Name) > len(prefixBuffers):
+			a.Name = a.Name[len(prefixBuffers):]
+			c.Buffers = append(c.Buffers, a)
+		case strings.HasPrefix(a.Name, prefixEMA) && len(a.Name) > len(prefixEMA):
+			a.Name = a.Name[len(prefixEMA):]
+			c.EMA = append(c.EMA, a)
 		default:
-			return nil, fmt.Errorf("tensor %q: name must start with %q or %q", a.Name, prefixWeights, prefixOptim)
+			return nil, fmt.Errorf("tensor %q: name must start with %q, %q, %q or %q", a.Name, prefixWeights, prefixOptim, prefixBuffers, prefixEMA)
 		}
 	}
 	return c, nil

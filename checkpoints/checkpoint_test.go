@@ -35,9 +35,11 @@ func sampleCheckpoint(t *testing.T, step int64) (*Checkpoint, *rand.PCG) {
 			{Name: "adam/m/prior/logscale", Shape: []int{}, Data: []float64{0.125}},
 			{Name: "adam/step", Shape: []int{}, Data: []int64{step}},
 		},
-		RNG:    state,
-		Config: []byte(`{"lr": 0.001, "model": "rgflow"}`),
-		Extra:  map[string]string{"data_position": fmt.Sprint(step * 64)},
+		Buffers: []Array{{Name: "actnorm/initialised", Shape: []int{}, Data: []uint8{1}}},
+		EMA:     []Array{{Name: "level0/disentangler/coupling3/s/w0", Shape: []int{2, 1, 2, 2}, Data: append([]float32(nil), w...)}},
+		RNG:     state,
+		Config:  []byte(`{"lr": 0.001, "model": "rgflow"}`),
+		Extra:   map[string]string{"data_position": fmt.Sprint(step * 64)},
 	}, pcg
 }
 
@@ -57,6 +59,12 @@ func equalCheckpoints(got, want *Checkpoint) string {
 	}
 	if d := equalArrays(got.Optim, sortedByName(want.Optim)); d != "" {
 		return "optim: " + d
+	}
+	if d := equalArrays(got.Buffers, sortedByName(want.Buffers)); d != "" {
+		return "buffers: " + d
+	}
+	if d := equalArrays(got.EMA, sortedByName(want.EMA)); d != "" {
+		return "ema: " + d
 	}
 	return ""
 }
@@ -95,7 +103,8 @@ func TestSaveLoad(t *testing.T) {
 	for _, a := range arrays {
 		names = append(names, a.Name)
 	}
-	wantNames := []string{"optim/adam/m/prior/logscale", "optim/adam/step", "weights/level0/disentangler/coupling3/s/w0", "weights/prior/logscale"}
+	wantNames := []string{"buffers/actnorm/initialised", "ema/level0/disentangler/coupling3/s/w0", "optim/adam/m/prior/logscale",
+		"optim/adam/step", "weights/level0/disentangler/coupling3/s/w0", "weights/prior/logscale"}
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("tensors %q, want %q", names, wantNames)
 	}
@@ -157,7 +166,7 @@ func TestLoadRejects(t *testing.T) {
 		{"step-0000001.safetensors", weights, map[string]string{"format_version": FormatVersion, "step": "1", "rng": "!!"}, "metadata rng is not valid base64"},
 		{"step-0000001.safetensors", weights, map[string]string{"format_version": FormatVersion, "step": "1", "config": "{"}, "metadata config is not valid JSON"},
 		{"step-0000001.safetensors", weights, map[string]string{"format_version": FormatVersion, "step": "1", "colour": "blue"}, `unknown metadata key "colour"`},
-		{"step-0000001.safetensors", []Array{{Name: "a", Shape: []int{1}, Data: []float32{1}}}, map[string]string{"format_version": FormatVersion, "step": "1"}, `tensor "a": name must start with "weights/" or "optim/"`},
+		{"step-0000001.safetensors", []Array{{Name: "a", Shape: []int{1}, Data: []float32{1}}}, map[string]string{"format_version": FormatVersion, "step": "1"}, `tensor "a": name must start with "weights/", "optim/", "buffers/" or "ema/"`},
 	} {
 		path := filepath.Join(dir, fmt.Sprint(i), tc.name)
 		if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil {

@@ -40,7 +40,8 @@
 // # Checkpoints (Save, Load, Latest, Prune)
 //
 // A [Checkpoint] is stored as DIR/step-NNNNNNN.safetensors (step zero-padded to 7 digits; more digits past
-// 9,999,999). Weights are stored as tensors "weights/<name>", optimiser state as "optim/<name>". The metadata holds
+// 9,999,999). Weights are stored as tensors "weights/<name>", optimiser state as "optim/<name>", buffers
+// (non-trained model state) as "buffers/<name>" and moving averages of the weights as "ema/<name>". The metadata holds
 // "format_version" (= [FormatVersion]), "step" (decimal), "rng" (standard base64), "config" (the JSON text, as is)
 // and each Extra entry as "extra/<key>"; rng and config are omitted when empty, and read back as nil. Load rejects
 // other format versions, unknown metadata keys or tensor prefixes, and a step that disagrees with the file name.

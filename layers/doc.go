@@ -20,4 +20,31 @@
 //     initial weights never depend on which graph asked for a parameter first.
 //   - Custom ops keep no state between runs that a later op depends on: what a backward op needs from its
 //     forward op is an input of the backward op (the fused RealNVP passes its activations as a tensor).
+//   - Every gradient is taken with Grad, never G.Grad: G.Grad silently reuses the derivative nodes of an
+//     earlier G.Grad on the same graph, so a loss that already contains a gradient (forces ∇ₓE, exact
+//     divergences, scores −∇E) would get a wrong gradient.
+//
+// # Second-order safety
+//
+// An objective that differentiates inside its graph (a force, a divergence, a score) is differentiated
+// again by the Trainer, so every op between the inner gradient and the loss must have a correct second
+// derivative. TestSecondOrderTable checks each op below with layerstest.SecondOrderCheck (a Hessian–vector
+// product built by two differentiations in one graph against finite differences of the first gradient,
+// relative tolerance 1e-6) and fails when a row changes:
+//
+//	safe (FD-checked)                  rgflow: Reshape, Roll, Narrow, Pad, PadPeriodic, Gather, ScatterReplace,
+//	                                   SumAxis, BiasAdd, LogSumExp, Affine, MatMul, RowBias, RowScale, ELU, Swish
+//	                                   Gorgonia: Add, Sub, HadamardProd, HadamardDiv, Mul (2-D), BroadcastAdd,
+//	                                   BroadcastHadamardProd, Neg, Exp, Square, Sqrt, Tanh, Sigmoid, Softplus,
+//	                                   Log1p, Abs and Rectify (away from 0), Sum (all or one axis), Mean (one
+//	                                   axis), Transpose (2-D and 4-D), Concat, Max (one axis)
+//	silently wrong                     the fused RealNVP (its backward node has no derivative; Grad refuses a
+//	                                   cost that depends on it: use RealNVP.Unfused), G.Slice
+//	fails at run time (type mismatch)  arithmetic on scalar nodes: G.Mean over all axes, G.Mul or
+//	                                   G.HadamardProd of a scalar by a scalar or a constant; keep such values
+//	                                   as (1) vectors (Reshape(s, 1)) on the twice-differentiated path
+//	panics inside Gorgonia             G.SoftMax (use LogSumExp)
+//
+// G.Reshape and G.Ravel are wrong already at first order (they alias their input). Losses may end in a
+// scalar G.Mean: only the part of the graph that is differentiated twice needs the safe ops.
 package layers

@@ -36,7 +36,7 @@ func fusedCase(t *testing.T, r *RealNVP, store *Store, x, w, v []float64, dim, n
 	b, _ := G.Sum(vl)
 	loss, _ := G.Add(a, b)
 	names, params := s.Params()
-	grads, err := G.Grad(loss, append([]*G.Node{xn}, params...)...)
+	grads, err := Grad(loss, append([]*G.Node{xn}, params...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func BenchmarkFusedVsUnfused(b *testing.B) {
 			c, _ := G.Sum(ld)
 			loss, _ := G.Add(a, c)
 			_, params := s.Params()
-			if _, err := G.Grad(loss, params...); err != nil {
+			if _, err := Grad(loss, params...); err != nil {
 				b.Fatal(err)
 			}
 			m := G.NewTapeMachine(g)

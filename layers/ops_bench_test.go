@@ -236,7 +236,7 @@ func benchAffine(b *testing.B, dt tensor.Dtype, n, in, out int, fused bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := G.Grad(loss, x, w, bias); err != nil {
+	if _, err := layers.Grad(loss, x, w, bias); err != nil {
 		b.Fatal(err)
 	}
 	m := G.NewTapeMachine(g)

@@ -18,7 +18,11 @@ import (
 //
 //	g1, _ := layers.Grad(loss, x)          // ∇loss
 //	s := Σ g1[0] ⊙ v
-//	hv, _ := layers.Grad(s, x)             // H·v, correct through every op of the kit
+//	hv, _ := layers.Grad(s, x)             // H·v, correct through every op of the kit but one
+//
+// The exception is the fused RealNVP, whose backward node has no derivative: Grad returns an error for a
+// cost that depends on it instead of the silently wrong result G.Grad gives (see the package doc's table of
+// second-order safe ops).
 //
 // works in one graph and one TapeMachine. Read gradients from the returned nodes (node.Value() after
 // RunAll), not from x.Grad(): with BindDualValues the machine adds every derivative node of x into x's dual
@@ -30,10 +34,41 @@ func Grad(cost *G.Node, wrt ...*G.Node) (G.Nodes, error) {
 	if cost == nil || cost.Graph() == nil {
 		return nil, fmt.Errorf("layers: Grad: cost node is nil or not in a graph")
 	}
+	if err := checkSecondOrder(cost); err != nil {
+		return nil, err
+	}
 	if err := clearDerivs(cost.Graph()); err != nil {
 		return nil, err
 	}
 	return G.Grad(cost, wrt...)
+}
+
+// checkSecondOrder refuses a cost that depends on the backward node of an op that has no derivative of its
+// own (the fused RealNVP's): G.Grad would treat that node as a constant and return a silently wrong
+// gradient (measured: the Hessian-vector product off by O(1), TestSecondOrderTable).
+func checkSecondOrder(cost *G.Node) error {
+	g := cost.Graph()
+	seen := map[int64]bool{}
+	stack := []*G.Node{cost}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[n.ID()] {
+			continue
+		}
+		seen[n.ID()] = true
+		if _, ok := n.Op().(*nvpGradOp); ok {
+			return fmt.Errorf("layers: Grad: %v depends on the backward pass of a fused RealNVP (%v), which has no derivative of its own; "+
+				"build the flow with RealNVP.Unfused for objectives that differentiate twice", cost.Name(), n.Name())
+		}
+		it := g.From(n.ID())
+		for it.Next() {
+			if c, ok := it.Node().(*G.Node); ok {
+				stack = append(stack, c)
+			}
+		}
+	}
+	return nil
 }
 
 // clearDerivs sets Node.deriv to nil on every node of g.

@@ -71,6 +71,7 @@ type Store struct {
 	seed   uint64
 	params map[string]*tensor.Dense
 	order  []string
+	part   *partition // frozen parameters and buffers (see Freeze, Buffer); nil until first used
 }
 
 // NewStore returns an empty store of the given dtype (tensor.Float32 or tensor.Float64) whose parameters
@@ -231,8 +232,9 @@ type Scope struct {
 }
 
 type binding struct {
-	nodes map[string]*G.Node
-	order []string
+	nodes   map[string]*G.Node
+	order   []string
+	buffers map[string]*G.Node // bound buffers (see Scope.Buffer); nil until the first
 }
 
 // NewScope returns the root scope of graph g over store.
@@ -272,6 +274,9 @@ func (s *Scope) Param(name string, shape []int, init Init) *G.Node {
 	full := s.path(name)
 	if n, ok := s.bound.nodes[full]; ok {
 		return n
+	}
+	if _, ok := s.store.GetBuffer(full); ok {
+		panic(fmt.Sprintf("layers: %q is a buffer of the store, asked for as a parameter", full))
 	}
 	t := s.store.Param(full, shape, init)
 	n := G.NewTensor(s.g, s.store.dtype, len(shape), G.WithShape(shape...), G.WithName(full), G.WithValue(t))

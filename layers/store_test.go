@@ -24,7 +24,7 @@ func linearGraph(t *testing.T, store *Store, batch int, withGrad bool) (*G.Node,
 		if err != nil {
 			t.Fatal(err)
 		}
-		if grads, err = G.Grad(sum, params...); err != nil {
+		if grads, err = Grad(sum, params...); err != nil {
 			t.Fatal(err)
 		}
 	}

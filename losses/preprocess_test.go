@@ -93,3 +93,18 @@ func TestPreprocessApply(t *testing.T) {
 		t.Errorf("BitsPerDim(0) = %g, want 8", got)
 	}
 }
+
+// The code length of an image is its bits/dim times its dimension; per real pixel it is spread over fewer
+// values (exact arithmetic on small integers and ln 2, so 1e-12).
+func TestCodeLength(t *testing.T) {
+	nll := 300.0
+	if got, want := CodeLengthBits(nll, 1024), 1024*BitsPerDim(nll, 1024); math.Abs(got-want) > 1e-12*want {
+		t.Errorf("CodeLengthBits = %.15g, want %.15g", got, want)
+	}
+	if got, want := BitsPerRealDim(nll, 1024, 784), (nll/math.Ln2+8192)/784; math.Abs(got-want) > 1e-12*want {
+		t.Errorf("BitsPerRealDim = %.15g, want %.15g", got, want)
+	}
+	if math.Abs(BitsPerRealDim(nll, 100, 100)-BitsPerDim(nll, 100)) > 1e-12 {
+		t.Errorf("without padding the two figures differ: %g, %g", BitsPerRealDim(nll, 100, 100), BitsPerDim(nll, 100))
+	}
+}

@@ -36,7 +36,7 @@ func BenchmarkNeuralRGForwardBackward(b *testing.B) {
 				sl, _ := G.Sum(logq)
 				loss, _ := G.Add(sx, sl)
 				_, params := s.Params()
-				if _, err := G.Grad(loss, params...); err != nil {
+				if _, err := layers.Grad(loss, params...); err != nil {
 					b.Fatal(err)
 				}
 				m := G.NewTapeMachine(g)

@@ -24,6 +24,9 @@ const (
 	extraWall      = "wall_s"
 	extraDtype     = "dtype"
 	extraOptimizer = "optimizer"
+	extraFrozen    = "frozen"      // JSON list of the frozen parameters
+	extraEMADecay  = "ema_decay"   // the decay of the saved moving average
+	extraEMAUpdate = "ema_updates" // its update count
 )
 
 // CheckpointDir is where a run directory keeps its checkpoints.
@@ -80,16 +83,21 @@ func (t *Trainer) snapshot() (*checkpoints.Checkpoint, error) {
 	weights := make([]checkpoints.Array, len(names))
 	for i, n := range names {
 		p, _ := t.store.Get(n)
-		var data any
-		switch p.Dtype() {
-		case tensor.Float64:
-			data = slices.Clone(p.Float64s())
-		case tensor.Float32:
-			data = slices.Clone(p.Float32s())
-		default:
-			return nil, fmt.Errorf("train: parameter %q has dtype %v", n, p.Dtype())
+		if weights[i], err = denseArray(n, p); err != nil {
+			return nil, err
 		}
-		weights[i] = checkpoints.Array{Name: n, Shape: slices.Clone([]int(p.Shape())), Data: data}
+	}
+	bufNames := t.store.BufferNames()
+	buffers := make([]checkpoints.Array, len(bufNames))
+	for i, n := range bufNames {
+		b, _ := t.store.GetBuffer(n)
+		if buffers[i], err = denseArray(n, b); err != nil {
+			return nil, err
+		}
+	}
+	frozen, err := json.Marshal(t.store.FrozenNames())
+	if err != nil {
+		return nil, err
 	}
 	opt := "adam"
 	if t.opt.cfg.AdamW {
@@ -100,6 +108,13 @@ func (t *Trainer) snapshot() (*checkpoints.Checkpoint, error) {
 		extraWall:      strconv.FormatFloat(t.wall.Seconds(), 'g', -1, 64),
 		extraDtype:     t.store.Dtype().String(),
 		extraOptimizer: opt,
+		extraFrozen:    string(frozen),
+	}
+	var ema []checkpoints.Array
+	if t.ema != nil && t.ema.Started() {
+		ema = t.ema.State()
+		extra[extraEMADecay] = strconv.FormatFloat(t.ema.Decay(), 'g', -1, 64)
+		extra[extraEMAUpdate] = strconv.FormatInt(t.ema.Updates(), 10)
 	}
 	if so, ok := t.obj.(StatefulObjective); ok {
 		for k, v := range so.State() {
@@ -110,6 +125,8 @@ func (t *Trainer) snapshot() (*checkpoints.Checkpoint, error) {
 		Step:    t.step,
 		Weights: weights,
 		Optim:   t.opt.State(),
+		Buffers: buffers,
+		EMA:     ema,
 		RNG:     rng,
 		Config:  cfgJSON,
 		Extra:   extra,
@@ -130,6 +147,9 @@ const extraObjective = "objective/"
 // into the store, the optimiser, the RNG and the step counter, so that Run continues exactly where that run
 // left off. Config.Out is where the continued run writes (normally dir); its metrics.jsonl is cut back to the
 // checkpoint's step. Every store parameter must be in the checkpoint with its shape and dtype, and vice versa.
+// The same holds for buffers. The frozen parameters must be the ones the checkpoint records. With
+// Config.EMADecay > 0 the saved moving average continues (a checkpoint without one starts it afresh at the
+// restored weights); with 0 any saved average is dropped.
 // On error nothing has been changed. The checkpoint's own config is not applied: the caller decides which
 // settings to take from it (see CheckpointConfig).
 func (t *Trainer) Resume(dir string) error {
@@ -196,6 +216,32 @@ func (t *Trainer) restore(c *checkpoints.Checkpoint) error {
 		slices.Sort(missing)
 		return fmt.Errorf("the checkpoint lacks %d model parameters: %q", len(missing), missing)
 	}
+	frozen, err := checkpointFrozen(c)
+	if err != nil {
+		return err
+	}
+	if have := t.store.FrozenNames(); !slices.Equal(frozen, have) {
+		return fmt.Errorf("the checkpoint's frozen parameters are %q, this model's are %q (freeze the same ones to resume)", frozen, have)
+	}
+	buffers, err := checkBuffers(t.store, c.Buffers)
+	if err != nil {
+		return err
+	}
+	var ema *EMA
+	if t.ema != nil {
+		scratch := *t.ema
+		ema = &scratch
+		ema.avg, ema.updates = nil, 0
+		if len(c.EMA) > 0 {
+			n, err := strconv.ParseInt(c.Extra[extraEMAUpdate], 10, 64)
+			if err != nil {
+				return fmt.Errorf("extra %s = %q: %w", extraEMAUpdate, c.Extra[extraEMAUpdate], err)
+			}
+			if err := ema.Restore(c.EMA, n); err != nil {
+				return err
+			}
+		}
+	}
 	pcg := *t.pcg
 	if err := pcg.UnmarshalBinary(c.RNG); err != nil {
 		return fmt.Errorf("RNG state: %w", err)
@@ -238,6 +284,12 @@ func (t *Trainer) restore(c *checkpoints.Checkpoint) error {
 			copy(p.Float32s(), d)
 		}
 	}
+	for _, b := range buffers {
+		b.apply()
+	}
+	if ema != nil {
+		*t.ema = *ema
+	}
 	*t.pcg = pcg
 	t.step = c.Step
 	t.wall = time.Duration(wall * float64(time.Second))
@@ -254,47 +306,191 @@ func CheckpointConfig(dir string) ([]byte, error) {
 	return c.Config, nil
 }
 
-// LoadWeights copies the weights of the newest valid checkpoint of a run directory into store (for sampling or
-// evaluation without a Trainer). Every checkpoint weight must exist in store with its shape; store parameters
-// absent from the checkpoint are an error too.
+// checkpointFrozen reads the sorted list of frozen parameters a checkpoint records (none for checkpoints
+// written before frozen parameters existed).
+func checkpointFrozen(c *checkpoints.Checkpoint) ([]string, error) {
+	raw, ok := c.Extra[extraFrozen]
+	if !ok {
+		return nil, nil
+	}
+	var names []string
+	if err := json.Unmarshal([]byte(raw), &names); err != nil {
+		return nil, fmt.Errorf("extra %s = %q is not a JSON list of names: %w", extraFrozen, raw, err)
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
+		names = nil
+	}
+	return names, nil
+}
+
+// pendingBuffer is a validated buffer value waiting to be copied into the store.
+type pendingBuffer struct {
+	dst *tensor.Dense
+	src checkpoints.Array
+}
+
+func (b pendingBuffer) apply() {
+	switch d := b.src.Data.(type) {
+	case []float64:
+		copy(b.dst.Float64s(), d)
+	case []float32:
+		copy(b.dst.Float32s(), d)
+	}
+}
+
+// checkBuffers validates a checkpoint's buffers against the store's: the same names, shapes and dtypes.
+func checkBuffers(store *layers.Store, arrays []checkpoints.Array) ([]pendingBuffer, error) {
+	want := map[string]bool{}
+	for _, n := range store.BufferNames() {
+		want[n] = true
+	}
+	out := make([]pendingBuffer, 0, len(arrays))
+	for _, a := range arrays {
+		b, ok := store.GetBuffer(a.Name)
+		if !ok || !want[a.Name] {
+			return nil, fmt.Errorf("buffer %q is not a buffer of this model (or appears twice)", a.Name)
+		}
+		delete(want, a.Name)
+		if _, err := arrayDense(a, b); err != nil {
+			return nil, fmt.Errorf("buffer %w", err)
+		}
+		out = append(out, pendingBuffer{dst: b, src: a})
+	}
+	if len(want) > 0 {
+		missing := make([]string, 0, len(want))
+		for n := range want {
+			missing = append(missing, n)
+		}
+		slices.Sort(missing)
+		return nil, fmt.Errorf("the checkpoint lacks %d model buffers: %q", len(missing), missing)
+	}
+	return out, nil
+}
+
+// LoadWeights copies the raw (not averaged) weights and the buffers of the newest valid checkpoint of a run
+// directory into store: LoadRunWeights(store, dir, false).
 func LoadWeights(store *layers.Store, dir string) (step int64, err error) {
+	l, err := LoadRunWeights(store, dir, false)
+	return l.Step, err
+}
+
+// Loaded says what LoadRunWeights put into a store.
+type Loaded struct {
+	Path       string   // the checkpoint file
+	Step       int64    // its step
+	HasEMA     bool     // the checkpoint holds a moving average of the weights
+	EMA        bool     // the averaged weights were loaded (asked for and present)
+	EMADecay   float64  // the average's decay (when HasEMA)
+	EMAUpdates int64    // its number of updates (when HasEMA)
+	Frozen     []string // parameters the checkpoint records as frozen (now frozen in store too)
+}
+
+// LoadRunWeights copies the weights of the newest valid checkpoint of a run directory into store, for sampling
+// or evaluation without a Trainer. With useEMA and a checkpoint that holds a moving average, every averaged
+// parameter gets its average and the others (frozen ones) their weight; otherwise the raw weights are loaded.
+// Every checkpoint weight must exist in store with its shape, and every store parameter in the checkpoint.
+// Buffers are loaded too (created in store if the model has not made them yet), and the parameters the
+// checkpoint records as frozen are frozen in store. On error store is unchanged.
+func LoadRunWeights(store *layers.Store, dir string, useEMA bool) (Loaded, error) {
 	path, c, _, err := checkpoints.Latest(CheckpointDir(dir))
 	if err != nil {
-		return 0, fmt.Errorf("train: %w", err)
+		return Loaded{}, fmt.Errorf("train: %w", err)
 	}
+	l := Loaded{Path: path, Step: c.Step, HasEMA: len(c.EMA) > 0}
+	fail := func(err error) (Loaded, error) { return Loaded{}, fmt.Errorf("train: %s: %w", path, err) }
 	seen := map[string]bool{}
 	for _, a := range c.Weights {
 		p, ok := store.Get(a.Name)
 		if !ok {
-			return 0, fmt.Errorf("train: %s: weight %q is not a parameter of this model", path, a.Name)
+			return fail(fmt.Errorf("weight %q is not a parameter of this model", a.Name))
 		}
 		if !slices.Equal(p.Shape(), a.Shape) {
-			return 0, fmt.Errorf("train: %s: weight %q has shape %v, the model's is %v", path, a.Name, a.Shape, []int(p.Shape()))
+			return fail(fmt.Errorf("weight %q has shape %v, the model's is %v", a.Name, a.Shape, []int(p.Shape())))
+		}
+		if _, err := float64sOf(a); err != nil {
+			return fail(err)
 		}
 		seen[a.Name] = true
 	}
 	for _, n := range store.Names() {
 		if !seen[n] {
-			return 0, fmt.Errorf("train: %s: no weight for model parameter %q", path, n)
+			return fail(fmt.Errorf("no weight for model parameter %q", n))
 		}
 	}
-	for _, a := range c.Weights {
-		p, _ := store.Get(a.Name)
-		var vals []float64
-		switch d := a.Data.(type) {
-		case []float64:
-			vals = d
-		case []float32:
-			vals = make([]float64, len(d))
-			for i, x := range d {
-				vals[i] = float64(x)
+	for _, a := range c.Buffers {
+		if b, ok := store.GetBuffer(a.Name); ok && !slices.Equal(b.Shape(), a.Shape) {
+			return fail(fmt.Errorf("buffer %q has shape %v, the model's is %v", a.Name, a.Shape, []int(b.Shape())))
+		}
+		if _, ok := store.Get(a.Name); ok {
+			return fail(fmt.Errorf("buffer %q is a parameter of this model", a.Name))
+		}
+		if _, err := float64sOf(a); err != nil {
+			return fail(err)
+		}
+	}
+	if l.Frozen, err = checkpointFrozen(c); err != nil {
+		return fail(err)
+	}
+	for _, n := range l.Frozen {
+		if !seen[n] {
+			return fail(fmt.Errorf("frozen parameter %q has no weight", n))
+		}
+	}
+	load := c.Weights
+	if l.HasEMA {
+		if l.EMADecay, err = strconv.ParseFloat(c.Extra[extraEMADecay], 64); err != nil {
+			return fail(fmt.Errorf("extra %s = %q: %w", extraEMADecay, c.Extra[extraEMADecay], err))
+		}
+		if l.EMAUpdates, err = strconv.ParseInt(c.Extra[extraEMAUpdate], 10, 64); err != nil {
+			return fail(fmt.Errorf("extra %s = %q: %w", extraEMAUpdate, c.Extra[extraEMAUpdate], err))
+		}
+		for _, a := range c.EMA {
+			p, ok := store.Get(a.Name)
+			if !ok || !slices.Equal(p.Shape(), a.Shape) {
+				return fail(fmt.Errorf("moving average %q does not match a parameter of this model", a.Name))
 			}
-		default:
-			return 0, fmt.Errorf("train: %s: weight %q holds %T", path, a.Name, a.Data)
+			if _, err := float64sOf(a); err != nil {
+				return fail(err)
+			}
 		}
-		if err := store.Set(a.Name, p.Shape(), vals); err != nil {
-			return 0, fmt.Errorf("train: %s: %w", path, err)
+		if useEMA {
+			l.EMA = true
+			load = append(slices.Clone(c.Weights), c.EMA...) // the averages overwrite their weights
 		}
 	}
-	return c.Step, nil
+	for _, a := range load {
+		p, _ := store.Get(a.Name)
+		vals, _ := float64sOf(a)
+		if err := store.Set(a.Name, p.Shape(), vals); err != nil {
+			return fail(err)
+		}
+	}
+	for _, a := range c.Buffers {
+		vals, _ := float64sOf(a)
+		if _, ok := store.GetBuffer(a.Name); !ok {
+			store.Buffer(a.Name, a.Shape, vals)
+		} else if err := store.SetBuffer(a.Name, a.Shape, vals); err != nil {
+			return fail(err)
+		}
+	}
+	if err := store.Freeze(l.Frozen...); err != nil {
+		return fail(err)
+	}
+	return l, nil
+}
+
+// float64sOf converts a float32 or float64 array's values to float64.
+func float64sOf(a checkpoints.Array) ([]float64, error) {
+	switch d := a.Data.(type) {
+	case []float64:
+		return d, nil
+	case []float32:
+		vals := make([]float64, len(d))
+		for i, x := range d {
+			vals[i] = float64(x)
+		}
+		return vals, nil
+	}
+	return nil, fmt.Errorf("%q holds %T, want float32 or float64 values", a.Name, a.Data)
 }

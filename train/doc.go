@@ -9,9 +9,20 @@
 //     state after n updates; Schedule.LR(n−1) is the learning rate of step n. Config.Steps is the run's total,
 //     so a resumed run stops at the same step as an uninterrupted one.
 //   - One graph per Trainer, built once: Objective.Build binds the parameters through a layers.Scope, one
-//     G.Grad over all bound parameters (GORGONIA.md: never two Grads on one graph), one tape machine. Each step:
-//     Feed, RunAll, read loss and gradients (copied out by G.Read nodes), check finiteness, clip, update the
-//     Store's tensors in place, Reset.
+//     layers.Grad over all bound parameters that are not frozen, one tape machine. layers.Grad (not G.Grad,
+//     which silently reuses the derivative nodes of an earlier differentiation) lets Build itself take
+//     gradients — forces ∇ₓS_θ, divergences, scores — so the Trainer's gradient is then a correct mixed
+//     second derivative, as long as the twice-differentiated part of the graph uses second-order safe ops
+//     (see the layers package doc). Each step: Feed, RunAll, read loss and gradients (copied out by G.Read
+//     nodes), check finiteness, clip, update the Store's tensors in place, update the moving average, Reset.
+//   - Frozen parameters (layers.Store.Freeze, before New) are bound and read but get no gradient, no Adam state
+//     and no update; checkpoints save them like any weight and record their names (Extra["frozen"]), and
+//     Resume requires the same ones to be frozen. Buffers (layers.Scope.Buffer) are model state that is not
+//     trained; whoever owns them updates them on the host, and checkpoints save and restore them.
+//   - Config.EMADecay > 0 keeps an EMA (torch-ema style, with its warm-up; see EMA) of the trained weights,
+//     updated after every optimiser step, saved as "ema/<param>" with Extra["ema_decay"] and
+//     Extra["ema_updates"], and resumed bit for bit. LoadRunWeights loads either the averages or the raw
+//     weights for sampling and evaluation.
 //   - Randomness: the Trainer owns one math/rand/v2 PCG seeded from Config.Seed and hands rand.New(pcg) to
 //     Objective.Feed; the PCG state is saved in every checkpoint. An objective that draws only from that rng
 //     resumes bit for bit: N steps + checkpoint + Resume in a fresh process + N steps equals 2N steps exactly,

@@ -48,6 +48,10 @@ type Config struct {
 	// ClipNorm is the maximum global L2 norm of the gradient; 0 disables clipping. The pre-clip norm is
 	// always computed and reported.
 	ClipNorm float64 `json:"clip_norm,omitempty"`
+	// EMADecay, if > 0, keeps an exponential moving average of the trained weights with this decay, updated
+	// after every optimiser step and saved in checkpoints (see EMA); 0 disables it. Frozen parameters are not
+	// averaged (their average is the weight itself).
+	EMADecay float64 `json:"ema_decay,omitempty"`
 	// LogEvery is the logging period in steps (metrics.jsonl, progress lines, OnLog hooks); 0 means 100. The
 	// last step is always logged.
 	LogEvery int64 `json:"log_every,omitempty"`
@@ -91,6 +95,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Schedule == nil {
 		c.Schedule = Constant{c.LR}
+	}
+	if !(c.EMADecay >= 0 && c.EMADecay < 1) {
+		return c, fmt.Errorf("train: Config.EMADecay = %g, want 0 ≤ decay < 1 (0 disables the moving average)", c.EMADecay)
 	}
 	if !(c.ClipNorm >= 0) {
 		return c, fmt.Errorf("train: Config.ClipNorm = %g, want ≥ 0 (0 disables clipping)", c.ClipNorm)
@@ -159,10 +166,12 @@ type Trainer struct {
 	store *layers.Store
 	obj   Objective
 	opt   *Adam
+	ema   *EMA // nil when Config.EMADecay is 0
 
 	g        *G.ExprGraph
 	vm       G.VM
-	names    []string  // bound parameter names, binding order
+	names    []string  // trained parameter names (bound and not frozen), binding order
+	frozen   []string  // bound frozen parameter names, binding order
 	lossVal  G.Value   // filled by a Read node each run
 	gradVals []G.Value // filled by Read nodes each run
 	grads    []Grad
@@ -171,13 +180,18 @@ type Trainer struct {
 	rng *rand.Rand
 
 	step     int64
-	wall     time.Duration // training time of earlier sessions (from the checkpoint)
+	wall     time.Duration // training time up to the last checkpoint written or loaded
 	lastCkpt string        // newest checkpoint written or loaded
 	resumed  bool          // Out holds this run's state (Resume was called or Run has started)
+
+	now func() time.Time // the clock Run reads wall times from (nil: time.Now; tests inject a fake)
 }
 
-// New builds obj's graph for cfg.Batch over store, its gradient with respect to every bound parameter (one
-// G.Grad), and a tape machine. Parameters the objective creates are initialised by the store.
+// New builds obj's graph for cfg.Batch over store, its gradient with respect to every bound parameter that is
+// not frozen (layers.Grad, so the objective may itself differentiate inside Build), and a tape machine.
+// Parameters the objective creates are initialised by the store. Frozen parameters (layers.Store.Freeze) are
+// bound and read but get no gradient, no optimiser state and no update; buffers (Scope.Buffer) are never
+// differentiated.
 func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error) {
 	cfg, err = cfg.withDefaults()
 	if err != nil {
@@ -202,11 +216,26 @@ func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error)
 	if loss.Dtype() != store.Dtype() {
 		return nil, fmt.Errorf("train: the objective's loss is %v, the store is %v", loss.Dtype(), store.Dtype())
 	}
-	names, nodes := scope.Params()
-	if len(nodes) == 0 {
+	allNames, allNodes := scope.Params()
+	if len(allNodes) == 0 {
 		return nil, errors.New("train: the objective bound no parameters")
 	}
-	gradNodes, err := G.Grad(loss, nodes...)
+	var names []string
+	var nodes []*G.Node
+	for i, n := range allNames {
+		if store.Frozen(n) {
+			t.frozen = append(t.frozen, n)
+			continue
+		}
+		names = append(names, allNames[i])
+		nodes = append(nodes, allNodes[i])
+	}
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("train: all %d parameters the objective bound are frozen; nothing to train", len(allNodes))
+	}
+	// layers.Grad, not G.Grad: Build may already have differentiated (forces, divergences, scores), and
+	// G.Grad would silently reuse those derivative nodes.
+	gradNodes, err := layers.Grad(loss, nodes...)
 	if err != nil {
 		return nil, fmt.Errorf("train: differentiating the loss with respect to %d parameters: %w", len(nodes), err)
 	}
@@ -221,6 +250,11 @@ func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error)
 	t.grads = make([]Grad, len(names))
 	for i, n := range names {
 		t.grads[i].Name = n
+	}
+	if cfg.EMADecay > 0 {
+		if t.ema, err = NewEMA(store, names, cfg.EMADecay); err != nil {
+			return nil, err
+		}
 	}
 	t.vm = G.NewTapeMachine(t.g)
 	return t, nil
@@ -248,8 +282,15 @@ func (t *Trainer) Config() Config { return t.cfg }
 // Optimizer is the trainer's optimiser.
 func (t *Trainer) Optimizer() *Adam { return t.opt }
 
-// Params lists the names of the parameters being trained, in binding order.
+// Params lists the names of the parameters being trained, in binding order (frozen ones excluded).
 func (t *Trainer) Params() []string { return append([]string(nil), t.names...) }
+
+// Frozen lists the frozen parameters the objective bound, in binding order.
+func (t *Trainer) Frozen() []string { return append([]string(nil), t.frozen...) }
+
+// EMA is the moving average of the trained weights (nil when Config.EMADecay is 0). It starts from the weights
+// before the first update of the run (or of a resumed run whose checkpoint had none).
+func (t *Trainer) EMA() *EMA { return t.ema }
 
 // LastCheckpoint is the newest checkpoint this trainer wrote or resumed from ("" if none).
 func (t *Trainer) LastCheckpoint() string { return t.lastCkpt }
@@ -323,8 +364,14 @@ func (t *Trainer) Run(ctx context.Context) (err error) {
 	prog := newProgress(t.cfg.Progress, t.cfg.PlainProgress, t.step, t.cfg.Steps)
 	defer prog.finish()
 
-	start := time.Now()
-	wall := func() time.Duration { return t.wall + time.Since(start) }
+	// The run's wall time is what earlier sessions took (fixed here, before t.wall is overwritten by the
+	// checkpoints of this session) plus the time since this session started.
+	clock := t.now
+	if clock == nil {
+		clock = time.Now
+	}
+	base, start := t.wall, clock()
+	wall := func() time.Duration { return base + clock().Sub(start) }
 	var lossSum float64
 	var lossN int64
 	for t.step < t.cfg.Steps {
@@ -417,8 +464,14 @@ func (t *Trainer) trainStep() (Record, error) {
 	}
 	lr := t.cfg.Schedule.LR(t.step)
 	scale := ClipScale(norm, t.cfg.ClipNorm)
+	if t.ema != nil && !t.ema.Started() {
+		t.ema.Start() // the average begins at the weights before this run's first update
+	}
 	if err := t.opt.Step(lr, scale, t.grads); err != nil {
 		return Record{}, fmt.Errorf("train: step %d: %w", n, err)
+	}
+	if t.ema != nil {
+		t.ema.Update()
 	}
 	t.step = n
 	rec := Record{Step: n, Loss: loss, LR: lr, GradNorm: norm, Clipped: scale != 1}

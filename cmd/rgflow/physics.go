@@ -150,16 +150,3 @@ func (a actionSpec) build(cmd string) (lattice.Action, error) {
 	}
 	return act, nil
 }
-
-// exactLogZ is the exact ln Z of an action where one is known (free field, relaxed Ising), in the
-// standard convention, and whether it is known.
-func exactLogZ(a lattice.Action) (float64, bool) {
-	p := a.Params()
-	switch a.Name() {
-	case "free":
-		return lattice.FreeLogZ(a.Size(), p["m2"]), true
-	case "ising":
-		return lattice.IsingRelaxedLogZ(a.Size(), p["T"]), true
-	}
-	return 0, false
-}

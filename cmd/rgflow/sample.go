@@ -22,6 +22,8 @@ func runSampleLattice(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 1000, "number of samples")
 	out := fs.String("out", "samples.npz", "output .npz file")
 	seed := fs.Uint64("seed", 1, "random seed")
+	var wc weightChoice
+	wc.register(fs, stderr)
 	engine := fs.String("engine", "", engineUsage+" (default: the run's)")
 	dir, err := runDirArg(fs, args, "sample")
 	if err != nil {
@@ -30,7 +32,7 @@ func runSampleLattice(args []string, stdout, stderr io.Writer) error {
 	if *n < 1 {
 		return fmt.Errorf("sample: --n=%d, want ≥ 1", *n)
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "sample", *engine)
+	run, act, flow, store, step, err := loadLatticeRun(dir, "sample", wc, *engine)
 	if err != nil {
 		return err
 	}
@@ -38,15 +40,12 @@ func runSampleLattice(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logw := make([]float64, *n)
-	for i := range logw {
-		logw[i] = -d.action[i] - d.logq[i]
-	}
+	logw := d.LogW()
 	shape := []int{*n, flow.Channels, flow.L, flow.L}
 	if err := checkpoints.WriteNPZ(*out, []checkpoints.Array{
-		{Name: "x", Shape: shape, Data: d.x},
-		{Name: "logq", Shape: []int{*n}, Data: d.logq},
-		{Name: "action", Shape: []int{*n}, Data: d.action},
+		{Name: "x", Shape: shape, Data: d.X},
+		{Name: "logq", Shape: []int{*n}, Data: d.LogQ},
+		{Name: "action", Shape: []int{*n}, Data: d.Action},
 		{Name: "logw", Shape: []int{*n}, Data: logw},
 	}); err != nil {
 		return fmt.Errorf("sample: %w", err)
@@ -69,6 +68,8 @@ func runLatentsLattice(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 1000, "number of samples")
 	out := fs.String("out", "latents.npz", "output .npz file")
 	seed := fs.Uint64("seed", 1, "random seed")
+	var wc weightChoice
+	wc.register(fs, stderr)
 	engine := fs.String("engine", "", engineUsage+" (default: the run's)")
 	dir, err := runDirArg(fs, args, "latents")
 	if err != nil {
@@ -77,7 +78,7 @@ func runLatentsLattice(args []string, stdout, stderr io.Writer) error {
 	if *n < 1 {
 		return fmt.Errorf("latents: --n=%d, want ≥ 1", *n)
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "latents", *engine)
+	run, act, flow, store, step, err := loadLatticeRun(dir, "latents", wc, *engine)
 	if err != nil {
 		return err
 	}
@@ -88,14 +89,14 @@ func runLatentsLattice(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	c, L := flow.Channels, flow.L
-	levels, err := flow.Hier.SplitLevels(d.z, *n, c)
+	levels, err := flow.Hier.SplitLevels(d.Z, *n, c)
 	if err != nil {
 		return err
 	}
 	counts := flow.Hier.LevelCounts()
 	arrays := []checkpoints.Array{
-		{Name: "z", Shape: []int{*n, c, L, L}, Data: d.z},
-		{Name: "x", Shape: []int{*n, c, L, L}, Data: d.x},
+		{Name: "z", Shape: []int{*n, c, L, L}, Data: d.Z},
+		{Name: "x", Shape: []int{*n, c, L, L}, Data: d.X},
 	}
 	for l, v := range levels {
 		arrays = append(arrays, checkpoints.Array{Name: fmt.Sprintf("level%d", l), Shape: []int{*n, c, counts[l]}, Data: v})

@@ -51,6 +51,7 @@ type trainSpec struct {
 	CheckpointEvery int64   `json:"checkpoint_every"`
 	Keep            int     `json:"keep"`
 	EvalSamples     int     `json:"eval_samples"`
+	EMADecay        float64 `json:"ema_decay,omitempty"`
 }
 
 // defaultLatticeRun is the README's main job: NeuralRG on real φ⁴ at the AKS point L=8, a few minutes on
@@ -194,6 +195,7 @@ func registerTrainFlags(fs *flag.FlagSet, t *trainSpec) {
 	fs.Int64Var(&t.LogEvery, "log-every", t.LogEvery, "log period in steps")
 	fs.Int64Var(&t.CheckpointEvery, "checkpoint-every", t.CheckpointEvery, "checkpoint period in steps")
 	fs.IntVar(&t.Keep, "keep", t.Keep, "checkpoints to keep")
+	fs.Float64Var(&t.EMADecay, "ema-decay", t.EMADecay, "keep a moving average of the weights with this decay, e.g. 0.999 (0: off); sample, eval and latents use it")
 }
 
 // latticeFlags binds a lattice run's settings to a flag set; parsing sets only the flags given.
@@ -297,16 +299,40 @@ func runConfig(dir, cmd string) (kind string, raw []byte, err error) {
 	return k.Kind, raw, nil
 }
 
-// loadWeights binds the flow's parameters into store and loads the newest checkpoint's weights.
-func loadWeights(flow *models.Flow, store *layers.Store, dir, cmd string) (int64, error) {
+// weightChoice is the --ema flag of the commands that load a run's weights, and where they say which
+// weights they use.
+type weightChoice struct {
+	ema bool
+	log io.Writer
+}
+
+func (w *weightChoice) register(fs *flag.FlagSet, log io.Writer) {
+	w.log = log
+	fs.BoolVar(&w.ema, "ema", true, "use the moving average of the weights when the checkpoint has one (--ema=false: the raw weights)")
+}
+
+// loadWeights binds the flow's parameters into store, loads the newest checkpoint's weights (the moving
+// average when the checkpoint has one and wc asks for it) and says which on wc.log.
+func loadWeights(flow *models.Flow, store *layers.Store, dir, cmd string, wc weightChoice) (int64, error) {
 	if err := bindFlow(flow, store); err != nil {
 		return 0, err
 	}
-	step, err := train.LoadWeights(store, dir)
+	l, err := train.LoadRunWeights(store, dir, wc.ema)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", cmd, err)
 	}
-	return step, nil
+	if wc.log != nil {
+		switch {
+		case l.EMA:
+			fmt.Fprintf(wc.log, "%s: using the EMA weights of step %d (decay %v, %d updates; --ema=false for the raw weights)\n",
+				cmd, l.Step, l.EMADecay, l.EMAUpdates)
+		case l.HasEMA:
+			fmt.Fprintf(wc.log, "%s: using the raw weights of step %d (--ema=false; the checkpoint also has EMA weights)\n", cmd, l.Step)
+		default:
+			fmt.Fprintf(wc.log, "%s: using the raw weights of step %d (the checkpoint has no EMA weights)\n", cmd, l.Step)
+		}
+	}
+	return l.Step, nil
 }
 
 // dispatchRun calls onImages for a run directory (first argument) that holds an image run, onLattice
@@ -351,6 +377,8 @@ func (t *trainSpec) validate(cmd string) error {
 		return fmt.Errorf("%s: --schedule %q, want cosine or constant", cmd, t.Schedule)
 	case t.Warmup < 0 || t.Warmup >= t.Steps && t.Schedule == "cosine":
 		return fmt.Errorf("%s: --warmup=%d, want 0 ≤ warmup < steps (%d)", cmd, t.Warmup, t.Steps)
+	case !(t.EMADecay >= 0 && t.EMADecay < 1):
+		return fmt.Errorf("%s: --ema-decay=%v, want 0 ≤ decay < 1 (0: no moving average)", cmd, t.EMADecay)
 	}
 	if _, err := parseDtype(t.Dtype); err != nil {
 		return fmt.Errorf("%s: --%w", cmd, err)
@@ -409,6 +437,9 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	if run.Train.EvalSamples == 0 {
 		return nil
 	}
+	if err := useEMA(tr, store, stdout); err != nil {
+		return err
+	}
 	rep, err := evaluateLattice(run, act, flow, store, tr.Step(), run.Train.EvalSamples, run.Train.Seed+1)
 	if err != nil {
 		return err
@@ -463,7 +494,7 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 		}})
 	}
 	tr, err = train.New(store, obj, train.Config{
-		Steps: t.Steps, Batch: t.Batch, Schedule: t.schedule(), ClipNorm: t.Clip,
+		Steps: t.Steps, Batch: t.Batch, Schedule: t.schedule(), ClipNorm: t.Clip, EMADecay: t.EMADecay,
 		LogEvery: t.LogEvery, CheckpointEvery: t.CheckpointEvery, Keep: t.Keep,
 		Seed: t.Seed, Out: out, RunConfig: raw, Progress: stderr, Hooks: hooks,
 	})
@@ -499,6 +530,23 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 		fmt.Fprintf(stdout, "trained %d steps in %s (%.1f ms/step)\n", steps, el.Round(time.Second), el.Seconds()*1000/float64(steps))
 	}
 	return tr, true, nil
+}
+
+// useEMA copies a finished trainer's moving averages into the store (training is over), so that the
+// evaluation printed at the end sees the weights that sample and eval use.
+func useEMA(tr *train.Trainer, store *layers.Store, stdout io.Writer) error {
+	ema := tr.EMA()
+	if ema == nil || !ema.Started() {
+		return nil
+	}
+	for _, n := range ema.Names() {
+		avg, _ := ema.Average(n)
+		if err := store.Set(n, avg.Shape(), layers.Float64s(avg)); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "evaluating the EMA weights (decay %v)\n", ema.Decay())
+	return nil
 }
 
 // writeRunInfo records the seed, version and start time of a fresh run.

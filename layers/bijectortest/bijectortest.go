@@ -252,9 +252,9 @@ func checkGradients(t *testing.T, c Case, store *layers.Store, x []float64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grads, err := G.Grad(loss, params...)
+	grads, err := layers.Grad(loss, params...)
 	if err != nil {
-		t.Fatalf("%s: G.Grad: %v", c.Name, err)
+		t.Fatalf("%s: layers.Grad: %v", c.Name, err)
 	}
 	m := G.NewTapeMachine(g)
 	defer m.Close()
