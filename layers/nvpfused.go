@@ -185,30 +185,34 @@ type nvpPool struct {
 
 type nvpLease struct {
 	t    *tensor.Dense
+	acts any // *nvpActs[T], the views of t's buffer
 	left int
 }
 
 const maxNVPLeases = 8
 
-func poolBuffer[T float](p *nvpPool, size int) []T {
+// poolActs returns a free activation buffer of plan (with its views), or a new one.
+func poolActs[T float](p *nvpPool, plan *nvpPlan) *nvpActs[T] {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for i := len(p.free) - 1; i >= 0; i-- {
-		if b, ok := p.free[i].([]T); ok && len(b) == size {
+		if a, ok := p.free[i].(*nvpActs[T]); ok {
 			p.free = slices.Delete(p.free, i, i+1)
-			return b
+			p.mu.Unlock()
+			return a
 		}
 	}
-	return make([]T, size)
+	p.mu.Unlock()
+	return viewActs(plan, make([]T, plan.total*plan.n))
 }
 
-func (p *nvpPool) lease(t *tensor.Dense) {
+// lease records that t, backed by the buffer of acts, holds a run that p.readers readers will read.
+func (p *nvpPool) lease(t *tensor.Dense, acts any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.leases) == maxNVPLeases {
 		p.leases = slices.Delete(p.leases, 0, 1)
 	}
-	p.leases = append(p.leases, nvpLease{t: t, left: p.readers})
+	p.leases = append(p.leases, nvpLease{t: t, acts: acts, left: p.readers})
 }
 
 // checkIn records one read of t, done; the last read returns t's buffer to the pool.
@@ -218,7 +222,7 @@ func (p *nvpPool) checkIn(t *tensor.Dense) {
 	for i := range p.leases {
 		if p.leases[i].t == t {
 			if p.leases[i].left--; p.leases[i].left == 0 {
-				p.free = append(p.free, t.Data())
+				p.free = append(p.free, p.leases[i].acts)
 				p.leases = slices.Delete(p.leases, i, i+1)
 			}
 			return
@@ -226,28 +230,30 @@ func (p *nvpPool) checkIn(t *tensor.Dense) {
 	}
 }
 
-// leased reports whether t's buffer still holds the run that made t.
-func (p *nvpPool) leased(t *tensor.Dense) bool {
+// leased returns the views of t's buffer if it still holds the run that made t, else nil.
+func (p *nvpPool) leased(t *tensor.Dense) any {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, l := range p.leases {
 		if l.t == t {
-			return true
+			return l.acts
 		}
 	}
-	return false
+	return nil
 }
 
-// actsOf checks that v is an activation tensor of op's plan that is still leased and returns its data.
+// actsOf checks that v is an activation tensor of op's plan that is still leased and returns its views
+// (*nvpActs[T]).
 func (op *nvpOp) actsOf(who string, v G.Value) (*tensor.Dense, any, error) {
 	t, ok := v.(*tensor.Dense)
 	if !ok || t.Shape().Dims() != 2 || t.Shape()[0] != op.plan.total || t.Shape()[1] != op.plan.n {
 		return nil, nil, fmt.Errorf("layers: %s: the activations input is %T %v, want a (%d, %d) tensor", who, v, shapeOfValue(v), op.plan.total, op.plan.n)
 	}
-	if !op.pool.leased(t) {
+	acts := op.pool.leased(t)
+	if acts == nil {
 		return nil, nil, fmt.Errorf("layers: %s: these activations were already released (read once per reader and forward run; was the op run by hand, or by a machine over part of its graph?)", who)
 	}
-	return t, t.Data(), nil
+	return t, acts, nil
 }
 
 func shapeOfValue(v G.Value) []int {
@@ -291,19 +297,19 @@ func (op *nvpOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	size := op.plan.total * op.plan.n
 	var t *tensor.Dense
+	var acts any
 	switch x := d[0].(type) {
 	case []float32:
-		buf := poolBuffer[float32](op.pool, size)
-		viewActs(op.plan, buf).forward(x, params[float32](d[1:]))
-		t = tensor.New(tensor.WithShape(op.plan.total, op.plan.n), tensor.WithBacking(buf))
+		a := poolActs[float32](op.pool, op.plan)
+		a.forward(x, params[float32](d[1:]))
+		t, acts = tensor.New(tensor.WithShape(op.plan.total, op.plan.n), tensor.WithBacking(a.buf)), a
 	case []float64:
-		buf := poolBuffer[float64](op.pool, size)
-		viewActs(op.plan, buf).forward(x, params[float64](d[1:]))
-		t = tensor.New(tensor.WithShape(op.plan.total, op.plan.n), tensor.WithBacking(buf))
+		a := poolActs[float64](op.pool, op.plan)
+		a.forward(x, params[float64](d[1:]))
+		t, acts = tensor.New(tensor.WithShape(op.plan.total, op.plan.n), tensor.WithBacking(a.buf)), a
 	}
-	op.pool.lease(t)
+	op.pool.lease(t, acts)
 	return t, nil
 }
 func (op *nvpOp) ReturnsPtr() bool     { return true }
@@ -344,17 +350,17 @@ func (op *nvpOutOp) Do(vals ...G.Value) (G.Value, error) {
 	if len(vals) != op.Arity() {
 		return nil, fmt.Errorf("layers: %s: got %d inputs, want %d", op, len(vals), op.Arity())
 	}
-	t, d, err := op.fwd.actsOf(op.String(), vals[len(vals)-1])
+	t, acts, err := op.fwd.actsOf(op.String(), vals[len(vals)-1])
 	if err != nil {
 		return nil, err
 	}
 	p := op.fwd.plan
 	out := newValue(t.Dtype(), []int{p.dim + 1, p.n})
-	switch a := d.(type) {
-	case []float32:
-		copy(outData(out).([]float32), a[:(p.dim+1)*p.n])
-	case []float64:
-		copy(outData(out).([]float64), a[:(p.dim+1)*p.n])
+	switch a := acts.(type) {
+	case *nvpActs[float32]:
+		copy(outData(out).([]float32), a.buf[:(p.dim+1)*p.n])
+	case *nvpActs[float64]:
+		copy(outData(out).([]float64), a.buf[:(p.dim+1)*p.n])
 	}
 	op.fwd.pool.checkIn(t)
 	return out, nil
@@ -438,7 +444,7 @@ func (op *nvpGradOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("layers: %s: got %d inputs, want %d", op, len(vals), op.Arity())
 	}
 	nps := len(op.fwd.plan.shapes)
-	t, _, err := op.fwd.actsOf(op.String(), vals[nps])
+	t, acts, err := op.fwd.actsOf(op.String(), vals[nps])
 	if err != nil {
 		return nil, err
 	}
@@ -448,11 +454,11 @@ func (op *nvpGradOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	p := op.fwd.plan
 	out := newValue(dtypeOf(d[0]), []int{packedGradSize(p)})
-	switch g := d[nps+1].(type) {
-	case []float32:
-		viewActs(p, d[nps].([]float32)).backward(params[float32](d[:nps]), g, outData(out).([]float32))
-	case []float64:
-		viewActs(p, d[nps].([]float64)).backward(params[float64](d[:nps]), g, outData(out).([]float64))
+	switch a := acts.(type) {
+	case *nvpActs[float32]:
+		a.backward(params[float32](d[:nps]), d[nps+1].([]float32), outData(out).([]float32))
+	case *nvpActs[float64]:
+		a.backward(params[float64](d[:nps]), d[nps+1].([]float64), outData(out).([]float64))
 	}
 	op.fwd.pool.checkIn(t)
 	return out, nil
@@ -513,6 +519,7 @@ func (op segmentOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 // nvpActs are views of one activation tensor (see nvpPlan.layout).
 type nvpActs[T float] struct {
 	p     *nvpPlan
+	buf   []T // the whole (total, n) tensor
 	y, ld []T
 	// per coupling, in execution order
 	v    [][]T   // conditioning rows (|v|, n)
@@ -531,7 +538,7 @@ type nvpActs[T float] struct {
 func viewActs[T float](p *nvpPlan, buf []T) *nvpActs[T] {
 	n := p.n
 	rows := func(r, k int) []T { return buf[r*n : (r+k)*n : (r+k)*n] }
-	a := &nvpActs[T]{p: p, y: rows(0, p.dim), ld: rows(p.dim, 1)}
+	a := &nvpActs[T]{p: p, buf: buf, y: rows(0, p.dim), ld: rows(p.dim, 1)}
 	for k, ci := range p.order() {
 		cp, r := p.couplings[ci], p.rows[k]
 		du := len(cp.u)
