@@ -65,6 +65,17 @@ func (op sumAxisOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 }
 
 func sumAxis[T float](dst, x []T, outer, n, inner int) {
+	if inner == 1 {
+		// Summing the last axis: one running sum per row, in the same order as the general loop.
+		for o := range dst[:outer] {
+			s := dst[o]
+			for _, v := range x[o*n : (o+1)*n] {
+				s += v
+			}
+			dst[o] = s
+		}
+		return
+	}
 	for o := 0; o < outer; o++ {
 		d := dst[o*inner : (o+1)*inner]
 		for i := 0; i < n; i++ {
@@ -129,6 +140,16 @@ func (op expandAxisOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 }
 
 func expandAxis[T float](dst, x []T, outer, n, inner int) {
+	if inner == 1 {
+		// Expanding along the last axis: fill each row with its value.
+		for o, v := range x[:outer] {
+			d := dst[o*n : (o+1)*n]
+			for i := range d {
+				d[i] = v
+			}
+		}
+		return
+	}
 	for o := 0; o < outer; o++ {
 		s := x[o*inner : (o+1)*inner]
 		for i := 0; i < n; i++ {
@@ -149,87 +170,6 @@ func SumAxis(x *G.Node, axis int) (*G.Node, error) {
 		return nil, err
 	}
 	return G.ApplyOp(sumAxisOp{in: append([]int(nil), in...), axis: axis}, x)
-}
-
-// BiasAdd is x (N, D) + b (D), fused: b is added row by row without materialising the broadcast. The
-// gradient with respect to x is the output gradient, with respect to b its sum over rows.
-func BiasAdd(x, b *G.Node) (*G.Node, error) {
-	if err := checkNode("BiasAdd", x, 2); err != nil {
-		return nil, err
-	}
-	if err := checkNode("BiasAdd", b, 1); err != nil {
-		return nil, err
-	}
-	if err := sameDtype("BiasAdd", x, b); err != nil {
-		return nil, err
-	}
-	xs, bs := []int(x.Shape()), []int(b.Shape())
-	if len(xs) != 2 || len(bs) != 1 || bs[0] != xs[1] {
-		return nil, fmt.Errorf("layers: BiasAdd: x has shape %s and b %s, want (N,D) and (D)", shapeStr(xs), shapeStr(bs))
-	}
-	return G.ApplyOp(biasAddOp{n: xs[0], d: xs[1]}, x, b)
-}
-
-type biasAddOp struct{ n, d int }
-
-func (op biasAddOp) Arity() int    { return 2 }
-func (op biasAddOp) Type() hm.Type { return fnType(2, 2, 1) }
-func (op biasAddOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := nodeShapes("BiasAdd", 2, ds)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkShape("BiasAdd", 0, s[0], []int{op.n, op.d}); err != nil {
-		return nil, err
-	}
-	if err := checkShape("BiasAdd", 1, s[1], []int{op.d}); err != nil {
-		return nil, err
-	}
-	return tensor.Shape{op.n, op.d}, nil
-}
-func (op biasAddOp) Do(vals ...G.Value) (G.Value, error) {
-	a, err := getArgs("BiasAdd", vals, op.n*op.d, op.d)
-	if err != nil {
-		return nil, err
-	}
-	out, o64, o32 := newOut(a.is32, []int{op.n, op.d})
-	if a.is32 {
-		addRows(o32, a.f32[0], a.f32[1])
-	} else {
-		addRows(o64, a.f64[0], a.f64[1])
-	}
-	return out, nil
-}
-
-// addRows sets dst[i, :] = x[i, :] + b (x may be nil: dst[i, :] = b).
-func addRows[T float](dst, x, b []T) {
-	n := len(b)
-	for i := 0; i+n <= len(dst); i += n {
-		d := dst[i : i+n]
-		if x == nil {
-			copy(d, b)
-			continue
-		}
-		xs := x[i : i+n]
-		for j := range d {
-			d[j] = xs[j] + b[j]
-		}
-	}
-}
-
-func (op biasAddOp) ReturnsPtr() bool      { return true }
-func (op biasAddOp) CallsExtern() bool     { return false }
-func (op biasAddOp) OverwritesInput() int  { return -1 }
-func (op biasAddOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "rgflow.biasAdd|%d|%d", op.n, op.d) }
-func (op biasAddOp) Hashcode() uint32      { return hash32(op) }
-func (op biasAddOp) String() string        { return "BiasAdd" }
-func (op biasAddOp) DiffWRT(int) []bool    { return []bool{true, true} }
-func (op biasAddOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	gb, err := G.ApplyOp(sumAxisOp{in: []int{op.n, op.d}, axis: 0}, grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{grad, gb}, nil
 }
 
 // LogSumExp is the numerically stable log Σ exp(x) along one axis, for x of any rank; the result drops

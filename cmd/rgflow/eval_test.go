@@ -114,7 +114,7 @@ func checkSampleDensities(t *testing.T, dir string, n int, m2 float64) (logq, ac
 	path := filepath.Join(t.TempDir(), "s.npz")
 	runCmd(t, func(a []string, o, e *bytes.Buffer) error { return runSample(a, o, e) }, dir, "--n", strconv.Itoa(n), "--out", path)
 	s := npzArrays(t, path)
-	run, _, flow, store, _, err := loadLatticeRun(dir, "test", weightChoice{ema: true}, "")
+	run, _, flow, store, _, err := loadLatticeRun(dir, "test", weightChoice{ema: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestEvalImagesNumbers(t *testing.T) {
 		t.Fatalf("eval --json: %v\n%s", err, out)
 	}
 
-	run, flow, store, _, err := loadImageRun(dir, "test", weightChoice{ema: true}, "")
+	run, flow, store, _, err := loadImageRun(dir, "test", weightChoice{ema: true})
 	if err != nil {
 		t.Fatal(err)
 	}
