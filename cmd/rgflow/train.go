@@ -343,7 +343,7 @@ type weightChoice struct {
 func (w *weightChoice) register(fs *flag.FlagSet, log io.Writer) {
 	w.log = log
 	fs.BoolVar(&w.ema, "ema", true, "use the moving average of the weights when the checkpoint has one (--ema=false: the raw weights)")
-	fs.StringVar(&w.engine, "engine", "", engineUsage+" (default: the run's)")
+	fs.StringVar(&w.engine, "engine", "", "graph or fused: run the flow with this engine instead of the run's (the same parameters and numbers; fused only for mlp conditioners)")
 }
 
 // loadWeights binds the flow's parameters into store, loads the newest checkpoint's weights (the moving
