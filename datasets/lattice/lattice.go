@@ -7,7 +7,8 @@
 //
 //   - A field configuration on the host is a []float64 of length C·L·L laid out as (C, L, L), row-major:
 //     index c·L·L + i·L + j. A batch in a graph is (B, C, L, L).
-//   - Boundaries are periodic; L is a power of two, at least 2.
+//   - Boundaries are periodic; L is any even number ≥ 2 (physics runs use L ≥ 4; the reference size for
+//     diffusion numerics is 20). The hierarchical flows of package models need a power of two; nothing here does.
 //   - Every action is given in the project's "standard" convention (SPEC §2); the AKS/Gerdes and hopping
 //     conventions are converted exactly on construction.
 //   - S(φ) is the action, p(φ) ∝ exp(−S(φ)); Force returns −∂S/∂φ.
