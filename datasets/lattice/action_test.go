@@ -46,7 +46,7 @@ func testActions(t testing.TB) []testAction {
 		{"ising L=2", must(NewIsingRelaxed(2, tc)), 3},
 		{"ising L=4", must(NewIsingRelaxed(4, tc)), 6}, // scale 6: many |x| > 8 exercise the stable ln cosh
 		{"ising L=8 T=1.5", must(NewIsingRelaxed(8, 1.5)), 3},
-		// Even sizes that are not powers of two (the direct-DFT path of FFT2 for Ising L=12).
+		// Even sizes that are not powers of two (the mixed-radix path of FFT2 for Ising L=12).
 		{"free L=6", must(NewFree(6, 0.5)), 1},
 		{"phi4 L=10", must(NewPhi4(10, -1, 0.5)), 1},
 		{"o2 L=6", must(NewO2(6, -2, 0.8)), 1},

@@ -8,9 +8,8 @@ import (
 )
 
 // FFT2 is the two-dimensional discrete Fourier transform of an L×L periodic lattice, for any L ≥ 1. Powers
-// of two use an in-place radix-2 FFT; other sizes a direct O(L²) DFT per row and column from a
-// precomputed twiddle table (for the L ≤ 64 used here it is as fast as a mixed-radix or Bluestein
-// transform would be: see BenchmarkFFT2). Arrays are L×L, row-major, index i·L + j; the momentum of
+// of two use an in-place radix-2 FFT; other sizes a recursive mixed-radix transform over the prime
+// factors of L (direct DFTs for the prime leaves), from one precomputed twiddle table. Arrays are L×L, row-major, index i·L + j; the momentum of
 // entry kx·L + ky is k = (kx, ky).
 //
 // The unitary pair (Forward, Inverse) is the convention of the diffusion models:
@@ -24,7 +23,8 @@ type FFT2 struct {
 	pow2 bool
 	tw   []complex128 // e^{−2πik/L}, k < L
 	rev  []int        // bit reversal of 0…L−1 (powers of two only)
-	pool sync.Pool    // *[]complex128 of length 2L: a column and a DFT output
+	fac  []int        // prime factors of L, smallest first (other sizes)
+	pool sync.Pool    // *[]complex128 of length 3L: a column, a transform output and a combine buffer
 }
 
 // NewFFT2 returns the transform of an L×L lattice; L must be ≥ 1.
@@ -37,6 +37,14 @@ func NewFFT2(L int) (*FFT2, error) {
 		s, c := math.Sincos(-2 * math.Pi * float64(k) / float64(L))
 		f.tw[k] = complex(c, s)
 	}
+	for n, p := L, 2; n > 1; {
+		if n%p == 0 {
+			f.fac = append(f.fac, p)
+			n /= p
+			continue
+		}
+		p++
+	}
 	if f.pow2 {
 		f.rev = make([]int, L)
 		nb := bits.TrailingZeros(uint(L))
@@ -47,7 +55,7 @@ func NewFFT2(L int) (*FFT2, error) {
 		}
 	}
 	f.pool.New = func() any {
-		b := make([]complex128, 2*L)
+		b := make([]complex128, 3*L)
 		return &b
 	}
 	return f, nil
@@ -88,30 +96,13 @@ func (f *FFT2) transform(a []complex128, inverse bool) {
 	}
 }
 
-// fft1 transforms a (length L) in place; tmp is length-L scratch for the direct DFT.
+// fft1 transforms a (length L) in place; tmp is length-2L scratch for the mixed-radix transform.
 func (f *FFT2) fft1(a, tmp []complex128, inverse bool) {
 	n := f.L
 	if !f.pow2 {
-		conj := 1.0 // the inverse uses the conjugate twiddles e^{+2πi kx/n}
-		if inverse {
-			conj = -1
-		}
-		for k := range n {
-			var sr, si float64
-			p := 0 // k·x mod n, kept in range without a division
-			for _, v := range a {
-				w := f.tw[p]
-				wr, wi := real(w), conj*imag(w)
-				vr, vi := real(v), imag(v)
-				sr += vr*wr - vi*wi
-				si += vr*wi + vi*wr
-				if p += k; p >= n {
-					p -= n
-				}
-			}
-			tmp[k] = complex(sr, si)
-		}
-		copy(a, tmp)
+		out, buf := tmp[:n], tmp[n:2*n]
+		f.mixed(a, 1, out, buf, n, f.fac, inverse)
+		copy(a, out)
 		return
 	}
 	for i, r := range f.rev {
@@ -136,4 +127,61 @@ func (f *FFT2) fft1(a, tmp []complex128, inverse bool) {
 			}
 		}
 	}
+}
+
+// mixed writes the length-n transform of in[0], in[stride], … into out (decimation in time): with p the
+// first factor of n and m = n/p, out[q·m : (q+1)·m] first receives the transforms of the p decimated
+// subsequences, then X[k + r·m] = Σ_q e^{∓2πi q(k + r m)/n} Y_q[k] combines them (p terms per output,
+// through buf). A prime n is a direct DFT. Cost n·Σ(factors) instead of n².
+func (f *FFT2) mixed(in []complex128, stride int, out, buf []complex128, n int, fac []int, inverse bool) {
+	conj := 1.0 // the inverse uses the conjugate twiddles
+	if inverse {
+		conj = -1
+	}
+	L := f.L
+	if len(fac) <= 1 { // n is 1 or prime: direct DFT with twiddles e^{∓2πi kx/n} = tw[(kx mod n)·L/n]
+		sc := L / n
+		for k := range n {
+			var sr, si float64
+			p := 0
+			for x := range n {
+				w := f.tw[p*sc]
+				wr, wi := real(w), conj*imag(w)
+				v := in[x*stride]
+				vr, vi := real(v), imag(v)
+				sr += vr*wr - vi*wi
+				si += vr*wi + vi*wr
+				if p += k; p >= n {
+					p -= n
+				}
+			}
+			out[k] = complex(sr, si)
+		}
+		return
+	}
+	p, m := fac[0], n/fac[0]
+	for q := range p {
+		f.mixed(in[q*stride:], stride*p, out[q*m:(q+1)*m], buf, m, fac[1:], inverse)
+	}
+	sc := L / n
+	for r := range p {
+		for k := range m {
+			j := k + r*m
+			var sr, si float64
+			e := 0 // q·j mod n
+			for q := range p {
+				w := f.tw[e*sc]
+				wr, wi := real(w), conj*imag(w)
+				v := out[q*m+k]
+				vr, vi := real(v), imag(v)
+				sr += vr*wr - vi*wi
+				si += vr*wi + vi*wr
+				if e += j; e >= n {
+					e -= n
+				}
+			}
+			buf[j] = complex(sr, si)
+		}
+	}
+	copy(out[:n], buf[:n])
 }

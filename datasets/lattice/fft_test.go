@@ -24,11 +24,11 @@ func naiveDFT2(L int, x []complex128) []complex128 {
 }
 
 // TestFFT2 checks the unitary transform against the naive DFT, Parseval and the round trip, for powers of
-// two (radix-2) and other sizes (direct DFT). Tolerance 1e-12 absolute on O(1) entries: rounding of sums
-// of ≤ 400 terms.
+// two (radix-2) and other sizes (mixed radix over 2, 3, 5, 7 and prime leaves). Tolerance 1e-12 absolute
+// on O(1) entries: rounding of sums of ≤ 900 terms.
 func TestFFT2(t *testing.T) {
 	rng := ChainRand(5, 0)
-	for _, L := range []int{1, 2, 3, 4, 6, 8, 10, 12, 16, 20} {
+	for _, L := range []int{1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 14, 16, 18, 20, 30} {
 		f, err := NewFFT2(L)
 		if err != nil {
 			t.Fatal(err)
