@@ -39,6 +39,14 @@
 //   - VP (Song et al.): β(t) = β_min + t(β_max − β_min) on [0, 1], a = −β/2, b = √β. VE: σ(t) =
 //     σ_min (σ_max/σ_min)^t on [0, 1], a = 0, b² = dσ²/dt. Both are the same in every mode.
 //
-// Samplers take an explicit *rand.Rand and are deterministic given it. NFE counts calls of Score on the
-// whole batch.
+// Scores: Score works in position space on a batch; a score may also implement ModeScore (evaluation in
+// mode coordinates, which the samplers then use instead of two transforms per field) and ModeDiagonal (its
+// Jacobian is diagonal in the modes; the likelihood then uses the exact divergence). FreeScore, the exact
+// score −u_j/v_j(t) of a free start, implements all three. Without ModeDiagonal the likelihood uses
+// Hutchinson's estimator with Rademacher probes in mode coordinates and a central finite-difference
+// Jacobian–vector product of the score.
+//
+// Samplers take an explicit *rand.Rand and are deterministic given it (the noise is drawn in mode
+// coordinates, so the position-space and mode-space paths of a score give the same samples). NFE counts
+// evaluations of the score on the whole batch.
 package diffusion

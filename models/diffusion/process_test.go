@@ -23,7 +23,8 @@ func testProcesses(t *testing.T, l *Lattice) []SDE {
 
 // TestMarginalAgainstChains: the exact marginal variance from a free start agrees with (i) a Monte Carlo
 // of many small exact transitions chained (composition of the transitions; 4000 fields, per-coordinate
-// variance error √(2/4000) ≈ 2.2%, tested on the mode-averaged relative deviation at 4σ of its own spread)
+// variance error √(2/4000) ≈ 2.2%, each coordinate tested at 5σ and the mode-averaged relative deviation at
+// 4σ of its own spread)
 // and (ii) deterministically with the Euler–Maruyama variance recursion v ← (1 + a dt)² v + b² dt at
 // dt = 1e-4 (first order: relative error ≲ |a| dt·t ≈ 1e-3 plus b-variation, tolerance 1%).
 func TestMarginalAgainstChains(t *testing.T) {
@@ -78,6 +79,10 @@ func TestMarginalAgainstChains(t *testing.T) {
 					s2 += u[b*V+j] * u[b*V+j]
 				}
 				dev += (s2/B/want[j] - 1)
+				// Each coordinate at 5σ: ≈ 6e-7 false-alarm rate each, ~4e-4 over the whole test.
+				if r := s2/B/want[j] - 1; math.Abs(r) > 5*math.Sqrt(2.0/B) {
+					t.Errorf("%s t=%v: chained transitions: coordinate %d variance off by %.3f (σ %.3f)", sde.Name(), tt, j, r, math.Sqrt(2.0/B))
+				}
 			}
 			dev /= float64(V)
 			if sigma := math.Sqrt(2.0 / B / float64(V)); math.Abs(dev) > 4*sigma {
@@ -174,6 +179,106 @@ func TestBadInput(t *testing.T) {
 	} {
 		if c.err == nil || !strings.Contains(c.err.Error(), c.want) {
 			t.Errorf("error %v, want one containing %q", c.err, c.want)
+		}
+	}
+}
+
+// TestReverseDrift: for Carosso the drift operator F⁻¹ diag(−p̂²) F is the lattice Laplacian (zero mode
+// a = −μ² = 0), so the reverse drift is Δx − Ω s and the probability-flow drift Δx − ½Ω s, written out here
+// with neighbour sums; for VP it is −β/2 x − β s. Tolerance 1e-12 on O(1) entries.
+func TestReverseDrift(t *testing.T) {
+	l := mustLat(t, 6)
+	L, V := l.L, l.V
+	rng := rand.New(rand.NewPCG(5, 6))
+	x, s, dst := make([]float64, 2*V), make([]float64, 2*V), make([]float64, 2*V)
+	for i := range x {
+		x[i], s[i] = rng.NormFloat64(), rng.NormFloat64()
+	}
+	lap := func(f []float64, i, j int) float64 {
+		at := func(a, b int) float64 { return f[((a+L)%L)*L+(b+L)%L] }
+		return at(i+1, j) + at(i-1, j) + at(i, j+1) + at(i, j-1) - 4*at(i, j)
+	}
+	car := must[*Carosso](t)(NewCarosso(l, 1.5, 0, 1))
+	vp := must[*VP](t)(NewVP(l, 0.1, 20))
+	for _, c := range []struct {
+		name string
+		f    func(SDE, float64, []float64, []float64, []float64) error
+		k    float64
+	}{{"reverse", ReverseDrift, 1}, {"probability flow", ProbabilityFlowDrift, 0.5}} {
+		if err := c.f(car, 0.3, x, s, dst); err != nil {
+			t.Fatal(err)
+		}
+		for b := range 2 {
+			f := x[b*V : (b+1)*V]
+			for i := range L {
+				for j := range L {
+					want := lap(f, i, j) - c.k*1.5*s[b*V+i*L+j]
+					if got := dst[b*V+i*L+j]; math.Abs(got-want) > 1e-12 {
+						t.Fatalf("carosso %s drift at (%d,%d) = %v, want %v", c.name, i, j, got, want)
+					}
+				}
+			}
+		}
+		if err := c.f(vp, 0.5, x, s, dst); err != nil {
+			t.Fatal(err)
+		}
+		beta := 0.1 + 0.5*(20-0.1)
+		for i := range x {
+			if want := -beta/2*x[i] - c.k*beta*s[i]; math.Abs(dst[i]-want) > 1e-12 {
+				t.Fatalf("vp %s drift[%d] = %v, want %v", c.name, i, dst[i], want)
+			}
+		}
+	}
+	if err := ReverseDrift(car, 2, x, s, dst); err == nil {
+		t.Error("ReverseDrift at t=2 > T: no error")
+	}
+}
+
+// TestPerturb: exact transitions of a batch of free fields from 0 to t have the marginal variances
+// (per-coordinate sample variance over 3000 fields, mode-averaged relative deviation within 4σ =
+// 4√(2/(3000·V))), and the same rng gives the same pairs.
+func TestPerturb(t *testing.T) {
+	l := mustLat(t, 6)
+	V := l.V
+	v0 := must[[]float64](t)(l.FreeVariance(0.5))
+	const B = 3000
+	for _, sde := range testProcesses(t, l) {
+		x := make([]float64, B*V)
+		(&Gaussian{Lat: l, Var: v0}).Sample(rand.New(rand.NewPCG(1, 2)), x)
+		y := make([]float64, len(x))
+		if err := Perturb(sde, 0, 0.6, x, y, rand.New(rand.NewPCG(3, 4))); err != nil {
+			t.Fatal(err)
+		}
+		y2 := make([]float64, len(x))
+		if err := Perturb(sde, 0, 0.6, x, y2, rand.New(rand.NewPCG(3, 4))); err != nil {
+			t.Fatal(err)
+		}
+		for i := range y {
+			if y[i] != y2[i] {
+				t.Fatalf("%s: Perturb not reproducible", sde.Name())
+			}
+		}
+		want := make([]float64, V)
+		if err := MarginalVariance(sde, 0.6, v0, want); err != nil {
+			t.Fatal(err)
+		}
+		s2 := make([]float64, V)
+		u := make([]float64, V)
+		for b := range B {
+			l.ToModes(u, y[b*V:(b+1)*V])
+			for j := range u {
+				s2[j] += u[j] * u[j] / B
+			}
+		}
+		var dev float64
+		for j := range s2 {
+			dev += (s2[j]/want[j] - 1) / float64(V)
+			if r := s2[j]/want[j] - 1; math.Abs(r) > 5*math.Sqrt(2.0/B) { // 5σ per coordinate
+				t.Errorf("%s: Perturb: coordinate %d variance off by %.3f", sde.Name(), j, r)
+			}
+		}
+		if sigma := math.Sqrt(2.0 / B / float64(V)); math.Abs(dev) > 4*sigma {
+			t.Errorf("%s: Perturb: mean relative variance deviation %.4f (σ %.4f)", sde.Name(), dev, sigma)
 		}
 	}
 }

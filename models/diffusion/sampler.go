@@ -28,6 +28,13 @@ func newDriver(sde SDE, score Score, batch []float64) (*driver, error) {
 
 // scoreModes writes the score of the batch u (mode coordinates) at time t into dst (mode coordinates).
 func (d *driver) scoreModes(t float64, u, dst []float64) error {
+	if ms, ok := d.score.(ModeScore); ok {
+		d.nfe++
+		if err := ms.ScoreModes(t, u, dst); err != nil {
+			return fmt.Errorf("diffusion: score at t=%v: %w", t, err)
+		}
+		return nil
+	}
 	V := d.lat.V
 	for i := 0; i < len(u); i += V {
 		d.lat.FromModes(d.x[i:i+V], u[i:i+V])

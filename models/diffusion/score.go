@@ -8,6 +8,13 @@ type Score interface {
 	Score(t float64, x, dst []float64) error
 }
 
+// ModeScore is an optional fast path: a score that can be evaluated on a batch given in mode coordinates
+// (dst in mode coordinates too). The samplers use it when present and skip the two transforms per field and
+// evaluation; it must agree with Score up to rounding.
+type ModeScore interface {
+	ScoreModes(t float64, u, dst []float64) error
+}
+
 // ModeDiagonal is implemented by scores whose Jacobian is diagonal in the mode coordinates (the free
 // field's): ModeDerivative writes ∂s_j/∂u_j per mode coordinate (length V), the same for every field. The
 // probability-flow likelihood then uses the exact divergence instead of Hutchinson's estimator.
@@ -53,6 +60,21 @@ func (f *FreeScore) Score(t float64, x, dst []float64) error {
 			u[j] /= -v[j]
 		}
 		l.FromModes(dst[b:b+V], u)
+	}
+	return nil
+}
+
+func (f *FreeScore) ScoreModes(t float64, u, dst []float64) error {
+	V := f.SDE.Lattice().V
+	if len(u)%V != 0 || len(dst) != len(u) {
+		return fmt.Errorf("diffusion: free score: batch of length %d (dst %d), want a multiple of V=%d", len(u), len(dst), V)
+	}
+	v := make([]float64, V)
+	if err := MarginalVariance(f.SDE, t, f.V0, v); err != nil {
+		return err
+	}
+	for i := range u {
+		dst[i] = -u[i] / v[i%V]
 	}
 	return nil
 }

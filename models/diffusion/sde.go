@@ -382,3 +382,37 @@ func (v *VE) Transition(s, t float64, mean, variance []float64) error {
 	}
 	return nil
 }
+
+// ReverseDrift writes the drift of the reverse-time SDE, F⁻¹[a ũ − b² s̃] (mode by mode), for every field of
+// the batch x with score values s (both position space, length n·V) into dst (same length; may alias s).
+// Integrated backwards in time with noise b dW̄ it samples p_t from p_T.
+func ReverseDrift(sde SDE, t float64, x, s, dst []float64) error {
+	return reverseDrift(sde, t, x, s, dst, 1)
+}
+
+// ProbabilityFlowDrift writes the probability-flow ODE's velocity F⁻¹[a ũ − ½ b² s̃] into dst.
+func ProbabilityFlowDrift(sde SDE, t float64, x, s, dst []float64) error {
+	return reverseDrift(sde, t, x, s, dst, 0.5)
+}
+
+func reverseDrift(sde SDE, t float64, x, s, dst []float64, c float64) error {
+	l := sde.Lattice()
+	V := l.V
+	if len(x)%V != 0 || len(s) != len(x) || len(dst) != len(x) {
+		return fmt.Errorf("diffusion: %s: drift: x, s, dst have lengths %d, %d, %d, want equal multiples of V=%d", sde.Name(), len(x), len(s), len(dst), V)
+	}
+	a, b := make([]float64, V), make([]float64, V)
+	if err := sde.Coefficients(t, a, b); err != nil {
+		return err
+	}
+	u, w := make([]float64, V), make([]float64, V)
+	for i := 0; i < len(x); i += V {
+		l.ToModes(u, x[i:i+V])
+		l.ToModes(w, s[i:i+V])
+		for j := range u {
+			u[j] = a[j]*u[j] - c*b[j]*b[j]*w[j]
+		}
+		l.FromModes(dst[i:i+V], u)
+	}
+	return nil
+}
