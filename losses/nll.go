@@ -21,11 +21,13 @@ const (
 	ExtraDataLen      = "data_len"      // the training split's size, checked on restore
 )
 
-// NLL is maximum likelihood on 8-bit images with a flow (SPEC §4): for a batch of images x,
+// NLL is maximum likelihood on 8-bit images with a flow: for a batch of images x,
 //
 //	loss = mean_b −[ln q(y_b) + Σ ln|dy/dx̃|_b]   (nats per image; y = logit of the dequantised x̃, see Preprocess)
 //
-// and Metrics reports bits/dim = (loss/D + ln 256)/ln 2 with D = C·L·L.
+// and Metrics reports it in bits per real pixel value and per canvas value (see the package doc:
+// "bits_per_dim" divides the canvas's code length by the data's RealDim, "bits_per_dim_canvas" by
+// D = C·L·L; they are equal unless the images were padded).
 //
 // Data order: images are drawn epoch by epoch in the permutations of an images.Order seeded by DataSeed, so
 // the order depends on DataSeed and the data position only. Dequantisation noise and (with Flip) the
@@ -46,7 +48,8 @@ type NLL struct {
 	order   *images.Order
 	pendPos int64 // a position set before Build
 	batch   int
-	dim     int
+	dim     int // canvas values per image, C·L·L
+	realDim int // of which come from the data (the rest is padding)
 	dtype   tensor.Dtype
 
 	y, ldj       *G.Node
@@ -77,7 +80,7 @@ func (n *NLL) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	if err := n.ensureOrder(); err != nil {
 		return nil, err
 	}
-	n.batch, n.dim, n.dtype = batch, n.Data.Dim(), s.Dtype()
+	n.batch, n.dim, n.realDim, n.dtype = batch, n.Data.Dim(), n.Data.RealDim(), s.Dtype()
 	n.y = s.Input("nll/y", n.Flow.Shape(batch)...)
 	n.ldj = s.Input("nll/logdet", batch)
 	n.yVal = layers.NewDense(s.Dtype(), n.Flow.Shape(batch), nil)
@@ -151,9 +154,9 @@ func (n *NLL) Feed(rng *rand.Rand) error {
 	return G.Let(n.ldj, n.ldjVal)
 }
 
-// Metrics reports, for the batch just run, the negative log-likelihood in nats per image ("nll") and in
-// bits/dim ("bits_per_dim"), each with its standard error over the batch, and the epoch (as a fraction:
-// data position / N).
+// Metrics reports, for the batch just run, the negative log-likelihood in nats per image ("nll"), in bits
+// per real pixel value ("bits_per_dim") and in bits per canvas value ("bits_per_dim_canvas"), each with its
+// standard error over the batch ("…_err"), and the epoch (as a fraction: data position / N).
 func (n *NLL) Metrics() map[string]float64 {
 	if n.logqV == nil {
 		return nil
@@ -166,7 +169,8 @@ func (n *NLL) Metrics() map[string]float64 {
 	m, se := MeanStdErr(nll)
 	return map[string]float64{
 		"nll": m, "nll_err": se,
-		"bits_per_dim": BitsPerDim(m, n.dim), "bits_per_dim_err": se / (float64(n.dim) * math.Ln2),
+		"bits_per_dim": BitsPerRealDim(m, n.dim, n.realDim), "bits_per_dim_err": se / (float64(n.realDim) * math.Ln2),
+		"bits_per_dim_canvas": BitsPerDim(m, n.dim), "bits_per_dim_canvas_err": se / (float64(n.dim) * math.Ln2),
 		"epoch": float64(n.order.Position()) / float64(n.Data.Len()),
 	}
 }
@@ -226,11 +230,13 @@ func (n *NLL) Restore(extra map[string]string) error {
 	return n.SetDataPosition(p)
 }
 
-// Eval is a likelihood evaluation over a whole split.
+// Eval is a likelihood evaluation over a whole split (see the package doc for the two bits/dim figures).
 type Eval struct {
-	N                         int     // images evaluated
-	NLL, NLLErr               float64 // nats per image, mean and standard error over images
-	BitsPerDim, BitsPerDimErr float64 // bits/dim, mean and standard error over images
+	N                                     int     // images evaluated
+	Dim, RealDim                          int     // canvas values per image, and of those the data's own
+	NLL, NLLErr                           float64 // nats per image, mean and standard error over images
+	BitsPerDim, BitsPerDimErr             float64 // bits per real pixel value, mean and standard error
+	BitsPerDimCanvas, BitsPerDimCanvasErr float64 // bits per canvas value (padding included), mean and error
 }
 
 // EvalBitsPerDim evaluates −ln p(x̃) of every image of data (in index order, no flips) with the flow's
@@ -280,6 +286,8 @@ func EvalBitsPerDim(flow *models.Flow, store *layers.Store, data *images.Dataset
 		}
 	}
 	m, se := MeanStdErr(nll)
-	return Eval{N: len(nll), NLL: m, NLLErr: se,
-		BitsPerDim: BitsPerDim(m, dim), BitsPerDimErr: se / (float64(dim) * math.Ln2)}, nil
+	real := data.RealDim()
+	return Eval{N: len(nll), Dim: dim, RealDim: real, NLL: m, NLLErr: se,
+		BitsPerDim: BitsPerRealDim(m, dim, real), BitsPerDimErr: se / (float64(real) * math.Ln2),
+		BitsPerDimCanvas: BitsPerDim(m, dim), BitsPerDimCanvasErr: se / (float64(dim) * math.Ln2)}, nil
 }

@@ -50,10 +50,11 @@ func tinyFlow(t *testing.T, L, channels int, prior string) *models.Flow {
 	return f
 }
 
-// hostIdentityBitsPerDim computes SPEC §4's check on the host, independently of the package's code: the raw
+// hostIdentityBitsPerDim computes the identity-at-initialisation bits/dim on the host, independently of the package's code: the raw
 // IDX pixels padded by hand, x̃ = (x + ½)/256, y = logit(0.05 + 0.9 x̃), ln p(x̃) = Σ ln prior(y) + ln|dy/dx̃|
-// with the identity flow (z = y).
-func hostIdentityBitsPerDim(t *testing.T, gauss bool) float64 {
+// with the identity flow (z = y). It returns the mean code length of the 32×32 canvas in bits,
+// (−ln p(x̃) + 1024 ln 256)/ln 2, divided by the 1024 canvas values and by the 784 real pixels.
+func hostIdentityBitsPerDim(t *testing.T, gauss bool) (canvas, real float64) {
 	im, err := images.ReadIDXImages(filepath.Join(fashion64, "train-images-idx3-ubyte.gz"))
 	if err != nil {
 		t.Fatal(err)
@@ -79,14 +80,16 @@ func hostIdentityBitsPerDim(t *testing.T, gauss bool) float64 {
 		}
 		total += -lp
 	}
-	return (total/64/1024 + math.Log(256)) / math.Ln2
+	bits := (total/64 + 1024*math.Log(256)) / math.Ln2
+	return bits / 1024, bits / 784
 }
 
-// SPEC §4: with every coupling the identity, the first 64 Fashion-MNIST training images padded to 32×32,
-// u = ½ and T = 1, bits/dim = 9.555760 (Laplace) and 10.122061 (Gaussian). The graph (the NLL objective
-// run once), the evaluation helper and an independent host computation must all agree with these to 1e-6
-// (the SPEC's numbers are rounded to 6 decimals; the three routes agree to ~1e-12 among themselves in
-// float64).
+// With every coupling the identity (the flow at initialisation), the first 64 Fashion-MNIST training images padded to 32×32,
+// u = ½ and T = 1, bits/dim = 9.555760 (Laplace) and 10.122061 (Gaussian) over the 1024 canvas values. The
+// graph (the NLL objective run once), the evaluation helper and an independent host computation must all
+// agree with these to 1e-6 (the reference numbers are rounded to 6 decimals; the three routes agree to ~1e-12
+// among themselves in float64). The real-pixel figure (the canvas's code length over the 784 pixels of a
+// 28×28 image) must equal the host's to 1e-10 too, and hence the reference number × 1024/784.
 func TestNLLIdentityBitsPerDim(t *testing.T) {
 	data := fashionDataset(t)
 	for _, c := range []struct {
@@ -111,25 +114,34 @@ func TestNLLIdentityBitsPerDim(t *testing.T) {
 			t.Fatal(err)
 		}
 		graph := BitsPerDim(layers.ValueFloats(lv)[0], 1024)
-		metric := obj.Metrics()["bits_per_dim"]
+		met := obj.Metrics()
 		m.Close()
-		host := hostIdentityBitsPerDim(t, c.prior == "gaussian")
+		host, hostReal := hostIdentityBitsPerDim(t, c.prior == "gaussian")
 		ev, err := EvalBitsPerDim(flow, store, data, 24, Preprocess{Fixed: true, U: 0.5}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s: graph %.9f, metric %.9f, eval %.9f ± %.4f (N=%d), host %.9f, SPEC %.6f",
-			c.prior, graph, metric, ev.BitsPerDim, ev.BitsPerDimErr, ev.N, host, c.want)
-		for name, v := range map[string]float64{"graph loss": graph, "metric": metric, "eval": ev.BitsPerDim, "host": host} {
+		t.Logf("%s: graph %.9f, metric %.9f, eval %.9f ± %.4f (N=%d), host %.9f, SPEC %.6f; real pixels %.9f",
+			c.prior, graph, met["bits_per_dim_canvas"], ev.BitsPerDimCanvas, ev.BitsPerDimCanvasErr, ev.N, host, c.want, ev.BitsPerDim)
+		for name, v := range map[string]float64{"graph loss": graph, "metric": met["bits_per_dim_canvas"], "eval": ev.BitsPerDimCanvas, "host": host} {
 			if math.Abs(v-c.want) > 1e-6 {
-				t.Errorf("%s prior: %s bits/dim %.9f, SPEC %.6f", c.prior, name, v, c.want)
+				t.Errorf("%s prior: %s canvas bits/dim %.9f, SPEC %.6f", c.prior, name, v, c.want)
 			}
 			if math.Abs(v-host) > 1e-10 {
-				t.Errorf("%s prior: %s bits/dim %.12f, host %.12f", c.prior, name, v, host)
+				t.Errorf("%s prior: %s canvas bits/dim %.12f, host %.12f", c.prior, name, v, host)
 			}
 		}
-		if ev.N != 64 || !(ev.BitsPerDimErr > 0) {
-			t.Errorf("eval over %d images, error %g", ev.N, ev.BitsPerDimErr)
+		for name, v := range map[string]float64{"metric": met["bits_per_dim"], "eval": ev.BitsPerDim} {
+			if math.Abs(v-hostReal) > 1e-10 || math.Abs(v-c.want*1024/784) > 2e-6 {
+				t.Errorf("%s prior: %s real-pixel bits/dim %.12f, host %.12f, SPEC×1024/784 %.9f", c.prior, name, v, hostReal, c.want*1024/784)
+			}
+		}
+		if ev.N != 64 || ev.Dim != 1024 || ev.RealDim != 784 || !(ev.BitsPerDimErr > 0) ||
+			math.Abs(ev.BitsPerDimErr*784-ev.BitsPerDimCanvasErr*1024) > 1e-12 {
+			t.Errorf("eval over %d images of %d values (%d real), errors %g and %g", ev.N, ev.Dim, ev.RealDim, ev.BitsPerDimErr, ev.BitsPerDimCanvasErr)
+		}
+		if met["bits_per_dim_err"] <= 0 || math.Abs(met["bits_per_dim_err"]*784-met["bits_per_dim_canvas_err"]*1024) > 1e-12 {
+			t.Errorf("metric errors %g (real) and %g (canvas)", met["bits_per_dim_err"], met["bits_per_dim_canvas_err"])
 		}
 	}
 }
@@ -298,9 +310,13 @@ func TestNLLIdentityBitsPerDimFloat32(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("float32: %.9f bits/dim (SPEC 9.555760)", ev.BitsPerDim)
-	if math.Abs(ev.BitsPerDim-9.555760) > 5e-5 {
-		t.Errorf("float32 bits/dim %.9f, SPEC 9.555760", ev.BitsPerDim)
+	t.Logf("float32: %.9f canvas bits/dim (SPEC 9.555760), %.9f per real pixel", ev.BitsPerDimCanvas, ev.BitsPerDim)
+	if math.Abs(ev.BitsPerDimCanvas-9.555760) > 5e-5 {
+		t.Errorf("float32 canvas bits/dim %.9f, SPEC 9.555760", ev.BitsPerDimCanvas)
+	}
+	// The same rounding per image, spread over 784 instead of 1024 values.
+	if math.Abs(ev.BitsPerDim-9.555760*1024/784) > 5e-5*1024/784 {
+		t.Errorf("float32 real-pixel bits/dim %.9f, SPEC×1024/784 %.9f", ev.BitsPerDim, 9.555760*1024/784)
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 // DefaultLogitAlpha is the logit transform's squeeze α (RealNVP, RG-Flow): y = logit(α + (1−2α)·x̃).
 const DefaultLogitAlpha = 0.05
 
-// Preprocess maps 8-bit pixels to the real-valued inputs of an image flow (SPEC §4) and back.
+// Preprocess maps 8-bit pixels to the real-valued inputs of an image flow and back.
 //
 // Forward, per pixel value x ∈ {0, …, 255}:
 //
@@ -122,7 +122,19 @@ func (p Preprocess) Pixels(dst []uint8, y []float64) {
 }
 
 // BitsPerDim converts a negative log-likelihood of the dequantised data, in nats per image, to bits per
-// dimension of the 8-bit data: (nll/D + ln 256)/ln 2.
+// dimension of the 8-bit data: (nll/D + ln 256)/ln 2. On padded images this is the canvas figure.
 func BitsPerDim(nll float64, dim int) float64 {
 	return (nll/float64(dim) + 8*math.Ln2) / math.Ln2
+}
+
+// CodeLengthBits is the code length in bits of one 8-bit image of dim values whose dequantised form has
+// negative log-likelihood nll (nats): (nll + dim·ln 256)/ln 2.
+func CodeLengthBits(nll float64, dim int) float64 {
+	return (nll + float64(dim)*8*math.Ln2) / math.Ln2
+}
+
+// BitsPerRealDim is the code length of the whole dim-value canvas (padding included) per real pixel value:
+// CodeLengthBits(nll, dim)/realDim (see the package doc). With realDim = dim it is BitsPerDim.
+func BitsPerRealDim(nll float64, dim, realDim int) float64 {
+	return CodeLengthBits(nll, dim) / float64(realDim)
 }

@@ -23,7 +23,7 @@ func TestPreprocessLogit(t *testing.T) {
 			}
 		}
 	}
-	// SPEC's α = 0.05: y = logit(0.05 + 0.9 x̃).
+	// The default α = 0.05 (RealNVP's): y = logit(0.05 + 0.9 x̃).
 	y, ld := Preprocess{}.Logit(0.5)
 	if y != 0 || math.Abs(ld-math.Log(0.9/0.25)) > 1e-15 {
 		t.Errorf("x̃ = ½: y = %g, ln|dy/dx̃| = %g, want 0 and ln 3.6", y, ld)
@@ -91,5 +91,20 @@ func TestPreprocessApply(t *testing.T) {
 	}
 	if got := BitsPerDim(0, 10); got != 8 {
 		t.Errorf("BitsPerDim(0) = %g, want 8", got)
+	}
+}
+
+// The code length of an image is its bits/dim times its dimension; per real pixel it is spread over fewer
+// values (exact arithmetic on small integers and ln 2, so 1e-12).
+func TestCodeLength(t *testing.T) {
+	nll := 300.0
+	if got, want := CodeLengthBits(nll, 1024), 1024*BitsPerDim(nll, 1024); math.Abs(got-want) > 1e-12*want {
+		t.Errorf("CodeLengthBits = %.15g, want %.15g", got, want)
+	}
+	if got, want := BitsPerRealDim(nll, 1024, 784), (nll/math.Ln2+8192)/784; math.Abs(got-want) > 1e-12*want {
+		t.Errorf("BitsPerRealDim = %.15g, want %.15g", got, want)
+	}
+	if math.Abs(BitsPerRealDim(nll, 100, 100)-BitsPerDim(nll, 100)) > 1e-12 {
+		t.Errorf("without padding the two figures differ: %g, %g", BitsPerRealDim(nll, 100, 100), BitsPerDim(nll, 100))
 	}
 }

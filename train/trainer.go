@@ -180,9 +180,11 @@ type Trainer struct {
 	rng *rand.Rand
 
 	step     int64
-	wall     time.Duration // training time of earlier sessions (from the checkpoint)
+	wall     time.Duration // training time up to the last checkpoint written or loaded
 	lastCkpt string        // newest checkpoint written or loaded
 	resumed  bool          // Out holds this run's state (Resume was called or Run has started)
+
+	now func() time.Time // the clock Run reads wall times from (nil: time.Now; tests inject a fake)
 }
 
 // New builds obj's graph for cfg.Batch over store, its gradient with respect to every bound parameter that is
@@ -362,8 +364,14 @@ func (t *Trainer) Run(ctx context.Context) (err error) {
 	prog := newProgress(t.cfg.Progress, t.cfg.PlainProgress, t.step, t.cfg.Steps)
 	defer prog.finish()
 
-	start := time.Now()
-	wall := func() time.Duration { return t.wall + time.Since(start) }
+	// The run's wall time is what earlier sessions took (fixed here, before t.wall is overwritten by the
+	// checkpoints of this session) plus the time since this session started.
+	clock := t.now
+	if clock == nil {
+		clock = time.Now
+	}
+	base, start := t.wall, clock()
+	wall := func() time.Duration { return base + clock().Sub(start) }
 	var lossSum float64
 	var lossN int64
 	for t.step < t.cfg.Steps {

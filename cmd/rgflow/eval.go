@@ -6,14 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"sort"
 
 	"rgflow/datasets/lattice"
 	"rgflow/layers"
-	"rgflow/losses"
 	"rgflow/models"
+	"rgflow/models/flowmc"
 )
 
 // latticeEval is the report of rgflow eval on a lattice run.
@@ -31,128 +30,37 @@ type latticeEval struct {
 	names       []string
 }
 
-// flowDraws are samples of a trained flow with what the estimators need.
-type flowDraws struct {
-	x, logq, z []float64 // x and z are (n, C, L, L); logq is the model's (symmetrised if trained so)
-	action     []float64 // S(x), host form
-	dim        int
-}
-
-// drawLattice samples n configurations from the flow (with a random global flip and the symmetrised
-// density when the run was trained with Z₂ symmetrisation) and evaluates S on the host in float64.
-func drawLattice(run *latticeRun, act lattice.Action, flow *models.Flow, store *layers.Store, n int, rng *rand.Rand) (*flowDraws, error) {
-	batch := min(n, 256)
-	sm, err := models.NewSampler(flow, store, batch)
-	if err != nil {
-		return nil, err
-	}
-	defer sm.Close()
-	var enc *models.Encoder
-	if run.Train.Symmetrize {
-		if enc, err = models.NewEncoder(flow, store, batch); err != nil {
-			return nil, err
-		}
-		defer enc.Close()
-	}
-	d := &flowDraws{dim: flow.Channels * flow.L * flow.L}
-	for len(d.logq) < n {
-		x, logq, z, err := sm.Sample(rng)
-		if err != nil {
-			return nil, err
-		}
-		if enc != nil {
-			neg := make([]float64, len(x))
-			for i, v := range x {
-				neg[i] = -v
-			}
-			_, logqNeg, err := enc.Encode(neg)
-			if err != nil {
-				return nil, err
-			}
-			for b := range logq {
-				logq[b] = logAddExp(logq[b], logqNeg[b]) - math.Ln2
-				if rng.Uint64()&1 == 1 { // q_s is symmetric: a random flip turns a draw of q into one of q_s
-					for i := b * d.dim; i < (b+1)*d.dim; i++ {
-						x[i] = -x[i]
-					}
-				}
-			}
-		}
-		take := min(batch, n-len(d.logq))
-		d.x = append(d.x, x[:take*d.dim]...)
-		d.z = append(d.z, z[:take*d.dim]...)
-		d.logq = append(d.logq, logq[:take]...)
-	}
-	d.action = make([]float64, n)
-	for b := range d.action {
-		d.action[b] = act.Eval(d.x[b*d.dim : (b+1)*d.dim])
-	}
-	return d, nil
-}
-
-func logAddExp(a, b float64) float64 {
-	if a < b {
-		a, b = b, a
-	}
-	if math.IsInf(b, -1) {
-		return a
-	}
-	return a + math.Log1p(math.Exp(b-a))
+// drawLattice samples n configurations of a lattice run's flow (from the symmetrised model when the run was
+// trained with Z₂ symmetrisation).
+func drawLattice(run *latticeRun, act lattice.Action, flow *models.Flow, store *layers.Store, n int, rng *rand.Rand) (*flowmc.Draws, error) {
+	return flowmc.Draw(act, flow, store, n, flowmc.Options{Symmetrize: run.Train.Symmetrize}, rng)
 }
 
 // evalChains is the number of independent flow-MCMC chains the proposals are split into.
 const evalChains = 4
 
-// evaluateLattice measures a trained flow: the variational free energy, importance-sampled ln Z and ESS,
-// the exact gap where ln Z is known, and the observables of rgflow mcmc on independence-Metropolis chains
-// with the flow as proposal.
+// evaluateLattice measures a trained flow (flowmc.Evaluate) on n draws seeded by seed.
 func evaluateLattice(run *latticeRun, act lattice.Action, flow *models.Flow, store *layers.Store, step int64, n int, seed uint64) (*latticeEval, error) {
 	if n < 2*evalChains {
-		return nil, fmt.Errorf("eval: --samples=%d, want at least %d", n, 2*evalChains)
+		return nil, fmt.Errorf("eval: --n=%d, want at least %d", n, 2*evalChains)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0xe7a1))
 	d, err := drawLattice(run, act, flow, store, n, rng)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("eval: %w", err)
 	}
-	f := make([]float64, n)
-	logw := make([]float64, n)
-	for i := range f {
-		f[i] = d.logq[i] + d.action[i]
-		logw[i] = -f[i]
-	}
-	rep := &latticeEval{Step: step, Samples: n, TauInt: map[string]jsonNum{}, Observables: map[string][2]jsonNum{}}
-	m, se := losses.MeanStdErr(f)
-	rep.Loss = [2]jsonNum{jsonNum(m), jsonNum(se)}
-	lz, lzErr := losses.LogMeanExp(logw)
-	rep.LogZ = [2]jsonNum{jsonNum(lz), jsonNum(lzErr)}
-	rep.ESS = jsonNum(losses.ESS(logw))
-	if ex, ok := exactLogZ(act); ok {
-		e := jsonNum(ex)
-		rep.ExactLogZ = &e
-		rep.Gap = &[2]jsonNum{jsonNum(m + ex), jsonNum(se)}
-	}
-	// Flow MCMC: independence Metropolis over the proposals, split into evalChains chains.
-	obs := lattice.NewObserver(act, evalChains)
-	per := n / evalChains
-	accepted := 0
-	for c := 0; c < evalChains; c++ {
-		cur := c * per
-		for t := 0; t < per; t++ {
-			i := c*per + t
-			if t > 0 && math.Log(rng.Float64()) < logw[i]-logw[cur] {
-				cur = i
-				accepted++
-			}
-			obs.Measure(c, d.x[cur*d.dim:(cur+1)*d.dim])
-		}
-	}
-	rep.Acceptance = jsonNum(float64(accepted) / float64(evalChains*(per-1)))
-	res, err := obs.Results(lattice.StatsOptions{})
+	r, err := flowmc.Evaluate(d, act, evalChains, rng)
 	if err != nil {
 		return nil, fmt.Errorf("eval: %w", err)
 	}
-	for _, o := range res.Observables {
+	pair := func(e flowmc.Estimate) [2]jsonNum { return [2]jsonNum{jsonNum(e.Value), jsonNum(e.Err)} }
+	rep := &latticeEval{Step: step, Samples: n, TauInt: map[string]jsonNum{}, Observables: map[string][2]jsonNum{},
+		Loss: pair(r.FreeEnergy), LogZ: pair(r.LogZ), ESS: jsonNum(r.ESS), Acceptance: jsonNum(r.Acceptance)}
+	if r.HasExact {
+		e, g := jsonNum(r.ExactLogZ), pair(r.Gap)
+		rep.ExactLogZ, rep.Gap = &e, &g
+	}
+	for _, o := range r.Results.Observables {
 		rep.Observables[o.Name] = [2]jsonNum{jsonNum(o.Value), jsonNum(o.Err)}
 		rep.TauInt[o.Name] = jsonNum(o.Tau)
 		rep.names = append(rep.names, o.Name)
@@ -219,24 +127,53 @@ func runDirArg(fs *flag.FlagSet, args []string, cmd string) (string, error) {
 	return dir, nil
 }
 
+const evalUsage = `usage: rgflow eval RUNDIR [flags]
+
+Evaluates the newest checkpoint of a run. A lattice run: the variational free energy F_q = E_q[log q + S],
+the importance-sampled ln Z with its error, the exact gap F_q + ln Z where ln Z is known, the effective
+sample size and the observables of rgflow mcmc on independence-Metropolis chains with the flow as proposal.
+An image run: bits/dim on held-out (or training) images.
+`
+
 func runEval(args []string, stdout, stderr io.Writer) error {
+	if helpRequested(args) {
+		return printHelp(stdout, "eval")
+	}
 	return dispatchRun(args, "eval", func(a []string) error { return runEvalLattice(a, stdout, stderr) },
 		func(dir string, a []string) error { return runEvalImages(dir, a, stdout, stderr) })
 }
 
+// evalLatticeFlags are the flags of rgflow eval on a lattice run.
+type evalLatticeFlags struct {
+	fs     *flag.FlagSet
+	n      int
+	seed   uint64
+	asJSON bool
+	wc     weightChoice
+}
+
+func newEvalLatticeFlags(stderr io.Writer) *evalLatticeFlags {
+	f := &evalLatticeFlags{fs: flag.NewFlagSet("eval", flag.ContinueOnError)}
+	f.fs.SetOutput(stderr)
+	f.fs.IntVar(&f.n, "n", 16384, fmt.Sprintf("flow samples (at least %d)", minEvalN))
+	deprecatedAlias(f.fs, "samples", "n", stderr)
+	f.fs.Uint64Var(&f.seed, "seed", 1, "random seed")
+	f.fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
+	f.wc.register(f.fs, stderr)
+	return f
+}
+
 func runEvalLattice(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	n := fs.Int("samples", 16384, "flow samples")
-	seed := fs.Uint64("seed", 1, "random seed")
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	var wc weightChoice
-	wc.register(fs, stderr)
-	dir, err := runDirArg(fs, args, "eval")
+	f := newEvalLatticeFlags(stderr)
+	n, seed, asJSON := &f.n, &f.seed, &f.asJSON
+	dir, err := runDirArg(f.fs, args, "eval")
 	if err != nil {
 		return err
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "eval", wc)
+	if *n < minEvalN {
+		return fmt.Errorf("eval: --n=%d, want at least %d flow samples", *n, minEvalN)
+	}
+	run, act, flow, store, step, err := loadLatticeRun(dir, "eval", f.wc)
 	if err != nil {
 		return err
 	}

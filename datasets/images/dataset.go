@@ -5,9 +5,11 @@ import (
 	"math/rand/v2"
 )
 
-// Dataset is one split ready for training: N images of C×S×S with S a power of two (the model's L).
+// Dataset is one split ready for training: N images of C×S×S with S a power of two (the model's L). Images
+// smaller than S are centred in zeros (Pad); RealDim counts the pixel values that come from the data.
 type Dataset struct {
-	im *Images
+	im   *Images
+	real int // pixel values per image that are data, not padding
 }
 
 // NewDataset wraps im (not copied), which must be square with a power-of-two side; use Images.Pad first for
@@ -22,7 +24,41 @@ func NewDataset(im *Images) (*Dataset, error) {
 	if im.N == 0 {
 		return nil, fmt.Errorf("images: empty dataset")
 	}
-	return &Dataset{im: im}, nil
+	return &Dataset{im: im, real: im.Size()}, nil
+}
+
+// NewPaddedDataset pads im to size×size (Pad) and remembers how many pixel values per image are the data's
+// own (RealDim = C·H·W of im); the rest are zeros that carry no information.
+func NewPaddedDataset(im *Images, size int) (*Dataset, error) {
+	if err := im.Validate(); err != nil {
+		return nil, err
+	}
+	real := im.Size()
+	padded, err := im.Pad(size)
+	if err != nil {
+		return nil, err
+	}
+	d, err := NewDataset(padded)
+	if err != nil {
+		return nil, err
+	}
+	d.real = real
+	return d, nil
+}
+
+// Subset returns a Dataset of copies of the images at idx, in that order, with the same RealDim.
+func (d *Dataset) Subset(idx []int) (*Dataset, error) {
+	for _, i := range idx {
+		if i < 0 || i >= d.im.N {
+			return nil, fmt.Errorf("images: subset index %d out of range [0, %d)", i, d.im.N)
+		}
+	}
+	out, err := NewDataset(d.im.Subset(idx))
+	if err != nil {
+		return nil, err
+	}
+	out.real = d.real
+	return out, nil
 }
 
 // Len is the number of images.
@@ -34,8 +70,12 @@ func (d *Dataset) Channels() int { return d.im.C }
 // Side is S.
 func (d *Dataset) Side() int { return d.im.H }
 
-// Dim is the number of pixel values per image, D = C·S·S.
+// Dim is the number of pixel values per image, D = C·S·S (the padded canvas).
 func (d *Dataset) Dim() int { return d.im.Size() }
+
+// RealDim is the number of pixel values per image that come from the data: Dim for images loaded at the
+// model's size, C·28·28 for 28×28 images padded to 32×32 (NewPaddedDataset).
+func (d *Dataset) RealDim() int { return d.real }
 
 // Images is the underlying image set (shared, not a copy).
 func (d *Dataset) Images() *Images { return d.im }

@@ -179,10 +179,7 @@ func prepare(s Spec, im *Images, opt LoadOptions) (*Dataset, error) {
 		if im.H > size || im.W > size {
 			return nil, fmt.Errorf("images: %s: %d×%d images are larger than the model size %d", s, im.H, im.W, size)
 		}
-		var err error
-		if im, err = im.Pad(size); err != nil {
-			return nil, err
-		}
+		return NewPaddedDataset(im, size)
 	}
 	return NewDataset(im)
 }
