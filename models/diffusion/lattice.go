@@ -3,6 +3,7 @@ package diffusion
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sync"
 
 	"rgflow/datasets/lattice"
@@ -132,9 +133,12 @@ type Gaussian struct {
 	Var []float64
 }
 
-// LogProb returns log N(x) for each field of the batch x (length n·V) into dst (length n).
-func (g *Gaussian) LogProb(x, dst []float64) {
+// LogProb writes log N(x) for each field of the batch x (length n·V) into dst (length n).
+func (g *Gaussian) LogProb(x, dst []float64) error {
 	V := g.Lat.V
+	if len(x) != len(dst)*V {
+		return fmt.Errorf("diffusion: Gaussian.LogProb: %d values for %d fields of V=%d", len(x), len(dst), V)
+	}
 	u := make([]float64, V)
 	var norm float64
 	for _, v := range g.Var {
@@ -148,11 +152,15 @@ func (g *Gaussian) LogProb(x, dst []float64) {
 		}
 		dst[b] = -0.5 * (q + norm)
 	}
+	return nil
 }
 
 // Sample fills dst (length n·V) with n independent fields.
-func (g *Gaussian) Sample(rng interface{ NormFloat64() float64 }, dst []float64) {
+func (g *Gaussian) Sample(rng *rand.Rand, dst []float64) error {
 	V := g.Lat.V
+	if len(dst)%V != 0 {
+		return fmt.Errorf("diffusion: Gaussian.Sample: length %d is not a multiple of V=%d", len(dst), V)
+	}
 	for b := 0; b+V <= len(dst); b += V {
 		u := dst[b : b+V]
 		for j, v := range g.Var {
@@ -160,4 +168,5 @@ func (g *Gaussian) Sample(rng interface{ NormFloat64() float64 }, dst []float64)
 		}
 		g.Lat.FromModes(u, u)
 	}
+	return nil
 }

@@ -129,7 +129,9 @@ func LogLikelihood(sde SDE, score Score, prior *Gaussian, x []float64, opt Likel
 	xT := make([]float64, n*V)
 	fromModes(l, xT, y[:n*V])
 	logp = make([]float64, n)
-	prior.LogProb(xT, logp)
+	if err := prior.LogProb(xT, logp); err != nil {
+		return nil, d.nfe, err
+	}
 	for b := range n {
 		logp[b] += y[n*V+b]
 	}

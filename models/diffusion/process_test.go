@@ -176,6 +176,9 @@ func TestBadInput(t *testing.T) {
 		{e(PredictorCorrector(car, nil, buf, 10, 0, 0, 1, nil)), "snr=0"},
 		{e(ProbabilityFlowRK4(car, nil, buf, 0, 2, 10)), "t=2 outside"},
 		{e(ProbabilityFlowRK45(car, nil, buf, 1, 0, 0, 1e-6)), "rtol=0"},
+		{(&Gaussian{Lat: l, Var: buf}).Sample(nil, make([]float64, 65)), "length 65 is not a multiple of V=64"},
+		{(&Gaussian{Lat: l, Var: buf}).LogProb(buf, make([]float64, 2)), "64 values for 2 fields"},
+		{e(NewFreeScore(car, buf[:3])), "3 variances"},
 	} {
 		if c.err == nil || !strings.Contains(c.err.Error(), c.want) {
 			t.Errorf("error %v, want one containing %q", c.err, c.want)
