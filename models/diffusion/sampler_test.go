@@ -44,7 +44,8 @@ func (p positionOnly) Score(t float64, x, dst []float64) error { return p.s.Scor
 // the lattice package's jackknife estimators. By default 200 samples per sampler through the position-space
 // Score (400 SDE steps, 100 RK4 steps: TestEMDiscretisationBias bounds the step bias far below σ at this
 // count). With -long: 10,000 samples per sampler through the mode-space fast path (ModeScore), with 4000
-// SDE steps and 200 RK4 steps, so that the step bias is < 0.5σ at that count (TestEMDiscretisationBias).
+// SDE steps and 200 RK4 steps, so that the step bias is < 0.5σ at that count (TestEMDiscretisationBias);
+// 29 min on the loaded 2-core machine, largest deviation 1.9σ over the 24 checks.
 func TestSamplersFreeField(t *testing.T) {
 	const L, m2 = 16, 0.5
 	n, sdeSteps, rk4Steps := 200, 400, 100
