@@ -110,7 +110,7 @@ func TestSpinMoments(t *testing.T) {
 			t.Errorf("%s: %.15g, enumeration %.15g", c[0], got, want)
 		}
 	}
-	// The improved estimator of the SPEC: (mean tanh x)² − Σ tanh² x / N² + 1/N.
+	// The improved estimator of ⟨m²⟩: (mean tanh x)² − Σ tanh² x / N² + 1/N.
 	var mt, st2 float64
 	for _, v := range x {
 		mt += math.Tanh(v) / N
