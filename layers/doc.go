@@ -2,7 +2,7 @@
 // Gorgonia op kit they are built from, and the parameter Store/Scope that lets one set of weights live in
 // any number of graphs.
 //
-// Conventions (SPEC §1; every type in this package obeys them):
+// Conventions (every type in this package obeys them):
 //
 //   - Tensors are (B, C, L, L) for fields and images, (N, D) for the feature matrices inside blocks.
 //   - Forward is the RG (inference) direction, data x → latent z; Inverse is generation, z → x.
@@ -12,8 +12,8 @@
 //     boolean "reverse" flags anywhere.
 //   - Parameters live in a Store of named tensors; a Scope binds them into one graph. Node names are the
 //     parameter's full path ("level0/disentangler/coupling3/s/w0"), which keeps Gorgonia from merging
-//     distinct parameters (GORGONIA.md, silent failure 3).
-//   - Never call G.Reshape or G.Ravel: they alias their input (GORGONIA.md, silent failure 1). Use Reshape
+//     distinct parameters (Gorgonia pitfall 3 below).
+//   - Never call G.Reshape or G.Ravel: they alias their input (Gorgonia pitfall 1 below). Use Reshape
 //     from this package, which copies.
 //   - Randomness is explicit: initialisers take a *rand.Rand; graphs are deterministic.
 //   - Every gradient is taken with Grad, never G.Grad: G.Grad silently reuses the derivative nodes of an
@@ -29,7 +29,7 @@
 // relative tolerance 1e-6) and fails when a row changes:
 //
 //	safe (FD-checked)                  rgflow: Reshape, Roll, Narrow, Pad, PadPeriodic, Gather, ScatterReplace,
-//	                                   SumAxis, BiasAdd, LogSumExp, Affine, MatMul, RowBias, RowScale, ELU, Swish
+//	                                   SumAxis, LogSumExp, MatMul, RowBias, RowScale, ELU, Swish
 //	                                   Gorgonia: Add, Sub, HadamardProd, HadamardDiv, Mul (2-D), BroadcastAdd,
 //	                                   BroadcastHadamardProd, Neg, Exp, Square, Sqrt, Tanh, Sigmoid, Softplus,
 //	                                   Log1p, Abs and Rectify (away from 0), Sum (all or one axis), Mean (one
@@ -43,4 +43,31 @@
 //
 // G.Reshape and G.Ravel are wrong already at first order (they alias their input). Losses may end in a
 // scalar G.Mean: only the part of the graph that is differentiated twice needs the safe ops.
+//
+// # Gorgonia pitfalls
+//
+// The project pins Gorgonia v0.9.18 (no upstream changes since 2023), whose silent failures were measured
+// with finite-difference gradients. This package works around each one, and a test pins each library
+// behaviour so that a change in Gorgonia is noticed (ops_gorgonia_test.go, ops_test.go, layerstest):
+//
+//  1. G.Reshape (and G.Ravel, which calls it) aliases its input; an in-place op downstream then overwrites
+//     weights, data or activations the backward pass needs (first-order gradients 46–111 % off). Reshape in
+//     this package copies.
+//  2. A second G.Grad on one graph reuses the derivative nodes recorded by the first: grad-of-grad silently
+//     returns the first gradient, two losses in one graph get wrong gradients. Grad clears that
+//     bookkeeping first.
+//  3. Input nodes with equal name, type and shape are merged (two unnamed ones too), so layers would share
+//     weights silently: every parameter node carries its full path as its name.
+//  4. G.Softplus returns x unchanged above x = 16 (float64) / 14 (float32): expressions that subtract x
+//     afterwards (ln cosh x = softplus(2x) − x − ln 2) lose everything; compute those as
+//     |x| + log1p(e^{−2|x|}) − ln 2.
+//  5. G.Slice with a step is broken, and any size-1 slice drops its dimension; G.LogSumExp fails on ≥ 2-D
+//     input; OuterProd, AveragePool2D and GlobalAveragePool2D backward passes are wrong or panic; Dropout
+//     seeds from the clock; G.AdamSolver's state is unexported (resuming with it diverges). The kit uses
+//     Narrow/Gather, LogSumExp(axis), fed masks and its own Adam (package train) instead.
+//  6. Broadcast ops take patterns naming the axes along which THAT operand is repeated (x(B,N) + b(N) is
+//     BroadcastAdd(x, b, nil, []byte{0})) and materialise the repeated tensor; constants must have the
+//     graph's dtype (no implicit promotion).
+//  7. A node's Value() after a run may share a register that a later instruction reused: read outputs
+//     through G.Read. tensor.Dense.Data() allocates through reflection: use Float32s/Float64s.
 package layers

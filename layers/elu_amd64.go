@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 package layers
 
 import (
@@ -16,7 +18,7 @@ func eluF64AVX2(x []float64, c *[20][4]float64)
 var eluConst32 = [16]float32{
 	-87, 1.44269504088896341, 0.693359375, -2.12194440e-4,
 	1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1,
-	1, math.Float32frombits(0x80000000), 88,
+	1, math.Float32frombits(0x80000000), expHi32, expLo32,
 }
 
 // eluConst64 are the constants of eluF64AVX2, each repeated over the four lanes.
@@ -69,15 +71,16 @@ func eluGradF64AVX2(g, y []float64)
 // eluGradVector multiplies a leading part of g by ELU'(x) given y = ELU(x) with vector instructions and
 // returns how many elements it did.
 func eluGradVector[T float](g, y []T) int {
+	checkSameLen("eluGrad", "g", len(g), "y", len(y))
 	if !hasAVX2FMA {
 		return 0
 	}
 	switch v := any(g).(type) {
 	case []float32:
-		eluGradF32AVX2(v, any(y).([]float32)[:len(v)])
+		eluGradF32AVX2(v, any(y).([]float32))
 		return len(v) &^ 7
 	case []float64:
-		eluGradF64AVX2(v, any(y).([]float64)[:len(v)])
+		eluGradF64AVX2(v, any(y).([]float64))
 		return len(v) &^ 3
 	}
 	return 0
@@ -92,6 +95,7 @@ func swishGradF32AVX2(dst, x []float32, c *[16]float32)
 // swishVector computes Swish (or its derivative with grad) of a leading part of x into dst with vector
 // instructions and returns how many elements it did.
 func swishVector(dst, x []float32, grad bool) int {
+	checkSameLen("swish", "dst", len(dst), "x", len(x))
 	if !hasAVX2FMA {
 		return 0
 	}

@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 #include "textflag.h"
 
 // Macros shared by the float32 kernels. Constants (LOADCONST from c, see eluConst32): Y4 −87, Y5 log2 e,
@@ -16,9 +18,9 @@
 	VBROADCASTSS 40(DX), Y14 \
 	VBROADCASTSS 44(DX), Y15
 
-// EXPCORE computes Y3 = e^{Y1} for Y1 already clamped to the float32 range, by the range reduction and
-// degree-5 polynomial of exp32 (e^r = (p(r)·r + 1)·r + 1, times 2ⁿ built in the exponent bits); clobbers Y1, Y2.
-#define EXPCORE \
+// EXPPOLY reduces Y1 (x, already clamped) to x = n·ln2 + r and leaves e^r in Y3 (the degree-5 polynomial
+// of exp32, e^r = (p(r)·r + 1)·r + 1) and n in Y2 as integers; clobbers Y1.
+#define EXPPOLY \
 	VMULPS       Y5, Y1, Y2  \
 	VROUNDPS     $0, Y2, Y2  \
 	VFNMADD231PS Y6, Y2, Y1  \
@@ -31,9 +33,29 @@
 	VFMADD213PS  Y13, Y1, Y3 \
 	VFMADD213PS  Y14, Y1, Y3 \
 	VFMADD213PS  Y14, Y1, Y3 \
-	VCVTPS2DQ    Y2, Y2      \
+	VCVTPS2DQ    Y2, Y2
+
+// EXPCORE computes Y3 = e^{Y1} for Y1 clamped to [−87, 0], where 2ⁿ is a normal float built in the
+// exponent bits; clobbers Y1, Y2.
+#define EXPCORE \
+	EXPPOLY                 \
 	VPSLLD       $23, Y2, Y2 \
 	VPADDD       Y14, Y2, Y2 \
+	VMULPS       Y2, Y3, Y3
+
+// EXPFULL computes Y3 = e^{Y1} for Y1 clamped to [−104, 89], the whole float32 range: 2ⁿ is applied as
+// 2^{n₁}·2^{n−n₁} with n₁ = n>>1, both normal floats, so that p·2^{n₁} is exact and the second product rounds
+// once, to +Inf above the largest float32 and into the denormals below the smallest normal (as exp32);
+// clobbers Y1, Y2.
+#define EXPFULL \
+	EXPPOLY                 \
+	VPSRAD       $1, Y2, Y1  \
+	VPSUBD       Y1, Y2, Y2  \
+	VPSLLD       $23, Y1, Y1 \
+	VPADDD       Y14, Y1, Y1 \
+	VPSLLD       $23, Y2, Y2 \
+	VPADDD       Y14, Y2, Y2 \
+	VMULPS       Y1, Y3, Y3  \
 	VMULPS       Y2, Y3, Y3
 
 // EXPNEG computes Y3 = e^{x'} for x' = max(−87, −|Y0|) (a NaN stays NaN); clobbers Y1, Y2.
@@ -41,6 +63,12 @@
 	VORPS  Y15, Y0, Y1 \
 	VMAXPS Y1, Y4, Y1  \
 	EXPCORE
+
+// EXPNEGFULL computes Y3 = e^{−|Y0|} over the whole range, with Y4 = −104 (a NaN stays NaN); clobbers Y1, Y2.
+#define EXPNEGFULL \
+	VORPS  Y15, Y0, Y1 \
+	VMAXPS Y1, Y4, Y1  \
+	EXPFULL
 
 // SIGMOID leaves σ(x) in Y2 from x in Y0 and e^{−|x|} in Y3: (x < 0 ? e : 1)/(1 + e); clobbers Y1.
 #define SIGMOID \
@@ -194,10 +222,11 @@ TEXT ·swishF32AVX2(SB), NOSPLIT, $0-56
 	SHRQ $3, CX
 	JZ   sdone
 	LOADCONST
+	VBROADCASTSS 52(DX), Y4 // the lower clamp −104: σ(x) = e^x/(1 + e^x) down to the denormals
 
 sloop:
 	VMOVUPS (SI), Y0
-	EXPNEG
+	EXPNEGFULL
 	SIGMOID
 	VMULPS  Y2, Y0, Y3
 	VMOVUPS Y3, (DI)
@@ -220,10 +249,11 @@ TEXT ·swishGradF32AVX2(SB), NOSPLIT, $0-56
 	SHRQ $3, CX
 	JZ   sgdone
 	LOADCONST
+	VBROADCASTSS 52(DX), Y4 // the lower clamp −104: σ(x) = e^x/(1 + e^x) down to the denormals
 
 sgloop:
 	VMOVUPS (SI), Y0
-	EXPNEG
+	EXPNEGFULL
 	SIGMOID
 	VSUBPS  Y2, Y14, Y1 // 1 − σ
 	VMULPS  Y0, Y1, Y1  // x(1 − σ)
@@ -240,8 +270,8 @@ sgdone:
 	RET
 
 // func expF32AVX2(x []float32, c *[16]float32)
-// x = e^x in place on the first len(x)&^7 elements, for x clamped to [−87, 88] (NaN stays NaN); the exp32
-// polynomial. c as in eluF32AVX2, with c[12] = 88.
+// x = e^x in place on the first len(x)&^7 elements, for x clamped to [−104, 89] (NaN stays NaN), the steps
+// of exp32 (EXPFULL). c as in eluF32AVX2, with c[12] = 89 and c[13] = −104.
 TEXT ·expF32AVX2(SB), NOSPLIT, $0-32
 	MOVQ x_base+0(FP), SI
 	MOVQ x_len+8(FP), CX
@@ -249,13 +279,14 @@ TEXT ·expF32AVX2(SB), NOSPLIT, $0-32
 	SHRQ $3, CX
 	JZ   edone
 	LOADCONST
-	VBROADCASTSS 48(DX), Y15 // the upper clamp 88 (the sign mask is not needed here)
+	VBROADCASTSS 48(DX), Y15 // the upper clamp 89 (the sign mask is not needed here)
+	VBROADCASTSS 52(DX), Y4  // the lower clamp −104
 
 eloop:
 	VMOVUPS (SI), Y1
-	VMAXPS  Y1, Y4, Y1  // max(−87, x); NaN stays NaN
-	VMINPS  Y1, Y15, Y1 // min(88, x)
-	EXPCORE
+	VMAXPS  Y1, Y4, Y1  // max(−104, x); NaN stays NaN
+	VMINPS  Y1, Y15, Y1 // min(89, x)
+	EXPFULL
 	VMOVUPS Y3, (SI)
 	ADDQ    $32, SI
 	DECQ    CX

@@ -1,13 +1,17 @@
 package layers
 
 import (
+	"fmt"
 	"math"
 	"math/big"
 )
 
-// exp32 is e^x in float32 to within 2 ulp on [−87, 88] (Cephes expf: range reduction by ln 2 in two
-// parts and a degree-5 minimax polynomial), several times faster than float64 math.Exp. Below −87 it
-// returns 0, above 88 +Inf; NaN stays NaN.
+// exp32 is e^x in float32 over the whole float32 range (Cephes expf: range reduction by ln 2 in two parts
+// and a degree-5 minimax polynomial), several times faster than float64 math.Exp: within 2 ulp of the
+// correctly rounded value for normal results, +Inf exactly where e^x exceeds the largest float32
+// (x > 88.7228391), gradual underflow to the denormals below x ≈ −87.34 and 0 below x ≈ −103.97; NaN stays
+// NaN. The vector kernel expF32AVX2 evaluates the same steps (with fused multiply-adds), so a slice gives
+// the same class of result (finite, ±Inf, 0, NaN) at every position.
 func exp32(x float32) float32 {
 	const (
 		log2e = 1.44269504088896341
@@ -17,11 +21,12 @@ func exp32(x float32) float32 {
 	if x != x {
 		return x
 	}
-	if x > 88.72283 {
-		return float32(math.Inf(1))
-	}
-	if x < -87.33654 {
-		return 0
+	// Clamp to [expLo32, expHi32]: e^89 overflows and e^−104 rounds to 0 however they are computed, and the
+	// clamp keeps the exponent n below within [−150, 128].
+	if x > expHi32 {
+		x = expHi32
+	} else if x < expLo32 {
+		x = expLo32
 	}
 	// Round x·log2(e) to the nearest integer with the 1.5·2²³ shifter (exact for |x·log2 e| < 2²²).
 	const shifter = 12582912
@@ -30,8 +35,18 @@ func exp32(x float32) float32 {
 	z := r * r
 	p := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
 	p = p*z + r + 1
-	return p * math.Float32frombits(uint32(int32(fx)+127)<<23)
+	// 2ⁿ in two halves, both normal floats for n in [−150, 128]: p·2^{n₁} is exact and the second product
+	// rounds once, to +Inf above the largest float32 and into the denormals below the smallest normal.
+	n := int32(fx)
+	n1 := n >> 1
+	return p * math.Float32frombits(uint32(n1+127)<<23) * math.Float32frombits(uint32(n-n1+127)<<23)
 }
+
+// The clamp bounds of exp32 and expF32AVX2 (eluConst32[12], [13]).
+const (
+	expHi32 = 89
+	expLo32 = -104
+)
 
 // expT is e^x in the precision of T.
 func expT[T float](x T) T {
@@ -72,6 +87,29 @@ func tanhT[T float](x T) T {
 // terms, 32 float32 / 16 float64 columns at a time; otherwise, and for the last few columns, plain loops.
 // gonum's Sgemm/Dgemm would split these shapes into 64-column blocks and run them on goroutines
 // (allocating and competing for cores); these stay on the calling goroutine and allocate nothing.
+
+// The kernel wrappers (axpyRowsVec, dotVec, eluGradVector, swishVector; the same on every build) check the
+// lengths of their slices with these before any assembly reads or writes them, and panic with a message
+// naming the kernel and the lengths: a mismatch is a bug in the caller, and the assembly loops would
+// otherwise read or write past the end of a slice.
+
+// checkAxpyLens checks that b holds the (len(a)−1)·ldb + len(c) elements axpyRows reads.
+func checkAxpyLens(nc, na, nb, ldb int) {
+	if na == 0 {
+		return
+	}
+	if ldb < 0 || (na-1)*ldb+nc > nb {
+		panic(fmt.Sprintf("layers: axpyRows: b has %d elements, %d rows of stride ldb=%d over %d columns need %d",
+			nb, na, ldb, nc, (na-1)*ldb+nc))
+	}
+}
+
+// checkSameLen checks that two slices a kernel walks together have the same length.
+func checkSameLen(kernel, a string, na int, b string, nb int) {
+	if na != nb {
+		panic(fmt.Sprintf("layers: %s: len(%s) = %d but len(%s) = %d, want equal lengths", kernel, a, na, b, nb))
+	}
+}
 
 // axpyRows does c[j] += Σ_l a[l]·b[l·ldb + j] for every column j of c.
 func axpyRows[T float](c, a, b []T, ldb int) {
@@ -126,10 +164,20 @@ func mulABt[T float](m, n, k int, a, b, c []T) {
 	}
 }
 
-// eluInPlace replaces every x by ELU(x): with AVX2+FMA kernels where the CPU has them (elu_amd64.s), and
-// for the remainder (and on other CPUs) with the scalar loops below, one type dispatch per slice.
+// eluInPlace replaces every x by ELU(x): with AVX2+FMA kernels where the CPU has them (elu_amd64.s; the
+// remainder padded to a whole vector), and on other CPUs (or with the purego build tag) with the scalar
+// loops below, one type dispatch per slice.
 func eluInPlace[T float](x []T) {
 	x = x[eluVector(x):]
+	if len(x) > 0 && vectorKernels() {
+		// The tail through the vector kernel as well, padded to a whole vector, so that every position of a
+		// slice gets bit-identical results.
+		var buf [8]T
+		copy(buf[:], x)
+		eluVector(buf[:])
+		copy(x, buf[:])
+		return
+	}
 	switch v := any(x).(type) {
 	case []float32:
 		// Branch-free: the sign of a is random, and a mispredicted branch costs more than the exp
@@ -211,26 +259,34 @@ var exp2Table64 = func() (t [64][2]float64) {
 func eluGradInPlace[T float](g, y []T) {
 	k := eluGradVector(g, y)
 	g, y = g[k:], y[k:]
+	// min(y, 0) + 1 as the vector kernels compute it: a NaN y (of either sign) gives NaN, +Inf gives 1.
 	switch gv := any(g).(type) {
 	case []float32:
 		yv := any(y).([]float32)
 		for j, v := range yv[:len(gv)] {
-			b := math.Float32bits(v)
-			gv[j] *= math.Float32frombits(b&uint32(int32(b)>>31)) + 1
+			gv[j] *= min(v, 0) + 1
 		}
 	case []float64:
 		yv := any(y).([]float64)
 		for j, v := range yv[:len(gv)] {
-			b := math.Float64bits(v)
-			gv[j] *= math.Float64frombits(b&uint64(int64(b)>>63)) + 1
+			gv[j] *= min(v, 0) + 1
 		}
 	}
 }
 
-// expInPlace replaces every x by e^x (float32: the exp32 polynomial, vectorised where the CPU allows).
+// expInPlace replaces every x by e^x (float32: the exp32 polynomial, vectorised where the CPU allows; the
+// last len(x) mod 8 elements go through the vector kernel too, padded, so every position is computed alike).
 func expInPlace[T float](x []T) {
 	if v, ok := any(x).([]float32); ok {
-		for i := expVector(v); i < len(v); i++ {
+		k := expVector(v)
+		if tail := v[k:]; len(tail) > 0 && vectorKernels() {
+			var buf [8]float32
+			copy(buf[:], tail)
+			expVector(buf[:])
+			copy(tail, buf[:])
+			return
+		}
+		for i := k; i < len(v); i++ {
 			v[i] = exp32(v[i])
 		}
 		return

@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 package layers
 
 //go:noescape
@@ -15,6 +17,7 @@ func dotF64(a, b []float64) float64
 // axpyRowsVec does c[j] += Σ_l a[l]·b[l·ldb + j] for a leading part of c with AVX2+FMA and returns how many
 // columns it did (0 without the instructions).
 func axpyRowsVec[T float](c, a, b []T, ldb int) int {
+	checkAxpyLens(len(c), len(a), len(b), ldb)
 	if !hasAVX2FMA || len(a) == 0 {
 		return 0
 	}
@@ -31,14 +34,15 @@ func axpyRowsVec[T float](c, a, b []T, ldb int) int {
 
 // dotVec is Σ a[t]·b[t] over a leading part of a with AVX2+FMA, and how many elements it covered.
 func dotVec[T float](a, b []T) (T, int) {
+	checkSameLen("dot", "a", len(a), "b", len(b))
 	if !hasAVX2FMA {
 		return 0, 0
 	}
 	switch aa := any(a).(type) {
 	case []float32:
-		return T(dotF32(aa, any(b).([]float32)[:len(aa)])), len(aa) &^ 7
+		return T(dotF32(aa, any(b).([]float32))), len(aa) &^ 7
 	case []float64:
-		return T(dotF64(aa, any(b).([]float64)[:len(aa)])), len(aa) &^ 3
+		return T(dotF64(aa, any(b).([]float64))), len(aa) &^ 3
 	}
 	return 0, 0
 }

@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 #include "textflag.h"
 
 // func axpyRowsF32(c, a, b []float32, ldb int)

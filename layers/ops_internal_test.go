@@ -2,13 +2,9 @@ package layers
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"testing"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
-
-	"rgflow/layers/layerstest"
 )
 
 // blockIdx is the flat index list of every k×k block of a (B,C,L,L) field, rows b·nb + blk.
@@ -93,49 +89,6 @@ func BenchmarkGatherKernel(b *testing.B) {
 			copy(dst, src)
 		}
 	})
-}
-
-func TestMatMulTransposes(t *testing.T) {
-	// Every transposition case of the GEMM op behind Affine's gradients, first and second order.
-	// Tolerance 1e-6: see layerstest.Step.
-	rng := rand.New(rand.NewPCG(12, 12))
-	vals := func(n int) []float64 {
-		v := make([]float64, n)
-		for i := range v {
-			v[i] = 2*rng.Float64() - 1
-		}
-		return v
-	}
-	for _, c := range []struct{ tA, tB bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
-		t.Run(fmt.Sprintf("%v_%v", c.tA, c.tB), func(t *testing.T) {
-			as, bs := []int{3, 4}, []int{4, 5} // op(a) is 3×4, op(b) is 4×5
-			if c.tA {
-				as = []int{4, 3}
-			}
-			if c.tB {
-				bs = []int{5, 4}
-			}
-			w := NewDense(tensor.Float64, []int{3, 5}, vals(15))
-			build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-				y, err := matMul(in[0], in[1], c.tA, c.tB)
-				if err != nil {
-					return nil, err
-				}
-				if y, err = G.Tanh(y); err != nil {
-					return nil, err
-				}
-				wn := G.NewTensor(g, tensor.Float64, 2, G.WithShape(3, 5), G.WithName("w"), G.WithValue(w))
-				if y, err = G.HadamardProd(y, wn); err != nil {
-					return nil, err
-				}
-				return G.Sum(y)
-			}
-			shapes := [][]int{as, bs}
-			x := [][]float64{vals(12), vals(20)}
-			layerstest.GradCheck(t, shapes, x, build, 1e-6)
-			layerstest.SecondOrderCheck(t, shapes, x, [][]float64{vals(12), vals(20)}, build, 1e-6)
-		})
-	}
 }
 
 func TestDoAllocatesOnlyTheOutput(t *testing.T) {

@@ -560,63 +560,8 @@ func TestGatherScatterRoundTrip(t *testing.T) {
 	compareVals(t, got, x, 1e-7)
 }
 
-func TestBiasAdd(t *testing.T) {
-	rng := rand.New(rand.NewPCG(4, 4))
-	xs, bs := []int{5, 3}, []int{3}
-	x, b := randVals(rng, 15, -2, 2), randVals(rng, 3, -2, 2)
-	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-		y, err := layers.BiasAdd(in[0], in[1])
-		if err != nil {
-			return nil, err
-		}
-		return aliasLoss(g, in[0], y, 41)
-	}
-	shapes := [][]int{xs, bs}
-	layerstest.GradCheck(t, shapes, [][]float64{x, b}, build, gradTol)
-	v := [][]float64{randVals(rng, 15, -1, 1), randVals(rng, 3, -1, 1)}
-	layerstest.SecondOrderCheck(t, shapes, [][]float64{x, b}, v, build, gradTol)
-	want := make([]float64, 15)
-	for i := range want {
-		want[i] = x[i] + b[i%3]
-	}
-	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-		got := evalNodes(t, dt, shapes, [][]float64{x, b}, func(in []*G.Node) (*G.Node, error) { return layers.BiasAdd(in[0], in[1]) })
-		compareVals(t, got, want, 1e-6)
-	}
-}
-
-func TestAffine(t *testing.T) {
-	rng := rand.New(rand.NewPCG(6, 6))
-	shapes := [][]int{{5, 3}, {3, 4}, {4}}
-	vals := [][]float64{randVals(rng, 15, -1, 1), randVals(rng, 12, -1, 1), randVals(rng, 4, -1, 1)}
-	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-		y, err := layers.Affine(in[0], in[1], in[2])
-		if err != nil {
-			return nil, err
-		}
-		return aliasLoss(g, in[0], y, 51)
-	}
-	layerstest.GradCheck(t, shapes, vals, build, gradTol)
-	v := [][]float64{randVals(rng, 15, -1, 1), randVals(rng, 12, -1, 1), randVals(rng, 4, -1, 1)}
-	layerstest.SecondOrderCheck(t, shapes, vals, v, build, gradTol)
-	want := make([]float64, 20)
-	for i := 0; i < 5; i++ {
-		for j := 0; j < 4; j++ {
-			s := vals[2][j]
-			for k := 0; k < 3; k++ {
-				s += vals[0][i*3+k] * vals[1][k*4+j]
-			}
-			want[i*4+j] = s
-		}
-	}
-	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
-		got := evalNodes(t, dt, shapes, vals, func(in []*G.Node) (*G.Node, error) { return layers.Affine(in[0], in[1], in[2]) })
-		compareVals(t, got, want, 1e-6)
-	}
-}
-
 func TestGradClearsDerivs(t *testing.T) {
-	// Pins GORGONIA.md silent failure 2 and the fix: for loss = Σ x³, ∇loss = 3x², and the gradient of
+	// Pins Gorgonia pitfall 2 (package doc) and the fix: for loss = Σ x³, ∇loss = 3x², and the gradient of
 	// Σ ∇loss is 6x. A second plain G.Grad returns a wrong value silently; layers.Grad returns 6x.
 	for _, fixed := range []bool{false, true} {
 		g := G.NewGraph()
@@ -646,9 +591,9 @@ func TestGradClearsDerivs(t *testing.T) {
 		want := []float64{6, 12, 18}
 		if !fixed {
 			// The bug: measured [3 6 9] = 3x, neither 6x nor the first-order 3x². If this starts passing
-			// with the right answer, Gorgonia changed and GORGONIA.md needs an update.
+			// with the right answer, Gorgonia changed and the package doc's pitfall list needs an update.
 			if got[0] == 6 && got[1] == 12 && got[2] == 18 {
-				t.Errorf("plain second G.Grad is now right (%v): update GORGONIA.md", got)
+				t.Errorf("plain second G.Grad is now right (%v): update the package doc's pitfall list", got)
 			}
 			continue
 		}
@@ -658,11 +603,11 @@ func TestGradClearsDerivs(t *testing.T) {
 
 func TestForcesThroughGraph(t *testing.T) {
 	// The later use case: a loss made of forces F = ∇ₓE(x; w, b) with E = Σ c⊙Swish(x·w + b), trained by
-	// the gradient with respect to w, b (and x): mixed second derivatives through Affine, Swish, Gather
-	// and Roll, with the first G.Grad inside the graph.
+	// the gradient with respect to w, b (and x): mixed second derivatives through MatMul, RowBias, Swish,
+	// Gather and Roll, with the first G.Grad inside the graph. b is one bias per row of x·w (RowBias).
 	rng := rand.New(rand.NewPCG(8, 8))
-	shapes := [][]int{{2, 1, 4, 4}, {4, 3}, {3}}
-	vals := [][]float64{randVals(rng, 32, -1, 1), randVals(rng, 12, -1, 1), randVals(rng, 3, -1, 1)}
+	shapes := [][]int{{2, 1, 4, 4}, {4, 3}, {8}}
+	vals := [][]float64{randVals(rng, 32, -1, 1), randVals(rng, 12, -1, 1), randVals(rng, 8, -1, 1)}
 	idx := blockIndex(2, 1, 4, 2)
 	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
 		r, err := layers.Roll(in[0], 3, 1)
@@ -673,8 +618,11 @@ func TestForcesThroughGraph(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		h, err := layers.Affine(rows, in[1], in[2])
+		h, err := layers.MatMul(rows, in[1])
 		if err != nil {
+			return nil, err
+		}
+		if h, err = layers.RowBias(h, in[2]); err != nil {
 			return nil, err
 		}
 		if h, err = layers.Swish(h); err != nil {
@@ -701,7 +649,6 @@ func TestOpErrors(t *testing.T) {
 	g := G.NewGraph()
 	x := G.NewTensor(g, tensor.Float64, 2, G.WithShape(2, 3), G.WithName("x"))
 	x32 := G.NewTensor(g, tensor.Float32, 1, G.WithShape(3), G.WithName("x32"))
-	b := G.NewTensor(g, tensor.Float64, 1, G.WithShape(4), G.WithName("b"))
 	y := G.NewTensor(g, tensor.Float64, 1, G.WithShape(2), G.WithName("y"))
 	xi := G.NewTensor(g, tensor.Int, 2, G.WithShape(2, 3), G.WithName("xi"))
 	cases := []struct {
@@ -716,8 +663,7 @@ func TestOpErrors(t *testing.T) {
 		{"narrow empty", func() (*G.Node, error) { return layers.Narrow(x, 1, 0, 0) }, "Narrow: range [0,0)"},
 		{"pad negative", func() (*G.Node, error) { return layers.Pad(x, 0, -1, 0) }, "Pad: negative padding"},
 		{"pad axis", func() (*G.Node, error) { return layers.PadPeriodic(x, 2, 1, 1) }, "PadPeriodic: axis 2 out of range"},
-		{"bias shape", func() (*G.Node, error) { return layers.BiasAdd(x, b) }, "BiasAdd: x has shape (2,3) and b (4)"},
-		{"bias dtype", func() (*G.Node, error) { return layers.BiasAdd(x, x32) }, "no implicit promotion"},
+		{"row bias dtype", func() (*G.Node, error) { return layers.RowBias(x, x32) }, "no implicit promotion"},
 		{"lse axis", func() (*G.Node, error) { return layers.LogSumExp(x, 2) }, "LogSumExp: axis 2 out of range"},
 		{"gather range", func() (*G.Node, error) { return layers.Gather(x, []int{0, 6}, 2) }, "Gather: index 6 (position 1) out of range for shape (2,3)"},
 		{"gather neg", func() (*G.Node, error) { return layers.Gather(x, []int{-1, 0}, 2) }, "Gather: index -1 (position 0)"},
@@ -725,7 +671,6 @@ func TestOpErrors(t *testing.T) {
 		{"scatter repeat", func() (*G.Node, error) { return layers.ScatterReplace(x, y, []int{1, 1}) }, "ScatterReplace: index 1 repeated (position 1)"},
 		{"scatter size", func() (*G.Node, error) { return layers.ScatterReplace(x, y, []int{1}) }, "ScatterReplace: y has shape (2) (2 elements) but 1 indices"},
 		{"scatter range", func() (*G.Node, error) { return layers.ScatterReplace(x, y, []int{1, 9}) }, "ScatterReplace: index 9 (position 1) out of range"},
-		{"affine shapes", func() (*G.Node, error) { return layers.Affine(x, x, b) }, "Affine: x (2,3), w (2,3), b (4)"},
 		{"int dtype", func() (*G.Node, error) { return layers.ELU(xi) }, "ELU: xi has dtype int"},
 		{"sum axis", func() (*G.Node, error) { return layers.SumAxis(x, 3) }, "SumAxis: axis 3 out of range"},
 	}

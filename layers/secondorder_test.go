@@ -97,11 +97,7 @@ func secondOrderTable() []soCase {
 			return layers.ScatterReplace(x, y, []int{1, 4, 6, 11})
 		}), safe: true},
 		{name: "layers.SumAxis", shapes: m34, op: unary(func(x *G.Node) (*G.Node, error) { return layers.SumAxis(x, 1) }), safe: true},
-		{name: "layers.BiasAdd", shapes: [][]int{{3, 4}, {4}}, op: binary(layers.BiasAdd), safe: true},
 		{name: "layers.LogSumExp", shapes: m34, op: unary(func(x *G.Node) (*G.Node, error) { return layers.LogSumExp(x, 1) }), safe: true},
-		{name: "layers.Affine", shapes: [][]int{{3, 4}, {4, 2}, {2}}, op: func(_ *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-			return layers.Affine(in[0], in[1], in[2])
-		}, safe: true},
 		{name: "layers.MatMul", shapes: [][]int{{3, 4}, {4, 2}}, op: binary(layers.MatMul), safe: true},
 		{name: "layers.RowBias", shapes: [][]int{{3, 4}, {3}}, op: binary(layers.RowBias), safe: true},
 		{name: "layers.RowScale", shapes: [][]int{{3, 4}, {3}}, op: binary(layers.RowScale), safe: true},

@@ -50,7 +50,7 @@ func tinyFlow(t *testing.T, L, channels int, prior string) *models.Flow {
 	return f
 }
 
-// hostIdentityBitsPerDim computes SPEC §4's check on the host, independently of the package's code: the raw
+// hostIdentityBitsPerDim computes the identity-at-initialisation bits/dim on the host, independently of the package's code: the raw
 // IDX pixels padded by hand, x̃ = (x + ½)/256, y = logit(0.05 + 0.9 x̃), ln p(x̃) = Σ ln prior(y) + ln|dy/dx̃|
 // with the identity flow (z = y). It returns the mean code length of the 32×32 canvas in bits,
 // (−ln p(x̃) + 1024 ln 256)/ln 2, divided by the 1024 canvas values and by the 784 real pixels.
@@ -84,12 +84,12 @@ func hostIdentityBitsPerDim(t *testing.T, gauss bool) (canvas, real float64) {
 	return bits / 1024, bits / 784
 }
 
-// SPEC §4: with every coupling the identity, the first 64 Fashion-MNIST training images padded to 32×32,
+// With every coupling the identity (the flow at initialisation), the first 64 Fashion-MNIST training images padded to 32×32,
 // u = ½ and T = 1, bits/dim = 9.555760 (Laplace) and 10.122061 (Gaussian) over the 1024 canvas values. The
 // graph (the NLL objective run once), the evaluation helper and an independent host computation must all
-// agree with these to 1e-6 (the SPEC's numbers are rounded to 6 decimals; the three routes agree to ~1e-12
+// agree with these to 1e-6 (the reference numbers are rounded to 6 decimals; the three routes agree to ~1e-12
 // among themselves in float64). The real-pixel figure (the canvas's code length over the 784 pixels of a
-// 28×28 image) must equal the host's to 1e-10 too, and hence the SPEC's number × 1024/784.
+// 28×28 image) must equal the host's to 1e-10 too, and hence the reference number × 1024/784.
 func TestNLLIdentityBitsPerDim(t *testing.T) {
 	data := fashionDataset(t)
 	for _, c := range []struct {

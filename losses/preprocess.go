@@ -9,7 +9,7 @@ import (
 // DefaultLogitAlpha is the logit transform's squeeze α (RealNVP, RG-Flow): y = logit(α + (1−2α)·x̃).
 const DefaultLogitAlpha = 0.05
 
-// Preprocess maps 8-bit pixels to the real-valued inputs of an image flow (SPEC §4) and back.
+// Preprocess maps 8-bit pixels to the real-valued inputs of an image flow and back.
 //
 // Forward, per pixel value x ∈ {0, …, 255}:
 //

@@ -23,7 +23,7 @@ func TestPreprocessLogit(t *testing.T) {
 			}
 		}
 	}
-	// SPEC's α = 0.05: y = logit(0.05 + 0.9 x̃).
+	// The default α = 0.05 (RealNVP's): y = logit(0.05 + 0.9 x̃).
 	y, ld := Preprocess{}.Logit(0.5)
 	if y != 0 || math.Abs(ld-math.Log(0.9/0.25)) > 1e-15 {
 		t.Errorf("x̃ = ½: y = %g, ln|dy/dx̃| = %g, want 0 and ln 3.6", y, ld)

@@ -21,7 +21,7 @@ type Action interface {
 }
 
 // ReverseKL is the variational free energy of a flow against exp(−S): loss = mean[log q(x) + β S(x)] with
-// x = F⁻¹(z), z from the prior.
+// x = F⁻¹(z), z from the prior; loss ≥ −ln Z, and the gap is KL(q‖p).
 //
 // With Symmetrize (only for Z₂-symmetric actions) the model is q_s(x) = ½[q(x) + q(−x)] and log q is
 // replaced by log q_s(x) = log q(x) + softplus(log q(−x) − log q(x)) − ln 2; samples of q are valid

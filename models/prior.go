@@ -57,7 +57,7 @@ func (t Temperatures) siteT(features int) ([]float64, error) {
 	return out, nil
 }
 
-// Gaussian is N(0, T²) per latent (SPEC §3; standard normal at T = 1).
+// Gaussian is N(0, T²) per latent (standard normal at T = 1), the prior of the lattice presets.
 type Gaussian struct{ Temperatures }
 
 // Laplace has density exp(−|z|/b)/(2b) per latent with scale b = T/√2 (unit variance at T = 1), RG-Flow's

@@ -32,6 +32,9 @@ func (c Constant) String() string { return fmt.Sprintf("constant(%g)", c.Value) 
 // so LR(Warmup) = Peak and LR(Total) = Final (like torch's CosineAnnealingLR with T_max = Total − Warmup; the
 // last update a run of Total steps takes has index Total−1, just above Final). Steps past Total stay at Final.
 // Total should be the run's total step count; Total ≤ Warmup means no decay phase (Peak after warm-up).
+// A run extended past Total therefore continues at Final. Stretching Total to the new length
+// instead restarts part of the decay (the rate jumps up at the resume step); rgflow does that only when
+// asked (--reschedule).
 type Cosine struct {
 	Peak   float64 `json:"peak"`
 	Final  float64 `json:"final"`

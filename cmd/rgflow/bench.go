@@ -32,20 +32,51 @@ type benchReport struct {
 
 // runBench times reverse-KL training steps (sample z, generate, action, loss, backward, Adam) on real φ⁴
 // at the AKS point, one optimiser step at a time, and reports the median.
+const benchUsage = `usage: rgflow bench [flags]
+
+Times reverse-KL training steps (sample z, generate, action, loss, backward, Adam) on real φ⁴ at the AKS
+point (m² = −4, λ = 1.502 in the standard convention), one optimiser step at a time, and reports the
+median and the fastest milliseconds per step.
+
+flags:
+`
+
+// benchFlags are the flags of rgflow bench.
+type benchFlags struct {
+	fs                 *flag.FlagSet
+	preset, dtype      string
+	L, batch           int
+	steps, warmup      int
+	symmetrize, asJSON bool
+}
+
+func newBenchFlags() *benchFlags {
+	f := &benchFlags{fs: flag.NewFlagSet("bench", flag.ContinueOnError)}
+	fs := f.fs
+	fs.StringVar(&f.preset, "preset", "neuralrg", "model preset")
+	fs.IntVar(&f.L, "L", 8, "lattice size")
+	fs.IntVar(&f.batch, "batch", 256, "batch size")
+	fs.StringVar(&f.dtype, "dtype", "float32", "float32 or float64")
+	fs.IntVar(&f.steps, "steps", 30, "timed steps")
+	fs.IntVar(&f.warmup, "warmup", 5, "untimed steps first")
+	fs.BoolVar(&f.symmetrize, "symmetrize", false, "Z₂-symmetrised loss (twice the work)")
+	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
+	return f
+}
+
 func runBench(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	preset := fs.String("preset", "neuralrg", "model preset")
-	L := fs.Int("L", 8, "lattice size")
-	batch := fs.Int("batch", 256, "batch size")
-	dtypeName := fs.String("dtype", "float32", "float32 or float64")
-	steps := fs.Int("steps", 30, "timed steps")
-	warmup := fs.Int("warmup", 5, "untimed steps first")
-	sym := fs.Bool("symmetrize", false, "Z₂-symmetrised loss (twice the work)")
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := fs.Parse(args); err != nil {
+	if helpRequested(args) {
+		return printHelp(stdout, "bench")
+	}
+	f := newBenchFlags()
+	f.fs.SetOutput(stderr)
+	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
+	if f.fs.NArg() > 0 {
+		return fmt.Errorf("bench: unexpected argument %q (flags only)", f.fs.Arg(0))
+	}
+	preset, L, batch, dtypeName, steps, warmup, sym, asJSON := &f.preset, &f.L, &f.batch, &f.dtype, &f.steps, &f.warmup, &f.symmetrize, &f.asJSON
 	if *steps < 1 || *warmup < 0 || *batch < 1 {
 		return fmt.Errorf("bench: --steps=%d --warmup=%d --batch=%d, want ≥ 1, ≥ 0, ≥ 1", *steps, *warmup, *batch)
 	}

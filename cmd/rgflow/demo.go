@@ -16,18 +16,47 @@ import (
 
 // runDemo builds a preset with seeded random (untrained) weights, generates a batch, encodes it back
 // and reports what the round trip and the log-densities did.
+const demoUsage = `usage: rgflow demo [flags]
+
+Builds a preset with seeded random (untrained) weights, generates a batch, encodes it back and reports the
+round-trip error and how the log-densities of the two directions agree.
+
+flags:
+`
+
+// demoFlags are the flags of rgflow demo.
+type demoFlags struct {
+	fs                 *flag.FlagSet
+	preset, dtype      string
+	L, channels, batch int
+	seed               uint64
+}
+
+func newDemoFlags() *demoFlags {
+	f := &demoFlags{fs: flag.NewFlagSet("demo", flag.ContinueOnError)}
+	fs := f.fs
+	fs.StringVar(&f.preset, "preset", "neuralrg", "model preset")
+	fs.IntVar(&f.L, "L", 8, "lattice size (power of two)")
+	fs.IntVar(&f.channels, "channels", 1, "channels")
+	fs.IntVar(&f.batch, "batch", 256, "batch size")
+	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
+	fs.StringVar(&f.dtype, "dtype", "float64", "float64 or float32")
+	return f
+}
+
 func runDemo(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	preset := fs.String("preset", "neuralrg", "model preset")
-	L := fs.Int("L", 8, "lattice size (power of two)")
-	channels := fs.Int("channels", 1, "channels")
-	batch := fs.Int("batch", 256, "batch size")
-	seed := fs.Uint64("seed", 1, "random seed")
-	dtypeName := fs.String("dtype", "float64", "float64 or float32")
-	if err := fs.Parse(args); err != nil {
+	if helpRequested(args) {
+		return printHelp(stdout, "demo")
+	}
+	f := newDemoFlags()
+	f.fs.SetOutput(stderr)
+	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
+	if f.fs.NArg() > 0 {
+		return fmt.Errorf("demo: unexpected argument %q (flags only)", f.fs.Arg(0))
+	}
+	preset, L, channels, batch, seed, dtypeName := &f.preset, &f.L, &f.channels, &f.batch, &f.seed, &f.dtype
 	dt, err := parseDtype(*dtypeName)
 	if err != nil {
 		return err

@@ -42,7 +42,7 @@ const evalChains = 4
 // evaluateLattice measures a trained flow (flowmc.Evaluate) on n draws seeded by seed.
 func evaluateLattice(run *latticeRun, act lattice.Action, flow *models.Flow, store *layers.Store, step int64, n int, seed uint64) (*latticeEval, error) {
 	if n < 2*evalChains {
-		return nil, fmt.Errorf("eval: --samples=%d, want at least %d", n, 2*evalChains)
+		return nil, fmt.Errorf("eval: --n=%d, want at least %d", n, 2*evalChains)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0xe7a1))
 	d, err := drawLattice(run, act, flow, store, n, rng)
@@ -127,24 +127,53 @@ func runDirArg(fs *flag.FlagSet, args []string, cmd string) (string, error) {
 	return dir, nil
 }
 
+const evalUsage = `usage: rgflow eval RUNDIR [flags]
+
+Evaluates the newest checkpoint of a run. A lattice run: the variational free energy F_q = E_q[log q + S],
+the importance-sampled ln Z with its error, the exact gap F_q + ln Z where ln Z is known, the effective
+sample size and the observables of rgflow mcmc on independence-Metropolis chains with the flow as proposal.
+An image run: bits/dim on held-out (or training) images.
+`
+
 func runEval(args []string, stdout, stderr io.Writer) error {
+	if helpRequested(args) {
+		return printHelp(stdout, "eval")
+	}
 	return dispatchRun(args, "eval", func(a []string) error { return runEvalLattice(a, stdout, stderr) },
 		func(dir string, a []string) error { return runEvalImages(dir, a, stdout, stderr) })
 }
 
+// evalLatticeFlags are the flags of rgflow eval on a lattice run.
+type evalLatticeFlags struct {
+	fs     *flag.FlagSet
+	n      int
+	seed   uint64
+	asJSON bool
+	wc     weightChoice
+}
+
+func newEvalLatticeFlags(stderr io.Writer) *evalLatticeFlags {
+	f := &evalLatticeFlags{fs: flag.NewFlagSet("eval", flag.ContinueOnError)}
+	f.fs.SetOutput(stderr)
+	f.fs.IntVar(&f.n, "n", 16384, fmt.Sprintf("flow samples (at least %d)", minEvalN))
+	deprecatedAlias(f.fs, "samples", "n", stderr)
+	f.fs.Uint64Var(&f.seed, "seed", 1, "random seed")
+	f.fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
+	f.wc.register(f.fs, stderr)
+	return f
+}
+
 func runEvalLattice(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	n := fs.Int("samples", 16384, "flow samples")
-	seed := fs.Uint64("seed", 1, "random seed")
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	var wc weightChoice
-	wc.register(fs, stderr)
-	dir, err := runDirArg(fs, args, "eval")
+	f := newEvalLatticeFlags(stderr)
+	n, seed, asJSON := &f.n, &f.seed, &f.asJSON
+	dir, err := runDirArg(f.fs, args, "eval")
 	if err != nil {
 		return err
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "eval", wc)
+	if *n < minEvalN {
+		return fmt.Errorf("eval: --n=%d, want at least %d flow samples", *n, minEvalN)
+	}
+	run, act, flow, store, step, err := loadLatticeRun(dir, "eval", f.wc)
 	if err != nil {
 		return err
 	}

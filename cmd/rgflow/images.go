@@ -89,13 +89,13 @@ func parseImageRun(args []string, stderr io.Writer) (*imageRun, *imageFlags, err
 	probe := defaultImageRun()
 	pf := newImageFlags(&probe, io.Discard)
 	if err := pf.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			newImageFlags(&probe, stderr).fs.Usage()
-		}
 		return nil, nil, err
 	}
 	if pf.fs.NArg() > 0 {
 		return nil, nil, fmt.Errorf("train images: unexpected argument %q (flags only)", pf.fs.Arg(0))
+	}
+	if err := pf.session.check("train images"); err != nil {
+		return nil, nil, err
 	}
 	run := defaultImageRun()
 	if pf.session.resume != "" {
@@ -103,10 +103,14 @@ func parseImageRun(args []string, stderr io.Writer) (*imageRun, *imageFlags, err
 		if err := loadRunConfig(pf.session.resume, "images", &run, "train images"); err != nil {
 			return nil, nil, err
 		}
+		run.Train.keepHorizon()
 	}
 	f := newImageFlags(&run, stderr)
 	if err := f.fs.Parse(args); err != nil {
 		return nil, nil, err
+	}
+	if f.session.resume != "" {
+		f.session.note = run.Train.resolveHorizon(f.session.reschedule)
 	}
 	if run.Data.EvalN < 0 || run.Data.Limit < 0 {
 		return nil, nil, fmt.Errorf("train images: --eval-n=%d --limit=%d, want ≥ 0", run.Data.EvalN, run.Data.Limit)
@@ -170,7 +174,10 @@ func runTrainImages(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "test bits/dim on %d held-out images: %s\n", n, bitsLine(ev))
-	fmt.Fprintf(stdout, "\nnext: rgflow sample %s --n 64 --temperature 0.8 --png grid.png | rgflow eval %s --n 10000 | rgflow latents %s --n 100 --out latents.npz\n", out, out, out)
+	printNext(stdout,
+		[]string{"sample", out, "--n", "64", "--temperature", "0.8", "--png", "grid.png"},
+		[]string{"eval", out, "--n", "10000"},
+		[]string{"latents", out, "--n", "100", "--out", "latents.npz"})
 	return nil
 }
 
@@ -267,20 +274,42 @@ type imageEvalReport struct {
 	N                int        `json:"n"`
 }
 
-func runEvalImages(dir string, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+// evalImageFlags are the flags of rgflow eval on an image run.
+type evalImageFlags struct {
+	fs          *flag.FlagSet
+	data, split string
+	n           int
+	seed        uint64
+	asJSON      bool
+	wc          weightChoice
+}
+
+func newEvalImageFlags(stderr io.Writer) *evalImageFlags {
+	f := &evalImageFlags{fs: flag.NewFlagSet("eval", flag.ContinueOnError)}
+	fs := f.fs
 	fs.SetOutput(stderr)
-	data := fs.String("data", "", "image data set (default: the run's)")
-	split := fs.String("split", "test", "test or train")
-	n := fs.Int("n", 1000, "images to evaluate (0: the whole split)")
-	seed := fs.Uint64("seed", 1, "seed of the dequantisation noise")
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	var wc weightChoice
-	wc.register(fs, stderr)
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&f.data, "data", "", "image data set (default: the run's)")
+	fs.StringVar(&f.split, "split", "test", "test or train")
+	fs.IntVar(&f.n, "n", 1000, "images to evaluate (0: the whole split)")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of the dequantisation noise")
+	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
+	f.wc.register(fs, stderr)
+	return f
+}
+
+func runEvalImages(dir string, args []string, stdout, stderr io.Writer) error {
+	f := newEvalImageFlags(stderr)
+	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	run, flow, store, step, err := loadImageRun(dir, "eval", wc)
+	if f.fs.NArg() > 0 {
+		return fmt.Errorf("eval: unexpected argument %q (the run directory comes first, then flags)", f.fs.Arg(0))
+	}
+	if f.n < 0 {
+		return fmt.Errorf("eval: --n=%d, want ≥ 0 (0: the whole split)", f.n)
+	}
+	data, split, n, seed, asJSON := &f.data, &f.split, &f.n, &f.seed, &f.asJSON
+	run, flow, store, step, err := loadImageRun(dir, "eval", f.wc)
 	if err != nil {
 		return err
 	}
@@ -336,28 +365,47 @@ func parseTemperatures(s string, levels int) ([]float64, error) {
 	return out, nil
 }
 
-func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
+// sampleImageFlags are the flags of rgflow sample on an image run.
+type sampleImageFlags struct {
+	fs                   *flag.FlagSet
+	n, zoom              int
+	temp                 float64
+	levelT, pngPath, out string
+	seed                 uint64
+	wc                   weightChoice
+}
+
+func newSampleImageFlags(stderr io.Writer) *sampleImageFlags {
+	f := &sampleImageFlags{fs: flag.NewFlagSet("sample", flag.ContinueOnError)}
+	fs := f.fs
 	fs.SetOutput(stderr)
-	n := fs.Int("n", 64, "number of samples")
-	temp := fs.Float64("temperature", 1, "prior temperature T (every level)")
-	levelT := fs.String("level-temperatures", "", "temperature per RG level, finest first, e.g. 0.2,0.8,0.8,0.8")
-	pngPath := fs.String("png", "", "write the samples as a PNG grid")
-	zoom := fs.Int("zoom", 1, "enlarge every pixel of the PNG grid to zoom×zoom")
-	out := fs.String("out", "", "write x (logit space), pixels and logq as .npz")
-	seed := fs.Uint64("seed", 1, "random seed")
-	var wc weightChoice
-	wc.register(fs, stderr)
-	if err := fs.Parse(args); err != nil {
+	fs.IntVar(&f.n, "n", 64, "number of samples")
+	fs.Float64Var(&f.temp, "temperature", 1, "prior temperature T (every level)")
+	fs.StringVar(&f.levelT, "level-temperatures", "", "temperature per RG level, finest first, e.g. 0.2,0.8,0.8,0.8")
+	fs.StringVar(&f.pngPath, "png", "", "write the samples as a PNG grid")
+	fs.IntVar(&f.zoom, "zoom", 1, "enlarge every pixel of the PNG grid to zoom×zoom")
+	fs.StringVar(&f.out, "out", "", "write x (logit space), pixels and logq as .npz")
+	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
+	f.wc.register(fs, stderr)
+	return f
+}
+
+func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error {
+	f := newSampleImageFlags(stderr)
+	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
+	if f.fs.NArg() > 0 {
+		return fmt.Errorf("sample: unexpected argument %q (the run directory comes first, then flags)", f.fs.Arg(0))
+	}
+	n, temp, levelT, pngPath, zoom, out, seed := &f.n, &f.temp, &f.levelT, &f.pngPath, &f.zoom, &f.out, &f.seed
 	if *n < 1 || !(*temp > 0) || *zoom < 1 || *zoom > 16 {
 		return fmt.Errorf("sample: --n=%d --temperature=%v --zoom=%d, want n ≥ 1, T > 0, 1 ≤ zoom ≤ 16", *n, *temp, *zoom)
 	}
 	if *pngPath == "" && *out == "" {
 		return errors.New("sample: say where to write: --png grid.png and/or --out samples.npz")
 	}
-	run, flow, store, step, err := loadImageRun(dir, "sample", wc)
+	run, flow, store, step, err := loadImageRun(dir, "sample", f.wc)
 	if err != nil {
 		return err
 	}
@@ -437,19 +485,36 @@ func writeGrid(path string, pix []uint8, n, c, L, zoom int) error {
 	return checkpoints.WriteFileAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
 }
 
-func runLatentsImages(dir string, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("latents", flag.ContinueOnError)
+// latentsImageFlags are the flags of rgflow latents on an image run.
+type latentsImageFlags struct {
+	fs               *flag.FlagSet
+	data, split, out string
+	n                int
+	wc               weightChoice
+}
+
+func newLatentsImageFlags(stderr io.Writer) *latentsImageFlags {
+	f := &latentsImageFlags{fs: flag.NewFlagSet("latents", flag.ContinueOnError)}
+	fs := f.fs
 	fs.SetOutput(stderr)
-	data := fs.String("data", "", "image data set (default: the run's)")
-	split := fs.String("split", "test", "test or train")
-	n := fs.Int("n", 100, "images to encode (the first n of the split)")
-	out := fs.String("out", "latents.npz", "output .npz file")
-	var wc weightChoice
-	wc.register(fs, stderr)
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&f.data, "data", "", "image data set (default: the run's)")
+	fs.StringVar(&f.split, "split", "test", "test or train")
+	fs.IntVar(&f.n, "n", 100, "images to encode (the first n of the split)")
+	fs.StringVar(&f.out, "out", "latents.npz", "output .npz file")
+	f.wc.register(fs, stderr)
+	return f
+}
+
+func runLatentsImages(dir string, args []string, stdout, stderr io.Writer) error {
+	f := newLatentsImageFlags(stderr)
+	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
-	run, flow, store, step, err := loadImageRun(dir, "latents", wc)
+	if f.fs.NArg() > 0 {
+		return fmt.Errorf("latents: unexpected argument %q (the run directory comes first, then flags)", f.fs.Arg(0))
+	}
+	data, split, n, out := &f.data, &f.split, &f.n, &f.out
+	run, flow, store, step, err := loadImageRun(dir, "latents", f.wc)
 	if err != nil {
 		return err
 	}

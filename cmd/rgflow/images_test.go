@@ -49,7 +49,8 @@ func TestImagesEvalSampleLatents(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("eval --json: %v\n%s", err, out)
 	}
-	// 9.55 bits/dim is the identity at initialisation (SPEC §4); 4 steps move it but not below 3.
+	// 9.55 bits/dim is the identity at initialisation (every coupling the identity, Laplace prior; see
+	// losses.NLL); 4 steps move it but not below 3.
 	if rep.N != 9 || !(rep.BitsPerDim[0] > 3 && rep.BitsPerDim[0] < 20) || !(rep.BitsPerDim[1] > 0) {
 		t.Errorf("eval: %+v", rep)
 	}

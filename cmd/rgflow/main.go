@@ -4,16 +4,22 @@
 //
 //	rgflow                              train the default model (NeuralRG on φ⁴ at L=8; see README)
 //	rgflow train lattice [flags]        train a flow on a lattice action by reverse KL
-//	rgflow eval RUNDIR [flags]          free energies, ln Z, ESS and flow-MCMC observables
-//	rgflow sample RUNDIR [flags]        write samples as .npz
+//	rgflow train images [flags]         train a flow on images by maximum likelihood
+//	rgflow eval RUNDIR [flags]          free energies, ln Z, ESS and flow-MCMC observables; bits/dim
+//	rgflow sample RUNDIR [flags]        write samples as .npz (images: also a PNG grid)
 //	rgflow latents RUNDIR [flags]       write latents by RG level as .npz
 //	rgflow mcmc [flags]                 HMC on a lattice action, observables with errors
+//	rgflow bench [flags]                time reverse-KL training steps
 //	rgflow demo [flags]                 a round trip of an untrained model
+//	rgflow help [COMMAND]               usage; a command's usage and every flag it accepts
 //
-// Every subcommand is a function run*(args, stdout, stderr) error so that tests drive it directly.
+// Every subcommand is a function run*(args, stdout, stderr) error so that tests drive it directly. -h,
+// --help and "rgflow help COMMAND" print a command's help to stdout and succeed, without touching a run
+// directory. Sample counts are --n (eval, sample, latents) and --eval-n (train).
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,15 +33,16 @@ const usage = `rgflow: hierarchical RG flows and lattice field theory
 usage:
   rgflow                           train the default model: NeuralRG on φ⁴ at the AKS point, L=8
   rgflow train lattice [flags]     train a flow on a lattice action by reverse KL
+  rgflow train images [flags]      train a flow on images by maximum likelihood (bits/dim)
   rgflow eval RUNDIR [flags]       free energy, ln Z, ESS and flow-MCMC observables of a run
   rgflow sample RUNDIR [flags]     write samples (x, log q, log w) as .npz
   rgflow latents RUNDIR [flags]    write latents by RG level as .npz
   rgflow mcmc [flags]              HMC on a lattice action, observables with errors
   rgflow bench [flags]             time reverse-KL training steps (median ms/step)
   rgflow demo [flags]              a round trip through an untrained model
-  rgflow help                      this text
+  rgflow help [COMMAND]            this text, or a command's usage and every flag it accepts
 
-Run "rgflow COMMAND -h" for a command's flags.
+Run "rgflow COMMAND -h" (or "rgflow help COMMAND") for a command's flags.
 `
 
 func main() {
@@ -65,10 +72,119 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runBench(rest, stdout, stderr)
 	case "mcmc":
 		return runMCMC(rest, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+	case "help", "-h", "-help", "--h", "--help":
+		if len(rest) == 0 {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+		return printHelp(stdout, rest[0], rest[1:]...)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
+}
+
+// commands are the subcommands, in the order of the usage text.
+var commands = []string{"train", "eval", "sample", "latents", "mcmc", "bench", "demo"}
+
+// helpRequested reports whether args ask for help: -h, -help, --h or --help (the spellings package flag
+// answers with flag.ErrHelp) anywhere before a "--". Every command checks this first and prints its help
+// to stdout with a nil error, without reading a run directory or any data.
+func helpRequested(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--h", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// printHelp writes command cmd's usage and every flag it accepts to w (sub: the subject of train, e.g.
+// "lattice"; other commands ignore it). Commands that work on a run directory list the flags for lattice
+// runs and for image runs.
+func printHelp(w io.Writer, cmd string, sub ...string) error {
+	flags := func(title string, fs *flag.FlagSet) {
+		if title != "" {
+			fmt.Fprintf(w, "\n%s:\n", title)
+		}
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+	switch cmd {
+	case "train":
+		subject := ""
+		if len(sub) > 0 {
+			subject = sub[0]
+		}
+		switch subject {
+		case "lattice":
+			fmt.Fprint(w, trainUsage)
+			flags("", newLatticeFlags(ptr(defaultLatticeRun()), io.Discard).fs)
+		case "images":
+			fmt.Fprint(w, imagesUsage)
+			flags("", newImageFlags(ptr(defaultImageRun()), io.Discard).fs)
+		case "":
+			fmt.Fprint(w, trainUsage)
+			flags("", newLatticeFlags(ptr(defaultLatticeRun()), io.Discard).fs)
+			fmt.Fprint(w, "\n"+imagesUsage)
+			flags("", newImageFlags(ptr(defaultImageRun()), io.Discard).fs)
+		default:
+			return fmt.Errorf("help train: unknown subject %q (want lattice or images)", subject)
+		}
+	case "eval":
+		fmt.Fprint(w, evalUsage)
+		flags("flags for a lattice run", newEvalLatticeFlags(io.Discard).fs)
+		flags("flags for an image run", newEvalImageFlags(io.Discard).fs)
+	case "sample":
+		fmt.Fprint(w, sampleUsage)
+		flags("flags for a lattice run", newSampleLatticeFlags(io.Discard).fs)
+		flags("flags for an image run", newSampleImageFlags(io.Discard).fs)
+	case "latents":
+		fmt.Fprint(w, latentsUsage)
+		flags("flags for a lattice run", newLatentsLatticeFlags(io.Discard).fs)
+		flags("flags for an image run", newLatentsImageFlags(io.Discard).fs)
+	case "mcmc":
+		fs, _ := newMCMCFlags()
+		fmt.Fprint(w, mcmcUsage)
+		flags("", fs)
+	case "bench":
+		fmt.Fprint(w, benchUsage)
+		flags("", newBenchFlags().fs)
+	case "demo":
+		fmt.Fprint(w, demoUsage)
+		flags("", newDemoFlags().fs)
+	case "help":
+		fmt.Fprint(w, usage)
+	default:
+		return fmt.Errorf("help: unknown command %q\n%s", cmd, usage)
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// deprecatedAlias defines the flag old as another name of the existing flag name on fs: setting it sets
+// name and prints a note to w.
+func deprecatedAlias(fs *flag.FlagSet, old, name string, w io.Writer) {
+	fs.Var(&aliasValue{Value: fs.Lookup(name).Value, old: old, name: name, w: w}, old, "deprecated spelling of --"+name)
+}
+
+type aliasValue struct {
+	flag.Value
+	old, name string
+	w         io.Writer
+}
+
+func (a *aliasValue) Set(s string) error {
+	fmt.Fprintf(a.w, "rgflow: --%s is deprecated; use --%s\n", a.old, a.name)
+	return a.Value.Set(s)
+}
+
+func (a *aliasValue) String() string {
+	if a == nil || a.Value == nil {
+		return ""
+	}
+	return a.Value.String()
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,7 +20,7 @@ const mcmcUsage = `usage: rgflow mcmc [flags]
 Samples a lattice action with Hybrid Monte Carlo (randomised trajectory length, step size tuned to
 --target-accept during --thermalize, global flip φ → −φ for Z2 actions; --chains independent chains in
 parallel, reproducible from --seed whatever the number of cores) and measures observables with
-blocked-jackknife errors and integrated autocorrelation times (SPEC §5).
+blocked-jackknife errors and integrated autocorrelation times.
 
 Parameters are read in --convention (default standard,
 S = Σ_x [ ½ Σ_μ (φ_{x+μ} − φ_x)² + ½ m² φ² + λ φ⁴ ]); aks takes m_A², λ_A (λ = λ_A/4), hopping takes
@@ -53,14 +52,10 @@ type mcmcFlags struct {
 	set                             map[string]bool
 }
 
-func parseMCMCFlags(args []string, stderr io.Writer) (*mcmcFlags, error) {
+// newMCMCFlags defines the flags of rgflow mcmc.
+func newMCMCFlags() (*flag.FlagSet, *mcmcFlags) {
 	f := &mcmcFlags{}
 	fs := flag.NewFlagSet("mcmc", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), mcmcUsage)
-		fs.PrintDefaults()
-	}
 	f.physics = defaultActionSpec()
 	f.physics.register(fs)
 	fs.IntVar(&f.trajectories, "trajectories", 1000, "HMC trajectories per chain after thermalisation")
@@ -74,6 +69,16 @@ func parseMCMCFlags(args []string, stderr io.Writer) (*mcmcFlags, error) {
 	fs.Float64Var(&f.targetAccept, "target-accept", 0.8, "acceptance probability the step-size tuning aims for")
 	fs.IntVar(&f.every, "every", 1, "keep one configuration every N trajectories")
 	fs.Float64Var(&f.trajLength, "traj-length", 0, "mean trajectory length in MD time (default 1; 5 for ising)")
+	return fs, f
+}
+
+func parseMCMCFlags(args []string, stderr io.Writer) (*mcmcFlags, error) {
+	fs, f := newMCMCFlags()
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), mcmcUsage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -157,11 +162,11 @@ func numMap(m map[string]float64) map[string]jsonNum {
 
 // runMCMC is the rgflow mcmc subcommand.
 func runMCMC(args []string, stdout, stderr io.Writer) error {
+	if helpRequested(args) {
+		return printHelp(stdout, "mcmc")
+	}
 	f, err := parseMCMCFlags(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	a, err := f.physics.build("mcmc")

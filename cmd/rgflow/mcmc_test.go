@@ -201,7 +201,7 @@ func TestMCMCHelp(t *testing.T) {
 	if err := runMCMC([]string{"-h"}, &out, &errb); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(errb.String(), "--convention") && !strings.Contains(errb.String(), "-convention") {
-		t.Errorf("help text:\n%s", errb.String())
+	if !strings.Contains(out.String(), "-convention") || errb.Len() > 0 {
+		t.Errorf("help text on stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
 	}
 }

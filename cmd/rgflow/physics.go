@@ -26,8 +26,10 @@ type actionSpec struct {
 // physicsFlagNames are the flags register defines.
 var physicsFlagNames = []string{"action", "L", "m2", "lambda", "convention", "kappa", "lambda-h", "T"}
 
-// defaultActionSpec is the AKS benchmark point at L=8 in the standard convention: m² = −4,
-// λ = λ_A/4 = 6.008/4 = 1.502 (SPEC §2).
+// defaultActionSpec is the benchmark point of Albergo, Kanwar and Shanahan (AKS, 2019) at L=8 in the
+// standard convention S = Σ_x [½ Σ_μ (φ_{x+μ} − φ_x)² + ½ m² φ² + λ φ⁴]: m² = −4, λ = 1.502. AKS write
+// S_A = Σ_x [Σ_μ (φ_{A,x+μ} − φ_{A,x})² + m_A² φ_A² + λ_A φ_A⁴] for φ_A = φ/√2, so their m_A² = −4,
+// λ_A = 6.008 is the same point: m² = m_A², λ = λ_A/4.
 func defaultActionSpec() actionSpec {
 	return actionSpec{Action: "phi4", L: 8, M2: -4, Lambda: 1.502, Convention: "standard"}
 }
@@ -102,6 +104,10 @@ func (a actionSpec) build(cmd string) (lattice.Action, error) {
 		}
 		if a.Set["lambda-h"] && a.LambdaH != 0 {
 			return nil, fmt.Errorf("%s: --action free has λ_H = 0, got --lambda-h %v (use --action phi4)", cmd, a.LambdaH)
+		}
+		if a.Convention != "hopping" && !a.Set["m2"] {
+			// The default m² = −4 belongs to φ⁴'s double well; without the quartic term it has no minimum.
+			return nil, fmt.Errorf("%s: --action free needs a mass term m² > 0 (the Gaussian free field has no normalisable distribution otherwise); give one, e.g. --m2 0.5", cmd)
 		}
 		m2 := a.M2
 		if a.Convention == "hopping" {

@@ -11,27 +11,65 @@ import (
 
 // runSample writes flow samples of a lattice run: x (n, C, L, L), log q and log importance weights
 // log w = −S − log q.
+const sampleUsage = `usage: rgflow sample RUNDIR [flags]
+
+Draws samples from the newest checkpoint of a run. A lattice run: x (n, C, L, L), log q, the action S and
+the log importance weights log w = −S − log q in an .npz file. An image run: a PNG grid and/or an .npz of
+x (logit space), pixels and log q, at a prior temperature T (overall or per RG level).
+`
+
+const latentsUsage = `usage: rgflow latents RUNDIR [flags]
+
+Writes latents by RG level as .npz: level0 … levelK with shape (n, C, count_ℓ) (the sites of each level in
+row-major order), the full grid z (n, C, L, L), the configurations or images x and the level of every site
+(levels, (L, L)). A lattice run encodes its own samples; an image run encodes the first n images of a split.
+`
+
 func runSample(args []string, stdout, stderr io.Writer) error {
+	if helpRequested(args) {
+		return printHelp(stdout, "sample")
+	}
 	return dispatchRun(args, "sample", func(a []string) error { return runSampleLattice(a, stdout, stderr) },
 		func(dir string, a []string) error { return runSampleImages(dir, a, stdout, stderr) })
 }
 
+// drawFlags are the flags of rgflow sample and rgflow latents on a lattice run.
+type drawFlags struct {
+	fs   *flag.FlagSet
+	n    int
+	out  string
+	seed uint64
+	wc   weightChoice
+}
+
+func newDrawFlags(cmd, out string, stderr io.Writer) *drawFlags {
+	f := &drawFlags{fs: flag.NewFlagSet(cmd, flag.ContinueOnError)}
+	f.fs.SetOutput(stderr)
+	f.fs.IntVar(&f.n, "n", 1000, "number of samples")
+	f.fs.StringVar(&f.out, "out", out, "output .npz file")
+	f.fs.Uint64Var(&f.seed, "seed", 1, "random seed")
+	f.wc.register(f.fs, stderr)
+	return f
+}
+
+func newSampleLatticeFlags(stderr io.Writer) *drawFlags {
+	return newDrawFlags("sample", "samples.npz", stderr)
+}
+func newLatentsLatticeFlags(stderr io.Writer) *drawFlags {
+	return newDrawFlags("latents", "latents.npz", stderr)
+}
+
 func runSampleLattice(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sample", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	n := fs.Int("n", 1000, "number of samples")
-	out := fs.String("out", "samples.npz", "output .npz file")
-	seed := fs.Uint64("seed", 1, "random seed")
-	var wc weightChoice
-	wc.register(fs, stderr)
-	dir, err := runDirArg(fs, args, "sample")
+	f := newSampleLatticeFlags(stderr)
+	n, out, seed := &f.n, &f.out, &f.seed
+	dir, err := runDirArg(f.fs, args, "sample")
 	if err != nil {
 		return err
 	}
 	if *n < 1 {
 		return fmt.Errorf("sample: --n=%d, want ≥ 1", *n)
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "sample", wc)
+	run, act, flow, store, step, err := loadLatticeRun(dir, "sample", f.wc)
 	if err != nil {
 		return err
 	}
@@ -57,26 +95,24 @@ func runSampleLattice(args []string, stdout, stderr io.Writer) error {
 // (sites of each level in row-major order), the full grid z (n, C, L, L), the samples x and the level of
 // every site (levels, (L, L)).
 func runLatents(args []string, stdout, stderr io.Writer) error {
+	if helpRequested(args) {
+		return printHelp(stdout, "latents")
+	}
 	return dispatchRun(args, "latents", func(a []string) error { return runLatentsLattice(a, stdout, stderr) },
 		func(dir string, a []string) error { return runLatentsImages(dir, a, stdout, stderr) })
 }
 
 func runLatentsLattice(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("latents", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	n := fs.Int("n", 1000, "number of samples")
-	out := fs.String("out", "latents.npz", "output .npz file")
-	seed := fs.Uint64("seed", 1, "random seed")
-	var wc weightChoice
-	wc.register(fs, stderr)
-	dir, err := runDirArg(fs, args, "latents")
+	f := newLatentsLatticeFlags(stderr)
+	n, out, seed := &f.n, &f.out, &f.seed
+	dir, err := runDirArg(f.fs, args, "latents")
 	if err != nil {
 		return err
 	}
 	if *n < 1 {
 		return fmt.Errorf("latents: --n=%d, want ≥ 1", *n)
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "latents", wc)
+	run, act, flow, store, step, err := loadLatticeRun(dir, "latents", f.wc)
 	if err != nil {
 		return err
 	}

@@ -51,8 +51,12 @@ type trainSpec struct {
 	LogEvery        int64   `json:"log_every"`
 	CheckpointEvery int64   `json:"checkpoint_every"`
 	Keep            int     `json:"keep"`
-	EvalSamples     int     `json:"eval_samples"`
+	EvalSamples     int     `json:"eval_samples"` // --eval-n of a lattice run (the saved name predates the flag's)
 	EMADecay        float64 `json:"ema_decay,omitempty"`
+	// Horizon is the step at which a cosine schedule reaches FinalLR: the run's --steps when it started, kept
+	// when a resumed run is extended to a larger --steps (the extra steps run at FinalLR) unless --reschedule
+	// stretches the cosine to the new --steps. 0 (configs saved before it existed): Steps.
+	Horizon int64 `json:"horizon,omitempty"`
 }
 
 // defaultLatticeRun is the README's main job: NeuralRG on real φ⁴ at the AKS point L=8, a few minutes on
@@ -71,14 +75,23 @@ const trainUsage = `usage: rgflow train lattice [flags]        (rgflow train ima
        rgflow train lattice --resume runs/NAME [flags that override the saved ones]
 
 Trains a hierarchical RG flow on a lattice action by reverse KL (variational free energy). With no flags it
-trains NeuralRG on real φ⁴ at the AKS point (L=8, m²=−4, λ=1.502) and reports the free energy, the
-importance-sampled ln Z and the effective sample size.
+trains NeuralRG on real φ⁴ at the AKS point (L=8, m²=−4, λ=1.502 in the standard convention
+S = Σ[½(∂φ)² + ½m²φ² + λφ⁴]; λ_A = 6.008 in AKS's, λ = λ_A/4) and reports the free energy, the
+importance-sampled ln Z and the effective sample size. --resume with a larger --steps keeps a cosine
+schedule's end (the new steps run at --final-lr) unless --reschedule stretches it.
 
 flags:
 `
 
 // runTrain dispatches rgflow train SUBJECT.
 func runTrain(args []string, stdout, stderr io.Writer) error {
+	if helpRequested(args) {
+		subject := ""
+		if len(args) > 0 && (args[0] == "lattice" || args[0] == "images") {
+			subject = args[0]
+		}
+		return printHelp(stdout, "train", subject)
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprint(stderr, trainUsage)
 		return errors.New("train: say what to train on: rgflow train lattice|images [flags]")
@@ -97,12 +110,27 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 type sessionFlags struct {
 	resume, out string
 	stopAfter   int64
+	reschedule  bool
+	note        string // what resuming does to the schedule, printed when the session starts
 }
 
 func (f *sessionFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.resume, "resume", "", "continue the run in this directory from its newest valid checkpoint")
+	fs.StringVar(&f.resume, "resume", "", "continue the run in this directory from its newest valid checkpoint (it writes there: --out, if given, must name the same directory)")
 	fs.StringVar(&f.out, "out", "", "run directory (default runs/<what>-<time>)")
 	fs.Int64Var(&f.stopAfter, "stop-after", 0, "stop after this many steps of this session, with a checkpoint (for time-limited jobs; 0: run to --steps)")
+	fs.BoolVar(&f.reschedule, "reschedule", false, "with --resume and a larger --steps: stretch the cosine schedule to the new --steps (default: keep the run's schedule, the extra steps run at --final-lr)")
+}
+
+// check rejects session flags that contradict each other; cmd names the command in errors.
+func (f sessionFlags) check(cmd string) error {
+	if f.resume != "" && f.out != "" && filepath.Clean(f.out) != filepath.Clean(f.resume) {
+		return fmt.Errorf("%s: --resume %s continues that run in its own directory, but --out names %s; drop --out (or copy the run directory to %s and resume the copy)",
+			cmd, f.resume, f.out, f.out)
+	}
+	if f.reschedule && f.resume == "" {
+		return fmt.Errorf("%s: --reschedule only applies to a resumed run (--resume DIR --steps N --reschedule)", cmd)
+	}
+	return nil
 }
 
 // modelFlags are the preset and size knobs; they change the saved model config only when given.
@@ -203,7 +231,8 @@ func newLatticeFlags(run *latticeRun, stderr io.Writer) *latticeFlags {
 	fs.BoolVar(&t.Symmetrize, "symmetrize", t.Symmetrize, "Z₂-symmetrise the model, q_s(x) = ½[q(x)+q(−x)] (Z₂ actions only)")
 	fs.Float64Var(&t.BetaStart, "beta-start", t.BetaStart, "anneal β from this to 1 (with --beta-steps)")
 	fs.Int64Var(&t.BetaSteps, "beta-steps", t.BetaSteps, "steps over which β reaches 1 (0: no annealing)")
-	fs.IntVar(&t.EvalSamples, "eval-samples", t.EvalSamples, "samples for the evaluation printed at the end (0: none)")
+	fs.IntVar(&t.EvalSamples, "eval-n", t.EvalSamples, "flow samples for the evaluation printed at the end (0: none)")
+	deprecatedAlias(fs, "eval-samples", "eval-n", stderr)
 	return f
 }
 
@@ -214,13 +243,13 @@ func parseLatticeRun(args []string, stderr io.Writer) (*latticeRun, *latticeFlag
 	probe := defaultLatticeRun()
 	pf := newLatticeFlags(&probe, io.Discard)
 	if err := pf.fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			newLatticeFlags(&probe, stderr).fs.Usage()
-		}
 		return nil, nil, err
 	}
 	if pf.fs.NArg() > 0 {
 		return nil, nil, fmt.Errorf("train lattice: unexpected argument %q (flags only)", pf.fs.Arg(0))
+	}
+	if err := pf.session.check("train lattice"); err != nil {
+		return nil, nil, err
 	}
 	run := defaultLatticeRun()
 	if pf.session.resume != "" {
@@ -228,6 +257,7 @@ func parseLatticeRun(args []string, stderr io.Writer) (*latticeRun, *latticeFlag
 		if err := loadRunConfig(pf.session.resume, "lattice", &run, "train lattice"); err != nil {
 			return nil, nil, err
 		}
+		run.Train.keepHorizon()
 	}
 	f := newLatticeFlags(&run, stderr)
 	if err := f.fs.Parse(args); err != nil {
@@ -242,6 +272,9 @@ func parseLatticeRun(args []string, stderr io.Writer) (*latticeRun, *latticeFlag
 	rebuild := pf.session.resume == "" || set["preset"] || set["L"] || set["action"]
 	if err := f.model.apply(&run.Model, set, rebuild, run.Physics.L, channels, run.Train.Seed, "train lattice"); err != nil {
 		return nil, nil, err
+	}
+	if f.session.resume != "" {
+		f.session.note = run.Train.resolveHorizon(f.session.reschedule)
 	}
 	return &run, f, run.validate()
 }
@@ -339,16 +372,31 @@ func (r *latticeRun) validate() error {
 	switch {
 	case t.BetaSteps < 0 || t.BetaSteps > 0 && !(t.BetaStart > 0 && t.BetaStart <= 1):
 		return fmt.Errorf("train lattice: β annealing --beta-start=%v --beta-steps=%d, want 0 < β₀ ≤ 1 and steps ≥ 0", t.BetaStart, t.BetaSteps)
-	case t.EvalSamples < 0:
-		return fmt.Errorf("train lattice: --eval-samples=%d is negative", t.EvalSamples)
+	case t.EvalSamples != 0 && t.EvalSamples < minEvalN:
+		return fmt.Errorf("train lattice: --eval-n=%d, want 0 (no evaluation) or at least %d", t.EvalSamples, minEvalN)
 	}
 	return r.Train.validate("train lattice")
 }
 
-// validate checks the optimisation settings (and resolves an automatic warm-up).
+// minEvalN is the fewest flow samples a lattice evaluation takes: two per flow-MCMC chain.
+const minEvalN = 2 * evalChains
+
+// keepHorizon pins the cosine horizon of a saved run before flags are applied (configs saved without one
+// end their cosine at their --steps).
+func (t *trainSpec) keepHorizon() {
+	if t.Horizon == 0 {
+		t.Horizon = t.Steps
+	}
+}
+
+// validate checks the optimisation settings (and resolves an automatic warm-up and, for a fresh run, the
+// cosine horizon).
 func (t *trainSpec) validate(cmd string) error {
 	if t.Warmup == -1 {
 		t.Warmup = min(50, t.Steps/10)
+	}
+	if t.Horizon == 0 {
+		t.Horizon = t.Steps
 	}
 	switch {
 	case t.Steps <= 0:
@@ -375,7 +423,29 @@ func (t trainSpec) schedule() train.Schedule {
 	if t.Schedule == "constant" {
 		return train.Constant{Value: t.LR}
 	}
-	return train.Cosine{Peak: t.LR, Final: t.FinalLR, Warmup: t.Warmup, Total: t.Steps}
+	return train.Cosine{Peak: t.LR, Final: t.FinalLR, Warmup: t.Warmup, Total: t.Horizon}
+}
+
+// resolveHorizon decides the cosine horizon of a resumed run after its flags are applied: unchanged (the
+// steps past it run at FinalLR) unless reschedule, which stretches it to Steps. It returns what happened,
+// for the user, or "" when there is nothing to say.
+func (t *trainSpec) resolveHorizon(reschedule bool) string {
+	if t.Schedule != "cosine" {
+		if reschedule {
+			return fmt.Sprintf("--reschedule: the %s schedule has no horizon; nothing to stretch", t.Schedule)
+		}
+		return ""
+	}
+	switch {
+	case reschedule && t.Horizon != t.Steps:
+		old := t.Horizon
+		t.Horizon = t.Steps
+		return fmt.Sprintf("rescheduled: the cosine schedule that ended at step %d now ends at step %d", old, t.Steps)
+	case t.Steps > t.Horizon:
+		return fmt.Sprintf("the cosine schedule ends at step %d, as the run was started; steps %d to %d run at the final rate %g (--reschedule stretches the cosine to step %d instead)",
+			t.Horizon, t.Horizon+1, t.Steps, t.FinalLR, t.Steps)
+	}
+	return ""
 }
 
 // latticeModel builds a run's action, flow and (empty) store.
@@ -429,8 +499,32 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	printLatticeEval(stdout, rep)
-	fmt.Fprintf(stdout, "\nnext: rgflow eval %s --samples 65536 | rgflow sample %s --n 1000 --out samples.npz | rgflow latents %s --n 1000 --out latents.npz\n", out, out, out)
+	printNext(stdout,
+		[]string{"eval", out, "--n", "65536"},
+		[]string{"sample", out, "--n", "1000", "--out", "samples.npz"},
+		[]string{"latents", out, "--n", "1000", "--out", "latents.npz"})
 	return nil
+}
+
+// printNext prints commands to try next, one runnable command line per line (arguments quoted for a POSIX
+// shell where they need it).
+func printNext(w io.Writer, cmds ...[]string) {
+	fmt.Fprintln(w, "\nnext:")
+	for _, c := range cmds {
+		q := make([]string, len(c))
+		for i, a := range c {
+			q[i] = shellQuote(a)
+		}
+		fmt.Fprintf(w, "  rgflow %s\n", strings.Join(q, " "))
+	}
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but letters, digits and -_./:=,+@%.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=,+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // dir is the run directory: --resume's, --out, or runs/<what>-<time>.
@@ -453,6 +547,13 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 	raw, err := json.MarshalIndent(run, "", "  ")
 	if err != nil {
 		return nil, false, err
+	}
+	if sess.resume == "" {
+		// Refuse before writing anything: a fresh run must not touch another run's files.
+		if ents, err := os.ReadDir(train.CheckpointDir(out)); err == nil && len(ents) > 0 {
+			return nil, false, fmt.Errorf("%s: %s already holds a run with checkpoints; nothing was changed there. Continue it with: rgflow %s --resume %s (or choose another --out)",
+				cmd, out, cmd, shellQuote(out))
+		}
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, false, fmt.Errorf("%s: %w", cmd, err)
@@ -494,6 +595,9 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 			return closeOnErr(fmt.Errorf("%s: %w", cmd, err))
 		}
 		fmt.Fprintf(stderr, "resuming %s at step %d of %d\n", out, tr.Step(), t.Steps)
+		if sess.note != "" {
+			fmt.Fprintf(stderr, "%s (learning rate at step %d: %g)\n", sess.note, tr.Step()+1, t.schedule().LR(tr.Step()))
+		}
 	} else if err := writeRunInfo(out, t.Seed); err != nil {
 		return closeOnErr(err)
 	}
@@ -503,8 +607,8 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 	startStep = tr.Step()
 	if err := tr.Run(pause); err != nil {
 		if sess.stopAfter > 0 && ctx.Err() == nil && errors.Is(err, train.ErrInterrupted) {
-			fmt.Fprintf(stdout, "stopped after %d steps at step %d of %d as asked; continue with rgflow %s --resume %s\n",
-				tr.Step()-startStep, tr.Step(), t.Steps, cmd, out)
+			fmt.Fprintf(stdout, "stopped after %d steps at step %d of %d as asked; continue with:\n  rgflow %s --resume %s\n",
+				tr.Step()-startStep, tr.Step(), t.Steps, cmd, shellQuote(out))
 			return closeOnErr(nil)
 		}
 		return closeOnErr(err)

@@ -16,7 +16,7 @@ import (
 // small is a fast lattice run: free field at L=4 with a small model.
 func small(out string, extra ...string) []string {
 	return append([]string{"lattice", "--action", "free", "--m2", "0.5", "--L", "4", "--preset", "neuralrg-small",
-		"--batch", "16", "--lr", "3e-3", "--log-every", "5", "--checkpoint-every", "10", "--eval-samples", "0",
+		"--batch", "16", "--lr", "3e-3", "--log-every", "5", "--checkpoint-every", "10", "--eval-n", "0",
 		"--out", out}, extra...)
 }
 

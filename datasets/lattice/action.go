@@ -9,7 +9,7 @@ import (
 	"rgflow/layers"
 )
 
-// checkSize validates a lattice size: L ≥ 2 and a power of two (SPEC §1). kind names the action in the
+// checkSize validates a lattice size: L ≥ 2 and a power of two (the hierarchical flows halve the lattice at every RG level). kind names the action in the
 // message ("phi4", "o2", "ising").
 func checkSize(kind string, L int) error {
 	switch {

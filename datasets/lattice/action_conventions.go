@@ -2,7 +2,7 @@ package lattice
 
 import "math"
 
-// Conventions for φ⁴ (SPEC §2). Every action in this package works with the field in the project's
+// Conventions for φ⁴. Every action in this package works with the field in the project's
 // "standard" normalisation,
 //
 //	S = Σ_x [ ½ Σ_μ (φ_{x+μ} − φ_x)² + ½ m² |φ_x|² + λ |φ_x|⁴ ],

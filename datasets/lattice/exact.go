@@ -3,7 +3,7 @@ package lattice
 import "math"
 
 // IsingRelaxedLogZ is the exact ln Z_x = ln ∫ d^N x exp(−S(x)) of NeuralRG's relaxed Ising action
-// (IsingRelaxed, SPEC §2):
+// (IsingRelaxed):
 //
 //	ln Z_x = ln Z_Ising − N ln 2 + (N/2) ln 2π + ½ ln det K + N δ/2,
 //

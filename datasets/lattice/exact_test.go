@@ -15,7 +15,8 @@ func relClose(a, b, tol float64) bool {
 }
 
 func TestFreeReferenceValues(t *testing.T) {
-	// SPEC §2 example and the values (quoted to 10 and 7 significant digits, hence the tolerances).
+	// Published reference values for L=8, m²=0.5 (quoted to 10 and 7 significant digits, hence the
+	// tolerances).
 	const L, m2 = 8, 0.5
 	V := float64(L * L)
 	if got := FreeLogZ(L, m2) / V; math.Abs(got-0.2355017011) > 1e-10 {
@@ -44,7 +45,7 @@ func TestFreeReferenceValues(t *testing.T) {
 	if !relClose(gt/V, FreeG(L, m2, 0, 0), 1e-13) {
 		t.Errorf("(1/V) Σ_k G̃(k) = %v, G(0) = %v", gt/V, FreeG(L, m2, 0, 0))
 	}
-	// The SPEC §5 renormalised-mass estimator is exact on the exact propagator.
+	// The renormalised-mass estimator m_R² = 4 sin²(π/L) / (G̃(0)/G̃(p₁) − 1) is exact on the exact propagator.
 	s := math.Sin(math.Pi / L)
 	mR2 := 4 * s * s / (FreeGTilde(L, m2, 0, 0)/FreeGTilde(L, m2, 1, 0) - 1)
 	if !relClose(mR2, m2, 1e-12) {

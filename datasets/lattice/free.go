@@ -3,7 +3,7 @@ package lattice
 import "math"
 
 // Exact references for the free field S = Σ_x [ ½ Σ_μ (φ_{x+μ} − φ_x)² + ½ m² φ_x² ] on a periodic L×L
-// lattice (SPEC §2), with the lattice dispersion w_k = m² + Σ_μ 4 sin²(π k_μ / L), k_μ ∈ {0, …, L−1}.
+// lattice, with the lattice dispersion w_k = m² + Σ_μ 4 sin²(π k_μ / L), k_μ ∈ {0, …, L−1}.
 // They return NaN for an invalid L (not a power of two ≥ 2) or m² ≤ 0 (or NaN/Inf).
 
 // freeW is the dispersion w_k.
@@ -52,8 +52,8 @@ func FreeG(L int, m2 float64, rx, ry int) float64 {
 }
 
 // FreeGTilde is the exact momentum-space propagator G̃(p) = ⟨|Σ_x e^{ip·x} φ_x|²⟩ / V = 1 / w_k at
-// p = 2π k / L (k taken modulo L). G̃(0) = χ = ⟨M²⟩/V = 1/m²; the SPEC §5 estimator
-// m_R² = 4 sin²(π/L) / (G̃(0)/G̃(p₁) − 1) returns exactly m² on these values.
+// p = 2π k / L (k taken modulo L). G̃(0) = χ = ⟨M²⟩/V = 1/m²; the renormalised-mass
+// estimator m_R² = 4 sin²(π/L) / (G̃(0)/G̃(p₁) − 1) returns exactly m² on these values.
 func FreeGTilde(L int, m2 float64, kx, ky int) float64 {
 	if !freeValid(L, m2) {
 		return math.NaN()

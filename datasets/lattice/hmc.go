@@ -197,7 +197,8 @@ type HMCConfig struct {
 	// TrajLength is the mean trajectory length τ in molecular-dynamics time; zero → 1. The number of
 	// leapfrog steps of each trajectory is drawn uniformly from {1, …, 2n̄−1}, n̄ = max(1, round(τ/ε)), so
 	// its mean is n̄: a randomised length is needed for ergodicity (a fixed length resonates with the
-	// oscillation period of some modes, e.g. the free field's zero mode, and biases ⟨φ²⟩ — SPEC §5).
+	// oscillation period of some modes, e.g. the free field's zero mode, and biases ⟨φ²⟩, by 6σ in
+	// TestHMCFixedLengthBias).
 	TrajLength float64
 	// FixedLength uses exactly n̄ steps every trajectory. It is wrong for production and exists only to
 	// demonstrate that bias.

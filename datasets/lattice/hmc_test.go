@@ -72,8 +72,7 @@ func TestHMCFreeField(t *testing.T) {
 	}
 }
 
-// TestHMCFixedLengthBias is the experiment behind SPEC §5's "a fixed trajectory length biases the free
-// field", run with exactly the statistics of TestHMCFreeField. Leapfrog moves each Fourier mode of the
+// TestHMCFixedLengthBias shows that a fixed trajectory length biases the free field, run with exactly the statistics of TestHMCFreeField. Leapfrog moves each Fourier mode of the
 // free field on an ellipse with the modified frequency ω̃, cos(ω̃ε) = 1 − ε²ω²/2. If a fixed trajectory of
 // n steps spans half a period of a mode (ω̃nε = π), the trajectory maps that mode to minus itself whatever
 // the momentum: its modulus never changes and HMC is not ergodic (near the resonance τ_int diverges). Here
@@ -144,7 +143,7 @@ func TestHMCIsingRelaxed(t *testing.T) {
 	T := IsingTc()
 	exact, exactAbs, exact4 := isingExact(L, T)
 	if math.Abs(exact-0.761359) > 1e-6 {
-		t.Fatalf("enumerated ⟨m²⟩ = %.7f, the brief quotes 0.761359", exact)
+		t.Fatalf("enumerated ⟨m²⟩ = %.7f, want 0.761359 (L = 4 at T_c, to 6 decimals)", exact)
 	}
 	a, err := NewIsingRelaxed(L, T)
 	if err != nil {

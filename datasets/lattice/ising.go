@@ -14,7 +14,7 @@ import (
 const IsingDeltaShift = 0.1
 
 // IsingRelaxed is NeuralRG's continuous relaxation of the periodic L×L Ising model H = −Σ_⟨ij⟩ σ_i σ_j at
-// temperature T (Li & Wang 2018; SPEC §2). With A the adjacency matrix (for L = 2 the two periodic images of
+// temperature T (Li & Wang 2018). With A the adjacency matrix (for L = 2 the two periodic images of
 // a neighbour both count, A_ij = 2), K = A/T + δI and δ = 0.1 − λ_min(A/T) = 0.1 + 4/T (L even), the field
 // x ∈ R^N (N = L², one channel) has the action
 //

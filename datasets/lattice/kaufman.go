@@ -6,7 +6,7 @@ import "math"
 func IsingTc() float64 { return 2 / math.Log(1+math.Sqrt2) }
 
 // KaufmanLogZ is the exact ln Z of the Ising model H = −Σ_⟨ij⟩ σ_i σ_j (J = 1, k_B = 1) on a periodic L×L
-// lattice at temperature T, from Kaufman's (1949) formula (SPEC §2): with K = 1/T, N = L²,
+// lattice at temperature T, from Kaufman's (1949) formula: with K = 1/T, N = L²,
 //
 //	Z = ½ (2 sinh 2K)^{N/2} [ Π_r 2cosh(Lγ_{2r+1}/2) + Π_r 2sinh(Lγ_{2r+1}/2) + Π_r 2cosh(Lγ_{2r}/2) + Π_r 2sinh(Lγ_{2r}/2) ],
 //

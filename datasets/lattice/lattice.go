@@ -3,14 +3,20 @@
 // Kaufman's Ising partition function and NeuralRG's continuous relaxation of it), a Hybrid Monte Carlo
 // sampler, a local Metropolis sampler and observables with honest error bars.
 //
-// Conventions (SPEC §1, §2, §5):
+// Conventions:
 //
 //   - A field configuration on the host is a []float64 of length C·L·L laid out as (C, L, L), row-major:
 //     index c·L·L + i·L + j. A batch in a graph is (B, C, L, L).
 //   - Boundaries are periodic; L is a power of two, at least 2.
-//   - Every action is given in the project's "standard" convention (SPEC §2); the AKS/Gerdes and hopping
-//     conventions are converted exactly on construction.
+//   - Every action is given in the project's "standard" convention,
+//     S = Σ_x [ ½ Σ_μ |φ_{x+μ} − φ_x|² + ½ m² |φ_x|² + λ |φ_x|⁴ ] (μ over the two positive directions);
+//     the AKS/Gerdes (φ_A = φ/√2, m² = m_A², λ = λ_A/4) and hopping (φ = √(2κ) φ_H,
+//     m² = (1 − 2λ_H)/κ − 4, λ = λ_H/(4κ²)) conventions are converted exactly on construction (see
+//     action_conventions.go). The relaxed Ising model is NeuralRG's, described at IsingRelaxed.
 //   - S(φ) is the action, p(φ) ∝ exp(−S(φ)); Force returns −∂S/∂φ.
+//   - Estimates from Markov chains come with blocked-jackknife errors and the integrated autocorrelation
+//     time τ_int, never as a bare standard deviation; HMC randomises its trajectory length (a fixed one
+//     biases the free field).
 package lattice
 
 import (

@@ -16,7 +16,7 @@ type LocalAction interface {
 
 // LocalFor returns the local form of a: a itself if it implements LocalAction; for the φ⁴ family (free,
 // phi4, o2: any action with the standard-convention parameters M2() and Lambda()) a local form written
-// from the SPEC §2 formula; for the relaxed Ising model (any one-channel action with a dense KInverse())
+// from the standard-convention formula; for the relaxed Ising model (any one-channel action with a dense KInverse())
 // the O(N) form below. These are independent implementations of the actions: the tests check them
 // against differences of a.Eval.
 func LocalFor(a HostAction) (LocalAction, error) {

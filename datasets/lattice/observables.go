@@ -6,7 +6,7 @@ import (
 	"sync"
 )
 
-// Observables on lattice configurations (SPEC §5). An Observer measures a fixed set of "primary" numbers
+// Observables on lattice configurations. An Observer measures a fixed set of "primary" numbers
 // on every configuration of every chain; ensemble estimates are functions of the primaries' means, with
 // blocked-jackknife errors and τ_int per observable (Analyze).
 //
@@ -18,11 +18,11 @@ import (
 //	chi_c   χ_c = (⟨|M|²⟩ − ⟨|M|⟩²)/V
 //	phi2    ⟨|φ_x|²⟩, averaged over sites
 //	G_half  G(L/2), with G(r) = Σ_c ⟨φ_{c,x} φ_{c,x+r μ̂}⟩ averaged over all sites x and both axes μ
-//	U4      Binder cumulant 1 − (C/(C+2)) ⟨|M|⁴⟩/⟨|M|²⟩²; for C = 1 this is 1 − ⟨M⁴⟩/(3⟨M²⟩²) (SPEC §5)
+//	U4      Binder cumulant 1 − (C/(C+2)) ⟨|M|⁴⟩/⟨|M|²⟩²; for C = 1 this is 1 − ⟨M⁴⟩/(3⟨M²⟩²)
 //	mR2     m_R² = 4 sin²(π/L) / (G̃(0)/G̃(p₁) − 1), p₁ = (2π/L, 0), G̃(p₁) averaged over both axes
 //	xi2     ξ₂ = 1/m_R (second-moment correlation length)
 //	Z       G̃(0) m_R²
-//	gR      −(⟨|M|⁴⟩ − (1 + 2/C)⟨|M|²⟩²) m_R² / (V χ²); for C = 1 the SPEC's −(⟨M⁴⟩ − 3⟨M²⟩²) m_R²/(V χ²)
+//	gR      −(⟨|M|⁴⟩ − (1 + 2/C)⟨|M|²⟩²) m_R² / (V χ²); for C = 1, −(⟨M⁴⟩ − 3⟨M²⟩²) m_R²/(V χ²)
 //
 // The C-dependent factors make U4 and g_R vanish for a Gaussian (free) field for every C: ⟨|M|⁴⟩ =
 // (1 + 2/C)⟨|M|²⟩² for an isotropic Gaussian vector. Undefined values (m_R² when G̃(0) ≤ G̃(p₁), ξ₂ when
@@ -37,7 +37,7 @@ import (
 //
 // (⟨j_μ⟩ = 0 by the reflection symmetry and is dropped). Υ is dimensionless: in the fixed-modulus
 // (XY) limit φ_x = √K (cos θ_x, sin θ_x) it is Υ_XY/T with K = 1/T, so the Nelson–Kosterlitz jump at
-// T_BKT is Υ = 2/π (the SPEC's 2T/π in units of the coupling).
+// T_BKT is Υ = 2/π (2T/π when the helicity modulus is measured in units of the coupling).
 //
 // The relaxed Ising model (Name "ising") adds spin observables through E[σ_i | x] = tanh x_i, the spins
 // being independent given x (m = Σσ/N, N = V):

@@ -9,7 +9,7 @@ import (
 	"rgflow/layers"
 )
 
-// phi4Core is the standard-convention φ⁴ action with C real components per site (SPEC §2):
+// phi4Core is the standard-convention φ⁴ action with C real components per site:
 //
 //	S = Σ_x [ ½ Σ_μ |φ_{x+μ} − φ_x|² + ½ m² |φ_x|² + λ |φ_x|⁴ ],  |φ_x|² = Σ_c φ_{c,x}².
 //
@@ -273,7 +273,7 @@ func (p *phi4Core) Action(s *layers.Scope, phi *G.Node) (*G.Node, error) {
 	return out, nil
 }
 
-// Phi4 is real (C = 1) lattice φ⁴ theory in the standard convention (SPEC §2),
+// Phi4 is real (C = 1) lattice φ⁴ theory in the standard convention,
 //
 //	S = Σ_x [ ½ Σ_μ (φ_{x+μ} − φ_x)² + ½ m² φ_x² + λ φ_x⁴ ],
 //

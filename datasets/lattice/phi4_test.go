@@ -9,7 +9,8 @@ import (
 	"gonum.org/v1/gonum/mat"
 )
 
-// Literal transcriptions of the AKS and hopping actions of SPEC §2, in their own field variables, written
+// Literal transcriptions of the AKS action S_A = Σ_x [Σ_μ (φ_{x+μ} − φ_x)² + m_A² φ² + λ_A φ⁴] and the hopping
+// action S_H = Σ_x [−2κ Σ_μ φ_x φ_{x+μ} + φ_x² + λ_H (φ_x² − 1)²], in their own field variables, written
 // independently of the package code. phi is (C, L, L).
 
 func aksActionLiteral(L int, m2A, lambdaA float64, phiA []float64) float64 {

@@ -6,7 +6,8 @@ import (
 	"gonum.org/v1/gonum/dsp/fourier"
 )
 
-// Statistics of Markov-chain time series (SPEC §5: "never a bare standard deviation").
+// Statistics of Markov-chain time series: errors that account for autocorrelation (blocked jackknife,
+// τ_int), never a bare standard deviation.
 //
 // Data layout: a primary observable measured in R independent chains is a [][]float64 indexed
 // [chain][t]; several primaries are [][][]float64 indexed [observable][chain][t]. All chains of one

@@ -11,7 +11,7 @@
 //
 // G.Grad stores, in an unexported field (Node.deriv) of every node it differentiates, the node holding its
 // derivative; a second G.Grad on the same graph reuses those nodes and silently returns a wrong result
-// (for loss = Σx³ the gradient of Σ∇loss came out as 3x instead of 6x; GORGONIA.md, silent failure 2).
+// (for loss = Σx³ the gradient of Σ∇loss came out as 3x instead of 6x; the layers package doc, Gorgonia pitfall 2).
 // What works:
 //
 //   - one G.Grad per graph (build the first-order graph twice if you need two losses), or
@@ -27,7 +27,7 @@
 //     ("Non Differentiable WRTs"): give second-order checks a nonlinear downstream (Σ w⊙tanh(op(x))).
 //
 // With the bookkeeping cleared, second order was FD-checked right through every op of the layers kit
-// (Reshape, Roll, Narrow, Pad, PadPeriodic, Gather, ScatterReplace, BiasAdd, Affine, SumAxis, LogSumExp,
+// (Reshape, Roll, Narrow, Pad, PadPeriodic, Gather, ScatterReplace, MatMul, RowBias, SumAxis, LogSumExp,
 // ELU, Swish) and through Gorgonia's Tanh, Square, Sigmoid, Exp, Add, Sub, HadamardProd, Sum (any axis),
 // Mul (2-D), Transpose, Concat, BroadcastAdd and Max. It is wrong through G.Slice (first order right,
 // second order off by O(1)), G.Reshape is wrong already at first order (it aliases its input, caught here

@@ -1,0 +1,244 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+)
+
+// rangeValues32 sweeps the whole float32 line: ±2^e·{1, 1.5} for every binary exponent (denormals
+// included), ±0, ±Inf, NaN, ±MaxFloat32, the smallest normal and denormal, a dense grid over [−110, 95],
+// and each threshold of e^x with its neighbours one ulp either side: overflow (the largest x with e^x
+// finite), the smallest normal result and the last non-zero denormal result.
+func rangeValues32() []float32 {
+	var xs []float32
+	add := func(v ...float32) { xs = append(xs, v...) }
+	for e := -149; e <= 127; e++ {
+		for _, m := range []float64{1, 1.5} {
+			v := float32(math.Ldexp(m, e))
+			add(v, -v)
+		}
+	}
+	inf := float32(math.Inf(1))
+	add(0, float32(math.Copysign(0, -1)), inf, -inf, float32(math.NaN()),
+		math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32, 0x1p-126, -0x1p-126)
+	for x := float32(-110); x < 95; x += 0.0371 {
+		add(x)
+	}
+	// Thresholds from the float64 reference: the largest float32 x whose correctly rounded e^x is finite,
+	// the smallest with a normal result and the smallest with a non-zero one.
+	for _, t := range []float64{math.Log(math.MaxFloat32), math.Log(0x1p-126), math.Log(0x1p-150)} {
+		x := float32(t)
+		for i := 0; i < 3; i++ {
+			x = math.Nextafter32(x, -inf)
+		}
+		for i := 0; i < 7; i++ {
+			add(x)
+			x = math.Nextafter32(x, inf)
+		}
+	}
+	return xs
+}
+
+// class is the kind of a float: what a non-finite guard or an underflow check sees.
+func class(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "NaN"
+	case math.IsInf(v, 1):
+		return "+Inf"
+	case math.IsInf(v, -1):
+		return "-Inf"
+	case v == 0:
+		return "0"
+	}
+	return "finite"
+}
+
+// ulp32 is the spacing of float32 numbers at |v| (2⁻¹⁴⁹ in the denormals).
+func ulp32(v float64) float64 {
+	a := float32(math.Abs(v))
+	return float64(math.Nextafter32(a, float32(math.Inf(1))) - a)
+}
+
+// The float32 exp, scalar (exp32) and vector (expInPlace over a slice), over the whole float32 range: the
+// class of every result (finite, +Inf, 0, NaN) is that of the correctly rounded e^x (from float64
+// math.Exp), and the value is within 2 ulp of it (the polynomial's 2 ulp bound of exp32; in the denormals
+// an ulp is 2⁻¹⁴⁹). Then the same value at every position of slices of every length up to three vectors
+// and a tail gives the same bits as the value alone, so what happens to an element never depends on where
+// it sits in a slice.
+func TestExpWholeRange(t *testing.T) {
+	xs := rangeValues32()
+	check := func(path string, x, got float32) {
+		t.Helper()
+		want := float64(float32(math.Exp(float64(x))))
+		if class(float64(got)) != class(want) {
+			t.Errorf("%s: e^%v = %v (%s), want %v (%s)", path, x, got, class(float64(got)), want, class(want))
+			return
+		}
+		if class(want) == "finite" {
+			if d := math.Abs(float64(got)-want) / ulp32(want); d > 2 {
+				t.Errorf("%s: e^%v = %v, want %v (%.1f ulp)", path, x, got, want, d)
+			}
+		}
+	}
+	vec := append([]float32(nil), xs...)
+	expInPlace(vec)
+	for i, x := range xs {
+		check("exp32", x, exp32(x))
+		check("expInPlace", x, vec[i])
+	}
+	positionIndependent(t, "exp", xs, expInPlace[float32])
+}
+
+// positionIndependent applies f to slices holding x at every position, with lengths 1 … 3·8+7 (every
+// position modulo the float32 and float64 vector widths, whole vectors and tails), and requires the bits
+// of f({x}) everywhere. The other elements cycle through the whole value list, so the lanes beside x hold
+// NaN, ±Inf, denormals and ordinary numbers in turn.
+func positionIndependent[T float](t *testing.T, name string, xs []T, f func([]T)) {
+	t.Helper()
+	bits := func(v T) uint64 {
+		if v32, ok := any(v).(float32); ok {
+			return uint64(math.Float32bits(v32))
+		}
+		return math.Float64bits(float64(v))
+	}
+	fails := 0
+	buf := make([]T, 31)
+	for i, x := range xs {
+		alone := []T{x}
+		f(alone)
+		for n := 1; n <= len(buf); n++ {
+			for p := 0; p < n; p++ {
+				s := buf[:n]
+				for j := range s {
+					s[j] = xs[(i+7*j+1)%len(xs)]
+				}
+				s[p] = x
+				f(s)
+				if bits(s[p]) != bits(alone[0]) && !(s[p] != s[p] && alone[0] != alone[0]) {
+					if fails++; fails <= 10 {
+						t.Errorf("%s(%v) at position %d of %d: %v, alone %v", name, x, p, n, s[p], alone[0])
+					}
+				}
+			}
+		}
+	}
+}
+
+// ELU (float32 and float64) over the whole range: the class and value of every result as the float64
+// reference x > 0 ? x : expm1(x), rounded to the type (float64 within 2 ulp; float32 within 2.5e-7
+// absolute, the rounding of e^x − 1 near 0, or 2 ulp), and position-independent.
+func TestELUWholeRange(t *testing.T) {
+	xs32 := rangeValues32()
+	var xs64 []float64
+	for _, x := range xs32 {
+		xs64 = append(xs64, float64(x))
+	}
+	for e := -1074; e <= 1023; e += 7 {
+		v := math.Ldexp(1, e)
+		xs64 = append(xs64, v, -v)
+	}
+	xs64 = append(xs64, math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64, -math.SmallestNonzeroFloat64)
+	v32 := append([]float32(nil), xs32...)
+	eluInPlace(v32)
+	for i, x := range xs32 {
+		want := float64(float32(elu64(float64(x))))
+		got := float64(v32[i])
+		// e^x − 1 is computed as such, so a tiny negative x gives 0 (within the absolute bound): 0 and finite
+		// count as one class here.
+		finite := func(v float64) bool { return class(v) == "0" || class(v) == "finite" }
+		if class(got) != class(want) && !(finite(got) && finite(want)) {
+			t.Errorf("float32 ELU(%v) = %v, want %v", x, got, want)
+		} else if finite(want) && math.Abs(got-want) > math.Max(2.5e-7, 2*ulp32(want)) {
+			t.Errorf("float32 ELU(%v) = %v, want %v", x, got, want)
+		}
+	}
+	v64 := append([]float64(nil), xs64...)
+	eluInPlace(v64)
+	for i, x := range xs64 {
+		want, got := elu64(x), v64[i]
+		ulp := math.Abs(math.Nextafter(want, 0) - want)
+		if want == 0 {
+			ulp = math.SmallestNonzeroFloat64
+		}
+		if class(got) != class(want) || class(want) == "finite" && math.Abs(got-want) > 2*ulp {
+			t.Errorf("float64 ELU(%v) = %v, want %v", x, got, want)
+		}
+	}
+	positionIndependent(t, "ELU32", xs32, eluInPlace[float32])
+	positionIndependent(t, "ELU64", xs64, eluInPlace[float64])
+}
+
+// Swish and its derivative in float32 over the whole range: every position of a slice (vector lanes and
+// the scalar tail) gives a result of the same class as the value alone in a slice of one (the scalar
+// path), within 2e-6 absolute plus 2e-6 relative (as TestActivationsFloat32).
+func TestSwishWholeRange(t *testing.T) {
+	xs := rangeValues32()
+	for _, k := range []actKind{actSwish, actSwishD1} {
+		n := 8*3 + 5
+		for _, x := range xs {
+			alone := []float32{0}
+			applyAct32(alone, []float32{x}, k)
+			src := make([]float32, n)
+			for p := range src {
+				src[p] = x
+			}
+			dst := make([]float32, n)
+			applyAct32(dst, src, k)
+			for p, got := range dst {
+				a, b := float64(got), float64(alone[0])
+				if class(a) != class(b) && !(math.Abs(a-b) <= 2e-6) || class(b) == "finite" && math.Abs(a-b) > 2e-6+2e-6*math.Abs(b) {
+					t.Errorf("%s(%v) at position %d of %d: %v, alone %v", k, x, p, n, got, alone[0])
+					break
+				}
+			}
+		}
+	}
+}
+
+// The Go wrappers of the assembly kernels panic with a message naming the kernel and the lengths when
+// slices do not match, on every build (vector or scalar), before anything is read or written.
+func TestKernelLengthChecks(t *testing.T) {
+	mustPanic := func(name, want string, f func()) {
+		t.Helper()
+		defer func() {
+			t.Helper()
+			r := recover()
+			if r == nil {
+				t.Errorf("%s: no panic", name)
+				return
+			}
+			if msg := fmt.Sprint(r); !strings.Contains(msg, want) {
+				t.Errorf("%s: panic %q, want it to mention %q", name, msg, want)
+			}
+		}()
+		f()
+	}
+	mustPanic("dot f32", "dot: len(a) = 16 but len(b) = 15", func() { dotVec(make([]float32, 16), make([]float32, 15)) })
+	mustPanic("dot f64", "dot: len(a) = 8 but len(b) = 9", func() { dot(make([]float64, 8), make([]float64, 9)) })
+	mustPanic("axpyRows f32", "axpyRows: b has 40 elements, 3 rows of stride ldb=16 over 16 columns need 48",
+		func() { axpyRowsVec(make([]float32, 16), make([]float32, 3), make([]float32, 40), 16) })
+	mustPanic("axpyRows f64", "axpyRows: b has 47 elements", func() { axpyRows(make([]float64, 16), make([]float64, 3), make([]float64, 47), 16) })
+	mustPanic("eluGrad", "eluGrad: len(g) = 16 but len(y) = 8", func() { eluGradInPlace(make([]float32, 16), make([]float32, 8)) })
+	mustPanic("swish", "swish: len(dst) = 8 but len(x) = 16", func() { swishVector(make([]float32, 8), make([]float32, 16), false) })
+	// Matching lengths (and a longer b for axpyRows) are fine.
+	axpyRows(make([]float32, 16), make([]float32, 3), make([]float32, 48), 16)
+	dot(make([]float32, 9), make([]float32, 9))
+}
+
+// BenchmarkExpInPlace is the float32 exp pass of the fused coupling over 4096 values of [−8, 2) (plus a
+// 5-element tail), the path the vector kernel and its padded tail take.
+func BenchmarkExpInPlace(b *testing.B) {
+	src := make([]float32, 4101)
+	for i := range src {
+		src[i] = float32(i%200)/20 - 8
+	}
+	x := make([]float32, len(src))
+	for i := 0; i < b.N; i++ {
+		copy(x, src)
+		expInPlace(x)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(src)), "ns/exp")
+}
