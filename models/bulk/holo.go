@@ -215,4 +215,3 @@ func HoloFit(bins []Bin, minSigma float64) (pts []Holo, all Fit, perLevel map[in
 	}
 	return pts, all, perLevel, nil
 }
-
