@@ -44,6 +44,40 @@
 // G.Reshape and G.Ravel are wrong already at first order (they alias their input). Losses may end in a
 // scalar G.Mean: only the part of the graph that is differentiated twice needs the safe ops.
 //
+// # Networks for conditioned fields
+//
+// GroupNorm, the scalar embeddings (SinusoidalEmbedding, FourierEmbedding), FiLM/Modulate, the conditioning
+// input of MLP and ResMLP (CondConditioner, Conditioned), the CNN and the lattice symmetries (Translation,
+// D4, SignFlip, Sequence, Symmetrize) are built so that a velocity field v(x, t) or a score s(x, t) is an
+// ordinary network with a per-sample conditioning vector. Second-order safe (their gradients are graphs of
+// ops that differentiate again, FD-checked one order up with layerstest.SecondOrderCheck): GroupNorm and
+// GroupNormalize (built from Reshape, SumAxis, RowBias, RowScale, Gather and Gorgonia's Square, Sqrt,
+// Inverse; not InverseSqrt, whose gradient in Gorgonia v0.9.18 is wrong), both embeddings (MatMul, Sin,
+// Cos, Concat), FiLM and Modulate, the conditioned MLP and ResMLP, CNN with or without symmetrisation,
+// every lattice transform (index-map gathers, Neg) and Symmetrize; besides the ops of the table above they
+// use Gorgonia's Inverse, Sin and Cos, second-order checked in their tests. The random Fourier frequencies
+// are a graph constant (FourierEmbedding.Apply) or a buffer (ApplyBuffer), never a parameter.
+// layerstest.CheckEquivariance / CheckInvariance test f(gx) = g f(x) (or f(gx) = f(x)) for any network and
+// transform.
+//
+// # Convolutions
+//
+// Conv2D, Conv2DBias, ConvTranspose2D, Upsample2x, ChannelBias and the Conv layer (NewConv,
+// NewConvTranspose) act on (B, C, H, W) tensors with weights (Cout, Cin, k, k): periodic padding
+// (lattices; any H, W) or zero padding (images), any odd kernel size, dilation d (padding d·(k−1)/2 keeps
+// H×W) and stride 2 (down-sampling; ConvTranspose2D with stride 2 and Upsample2x up-sample). All of them
+// are second-order safe, so a loss may contain the gradient of a network with respect to its input (score
+// matching, forces, gradient velocity fields) and still be differentiated: the derivatives of a
+// convolution are a transposed convolution (in x) and a weight correlation (in w), and these three ops
+// are each other's derivatives; Upsample2x and its adjoint (the 2×2 block sum), and the bias's channel
+// sum and its broadcast, likewise (safe in the sense of the table above; TestConvGradients, TestConvForceLoss
+// and TestUpsample2x check first and second order of each against finite differences, with periodic and
+// zero padding, dilation, stride 2, kernels 1, 3, 5, non-square sizes and B > 1). Gorgonia's own Conv2d is
+// not used: its second derivative crashes the process, and it is several times slower. On CPUs with
+// AVX-512 the convolutions run on assembly kernels (conv_amd64.s) that read their input from a small
+// padded copy of a few images at a time (no im2col matrix); elsewhere on plain Go loops. Both paths are
+// tested against direct loops.
+//
 // # Gorgonia pitfalls
 //
 // The project pins Gorgonia v0.9.18 (no upstream changes since 2023), whose silent failures were measured
