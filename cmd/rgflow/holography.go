@@ -28,7 +28,7 @@ separation r (periodic Euclidean distance on the L×L grid, pairs of sites of th
 turns them into a holographic distance d = d₀ − ξ ln|⟨z_i z_j⟩| with d₀ = 0, ξ = 1. Fits d = a + b ln r
 by least squares (over all resolved bins with r ≥ 1, and per level) and reports R². The boundary
 correlator G(r) = ⟨φ_i φ_j⟩ of the same samples mapped back to φ is reported beside it. Errors are batch
-means over --batches batches per chain. --png plots d against ln r per level with the fit, and
+means over --batches batches per chain. --connected subtracts the per-site means first. --png plots d against ln r per level with the fit, and
 −ln|G(r)| for comparison.
 
 flags:
@@ -39,7 +39,7 @@ type holoFlags struct {
 	seed                                      uint64
 	traj, minSigma                            float64
 	png                                       string
-	asJSON                                    bool
+	asJSON, connected                         bool
 	wc                                        weightChoice
 }
 
@@ -56,6 +56,7 @@ func newHoloFlags(stderr io.Writer) (*flag.FlagSet, *holoFlags) {
 	fs.Float64Var(&f.minSigma, "min-sigma", 2, "fit only bins whose |⟨z z⟩| exceeds this many standard errors")
 	fs.StringVar(&f.png, "png", "", "plot d against ln r to this PNG file")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
+	fs.BoolVar(&f.connected, "connected", false, "connected correlators ⟨z_i z_j⟩ − ⟨z_i⟩⟨z_j⟩ (and the same for φ)")
 	f.wc.register(fs, stderr)
 	return fs, f
 }
@@ -70,6 +71,7 @@ type holoReport struct {
 	Trajectories  int               `json:"trajectories"`
 	Acceptance    float64           `json:"acceptance"`
 	GradEvals     int64             `json:"gradient_evals"`
+	Connected     bool              `json:"connected"`
 	Normalisation string            `json:"normalisation"`
 	Bulk          []bulk.Bin        `json:"bulk"`
 	Holo          []bulk.Holo       `json:"holographic"`
@@ -134,6 +136,14 @@ func runHolography(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("holography: bulk HMC: %w", err)
 	}
 	C, L := flow.Channels, flow.L
+	if f.connected {
+		if err := bulk.Center(zs, C*L*L); err != nil {
+			return fmt.Errorf("holography: %w", err)
+		}
+		if err := bulk.Center(xs, C*L*L); err != nil {
+			return fmt.Errorf("holography: %w", err)
+		}
+	}
 	bins, err := bulk.Correlations(zs, C, L, flow.Hier.LevelMap(), f.batches)
 	if err != nil {
 		return fmt.Errorf("holography: %w", err)
@@ -147,7 +157,7 @@ func runHolography(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("holography: %w", err)
 	}
 	rep := holoReport{Run: dir, Step: step, Action: act.Name(), L: L, Sampler: "bulk-hmc", Chains: f.chains,
-		Trajectories: f.trajectories, Acceptance: run.Acceptance(), GradEvals: ba.GradEvals(),
+		Trajectories: f.trajectories, Acceptance: run.Acceptance(), GradEvals: ba.GradEvals(), Connected: f.connected,
 		Normalisation: "d = d0 − xi·ln|<z_i z_j>| with d0 = 0, xi = 1; fit d = a + b·ln r over bins with r ≥ 1 and |<z z>| > min-sigma·err",
 		Bulk:          bins, Holo: pts, Fit: fit, FitPerLevel: perLevel, Boundary: gb,
 		Errors: fmt.Sprintf("batch means, %d batches per chain × %d chains", f.batches, f.chains)}

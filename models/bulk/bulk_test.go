@@ -235,3 +235,32 @@ func TestBulkHMCReproducesFreeField(t *testing.T) {
 	}
 	t.Logf("⟨φ²⟩ = %.4f ± %.4f (exact %.4f), %d gradient evaluations", phi2.Value, phi2.Err, want, a.GradEvals())
 }
+
+// BenchmarkForce is one bulk gradient (forward and backward through the flow at batch 1) for the default
+// neuralrg preset at L=8 on φ⁴, against the host force of the action itself.
+func BenchmarkForce(b *testing.B) {
+	act, _ := lattice.NewPhi4(8, -4, 1.502)
+	flow, store := testFlow(b, "neuralrg", 8, 0.1, 1)
+	a, err := New(act, flow, store)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	z := gauss(rand.New(rand.NewPCG(1, 2)), 64, 1)
+	f := make([]float64, 64)
+	b.Run("bulk", func(b *testing.B) {
+		for b.Loop() {
+			a.Force(f, z)
+		}
+	})
+	b.Run("bulk-eval", func(b *testing.B) {
+		for b.Loop() {
+			a.Eval(z)
+		}
+	})
+	b.Run("host", func(b *testing.B) {
+		for b.Loop() {
+			act.Force(f, z)
+		}
+	})
+}

@@ -215,3 +215,32 @@ func HoloFit(bins []Bin, minSigma float64) (pts []Holo, all Fit, perLevel map[in
 	}
 	return pts, all, perLevel, nil
 }
+
+// Center subtracts from every value its site's mean over all measurements of all chains (n values per
+// measurement), in place, so that Correlations then estimates the connected ⟨v_i v_j⟩ − ⟨v_i⟩⟨v_j⟩. The
+// batch-means errors afterwards ignore the uncertainty of the subtracted means (a relative O(1/N) effect).
+func Center(samples [][]float64, n int) error {
+	mean := make([]float64, n)
+	count := 0
+	for c, s := range samples {
+		if len(s)%n != 0 {
+			return fmt.Errorf("bulk: Center: chain %d has %d values, not a multiple of %d", c, len(s), n)
+		}
+		for i, v := range s {
+			mean[i%n] += v
+		}
+		count += len(s) / n
+	}
+	if count == 0 {
+		return fmt.Errorf("bulk: Center: no samples")
+	}
+	for i := range mean {
+		mean[i] /= float64(count)
+	}
+	for _, s := range samples {
+		for i := range s {
+			s[i] -= mean[i%n]
+		}
+	}
+	return nil
+}

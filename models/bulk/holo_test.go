@@ -130,3 +130,22 @@ func TestHoloFitPowerLaw(t *testing.T) {
 		t.Errorf("level-0 fit %+v", per[0])
 	}
 }
+
+// Center removes the per-site means: two chains of two measurements of two sites, by hand.
+func TestCenter(t *testing.T) {
+	s := [][]float64{{1, 10, 3, 10}, {5, 20, 7, 40}} // site 0: 1,3,5,7 (mean 4); site 1: 10,10,20,40 (mean 20)
+	if err := Center(s, 2); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]float64{{-3, -10, -1, -10}, {1, 0, 3, 20}}
+	for c := range s {
+		for i := range s[c] {
+			if s[c][i] != want[c][i] {
+				t.Fatalf("chain %d value %d = %g, want %g", c, i, s[c][i], want[c][i])
+			}
+		}
+	}
+	if err := Center([][]float64{{1, 2, 3}}, 2); err == nil {
+		t.Error("3 values with 2 per measurement accepted")
+	}
+}
