@@ -254,7 +254,7 @@ func holoPlot(path string, pts []bulk.Holo, fit bulk.Fit, boundary []bulk.Bin, m
 		p.Add(s)
 		p.Legend.Add("boundary −ln|G(r)|", s)
 	}
-	p.Legend.Top = true
+	p.Legend.Top = false // bottom right: d grows with r, so the lower right is the emptiest corner
 	return p.Save(6*vg.Inch, 4.5*vg.Inch, path)
 }
 
