@@ -135,3 +135,41 @@ func TestMixAndReceptive(t *testing.T) {
 		}
 	}
 }
+
+// The new commands answer -h and "help COMMAND" with their usage and flags on stdout, nothing on stderr.
+func TestBulkCommandsHelp(t *testing.T) {
+	for cmd, flags := range map[string][]string{
+		"holography": {"trajectories", "png", "json", "connected", "min-sigma"},
+		"mix":        {"a", "b", "png", "interpolate"},
+		"receptive":  {"png", "json", "tol", "image"},
+		"mcmc":       {"bulk"},
+	} {
+		for _, args := range [][]string{{cmd, "-h"}, {"help", cmd}, {cmd, "runs/x", "--help"}} {
+			var out, errb bytes.Buffer
+			if err := run(args, &out, &errb); err != nil {
+				t.Errorf("%v: %v", args, err)
+				continue
+			}
+			if errb.Len() > 0 {
+				t.Errorf("%v wrote to stderr: %s", args, errb.String())
+			}
+			for _, f := range flags {
+				if !bytes.Contains(out.Bytes(), []byte("  -"+f+" ")) && !bytes.Contains(out.Bytes(), []byte("  -"+f+"\n")) {
+					t.Errorf("%v: no -%s in the help", args, f)
+				}
+			}
+		}
+	}
+	// Bad input: clear errors, no panics.
+	for _, args := range [][]string{
+		{"holography"},
+		{"holography", "/nonexistent/run"},
+		{"mix", "/nonexistent/run", "--png", "x.png"},
+		{"receptive", "/nonexistent/run"},
+		{"mcmc", "--bulk", "/nonexistent/run"},
+	} {
+		if err := run(args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}

@@ -31,6 +31,9 @@ Samples are always in the standard normalisation. τ_int is in measurements (one
 trajectories). G_r is G(r) for r = 0 … L/2; Gt is G̃(p) at p = 2πk/L for k in Gt_momenta.
 --out writes phi (N·chains, C, L, L; row k·chains + chain is measurement k of chain),
 action, chain and trajectory arrays to an .npz file.
+--bulk RUNDIR runs the same HMC on the latents z of a trained lattice run, with the bulk effective action
+S_eff(z) = S(F⁻¹(z)) − ldj (no global flip: S_eff is not Z2-symmetric), and measures F⁻¹(z); the action
+comes from the run. gradient_evals counts force evaluations, for comparisons at equal cost.
 
 Observables (definitions in package rgflow/datasets/lattice): abs_m, chi, chi_c, phi2, G_half, U4,
 xi2, mR2, Z, gR; o2 adds helicity and abs_mean_field; ising adds m2_improved, abs_m_spin and U4_spin
