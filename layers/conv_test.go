@@ -324,7 +324,7 @@ func TestUpsample2x(t *testing.T) {
 // TestConvLayer builds Conv layers from a Store, chains them (down-sampling, 1×1, transposed up-sampling)
 // and checks shapes, the initialisation range and the error for a wrong channel count.
 func TestConvLayer(t *testing.T) {
-	store := layers.NewStore(tensor.Float32, rand.New(rand.NewPCG(1, 2)))
+	store := layers.NewStore(tensor.Float32, 1)
 	g := G.NewGraph()
 	s := layers.NewScope(g, store)
 	x := s.Input("x", 4, 8, 12, 12)

@@ -15,7 +15,11 @@
 //     distinct parameters (Gorgonia pitfall 3 below).
 //   - Never call G.Reshape or G.Ravel: they alias their input (Gorgonia pitfall 1 below). Use Reshape
 //     from this package, which copies.
-//   - Randomness is explicit: initialisers take a *rand.Rand; graphs are deterministic.
+//   - Randomness is explicit: initialisers take a *rand.Rand; graphs are deterministic. A Store draws each
+//     parameter from its own stream, keyed by the store's seed and the parameter's name (ParamRand), so
+//     initial weights never depend on which graph asked for a parameter first.
+//   - Custom ops keep no state between runs that a later op depends on: what a backward op needs from its
+//     forward op is an input of the backward op (the fused RealNVP passes its activations as a tensor).
 //   - Every gradient is taken with Grad, never G.Grad: G.Grad silently reuses the derivative nodes of an
 //     earlier G.Grad on the same graph, so a loss that already contains a gradient (forces ∇ₓE, exact
 //     divergences, scores −∇E) would get a wrong gradient.

@@ -97,7 +97,7 @@ func TestNLLIdentityBitsPerDim(t *testing.T) {
 		want  float64
 	}{{"laplace", 9.555760}, {"gaussian", 10.122061}} {
 		flow := tinyFlow(t, 32, 1, c.prior)
-		store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 2)))
+		store := layers.NewStore(tensor.Float64, 1)
 		obj := &NLL{Flow: flow, Data: data, Pre: Preprocess{Fixed: true, U: 0.5}, DataSeed: 9}
 		g := G.NewGraph()
 		loss, err := obj.Build(layers.NewScope(g, store), 64)
@@ -151,7 +151,7 @@ func TestNLLIdentityBitsPerDim(t *testing.T) {
 func TestNLLRoundTripRealImages(t *testing.T) {
 	data := fashionDataset(t)
 	flow := tinyFlow(t, 32, 1, "")
-	store := layers.NewStore(tensor.Float32, rand.New(rand.NewPCG(5, 6)))
+	store := layers.NewStore(tensor.Float32, 5)
 	enc, err := models.NewEncoder(flow, store, 64)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestNLLResumeBitForBit(t *testing.T) {
 	flow := tinyFlow(t, 8, 3, "")
 	newObj := func() *NLL { return &NLL{Flow: flow, Data: data, Flip: true, DataSeed: 11} }
 	run := func(obj *NLL, steps int64, out string, resume bool) *layers.Store {
-		store := layers.NewStore(tensor.Float32, rand.New(rand.NewPCG(1, 2)))
+		store := layers.NewStore(tensor.Float32, 1)
 		tr, err := train.New(store, obj, train.Config{Steps: steps, Batch: 16, LR: 3e-3, Seed: 5, Out: out, LogEvery: 1})
 		if err != nil {
 			t.Fatal(err)
@@ -279,7 +279,7 @@ func TestNLLResumeBitForBit(t *testing.T) {
 
 func TestNLLErrors(t *testing.T) {
 	data := fashionDataset(t)
-	store := layers.NewStore(tensor.Float64, nil)
+	store := layers.NewStore(tensor.Float64, 0)
 	for _, c := range []struct {
 		obj  *NLL
 		want string
@@ -305,7 +305,7 @@ func TestNLLErrors(t *testing.T) {
 func TestNLLIdentityBitsPerDimFloat32(t *testing.T) {
 	data := fashionDataset(t)
 	flow := tinyFlow(t, 32, 1, "laplace")
-	store := layers.NewStore(tensor.Float32, rand.New(rand.NewPCG(1, 2)))
+	store := layers.NewStore(tensor.Float32, 1)
 	ev, err := EvalBitsPerDim(flow, store, data, 64, Preprocess{Fixed: true, U: 0.5}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -330,7 +330,7 @@ func BenchmarkNLLFeed(b *testing.B) {
 	cfg, _ := models.Preset("rgflow-tiny", 32, 1)
 	flow, _ := models.Build(cfg)
 	obj := &NLL{Flow: flow, Data: data, Flip: true}
-	if _, err := obj.Build(layers.NewScope(G.NewGraph(), layers.NewStore(tensor.Float32, rand.New(rand.NewPCG(1, 2)))), 64); err != nil {
+	if _, err := obj.Build(layers.NewScope(G.NewGraph(), layers.NewStore(tensor.Float32, 1)), 64); err != nil {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))

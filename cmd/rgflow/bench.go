@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 // benchReport is the output of rgflow bench.
 type benchReport struct {
 	Preset     string  `json:"preset"`
+	Engine     string  `json:"engine"`
 	L          int     `json:"L"`
 	Batch      int     `json:"batch"`
 	Dtype      string  `json:"dtype"`
@@ -45,6 +45,7 @@ flags:
 type benchFlags struct {
 	fs                 *flag.FlagSet
 	preset, dtype      string
+	engine             string
 	L, batch           int
 	steps, warmup      int
 	symmetrize, asJSON bool
@@ -61,6 +62,7 @@ func newBenchFlags() *benchFlags {
 	fs.IntVar(&f.warmup, "warmup", 5, "untimed steps first")
 	fs.BoolVar(&f.symmetrize, "symmetrize", false, "Z₂-symmetrised loss (twice the work)")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
+	fs.StringVar(&f.engine, "engine", "", engineUsage)
 	return f
 }
 
@@ -92,11 +94,14 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	if err := overrideEngine(&cfg, f.engine, "bench"); err != nil {
+		return err
+	}
 	flow, err := models.Build(cfg)
 	if err != nil {
 		return err
 	}
-	store := layers.NewStore(dt, rand.New(rand.NewPCG(1, 2)))
+	store := layers.NewStore(dt, 1)
 	var times []time.Duration
 	last := time.Now()
 	hook := train.Hook{Name: "timer", Fn: func(r train.Record) error {
@@ -121,12 +126,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	rep := benchReport{Preset: *preset, L: *L, Batch: *batch, Dtype: *dtypeName, Symmetrize: *sym,
+	rep := benchReport{Preset: *preset, Engine: cfg.EngineName(), L: *L, Batch: *batch, Dtype: *dtypeName, Symmetrize: *sym,
 		Params: store.NumParams(), Steps: len(times), MedianMs: ms(times[len(times)/2]), MinMs: ms(times[0])}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s L=%d batch %d %s symmetrize=%v (%d parameters): median %.1f ms/step, min %.1f ms over %d steps\n",
-		rep.Preset, rep.L, rep.Batch, rep.Dtype, rep.Symmetrize, rep.Params, rep.MedianMs, rep.MinMs, rep.Steps)
+	fmt.Fprintf(stdout, "%s (%s engine) L=%d batch %d %s symmetrize=%v (%d parameters): median %.1f ms/step, min %.1f ms over %d steps\n",
+		rep.Preset, rep.Engine, rep.L, rep.Batch, rep.Dtype, rep.Symmetrize, rep.Params, rep.MedianMs, rep.MinMs, rep.Steps)
 	return nil
 }

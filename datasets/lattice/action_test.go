@@ -63,7 +63,7 @@ func graphEval(t *testing.T, a Action, dt tensor.Dtype, fields [][]float64) (S, 
 	t.Helper()
 	B, C, L := len(fields), a.Channels(), a.Size()
 	g := G.NewGraph()
-	s := layers.NewScope(g, layers.NewStore(dt, nil))
+	s := layers.NewScope(g, layers.NewStore(dt, 0))
 	phi := s.Input("phi", B, C, L, L)
 	out, err := a.Action(s, phi)
 	if err != nil {
@@ -279,7 +279,7 @@ func TestConstructorErrors(t *testing.T) {
 func TestGraphInputShapeErrors(t *testing.T) {
 	for _, ta := range testActions(t)[:1] {
 		g := G.NewGraph()
-		s := layers.NewScope(g, layers.NewStore(tensor.Float64, nil))
+		s := layers.NewScope(g, layers.NewStore(tensor.Float64, 0))
 		bad := s.Input("phi", 2, 1, 8, 4)
 		if _, err := ta.a.Action(s, bad); err == nil || !strings.Contains(err.Error(), "want (B, 1, 4, 4)") {
 			t.Errorf("%s: wrong shape accepted or unclear error: %v", ta.name, err)
@@ -287,7 +287,7 @@ func TestGraphInputShapeErrors(t *testing.T) {
 	}
 	o, _ := NewO2(4, 1, 1)
 	g := G.NewGraph()
-	s := layers.NewScope(g, layers.NewStore(tensor.Float64, nil))
+	s := layers.NewScope(g, layers.NewStore(tensor.Float64, 0))
 	if _, err := o.Action(s, s.Input("phi", 2, 1, 4, 4)); err == nil {
 		t.Error("o2: one-channel input accepted")
 	}
