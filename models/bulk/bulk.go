@@ -44,7 +44,7 @@ type evaluator struct {
 
 // Float64Store copies every parameter and buffer of store into a new float64 store.
 func Float64Store(store *layers.Store) (*layers.Store, error) {
-	out := layers.NewStore(tensor.Float64, nil)
+	out := layers.NewStore(tensor.Float64, 0)
 	for _, name := range store.Names() {
 		t, _ := store.Get(name)
 		out.Param(name, t.Shape().Clone(), nil)

@@ -35,7 +35,7 @@ func testFlowCfg(t testing.TB, cfg models.Config, scale float64, seed uint64) (*
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(seed, 1)))
+	store := layers.NewStore(tensor.Float64, seed)
 	s := layers.NewScope(G.NewGraph(), store)
 	if _, _, err := flow.LogProb(s, s.Input("x", flow.Shape(1)...)); err != nil {
 		t.Fatal(err)
