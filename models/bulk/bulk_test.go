@@ -237,27 +237,36 @@ func TestBulkHMCReproducesFreeField(t *testing.T) {
 }
 
 // BenchmarkForce is one bulk gradient (forward and backward through the flow at batch 1) for the default
-// neuralrg preset at L=8 on φ⁴, against the host force of the action itself.
+// neuralrg preset at L=8 on φ⁴, with each engine, against the host force of the action itself.
 func BenchmarkForce(b *testing.B) {
 	act, _ := lattice.NewPhi4(8, -4, 1.502)
-	flow, store := testFlow(b, "neuralrg", 8, 0.1, 1)
-	a, err := New(act, flow, store)
-	if err != nil {
-		b.Fatal(err)
+	for _, engine := range []string{models.EngineFused, models.EngineGraph} {
+		cfg, err := models.Preset("neuralrg", 8, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Engine = engine
+		flow, store := testFlowCfg(b, cfg, 0.1, 1)
+		a, err := New(act, flow, store)
+		if err != nil {
+			b.Fatal(err)
+		}
+		z := gauss(rand.New(rand.NewPCG(1, 2)), 64, 1)
+		f := make([]float64, 64)
+		b.Run("bulk-"+engine, func(b *testing.B) {
+			for b.Loop() {
+				a.Force(f, z)
+			}
+		})
+		b.Run("bulk-eval-"+engine, func(b *testing.B) {
+			for b.Loop() {
+				a.Eval(z)
+			}
+		})
+		a.Close()
 	}
-	defer a.Close()
 	z := gauss(rand.New(rand.NewPCG(1, 2)), 64, 1)
 	f := make([]float64, 64)
-	b.Run("bulk", func(b *testing.B) {
-		for b.Loop() {
-			a.Force(f, z)
-		}
-	})
-	b.Run("bulk-eval", func(b *testing.B) {
-		for b.Loop() {
-			a.Eval(z)
-		}
-	})
 	b.Run("host", func(b *testing.B) {
 		for b.Loop() {
 			act.Force(f, z)
