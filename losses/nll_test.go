@@ -121,11 +121,11 @@ func TestNLLIdentityBitsPerDim(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s: graph %.9f, metric %.9f, eval %.9f ± %.4f (N=%d), host %.9f, SPEC %.6f; real pixels %.9f",
+		t.Logf("%s: graph %.9f, metric %.9f, eval %.9f ± %.4f (N=%d), host %.9f, reference %.6f; real pixels %.9f",
 			c.prior, graph, met["bits_per_dim_canvas"], ev.BitsPerDimCanvas, ev.BitsPerDimCanvasErr, ev.N, host, c.want, ev.BitsPerDim)
 		for name, v := range map[string]float64{"graph loss": graph, "metric": met["bits_per_dim_canvas"], "eval": ev.BitsPerDimCanvas, "host": host} {
 			if math.Abs(v-c.want) > 1e-6 {
-				t.Errorf("%s prior: %s canvas bits/dim %.9f, SPEC %.6f", c.prior, name, v, c.want)
+				t.Errorf("%s prior: %s canvas bits/dim %.9f, reference %.6f", c.prior, name, v, c.want)
 			}
 			if math.Abs(v-host) > 1e-10 {
 				t.Errorf("%s prior: %s canvas bits/dim %.12f, host %.12f", c.prior, name, v, host)
@@ -133,7 +133,7 @@ func TestNLLIdentityBitsPerDim(t *testing.T) {
 		}
 		for name, v := range map[string]float64{"metric": met["bits_per_dim"], "eval": ev.BitsPerDim} {
 			if math.Abs(v-hostReal) > 1e-10 || math.Abs(v-c.want*1024/784) > 2e-6 {
-				t.Errorf("%s prior: %s real-pixel bits/dim %.12f, host %.12f, SPEC×1024/784 %.9f", c.prior, name, v, hostReal, c.want*1024/784)
+				t.Errorf("%s prior: %s real-pixel bits/dim %.12f, host %.12f, reference×1024/784 %.9f", c.prior, name, v, hostReal, c.want*1024/784)
 			}
 		}
 		if ev.N != 64 || ev.Dim != 1024 || ev.RealDim != 784 || !(ev.BitsPerDimErr > 0) ||
@@ -310,13 +310,13 @@ func TestNLLIdentityBitsPerDimFloat32(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("float32: %.9f canvas bits/dim (SPEC 9.555760), %.9f per real pixel", ev.BitsPerDimCanvas, ev.BitsPerDim)
+	t.Logf("float32: %.9f canvas bits/dim (reference 9.555760), %.9f per real pixel", ev.BitsPerDimCanvas, ev.BitsPerDim)
 	if math.Abs(ev.BitsPerDimCanvas-9.555760) > 5e-5 {
-		t.Errorf("float32 canvas bits/dim %.9f, SPEC 9.555760", ev.BitsPerDimCanvas)
+		t.Errorf("float32 canvas bits/dim %.9f, reference 9.555760", ev.BitsPerDimCanvas)
 	}
 	// The same rounding per image, spread over 784 instead of 1024 values.
 	if math.Abs(ev.BitsPerDim-9.555760*1024/784) > 5e-5*1024/784 {
-		t.Errorf("float32 real-pixel bits/dim %.9f, SPEC×1024/784 %.9f", ev.BitsPerDim, 9.555760*1024/784)
+		t.Errorf("float32 real-pixel bits/dim %.9f, reference×1024/784 %.9f", ev.BitsPerDim, 9.555760*1024/784)
 	}
 }
 

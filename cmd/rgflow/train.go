@@ -286,6 +286,10 @@ func parseLatticeRun(args []string, stderr io.Writer) (*latticeRun, *latticeFlag
 		channels = 2
 	}
 	rebuild := pf.session.resume == "" || set["preset"] || set["L"] || set["action"]
+	if L := run.Physics.L; L >= 2 && L%2 == 0 && L&(L-1) != 0 {
+		return nil, nil, fmt.Errorf("train lattice: --L %d: the hierarchical (MERA) flows need L a power of two (4, 8, 16, …); "+
+			"rgflow mcmc takes any even L", L)
+	}
 	if err := f.model.apply(&run.Model, set, rebuild, run.Physics.L, channels, run.Train.Seed, "train lattice"); err != nil {
 		return nil, nil, err
 	}
