@@ -274,3 +274,186 @@ func onesOf(s *Scope, n int) *tensor.Dense {
 func (h Hierarchy) String() string {
 	return fmt.Sprintf("L=%d k=%d, %d levels", h.L, h.K, h.Levels())
 }
+
+// LayerSpec names one block layer of a hierarchy: its level and whether it is the decimator (shifted
+// index set) or the disentangler.
+type LayerSpec struct {
+	Level     int
+	Decimator bool
+}
+
+// Sequence is the block layers of a standard RG stack in inference order: for every level ℓ = 0 … n−1 and
+// every one of repeat repetitions, the disentangler then the decimator.
+func (h Hierarchy) Sequence(repeat int) []LayerSpec {
+	var seq []LayerSpec
+	for l := 0; l < h.Levels(); l++ {
+		for r := 0; r < repeat; r++ {
+			seq = append(seq, LayerSpec{l, false}, LayerSpec{l, true})
+		}
+	}
+	return seq
+}
+
+// BlockSequence reads the block layers of a bijector in inference order (the order Forward applies them),
+// so that causal cones follow the flow actually built rather than an assumed layout. It understands Chain,
+// Named, Invert and *BlockLayer; site-local bijectors (ActNorm) mix no sites and are skipped. Any other
+// bijector is an error, because its locality is unknown. An Invert reverses its contents, which are then
+// applied by the inverse block maps; those mix the same sites, so only the order changes.
+func BlockSequence(b Bijector) ([]LayerSpec, error) {
+	switch v := b.(type) {
+	case Chain:
+		var seq []LayerSpec
+		for i, link := range v {
+			s, err := BlockSequence(link)
+			if err != nil {
+				return nil, fmt.Errorf("chain link %d: %w", i, err)
+			}
+			seq = append(seq, s...)
+		}
+		return seq, nil
+	case Named:
+		s, err := BlockSequence(v.Bijector)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", v.Name, err)
+		}
+		return s, nil
+	case *Named:
+		return BlockSequence(*v)
+	case Invert:
+		s, err := BlockSequence(v.Bijector)
+		if err != nil {
+			return nil, err
+		}
+		for i, j := 0, len(s)-1; i < j; i, j = i+1, j-1 {
+			s[i], s[j] = s[j], s[i]
+		}
+		return s, nil
+	case *BlockLayer:
+		return []LayerSpec{{v.Level, v.Decimator}}, nil
+	case ActNorm, *ActNorm:
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("layers: BlockSequence: %T has unknown locality", b)
+	}
+}
+
+// checkSites validates site indices for the cone methods.
+func (h Hierarchy) checkSites(what string, sites []int, seq []LayerSpec) error {
+	for _, s := range sites {
+		if s < 0 || s >= h.L*h.L {
+			return fmt.Errorf("layers: %s: site %d outside the %d×%d lattice", what, s, h.L, h.L)
+		}
+	}
+	for i, sp := range seq {
+		if sp.Level < 0 || sp.Level >= h.Levels() {
+			return fmt.Errorf("layers: %s: layer %d has level %d, want 0 … %d", what, i, sp.Level, h.Levels()-1)
+		}
+	}
+	return nil
+}
+
+// spread applies one layer's dependency pattern to a set of sites: every block that contains a marked
+// site gets all of its sites marked (a block's outputs depend on all of its inputs, both ways).
+func (h Hierarchy) spread(mark []bool, sp LayerSpec) {
+	for _, blk := range h.Blocks(sp.Level, sp.Decimator) {
+		hit := false
+		for _, s := range blk {
+			if mark[s] {
+				hit = true
+				break
+			}
+		}
+		if hit {
+			for _, s := range blk {
+				mark[s] = true
+			}
+		}
+	}
+}
+
+// Cone is the causal cone of a set of data sites (row-major indices) for a flow whose block layers are
+// seq in inference order: the latent sites, per RG level (row-major within a level), whose value can change
+// any of the given sites through the generation map F⁻¹. It is exact for the block structure: generation
+// applies the layers in reverse, each block's outputs depend on all of its inputs, so a site depends on
+// exactly the latents reached by walking the layers in inference order from the data side and marking
+// every block that meets the marked set. Channels share their sites, so the cone holds for every channel.
+func (h Hierarchy) Cone(sites []int, seq []LayerSpec) ([][]int, error) {
+	if err := h.checkSites("Cone", sites, seq); err != nil {
+		return nil, err
+	}
+	mark := make([]bool, h.L*h.L)
+	for _, s := range sites {
+		mark[s] = true
+	}
+	for _, sp := range seq {
+		h.spread(mark, sp)
+	}
+	return h.byLevel(mark), nil
+}
+
+// Influence is the set of data sites (row-major) that the latent at site latent can change through F⁻¹:
+// the layers in generation order (seq reversed), marking every block that meets the marked set.
+func (h Hierarchy) Influence(latent int, seq []LayerSpec) ([]int, error) {
+	if err := h.checkSites("Influence", []int{latent}, seq); err != nil {
+		return nil, err
+	}
+	mark := make([]bool, h.L*h.L)
+	mark[latent] = true
+	for i := len(seq) - 1; i >= 0; i-- {
+		h.spread(mark, seq[i])
+	}
+	var out []int
+	for s, m := range mark {
+		if m {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// byLevel lists the marked sites per RG level.
+func (h Hierarchy) byLevel(mark []bool) [][]int {
+	out := make([][]int, h.Levels())
+	for s, l := range h.LevelMap() {
+		if mark[s] {
+			out[l] = append(out[l], s)
+		}
+	}
+	return out
+}
+
+// Extent is the side of the smallest periodic square window (rows × columns, each the shortest arc of the
+// L-cycle covering the given coordinates) that holds every given site: the width of a receptive field.
+// It returns the row and column extents.
+func (h Hierarchy) Extent(sites []int) (rows, cols int) {
+	ri := make([]bool, h.L)
+	ci := make([]bool, h.L)
+	for _, s := range sites {
+		ri[s/h.L] = true
+		ci[s%h.L] = true
+	}
+	return arcCover(ri), arcCover(ci)
+}
+
+// arcCover is the length of the shortest arc of the cycle 0 … n−1 that covers every marked point: n minus
+// the longest run of unmarked points (cyclically); 0 when nothing is marked.
+func arcCover(m []bool) int {
+	n := len(m)
+	any := false
+	for _, v := range m {
+		any = any || v
+	}
+	if !any {
+		return 0
+	}
+	gap, run := 0, 0
+	for i := 0; i < 2*n; i++ {
+		if m[i%n] {
+			run = 0
+		} else {
+			run++
+			gap = max(gap, min(run, n))
+		}
+	}
+	return n - gap
+}

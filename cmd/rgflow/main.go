@@ -37,7 +37,10 @@ usage:
   rgflow eval RUNDIR [flags]       free energy, ln Z, ESS and flow-MCMC observables of a run
   rgflow sample RUNDIR [flags]     write samples (x, log q, log w) as .npz
   rgflow latents RUNDIR [flags]    write latents by RG level as .npz
-  rgflow mcmc [flags]              HMC on a lattice action, observables with errors
+  rgflow mcmc [flags]              HMC on a lattice action, observables with errors (--bulk RUN: on z)
+  rgflow holography RUNDIR [flags] bulk correlations ⟨z_i z_j⟩ by RG level and distance, holographic fit
+  rgflow mix RUNDIR [flags]        mix two images' latents level by level (image runs), PNG grid
+  rgflow receptive RUNDIR [flags]  image response ∂x/∂z to one latent per level against the causal cone
   rgflow bench [flags]             time reverse-KL training steps (median ms/step)
   rgflow demo [flags]              a round trip through an untrained model
   rgflow help [COMMAND]            this text, or a command's usage and every flag it accepts
@@ -72,6 +75,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runBench(rest, stdout, stderr)
 	case "mcmc":
 		return runMCMC(rest, stdout, stderr)
+	case "holography":
+		return runHolography(rest, stdout, stderr)
+	case "mix":
+		return runMix(rest, stdout, stderr)
+	case "receptive":
+		return runReceptive(rest, stdout, stderr)
 	case "help", "-h", "-help", "--h", "--help":
 		if len(rest) == 0 {
 			fmt.Fprint(stdout, usage)
@@ -148,6 +157,18 @@ func printHelp(w io.Writer, cmd string, sub ...string) error {
 	case "mcmc":
 		fs, _ := newMCMCFlags()
 		fmt.Fprint(w, mcmcUsage)
+		flags("", fs)
+	case "holography":
+		fs, _ := newHoloFlags(io.Discard)
+		fmt.Fprint(w, holographyUsage)
+		flags("", fs)
+	case "mix":
+		fs, _ := newMixFlags(io.Discard)
+		fmt.Fprint(w, mixUsage)
+		flags("", fs)
+	case "receptive":
+		fs, _ := newReceptiveFlags(io.Discard)
+		fmt.Fprint(w, receptiveUsage)
 		flags("", fs)
 	case "bench":
 		fmt.Fprint(w, benchUsage)

@@ -31,6 +31,9 @@ Samples are always in the standard normalisation. τ_int is in measurements (one
 trajectories). G_r is G(r) for r = 0 … L/2; Gt is G̃(p) at p = 2πk/L for k in Gt_momenta.
 --out writes phi (N·chains, C, L, L; row k·chains + chain is measurement k of chain),
 action, chain and trajectory arrays to an .npz file.
+--bulk RUNDIR runs the same HMC on the latents z of a trained lattice run, with the bulk effective action
+S_eff(z) = S(F⁻¹(z)) − ldj (no global flip: S_eff is not Z2-symmetric), and measures F⁻¹(z); the action
+comes from the run. gradient_evals counts force evaluations, for comparisons at equal cost.
 
 Observables (definitions in package rgflow/datasets/lattice): abs_m, chi, chi_c, phi2, G_half, U4,
 xi2, mR2, Z, gR; o2 adds helicity and abs_mean_field; ising adds m2_improved, abs_m_spin and U4_spin
@@ -50,6 +53,7 @@ type mcmcFlags struct {
 	step, targetAccept, trajLength  float64
 	asJSON                          bool
 	set                             map[string]bool
+	bulk                            string // run directory for HMC on the latents (bulk.go)
 }
 
 // newMCMCFlags defines the flags of rgflow mcmc.
@@ -69,6 +73,7 @@ func newMCMCFlags() (*flag.FlagSet, *mcmcFlags) {
 	fs.Float64Var(&f.targetAccept, "target-accept", 0.8, "acceptance probability the step-size tuning aims for")
 	fs.IntVar(&f.every, "every", 1, "keep one configuration every N trajectories")
 	fs.Float64Var(&f.trajLength, "traj-length", 0, "mean trajectory length in MD time (default 1; 5 for ising)")
+	fs.StringVar(&f.bulk, "bulk", "", "run HMC on the latents z of this trained lattice run (bulk HMC; the action is the run's)")
 	return fs, f
 }
 
@@ -147,6 +152,11 @@ type mcmcReport struct {
 	Gt               [][2]jsonNum          `json:"Gt"`
 	ShortRun         []string              `json:"short_run,omitempty"`
 	Errors           string                `json:"errors"`
+	// Sampler is "hmc" (on φ) or "bulk-hmc" (on the latents z of the flow in Run, mapped back to φ);
+	// GradEvals counts force evaluations (leapfrog steps) over all chains, thermalisation included.
+	Sampler   string `json:"sampler"`
+	Run       string `json:"run,omitempty"`
+	GradEvals int64  `json:"gradient_evals"`
 }
 
 func numMap(m map[string]float64) map[string]jsonNum {
@@ -169,10 +179,11 @@ func runMCMC(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	a, err := f.physics.build("mcmc")
+	a, target, decode, closeTarget, err := mcmcTarget(f, stderr)
 	if err != nil {
 		return err
 	}
+	defer closeTarget()
 	C, L := a.Channels(), a.Size()
 	perChain := f.trajectories / f.every
 	if f.out != "" {
@@ -207,13 +218,19 @@ func runMCMC(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	visit := func(chain, k int, phi []float64, s float64) {
+		if decode != nil {
+			phi, s = decode(phi)
+		}
 		obs.Measure(chain, phi)
 		if samples != nil {
 			samples[chain] = append(samples[chain], phi...)
 			actions[chain] = append(actions[chain], s)
 		}
 	}
-	run, err := lattice.RunHMC(context.Background(), a, cfg, visit)
+	run, err := lattice.RunHMC(context.Background(), target, cfg, visit)
+	if err == nil {
+		err = target.Err()
+	}
 	if err != nil {
 		return fmt.Errorf("mcmc: %w", err)
 	}
@@ -230,8 +247,8 @@ func runMCMC(args []string, stdout, stderr io.Writer) error {
 		Action: a.Name(), L: L, Params: numMap(a.Params()), Convention: f.physics.Convention,
 		Chains: f.chains, Trajectories: f.trajectories, Thermalize: f.thermalize, Every: f.every, Seed: f.seed,
 		PerChain: res.PerChain, TrajLength: jsonNum(trajLength), Acceptance: jsonNum(run.Acceptance()),
-		TauUnit: "trajectories",
-		TauInt:  map[string]jsonNum{}, Observables: map[string][2]jsonNum{},
+		TauUnit: "trajectories", Sampler: target.Name(), Run: f.bulk, GradEvals: target.GradEvals(),
+		TauInt: map[string]jsonNum{}, Observables: map[string][2]jsonNum{},
 		Errors: fmt.Sprintf("blocked jackknife, blocks of %g τ_int (at least %d blocks); τ_int by the Γ-method with window W ≥ %g τ_int",
 			20.0, 20, lattice.DefaultWindowFactor),
 	}
@@ -322,8 +339,8 @@ func printMCMCTable(w io.Writer, rep mcmcReport, res lattice.Results) error {
 	fmt.Fprintf(w, "%s  L=%d  %s (standard convention)\n", rep.Action, rep.L, strings.Join(ps, " "))
 	fmt.Fprintf(w, "%d chains × %d trajectories (+%d thermalisation), %d measurements per chain\n",
 		rep.Chains, rep.Trajectories, rep.Thermalize, rep.PerChain)
-	fmt.Fprintf(w, "step %.4g, %g leapfrog steps on average, acceptance %.3f, ⟨exp(−ΔH)⟩ = %.4f\n\n",
-		float64(rep.StepSize), float64(rep.MeanSteps), float64(rep.Acceptance), float64(rep.ExpMinusDH))
+	fmt.Fprintf(w, "%s: step %.4g, %g leapfrog steps on average, acceptance %.3f, ⟨exp(−ΔH)⟩ = %.4f, %d gradient evaluations\n\n",
+		rep.Sampler, float64(rep.StepSize), float64(rep.MeanSteps), float64(rep.Acceptance), float64(rep.ExpMinusDH), rep.GradEvals)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "observable\tvalue\terror\tτ_int\t\t")
 	row := func(name string, e lattice.Estimate) {

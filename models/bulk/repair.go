@@ -1,0 +1,164 @@
+package bulk
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"rgflow/layers"
+	"rgflow/models"
+)
+
+// RepairParam is the name of the trainable latents of a Repair objective.
+const RepairParam = "repair/z"
+
+// Repair is error correction as a train.Objective: given one configuration (batch 1) whose values on the
+// sites Region are corrupted, it makes the latents of Region's causal cone trainable parameters (named
+// RepairParam, started from Start), keeps every other latent fixed at Start, and minimises
+//
+//	loss(z) = Σ_{known values p} (F⁻¹(z)_p − Observed_p)² / (2σ²) − ln p(z),
+//
+// the negative log-posterior of the latents given the uncorrupted values under Gaussian observation noise σ
+// (its minimum is the MAP reconstruction). Latents outside the cone cannot change the region (exactly, by
+// the block structure), so only the cone's O(log L) latents per level are touched. The flow's weights must be
+// frozen in the store (Store.Freeze of every flow parameter) so that the Trainer moves only RepairParam.
+type Repair struct {
+	Flow     *models.Flow
+	Observed []float64 // C·L·L values; those at Region's sites are ignored
+	Region   []int     // corrupted sites (row-major), in every channel
+	Start    []float64 // C·L·L starting latents, e.g. F(Observed)
+	// Sigma is the noise scale of the known values; 0 means 0.1.
+	Sigma float64
+
+	// Cone lists the trained latents (flat indices into the C·L·L grid), set by Build.
+	Cone []int
+
+	base, obs, mask *G.Node
+	baseV, obsV, mV *tensor.Dense
+}
+
+// Build binds the objective at batch 1.
+func (r *Repair) Build(s *layers.Scope, batch int) (*G.Node, error) {
+	f := r.Flow
+	n := f.Channels * f.L * f.L
+	if batch != 1 {
+		return nil, fmt.Errorf("bulk: Repair works on one configuration, batch %d", batch)
+	}
+	if len(r.Observed) != n || len(r.Start) != n {
+		return nil, fmt.Errorf("bulk: Repair: %d observed values and %d starting latents, want C·L·L = %d", len(r.Observed), len(r.Start), n)
+	}
+	if len(r.Region) == 0 {
+		return nil, fmt.Errorf("bulk: Repair: empty region")
+	}
+	sigma := r.Sigma
+	if sigma == 0 {
+		sigma = 0.1
+	}
+	if !(sigma > 0) {
+		return nil, fmt.Errorf("bulk: Repair: σ = %v, want > 0", sigma)
+	}
+	seq, err := layers.BlockSequence(f.Bijector)
+	if err != nil {
+		return nil, fmt.Errorf("bulk: Repair: %w", err)
+	}
+	cone, err := f.Hier.Cone(r.Region, seq)
+	if err != nil {
+		return nil, fmt.Errorf("bulk: Repair: %w", err)
+	}
+	v := f.L * f.L
+	r.Cone = r.Cone[:0]
+	for ch := 0; ch < f.Channels; ch++ {
+		for _, lv := range cone {
+			for _, site := range lv {
+				r.Cone = append(r.Cone, ch*v+site)
+			}
+		}
+	}
+	init := make([]float64, len(r.Cone))
+	for i, k := range r.Cone {
+		init[i] = r.Start[k]
+	}
+	zc := s.Param(RepairParam, []int{len(r.Cone)}, func(_ *rand.Rand, _ []int, data []float64) { copy(data, init) })
+	shape := f.Shape(1)
+	r.base, r.obs, r.mask = s.Input("repair/base", shape...), s.Input("repair/observed", shape...), s.Input("repair/known", shape...)
+	known := make([]float64, n)
+	for i := range known {
+		known[i] = 1
+	}
+	for ch := 0; ch < f.Channels; ch++ {
+		for _, site := range r.Region {
+			known[ch*v+site] = 0
+		}
+	}
+	dt := s.Dtype()
+	r.baseV, r.obsV, r.mV = layers.NewDense(dt, shape, r.Start), layers.NewDense(dt, shape, r.Observed), layers.NewDense(dt, shape, known)
+	wrap := func(err error) error { return fmt.Errorf("bulk: Repair: %w", err) }
+	z, err := layers.ScatterReplace(r.base, zc, r.Cone)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	x, _, err := f.Bijector.Inverse(s, z)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	d, err := G.Sub(x, r.obs)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if d, err = G.HadamardProd(d, r.mask); err != nil {
+		return nil, wrap(err)
+	}
+	sq, err := G.Square(d)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	data, err := G.Sum(sq)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if data, err = G.Mul(data, s.Scalar(1/(2*sigma*sigma))); err != nil {
+		return nil, wrap(err)
+	}
+	lp, err := f.Prior.LogProb(s, z)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	lps, err := G.Sum(lp)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	loss, err := G.Sub(data, lps)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return loss, nil
+}
+
+// Feed binds the fixed latents, the observation and the mask of known values.
+func (r *Repair) Feed(*rand.Rand) error {
+	for _, p := range []struct {
+		n *G.Node
+		v *tensor.Dense
+	}{{r.base, r.baseV}, {r.obs, r.obsV}, {r.mask, r.mV}} {
+		if err := G.Let(p.n, p.v); err != nil {
+			return fmt.Errorf("bulk: Repair: %w", err)
+		}
+	}
+	return nil
+}
+
+// Latents returns Start with the cone's latents replaced by the values of RepairParam in store.
+func (r *Repair) Latents(store *layers.Store) ([]float64, error) {
+	t, ok := store.Get(RepairParam)
+	if !ok {
+		return nil, fmt.Errorf("bulk: Repair: no %s in the store (Build first)", RepairParam)
+	}
+	zc := layers.Float64s(t)
+	z := append([]float64(nil), r.Start...)
+	for i, k := range r.Cone {
+		z[k] = zc[i]
+	}
+	return z, nil
+}
