@@ -29,6 +29,9 @@ func TestHelpEveryCommand(t *testing.T) {
 	lattice := flagNames(newLatticeFlags(ptr(defaultLatticeRun()), io.Discard).fs)
 	images := flagNames(newImageFlags(ptr(defaultImageRun()), io.Discard).fs)
 	mcmcFS, _ := newMCMCFlags()
+	holoFS, _ := newHoloFlags(io.Discard)
+	mixFS, _ := newMixFlags(io.Discard)
+	receptiveFS, _ := newReceptiveFlags(io.Discard)
 	want := map[string][]string{
 		"train":         append(append([]string{}, lattice...), images...),
 		"train lattice": lattice,
@@ -37,6 +40,9 @@ func TestHelpEveryCommand(t *testing.T) {
 		"sample":        append(flagNames(newSampleLatticeFlags(io.Discard).fs), flagNames(newSampleImageFlags(io.Discard).fs)...),
 		"latents":       append(flagNames(newLatentsLatticeFlags(io.Discard).fs), flagNames(newLatentsImageFlags(io.Discard).fs)...),
 		"mcmc":          flagNames(mcmcFS),
+		"holography":    flagNames(holoFS),
+		"mix":           flagNames(mixFS),
+		"receptive":     flagNames(receptiveFS),
 		"bench":         flagNames(newBenchFlags().fs),
 		"demo":          flagNames(newDemoFlags().fs),
 	}

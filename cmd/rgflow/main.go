@@ -93,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // commands are the subcommands, in the order of the usage text.
-var commands = []string{"train", "eval", "sample", "latents", "mcmc", "bench", "demo"}
+var commands = []string{"train", "eval", "sample", "latents", "mcmc", "holography", "mix", "receptive", "bench", "demo"}
 
 // helpRequested reports whether args ask for help: -h, -help, --h or --help (the spellings package flag
 // answers with flag.ErrHelp) anywhere before a "--". Every command checks this first and prints its help
