@@ -59,6 +59,7 @@ type NLL struct {
 	pix          []uint8
 	yBuf, ldBuf  []float64
 	fedLD        []float64 // the preprocessing log-dets of the batch last fed
+	globalIdx    []int     // the step's global batch of image indices (FeedShard)
 	logqV        G.Value
 }
 
@@ -145,6 +146,11 @@ func (n *NLL) Feed(rng *rand.Rand) error {
 	if err := n.Pre.Apply(rng, n.pix, n.dim, n.yBuf, n.ldBuf); err != nil {
 		return err
 	}
+	return n.letBatch()
+}
+
+// letBatch lets the preprocessed batch in yBuf/ldBuf into the graph.
+func (n *NLL) letBatch() error {
 	copy(n.fedLD, n.ldBuf)
 	layers.SetData(n.yVal, n.yBuf)
 	layers.SetData(n.ldjVal, n.ldBuf)
@@ -161,11 +167,11 @@ func (n *NLL) Metrics() map[string]float64 {
 	if n.logqV == nil {
 		return nil
 	}
-	lq := layers.ValueFloats(n.logqV)
-	nll := make([]float64, len(lq))
-	for i, v := range lq {
-		nll[i] = -(v + n.fedLD[i])
-	}
+	return n.metricsOf(n.nllPerImage())
+}
+
+// metricsOf computes Metrics from per-image negative log-likelihoods.
+func (n *NLL) metricsOf(nll []float64) map[string]float64 {
 	m, se := MeanStdErr(nll)
 	return map[string]float64{
 		"nll": m, "nll_err": se,

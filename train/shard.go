@@ -90,3 +90,11 @@ func Split(batch, n int) []int {
 	}
 	return out
 }
+
+// MakeShard returns the shard [offset, offset+size) of a global batch at a step of a run with the given
+// seed: what the Trainer hands a worker's FeedShard (for feeding an objective by hand, e.g. in its tests).
+func MakeShard(seed uint64, step int64, offset, size, batch int) *Shard {
+	sh := newShard(seed, offset, size, batch)
+	sh.Step = step
+	return sh
+}
