@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"rgflow/train/comm"
 )
 
 // version identifies this build in run.json.
@@ -46,7 +48,9 @@ Run "rgflow COMMAND -h" (or "rgflow help COMMAND") for a command's flags.
 `
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	comm.Finalize() // MPI, when a training run started it
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "rgflow:", err)
 		os.Exit(1)
 	}
