@@ -2,7 +2,7 @@
 // Gorgonia op kit they are built from, and the parameter Store/Scope that lets one set of weights live in
 // any number of graphs.
 //
-// Conventions (SPEC §1; every type in this package obeys them):
+// Conventions (every type in this package obeys them):
 //
 //   - Tensors are (B, C, L, L) for fields and images, (N, D) for the feature matrices inside blocks.
 //   - Forward is the RG (inference) direction, data x → latent z; Inverse is generation, z → x.
@@ -12,8 +12,8 @@
 //     boolean "reverse" flags anywhere.
 //   - Parameters live in a Store of named tensors; a Scope binds them into one graph. Node names are the
 //     parameter's full path ("level0/disentangler/coupling3/s/w0"), which keeps Gorgonia from merging
-//     distinct parameters (GORGONIA.md, silent failure 3).
-//   - Never call G.Reshape or G.Ravel: they alias their input (GORGONIA.md, silent failure 1). Use Reshape
+//     distinct parameters (Gorgonia pitfall 3 below).
+//   - Never call G.Reshape or G.Ravel: they alias their input (Gorgonia pitfall 1 below). Use Reshape
 //     from this package, which copies.
 //   - Randomness is explicit: initialisers take a *rand.Rand; graphs are deterministic.
 //   - Every gradient is taken with Grad, never G.Grad: G.Grad silently reuses the derivative nodes of an
@@ -43,4 +43,65 @@
 //
 // G.Reshape and G.Ravel are wrong already at first order (they alias their input). Losses may end in a
 // scalar G.Mean: only the part of the graph that is differentiated twice needs the safe ops.
+//
+// # Networks for conditioned fields
+//
+// GroupNorm, the scalar embeddings (SinusoidalEmbedding, FourierEmbedding), FiLM/Modulate, the conditioning
+// input of MLP and ResMLP (CondConditioner, Conditioned), the CNN and the lattice symmetries (Translation,
+// D4, SignFlip, Sequence, Symmetrize) are built so that a velocity field v(x, t) or a score s(x, t) is an
+// ordinary network with a per-sample conditioning vector. Second-order safe (their gradients are graphs of
+// ops that differentiate again, FD-checked one order up with layerstest.SecondOrderCheck): GroupNorm and
+// GroupNormalize (built from Reshape, SumAxis, RowBias, RowScale, Gather and Gorgonia's Square, Sqrt,
+// Inverse; not InverseSqrt, whose gradient in Gorgonia v0.9.18 is wrong), both embeddings (MatMul, Sin,
+// Cos, Concat), FiLM and Modulate, the conditioned MLP and ResMLP, CNN with or without symmetrisation,
+// every lattice transform (index-map gathers, Neg) and Symmetrize; besides the ops of the table above they
+// use Gorgonia's Inverse, Sin and Cos, second-order checked in their tests. The random Fourier frequencies
+// are a graph constant (FourierEmbedding.Apply) or a buffer (ApplyBuffer), never a parameter.
+// layerstest.CheckEquivariance / CheckInvariance test f(gx) = g f(x) (or f(gx) = f(x)) for any network and
+// transform.
+//
+// # Convolutions
+//
+// Conv2D, Conv2DBias, ConvTranspose2D, Upsample2x, ChannelBias and the Conv layer (NewConv,
+// NewConvTranspose) act on (B, C, H, W) tensors with weights (Cout, Cin, k, k): periodic padding
+// (lattices; any H, W) or zero padding (images), any odd kernel size, dilation d (padding d·(k−1)/2 keeps
+// H×W) and stride 2 (down-sampling; ConvTranspose2D with stride 2 and Upsample2x up-sample). All of them
+// are second-order safe, so a loss may contain the gradient of a network with respect to its input (score
+// matching, forces, gradient velocity fields) and still be differentiated: the derivatives of a
+// convolution are a transposed convolution (in x) and a weight correlation (in w), and these three ops
+// are each other's derivatives; Upsample2x and its adjoint (the 2×2 block sum), and the bias's channel
+// sum and its broadcast, likewise (safe in the sense of the table above; TestConvGradients, TestConvForceLoss
+// and TestUpsample2x check first and second order of each against finite differences, with periodic and
+// zero padding, dilation, stride 2, kernels 1, 3, 5, non-square sizes and B > 1). Gorgonia's own Conv2d is
+// not used: its second derivative crashes the process, and it is several times slower. On CPUs with
+// AVX-512 the convolutions run on assembly kernels (conv_amd64.s) that read their input from a small
+// padded copy of a few images at a time (no im2col matrix); elsewhere on plain Go loops. Both paths are
+// tested against direct loops.
+//
+// # Gorgonia pitfalls
+//
+// The project pins Gorgonia v0.9.18 (no upstream changes since 2023), whose silent failures were measured
+// with finite-difference gradients. This package works around each one, and a test pins each library
+// behaviour so that a change in Gorgonia is noticed (ops_gorgonia_test.go, ops_test.go, layerstest):
+//
+//  1. G.Reshape (and G.Ravel, which calls it) aliases its input; an in-place op downstream then overwrites
+//     weights, data or activations the backward pass needs (first-order gradients 46–111 % off). Reshape in
+//     this package copies.
+//  2. A second G.Grad on one graph reuses the derivative nodes recorded by the first: grad-of-grad silently
+//     returns the first gradient, two losses in one graph get wrong gradients. Grad clears that
+//     bookkeeping first.
+//  3. Input nodes with equal name, type and shape are merged (two unnamed ones too), so layers would share
+//     weights silently: every parameter node carries its full path as its name.
+//  4. G.Softplus returns x unchanged above x = 16 (float64) / 14 (float32): expressions that subtract x
+//     afterwards (ln cosh x = softplus(2x) − x − ln 2) lose everything; compute those as
+//     |x| + log1p(e^{−2|x|}) − ln 2.
+//  5. G.Slice with a step is broken, and any size-1 slice drops its dimension; G.LogSumExp fails on ≥ 2-D
+//     input; OuterProd, AveragePool2D and GlobalAveragePool2D backward passes are wrong or panic; Dropout
+//     seeds from the clock; G.AdamSolver's state is unexported (resuming with it diverges). The kit uses
+//     Narrow/Gather, LogSumExp(axis), fed masks and its own Adam (package train) instead.
+//  6. Broadcast ops take patterns naming the axes along which THAT operand is repeated (x(B,N) + b(N) is
+//     BroadcastAdd(x, b, nil, []byte{0})) and materialise the repeated tensor; constants must have the
+//     graph's dtype (no implicit promotion).
+//  7. A node's Value() after a run may share a register that a later instruction reused: read outputs
+//     through G.Read. tensor.Dense.Data() allocates through reflection: use Float32s/Float64s.
 package layers

@@ -1,7 +1,7 @@
 package layers
 
 // The safe op kit: custom Gorgonia ops that replace the library's broken or aliasing ones
-// (GORGONIA.md, "Silent failures" and "Ops").
+// (listed under "Gorgonia pitfalls" in the package doc).
 //
 // Every op here follows the same contract:
 //   - it implements G.Op and G.SDOp and is applied with G.ApplyOp;
@@ -298,7 +298,7 @@ func checkShape(op string, i int, got, want []int) error {
 }
 
 // Reshape copies x into a new node of the given shape (same total size). Use it instead of G.Reshape and
-// G.Ravel, which alias their input (GORGONIA.md, silent failure 1). Its gradient is the reshape back.
+// G.Ravel, which alias their input (Gorgonia pitfall 1 in the package doc). Its gradient is the reshape back.
 func Reshape(x *G.Node, shape ...int) (*G.Node, error) {
 	if err := checkNode("Reshape", x, 0); err != nil {
 		return nil, err

@@ -1,6 +1,6 @@
 package layers_test
 
-// Probes of Gorgonia v0.9.18 ops the kit sits next to (GORGONIA.md). Tests named ...Fine assert the op is
+// Probes of Gorgonia v0.9.18 ops the kit sits next to (the package doc's "Gorgonia pitfalls"). Tests named ...Fine assert the op is
 // right; tests named ...Broken pin a known bug and fail if it is ever fixed, so the notes can be updated.
 
 import (
@@ -88,7 +88,7 @@ func TestGorgoniaFloat32ElementwiseFine(t *testing.T) {
 }
 
 func TestGorgoniaLogSumExpBroken(t *testing.T) {
-	// G.LogSumExp on 2-D input (GORGONIA.md): measured here, along either axis it fails at graph
+	// G.LogSumExp on 2-D input (the package doc's "Gorgonia pitfalls"): measured here, along either axis it fails at graph
 	// construction ("Failed to infer shape. Op: - false: Shape mismatch: (3, 4) and (3)"): its max is not
 	// broadcast back before the subtraction. A loud failure, not a silent one; the kit's LogSumExp is the
 	// replacement. Fails if Gorgonia's ever becomes right on both axes.
@@ -122,7 +122,7 @@ func TestGorgoniaLogSumExpBroken(t *testing.T) {
 		t.Logf("G.LogSumExp(x (3,4), %d) = %.4f (shape %v), want %.4f", axis, got, y.Shape(), want)
 	}
 	if right == 2 {
-		t.Errorf("G.LogSumExp is now right along both axes: update GORGONIA.md")
+		t.Errorf("G.LogSumExp is now right along both axes: update the package doc's pitfall list")
 	}
 }
 
@@ -135,7 +135,7 @@ func TestGorgoniaSliceDropsDimBroken(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.Dims() == 2 {
-		t.Errorf("G.Slice(x, S(0,1)) keeps the dimension now (%v): update GORGONIA.md", s.Shape())
+		t.Errorf("G.Slice(x, S(0,1)) keeps the dimension now (%v): update the package doc's pitfall list", s.Shape())
 	}
 	n, err := layers.Narrow(x, 0, 0, 1)
 	if err != nil {
@@ -183,7 +183,7 @@ func TestGorgoniaSecondOrderFine(t *testing.T) {
 }
 
 func TestGorgoniaSliceSecondOrderBroken(t *testing.T) {
-	// G.Slice (a plain range, no step): first order right, second order wrong by O(1) (GORGONIA.md).
+	// G.Slice (a plain range, no step): first order right, second order wrong by O(1) (the package doc's "Gorgonia pitfalls").
 	// Narrow is the replacement.
 	rng := rand.New(rand.NewPCG(1, 9))
 	x := randVals(rng, 12, -2, 2)
@@ -193,7 +193,7 @@ func TestGorgoniaSliceSecondOrderBroken(t *testing.T) {
 	if len(layerstest.Failures(t, func(tb testing.TB) {
 		layerstest.SecondOrderCheck(tb, [][]int{{3, 4}}, [][]float64{x}, [][]float64{v}, slice, gradTol)
 	})) == 0 {
-		t.Error("G.Slice second order is right now: update GORGONIA.md")
+		t.Error("G.Slice second order is right now: update the package doc's pitfall list")
 	}
 	narrow := probe(func(g *G.ExprGraph, x *G.Node) (*G.Node, error) { return layers.Narrow(x, 1, 1, 2) })
 	layerstest.SecondOrderCheck(t, [][]int{{3, 4}}, [][]float64{x}, [][]float64{v}, narrow, gradTol)
@@ -214,6 +214,6 @@ func TestGorgoniaSoftMaxSecondOrderBroken(t *testing.T) {
 		return nil
 	}()
 	if panicked == nil {
-		t.Error("G.SoftMax second order no longer panics: check it and update GORGONIA.md")
+		t.Error("G.SoftMax second order no longer panics: check it and update the package doc's pitfall list")
 	}
 }

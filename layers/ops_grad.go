@@ -8,7 +8,7 @@ import (
 	G "gorgonia.org/gorgonia"
 )
 
-// Grad is G.Grad made safe to call more than once on one graph (GORGONIA.md, silent failure 2).
+// Grad is G.Grad made safe to call more than once on one graph (Gorgonia pitfall 2 in the package doc).
 //
 // G.Grad records, in an unexported field of every node it differentiates, the node holding that node's
 // derivative, and a later G.Grad on the same graph silently reuses it: the gradient of a second loss, or the

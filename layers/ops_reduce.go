@@ -65,6 +65,17 @@ func (op sumAxisOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 }
 
 func sumAxis[T float](dst, x []T, outer, n, inner int) {
+	if inner == 1 {
+		// Summing the last axis: one running sum per row, in the same order as the general loop.
+		for o := range dst[:outer] {
+			s := dst[o]
+			for _, v := range x[o*n : (o+1)*n] {
+				s += v
+			}
+			dst[o] = s
+		}
+		return
+	}
 	for o := 0; o < outer; o++ {
 		d := dst[o*inner : (o+1)*inner]
 		for i := 0; i < n; i++ {
@@ -129,6 +140,16 @@ func (op expandAxisOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 }
 
 func expandAxis[T float](dst, x []T, outer, n, inner int) {
+	if inner == 1 {
+		// Expanding along the last axis: fill each row with its value.
+		for o, v := range x[:outer] {
+			d := dst[o*n : (o+1)*n]
+			for i := range d {
+				d[i] = v
+			}
+		}
+		return
+	}
 	for o := 0; o < outer; o++ {
 		s := x[o*inner : (o+1)*inner]
 		for i := 0; i < n; i++ {

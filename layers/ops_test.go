@@ -561,7 +561,7 @@ func TestGatherScatterRoundTrip(t *testing.T) {
 }
 
 func TestGradClearsDerivs(t *testing.T) {
-	// Pins GORGONIA.md silent failure 2 and the fix: for loss = Σ x³, ∇loss = 3x², and the gradient of
+	// Pins Gorgonia pitfall 2 (package doc) and the fix: for loss = Σ x³, ∇loss = 3x², and the gradient of
 	// Σ ∇loss is 6x. A second plain G.Grad returns a wrong value silently; layers.Grad returns 6x.
 	for _, fixed := range []bool{false, true} {
 		g := G.NewGraph()
@@ -591,9 +591,9 @@ func TestGradClearsDerivs(t *testing.T) {
 		want := []float64{6, 12, 18}
 		if !fixed {
 			// The bug: measured [3 6 9] = 3x, neither 6x nor the first-order 3x². If this starts passing
-			// with the right answer, Gorgonia changed and GORGONIA.md needs an update.
+			// with the right answer, Gorgonia changed and the package doc's pitfall list needs an update.
 			if got[0] == 6 && got[1] == 12 && got[2] == 18 {
-				t.Errorf("plain second G.Grad is now right (%v): update GORGONIA.md", got)
+				t.Errorf("plain second G.Grad is now right (%v): update the package doc's pitfall list", got)
 			}
 			continue
 		}

@@ -7,7 +7,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Hierarchy is the geometry of an RG stack on an L×L periodic lattice with k×k blocks (SPEC §3).
+// Hierarchy is the geometry of an RG stack on an L×L periodic lattice with k×k blocks.
 // It has Levels() = log2(L/k)+1 levels ℓ = 0…n−1. At level ℓ a block's sites are spaced by 2^ℓ and blocks
 // start every k·2^ℓ sites; the disentangler's blocks start at offset 0 and the decimator's at
 // (k/2)·2^ℓ. Latents stay on the L×L grid: site (i, j) belongs to level min(v₂(i), v₂(j)), capped at the
@@ -150,10 +150,11 @@ func (h Hierarchy) MergeLevels(levels [][]float64, batch, channels int) ([]float
 	return z, nil
 }
 
-// BlockLayer applies one shared block bijector to every block of one index set of a (B, C, L, L) field
-// (SPEC §3): it gathers block b's C×k×k values (channel-major, then row, then column) into column b of a
-// feature-major (C·k·k, B·blocks) matrix (column index = sample·blocks + block), applies Inner to that
-// matrix, scatters the result back, and sums the block log-dets per sample. Sites outside the index set pass through unchanged. Inner's parameters are bound
+// BlockLayer applies one shared block bijector to every block of one index set of a (B, C, L, L) field.
+// A block's channels stay together, so the map is local: it gathers block b's C×k×k values (channel-major,
+// then row, then column) into column b of a feature-major (C·k·k, B·blocks) matrix (column index =
+// sample·blocks + block), applies Inner to that matrix, scatters the result back, and sums the block
+// log-dets per sample. Sites outside the index set pass through unchanged. Inner's parameters are bound
 // under the sub-scope Name.
 type BlockLayer struct {
 	Name      string

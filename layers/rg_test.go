@@ -11,8 +11,8 @@ func TestLevelCounts(t *testing.T) {
 		L, k int
 		want []int
 	}{
-		{16, 2, []int{192, 48, 12, 4}},   // NeuralRG L=16 (SPEC §3)
-		{32, 4, []int{768, 192, 48, 16}}, // RG-Flow 32×32, per channel (SPEC §3)
+		{16, 2, []int{192, 48, 12, 4}},   // NeuralRG L=16 (the level map in the Hierarchy doc)
+		{32, 4, []int{768, 192, 48, 16}}, // RG-Flow 32×32, per channel (the level map in the Hierarchy doc)
 		{4, 2, []int{12, 4}},
 		{8, 2, []int{48, 12, 4}},
 		{4, 4, []int{16}},

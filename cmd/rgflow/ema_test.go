@@ -87,7 +87,7 @@ func TestEMAWeightsInSampleEvalLatents(t *testing.T) {
 	}{
 		{"sample", sample, []string{"--n", "6"}, true},
 		{"latents", latents, []string{"--n", "3"}, true},
-		{"eval", eval, []string{"--samples", "256", "--json"}, false},
+		{"eval", eval, []string{"--n", "256", "--json"}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			output := func(run, tag string, extra ...string) (any, string) {

@@ -43,7 +43,7 @@ const evalChains = 4
 // evaluateLattice measures a trained flow (flowmc.Evaluate) on n draws seeded by seed.
 func evaluateLattice(run *latticeRun, act lattice.Action, flow *models.Flow, store *layers.Store, step int64, n, workers int, seed uint64) (*latticeEval, error) {
 	if n < 2*evalChains {
-		return nil, fmt.Errorf("eval: --samples=%d, want at least %d", n, 2*evalChains)
+		return nil, fmt.Errorf("eval: --n=%d, want at least %d", n, 2*evalChains)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0xe7a1))
 	d, err := drawLattice(run, act, flow, store, n, workers, rng)

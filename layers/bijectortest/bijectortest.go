@@ -1,4 +1,4 @@
-// Package bijectortest is the conformance suite every rgflow bijector passes (DESIGN.md, testing pattern):
+// Package bijectortest is the conformance suite every rgflow bijector passes (the project's testing pattern):
 // identity at initialisation, round trips both ways, ldj_F(x) + ldj_I(F(x)) = 0, the log-det against
 // log|det| of a finite-difference Jacobian (for D ≤ 64), finite outputs and a non-zero gradient for every
 // parameter. A new bijector gets the whole suite by one call to Run.
@@ -35,7 +35,7 @@ type Case struct {
 }
 
 // Tolerances: round trips are exact up to rounding; 1e-10 (float64) and 1e-4 (float32) leave room for
-// the error growth through tens of couplings (issue 2). The Jacobian log-det is compared to central
+// the error growth through tens of couplings (measured when the suite was written). The Jacobian log-det is compared to central
 // differences with step 1e-5: truncation error O(h²)·|f”'| ≈ 1e-9 per entry, so 1e-6 on log|det|.
 func roundTripTol(dt tensor.Dtype) float64 {
 	if dt == tensor.Float32 {

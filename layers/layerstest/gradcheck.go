@@ -11,7 +11,7 @@
 //
 // G.Grad stores, in an unexported field (Node.deriv) of every node it differentiates, the node holding its
 // derivative; a second G.Grad on the same graph reuses those nodes and silently returns a wrong result
-// (for loss = Σx³ the gradient of Σ∇loss came out as 3x instead of 6x; GORGONIA.md, silent failure 2).
+// (for loss = Σx³ the gradient of Σ∇loss came out as 3x instead of 6x; the layers package doc, Gorgonia pitfall 2).
 // What works:
 //
 //   - one G.Grad per graph (build the first-order graph twice if you need two losses), or

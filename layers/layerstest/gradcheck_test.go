@@ -132,8 +132,8 @@ func TestSecondOrderCheckCatchesWrongHessian(t *testing.T) {
 }
 
 func TestGradCheckCatchesReshapeAliasing(t *testing.T) {
-	// GORGONIA.md silent failure 1: G.Reshape aliases its input and an in-place op downstream corrupts it.
-	// If this test starts failing, Gorgonia's Reshape no longer corrupts this graph: update GORGONIA.md.
+	// Gorgonia pitfall 1 (layers package doc): G.Reshape aliases its input and an in-place op downstream corrupts it.
+	// If this test starts failing, Gorgonia's Reshape no longer corrupts this graph: update the pitfall list in the layers package doc.
 	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
 		r, err := G.Reshape(in[0], tensor.Shape{6, 2})
 		if err != nil {

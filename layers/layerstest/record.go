@@ -27,7 +27,7 @@ func (r *recorder) FailNow()                  { panic(stopRecording{}) }
 // so that a fix shows up as a test failure:
 //
 //	if len(layerstest.Failures(t, func(tb testing.TB) { layerstest.SecondOrderCheck(tb, ...) })) == 0 {
-//		t.Error("G.Slice second order is right now: update GORGONIA.md")
+//		t.Error("G.Slice second order is right now: update the layers package doc")
 //	}
 func Failures(t testing.TB, f func(tb testing.TB)) []string {
 	r := &recorder{TB: t}

@@ -1,0 +1,64 @@
+package layers
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+//go:noescape
+func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[3]uint64)
+
+//go:noescape
+func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[3]uint64)
+
+//go:noescape
+func convWgtF32(n int, tab *uintptr, ldg int, rows *[6]int, acc *float32)
+
+//go:noescape
+func convWgtF64(n int, tab *uintptr, ldg int, rows *[6]int, acc *float64)
+
+//go:noescape
+func fmaPeakF32(n int)
+
+//go:noescape
+func fmaPeakF64(n int)
+
+// hasConvAVX512 reports whether the AVX-512 convolution kernels (conv_amd64.s) can run.
+var hasConvAVX512 = cpu.X86.HasAVX512F
+
+// convFwdKernel calls the forward kernel of T's precision (see convFwdF32).
+func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[3]uint64) {
+	switch any(*new(T)).(type) {
+	case float32:
+		convFwdF32(k, &off[0], (*float32)(unsafe.Pointer(x[0])), (*float32)(unsafe.Pointer(x[1])), (*float32)(unsafe.Pointer(x[2])),
+			(*float32)(unsafe.Pointer(w)), outs, masks)
+	default:
+		convFwdF64(k, &off[0], (*float64)(unsafe.Pointer(x[0])), (*float64)(unsafe.Pointer(x[1])), (*float64)(unsafe.Pointer(x[2])),
+			(*float64)(unsafe.Pointer(w)), outs, masks)
+	}
+}
+
+// convWgtKernel calls the weight-gradient kernel of T's precision (see convWgtF32).
+func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T) {
+	switch a := any(acc).(type) {
+	case []float32:
+		convWgtF32(len(tab)/3, &tab[0], ldg, rows, &a[0])
+	case []float64:
+		convWgtF64(len(tab)/3, &tab[0], ldg, rows, &a[0])
+	}
+}
+
+// fmaPeak runs n rounds of 12 independent 512-bit FMAs in T's precision (BenchmarkFMAPeak).
+func fmaPeak[T float](n int) bool {
+	if !hasConvAVX512 {
+		return false
+	}
+	switch any(*new(T)).(type) {
+	case float32:
+		fmaPeakF32(n)
+	default:
+		fmaPeakF64(n)
+	}
+	return true
+}

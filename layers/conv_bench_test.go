@@ -1,0 +1,136 @@
+package layers
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// convBenchCases are the two shapes of bench/conv_compare.sh: (a) a lattice layer, periodic 3×3,
+// B=128, 32→32 channels, 16×16; (b) an image layer, zero-padded 3×3, B=32, 64→64, 32×32.
+var convBenchCases = []struct {
+	name               string
+	b, cin, cout, h, k int
+	opts               ConvOpts
+}{
+	{"periodic-B128-C32-16x16", 128, 32, 32, 16, 3, ConvOpts{Pad: Periodic}},
+	{"zero-B32-C64-32x32", 32, 64, 64, 32, 3, ConvOpts{Pad: Zero}},
+	{"k1-B128-C32-16x16", 128, 32, 32, 16, 1, ConvOpts{}},
+	{"periodic-s2-B128-C32-16x16", 128, 32, 32, 16, 3, ConvOpts{Stride: 2}},
+}
+
+// convFlops is 2·B·Cout·Cin·k²·Ho·Wo, the multiply-adds of one pass (forward, or either backward op).
+func convFlops(g convGeom) float64 {
+	return 2 * float64(g.b*g.cout*g.cin*g.kh*g.kw*g.ho*g.wo)
+}
+
+// BenchmarkConv times forward + backward (input and weight gradients) of one convolution: the three ops
+// F(x, w), T(gy, w) and Wg(x, gy) of a training step, called as the TapeMachine calls them (Do, fresh
+// outputs). It reports GFLOP/s over the 3 passes. Run with -cpu 1 to compare with bench/conv_torch.py.
+func BenchmarkConv(b *testing.B) {
+	for _, c := range convBenchCases {
+		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+			b.Run(fmt.Sprintf("%s-%v", c.name, dt), func(b *testing.B) {
+				g, err := newConvGeom("bench", c.b, c.cin, c.cout, c.h, c.h, c.k, c.k, c.opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rng := rand.New(rand.NewPCG(1, 2))
+				rnd := func(s []int) *tensor.Dense {
+					v := make([]float64, prod(s))
+					for i := range v {
+						v[i] = rng.Float64()*2 - 1
+					}
+					return NewDense(dt, s, v)
+				}
+				x, w, gy := rnd(g.xShape()), rnd(g.wShape()), rnd(g.yShape())
+				fwd, bd, bw := convOp{kind: convFwd, g: g}, convOp{kind: convBwdData, g: g}, convOp{kind: convBwdWeight, g: g}
+				b.ResetTimer()
+				cpu0 := processCPU()
+				for i := 0; i < b.N; i++ {
+					for _, call := range []struct {
+						op   convOp
+						a, c G.Value
+					}{{fwd, x, w}, {bd, gy, w}, {bw, x, gy}} {
+						if _, err := call.op.Do(call.a, call.c); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				reportConv(b, 3*convFlops(g), cpu0)
+			})
+		}
+	}
+}
+
+// reportConv reports GFLOP/s by wall time and, where measured, the process CPU time per op and the
+// GFLOP/s by CPU time (robust against a loaded machine).
+func reportConv(b *testing.B, flops float64, cpu0 time.Duration) {
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	if cpu := processCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/op")
+		b.ReportMetric(flops*float64(b.N)/cpu.Seconds()/1e9, "cpu-GFLOP/s")
+	}
+}
+
+// BenchmarkConvOps times the three ops of BenchmarkConv one by one (GFLOP/s of one pass each).
+func BenchmarkConvOps(b *testing.B) {
+	for _, c := range convBenchCases {
+		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+			g, err := newConvGeom("bench", c.b, c.cin, c.cout, c.h, c.h, c.k, c.k, c.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			rnd := func(s []int) *tensor.Dense {
+				v := make([]float64, prod(s))
+				for i := range v {
+					v[i] = rng.Float64()*2 - 1
+				}
+				return NewDense(dt, s, v)
+			}
+			x, w, gy := rnd(g.xShape()), rnd(g.wShape()), rnd(g.yShape())
+			for _, call := range []struct {
+				op   convOp
+				a, c G.Value
+			}{{convOp{kind: convFwd, g: g}, x, w}, {convOp{kind: convBwdData, g: g}, gy, w}, {convOp{kind: convBwdWeight, g: g}, x, gy}} {
+				b.Run(fmt.Sprintf("%s-%v-%s", c.name, dt, convNames[call.op.kind]), func(b *testing.B) {
+					cpu0 := processCPU()
+					for i := 0; i < b.N; i++ {
+						if _, err := call.op.Do(call.a, call.c); err != nil {
+							b.Fatal(err)
+						}
+					}
+					reportConv(b, convFlops(g), cpu0)
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkFMAPeak measures the core's FMA throughput with 12 independent 512-bit FMA chains: the peak
+// GFLOP/s quoted next to BenchmarkConv.
+func BenchmarkFMAPeak(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		lanes int
+		run   func(int) bool
+	}{{"float32", 16, fmaPeak[float32]}, {"float64", 8, fmaPeak[float64]}} {
+		b.Run(c.name, func(b *testing.B) {
+			const rounds = 1 << 20
+			if !c.run(1) {
+				b.Skip("no AVX-512 on this CPU")
+			}
+			b.ResetTimer()
+			cpu0 := processCPU()
+			for i := 0; i < b.N; i++ {
+				c.run(rounds)
+			}
+			reportConv(b, rounds*12*float64(c.lanes)*2, cpu0)
+		})
+	}
+}

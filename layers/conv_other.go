@@ -1,0 +1,16 @@
+//go:build !amd64
+
+package layers
+
+// hasConvAVX512 is false: this architecture runs the plain-Go convolution loops.
+var hasConvAVX512 = false
+
+func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[3]uint64) {
+	panic("layers: no vector convolution kernel on this architecture")
+}
+
+func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T) {
+	panic("layers: no vector convolution kernel on this architecture")
+}
+
+func fmaPeak[T float](n int) bool { return false }
