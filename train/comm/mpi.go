@@ -4,6 +4,7 @@ package comm
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 
 	"cogentcore.org/lab/base/mpi"
@@ -19,12 +20,19 @@ type mpiState struct {
 	err  error
 }
 
-// MPI initialises MPI (once per process, thread-safe mode so that the trainer's worker goroutines may run
-// while it communicates) and returns the world communicator. Call Finalize before the process exits.
+// MPI initialises MPI (once per process) and returns the world communicator. Call Finalize (or Abort)
+// before the process exits.
+//
+// Threads: MPI is asked for MPI_THREAD_MULTIPLE. A library that grants less is still initialised, and the
+// calling goroutine is locked to its OS thread, so collective calls made from that goroutine (the Trainer
+// makes them all from the goroutine that calls Run) always come from one thread, which every thread level
+// above MPI_THREAD_SINGLE allows.
 func MPI() (Comm, error) {
 	world.once.Do(func() {
-		if err := mpi.InitThreadSafe(); err != nil {
-			world.err = fmt.Errorf("comm: MPI_Init_thread: %w", err)
+		runtime.LockOSThread()
+		_ = mpi.InitThreadSafe() // its only error is a lower thread level than asked for; see above
+		if !mpi.IsOn() {
+			world.err = fmt.Errorf("comm: MPI did not initialise")
 			return
 		}
 		c, err := mpi.NewComm(nil)
@@ -44,6 +52,14 @@ func MPI() (Comm, error) {
 func Finalize() {
 	if world.comm != nil {
 		mpi.Finalize()
+	}
+}
+
+// Abort ends every process of the MPI job (MPI_Abort), for a rank that fails: the others would otherwise
+// wait for it in their next collective call. It does nothing when MPI was not started.
+func Abort() {
+	if world.comm != nil && world.comm.Size() > 1 {
+		_ = world.comm.Abort()
 	}
 }
 

@@ -25,3 +25,6 @@ func MPI() (Comm, error) {
 
 // Finalize does nothing without MPI.
 func Finalize() {}
+
+// Abort does nothing without MPI.
+func Abort() {}
