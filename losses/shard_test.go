@@ -34,7 +34,7 @@ type parRun struct {
 	steps          int64
 	out            string
 	resume         bool
-	stopAt         int64 // cancel the run's context after this step (0: never)
+	stopAt         int64   // cancel the run's context after this step (0: never)
 	lr             float64 // 0: 1e-3, torch's Adam default
 }
 
