@@ -169,7 +169,7 @@ func runTrainImages(args []string, stdout, stderr io.Writer) error {
 	if err := useEMA(tr, store, stdout); err != nil {
 		return err
 	}
-	ev, n, err := evalImages(flow, store, testSet, run.Data.EvalN, run.Train.Seed+1)
+	ev, n, err := evalImages(flow, store, testSet, run.Data.EvalN, f.session.workers, run.Train.Seed+1)
 	if err != nil {
 		return err
 	}
@@ -233,7 +233,7 @@ func bitsLine(ev losses.Eval) string {
 }
 
 // evalImages measures bits/dim on the first n images of data (all when n ≤ 0 or larger than the split).
-func evalImages(flow *models.Flow, store *layers.Store, data *images.Dataset, n int, seed uint64) (losses.Eval, int, error) {
+func evalImages(flow *models.Flow, store *layers.Store, data *images.Dataset, n, workers int, seed uint64) (losses.Eval, int, error) {
 	if n > 0 && n < data.Len() {
 		idx := make([]int, n)
 		for i := range idx {
@@ -245,7 +245,7 @@ func evalImages(flow *models.Flow, store *layers.Store, data *images.Dataset, n 
 		}
 		data = sub
 	}
-	ev, err := losses.EvalBitsPerDim(flow, store, data, 100, losses.Preprocess{}, rand.New(rand.NewPCG(seed, 0xe7a1)))
+	ev, err := losses.EvalBitsPerDimWorkers(flow, store, data, 100, workers, losses.Preprocess{}, rand.New(rand.NewPCG(seed, 0xe7a1)))
 	return ev, data.Len(), err
 }
 
@@ -282,6 +282,7 @@ type evalImageFlags struct {
 	seed        uint64
 	asJSON      bool
 	wc          weightChoice
+	workers     int
 }
 
 func newEvalImageFlags(stderr io.Writer) *evalImageFlags {
@@ -294,6 +295,7 @@ func newEvalImageFlags(stderr io.Writer) *evalImageFlags {
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the dequantisation noise")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
 	f.wc.register(fs, stderr)
+	registerWorkers(fs, &f.workers, "goroutines encoding batches of 100 images (the result does not depend on it)")
 	return f
 }
 
@@ -307,6 +309,9 @@ func runEvalImages(dir string, args []string, stdout, stderr io.Writer) error {
 	}
 	if f.n < 0 {
 		return fmt.Errorf("eval: --n=%d, want ≥ 0 (0: the whole split)", f.n)
+	}
+	if err := checkWorkers("eval", f.workers); err != nil {
+		return err
 	}
 	data, split, n, seed, asJSON := &f.data, &f.split, &f.n, &f.seed, &f.asJSON
 	run, flow, store, step, err := loadImageRun(dir, "eval", f.wc)
@@ -331,7 +336,7 @@ func runEvalImages(dir string, args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("eval: --split %q, want test or train", *split)
 	}
-	ev, count, err := evalImages(flow, store, set, *n, *seed)
+	ev, count, err := evalImages(flow, store, set, *n, f.workers, *seed)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
