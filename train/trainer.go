@@ -251,20 +251,27 @@ func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error)
 		}
 	}()
 	for w, n := range Split(procShares[rank], nw) {
-		o := obj
+		o, bind, mir := obj, store, (*mirror)(nil)
 		if w > 0 {
 			so, err := sobj.NewShard()
 			if err != nil {
 				return nil, fmt.Errorf("train: a copy of the objective for worker %d: %w", w, err)
 			}
 			o = so
+			bind, mir = newMirror(store)
 		}
-		wk, err := t.buildWorker(o, n)
+		wk, err := t.buildWorker(o, n, bind)
 		if err != nil {
 			if len(t.workers) > 0 {
 				return nil, fmt.Errorf("train: worker %d (%d samples): %w", w, n, err)
 			}
 			return nil, err
+		}
+		if mir != nil {
+			if bind.Len() != store.Len() || len(bind.BufferNames()) != len(store.BufferNames()) {
+				return nil, fmt.Errorf("train: worker %d's copy of the objective created parameters or buffers the first one did not", w)
+			}
+			wk.mirror = mir
 		}
 		if sharded {
 			wk.shard = newShard(cfg.Seed, offset, n, cfg.Batch)
@@ -303,7 +310,8 @@ func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error)
 // worker is one shard's graph and machine.
 type worker struct {
 	obj      Objective
-	shard    *Shard // nil for an objective that is not sharded
+	mirror   *mirror // the worker's own copy of the weights (nil for the first worker, which binds the store's)
+	shard    *Shard  // nil for an objective that is not sharded
 	g        *G.ExprGraph
 	vm       G.VM
 	lossVal  G.Value   // filled by a Read node each run
@@ -311,11 +319,51 @@ type worker struct {
 	flat     []float64 // the shard's gradient and loss, weighted by its share of the batch
 }
 
+// mirror is a worker's private copy of the Store's parameters and buffers. Workers other than the first bind
+// copies rather than the Store's own tensors because Gorgonia's matrix product transposes an operand in
+// place (its shape and strides) while it computes the backward pass: two graphs running at once on one
+// weight tensor would see each other's transposes. The copies are refreshed from the Store before every
+// step (after the previous update, a resume or a broadcast), one pass over the parameters per extra worker.
+type mirror struct {
+	src, dst []*tensor.Dense
+}
+
+// newMirror returns a store holding copies of store's parameters and buffers, and the mirror that keeps
+// them in step.
+func newMirror(store *layers.Store) (*layers.Store, *mirror) {
+	ms := layers.NewStore(store.Dtype(), nil)
+	m := &mirror{}
+	for _, n := range store.Names() {
+		p, _ := store.Get(n)
+		m.src = append(m.src, p)
+		m.dst = append(m.dst, ms.Param(n, p.Shape().Clone(), nil))
+	}
+	for _, n := range store.BufferNames() {
+		b, _ := store.GetBuffer(n)
+		m.src = append(m.src, b)
+		m.dst = append(m.dst, ms.Buffer(n, b.Shape().Clone(), nil))
+	}
+	m.sync()
+	return ms, m
+}
+
+// sync copies the Store's current values into the copies.
+func (m *mirror) sync() {
+	for i, d := range m.dst {
+		switch v := d.Data().(type) {
+		case []float64:
+			copy(v, m.src[i].Float64s())
+		case []float32:
+			copy(v, m.src[i].Float32s())
+		}
+	}
+}
+
 // buildWorker builds o for a shard of n samples. The first worker fixes the trained and frozen parameters;
 // later ones must bind the same ones in the same order.
-func (t *Trainer) buildWorker(o Objective, n int) (*worker, error) {
+func (t *Trainer) buildWorker(o Objective, n int, bind *layers.Store) (*worker, error) {
 	wk := &worker{obj: o, g: G.NewGraph()}
-	scope := layers.NewScope(wk.g, t.store)
+	scope := layers.NewScope(wk.g, bind)
 	loss, err := o.Build(scope, n)
 	if err != nil {
 		return nil, fmt.Errorf("train: building the objective (batch %d): %w", n, err)
@@ -622,6 +670,9 @@ func (t *Trainer) stopRequested(ctx context.Context) (bool, error) {
 // the finiteness checks and clipping.
 func (t *Trainer) trainStep() (Record, error) {
 	n := t.step + 1
+	for _, wk := range t.workers[1:] { // before any worker runs: see mirror
+		wk.mirror.sync()
+	}
 	errs := make([]error, len(t.workers))
 	if len(t.workers) == 1 {
 		errs[0] = t.runWorker(t.workers[0])
