@@ -42,9 +42,11 @@
 // Data parallelism. Config.Batch is the global batch. It is cut into contiguous shards (Split): first over the
 // ranks of Config.Comm (package comm: the process alone, in-process goroutine ranks, or MPI), then over the
 // Config.Workers workers of each process. Every worker has its own copy of the objective
-// (ShardedObjective.NewShard), its own graph built for its shard size and its own tape machine; all graphs bind
-// the same parameter tensors of the Store, which the workers only read while they run (building is sequential;
-// independent graph+machine pairs are safe in separate goroutines). A step:
+// (ShardedObjective.NewShard), its own graph built for its shard size and its own tape machine (building is
+// sequential; independent graph+machine pairs are safe in separate goroutines). The first worker binds the
+// Store's tensors; the others bind private copies, refreshed from the Store before every step, because
+// Gorgonia's matrix product transposes an operand in place during the backward pass, which a second graph
+// reading the same tensor at the same time would see. A step:
 //
 //   - each worker calls FeedShard with its Shard and runs its graph, in parallel;
 //   - its loss and gradient (a mean over its shard) are multiplied by shard size / global batch, so that their

@@ -208,8 +208,8 @@ type Trainer struct {
 //
 // Data parallelism: the global batch cfg.Batch is split into contiguous shards (Split), first over the ranks
 // of cfg.Comm and then over cfg.Workers workers per process; each worker builds its own graph for its shard
-// (obj itself for the first, obj.NewShard() for the others), all bound to the same parameter tensors of
-// store. A step's loss and gradient are the shard means weighted by shard size over the batch, summed
+// (obj itself for the first, bound to store's tensors; obj.NewShard() for the others, bound to copies of
+// them that are refreshed before every step). A step's loss and gradient are the shard means weighted by shard size over the batch, summed
 // worker by worker in order and then over the ranks, so every rank applies the same update. With several
 // ranks, rank 0's initial weights are broadcast to all.
 func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error) {
