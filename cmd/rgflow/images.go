@@ -12,12 +12,15 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"rgflow/checkpoints"
 	"rgflow/datasets/images"
 	"rgflow/layers"
 	"rgflow/losses"
 	"rgflow/models"
+	"rgflow/models/flowmc"
 )
 
 // imageRun is everything an image run needs, saved as config.json and in every checkpoint.
@@ -378,6 +381,7 @@ type sampleImageFlags struct {
 	levelT, pngPath, out string
 	seed                 uint64
 	wc                   weightChoice
+	workers              int
 }
 
 func newSampleImageFlags(stderr io.Writer) *sampleImageFlags {
@@ -392,6 +396,7 @@ func newSampleImageFlags(stderr io.Writer) *sampleImageFlags {
 	fs.StringVar(&f.out, "out", "", "write x (logit space), pixels and logq as .npz")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
 	f.wc.register(fs, stderr)
+	registerWorkers(fs, &f.workers, "goroutines drawing batches of up to 256 images (the samples do not depend on it)")
 	return f
 }
 
@@ -410,6 +415,9 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 	if *pngPath == "" && *out == "" {
 		return errors.New("sample: say where to write: --png grid.png and/or --out samples.npz")
 	}
+	if err := checkWorkers("sample", f.workers); err != nil {
+		return err
+	}
 	run, flow, store, step, err := loadImageRun(dir, "sample", f.wc)
 	if err != nil {
 		return err
@@ -424,15 +432,11 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 	} else {
 		flow.Prior = models.Gaussian{Temperatures: temps}
 	}
-	sm, err := models.NewSampler(flow, store, *n)
+	d, err := flowmc.Sample(flow, store, *n, flowmc.Options{Workers: f.workers}, rand.New(rand.NewPCG(*seed, 0x5a3e)))
 	if err != nil {
-		return err
+		return fmt.Errorf("sample: %w", err)
 	}
-	defer sm.Close()
-	y, logq, _, err := sm.Sample(rand.New(rand.NewPCG(*seed, 0x5a3e)))
-	if err != nil {
-		return err
-	}
+	y, logq := d.X, d.LogQ
 	pix := make([]uint8, len(y))
 	losses.Preprocess{}.Pixels(pix, y)
 	c, L := flow.Channels, flow.L
@@ -494,7 +498,7 @@ func writeGrid(path string, pix []uint8, n, c, L, zoom int) error {
 type latentsImageFlags struct {
 	fs               *flag.FlagSet
 	data, split, out string
-	n                int
+	n, workers       int
 	wc               weightChoice
 }
 
@@ -507,6 +511,7 @@ func newLatentsImageFlags(stderr io.Writer) *latentsImageFlags {
 	fs.IntVar(&f.n, "n", 100, "images to encode (the first n of the split)")
 	fs.StringVar(&f.out, "out", "latents.npz", "output .npz file")
 	f.wc.register(fs, stderr)
+	registerWorkers(fs, &f.workers, "goroutines encoding batches of up to 256 images")
 	return f
 }
 
@@ -542,6 +547,9 @@ func runLatentsImages(dir string, args []string, stdout, stderr io.Writer) error
 	if count < 1 {
 		return fmt.Errorf("latents: --n=%d, want ≥ 1", *n)
 	}
+	if err := checkWorkers("latents", f.workers); err != nil {
+		return err
+	}
 	idx := make([]int, count)
 	for i := range idx {
 		idx[i] = i
@@ -556,14 +564,9 @@ func runLatentsImages(dir string, args []string, stdout, stderr io.Writer) error
 	if err := (losses.Preprocess{Fixed: true, U: 0.5}).Apply(nil, pix, dim, y, make([]float64, count)); err != nil {
 		return err
 	}
-	enc, err := models.NewEncoder(flow, store, count)
+	z, err := encodeImages(flow, store, y, count, 256, f.workers)
 	if err != nil {
-		return err
-	}
-	defer enc.Close()
-	z, _, err := enc.Encode(y)
-	if err != nil {
-		return err
+		return fmt.Errorf("latents: %w", err)
 	}
 	c, L := flow.Channels, flow.L
 	levels, err := flow.Hier.SplitLevels(z, count, c)
@@ -595,4 +598,53 @@ func levelMapArray(h layers.Hierarchy) checkpoints.Array {
 		lv[i] = int64(v)
 	}
 	return checkpoints.Array{Name: "levels", Shape: []int{h.L, h.L}, Data: lv}
+}
+
+// encodeImages returns the latents z = F(y) of count preprocessed images y, encoded in batches of up to
+// maxBatch (the last one padded with copies of image 0) on workers goroutines, each with its own Encoder;
+// every image's latents land in their own place, so the result does not depend on workers.
+func encodeImages(flow *models.Flow, store *layers.Store, y []float64, count, maxBatch, workers int) ([]float64, error) {
+	batch := min(count, maxBatch)
+	dim := len(y) / count
+	chunks := (count + batch - 1) / batch
+	nw := max(1, min(workers, chunks))
+	encs := make([]*models.Encoder, nw)
+	for w := range encs { // built one after the other; forward graphs then only read the weights
+		enc, err := models.NewEncoder(flow, store, batch)
+		if err != nil {
+			return nil, err
+		}
+		defer enc.Close()
+		encs[w] = enc
+	}
+	z := make([]float64, len(y))
+	errs := make([]error, nw)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w, enc := range encs {
+		wg.Go(func() {
+			in := make([]float64, batch*dim)
+			for k := int(next.Add(1) - 1); k < chunks; k = int(next.Add(1) - 1) {
+				start := k * batch
+				valid := min(batch, count-start)
+				copy(in, y[start*dim:(start+valid)*dim])
+				for i := valid; i < batch; i++ {
+					copy(in[i*dim:(i+1)*dim], y[:dim])
+				}
+				out, _, err := enc.Encode(in)
+				if err != nil {
+					errs[w] = fmt.Errorf("images %d…%d: %w", start, start+valid-1, err)
+					return
+				}
+				copy(z[start*dim:], out[:valid*dim])
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return z, nil
 }

@@ -78,24 +78,30 @@ func Draw(act lattice.Action, flow *models.Flow, store *layers.Store, n int, opt
 	if opt.Symmetrize && !act.Z2() {
 		return nil, fmt.Errorf("flowmc: Z₂ symmetrisation asked for the %s action, which is not Z₂-symmetric", act.Name())
 	}
+	d, err := Sample(flow, store, n, opt, rng)
+	if err != nil {
+		return nil, err
+	}
+	d.Action = make([]float64, n)
+	for i := range d.Action {
+		d.Action[i] = act.Eval(d.Config(i))
+	}
+	return d, nil
+}
+
+// Sample draws n samples of the flow with the weights in store: X, Z and LogQ of Draws (Action stays nil).
+// With opt.Symmetrize (for a model meant to be Z₂-symmetric) every draw is flipped with probability ½ and
+// LogQ is log q_s. Draw is Sample plus the action.
+func Sample(flow *models.Flow, store *layers.Store, n int, opt Options, rng *rand.Rand) (*Draws, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("flowmc: %d samples, want ≥ 1", n)
+	}
 	batch := opt.Batch
 	if batch == 0 {
 		batch = min(n, DefaultBatch)
 	}
 	if batch < 1 {
 		return nil, fmt.Errorf("flowmc: batch %d, want ≥ 1", batch)
-	}
-	sm, err := models.NewSampler(flow, store, batch)
-	if err != nil {
-		return nil, fmt.Errorf("flowmc: %w", err)
-	}
-	defer sm.Close()
-	var enc *models.Encoder
-	if opt.Symmetrize {
-		if enc, err = models.NewEncoder(flow, store, batch); err != nil {
-			return nil, fmt.Errorf("flowmc: %w", err)
-		}
-		defer enc.Close()
 	}
 	if opt.Workers < 0 {
 		return nil, fmt.Errorf("flowmc: %d workers, want ≥ 0", opt.Workers)
@@ -104,7 +110,8 @@ func Draw(act lattice.Action, flow *models.Flow, store *layers.Store, n int, opt
 	d := &Draws{N: n, Dim: dim, X: make([]float64, n*dim), Z: make([]float64, n*dim), LogQ: make([]float64, n)}
 	chunks := (n + batch - 1) / batch
 	nw := max(1, min(opt.Workers, chunks))
-	// The samplers are built one after the other (building binds the store's tensors), then run in parallel.
+	// The samplers are built one after the other (building binds the store's tensors), then run in parallel
+	// (forward graphs only read the weights, so they may share the store's tensors).
 	drawers := make([]*drawer, nw)
 	for w := range drawers {
 		dr, err := newDrawer(flow, store, batch, opt.Symmetrize)
@@ -152,10 +159,6 @@ func Draw(act lattice.Action, flow *models.Flow, store *layers.Store, n int, opt
 				return nil, err
 			}
 		}
-	}
-	d.Action = make([]float64, n)
-	for i := range d.Action {
-		d.Action[i] = act.Eval(d.Config(i))
 	}
 	return d, nil
 }
