@@ -125,7 +125,7 @@ func cnnFunc(store *layers.Store, net layers.CNN, emb []float64, e int) layerste
 // trained returns a store holding net's parameters, perturbed away from their initialisation.
 func trained(t *testing.T, net layers.CNN, shape []int, emb []float64, e int, seed uint64) *layers.Store {
 	t.Helper()
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(seed, 1)))
+	store := layers.NewStore(tensor.Float64, seed)
 	if _, _, err := cnnFunc(store, net, emb, e)(make([]float64, size(shape)), shape); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestCNNForward(t *testing.T) {
 
 		// float32, same weights (rounded): inputs and weights rounded to 2⁻²⁴, sums of ≤ 50 O(0.3) terms and
 		// GroupNorm's division by a spread of O(0.1–1): 1e-4 absolute on O(1) outputs.
-		s32 := layers.NewStore(tensor.Float32, nil)
+		s32 := layers.NewStore(tensor.Float32, 0)
 		for _, name := range store.Names() {
 			p, _ := store.Get(name)
 			v := layers.Float64s(p)
@@ -186,7 +186,7 @@ func TestCNNForward(t *testing.T) {
 func TestCNNIdentityPieces(t *testing.T) {
 	// ZeroLast: the output is exactly 0 at initialisation; the parameter count is the sum of the layers'.
 	net := layers.CNN{In: 1, Out: 2, Hidden: []int{4, 4}, Kernel: 3, Activation: "tanh", Groups: 2, ZeroLast: true}
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1)))
+	store := layers.NewStore(tensor.Float64, 1)
 	y, _, err := cnnFunc(store, net, []float64{0.5, -1}, 1)([]float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9}, []int{2, 1, 3, 3})
 	if err != nil {
 		t.Fatal(err)
@@ -323,7 +323,7 @@ func TestCNNEquivariance(t *testing.T) {
 
 func TestCNNErrors(t *testing.T) {
 	g := G.NewGraph()
-	s := layers.NewScope(g, layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1))))
+	s := layers.NewScope(g, layers.NewStore(tensor.Float64, 1))
 	x := G.NewTensor(g, tensor.Float64, 4, G.WithShape(2, 1, 4, 6), G.WithName("x"))
 	emb := G.NewTensor(g, tensor.Float64, 2, G.WithShape(3, 2), G.WithName("emb"))
 	for _, tc := range []struct {

@@ -117,7 +117,7 @@ func TestConditionedNetworks(t *testing.T) {
 	nets[1].host = func(h hostNet) []float64 { return h.resmlp("net", nets[1].net.(layers.ResMLP), x, in, out, n) }
 	for _, tc := range nets {
 		t.Run(tc.name, func(t *testing.T) {
-			store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(3, 3)))
+			store := layers.NewStore(tensor.Float64, 3)
 			apply := func(in []*G.Node) (*G.Node, error) {
 				s := layers.NewScope(in[0].Graph(), store).Sub("net")
 				return tc.net.ApplyCond(s, in[0], in[1], out)
@@ -130,7 +130,7 @@ func TestConditionedNetworks(t *testing.T) {
 			compareVals(t, got, tc.host(hostNet{t: t, store: store, c: c, b: b, e: e}), 1e-12)
 
 			// Without c: the unconditioned network, with no "wc" parameter.
-			plain := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(3, 3)))
+			plain := layers.NewStore(tensor.Float64, 3)
 			got = evalNodes(t, tensor.Float64, [][]int{{in, n}}, [][]float64{x}, func(in []*G.Node) (*G.Node, error) {
 				return tc.net.Apply(layers.NewScope(in[0].Graph(), plain).Sub("net"), in[0], out)
 			})
@@ -170,7 +170,7 @@ func TestConditioningScalarPerSample(t *testing.T) {
 	c := randVals(rng, 2, -1, 1)
 	net := layers.MLP{Hidden: []int{4}, Activation: "elu"}
 	run := func(cshape []int) []float64 {
-		store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(5, 5)))
+		store := layers.NewStore(tensor.Float64, 5)
 		return evalNodes(t, tensor.Float64, [][]int{{3, 4}, cshape}, [][]float64{x, c}, func(in []*G.Node) (*G.Node, error) {
 			return net.ApplyCond(layers.NewScope(in[0].Graph(), store), in[0], in[1], 2)
 		})
@@ -181,7 +181,7 @@ func TestConditioningScalarPerSample(t *testing.T) {
 
 func TestConditioningErrors(t *testing.T) {
 	g := G.NewGraph()
-	s := layers.NewScope(g, layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1))))
+	s := layers.NewScope(g, layers.NewStore(tensor.Float64, 1))
 	x := G.NewTensor(g, tensor.Float64, 2, G.WithShape(3, 5), G.WithName("x"))
 	c := G.NewTensor(g, tensor.Float64, 2, G.WithShape(2, 4), G.WithName("c"))
 	if _, err := (layers.MLP{Hidden: []int{4}}).ApplyCond(s.Sub("m"), x, c, 2); err == nil || !strings.Contains(err.Error(), "5 columns") {
@@ -248,7 +248,7 @@ func TestConditioningIsPerSample(t *testing.T) {
 	hier, _ := layers.NewHierarchy(4, 2)
 	rng := rand.New(rand.NewPCG(14, 1))
 	splits := []layers.Split{layers.RandomHalfSplit(rng, 4)}
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(2, 9)))
+	store := layers.NewStore(tensor.Float64, 2)
 	x := randVals(rng, 3*16, -1, 1)
 	run := func(c []float64) []float64 {
 		return evalNodes(t, tensor.Float64, [][]int{{3, 1, 4, 4}, {3, 2}}, [][]float64{x, c}, func(in []*G.Node) (*G.Node, error) {
@@ -278,7 +278,7 @@ func TestConditionedWeightNormGradients(t *testing.T) {
 	// The weight-normalised ResMLP (RG-Flow's conditioner) with conditioning, first and second order.
 	rng := rand.New(rand.NewPCG(15, 1))
 	const in, b, r, e = 4, 2, 2, 3
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(6, 6)))
+	store := layers.NewStore(tensor.Float64, 6)
 	net := layers.ResMLP{Width: 5, Blocks: 1, WeightNorm: true}
 	build := func(g *G.ExprGraph, nodes []*G.Node) (*G.Node, error) {
 		y, err := net.ApplyCond(layers.NewScope(g, store).Sub("net"), nodes[0], nodes[1], 3)

@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 package layers
 
 import (
@@ -19,6 +21,18 @@ func convWgtF32(n int, tab *uintptr, ldg int, rows *[6]int, acc *float32)
 func convWgtF64(n int, tab *uintptr, ldg int, rows *[6]int, acc *float64)
 
 //go:noescape
+func convFwd2F32(k int, off *int, xa, xb, xc, w *float32, outs *[12]uintptr)
+
+//go:noescape
+func convFwd2F64(k int, off *int, xa, xb, xc, w *float64, outs *[12]uintptr)
+
+//go:noescape
+func convWgt2F32(n int, tab *uintptr, ldg int, rows *[2]int, acc *float32)
+
+//go:noescape
+func convWgt2F64(n int, tab *uintptr, ldg int, rows *[2]int, acc *float64)
+
+//go:noescape
 func fmaPeakF32(n int)
 
 //go:noescape
@@ -26,6 +40,9 @@ func fmaPeakF64(n int)
 
 // hasConvAVX512 reports whether the AVX-512 convolution kernels (conv_amd64.s) can run.
 var hasConvAVX512 = cpu.X86.HasAVX512F
+
+// hasConvAVX2 reports whether the AVX2 kernels (convFwd2F32/F64, convWgt2F32/F64) can run.
+var hasConvAVX2 = hasAVX2FMA
 
 // convFwdKernel calls the forward kernel of T's precision (see convFwdF32).
 func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[3]uint64) {
@@ -46,6 +63,28 @@ func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T) {
 		convWgtF32(len(tab)/3, &tab[0], ldg, rows, &a[0])
 	case []float64:
 		convWgtF64(len(tab)/3, &tab[0], ldg, rows, &a[0])
+	}
+}
+
+// convFwd2Kernel calls the AVX2 forward kernel of T's precision (see convFwd2F32).
+func convFwd2Kernel[T float](k int, off []int, x *[3]*T, w *T, outs *[12]uintptr) {
+	switch any(*new(T)).(type) {
+	case float32:
+		convFwd2F32(k, &off[0], (*float32)(unsafe.Pointer(x[0])), (*float32)(unsafe.Pointer(x[1])), (*float32)(unsafe.Pointer(x[2])),
+			(*float32)(unsafe.Pointer(w)), outs)
+	default:
+		convFwd2F64(k, &off[0], (*float64)(unsafe.Pointer(x[0])), (*float64)(unsafe.Pointer(x[1])), (*float64)(unsafe.Pointer(x[2])),
+			(*float64)(unsafe.Pointer(w)), outs)
+	}
+}
+
+// convWgt2Kernel calls the AVX2 weight-gradient kernel of T's precision (see convWgt2F32).
+func convWgt2Kernel[T float](tab []uintptr, ldg int, rows *[2]int, acc []T) {
+	switch a := any(acc).(type) {
+	case []float32:
+		convWgt2F32(len(tab)/3, &tab[0], ldg, rows, &a[0])
+	case []float64:
+		convWgt2F64(len(tab)/3, &tab[0], ldg, rows, &a[0])
 	}
 }
 

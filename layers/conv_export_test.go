@@ -1,20 +1,30 @@
 package layers
 
-// convVectorAvailable is whether this CPU can run the AVX-512 convolution kernels at all.
-var convVectorAvailable = hasConvAVX512
+// convVectorAvailable and convAVX2Available say which convolution kernels this CPU can run at all.
+var (
+	convVectorAvailable = hasConvAVX512
+	convAVX2Available   = hasConvAVX2
+)
 
-// ConvKernelModes lists the convolution code paths this machine can run ("vector" only with AVX-512).
+// ConvKernelModes lists the convolution code paths this machine can run: "vector" (AVX-512), "avx2"
+// (the AVX2 weight-gradient kernel, and the AVX2 row products that the forward pass uses whenever the
+// CPU has them) and "plain" (no convolution kernel).
 func ConvKernelModes() []string {
+	var m []string
 	if convVectorAvailable {
-		return []string{"vector", "plain"}
+		m = append(m, "vector")
 	}
-	return []string{"plain"}
+	if convAVX2Available {
+		m = append(m, "avx2")
+	}
+	return append(m, "plain")
 }
 
-// UseConvKernels selects the AVX-512 kernels ("vector") or the plain-Go loops ("plain") for the tests and
-// returns a function that restores the previous choice.
+// UseConvKernels selects a mode of ConvKernelModes for the tests and returns a function that restores the
+// previous choice.
 func UseConvKernels(mode string) (restore func()) {
-	old := hasConvAVX512
+	old512, old2 := hasConvAVX512, hasConvAVX2
 	hasConvAVX512 = mode == "vector" && convVectorAvailable
-	return func() { hasConvAVX512 = old }
+	hasConvAVX2 = mode == "avx2" && convAVX2Available
+	return func() { hasConvAVX512, hasConvAVX2 = old512, old2 }
 }

@@ -36,6 +36,7 @@ type convPlan struct {
 	// direct: a 1×1 stride-1 convolution needs no padding, and the kernels read the input tensor itself
 	// (each image plane one long row of positions).
 	direct bool
+	padL   int // padded columns before column 0
 }
 
 // convGroupPositions is the number of output positions a buffer fill aims at: enough work per fill to
@@ -43,8 +44,27 @@ type convPlan struct {
 // in the core's L2 cache.
 const convGroupPositions = 1024
 
+// convTap is one kernel tap: input channel i read at (ty, tx) from the top-left corner of an output
+// position's window, in padded coordinates (fine-grid columns before the phase split).
+type convTap struct{ i, ty, tx int }
+
+// newConvPlan is the plan of the convolution g: pads d·(k−1)/2, taps (i, a, c) in weight order.
 func newConvPlan(g convGeom) *convPlan {
-	p := &convPlan{g: g, hp: g.h + 2*g.ph(), wp: g.w + 2*g.pw()}
+	taps := make([]convTap, 0, g.cin*g.kh*g.kw)
+	for i := 0; i < g.cin; i++ {
+		for a := 0; a < g.kh; a++ {
+			for c := 0; c < g.kw; c++ {
+				taps = append(taps, convTap{i, g.dil * a, g.dil * c})
+			}
+		}
+	}
+	return newConvPlanTaps(g, g.ph(), g.ph(), g.pw(), g.pw(), taps, g.kh == 1 && g.kw == 1 && g.stride == 1)
+}
+
+// newConvPlanTaps is the plan of a convolution over g's input (b, cin, h, w) with the given padding on each
+// side and taps, producing g.ho × g.wo positions at stride g.stride (g's kernel fields are not used).
+func newConvPlanTaps(g convGeom, padT, padB, padL, padR int, taps []convTap, direct bool) *convPlan {
+	p := &convPlan{g: g, hp: g.h + padT + padB, wp: g.w + padL + padR}
 	s := g.stride
 	p.wq = (p.wp + s - 1) / s
 	p.rowLen = s * p.wq
@@ -57,9 +77,9 @@ func newConvPlan(g convGeom) *convPlan {
 	}
 	p.chStride = cs
 	p.imgStride = g.cin * cs
-	p.group = min(g.b, max(1, convGroupPositions/(g.ho*g.wo)))
+	p.group = min(g.b, max(1, convGroupPositions/max(1, g.ho*g.wo)))
 	p.bufLen = p.group*p.imgStride + 64 // slack past the last row
-	if g.kh == 1 && g.kw == 1 && g.stride == 1 {
+	if direct {
 		p.direct = true
 		p.chStride, p.imgStride, p.bufLen = p.plane, g.cin*p.plane, 0
 	}
@@ -73,20 +93,16 @@ func newConvPlan(g convGeom) *convPlan {
 		return k
 	}
 	for yy := 0; yy < p.hp; yy++ {
-		p.rowSrc = append(p.rowSrc, wrap(yy-g.ph(), g.h))
+		p.rowSrc = append(p.rowSrc, wrap(yy-padT, g.h))
 	}
 	for xx := 0; xx < p.wp; xx++ {
-		p.colSrc = append(p.colSrc, wrap(xx-g.pw(), g.w))
+		p.colSrc = append(p.colSrc, wrap(xx-padL, g.w))
 		p.colDst = append(p.colDst, (xx%s)*p.wq+xx/s)
 	}
-	p.rowOff = make([]int, 0, g.cin*g.kh*g.kw)
-	for i := 0; i < g.cin; i++ {
-		for a := 0; a < g.kh; a++ {
-			for c := 0; c < g.kw; c++ {
-				dc := g.dil * c
-				p.rowOff = append(p.rowOff, i*p.chStride+g.dil*a*p.rowLen+(dc%s)*p.wq+dc/s)
-			}
-		}
+	p.padL = padL
+	p.rowOff = make([]int, len(taps))
+	for r, t := range taps {
+		p.rowOff[r] = t.i*p.chStride + t.ty*p.rowLen + (t.tx%s)*p.wq + t.tx/s
 	}
 	return p
 }
@@ -98,7 +114,7 @@ func (p *convPlan) base(n, y int) int { return n*p.imgStride + p.g.stride*y*p.ro
 // writing every entry a kernel reads (padding included), so buf needs no clearing between fills.
 func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 	g := p.g
-	pw := g.pw()
+	pw, pr := p.padL, p.wp-p.padL-p.g.w
 	for n := 0; n < nb; n++ {
 		for i := 0; i < g.cin; i++ {
 			src := x[((n0+n)*g.cin+i)*g.h*g.w:][:g.h*g.w]
@@ -111,18 +127,21 @@ func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 				}
 				srow := src[sy*g.w:][:g.w]
 				if g.stride == 1 {
-					mid := drow[pw : pw+g.w]
-					for k, v := range srow {
-						mid[k] = v
+					copy(drow[pw:pw+g.w], srow)
+					for k, c := range p.colSrc[:pw] {
+						var v T
+						if c >= 0 {
+							v = srow[c]
+						}
+						drow[k] = v
 					}
-					for k := 0; k < pw; k++ {
-						drow[k], drow[pw+g.w+k] = 0, 0
-						if c := p.colSrc[k]; c >= 0 {
-							drow[k] = srow[c]
+					right := drow[pw+g.w : pw+g.w+pr]
+					for k, c := range p.colSrc[pw+g.w : pw+g.w+pr] {
+						var v T
+						if c >= 0 {
+							v = srow[c]
 						}
-						if c := p.colSrc[pw+g.w+k]; c >= 0 {
-							drow[pw+g.w+k] = srow[c]
-						}
+						right[k] = v
 					}
 					continue
 				}
@@ -139,7 +158,11 @@ func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 
 // convForward sets y (b, cout, ho, wo) = F(x, w) + bias (bias may be nil).
 func convForward[T float](g convGeom, x, w, bias, y []T) {
-	p := newConvPlan(g)
+	convForwardPlan(g, newConvPlan(g), x, w, bias, y)
+}
+
+// convForwardPlan sets y (b, cout, ho, wo) = Σ_r w[o, r] · tap r of x + bias for the plan's taps.
+func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 	buf := x
 	if !p.direct {
 		buf = make([]T, p.bufLen)
@@ -153,9 +176,15 @@ func convForward[T float](g convGeom, x, w, bias, y []T) {
 			}
 		}
 	}
-	var vec *convFwdVec[T]
-	if hasConvAVX512 {
-		vec = newConvFwdVec(g, p, w)
+	var (
+		vec *convFwdVec[T]
+		wt  []T
+		kt  int
+	)
+	if hasConvAVX512 || hasConvAVX2 {
+		vec = newConvFwdVec(g, p, w, !hasConvAVX512)
+	} else {
+		wt, kt = channelMajorWeights(g, p, w)
 	}
 	for n0 := 0; n0 < g.b; n0 += p.group {
 		nb := min(p.group, g.b-n0)
@@ -171,11 +200,17 @@ func convForward[T float](g convGeom, x, w, bias, y []T) {
 		for n := 0; n < nb; n++ {
 			for o := 0; o < g.cout; o++ {
 				yo := y[((n0+n)*g.cout+o)*hw:][:hw]
-				wrow := w[o*K : (o+1)*K]
 				for yy := 0; yy < g.ho; yy++ {
 					row := yo[yy*g.wo:][:g.wo]
 					base := p.base(n, yy)
-					for r, wv := range wrow {
+					if wt != nil {
+						// One AVX2 pass per kernel offset t over all input channels (stride chStride).
+						for t := 0; t < kt; t++ {
+							axpyRows(row, wt[(o*kt+t)*g.cin:][:g.cin], buf[p.rowOff[t]+base:], p.chStride)
+						}
+						continue
+					}
+					for r, wv := range w[o*K : (o+1)*K] {
 						src := buf[p.rowOff[r]+base:][:g.wo]
 						for xx, v := range src {
 							row[xx] += wv * v
@@ -185,6 +220,33 @@ func convForward[T float](g convGeom, x, w, bias, y []T) {
 			}
 		}
 	}
+}
+
+// channelMajorWeights returns w (cout, cin·kt) reordered as (cout, kt, cin) when the plan's taps are
+// channel-major with channel stride chStride (rowOff[i·kt + t] = i·chStride + rowOff[t]), for the
+// channel-strided products of axpyRows; nil otherwise.
+func channelMajorWeights[T float](g convGeom, p *convPlan, w []T) ([]T, int) {
+	K := len(p.rowOff)
+	if K%g.cin != 0 {
+		return nil, 0
+	}
+	kt := K / g.cin
+	for i := 0; i < g.cin; i++ {
+		for t := 0; t < kt; t++ {
+			if p.rowOff[i*kt+t] != i*p.chStride+p.rowOff[t] {
+				return nil, 0
+			}
+		}
+	}
+	wt := make([]T, len(w))
+	for o := 0; o < g.cout; o++ {
+		for i := 0; i < g.cin; i++ {
+			for t := 0; t < kt; t++ {
+				wt[(o*kt+t)*g.cin+i] = w[o*K+i*kt+t]
+			}
+		}
+	}
+	return wt, kt
 }
 
 // convBackwardWeight sets dw (cout, cin, kh, kw) = Wg(x, gy): dw[o,r] = Σ_{n,y,x} gy[n,o,y,x]·B[r; n,y,x].
@@ -197,8 +259,8 @@ func convBackwardWeight[T float](g convGeom, x, gy, dw []T) {
 	K := len(p.rowOff)
 	hw := g.ho * g.wo
 	var vec *convWgtVec[T]
-	if hasConvAVX512 {
-		vec = newConvWgtVec(g, p, gy)
+	if hasConvAVX512 || hasConvAVX2 {
+		vec = newConvWgtVec(g, p, gy, !hasConvAVX512)
 	}
 	for n0 := 0; n0 < g.b; n0 += p.group {
 		nb := min(p.group, g.b-n0)
@@ -237,38 +299,129 @@ func convBackwardWeight[T float](g convGeom, x, gy, dw []T) {
 
 // convBackwardData sets dx (b, cin, h, w) = T(gy, w), the adjoint of F in x. For stride 1 it is the
 // stride-1 convolution of gy with the kernel flipped in both axes and its channel axes swapped (the same
-// padding d·(k−1)/2 on both sides makes this exact for periodic and zero padding alike); for stride s the
-// output gradient is first spread onto the fine grid (zeros between), which turns T into the same
-// stride-1 convolution (at s² times the arithmetic of the strided forward pass).
+// padding d·(k−1)/2 on both sides makes this exact for periodic and zero padding alike). For stride s each
+// of the s² phases (Y mod s, X mod s) of dx is a stride-1 convolution of gy on the coarse grid with the
+// taps (a, c) that reach that phase: dx[s·y'+py, s·x'+px] = Σ w[o,i,a,c]·gy[y'+δa, x'+δc] with
+// δa = (py + ph − d·a)/s where that is an integer. (Or, for narrow grids, the stride-1 transposed
+// convolution of gy spread onto the fine grid.)
 func convBackwardData[T float](g convGeom, gy, w, dx []T) {
 	kk := g.kh * g.kw
-	wt := make([]T, len(w))
-	for o := 0; o < g.cout; o++ {
-		for i := 0; i < g.cin; i++ {
-			src := w[(o*g.cin+i)*kk:][:kk]
-			dst := wt[(i*g.cout+o)*kk:][:kk]
-			for t := range kk {
-				dst[kk-1-t] = src[t]
-			}
-		}
-	}
-	tg := convGeom{b: g.b, cin: g.cout, cout: g.cin, h: g.h, w: g.w, ho: g.h, wo: g.w,
-		kh: g.kh, kw: g.kw, stride: 1, dil: g.dil, periodic: g.periodic}
-	src := gy
-	if g.stride > 1 {
+	// With the vector kernels, phases narrower than a vector leave lanes idle; below that width spreading
+	// gy onto the fine grid (zeros between its entries) and running one stride-1 convolution there is
+	// faster despite its s² times larger arithmetic.
+	spread := g.stride > 1 && hasConvAVX512 && g.wo < vecLanes[T]()
+	if spread {
 		s := g.stride
-		src = make([]T, g.b*g.cout*g.h*g.w)
+		fine := make([]T, g.b*g.cout*g.h*g.w)
 		for pl := 0; pl < g.b*g.cout; pl++ {
 			for y := 0; y < g.ho; y++ {
 				srow := gy[(pl*g.ho+y)*g.wo:][:g.wo]
-				drow := src[(pl*g.h+s*y)*g.w:][:g.w]
+				drow := fine[(pl*g.h+s*y)*g.w:][:g.w]
 				for x, v := range srow {
 					drow[s*x] = v
 				}
 			}
 		}
+		gy, g.stride, g.ho, g.wo = fine, 1, g.h, g.w
 	}
-	convForward(tg, src, wt, nil, dx)
+	if g.stride == 1 {
+		wt := make([]T, len(w))
+		for o := 0; o < g.cout; o++ {
+			for i := 0; i < g.cin; i++ {
+				src := w[(o*g.cin+i)*kk:][:kk]
+				dst := wt[(i*g.cout+o)*kk:][:kk]
+				for t := range kk {
+					dst[kk-1-t] = src[t]
+				}
+			}
+		}
+		tg := convGeom{b: g.b, cin: g.cout, cout: g.cin, h: g.h, w: g.w, ho: g.h, wo: g.w,
+			kh: g.kh, kw: g.kw, stride: 1, dil: g.dil, periodic: g.periodic}
+		convForward(tg, gy, wt, nil, dx)
+		return
+	}
+	s := g.stride
+	// offsets returns, for phase q of an axis with kernel size k and padding pad, the taps reaching it and
+	// their coarse offsets δ.
+	offsets := func(q, k, pad int) (idx, off []int) {
+		for a := 0; a < k; a++ {
+			if v := q + pad - g.dil*a; ((v%s)+s)%s == 0 {
+				idx, off = append(idx, a), append(off, floorDiv(v, s))
+			}
+		}
+		return idx, off
+	}
+	var z []T
+	for py := 0; py < s && py < g.h; py++ {
+		ay, dy := offsets(py, g.kh, g.ph())
+		hy := (g.h - py + s - 1) / s
+		for px := 0; px < s && px < g.w; px++ {
+			cx, dxo := offsets(px, g.kw, g.pw())
+			wx := (g.w - px + s - 1) / s
+			if len(ay) == 0 || len(cx) == 0 {
+				continue // no tap reaches this phase: it stays zero
+			}
+			padT, padB := max(0, -slicesMin(dy)), max(0, hy-1+slicesMax(dy)-(g.ho-1))
+			padL, padR := max(0, -slicesMin(dxo)), max(0, wx-1+slicesMax(dxo)-(g.wo-1))
+			nt := len(ay) * len(cx)
+			taps := make([]convTap, 0, g.cout*nt)
+			wt := make([]T, g.cin*g.cout*nt) // (cin, cout·taps)
+			for o := 0; o < g.cout; o++ {
+				for ia, a := range ay {
+					for ic, c := range cx {
+						t := len(taps)
+						taps = append(taps, convTap{o, dy[ia] + padT, dxo[ic] + padL})
+						for i := 0; i < g.cin; i++ {
+							wt[i*g.cout*nt+t] = w[((o*g.cin+i)*g.kh+a)*g.kw+c]
+						}
+					}
+				}
+			}
+			pg := convGeom{b: g.b, cin: g.cout, cout: g.cin, h: g.ho, w: g.wo, ho: hy, wo: wx, kh: 1, kw: 1,
+				stride: 1, dil: 1, periodic: g.periodic}
+			p := newConvPlanTaps(pg, padT, padB, padL, padR, taps, false)
+			if need := g.b * g.cin * hy * wx; cap(z) < need {
+				z = make([]T, need)
+			} else {
+				z = z[:need]
+				fill(z, 0)
+			}
+			convForwardPlan(pg, p, gy, wt, nil, z)
+			for pl := 0; pl < g.b*g.cin; pl++ {
+				for y := 0; y < hy; y++ {
+					zr := z[(pl*hy+y)*wx:][:wx]
+					dr := dx[(pl*g.h+s*y+py)*g.w:][:g.w]
+					for x, v := range zr {
+						dr[s*x+px] = v
+					}
+				}
+			}
+		}
+	}
+}
+
+func floorDiv(a, b int) int {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func slicesMin(v []int) int {
+	m := v[0]
+	for _, x := range v[1:] {
+		m = min(m, x)
+	}
+	return m
+}
+
+func slicesMax(v []int) int {
+	m := v[0]
+	for _, x := range v[1:] {
+		m = max(m, x)
+	}
+	return m
 }
 
 // vecLanes is the number of T in one 512-bit vector.
@@ -307,38 +460,62 @@ func convUnits(g convGeom, p *convPlan, vl int) []convUnit {
 
 func addr[T float](v *T) uintptr { return uintptr(unsafe.Pointer(v)) }
 
-// convFwdVec runs F with the AVX-512 kernel: 8 output channels × 3 vectors of positions per call, the
-// whole Cin·kh·kw reduction in registers.
+// convFwdVec runs F with the vector kernels: mr output channels × 3 vectors of positions per call, the
+// whole Cin·kh·kw reduction in registers (AVX-512: 8 channels, masked vectors of 16/8 lanes; AVX2: 4
+// channels, full vectors of 8/4 lanes, the few positions past the last full vector of a row in Go).
 type convFwdVec[T float] struct {
 	g     convGeom
 	p     *convPlan
-	wp    []T // weights per block of 8 output channels as [K][8] (zeros past Cout), then 16 scratch entries
+	avx2  bool
+	mr    int
+	w     []T // the weights (cout, K)
+	wp    []T // weights per block of mr output channels as [K][mr] (zeros past Cout), then 16 scratch entries
 	dummy uintptr
 	us    []convUnit // the vectors of one image
+	rest  []convUnit // AVX2: the positions after the last full vector of each row, (offsets, count in mask)
 	gus   []convUnit // scratch: the vectors of a group
 }
 
-func newConvFwdVec[T float](g convGeom, p *convPlan, w []T) *convFwdVec[T] {
+func newConvFwdVec[T float](g convGeom, p *convPlan, w []T, avx2 bool) *convFwdVec[T] {
 	K := len(p.rowOff)
-	nob := (g.cout + 7) / 8
-	v := &convFwdVec[T]{g: g, p: p, wp: make([]T, nob*K*8+16), us: convUnits(g, p, vecLanes[T]())}
+	v := &convFwdVec[T]{g: g, p: p, avx2: avx2, mr: 8, w: w}
+	vl := vecLanes[T]()
+	if avx2 {
+		v.mr, vl = 4, vl/2
+		for _, u := range convUnits(g, p, vl) {
+			if u.mask == 1<<vl-1 {
+				v.us = append(v.us, u)
+			} else {
+				n := 0
+				for m := u.mask; m != 0; m >>= 1 {
+					n++
+				}
+				v.rest = append(v.rest, convUnit{x: u.x, y: u.y, mask: uint64(n)})
+			}
+		}
+	} else {
+		v.us = convUnits(g, p, vl)
+	}
+	mr := v.mr
+	nob := (g.cout + mr - 1) / mr
+	v.wp = make([]T, nob*K*mr+16)
 	for o := 0; o < g.cout; o++ {
-		ob, j := o/8, o%8
+		ob, j := o/mr, o%mr
 		for r := 0; r < K; r++ {
-			v.wp[(ob*K+r)*8+j] = w[o*K+r]
+			v.wp[(ob*K+r)*mr+j] = w[o*K+r]
 		}
 	}
-	// The stores of the missing channels of the last block go to the scratch entries.
-	v.dummy = addr(&v.wp[nob*K*8])
+	// The stores of the missing channels of the last block (and of the filler vectors) go to the scratch.
+	v.dummy = addr(&v.wp[nob*K*mr])
 	return v
 }
 
-// run adds F of the buffered images n0 … n0+nb−1 to y. The loop over blocks of 8 output channels is the
+// run adds F of the buffered images n0 … n0+nb−1 to y. The loop over blocks of output channels is the
 // outer one, so that block's packed weights stay in L1 while the group's positions stream past.
 func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
-	g, K := v.g, len(v.p.rowOff)
+	g, K, mr := v.g, len(v.p.rowOff), v.mr
 	hw := g.ho * g.wo
-	nob := (g.cout + 7) / 8
+	nob := (g.cout + mr - 1) / mr
 	// The group's vectors as (buffer offset, output offset of channel 0, mask), in threes.
 	us := v.gus[:0]
 	for n := 0; n < nb; n++ {
@@ -346,8 +523,9 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 			us = append(us, convUnit{x: n*v.p.imgStride + u.x, y: (n0+n)*g.cout*hw + u.y, mask: u.mask})
 		}
 	}
+	filler := len(us)
 	for len(us)%3 != 0 {
-		us = append(us, convUnit{x: us[0].x, y: us[0].y}) // mask 0: reads and writes nothing
+		us = append(us, convUnit{}) // mask 0 (AVX-512: reads and writes nothing; AVX2: writes to the scratch)
 	}
 	v.gus = us
 	var (
@@ -355,64 +533,106 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 		xs    [3]*T
 		masks [3]uint64
 	)
-	for ob := 0; ob < nob; ob++ {
+	for ob := 0; ob < nob && len(us) > 0; ob++ {
 		for u := 0; u < len(us); u += 3 {
 			for k, uk := range us[u : u+3] {
 				xs[k], masks[k] = &buf[uk.x], uk.mask
-				for j := 0; j < 8; j++ {
-					if o := ob*8 + j; o < g.cout {
+				for j := 0; j < mr; j++ {
+					if o := ob*mr + j; o < g.cout && u+k < filler {
 						outs[3*j+k] = addr(&y[o*hw+uk.y])
 					} else {
 						outs[3*j+k] = v.dummy
 					}
 				}
 			}
-			convFwdKernel(K, v.p.rowOff, &xs, &v.wp[ob*K*8], &outs, &masks)
+			if v.avx2 {
+				convFwd2Kernel(K, v.p.rowOff, &xs, &v.wp[ob*K*mr], (*[12]uintptr)(outs[:12]))
+			} else {
+				convFwdKernel(K, v.p.rowOff, &xs, &v.wp[ob*K*mr], &outs, &masks)
+			}
 		}
 	}
 	runtime.KeepAlive(y)
 	runtime.KeepAlive(v.wp)
+	for n := 0; n < nb; n++ { // AVX2: the positions after the last full vector of each row
+		for _, u := range v.rest {
+			cnt := int(u.mask)
+			for o := 0; o < g.cout; o++ {
+				yr := y[((n0+n)*g.cout+o)*hw+u.y:][:cnt]
+				for r, wv := range v.w[o*K : (o+1)*K] {
+					xr := buf[n*v.p.imgStride+u.x+v.p.rowOff[r]:][:cnt]
+					for l, xv := range xr {
+						yr[l] += wv * xv
+					}
+				}
+			}
+		}
+	}
 }
 
-// convWgtVec runs Wg with the AVX-512 kernel: 4 output channels × 6 kernel taps per call, accumulated lane
-// by lane over a group of images (the group's buffer and output-gradient rows stay in cache); the lanes
-// are summed at the end.
+// convWgtVec runs Wg with the vector kernels: 4 output channels × tb kernel taps per call (AVX-512: 6 taps,
+// masked vectors of 16/8 lanes; AVX2: 2 taps, full vectors of 8/4 lanes, the few positions past the last
+// full vector of a row in Go), accumulated lane by lane over a group of images (the group's buffer and
+// output-gradient rows stay in cache); each call adds its 4·tb lane sums to acc, one number per
+// (output channel, tap).
 type convWgtVec[T float] struct {
 	g        convGeom
 	p        *convPlan
 	gy       []T // the output gradient, with Cout padded to a multiple of 4 channels
 	cpad     int
+	avx2     bool
+	tb       int // taps per kernel call
 	nob, nrb int
 	acc      []T
+	tail     []T // AVX2: sums over the positions the kernel leaves out, (cout, K)
 	tab      []uintptr
 	us       []convUnit
+	rest     []convUnit // AVX2: those positions, as (offsets, count in mask)
 }
 
-func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T) *convWgtVec[T] {
+func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgtVec[T] {
 	hw := g.ho * g.wo
 	vl := vecLanes[T]()
 	K := len(p.rowOff)
-	v := &convWgtVec[T]{g: g, p: p, gy: gy, cpad: (g.cout + 3) &^ 3, us: convUnits(g, p, vl)}
+	v := &convWgtVec[T]{g: g, p: p, gy: gy, cpad: (g.cout + 3) &^ 3, avx2: avx2, tb: 6}
+	if avx2 {
+		v.tb, vl = 2, vl/2
+		for _, u := range convUnits(g, p, vl) {
+			if u.mask == 1<<vl-1 {
+				v.us = append(v.us, u)
+			} else {
+				n := 0
+				for m := u.mask; m != 0; m >>= 1 {
+					n++
+				}
+				v.rest = append(v.rest, convUnit{x: u.x, y: u.y, mask: uint64(n)})
+			}
+		}
+		v.tail = make([]T, g.cout*K)
+	} else {
+		v.us = convUnits(g, p, vl)
+	}
 	if v.cpad != g.cout { // the kernel reads 4 channels at a time: pad with zero channels
 		v.gy = make([]T, g.b*v.cpad*hw)
 		for n := 0; n < g.b; n++ {
 			copy(v.gy[n*v.cpad*hw:], gy[n*g.cout*hw:(n+1)*g.cout*hw])
 		}
 	}
-	v.nob, v.nrb = v.cpad/4, (K+5)/6
-	v.acc = make([]T, v.nob*v.nrb*24*vl)
-	v.tab = make([]uintptr, 3*p.group*len(v.us))
+	v.nob, v.nrb = v.cpad/4, (K+v.tb-1)/v.tb
+	v.acc = make([]T, v.nob*v.nrb*4*v.tb)
+	v.tab = make([]uintptr, 3*p.group*len(v.us)+3)
 	return v
 }
 
 // run accumulates the buffered images n0 … n0+nb−1.
 func (v *convWgtVec[T]) run(buf []T, n0, nb int) {
 	g, p := v.g, v.p
-	K, hw, vl := len(p.rowOff), g.ho*g.wo, vecLanes[T]()
+	K, hw := len(p.rowOff), g.ho*g.wo
 	size := int(unsafe.Sizeof(*new(T)))
 	var rows [6]int
 	t := v.tab[:3*nb*len(v.us)]
-	for ob := 0; ob < v.nob; ob++ {
+	blk := 4 * v.tb
+	for ob := 0; ob < v.nob && len(t) > 0; ob++ {
 		i := 0
 		for n := 0; n < nb; n++ {
 			gbase, xbase := ((n0+n)*v.cpad+ob*4)*hw, n*p.imgStride
@@ -422,32 +642,52 @@ func (v *convWgtVec[T]) run(buf []T, n0, nb int) {
 			}
 		}
 		for rb := 0; rb < v.nrb; rb++ {
-			for j := range rows {
-				rows[j] = p.rowOff[min(rb*6+j, K-1)] * size
+			for j := range v.tb {
+				rows[j] = p.rowOff[min(rb*v.tb+j, K-1)] * size
 			}
-			convWgtKernel(t, hw*size, &rows, v.acc[(ob*v.nrb+rb)*24*vl:][:24*vl])
+			acc := v.acc[(ob*v.nrb+rb)*blk:][:blk]
+			if v.avx2 {
+				convWgt2Kernel(t, hw*size, (*[2]int)(rows[:2]), acc)
+			} else {
+				convWgtKernel(t, hw*size, &rows, acc)
+			}
 		}
 	}
 	runtime.KeepAlive(v.gy)
 	runtime.KeepAlive(buf)
+	for n := 0; n < nb; n++ { // AVX2: the positions after the last full vector of each row
+		for _, u := range v.rest {
+			cnt := int(u.mask)
+			for o := 0; o < g.cout; o++ {
+				gr := v.gy[((n0+n)*v.cpad+o)*hw+u.y:][:cnt]
+				for r, off := range p.rowOff {
+					xr := buf[n*p.imgStride+u.x+off:][:cnt]
+					var s T
+					for l, gv := range gr {
+						s += gv * xr[l]
+					}
+					v.tail[o*K+r] += s
+				}
+			}
+		}
+	}
 }
 
-// finish writes the lane sums into dw.
+// finish copies the sums into dw.
 func (v *convWgtVec[T]) finish(dw []T) {
-	K, vl := len(v.p.rowOff), vecLanes[T]()
+	K := len(v.p.rowOff)
 	for ob := 0; ob < v.nob; ob++ {
 		for rb := 0; rb < v.nrb; rb++ {
-			for j := 0; j < 6; j++ {
+			for j := 0; j < v.tb; j++ {
 				for c := 0; c < 4; c++ {
-					o, r := ob*4+c, rb*6+j
+					o, r := ob*4+c, rb*v.tb+j
 					if o >= v.g.cout || r >= K {
 						continue
 					}
-					var s T
-					for _, a := range v.acc[((ob*v.nrb+rb)*24+4*j+c)*vl:][:vl] {
-						s += a
+					dw[o*K+r] = v.acc[(ob*v.nrb+rb)*4*v.tb+4*j+c]
+					if v.tail != nil {
+						dw[o*K+r] += v.tail[o*K+r]
 					}
-					dw[o*K+r] = s
 				}
 			}
 		}

@@ -1,15 +1,26 @@
-//go:build !amd64
+//go:build !amd64 || purego
 
 package layers
 
 // hasConvAVX512 is false: this architecture runs the plain-Go convolution loops.
 var hasConvAVX512 = false
 
+// hasConvAVX2 is false: no AVX2 weight-gradient kernel.
+var hasConvAVX2 = false
+
 func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[3]uint64) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 
 func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T) {
+	panic("layers: no vector convolution kernel on this architecture")
+}
+
+func convFwd2Kernel[T float](k int, off []int, x *[3]*T, w *T, outs *[12]uintptr) {
+	panic("layers: no vector convolution kernel on this architecture")
+}
+
+func convWgt2Kernel[T float](tab []uintptr, ldg int, rows *[2]int, acc []T) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 

@@ -324,7 +324,7 @@ func TestUpsample2x(t *testing.T) {
 // TestConvLayer builds Conv layers from a Store, chains them (down-sampling, 1×1, transposed up-sampling)
 // and checks shapes, the initialisation range and the error for a wrong channel count.
 func TestConvLayer(t *testing.T) {
-	store := layers.NewStore(tensor.Float32, rand.New(rand.NewPCG(1, 2)))
+	store := layers.NewStore(tensor.Float32, 1)
 	g := G.NewGraph()
 	s := layers.NewScope(g, store)
 	x := s.Input("x", 4, 8, 12, 12)
@@ -479,6 +479,11 @@ func TestConvLargeMatchesNaive(t *testing.T) {
 		{name: "zero-20x20-k3-s2", x: [4]int{2, 6, 20, 20}, w: [4]int{9, 6, 3, 3}, opts: layers.ConvOpts{Pad: layers.Zero, Stride: 2}},
 		{name: "periodic-20x20-k5-d2", x: [4]int{2, 3, 20, 20}, w: [4]int{8, 3, 5, 5}, opts: layers.ConvOpts{Dilation: 2}},
 		{name: "periodic-10x6-k1", x: [4]int{40, 7, 6, 10}, w: [4]int{5, 7, 1, 1}},
+		{name: "zero-1x3-k5-d2", x: [4]int{2, 2, 1, 3}, w: [4]int{3, 2, 5, 5}, opts: layers.ConvOpts{Pad: layers.Zero, Dilation: 2}},
+		{name: "periodic-1x2-k3", x: [4]int{2, 2, 1, 2}, w: [4]int{3, 2, 3, 3}},
+		{name: "zero-1x1-k3-s2", x: [4]int{3, 2, 1, 1}, w: [4]int{2, 2, 3, 3}, opts: layers.ConvOpts{Pad: layers.Zero, Stride: 2}},
+		{name: "zero-33x40-k5-s2", x: [4]int{1, 3, 33, 40}, w: [4]int{10, 3, 5, 5}, opts: layers.ConvOpts{Pad: layers.Zero, Stride: 2}},
+		{name: "periodic-34x36-k3-s2-d3", x: [4]int{1, 2, 34, 36}, w: [4]int{3, 2, 3, 3}, opts: layers.ConvOpts{Stride: 2, Dilation: 3}},
 	}
 	for _, mode := range layers.ConvKernelModes() {
 		for k, c := range cases {
@@ -536,4 +541,63 @@ func TestConvLargeMatchesNaive(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestConvNetSecondOrder checks a small score-network-like chain — periodic 3×3 conv with bias, tanh,
+// stride-2 down-sampling, 1×1 mixing, transposed stride-2 up-sampling with a residual and ChannelBias, and
+// a nearest-neighbour up-sampled branch — at first and second order in all seven inputs (tolerance:
+// gradTol).
+func TestConvNetSecondOrder(t *testing.T) {
+	shapes := [][]int{{2, 2, 4, 6}, {3, 2, 3, 3}, {3}, {4, 3, 3, 3}, {4, 4, 1, 1}, {4, 2, 3, 3}, {2}}
+	rng := rand.New(rand.NewPCG(9, 9))
+	vals, dirs := make([][]float64, len(shapes)), make([][]float64, len(shapes))
+	for i, s := range shapes {
+		vals[i], dirs[i] = randVals(rng, size(s), -0.8, 0.8), randVals(rng, size(s), -1, 1)
+	}
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+		h, err := layers.Conv2DBias(in[0], in[1], in[2], layers.ConvOpts{})
+		if err == nil {
+			h, err = G.Tanh(h)
+		}
+		var d, u, up, l1, l2 *G.Node
+		if err == nil {
+			d, err = layers.Conv2D(h, in[3], layers.ConvOpts{Stride: 2}) // (2,4,2,3)
+		}
+		if err == nil {
+			d, err = G.Tanh(d)
+		}
+		if err == nil {
+			d, err = layers.Conv2D(d, in[4], layers.ConvOpts{})
+		}
+		if err == nil {
+			u, err = layers.ConvTranspose2D(d, in[5], layers.ConvOpts{Stride: 2}) // (2,2,4,6)
+		}
+		if err == nil {
+			u, err = G.Add(u, in[0])
+		}
+		if err == nil {
+			u, err = layers.ChannelBias(u, in[6])
+		}
+		if err == nil {
+			u, err = G.Tanh(u)
+		}
+		if err == nil {
+			l1, err = wsum(g, u, "r1", 1)
+		}
+		if err == nil {
+			up, err = layers.Upsample2x(d) // (2,4,4,6)
+		}
+		if err == nil {
+			up, err = G.Tanh(up)
+		}
+		if err == nil {
+			l2, err = wsum(g, up, "r2", 2)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return G.Add(l1, l2)
+	}
+	layerstest.GradCheck(t, shapes, vals, build, gradTol)
+	layerstest.SecondOrderCheck(t, shapes, vals, dirs, build, gradTol)
 }

@@ -85,7 +85,7 @@ func sortInts(a []int) {
 // Within a split the two halves are kept as separate tensors: no masks, no slices in the hot path.
 // Parameters: coupling<c>/scale (|u|), coupling<c>/s/…, coupling<c>/t/….
 //
-// A stack whose S and T are ELU MLPs of equal widths runs as one fused op with a hand-written backward pass
+// A stack whose S and T are ELU MLPs of equal widths (FusedKernel) runs as fused ops with a hand-written backward pass
 // (nvpfused.go), with the same parameters; Unfused forces the graph of elementary ops instead (the
 // reference the fused op is tested against, and the form that supports second derivatives).
 type RealNVP struct {

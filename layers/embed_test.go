@@ -143,7 +143,7 @@ func TestEmbeddingErrors(t *testing.T) {
 func TestFourierEmbeddingBuffer(t *testing.T) {
 	e, _ := layers.NewFourierEmbedding(rand.New(rand.NewPCG(4, 3)), 6, 2)
 	ts := []float64{0.1, -0.4, 0.93}
-	store := layers.NewStore(tensor.Float64, nil)
+	store := layers.NewStore(tensor.Float64, 0)
 	viaBuffer := func() []float64 {
 		return evalNodes(t, tensor.Float64, [][]int{{3}}, [][]float64{ts}, func(in []*G.Node) (*G.Node, error) {
 			return e.ApplyBuffer(layers.NewScope(in[0].Graph(), store).Sub("emb"), in[0])
@@ -175,7 +175,7 @@ func TestFourierEmbeddingBuffer(t *testing.T) {
 	}
 	// Gradient with respect to t through the buffer path.
 	layerstest.GradCheck(t, [][]int{{3}}, [][]float64{ts}, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
-		y, err := e.ApplyBuffer(layers.NewScope(g, layers.NewStore(tensor.Float64, nil)).Sub("emb"), in[0])
+		y, err := e.ApplyBuffer(layers.NewScope(g, layers.NewStore(tensor.Float64, 0)).Sub("emb"), in[0])
 		if err != nil {
 			return nil, err
 		}

@@ -53,7 +53,7 @@ func TestFiLM(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 2))
 	h := randVals(rng, size(shape), -2, 2)
 	emb := randVals(rng, b*e, -1, 1)
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1)))
+	store := layers.NewStore(tensor.Float64, 1)
 	film := func(in []*G.Node) (*G.Node, error) {
 		return layers.FiLM(layers.NewScope(in[0].Graph(), store).Sub("film"), in[0], in[1])
 	}
@@ -107,7 +107,7 @@ func TestFiLM(t *testing.T) {
 
 func TestFiLMErrors(t *testing.T) {
 	g := G.NewGraph()
-	s := layers.NewScope(g, layers.NewStore(tensor.Float64, nil))
+	s := layers.NewScope(g, layers.NewStore(tensor.Float64, 0))
 	h := G.NewTensor(g, tensor.Float64, 4, G.WithShape(2, 3, 2, 2), G.WithName("h"))
 	e := G.NewTensor(g, tensor.Float64, 2, G.WithShape(3, 5), G.WithName("e"))
 	gm := G.NewTensor(g, tensor.Float64, 2, G.WithShape(2, 2), G.WithName("g"))

@@ -17,7 +17,7 @@ import (
 func benchStep(b *testing.B, dt tensor.Dtype, shape []int, f func(s *layers.Scope, x *G.Node) (*G.Node, error)) {
 	b.Helper()
 	g := G.NewGraph()
-	store := layers.NewStore(dt, rand.New(rand.NewPCG(1, 1)))
+	store := layers.NewStore(dt, 1)
 	s := layers.NewScope(g, store)
 	x := G.NewTensor(g, dt, len(shape), G.WithShape(shape...), G.WithName("x"),
 		G.WithValue(layers.NewDense(dt, shape, randVals(rand.New(rand.NewPCG(2, 2)), size(shape), -1, 1))))

@@ -2,7 +2,6 @@ package layers_test
 
 import (
 	"fmt"
-	"math/rand/v2"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -15,7 +14,7 @@ import (
 func ExampleCNN() {
 	const batch, L = 4, 8
 	g := G.NewGraph()
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 2)))
+	store := layers.NewStore(tensor.Float64, 1)
 	s := layers.NewScope(g, store)
 	x := s.Input("x", batch, 1, L, L)
 	t := s.Input("t", batch)

@@ -113,7 +113,7 @@ func TestGroupNormLayer(t *testing.T) {
 	shape := []int{2, 4, 3, 3}
 	rng := rand.New(rand.NewPCG(5, 6))
 	x := randVals(rng, size(shape), -1, 3)
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1)))
+	store := layers.NewStore(tensor.Float64, 1)
 	got := evalNodes(t, tensor.Float64, [][]int{shape}, [][]float64{x}, func(in []*G.Node) (*G.Node, error) {
 		s := layers.NewScope(in[0].Graph(), store)
 		return layers.GroupNorm{Groups: 2}.Apply(s.Sub("gn"), in[0])

@@ -4,18 +4,31 @@ import (
 	"fmt"
 	"hash"
 	"slices"
+	"sync"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
-// The fused RealNVP: a whole stack of affine couplings with MLP conditioners (ELU) as ONE Gorgonia op, with
-// a hand-written backward pass. Unfused, a NeuralRG block bijector is ~400 graph nodes per direction, each
-// allocating its output every step; fused it is one forward node, one backward node and cheap unpacking.
-// The forward node keeps the activations its backward pass needs in buffers it owns and reuses across
-// steps. Matrices are feature-major (rows = features, columns = blocks), so every product is a short-by-long
-// GEMM. The unfused graph (RealNVP.Unfused) is the reference: a test checks values and gradients agree.
+// The fused RealNVP: a whole stack of affine couplings with MLP conditioners (ELU) as Gorgonia ops with a
+// hand-written backward pass. Unfused, a NeuralRG block bijector is ~400 graph nodes per direction, each
+// allocating its output every step; fused it is two nodes forward (the stack, its unpacking) and one
+// backward, plus cheap slicing.
+// Matrices are feature-major (rows = features, columns = blocks), so every product is a short-by-long GEMM.
+// The unfused graph (RealNVP.Unfused) is the reference: tests check that values and gradients agree.
+//
+// Everything the backward pass needs travels through the graph; no op keeps activations between calls:
+//
+//	acts = nvpOp(x, params…)           (rows, n): [y; log-det; activations; scratch]
+//	out  = nvpOutOp(x, params…, acts)  (dim+1, n): the first dim+1 rows of acts
+//	∂    = nvpGradOp(params…, acts, ∂out)          (the gradient of out, built by out's SymDiff)
+//
+// out is differentiable with respect to x and the parameters (not acts), so Gorgonia schedules the
+// backward op after the forward op that made its activations, and a forward run of the same op on
+// another batch in between cannot change them. The activation buffers are recycled (nvpPool) only after
+// every reader of a run has read them; a reader handed activations that were already released fails with
+// an error instead of computing with someone else's numbers.
 //
 // The fused op is first-order only: its backward node has no derivative of its own.
 
@@ -24,10 +37,16 @@ func (r *RealNVP) fusable() bool {
 	if r.Unfused || r.Joint {
 		return false
 	}
-	s, ok1 := r.S.(MLP)
-	t, ok2 := r.T.(MLP)
-	return ok1 && ok2 && (s.Activation == "elu" || s.Activation == "") && (t.Activation == "elu" || t.Activation == "") &&
-		slices.Equal(s.Hidden, t.Hidden)
+	return FusedKernel(r.S, r.T)
+}
+
+// FusedKernel reports whether a RealNVP with separate conditioners s and t (Joint unset) has a fused kernel:
+// both ELU MLPs of equal hidden widths.
+func FusedKernel(s, t Conditioner) bool {
+	sm, ok1 := s.(MLP)
+	tm, ok2 := t.(MLP)
+	return ok1 && ok2 && (sm.Activation == "elu" || sm.Activation == "") && (tm.Activation == "elu" || tm.Activation == "") &&
+		slices.Equal(sm.Hidden, tm.Hidden)
 }
 
 // nvpCoupling is one coupling of a fused plan.
@@ -37,18 +56,65 @@ type nvpCoupling struct {
 	first  int   // index (among the op's inputs) of its first parameter: s-net w0,b0,…, t-net w0,b0,…, scale
 }
 
-// nvpPlan is the static description of a fused stack. Its address identifies an op instance (and its
-// cache) in Gorgonia's hashing, so that two stacks with equal shapes are never merged.
+// nvpRows is where one coupling's activations sit in the activation tensor (row offsets, in rows of n).
+type nvpRows struct {
+	v, uIn, th, es, tOut int
+	hs, ht               []int
+}
+
+// nvpPlan is the static description of a fused stack and of its activation tensor's layout. Its address
+// identifies an op instance in Gorgonia's hashing, so that two stacks with equal shapes are never merged.
 type nvpPlan struct {
 	dim, n    int
 	inverse   bool
 	couplings []nvpCoupling
-	shapes    [][]int // parameter shapes in input order (after x)
+	shapes    [][]int   // parameter shapes in input order (after x)
+	rows      []nvpRows // per coupling, in execution order
+	scratch   int       // first scratch row
+	total     int       // rows of the activation tensor
+	maxW      int
 }
 
 func (p *nvpPlan) layers() int { return len(p.couplings[0].widths) - 1 }
 
-// applyFused builds the fused forward or inverse node on x (dim, n) and returns the output and the
+// layout places y (dim rows), the log-det (1 row), every coupling's activations and the scratch of both
+// passes (g: dim rows; gs, gt, gv, h1, h2: maxW rows each; ones: 1 row) in one (total, n) tensor.
+func (p *nvpPlan) layout() {
+	row := p.dim + 1
+	take := func(k int) int { r := row; row += k; return r }
+	p.rows = nil
+	for _, ci := range p.order() {
+		cp := p.couplings[ci]
+		du := len(cp.u)
+		var r nvpRows
+		r.v, r.uIn, r.th, r.es, r.tOut = take(len(cp.v)), take(du), take(du), take(du), take(du)
+		for _, w := range cp.widths[1 : len(cp.widths)-1] {
+			r.hs = append(r.hs, take(w))
+			r.ht = append(r.ht, take(w))
+		}
+		for _, w := range cp.widths {
+			p.maxW = max(p.maxW, w)
+		}
+		p.rows = append(p.rows, r)
+	}
+	p.scratch = row
+	p.total = row + p.dim + 5*p.maxW + 1
+}
+
+// order is the execution order of the couplings.
+func (p *nvpPlan) order() []int {
+	k := len(p.couplings)
+	o := make([]int, k)
+	for i := range o {
+		o[i] = i
+		if p.inverse {
+			o[i] = k - 1 - i
+		}
+	}
+	return o
+}
+
+// applyFused builds the fused forward or inverse nodes on x (dim, n) and returns the output and the
 // per-column log-det.
 func (r *RealNVP) applyFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, error) {
 	n := x.Shape()[1]
@@ -82,8 +148,13 @@ func (r *RealNVP) applyFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Nod
 		plan.shapes = append(plan.shapes, []int{len(u)})
 		plan.couplings = append(plan.couplings, cp)
 	}
-	op := &nvpOp{plan: plan}
-	out, err := G.ApplyOp(op, inputs...)
+	plan.layout()
+	fwd := &nvpOp{plan: plan, pool: &nvpPool{readers: 1}}
+	acts, err := G.ApplyOp(fwd, inputs...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("layers: fused RealNVP %s: %w", s.Prefix(), err)
+	}
+	out, err := G.ApplyOp(&nvpOutOp{fwd: fwd}, append(inputs, acts)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layers: fused RealNVP %s: %w", s.Prefix(), err)
 	}
@@ -99,10 +170,103 @@ func (r *RealNVP) applyFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Nod
 	return y, ld, err
 }
 
-// nvpOp computes the packed (dim+1, n) matrix [y; log-det] of the stack.
+// nvpPool recycles a fused op's activation buffers. Every forward run leases a buffer to the tensor it
+// returns; each reader of that tensor (the unpacking op and every backward op built on it) checks in once,
+// and the last one returns the buffer. A reader that finds no lease for its tensor (already fully read, or
+// dropped because too many runs were outstanding) fails. Leases of runs whose readers never all run (a
+// machine over part of the graph) are dropped after maxNVPLeases newer runs; their buffers are then left
+// to the garbage collector.
+type nvpPool struct {
+	mu      sync.Mutex
+	readers int // set while the graph is built: 1 + the number of backward ops
+	free    []any
+	leases  []nvpLease
+}
+
+type nvpLease struct {
+	t    *tensor.Dense
+	acts any // *nvpActs[T], the views of t's buffer
+	left int
+}
+
+const maxNVPLeases = 8
+
+// poolActs returns a free activation buffer of plan (with its views), or a new one.
+func poolActs[T float](p *nvpPool, plan *nvpPlan) *nvpActs[T] {
+	p.mu.Lock()
+	for i := len(p.free) - 1; i >= 0; i-- {
+		if a, ok := p.free[i].(*nvpActs[T]); ok {
+			p.free = slices.Delete(p.free, i, i+1)
+			p.mu.Unlock()
+			return a
+		}
+	}
+	p.mu.Unlock()
+	return viewActs(plan, make([]T, plan.total*plan.n))
+}
+
+// lease records that t, backed by the buffer of acts, holds a run that p.readers readers will read.
+func (p *nvpPool) lease(t *tensor.Dense, acts any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.leases) == maxNVPLeases {
+		p.leases = slices.Delete(p.leases, 0, 1)
+	}
+	p.leases = append(p.leases, nvpLease{t: t, acts: acts, left: p.readers})
+}
+
+// checkIn records one read of t, done; the last read returns t's buffer to the pool.
+func (p *nvpPool) checkIn(t *tensor.Dense) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.leases {
+		if p.leases[i].t == t {
+			if p.leases[i].left--; p.leases[i].left == 0 {
+				p.free = append(p.free, p.leases[i].acts)
+				p.leases = slices.Delete(p.leases, i, i+1)
+			}
+			return
+		}
+	}
+}
+
+// leased returns the views of t's buffer if it still holds the run that made t, else nil.
+func (p *nvpPool) leased(t *tensor.Dense) any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.leases {
+		if l.t == t {
+			return l.acts
+		}
+	}
+	return nil
+}
+
+// actsOf checks that v is an activation tensor of op's plan that is still leased and returns its views
+// (*nvpActs[T]).
+func (op *nvpOp) actsOf(who string, v G.Value) (*tensor.Dense, any, error) {
+	t, ok := v.(*tensor.Dense)
+	if !ok || t.Shape().Dims() != 2 || t.Shape()[0] != op.plan.total || t.Shape()[1] != op.plan.n {
+		return nil, nil, fmt.Errorf("layers: %s: the activations input is %T %v, want a (%d, %d) tensor", who, v, shapeOfValue(v), op.plan.total, op.plan.n)
+	}
+	acts := op.pool.leased(t)
+	if acts == nil {
+		return nil, nil, fmt.Errorf("layers: %s: these activations were already released (read once per reader and forward run; was the op run by hand, or by a machine over part of its graph?)", who)
+	}
+	return t, acts, nil
+}
+
+func shapeOfValue(v G.Value) []int {
+	if t, ok := v.(tensor.Tensor); ok {
+		return t.Shape()
+	}
+	return nil
+}
+
+// nvpOp computes the stack's activation tensor (plan.total, n): [y; log-det; activations; scratch].
 type nvpOp struct {
-	plan  *nvpPlan
-	cache any // *nvpCache[float32] or *nvpCache[float64], made on the first Do
+	plan *nvpPlan
+	pool *nvpPool
 }
 
 func (op *nvpOp) Arity() int { return 1 + len(op.plan.shapes) }
@@ -126,23 +290,27 @@ func (op *nvpOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 			return nil, err
 		}
 	}
-	return tensor.Shape{op.plan.dim + 1, op.plan.n}, nil
+	return tensor.Shape{op.plan.total, op.plan.n}, nil
 }
 func (op *nvpOp) Do(vals ...G.Value) (G.Value, error) {
 	d, err := argData(op.String(), op.Arity(), vals)
 	if err != nil {
 		return nil, err
 	}
-	out := newValue(dtypeOf(d[0]), []int{op.plan.dim + 1, op.plan.n})
+	var t *tensor.Dense
+	var acts any
 	switch x := d[0].(type) {
 	case []float32:
-		c := cacheFor[float32](op)
-		c.forward(x, params[float32](d[1:]), outData(out).([]float32))
+		a := poolActs[float32](op.pool, op.plan)
+		a.forward(x, params[float32](d[1:]))
+		t, acts = tensor.New(tensor.WithShape(op.plan.total, op.plan.n), tensor.WithBacking(a.buf)), a
 	case []float64:
-		c := cacheFor[float64](op)
-		c.forward(x, params[float64](d[1:]), outData(out).([]float64))
+		a := poolActs[float64](op.pool, op.plan)
+		a.forward(x, params[float64](d[1:]))
+		t, acts = tensor.New(tensor.WithShape(op.plan.total, op.plan.n), tensor.WithBacking(a.buf)), a
 	}
-	return out, nil
+	op.pool.lease(t, acts)
+	return t, nil
 }
 func (op *nvpOp) ReturnsPtr() bool     { return true }
 func (op *nvpOp) CallsExtern() bool    { return false }
@@ -158,23 +326,77 @@ func (op *nvpOp) String() string {
 	}
 	return fmt.Sprintf("FusedRealNVP(%s,%d couplings)", dir, len(op.plan.couplings))
 }
-func (op *nvpOp) DiffWRT(n int) []bool {
-	w := make([]bool, n)
-	for i := range w {
-		w[i] = true
-	}
-	return w
-}
+func (op *nvpOp) DiffWRT(n int) []bool { return make([]bool, n) }
 func (op *nvpOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	bw, err := G.ApplyOp(&nvpGradOp{fwd: op}, append(append(G.Nodes(nil), in...), grad)...)
+	return nil, fmt.Errorf("layers: %s: the activation tensor is not differentiable (differentiate its unpacked output)", op)
+}
+
+// nvpOutOp unpacks [y; log-det] (dim+1, n) from the activation tensor (its last input). Its other inputs
+// are the stack's x and parameters, with respect to which it is differentiable.
+type nvpOutOp struct{ fwd *nvpOp }
+
+func (op *nvpOutOp) Arity() int { return op.fwd.Arity() + 1 }
+func (op *nvpOutOp) Type() hm.Type {
+	in := []int{2}
+	for _, s := range op.fwd.plan.shapes {
+		in = append(in, len(s))
+	}
+	return fnType(2, append(in, 2)...)
+}
+func (op *nvpOutOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{op.fwd.plan.dim + 1, op.fwd.plan.n}, nil
+}
+func (op *nvpOutOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != op.Arity() {
+		return nil, fmt.Errorf("layers: %s: got %d inputs, want %d", op, len(vals), op.Arity())
+	}
+	t, acts, err := op.fwd.actsOf(op.String(), vals[len(vals)-1])
 	if err != nil {
 		return nil, err
 	}
-	grads := make(G.Nodes, len(in))
+	p := op.fwd.plan
+	out := newValue(t.Dtype(), []int{p.dim + 1, p.n})
+	switch a := acts.(type) {
+	case *nvpActs[float32]:
+		copy(outData(out).([]float32), a.buf[:(p.dim+1)*p.n])
+	case *nvpActs[float64]:
+		copy(outData(out).([]float64), a.buf[:(p.dim+1)*p.n])
+	}
+	op.fwd.pool.checkIn(t)
+	return out, nil
+}
+func (op *nvpOutOp) ReturnsPtr() bool     { return true }
+func (op *nvpOutOp) CallsExtern() bool    { return false }
+func (op *nvpOutOp) OverwritesInput() int { return -1 }
+func (op *nvpOutOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "rgflow.nvpout|%p", op.fwd.plan)
+}
+func (op *nvpOutOp) Hashcode() uint32 { return hash32(op) }
+func (op *nvpOutOp) String() string   { return "Unpack" + op.fwd.String() }
+func (op *nvpOutOp) DiffWRT(n int) []bool {
+	w := make([]bool, n)
+	for i := range w {
+		w[i] = i < n-1
+	}
+	return w
+}
+func (op *nvpOutOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	pool := op.fwd.pool
+	pool.mu.Lock()
+	pool.readers++
+	serial := pool.readers
+	pool.mu.Unlock()
+	acts := in[len(in)-1]
+	bw, err := G.ApplyOp(&nvpGradOp{fwd: op.fwd, serial: serial}, append(append(G.Nodes(nil), in[1:len(in)-1]...), acts, grad)...)
+	if err != nil {
+		return nil, err
+	}
+	p := op.fwd.plan
+	grads := make(G.Nodes, len(in)) // the last (acts) stays nil: not differentiable
 	off := 0
-	shapes := append([][]int{{op.plan.dim, op.plan.n}}, op.plan.shapes...)
+	shapes := append([][]int{{p.dim, p.n}}, p.shapes...)
 	for i, sh := range shapes {
-		if grads[i], err = G.ApplyOp(segmentOp{plan: op.plan, off: off, shape: sh, total: packedGradSize(op.plan)}, bw); err != nil {
+		if grads[i], err = G.ApplyOp(segmentOp{plan: p, off: off, shape: sh, total: packedGradSize(p)}, bw); err != nil {
 			return nil, err
 		}
 		off += prod(sh)
@@ -199,48 +421,53 @@ func params[T float](d []any) [][]T {
 }
 
 // nvpGradOp computes the gradients of the fused stack with respect to x and every parameter, packed into one
-// vector in input order, from the forward op's cached activations and the output gradient.
-type nvpGradOp struct{ fwd *nvpOp }
+// vector in input order, from the parameters, the activation tensor of the forward run and the gradient of
+// the unpacked output.
+type nvpGradOp struct {
+	fwd    *nvpOp
+	serial int // distinguishes the backward ops of several Grad calls
+}
 
-func (op *nvpGradOp) Arity() int { return op.fwd.Arity() + 1 }
+func (op *nvpGradOp) Arity() int { return len(op.fwd.plan.shapes) + 2 }
 func (op *nvpGradOp) Type() hm.Type {
-	in := []int{2}
+	var in []int
 	for _, s := range op.fwd.plan.shapes {
 		in = append(in, len(s))
 	}
-	return fnType(1, append(in, 2)...)
+	return fnType(1, append(in, 2, 2)...)
 }
 func (op *nvpGradOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{packedGradSize(op.fwd.plan)}, nil
 }
 func (op *nvpGradOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) != op.Arity() {
+		return nil, fmt.Errorf("layers: %s: got %d inputs, want %d", op, len(vals), op.Arity())
+	}
+	nps := len(op.fwd.plan.shapes)
+	t, acts, err := op.fwd.actsOf(op.String(), vals[nps])
+	if err != nil {
+		return nil, err
+	}
 	d, err := argData(op.String(), op.Arity(), vals)
 	if err != nil {
 		return nil, err
 	}
-	out := newValue(dtypeOf(d[0]), []int{packedGradSize(op.fwd.plan)})
-	last := len(d) - 1
-	switch g := d[last].(type) {
-	case []float32:
-		c, ok := op.fwd.cache.(*nvpCache[float32])
-		if !ok {
-			return nil, fmt.Errorf("layers: %s: the forward pass has not run", op)
-		}
-		c.backward(params[float32](d[1:last]), g, outData(out).([]float32))
-	case []float64:
-		c, ok := op.fwd.cache.(*nvpCache[float64])
-		if !ok {
-			return nil, fmt.Errorf("layers: %s: the forward pass has not run", op)
-		}
-		c.backward(params[float64](d[1:last]), g, outData(out).([]float64))
+	p := op.fwd.plan
+	out := newValue(dtypeOf(d[0]), []int{packedGradSize(p)})
+	switch a := acts.(type) {
+	case *nvpActs[float32]:
+		a.backward(params[float32](d[:nps]), d[nps+1].([]float32), outData(out).([]float32))
+	case *nvpActs[float64]:
+		a.backward(params[float64](d[:nps]), d[nps+1].([]float64), outData(out).([]float64))
 	}
+	op.fwd.pool.checkIn(t)
 	return out, nil
 }
 func (op *nvpGradOp) ReturnsPtr() bool     { return true }
 func (op *nvpGradOp) CallsExtern() bool    { return false }
 func (op *nvpGradOp) OverwritesInput() int { return -1 }
 func (op *nvpGradOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "rgflow.nvpgrad|%p", op.fwd.plan)
+	fmt.Fprintf(h, "rgflow.nvpgrad|%p|%d", op.fwd.plan, op.serial)
 }
 func (op *nvpGradOp) Hashcode() uint32     { return hash32(op) }
 func (op *nvpGradOp) String() string       { return "∇" + op.fwd.String() }
@@ -289,9 +516,11 @@ func (op segmentOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	return nil, fmt.Errorf("layers: Segment is not differentiable")
 }
 
-// nvpCache holds the forward activations of one fused op, reused across steps.
-type nvpCache[T float] struct {
-	p *nvpPlan
+// nvpActs are views of one activation tensor (see nvpPlan.layout).
+type nvpActs[T float] struct {
+	p     *nvpPlan
+	buf   []T // the whole (total, n) tensor
+	y, ld []T
 	// per coupling, in execution order
 	v    [][]T   // conditioning rows (|v|, n)
 	uIn  [][]T   // transformed rows before the coupling (|u|, n)
@@ -301,60 +530,38 @@ type nvpCache[T float] struct {
 	hs   [][][]T // s-net post-activations of the hidden layers
 	ht   [][][]T // t-net post-activations of the hidden layers
 	// scratch
-	x, g, gs, gt, gv, h1, h2 []T
-	ones                     []T   // n ones
-	views                    [][]T // scratch for splitParams (8 per layer)
+	g, gs, gt, gv, h1, h2 []T
+	ones                  []T   // n ones
+	views                 [][]T // scratch for splitParams (8 per layer)
 }
 
-func cacheFor[T float](op *nvpOp) *nvpCache[T] {
-	if c, ok := op.cache.(*nvpCache[T]); ok {
-		return c
-	}
-	p := op.plan
-	c := &nvpCache[T]{p: p}
+func viewActs[T float](p *nvpPlan, buf []T) *nvpActs[T] {
 	n := p.n
-	maxW := 0
-	for _, cp := range p.couplings {
-		c.v = append(c.v, make([]T, len(cp.v)*n))
-		c.uIn = append(c.uIn, make([]T, len(cp.u)*n))
-		c.th = append(c.th, make([]T, len(cp.u)*n))
-		c.es = append(c.es, make([]T, len(cp.u)*n))
-		c.tOut = append(c.tOut, make([]T, len(cp.u)*n))
+	rows := func(r, k int) []T { return buf[r*n : (r+k)*n : (r+k)*n] }
+	a := &nvpActs[T]{p: p, buf: buf, y: rows(0, p.dim), ld: rows(p.dim, 1)}
+	for k, ci := range p.order() {
+		cp, r := p.couplings[ci], p.rows[k]
+		du := len(cp.u)
+		a.v = append(a.v, rows(r.v, len(cp.v)))
+		a.uIn = append(a.uIn, rows(r.uIn, du))
+		a.th = append(a.th, rows(r.th, du))
+		a.es = append(a.es, rows(r.es, du))
+		a.tOut = append(a.tOut, rows(r.tOut, du))
 		var hs, ht [][]T
-		for _, w := range cp.widths[1 : len(cp.widths)-1] {
-			hs = append(hs, make([]T, w*n))
-			ht = append(ht, make([]T, w*n))
+		for l, w := range cp.widths[1 : len(cp.widths)-1] {
+			hs = append(hs, rows(r.hs[l], w))
+			ht = append(ht, rows(r.ht[l], w))
 		}
-		for _, w := range cp.widths {
-			maxW = max(maxW, w)
-		}
-		c.hs = append(c.hs, hs)
-		c.ht = append(c.ht, ht)
+		a.hs = append(a.hs, hs)
+		a.ht = append(a.ht, ht)
 	}
-	for _, b := range []*[]T{&c.x, &c.g} {
-		*b = make([]T, p.dim*n)
-	}
-	for _, b := range []*[]T{&c.gs, &c.gt, &c.gv, &c.h1, &c.h2} {
-		*b = make([]T, maxW*n)
-	}
-	c.views = make([][]T, 8*p.layers())
-	c.ones = make([]T, n)
-	fill(c.ones, 1)
-	op.cache = c
-	return c
-}
-
-// order is the execution order of the couplings.
-func (c *nvpCache[T]) order() []int {
-	k := len(c.p.couplings)
-	o := make([]int, k)
-	for i := range o {
-		o[i] = i
-		if c.p.inverse {
-			o[i] = k - 1 - i
-		}
-	}
-	return o
+	row := p.scratch
+	next := func(k int) []T { s := rows(row, k); row += k; return s }
+	a.g = next(p.dim)
+	a.gs, a.gt, a.gv, a.h1, a.h2 = next(p.maxW), next(p.maxW), next(p.maxW), next(p.maxW), next(p.maxW)
+	a.ones = next(1)
+	a.views = make([][]T, 8*p.layers())
+	return a
 }
 
 // splitParams cuts a coupling's parameters (s-net w0,b0,…, t-net w0,b0,…, scale) out of ps into views
@@ -447,26 +654,26 @@ func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, g
 	}
 }
 
-// forward runs the stack on x (dim, n) and writes [y; log-det] to out (dim+1, n).
-func (c *nvpCache[T]) forward(x []T, ps [][]T, out []T) {
+// forward runs the stack on x (dim, n), filling y, the log-det and the activations.
+func (c *nvpActs[T]) forward(x []T, ps [][]T) {
 	p, n := c.p, c.p.n
-	copy(c.x, x)
-	ld := out[p.dim*n : (p.dim+1)*n]
+	copy(c.y, x) // updated in place, coupling after coupling
+	ld := c.ld
 	for j := range ld {
 		ld[j] = 0
 	}
 	nl := p.layers()
-	for k, ci := range c.order() {
+	for k, ci := range p.order() {
 		cp := p.couplings[ci]
 		sW, sB, tW, tB, scale := splitParams(c.views[:4*nl], ps, cp.first, nl)
-		gatherRows(c.v[k], c.x, cp.v, n)
-		gatherRows(c.uIn[k], c.x, cp.u, n)
+		gatherRows(c.v[k], c.y, cp.v, n)
+		gatherRows(c.uIn[k], c.y, cp.u, n)
 		th := c.th[k] // the s-net output, replaced by its tanh
 		mlpForward(cp.widths, sW, sB, c.v[k], c.hs[k], th, n)
 		mlpForward(cp.widths, tW, tB, c.v[k], c.ht[k], c.tOut[k], n)
 		for r, row := range cp.u {
 			sc := scale[r]
-			y := c.x[row*n : (row+1)*n]
+			y := c.y[row*n : (row+1)*n]
 			thr, es := th[r*n:(r+1)*n], c.es[k][r*n:(r+1)*n]
 			u, t := c.uIn[k][r*n:(r+1)*n], c.tOut[k][r*n:(r+1)*n]
 			// Vector passes: tanh, the log-scale s = ±scale·tanh (into es), its exp, then the affine update.
@@ -492,15 +699,13 @@ func (c *nvpCache[T]) forward(x []T, ps [][]T, out []T) {
 			}
 		}
 	}
-	copy(out[:p.dim*n], c.x)
 }
 
-// backward writes the packed gradients [dx; d params…] to out, given the output gradient gOut (dim+1, n).
-func (c *nvpCache[T]) backward(ps [][]T, gOut []T, out []T) {
+// backward writes the packed gradients [dx; d params…] to out (zeroed), given the activations of the
+// forward run and the output gradient gOut (dim+1, n). It overwrites only the scratch rows.
+func (c *nvpActs[T]) backward(ps [][]T, gOut []T, out []T) {
 	p, n := c.p, c.p.n
-	for i := range out {
-		out[i] = 0
-	}
+	fill(c.ones, 1)
 	copy(c.g, gOut[:p.dim*n])
 	gld := gOut[p.dim*n : (p.dim+1)*n]
 	gps := make([][]T, len(p.shapes)) // views of the parameter gradients inside out
@@ -510,7 +715,7 @@ func (c *nvpCache[T]) backward(ps [][]T, gOut []T, out []T) {
 		off += prod(s)
 	}
 	nl := p.layers()
-	order := c.order()
+	order := p.order()
 	for k := len(order) - 1; k >= 0; k-- {
 		cp := p.couplings[order[k]]
 		sW, _, tW, _, scale := splitParams(c.views[:4*nl], ps, cp.first, nl)

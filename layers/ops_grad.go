@@ -59,7 +59,7 @@ func checkSecondOrder(cost *G.Node) error {
 		seen[n.ID()] = true
 		if _, ok := n.Op().(*nvpGradOp); ok {
 			return fmt.Errorf("layers: Grad: %v depends on the backward pass of a fused RealNVP (%v), which has no derivative of its own; "+
-				"build the flow with RealNVP.Unfused for objectives that differentiate twice", cost.Name(), n.Name())
+				"build the flow with RealNVP.Unfused (models: engine graph, rgflow --engine graph) for objectives that differentiate twice", cost.Name(), n.Name())
 		}
 		it := g.From(n.ID())
 		for it.Next() {

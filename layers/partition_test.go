@@ -9,7 +9,7 @@ import (
 )
 
 func TestStoreFreeze(t *testing.T) {
-	s := NewStore(tensor.Float64, nil)
+	s := NewStore(tensor.Float64, 0)
 	s.Param("flow/a", []int{2}, Zeros)
 	s.Param("flow/sub/b", []int{2}, Zeros)
 	s.Param("latent/z", []int{2}, Zeros)
@@ -37,7 +37,7 @@ func TestStoreFreeze(t *testing.T) {
 }
 
 func TestStoreBuffers(t *testing.T) {
-	s := NewStore(tensor.Float32, nil)
+	s := NewStore(tensor.Float32, 0)
 	g := G.NewGraph()
 	sc := NewScope(g, s).Sub("stats")
 	n := sc.Buffer("mean", []int{2}, []float64{1, 2})

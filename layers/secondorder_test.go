@@ -65,7 +65,7 @@ func fusedNVP(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
 	for range 2 {
 		r.Splits = append(r.Splits, layers.RandomHalfSplit(mr, 4))
 	}
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1)))
+	store := layers.NewStore(tensor.Float64, 1)
 	scratch := layers.NewScope(G.NewGraph(), store)
 	if _, _, err := r.Forward(scratch, scratch.Input("x", 4, 3)); err != nil { // create the parameters
 		return nil, err
@@ -219,7 +219,7 @@ func TestGradRefusesFusedSecondOrder(t *testing.T) {
 			S: layers.MLP{Hidden: []int{5}, Activation: "elu"}, T: layers.MLP{Hidden: []int{5}, Activation: "elu"}}
 		r.Splits = []layers.Split{layers.RandomHalfSplit(mr, 4)}
 		g := G.NewGraph()
-		s := layers.NewScope(g, layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1))))
+		s := layers.NewScope(g, layers.NewStore(tensor.Float64, 1))
 		x := s.Input("x", 4, 3)
 		y, _, err := r.Forward(s, x)
 		if err != nil {

@@ -1,7 +1,9 @@
 package layers
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -59,22 +61,44 @@ func Normal(std float64) Init {
 // every graph built from it (training, sampling, inverse, evaluation at another batch size) binds the same
 // backing tensors, so an update made through one graph is seen by all. A Store is not safe for concurrent
 // mutation.
+//
+// Initial values do not depend on the order in which graphs ask for parameters: each parameter is drawn
+// from its own random stream, seeded by the store's seed and the parameter's name (ParamRand). Building
+// a sampling graph before the training graph, or the scopes of a model in another order, gives the same
+// bits.
 type Store struct {
 	dtype  tensor.Dtype
-	rng    *rand.Rand
+	seed   uint64
 	params map[string]*tensor.Dense
 	order  []string
 	part   *partition // frozen parameters and buffers (see Freeze, Buffer); nil until first used
 }
 
-// NewStore returns an empty store of the given dtype (tensor.Float32 or tensor.Float64). rng is used to
-// initialise parameters the first time they are asked for; it may be nil if every parameter is loaded or
-// zero-initialised.
-func NewStore(dtype tensor.Dtype, rng *rand.Rand) *Store {
+// NewStore returns an empty store of the given dtype (tensor.Float32 or tensor.Float64) whose parameters
+// are initialised, the first time they are asked for, from streams derived from seed and their names.
+func NewStore(dtype tensor.Dtype, seed uint64) *Store {
 	if dtype != tensor.Float32 && dtype != tensor.Float64 {
 		panic(fmt.Sprintf("layers: NewStore: dtype %v, want float32 or float64", dtype))
 	}
-	return &Store{dtype: dtype, rng: rng, params: map[string]*tensor.Dense{}}
+	return &Store{dtype: dtype, seed: seed, params: map[string]*tensor.Dense{}}
+}
+
+// Seed is the seed the store derives its parameters' initial values from.
+func (s *Store) Seed() uint64 { return s.seed }
+
+// ParamRand returns the random stream that initialises the parameter called name in a store of the given
+// seed: ChaCha8 keyed by the seed, the FNV-1a 64-bit hash of the name and the name's length, with a fixed
+// tag that keeps these streams apart from any other use of the same seed. Streams of different names are
+// independent; the stream of a name never depends on which other parameters exist or when they were made.
+func ParamRand(seed uint64, name string) *rand.Rand {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	var key [32]byte
+	copy(key[:8], "rgflow.p")
+	binary.LittleEndian.PutUint64(key[8:], seed)
+	binary.LittleEndian.PutUint64(key[16:], h.Sum64())
+	binary.LittleEndian.PutUint64(key[24:], uint64(len(name)))
+	return rand.New(rand.NewChaCha8(key))
 }
 
 // Dtype is the store's element type.
@@ -126,7 +150,7 @@ func (s *Store) Param(name string, shape []int, init Init) *tensor.Dense {
 	}
 	data := make([]float64, size)
 	if init != nil {
-		init(s.rng, shape, data)
+		init(ParamRand(s.seed, name), shape, data)
 	}
 	t := tensor.New(tensor.WithShape(shape...), tensor.Of(s.dtype))
 	SetData(t, data)

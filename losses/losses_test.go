@@ -25,7 +25,7 @@ func TestReverseKLAtIdentityMatchesHost(t *testing.T) {
 	flow, _ := models.Build(cfg)
 	for _, sym := range []bool{false, true} {
 		obj := &ReverseKL{Flow: flow, Action: act, Symmetrize: sym}
-		store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1)))
+		store := layers.NewStore(tensor.Float64, 1)
 		g := G.NewGraph()
 		loss, err := obj.Build(layers.NewScope(g, store), 6)
 		if err != nil {

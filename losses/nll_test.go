@@ -97,7 +97,7 @@ func TestNLLIdentityBitsPerDim(t *testing.T) {
 		want  float64
 	}{{"laplace", 9.555760}, {"gaussian", 10.122061}} {
 		flow := tinyFlow(t, 32, 1, c.prior)
-		store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 2)))
+		store := layers.NewStore(tensor.Float64, 1)
 		obj := &NLL{Flow: flow, Data: data, Pre: Preprocess{Fixed: true, U: 0.5}, DataSeed: 9}
 		g := G.NewGraph()
 		loss, err := obj.Build(layers.NewScope(g, store), 64)
@@ -121,11 +121,11 @@ func TestNLLIdentityBitsPerDim(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%s: graph %.9f, metric %.9f, eval %.9f ± %.4f (N=%d), host %.9f, SPEC %.6f; real pixels %.9f",
+		t.Logf("%s: graph %.9f, metric %.9f, eval %.9f ± %.4f (N=%d), host %.9f, reference %.6f; real pixels %.9f",
 			c.prior, graph, met["bits_per_dim_canvas"], ev.BitsPerDimCanvas, ev.BitsPerDimCanvasErr, ev.N, host, c.want, ev.BitsPerDim)
 		for name, v := range map[string]float64{"graph loss": graph, "metric": met["bits_per_dim_canvas"], "eval": ev.BitsPerDimCanvas, "host": host} {
 			if math.Abs(v-c.want) > 1e-6 {
-				t.Errorf("%s prior: %s canvas bits/dim %.9f, SPEC %.6f", c.prior, name, v, c.want)
+				t.Errorf("%s prior: %s canvas bits/dim %.9f, reference %.6f", c.prior, name, v, c.want)
 			}
 			if math.Abs(v-host) > 1e-10 {
 				t.Errorf("%s prior: %s canvas bits/dim %.12f, host %.12f", c.prior, name, v, host)
@@ -133,7 +133,7 @@ func TestNLLIdentityBitsPerDim(t *testing.T) {
 		}
 		for name, v := range map[string]float64{"metric": met["bits_per_dim"], "eval": ev.BitsPerDim} {
 			if math.Abs(v-hostReal) > 1e-10 || math.Abs(v-c.want*1024/784) > 2e-6 {
-				t.Errorf("%s prior: %s real-pixel bits/dim %.12f, host %.12f, SPEC×1024/784 %.9f", c.prior, name, v, hostReal, c.want*1024/784)
+				t.Errorf("%s prior: %s real-pixel bits/dim %.12f, host %.12f, reference×1024/784 %.9f", c.prior, name, v, hostReal, c.want*1024/784)
 			}
 		}
 		if ev.N != 64 || ev.Dim != 1024 || ev.RealDim != 784 || !(ev.BitsPerDimErr > 0) ||
@@ -151,7 +151,7 @@ func TestNLLIdentityBitsPerDim(t *testing.T) {
 func TestNLLRoundTripRealImages(t *testing.T) {
 	data := fashionDataset(t)
 	flow := tinyFlow(t, 32, 1, "")
-	store := layers.NewStore(tensor.Float32, rand.New(rand.NewPCG(5, 6)))
+	store := layers.NewStore(tensor.Float32, 5)
 	enc, err := models.NewEncoder(flow, store, 64)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestNLLResumeBitForBit(t *testing.T) {
 	flow := tinyFlow(t, 8, 3, "")
 	newObj := func() *NLL { return &NLL{Flow: flow, Data: data, Flip: true, DataSeed: 11} }
 	run := func(obj *NLL, steps int64, out string, resume bool) *layers.Store {
-		store := layers.NewStore(tensor.Float32, rand.New(rand.NewPCG(1, 2)))
+		store := layers.NewStore(tensor.Float32, 1)
 		tr, err := train.New(store, obj, train.Config{Steps: steps, Batch: 16, LR: 3e-3, Seed: 5, Out: out, LogEvery: 1})
 		if err != nil {
 			t.Fatal(err)
@@ -279,7 +279,7 @@ func TestNLLResumeBitForBit(t *testing.T) {
 
 func TestNLLErrors(t *testing.T) {
 	data := fashionDataset(t)
-	store := layers.NewStore(tensor.Float64, nil)
+	store := layers.NewStore(tensor.Float64, 0)
 	for _, c := range []struct {
 		obj  *NLL
 		want string
@@ -305,18 +305,18 @@ func TestNLLErrors(t *testing.T) {
 func TestNLLIdentityBitsPerDimFloat32(t *testing.T) {
 	data := fashionDataset(t)
 	flow := tinyFlow(t, 32, 1, "laplace")
-	store := layers.NewStore(tensor.Float32, rand.New(rand.NewPCG(1, 2)))
+	store := layers.NewStore(tensor.Float32, 1)
 	ev, err := EvalBitsPerDim(flow, store, data, 64, Preprocess{Fixed: true, U: 0.5}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("float32: %.9f canvas bits/dim (SPEC 9.555760), %.9f per real pixel", ev.BitsPerDimCanvas, ev.BitsPerDim)
+	t.Logf("float32: %.9f canvas bits/dim (reference 9.555760), %.9f per real pixel", ev.BitsPerDimCanvas, ev.BitsPerDim)
 	if math.Abs(ev.BitsPerDimCanvas-9.555760) > 5e-5 {
-		t.Errorf("float32 canvas bits/dim %.9f, SPEC 9.555760", ev.BitsPerDimCanvas)
+		t.Errorf("float32 canvas bits/dim %.9f, reference 9.555760", ev.BitsPerDimCanvas)
 	}
 	// The same rounding per image, spread over 784 instead of 1024 values.
 	if math.Abs(ev.BitsPerDim-9.555760*1024/784) > 5e-5*1024/784 {
-		t.Errorf("float32 real-pixel bits/dim %.9f, SPEC×1024/784 %.9f", ev.BitsPerDim, 9.555760*1024/784)
+		t.Errorf("float32 real-pixel bits/dim %.9f, reference×1024/784 %.9f", ev.BitsPerDim, 9.555760*1024/784)
 	}
 }
 
@@ -330,7 +330,7 @@ func BenchmarkNLLFeed(b *testing.B) {
 	cfg, _ := models.Preset("rgflow-tiny", 32, 1)
 	flow, _ := models.Build(cfg)
 	obj := &NLL{Flow: flow, Data: data, Flip: true}
-	if _, err := obj.Build(layers.NewScope(G.NewGraph(), layers.NewStore(tensor.Float32, rand.New(rand.NewPCG(1, 2)))), 64); err != nil {
+	if _, err := obj.Build(layers.NewScope(G.NewGraph(), layers.NewStore(tensor.Float32, 1)), 64); err != nil {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))

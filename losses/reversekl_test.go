@@ -59,7 +59,7 @@ func newSymKL(t *testing.T, sym bool) *symKL {
 		t.Fatal(err)
 	}
 	k := &symKL{obj: &ReverseKL{Flow: flow, Action: act, Symmetrize: sym}, flow: flow,
-		store: layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1)))}
+		store: layers.NewStore(tensor.Float64, 1)}
 	g := G.NewGraph()
 	s := layers.NewScope(g, k.store)
 	loss, err := k.obj.Build(s, symBatch)

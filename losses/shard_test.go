@@ -57,7 +57,7 @@ func runShards(t *testing.T, newObj func() train.ShardedObjective, metric string
 	var wg sync.WaitGroup
 	for r, c := range cs {
 		wg.Go(func() {
-			store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(3, 4)))
+			store := layers.NewStore(tensor.Float64, 3)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			run := &runs[r]
@@ -255,7 +255,7 @@ func TestShardFeedIsSplitInvariant(t *testing.T) {
 		off := 0
 		for _, n := range sizes {
 			o := newKL().(*ReverseKL)
-			store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1)))
+			store := layers.NewStore(tensor.Float64, 1)
 			if _, err := o.Build(layers.NewScope(G.NewGraph(), store), n); err != nil {
 				t.Fatal(err)
 			}
@@ -294,7 +294,7 @@ func TestShardFeedIsSplitInvariant(t *testing.T) {
 		off := 0
 		for _, n := range sizes {
 			o := newNLL().(*NLL)
-			store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1)))
+			store := layers.NewStore(tensor.Float64, 1)
 			if _, err := o.Build(layers.NewScope(G.NewGraph(), store), n); err != nil {
 				t.Fatal(err)
 			}
@@ -333,7 +333,7 @@ func TestEvalBitsPerDimWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	flow := tinyFlow(t, 8, 3, "")
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1)))
+	store := layers.NewStore(tensor.Float64, 1)
 	scope := layers.NewScope(G.NewGraph(), store)
 	if _, _, err := flow.LogProb(scope, scope.Input("x", flow.Shape(1)...)); err != nil {
 		t.Fatal(err)

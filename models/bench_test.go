@@ -23,7 +23,7 @@ func BenchmarkNeuralRGForwardBackward(b *testing.B) {
 					b.Fatal(err)
 				}
 				const batch = 256
-				store := layers.NewStore(dt, rand.New(rand.NewPCG(1, 1)))
+				store := layers.NewStore(dt, 1)
 				g := G.NewGraph()
 				s := layers.NewScope(g, store)
 				z := s.Input("z", f.Shape(batch)...)

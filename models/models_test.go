@@ -73,7 +73,7 @@ func TestNeuralRGParameterCounts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1)))
+		store := layers.NewStore(tensor.Float64, 1)
 		bind(t, f, store)
 		n := store.NumParams()
 		couplings := 2 * f.Hier.Levels() * 10
@@ -101,7 +101,7 @@ func TestAnalyticParamCountMatchesStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		store := layers.NewStore(tensor.Float32, rand.New(rand.NewPCG(1, 1)))
+		store := layers.NewStore(tensor.Float32, 1)
 		bind(t, f, store)
 		if an, _ := cfg.NumParams(); an != store.NumParams() {
 			t.Errorf("%s: analytic count %d, store has %d", name, an, store.NumParams())
@@ -149,7 +149,7 @@ func TestPriorLogProb(t *testing.T) {
 		}, []float64{0.2, 0.8}},
 	} {
 		g := G.NewGraph()
-		s := layers.NewScope(g, layers.NewStore(tensor.Float64, nil))
+		s := layers.NewScope(g, layers.NewStore(tensor.Float64, 0))
 		zn := s.Input("z", 1, 1, 4, 4)
 		lp, err := tc.prior.LogProb(s, zn)
 		if err != nil {
@@ -208,7 +208,7 @@ func TestPriorSampleVariance(t *testing.T) {
 func TestSamplerLogQMatchesLogProb(t *testing.T) {
 	cfg, _ := Preset("neuralrg-small", 8, 1)
 	f, _ := Build(cfg)
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 2)))
+	store := layers.NewStore(tensor.Float64, 1)
 	bind(t, f, store)
 	rng := rand.New(rand.NewPCG(3, 4))
 	store.Perturb(rng, 0.2) // random non-zero weights

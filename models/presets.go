@@ -38,6 +38,43 @@ type Config struct {
 	// InputActNorm puts a per-site ActNorm ("input/actnorm") before the hierarchy: a learnable affine map of
 	// every C·L·L value, which data-dependent initialisation sets to standardise the data (images).
 	InputActNorm bool `json:"input_actnorm,omitempty"`
+	// Engine is how the block bijectors run: EngineGraph (Gorgonia's graph of elementary ops, the reference,
+	// second-order safe) or EngineFused (one hand-written op per block bijector with its backward pass;
+	// only for conditioners with a fused kernel, the mlp ones). Both have the same parameters, so weights
+	// trained with one load and run with the other. Empty: fused where there is a fused kernel, graph
+	// otherwise (what Preset sets, and what configs saved before the field existed get).
+	Engine string `json:"engine"`
+}
+
+// The engines a Config can ask for.
+const (
+	EngineGraph = "graph"
+	EngineFused = "fused"
+)
+
+// HasFusedKernel reports whether the configured block bijectors have a fused kernel (EngineFused).
+func (c Config) HasFusedKernel() bool {
+	s, t, joint := c.conditioners()
+	return !joint && layers.FusedKernel(s, t)
+}
+
+// EngineName is the engine the flow runs with: Engine, or the default when it is empty.
+func (c Config) EngineName() string {
+	if c.Engine != "" {
+		return c.Engine
+	}
+	if c.HasFusedKernel() {
+		return EngineFused
+	}
+	return EngineGraph
+}
+
+// conditioners are the s and t nets of every block bijector (t is nil when one joint net gives both).
+func (c Config) conditioners() (s, t layers.Conditioner, joint bool) {
+	if c.Conditioner == "mlp" {
+		return layers.MLP{Hidden: c.Hidden, Activation: "elu"}, layers.MLP{Hidden: c.Hidden, Activation: "elu", ZeroLast: true}, false
+	}
+	return layers.ResMLP{Width: c.Width, Blocks: c.ResBlocks, WeightNorm: c.WeightNorm, ZeroLast: true}, nil, true
 }
 
 var presets = map[string]Config{
@@ -78,6 +115,7 @@ func Preset(name string, L, channels int) (Config, error) {
 	p.Preset, p.L, p.Channels = name, L, channels
 	p.Depths = append([]int(nil), p.Depths...)
 	p.Hidden = append([]int(nil), p.Hidden...)
+	p.Engine = p.EngineName()
 	return p, p.Validate()
 }
 
@@ -123,6 +161,15 @@ func (c Config) Validate() error {
 	if !(c.T > 0) {
 		return fmt.Errorf("models: %s: prior temperature T=%g, want > 0", c.Preset, c.T)
 	}
+	switch c.Engine {
+	case "", EngineGraph:
+	case EngineFused:
+		if !c.HasFusedKernel() {
+			return fmt.Errorf("models: %s: engine fused: the %s conditioner has no fused kernel (only mlp has); use engine graph", c.Preset, c.Conditioner)
+		}
+	default:
+		return fmt.Errorf("models: %s: engine %q, want graph or fused", c.Preset, c.Engine)
+	}
 	return nil
 }
 
@@ -139,7 +186,8 @@ func (c Config) Depth(level int) int {
 
 // Build assembles the flow: for each level ℓ = 0…n−1 and each repeat, a disentangler then a decimator
 // block layer, each with its own RealNVP block bijector; inference runs level 0 first. Layer names are
-// "level<ℓ>/disentangler<r>" and "level<ℓ>/decimator<r>".
+// "level<ℓ>/disentangler<r>" and "level<ℓ>/decimator<r>". The block bijectors run with the engine
+// c.EngineName(); the parameters (names, shapes, initial values for a given store seed) do not depend on it.
 func Build(c Config) (*Flow, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -147,6 +195,7 @@ func Build(c Config) (*Flow, error) {
 	h, _ := layers.NewHierarchy(c.L, c.K)
 	dim := c.Channels * c.K * c.K
 	rng := rand.New(rand.NewPCG(c.MaskSeed, 0x5eed))
+	engine := c.EngineName()
 	var chain layers.Chain
 	for l := 0; l < h.Levels(); l++ {
 		for r := 0; r < c.Repeat; r++ {
@@ -158,7 +207,7 @@ func Build(c Config) (*Flow, error) {
 				if c.Repeat > 1 {
 					kind = fmt.Sprintf("%s%d", kind, r)
 				}
-				nvp := &layers.RealNVP{Dim: dim, Couplings: c.Depth(l)}
+				nvp := &layers.RealNVP{Dim: dim, Couplings: c.Depth(l), Unfused: engine == EngineGraph}
 				nSplits := (nvp.Couplings + 1) / 2
 				for i := 0; i < nSplits; i++ {
 					if c.Mask == "random" {
@@ -167,13 +216,7 @@ func Build(c Config) (*Flow, error) {
 						nvp.Splits = append(nvp.Splits, layers.CheckerboardSplit(c.Channels, c.K))
 					}
 				}
-				if c.Conditioner == "mlp" {
-					nvp.S = layers.MLP{Hidden: c.Hidden, Activation: "elu"}
-					nvp.T = layers.MLP{Hidden: c.Hidden, Activation: "elu", ZeroLast: true}
-				} else {
-					nvp.S = layers.ResMLP{Width: c.Width, Blocks: c.ResBlocks, WeightNorm: c.WeightNorm, ZeroLast: true}
-					nvp.Joint = true
-				}
+				nvp.S, nvp.T, nvp.Joint = c.conditioners()
 				if err := nvp.Validate(); err != nil {
 					return nil, fmt.Errorf("models: level%d/%s: %w", l, kind, err)
 				}

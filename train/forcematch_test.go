@@ -135,7 +135,7 @@ func newForceMatch(t *testing.T, L int, m2 float64) *forceMatch {
 func TestTrainerGradientOfForceLoss(t *testing.T) {
 	const L, m2, batch = 4, 0.5, 3
 	obj := newForceMatch(t, L, m2)
-	store := layers.NewStore(tensor.Float64, nil)
+	store := layers.NewStore(tensor.Float64, 0)
 	tr, err := New(store, obj, Config{Steps: 1, Batch: batch})
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +171,7 @@ func TestTrainerGradientOfForceLoss(t *testing.T) {
 	plain := func() (string, error) {
 		g := G.NewGraph()
 		obj2 := newForceMatch(t, L, m2)
-		scope := layers.NewScope(g, layers.NewStore(tensor.Float64, nil))
+		scope := layers.NewScope(g, layers.NewStore(tensor.Float64, 0))
 		loss, err := obj2.Build(scope, batch)
 		if err != nil {
 			return "", err
@@ -208,7 +208,7 @@ func TestTrainerGradientOfForceLoss(t *testing.T) {
 func TestForceMatchingLearnsFreeField(t *testing.T) {
 	const L, m2 = 4, 0.5
 	obj := newForceMatch(t, L, m2)
-	store := layers.NewStore(tensor.Float64, nil)
+	store := layers.NewStore(tensor.Float64, 0)
 	const steps = 800
 	tr, err := New(store, obj, Config{Steps: steps, Batch: 4, Seed: 3,
 		Schedule: Cosine{Peak: 0.05, Final: 1e-4, Total: steps}})

@@ -59,7 +59,7 @@ func TestAdamMatchesReference(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 		for _, tc := range cases {
 			t.Run(tc.name+"/"+dt.String(), func(t *testing.T) {
-				store := layers.NewStore(dt, nil)
+				store := layers.NewStore(dt, 0)
 				p := store.Param("w", []int{2, 2}, nil)
 				layers.SetData(p, theta0)
 				opt := NewAdam(store, tc.cfg)
@@ -106,7 +106,7 @@ func TestAdamMatchesReference(t *testing.T) {
 // TestAdamHandComputed pins the first step to numbers worked out by hand: at t=1 the bias-corrected update is
 // lr·g/(|g| + ε) = lr·sign(g)·|g|/(|g|+ε).
 func TestAdamHandComputed(t *testing.T) {
-	store := layers.NewStore(tensor.Float64, nil)
+	store := layers.NewStore(tensor.Float64, 0)
 	p := store.Param("w", []int{2}, nil)
 	layers.SetData(p, []float64{1, 1})
 	g := tensor.New(tensor.WithShape(2), tensor.WithBacking([]float64{0.5, -2}))
@@ -126,7 +126,7 @@ func TestAdamStateRoundTrip(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 		t.Run(dt.String(), func(t *testing.T) {
 			mk := func() (*layers.Store, *Adam) {
-				s := layers.NewStore(dt, nil)
+				s := layers.NewStore(dt, 0)
 				layers.SetData(s.Param("a", []int{3}, nil), []float64{1, 2, 3})
 				layers.SetData(s.Param("b/c", []int{1, 2}, nil), []float64{-1, 0.5})
 				return s, NewAdam(s, AdamConfig{AdamW: true, WeightDecay: 0.1})
@@ -188,7 +188,7 @@ func TestAdamStateRoundTrip(t *testing.T) {
 }
 
 func TestAdamRestoreRejects(t *testing.T) {
-	s := layers.NewStore(tensor.Float64, nil)
+	s := layers.NewStore(tensor.Float64, 0)
 	s.Param("a", []int{2}, nil)
 	o := NewAdam(s, AdamConfig{})
 	good := func() []checkpoints.Array {
@@ -239,7 +239,7 @@ func TestClipping(t *testing.T) {
 	}
 	// A clipped step equals a step on the explicitly rescaled gradient, and does not modify the gradient.
 	run := func(g []float64, scale float64) []float64 {
-		s := layers.NewStore(tensor.Float64, nil)
+		s := layers.NewStore(tensor.Float64, 0)
 		layers.SetData(s.Param("a", []int{2}, nil), []float64{1, 1})
 		o := NewAdam(s, AdamConfig{})
 		gt := tensor.New(tensor.WithShape(2), tensor.WithBacking(g))
@@ -275,7 +275,7 @@ func BenchmarkAdamStep(b *testing.B) {
 		b.Run(dt.String(), func(b *testing.B) {
 			// About the size of one RealNVP coupling MLP (64→256→256→64): 115k parameters in 6 tensors.
 			shapes := map[string][]int{"w0": {64, 256}, "b0": {256}, "w1": {256, 256}, "b1": {256}, "w2": {256, 64}, "b2": {64}}
-			s := layers.NewStore(dt, nil)
+			s := layers.NewStore(dt, 0)
 			var grads []Grad
 			for _, n := range []string{"w0", "b0", "w1", "b1", "w2", "b2"} {
 				s.Param(n, shapes[n], layers.Constant(0.1))

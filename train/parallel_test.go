@@ -103,7 +103,7 @@ func TestShardedFirstStepIsFullBatch(t *testing.T) {
 	// first runs one step and returns its record and the number of workers the trainer used.
 	first := func(workers int, c comm.Comm) (Record, int, error) {
 		var rec Record
-		store := layers.NewStore(tensor.Float64, nil)
+		store := layers.NewStore(tensor.Float64, 0)
 		tr, err := New(store, &linObjective{dim: dim}, Config{Steps: 1, Batch: batch, Seed: seed, Workers: workers, Comm: c,
 			Hooks: Hooks{OnStep: []Hook{{Name: "first", Fn: func(r Record) error { rec = r; return nil }}}}})
 		if err != nil {
@@ -145,7 +145,7 @@ func TestShardedFirstStepIsFullBatch(t *testing.T) {
 }
 
 func TestParallelConfigErrors(t *testing.T) {
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1)))
+	store := layers.NewStore(tensor.Float64, 1)
 	if _, err := New(store, &mlpObjective{in: 1, hidden: 2}, Config{Steps: 1, Batch: 4, Workers: 2}); err == nil || !strings.Contains(err.Error(), "ShardedObjective") {
 		t.Errorf("a plain objective on 2 workers: %v", err)
 	}
@@ -157,7 +157,7 @@ func TestParallelConfigErrors(t *testing.T) {
 	var wg sync.WaitGroup
 	for r, c := range cs {
 		wg.Go(func() {
-			_, errs[r] = New(layers.NewStore(tensor.Float64, nil), &linObjective{dim: 1}, Config{Steps: 1, Batch: 2, Comm: c})
+			_, errs[r] = New(layers.NewStore(tensor.Float64, 0), &linObjective{dim: 1}, Config{Steps: 1, Batch: 2, Comm: c})
 		})
 	}
 	wg.Wait()

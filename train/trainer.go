@@ -331,7 +331,7 @@ type mirror struct {
 // newMirror returns a store holding copies of store's parameters and buffers, and the mirror that keeps
 // them in step.
 func newMirror(store *layers.Store) (*layers.Store, *mirror) {
-	ms := layers.NewStore(store.Dtype(), nil)
+	ms := layers.NewStore(store.Dtype(), store.Seed())
 	m := &mirror{}
 	for _, n := range store.Names() {
 		p, _ := store.Get(n)

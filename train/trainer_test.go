@@ -82,7 +82,7 @@ func (o *mlpObjective) Metrics() map[string]float64 {
 // newToy returns a fresh store (initialised from initSeed) and a trainer for the toy objective.
 func newToy(t *testing.T, dt tensor.Dtype, initSeed uint64, cfg Config, nanAt int) (*layers.Store, *Trainer) {
 	t.Helper()
-	store := layers.NewStore(dt, rand.New(rand.NewPCG(initSeed, 7)))
+	store := layers.NewStore(dt, initSeed)
 	tr, err := New(store, &mlpObjective{in: 2, hidden: 8, nanAt: nanAt}, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -460,7 +460,7 @@ func TestConfigErrors(t *testing.T) {
 		"bad beta":     {Steps: 4, Batch: 4, Optimizer: AdamConfig{Beta1: 1}},
 		"negative log": {Steps: 4, Batch: 4, LogEvery: -1},
 	} {
-		store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1)))
+		store := layers.NewStore(tensor.Float64, 1)
 		if _, err := New(store, &mlpObjective{in: 1, hidden: 2}, cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else {
@@ -509,7 +509,7 @@ func TestContextWithSignals(t *testing.T) {
 func BenchmarkTrainerStep(b *testing.B) {
 	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
 		b.Run(dt.String(), func(b *testing.B) {
-			store := layers.NewStore(dt, rand.New(rand.NewPCG(1, 7)))
+			store := layers.NewStore(dt, 1)
 			cfg := toyConfig(1<<40, "")
 			cfg.Batch = 256
 			tr, err := New(store, &mlpObjective{in: 2, hidden: 64}, cfg)

@@ -161,7 +161,7 @@ func TestEMAInterruptedResumeIsExact(t *testing.T) {
 
 			// LoadRunWeights picks the averages when asked, the raw weights otherwise.
 			for _, useEMA := range []bool{false, true} {
-				fresh := layers.NewStore(dt, rand.New(rand.NewPCG(3, 3)))
+				fresh := layers.NewStore(dt, 3)
 				bind(t, fresh)
 				l, err := LoadRunWeights(fresh, dir, useEMA)
 				if err != nil {
@@ -195,7 +195,7 @@ func TestEMAConfig(t *testing.T) {
 	for _, d := range []float64{-0.1, 1, 1.5, math.NaN()} {
 		cfg := toyConfig(1, "")
 		cfg.EMADecay = d
-		if _, err := New(layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 1))), &mlpObjective{in: 2, hidden: 8}, cfg); err == nil ||
+		if _, err := New(layers.NewStore(tensor.Float64, 1), &mlpObjective{in: 2, hidden: 8}, cfg); err == nil ||
 			!strings.Contains(err.Error(), "EMADecay") {
 			t.Errorf("EMADecay %v: error %v, want one naming EMADecay", d, err)
 		}
@@ -256,7 +256,7 @@ func TestFrozenParameters(t *testing.T) {
 	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 		t.Run(dt.String(), func(t *testing.T) {
 			dir := t.TempDir()
-			store := layers.NewStore(dt, rand.New(rand.NewPCG(1, 7)))
+			store := layers.NewStore(dt, 1)
 			bind(t, store) // the parameters exist, as after loading a trained model
 			if err := store.Freeze("mlp/w0", "mlp/b0"); err != nil {
 				t.Fatal(err)
@@ -299,7 +299,7 @@ func TestFrozenParameters(t *testing.T) {
 			if len(c.Weights) != 4 || c.Extra[extraFrozen] != `["mlp/b0","mlp/w0"]` {
 				t.Fatalf("checkpoint: %d weights, frozen %q", len(c.Weights), c.Extra[extraFrozen])
 			}
-			fresh := layers.NewStore(dt, rand.New(rand.NewPCG(9, 9)))
+			fresh := layers.NewStore(dt, 9)
 			bind(t, fresh)
 			l, err := LoadRunWeights(fresh, dir, false)
 			if err != nil {
@@ -335,7 +335,7 @@ func TestFrozenParameters(t *testing.T) {
 }
 
 func TestFrozenErrors(t *testing.T) {
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 7)))
+	store := layers.NewStore(tensor.Float64, 1)
 	bind(t, store)
 	if err := store.Freeze("mlp/w9"); err == nil || !strings.Contains(err.Error(), `"mlp/w9"`) {
 		t.Errorf("Freeze of a missing name: %v", err)
@@ -385,7 +385,7 @@ func (o *bufObjective) Feed(rng *rand.Rand) error {
 
 func TestBuffersResume(t *testing.T) {
 	newBuf := func(cfg Config) (*layers.Store, *Trainer) {
-		store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 7)))
+		store := layers.NewStore(tensor.Float64, 1)
 		tr, err := New(store, &bufObjective{mlpObjective: mlpObjective{in: 2, hidden: 8}}, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -451,7 +451,7 @@ func TestBuffersResume(t *testing.T) {
 func BenchmarkEMAUpdate(b *testing.B) {
 	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
 		b.Run(dt.String(), func(b *testing.B) {
-			store := layers.NewStore(dt, rand.New(rand.NewPCG(1, 7)))
+			store := layers.NewStore(dt, 1)
 			var names []string
 			for i := range 4 {
 				n := "w" + string(rune('0'+i))

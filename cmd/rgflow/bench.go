@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 // benchReport is the output of rgflow bench.
 type benchReport struct {
 	Preset     string  `json:"preset"`
+	Engine     string  `json:"engine"`
 	L          int     `json:"L"`
 	Batch      int     `json:"batch"`
 	Dtype      string  `json:"dtype"`
@@ -50,6 +50,7 @@ flags:
 type benchFlags struct {
 	fs                 *flag.FlagSet
 	preset, dtype      string
+	engine             string
 	objective          string
 	L, batch, workers  int
 	steps, warmup      int
@@ -67,6 +68,7 @@ func newBenchFlags() *benchFlags {
 	fs.IntVar(&f.warmup, "warmup", 5, "untimed steps first")
 	fs.BoolVar(&f.symmetrize, "symmetrize", false, "Z₂-symmetrised loss (twice the work)")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
+	fs.StringVar(&f.engine, "engine", "", engineUsage)
 	fs.StringVar(&f.objective, "objective", "reversekl", "reversekl (φ⁴, --L) or nll (grey synthetic --L×--L images, --preset e.g. rgflow-small)")
 	fs.IntVar(&f.workers, "workers", 1, "workers the batch is split over (data parallel; the global batch stays --batch)")
 	return f
@@ -99,6 +101,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	if err := overrideEngine(&cfg, f.engine, "bench"); err != nil {
+		return err
+	}
 	flow, err := models.Build(cfg)
 	if err != nil {
 		return err
@@ -127,7 +132,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("bench: --objective %q, want reversekl or nll", f.objective)
 	}
-	store := layers.NewStore(dt, rand.New(rand.NewPCG(1, 2)))
+	store := layers.NewStore(dt, 1)
 	var times []time.Duration
 	last := time.Now()
 	hook := train.Hook{Name: "timer", Fn: func(r train.Record) error {
@@ -152,13 +157,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	rep := benchReport{Preset: *preset, L: *L, Batch: *batch, Dtype: *dtypeName, Symmetrize: *sym,
+	rep := benchReport{Preset: *preset, Engine: cfg.EngineName(), L: *L, Batch: *batch, Dtype: *dtypeName, Symmetrize: *sym,
 		Objective: f.objective, Workers: tr.Workers(),
 		Params: store.NumParams(), Steps: len(times), MedianMs: ms(times[len(times)/2]), MinMs: ms(times[0])}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s %s L=%d batch %d %s symmetrize=%v, %d worker(s) (%d parameters): median %.1f ms/step, min %.1f ms over %d steps\n",
-		rep.Objective, rep.Preset, rep.L, rep.Batch, rep.Dtype, rep.Symmetrize, rep.Workers, rep.Params, rep.MedianMs, rep.MinMs, rep.Steps)
+	fmt.Fprintf(stdout, "%s %s (%s engine) L=%d batch %d %s symmetrize=%v, %d worker(s) (%d parameters): median %.1f ms/step, min %.1f ms over %d steps\n",
+		rep.Objective, rep.Preset, rep.Engine, rep.L, rep.Batch, rep.Dtype, rep.Symmetrize, rep.Workers, rep.Params, rep.MedianMs, rep.MinMs, rep.Steps)
 	return nil
 }

@@ -28,6 +28,7 @@ flags:
 type demoFlags struct {
 	fs                 *flag.FlagSet
 	preset, dtype      string
+	engine             string
 	L, channels, batch int
 	seed               uint64
 }
@@ -41,6 +42,7 @@ func newDemoFlags() *demoFlags {
 	fs.IntVar(&f.batch, "batch", 256, "batch size")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
 	fs.StringVar(&f.dtype, "dtype", "float64", "float64 or float32")
+	fs.StringVar(&f.engine, "engine", "", engineUsage)
 	return f
 }
 
@@ -65,12 +67,15 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := overrideEngine(&cfg, f.engine, "demo"); err != nil {
+		return err
+	}
 	flow, err := models.Build(cfg)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	store := layers.NewStore(dt, rand.New(rand.NewPCG(*seed, 1)))
+	store := layers.NewStore(dt, *seed)
 	sm, err := models.NewSampler(flow, store, *batch)
 	if err != nil {
 		return err

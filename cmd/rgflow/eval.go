@@ -95,9 +95,13 @@ func printLatticeEval(w io.Writer, r *latticeEval) {
 }
 
 // loadLatticeRun rebuilds a lattice run's action, flow and weights from its directory.
+// A non-empty wc.engine replaces the saved engine.
 func loadLatticeRun(dir, cmd string, wc weightChoice) (*latticeRun, lattice.Action, *models.Flow, *layers.Store, int64, error) {
 	var run latticeRun
 	if err := loadRunConfig(dir, "lattice", &run, cmd); err != nil {
+		return nil, nil, nil, nil, 0, err
+	}
+	if err := overrideEngine(&run.Model, wc.engine, cmd); err != nil {
 		return nil, nil, nil, nil, 0, err
 	}
 	act, flow, store, err := run.latticeModel(cmd)

@@ -159,7 +159,7 @@ func runTrainImages(args []string, stdout, stderr io.Writer) error {
 	}
 	obj := &losses.NLL{Flow: flow, Data: trainSet, Flip: run.Data.Flip, DataSeed: run.Train.Seed}
 	out := f.session.dir(fmt.Sprintf("images-%s", strings.SplitN(run.Data.Spec, ":", 2)[0]))
-	what := fmt.Sprintf("%s on %d %s images %d×%d×%d (%s", run.Model.Preset, trainSet.Len(), run.Data.Spec,
+	what := fmt.Sprintf("%s (%s engine) on %d %s images %d×%d×%d (%s", run.Model.Preset, run.Model.EngineName(), trainSet.Len(), run.Data.Spec,
 		trainSet.Channels(), trainSet.Side(), trainSet.Side(), flow.Hier.String())
 	tr, done, err := runTraining("train images", run, run.Train, f.session, out, store, obj, what, stdout, stderr)
 	if err != nil || !done {
@@ -221,7 +221,7 @@ func (r *imageRun) imageModel(cmd string) (*models.Flow, *layers.Store, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", cmd, err)
 	}
-	return flow, layers.NewStore(dt, rand.New(rand.NewPCG(r.Train.Seed, 0x1417))), nil
+	return flow, layers.NewStore(dt, r.Train.Seed), nil
 }
 
 // bitsLine is the bits/dim of an evaluation for people: per real pixel, and per canvas value when the
@@ -253,9 +253,13 @@ func evalImages(flow *models.Flow, store *layers.Store, data *images.Dataset, n,
 }
 
 // loadImageRun rebuilds an image run's flow and weights from its directory.
+// A non-empty wc.engine replaces the saved engine.
 func loadImageRun(dir, cmd string, wc weightChoice) (*imageRun, *models.Flow, *layers.Store, int64, error) {
 	var run imageRun
 	if err := loadRunConfig(dir, "images", &run, cmd); err != nil {
+		return nil, nil, nil, 0, err
+	}
+	if err := overrideEngine(&run.Model, wc.engine, cmd); err != nil {
 		return nil, nil, nil, 0, err
 	}
 	flow, store, err := run.imageModel(cmd)

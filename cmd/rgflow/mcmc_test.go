@@ -157,7 +157,7 @@ func TestMCMCBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--L", "6"}, "power of two"},
+		{[]string{"--L", "7"}, "L=7 is odd"},
 		{[]string{"--action", "potts"}, "want free, phi4, o2 or ising"},
 		{[]string{"--convention", "hopping"}, "--kappa"},
 		{[]string{"--convention", "hopping", "--kappa", "0.2"}, "--lambda-h"},
@@ -203,5 +203,16 @@ func TestMCMCHelp(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "-convention") || errb.Len() > 0 {
 		t.Errorf("help text on stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+	}
+}
+
+// TestMCMCAnyEvenL: mcmc runs on even sizes that are not powers of two (the reference diffusion size is 20).
+func TestMCMCAnyEvenL(t *testing.T) {
+	for _, L := range []string{"12", "20"} {
+		m, _ := mcmcJSON(t, "--action", "free", "--L", L, "--m2", "0.5", "--trajectories", "40", "--thermalize", "10",
+			"--chains", "2", "--seed", "1")
+		if m["L"] != map[string]float64{"12": 12, "20": 20}[L] {
+			t.Errorf("--L %s: output L = %v", L, m["L"])
+		}
 	}
 }

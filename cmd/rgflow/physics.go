@@ -37,7 +37,7 @@ func defaultActionSpec() actionSpec {
 // register defines the physics flags on fs with the spec's values as defaults.
 func (a *actionSpec) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.Action, "action", a.Action, "lattice action: free, phi4, o2 or ising")
-	fs.IntVar(&a.L, "L", a.L, "lattice side (a power of two)")
+	fs.IntVar(&a.L, "L", a.L, "lattice side: even (train lattice: a power of two, which the hierarchical flows need)")
 	fs.Float64Var(&a.M2, "m2", a.M2, "mass term m² (m_A² with --convention aks)")
 	fs.Float64Var(&a.Lambda, "lambda", a.Lambda, "quartic coupling λ (λ_A with --convention aks)")
 	fs.StringVar(&a.Convention, "convention", a.Convention, "parameter convention: standard, aks or hopping")

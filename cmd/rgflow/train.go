@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -140,7 +139,7 @@ func (f sessionFlags) check(cmd string) error {
 
 // modelFlags are the preset and size knobs; they change the saved model config only when given.
 type modelFlags struct {
-	preset, hidden                  string
+	preset, hidden, engine          string
 	depth, repeat, width, resBlocks int
 	inputActNorm                    bool
 }
@@ -153,6 +152,20 @@ func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
 	fs.IntVar(&f.width, "width", 0, "residual-MLP conditioner width (default: the preset's)")
 	fs.IntVar(&f.resBlocks, "res-blocks", -1, "residual blocks per conditioner (default: the preset's)")
 	fs.BoolVar(&f.inputActNorm, "input-actnorm", false, "a per-site ActNorm before the hierarchy, initialised from data (images)")
+	fs.StringVar(&f.engine, "engine", "", engineUsage)
+}
+
+const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where the conditioner has a fused kernel, mlp; graph otherwise)"
+
+// overrideEngine applies --engine (when given) to a model config loaded from a run, and validates it.
+func overrideEngine(m *models.Config, engine, cmd string) error {
+	if engine != "" {
+		m.Engine = engine
+	}
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	return nil
 }
 
 // apply resolves the model config: the preset when rebuild (a fresh run, or --preset or the lattice changed),
@@ -191,6 +204,9 @@ func (f *modelFlags) apply(m *models.Config, set map[string]bool, rebuild bool, 
 	}
 	if set["input-actnorm"] {
 		m.InputActNorm = f.inputActNorm
+	}
+	if set["engine"] {
+		m.Engine = f.engine
 	}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
@@ -275,6 +291,10 @@ func parseLatticeRun(args []string, stderr io.Writer) (*latticeRun, *latticeFlag
 		channels = 2
 	}
 	rebuild := pf.session.resume == "" || set["preset"] || set["L"] || set["action"]
+	if L := run.Physics.L; L >= 2 && L%2 == 0 && L&(L-1) != 0 {
+		return nil, nil, fmt.Errorf("train lattice: --L %d: the hierarchical (MERA) flows need L a power of two (4, 8, 16, …); "+
+			"rgflow mcmc takes any even L", L)
+	}
 	if err := f.model.apply(&run.Model, set, rebuild, run.Physics.L, channels, run.Train.Seed, "train lattice"); err != nil {
 		return nil, nil, err
 	}
@@ -322,15 +342,17 @@ func runConfig(dir, cmd string) (kind string, raw []byte, err error) {
 }
 
 // weightChoice is the --ema flag of the commands that load a run's weights, and where they say which
-// weights they use.
+// weights they use; with the --engine they run them with (empty: the run's).
 type weightChoice struct {
-	ema bool
-	log io.Writer
+	ema    bool
+	log    io.Writer
+	engine string
 }
 
 func (w *weightChoice) register(fs *flag.FlagSet, log io.Writer) {
 	w.log = log
 	fs.BoolVar(&w.ema, "ema", true, "use the moving average of the weights when the checkpoint has one (--ema=false: the raw weights)")
+	fs.StringVar(&w.engine, "engine", "", "graph or fused: run the flow with this engine instead of the run's (the same parameters and numbers; fused only for mlp conditioners)")
 }
 
 // loadWeights binds the flow's parameters into store, loads the newest checkpoint's weights (the moving
@@ -468,7 +490,7 @@ func (r *latticeRun) latticeModel(cmd string) (lattice.Action, *models.Flow, *la
 		return nil, nil, nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	dt, _ := parseDtype(r.Train.Dtype)
-	store := layers.NewStore(dt, rand.New(rand.NewPCG(r.Train.Seed, 0x1417)))
+	store := layers.NewStore(dt, r.Train.Seed)
 	return act, flow, store, nil
 }
 
@@ -487,7 +509,7 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	obj := &losses.ReverseKL{Flow: flow, Action: act, Symmetrize: run.Train.Symmetrize,
 		BetaStart: run.Train.BetaStart, BetaSteps: run.Train.BetaSteps}
 	out := f.session.dir(fmt.Sprintf("%s-L%d", run.Physics.Action, run.Physics.L))
-	what := fmt.Sprintf("%s on %s L=%d %v (%s", run.Model.Preset, act.Name(), act.Size(), act.Params(), flow.Hier.String())
+	what := fmt.Sprintf("%s (%s engine) on %s L=%d %v (%s", run.Model.Preset, run.Model.EngineName(), act.Name(), act.Size(), act.Params(), flow.Hier.String())
 	tr, done, err := runTraining("train lattice", run, run.Train, f.session, out, store, obj, what, stdout, stderr)
 	if err != nil || !done {
 		return err
@@ -594,11 +616,15 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 			return nil
 		}})
 	}
+	workers := sess.workers
+	if _, ok := obj.(train.ShardedObjective); !ok {
+		workers = 1 // an objective that cannot be split runs on one worker
+	}
 	tr, err = train.New(store, obj, train.Config{
 		Steps: t.Steps, Batch: t.Batch, Schedule: t.schedule(), ClipNorm: t.Clip, EMADecay: t.EMADecay,
 		LogEvery: t.LogEvery, CheckpointEvery: t.CheckpointEvery, Keep: t.Keep,
 		Seed: t.Seed, Out: out, RunConfig: raw, Progress: progress, Hooks: hooks,
-		Workers: sess.workers, Comm: group,
+		Workers: workers, Comm: group,
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", cmd, err)

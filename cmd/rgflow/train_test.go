@@ -149,7 +149,7 @@ func TestTrainLatticeErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{small(filepath.Join(tmp, "a"), "--L", "6", "--steps", "2"), "power of two"},
+		{small(filepath.Join(tmp, "a"), "--L", "12", "--steps", "2"), "MERA) flows need L a power of two"},
 		{small(filepath.Join(tmp, "b"), "--steps", "0"), "--steps"},
 		{small(filepath.Join(tmp, "c"), "--dtype", "float16", "--steps", "2"), "float16"},
 		{small(filepath.Join(tmp, "d"), "--preset", "nope", "--steps", "2"), "unknown preset"},

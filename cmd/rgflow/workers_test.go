@@ -79,7 +79,7 @@ func TestEncodeImagesWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 2)))
+	store := layers.NewStore(tensor.Float64, 1)
 	if err := bindFlow(flow, store); err != nil {
 		t.Fatal(err)
 	}

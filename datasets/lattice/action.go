@@ -9,22 +9,46 @@ import (
 	"rgflow/layers"
 )
 
-// checkSize validates a lattice size: L ≥ 2 and a power of two (the hierarchical flows halve the lattice at every RG level). kind names the action in the
-// message ("phi4", "o2", "ising").
+// checkSize validates a lattice size: an even L ≥ 2 (any even L works for the actions, HMC, Metropolis and the
+// observables; physics runs use L ≥ 4, the hierarchical flows in package models add their own power-of-two
+// requirement). kind names the action in the message ("phi4", "o2", "ising").
 func checkSize(kind string, L int) error {
 	switch {
 	case L < 0:
-		return fmt.Errorf("lattice: %s: L=%d is negative (want a power of two ≥ 2: 2, 4, 8, …)", kind, L)
+		return fmt.Errorf("lattice: %s: L=%d is negative (want an even L ≥ 2: 4, 6, 8, …)", kind, L)
 	case L < 2:
-		return fmt.Errorf("lattice: %s: L=%d is too small (want a power of two ≥ 2: 2, 4, 8, …)", kind, L)
-	case L&(L-1) != 0:
-		return fmt.Errorf("lattice: %s: L=%d is not a power of two (want 2, 4, 8, …)", kind, L)
+		return fmt.Errorf("lattice: %s: L=%d is too small (want an even L ≥ 2: 4, 6, 8, …)", kind, L)
+	case L%2 != 0:
+		return fmt.Errorf("lattice: %s: L=%d is odd (want an even L: 4, 6, 8, …)", kind, L)
 	}
 	return nil
 }
 
 // validSize reports whether L is a valid lattice size (the exact references return NaN otherwise).
-func validSize(L int) bool { return L >= 2 && L&(L-1) == 0 }
+func validSize(L int) bool { return L >= 2 && L%2 == 0 }
+
+// next, prev and mod are periodic index arithmetic on 0…L−1 for any L (next and prev need 0 ≤ i < L; mod
+// takes any integer).
+func next(i, L int) int {
+	if i++; i == L {
+		return 0
+	}
+	return i
+}
+
+func prev(i, L int) int {
+	if i == 0 {
+		return L - 1
+	}
+	return i - 1
+}
+
+func mod(i, L int) int {
+	if i %= L; i < 0 {
+		i += L
+	}
+	return i
+}
 
 // checkFinite returns an error naming the first parameter that is NaN or ±Inf. names and values alternate:
 // checkFinite("phi4", "m2", m2, "lambda", lambda).

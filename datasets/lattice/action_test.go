@@ -46,6 +46,12 @@ func testActions(t testing.TB) []testAction {
 		{"ising L=2", must(NewIsingRelaxed(2, tc)), 3},
 		{"ising L=4", must(NewIsingRelaxed(4, tc)), 6}, // scale 6: many |x| > 8 exercise the stable ln cosh
 		{"ising L=8 T=1.5", must(NewIsingRelaxed(8, 1.5)), 3},
+		// Even sizes that are not powers of two (the mixed-radix path of FFT2 for Ising L=12).
+		{"free L=6", must(NewFree(6, 0.5)), 1},
+		{"phi4 L=10", must(NewPhi4(10, -1, 0.5)), 1},
+		{"o2 L=6", must(NewO2(6, -2, 0.8)), 1},
+		{"ising L=6", must(NewIsingRelaxed(6, tc)), 3},
+		{"ising L=12", must(NewIsingRelaxed(12, 1.5)), 3},
 	}
 }
 
@@ -63,7 +69,7 @@ func graphEval(t *testing.T, a Action, dt tensor.Dtype, fields [][]float64) (S, 
 	t.Helper()
 	B, C, L := len(fields), a.Channels(), a.Size()
 	g := G.NewGraph()
-	s := layers.NewScope(g, layers.NewStore(dt, nil))
+	s := layers.NewScope(g, layers.NewStore(dt, 0))
 	phi := s.Input("phi", B, C, L, L)
 	out, err := a.Action(s, phi)
 	if err != nil {
@@ -221,7 +227,7 @@ func TestConstructorErrors(t *testing.T) {
 		}{name, err, want})
 	}
 	e := func(_ any, err error) error { return err }
-	add("phi4 L=6", e(NewPhi4(6, 1, 1)), "lattice: phi4: L=6 is not a power of two (want 2, 4, 8, …)")
+	add("phi4 L=7", e(NewPhi4(7, 1, 1)), "lattice: phi4: L=7 is odd (want an even L: 4, 6, 8, …)")
 	add("phi4 L=0", e(NewPhi4(0, 1, 1)), "L=0 is too small")
 	add("phi4 L=1", e(NewPhi4(1, 1, 1)), "L=1 is too small")
 	add("phi4 L=-4", e(NewPhi4(-4, 1, 1)), "L=-4 is negative")
@@ -232,8 +238,8 @@ func TestConstructorErrors(t *testing.T) {
 	add("free m2=0", e(NewFree(8, 0)), "lattice: free: m2=0, want m2 > 0")
 	add("free m2<0", e(NewFree(8, -0.5)), "m2=-0.5, want m2 > 0")
 	add("free m2 NaN", e(NewFree(8, nan)), "m2=NaN is not a finite number")
-	add("free L=12", e(NewFree(12, 1)), "lattice: free: L=12 is not a power of two")
-	add("aks L=6", e(NewPhi4AKS(6, -4, 6.975)), "L=6 is not a power of two")
+	add("free L=13", e(NewFree(13, 1)), "lattice: free: L=13 is odd")
+	add("aks L=5", e(NewPhi4AKS(5, -4, 6.975)), "L=5 is odd")
 	add("aks lambda<0", e(NewPhi4AKS(8, -4, -1)), "lattice: phi4: lambdaA=-1 is negative")
 	add("aks free tachyon", e(NewPhi4AKS(8, -4, 0)), "needs m2 > 0 (AKS m2A=-4, lambdaA=0)")
 	add("aks NaN", e(NewPhi4AKS(8, nan, 1)), "m2A=NaN is not a finite number")
@@ -241,9 +247,9 @@ func TestConstructorErrors(t *testing.T) {
 	add("hopping kappa<0", e(NewPhi4Hopping(8, -0.1, 1)), "kappa=-0.1, want kappa > 0")
 	add("hopping lambdaH<0", e(NewPhi4Hopping(8, 0.1, -1)), "lambdaH=-1 is negative")
 	add("hopping kappa Inf", e(NewPhi4Hopping(8, inf, 1)), "kappa=+Inf is not a finite number")
-	add("hopping L=3", e(NewPhi4Hopping(3, 0.1, 1)), "L=3 is not a power of two")
+	add("hopping L=3", e(NewPhi4Hopping(3, 0.1, 1)), "L=3 is odd")
 	add("hopping free tachyon", e(NewPhi4Hopping(8, 0.3, 0)), "needs m2 > 0")
-	add("o2 L=6", e(NewO2(6, 1, 1)), "lattice: o2: L=6 is not a power of two")
+	add("o2 L=9", e(NewO2(9, 1, 1)), "lattice: o2: L=9 is odd")
 	add("o2 lambda<0", e(NewO2(8, 1, -1)), "lattice: o2: lambda=-1 is negative")
 	add("o2 NaN", e(NewO2(8, 1, nan)), "lambda=NaN is not a finite number")
 	add("o2 hopping kappa=0", e(NewO2Hopping(8, 0, 1.145)), "lattice: o2: kappa=0, want kappa > 0")
@@ -252,7 +258,7 @@ func TestConstructorErrors(t *testing.T) {
 	add("ising T<0", e(NewIsingRelaxed(8, -2)), "T=-2, want T > 0")
 	add("ising T NaN", e(NewIsingRelaxed(8, nan)), "T=NaN is not a finite number")
 	add("ising T Inf", e(NewIsingRelaxed(8, inf)), "T=+Inf is not a finite number")
-	add("ising L=5", e(NewIsingRelaxed(5, 2)), "lattice: ising: L=5 is not a power of two")
+	add("ising L=5", e(NewIsingRelaxed(5, 2)), "lattice: ising: L=5 is odd")
 	add("ising L=-8", e(NewIsingRelaxed(-8, 2)), "L=-8 is negative")
 	for _, c := range cases {
 		if c.err == nil {
@@ -269,6 +275,11 @@ func TestConstructorErrors(t *testing.T) {
 		"phi4 m2<0":        e(NewPhi4(4, -4, 1)),
 		"hopping lambdaH0": e(NewPhi4Hopping(4, 0.2, 0)),
 		"ising L=2":        e(NewIsingRelaxed(2, 1)),
+		"phi4 L=6":         e(NewPhi4(6, 1, 1)),
+		"free L=12":        e(NewFree(12, 1)),
+		"aks L=20":         e(NewPhi4AKS(20, -4, 4.807)),
+		"o2 L=10":          e(NewO2(10, 1, 1)),
+		"ising L=6":        e(NewIsingRelaxed(6, 2)),
 	} {
 		if err != nil {
 			t.Errorf("%s: unexpected error %v", name, err)
@@ -279,7 +290,7 @@ func TestConstructorErrors(t *testing.T) {
 func TestGraphInputShapeErrors(t *testing.T) {
 	for _, ta := range testActions(t)[:1] {
 		g := G.NewGraph()
-		s := layers.NewScope(g, layers.NewStore(tensor.Float64, nil))
+		s := layers.NewScope(g, layers.NewStore(tensor.Float64, 0))
 		bad := s.Input("phi", 2, 1, 8, 4)
 		if _, err := ta.a.Action(s, bad); err == nil || !strings.Contains(err.Error(), "want (B, 1, 4, 4)") {
 			t.Errorf("%s: wrong shape accepted or unclear error: %v", ta.name, err)
@@ -287,7 +298,7 @@ func TestGraphInputShapeErrors(t *testing.T) {
 	}
 	o, _ := NewO2(4, 1, 1)
 	g := G.NewGraph()
-	s := layers.NewScope(g, layers.NewStore(tensor.Float64, nil))
+	s := layers.NewScope(g, layers.NewStore(tensor.Float64, 0))
 	if _, err := o.Action(s, s.Input("phi", 2, 1, 4, 4)); err == nil {
 		t.Error("o2: one-channel input accepted")
 	}

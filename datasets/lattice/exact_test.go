@@ -76,11 +76,11 @@ func hessianFromForce(a Action, n int, h float64) *mat.SymDense {
 func TestFreeLogZBruteForce(t *testing.T) {
 	// ln Z = (V/2) ln 2π − ½ ln det H with H the Hessian of the host action (Gaussian integral), computed
 	// by Cholesky in gonum: independent of the Fourier formula. Tolerance 1e-10 relative: rounding of a
-	// 64×64 Cholesky is ~1e-13.
+	// 400×400 Cholesky is ~1e-12. L = 6, 10, 20 are the even sizes that are not powers of two.
 	for _, c := range []struct {
 		L  int
 		m2 float64
-	}{{4, 0.5}, {8, 0.5}, {8, 0.05}, {4, 3}} {
+	}{{4, 0.5}, {8, 0.5}, {8, 0.05}, {4, 3}, {6, 0.5}, {10, 0.5}, {20, 0.5}, {6, 0.05}} {
 		a, err := NewFree(c.L, c.m2)
 		if err != nil {
 			t.Fatal(err)
@@ -105,6 +105,10 @@ func TestFreeLogZBruteForce(t *testing.T) {
 		}
 		if g := FreeG(c.L, c.m2, 1, 0); !relClose(g, inv.At(0, c.L), 1e-10) {
 			t.Errorf("L=%d: G(1,0) = %v, (H⁻¹)_{0,L} = %v", c.L, g, inv.At(0, c.L))
+		}
+		// G(L/2, 1) at site (L/2, 1) = index (L/2)·L + 1.
+		if g := FreeG(c.L, c.m2, c.L/2, 1); !relClose(g, inv.At(0, c.L/2*c.L+1), 1e-10) {
+			t.Errorf("L=%d: G(L/2,1) = %v, H⁻¹ = %v", c.L, g, inv.At(0, c.L/2*c.L+1))
 		}
 	}
 }
@@ -163,6 +167,60 @@ func TestKaufmanAgainstEnumeration(t *testing.T) {
 	}
 }
 
+// transferIsingLogZ is ln Z of the periodic L×L Ising model from the row-to-row transfer matrix
+// (2^L states per row, L ≤ 8): Z = Tr Tᴸ with T_{s,s'} = exp((E_row(s)/2 + E_row(s')/2 + E_bond(s,s'))/T')
+// written as the symmetric form; computed by repeated multiplication in float64 with a running log scale.
+func transferIsingLogZ(L int, T float64) float64 {
+	n := 1 << L
+	rowE := func(s int) float64 { // −Σ_c σ_c σ_{c+1} within a row (periodic)
+		var e float64
+		for c := range L {
+			a, b := (s>>c)&1, (s>>((c+1)%L))&1
+			if a == b {
+				e--
+			} else {
+				e++
+			}
+		}
+		return e
+	}
+	bondE := func(s, u int) float64 { // −Σ_c σ_c σ'_c between two rows
+		d := bits.OnesCount(uint(s ^ u))
+		return float64(2*d - L)
+	}
+	tm := mat.NewDense(n, n, nil)
+	for s := range n {
+		for u := range n {
+			tm.Set(s, u, math.Exp(-(0.5*rowE(s)+0.5*rowE(u)+bondE(s, u))/T))
+		}
+	}
+	p := mat.NewDense(n, n, nil)
+	p.Copy(tm)
+	logScale := 0.0
+	for range L - 1 {
+		var q mat.Dense
+		q.Mul(p, tm)
+		mx := mat.Max(&q)
+		q.Scale(1/mx, &q)
+		logScale += math.Log(mx)
+		p = &q
+	}
+	return logScale + math.Log(mat.Trace(p))
+}
+
+// TestKaufmanTransferMatrix checks Kaufman's formula at L = 6 (not a power of two) against the transfer
+// matrix, above, at and below T_c. Tolerance 1e-10 relative: 64×64 products in float64.
+func TestKaufmanTransferMatrix(t *testing.T) {
+	for _, L := range []int{4, 6} {
+		for _, T := range []float64{1.5, IsingTc(), 3.5} {
+			want := transferIsingLogZ(L, T)
+			if got := KaufmanLogZ(L, T); !relClose(got, want, 1e-10) {
+				t.Errorf("L=%d T=%v: Kaufman %.12f, transfer matrix %.12f", L, T, got, want)
+			}
+		}
+	}
+}
+
 func TestKaufmanLargeLattice(t *testing.T) {
 	// Far from any enumeration: ln Z/N must approach Onsager's infinite-volume value at T_c,
 	// ln Z/N = 2G/π + ½ ln 2 = 0.929695398… (G Catalan's constant); finite-size corrections are O(1/L²).
@@ -186,7 +244,7 @@ func TestKaufmanLargeLattice(t *testing.T) {
 
 func TestExactInvalidInputs(t *testing.T) {
 	for name, v := range map[string]float64{
-		"FreeLogZ L=6":         FreeLogZ(6, 0.5),
+		"FreeLogZ L=7":         FreeLogZ(7, 0.5),
 		"FreeLogZ L=1":         FreeLogZ(1, 0.5),
 		"FreeLogZ m2=0":        FreeLogZ(8, 0),
 		"FreeLogZ m2=NaN":      FreeLogZ(8, math.NaN()),

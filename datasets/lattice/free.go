@@ -4,7 +4,7 @@ import "math"
 
 // Exact references for the free field S = Σ_x [ ½ Σ_μ (φ_{x+μ} − φ_x)² + ½ m² φ_x² ] on a periodic L×L
 // lattice, with the lattice dispersion w_k = m² + Σ_μ 4 sin²(π k_μ / L), k_μ ∈ {0, …, L−1}.
-// They return NaN for an invalid L (not a power of two ≥ 2) or m² ≤ 0 (or NaN/Inf).
+// They return NaN for an invalid L (odd, or < 2) or m² ≤ 0 (or NaN/Inf).
 
 // freeW is the dispersion w_k.
 func freeW(L int, m2 float64, kx, ky int) float64 {

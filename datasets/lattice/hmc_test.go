@@ -283,3 +283,20 @@ func BenchmarkHMCTrajectory(b *testing.B) {
 	b.Run("L=8", func(b *testing.B) { benchmarkTrajectory(b, 8) })
 	b.Run("L=64", func(b *testing.B) { benchmarkTrajectory(b, 64) })
 }
+
+// TestHMCFreeFieldL10: HMC and the observables on an even size that is not a power of two, against the
+// exact ⟨φ²⟩, χ and G(L/2) at 4σ (same tolerance and error analysis as TestHMCFreeField).
+func TestHMCFreeFieldL10(t *testing.T) {
+	const L, m2 = 10, 0.5
+	a, err := NewFree(L, m2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := freeHMCConfig(12)
+	cfg.Trajectories = 2000
+	res, _ := sample(t, a, cfg)
+	get := func(n string) Estimate { e, _ := res.Get(n); return e }
+	within(t, "phi2", get("phi2"), FreeG(L, m2, 0, 0), 4)
+	within(t, "chi", get("chi"), 1/m2, 4)
+	within(t, "G_half", get("G_half"), FreeG(L, m2, L/2, 0), 4)
+}

@@ -155,7 +155,7 @@ func (a *IsingRelaxed) KInverse() []float64 {
 			row := out[(i*L+j)*N:]
 			for k := range L {
 				for l := range L {
-					row[k*L+l] = a.kinv[((k-i)&(L-1))*L+((l-j)&(L-1))]
+					row[k*L+l] = a.kinv[mod(k-i, L)*L+mod(l-j, L)]
 				}
 			}
 		}
@@ -189,7 +189,7 @@ func (a *IsingRelaxed) quadDirect(x []float64) float64 {
 			var acc float64
 			for i := range L {
 				row := x[i*L : (i+1)*L]
-				sh := x[((i+dx)&(L-1))*L:][:L]
+				sh := x[mod(i+dx, L)*L:][:L]
 				// Σ_j row[j]·sh[(j+dy) mod L], split at the wrap.
 				acc += isingDot(row[:L-dy], sh[dy:]) + isingDot(row[L-dy:], sh[:dy])
 			}
@@ -224,7 +224,7 @@ func (a *IsingRelaxed) applyInvDirect(dst, x []float64) {
 			c := a.kinv[dx*L+dy]
 			for i := range L {
 				d := dst[i*L : (i+1)*L]
-				sh := x[((i+dx)&(L-1))*L:][:L]
+				sh := x[mod(i+dx, L)*L:][:L]
 				isingAxpy(d[:L-dy], c, sh[dy:])
 				isingAxpy(d[L-dy:], c, sh[:dy])
 			}

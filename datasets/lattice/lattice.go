@@ -7,7 +7,8 @@
 //
 //   - A field configuration on the host is a []float64 of length C·L·L laid out as (C, L, L), row-major:
 //     index c·L·L + i·L + j. A batch in a graph is (B, C, L, L).
-//   - Boundaries are periodic; L is a power of two, at least 2.
+//   - Boundaries are periodic; L is any even number ≥ 2 (physics runs use L ≥ 4; the reference size for
+//     diffusion numerics is 20). The hierarchical flows of package models need a power of two; nothing here does.
 //   - Every action is given in the project's "standard" convention,
 //     S = Σ_x [ ½ Σ_μ |φ_{x+μ} − φ_x|² + ½ m² |φ_x|² + λ |φ_x|⁴ ] (μ over the two positive directions);
 //     the AKS/Gerdes (φ_A = φ/√2, m² = m_A², λ = λ_A/4) and hopping (φ = √(2κ) φ_H,

@@ -60,8 +60,7 @@ func (p phi4Local) DeltaS(phi []float64, idx int, v float64) float64 {
 	c, s := idx/V, idx%V
 	i, j := s/L, s%L
 	f := phi[c*V : (c+1)*V]
-	m := L - 1
-	nb := f[((i+1)&m)*L+j] + f[((i-1)&m)*L+j] + f[i*L+((j+1)&m)] + f[i*L+((j-1)&m)]
+	nb := f[next(i, L)*L+j] + f[prev(i, L)*L+j] + f[i*L+next(j, L)] + f[i*L+prev(j, L)]
 	u := f[s]
 	r2 := 0.0
 	for cc := range p.C {

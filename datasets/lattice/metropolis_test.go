@@ -16,8 +16,11 @@ func TestLocalDeltaS(t *testing.T) {
 	p4, _ := NewPhi4(4, -4, 1.502)
 	o4, _ := NewO2(4, -2, 0.7)
 	o2, _ := NewO2(2, 0.3, 0.2)
+	p6, _ := NewPhi4(6, -1, 0.5) // even sizes that are not powers of two
+	o10, _ := NewO2(10, -2, 0.7)
+	is6, _ := NewIsingRelaxed(6, 2)
 	rng := ChainRand(1, 0)
-	for _, a := range []Action{f8, p2, p4, o4, o2, is4, is2} {
+	for _, a := range []Action{f8, p2, p4, o4, o2, is4, is2, p6, o10, is6} {
 		la, err := LocalFor(a)
 		if err != nil {
 			t.Fatal(err)

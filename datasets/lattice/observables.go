@@ -157,7 +157,6 @@ func (o *Observer) Measure(chain int, phi []float64) {
 	clear(g)
 	vf := float64(V)
 	var m2, phi2, gt1, gt11, gt2 float64
-	mask := L - 1
 	for c := range C {
 		f := phi[c*V : (c+1)*V]
 		clear(rows)
@@ -188,13 +187,13 @@ func (o *Observer) Measure(chain int, phi []float64) {
 		for i := range L {
 			row := f[i*L : (i+1)*L]
 			for j, v := range row {
-				p, q := (i+j)&mask, (i-j)&mask
+				p, q := mod(i+j, L), mod(i-j, L)
 				re0 += o.cos1[p] * v
 				im0 += o.sin1[p] * v
 				re1 += o.cos1[q] * v
 				im1 += o.sin1[q] * v
 			}
-			p := (2 * i) & mask
+			p := mod(2*i, L)
 			re2 += o.cos1[p] * rows[i]
 			im2 += o.sin1[p] * rows[i]
 			re3 += o.cos1[p] * cols[i]
@@ -206,9 +205,9 @@ func (o *Observer) Measure(chain int, phi []float64) {
 			s := 0.0
 			for i := range L {
 				row := f[i*L : (i+1)*L]
-				dn := f[((i+r)&(L-1))*L:][:L]
+				dn := f[mod(i+r, L)*L:][:L]
 				for j, v := range row {
-					s += v * (dn[j] + row[(j+r)&(L-1)])
+					s += v * (dn[j] + row[mod(j+r, L)])
 				}
 			}
 			g[r] += s / (2 * vf)
@@ -247,9 +246,9 @@ func (o *Observer) helicity(phi []float64) float64 {
 				x := i*L + k
 				var y int
 				if mu == 0 {
-					y = ((i+1)&(L-1))*L + k
+					y = next(i, L)*L + k
 				} else {
-					y = i*L + (k+1)&(L-1)
+					y = i*L + next(k, L)
 				}
 				e += a[x]*a[y] + b[x]*b[y]
 				j += a[x]*b[y] - b[x]*a[y]

@@ -10,8 +10,8 @@ import (
 // evaluations of their definitions on random fields (C = 1 and 2).
 func TestObserverPrimariesBruteForce(t *testing.T) {
 	rng := ChainRand(3, 0)
-	for _, C := range []int{1, 2} {
-		const L = 8
+	for _, c := range [][2]int{{1, 8}, {2, 8}, {1, 6}, {2, 10}} {
+		C, L := c[0], c[1]
 		V := L * L
 		o := newObserver(C, L, "", 1)
 		phi := make([]float64, C*V)
@@ -30,12 +30,12 @@ func TestObserverPrimariesBruteForce(t *testing.T) {
 					x := at(c, i, j)
 					M += x
 					phi2 += x * x
-					f0 += complex(x, 0) * cmplx.Exp(complex(0, 2*math.Pi*float64(i)/L))
-					f1 += complex(x, 0) * cmplx.Exp(complex(0, 2*math.Pi*float64(j)/L))
-					f2 += complex(x, 0) * cmplx.Exp(complex(0, 2*math.Pi*float64(i+j)/L))
-					f3 += complex(x, 0) * cmplx.Exp(complex(0, 2*math.Pi*float64(i-j)/L))
-					f4 += complex(x, 0) * cmplx.Exp(complex(0, 2*math.Pi*float64(2*i)/L))
-					f5 += complex(x, 0) * cmplx.Exp(complex(0, 2*math.Pi*float64(2*j)/L))
+					f0 += complex(x, 0) * cmplx.Exp(complex(0, 2*math.Pi*float64(i)/float64(L)))
+					f1 += complex(x, 0) * cmplx.Exp(complex(0, 2*math.Pi*float64(j)/float64(L)))
+					f2 += complex(x, 0) * cmplx.Exp(complex(0, 2*math.Pi*float64(i+j)/float64(L)))
+					f3 += complex(x, 0) * cmplx.Exp(complex(0, 2*math.Pi*float64(i-j)/float64(L)))
+					f4 += complex(x, 0) * cmplx.Exp(complex(0, 2*math.Pi*float64(2*i)/float64(L)))
+					f5 += complex(x, 0) * cmplx.Exp(complex(0, 2*math.Pi*float64(2*j)/float64(L)))
 					for r := range g {
 						g[r] += x * (at(c, i+r, j) + at(c, i, j+r)) / float64(2*V)
 					}
@@ -110,7 +110,7 @@ func TestSpinMoments(t *testing.T) {
 			t.Errorf("%s: %.15g, enumeration %.15g", c[0], got, want)
 		}
 	}
-	// The improved estimator of the SPEC: (mean tanh x)² − Σ tanh² x / N² + 1/N.
+	// The improved estimator of ⟨m²⟩: (mean tanh x)² − Σ tanh² x / N² + 1/N.
 	var mt, st2 float64
 	for _, v := range x {
 		mt += math.Tanh(v) / N

@@ -89,7 +89,7 @@ func (p *phi4Core) Eval(phi []float64) float64 {
 		m := L - 1
 		for i := range L {
 			row := phi[i*L : (i+1)*L : (i+1)*L]
-			up := phi[((i+1)&m)*L:][:L:L]
+			up := phi[next(i, L)*L:][:L:L]
 			for j := range m {
 				x := row[j]
 				dj := row[j+1] - x
@@ -111,10 +111,10 @@ func (p *phi4Core) Eval(phi []float64) float64 {
 		f := phi[c*V : (c+1)*V]
 		for i := range L {
 			row := f[i*L : (i+1)*L]
-			up := f[((i+1)&(L-1))*L:][:L]
+			up := f[next(i, L)*L:][:L]
 			for j := range L {
 				x := row[j]
-				dj := row[(j+1)&(L-1)] - x
+				dj := row[next(j, L)] - x
 				di := up[j] - x
 				kin += dj*dj + di*di
 			}
@@ -187,8 +187,8 @@ func forceLaplacian(dst, phi []float64, L int, a, b float64) {
 	m := L - 1
 	for i := range L {
 		row := phi[i*L : (i+1)*L : (i+1)*L]
-		up := phi[((i+1)&m)*L:][:L:L]
-		dn := phi[((i-1)&m)*L:][:L:L]
+		up := phi[next(i, L)*L:][:L:L]
+		dn := phi[prev(i, L)*L:][:L:L]
 		d := dst[i*L : (i+1)*L : (i+1)*L]
 		// j = 0 and j = L−1 wrap around.
 		x := row[0]

@@ -56,7 +56,7 @@ func Run(t *testing.T, c Case) {
 		c.Dtype = tensor.Float64
 	}
 	rng := rand.New(rand.NewPCG(c.Seed, 77))
-	store := layers.NewStore(c.Dtype, rand.New(rand.NewPCG(c.Seed, 1)))
+	store := layers.NewStore(c.Dtype, c.Seed)
 	x := roundTo(c.Dtype, randomInput(rng, c.Shape))
 
 	// Identity at initialisation.

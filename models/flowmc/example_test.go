@@ -21,7 +21,7 @@ func Example() {
 	cfg, _ := models.Preset("neuralrg-small", 4, 1)
 	cfg.T = 0.5
 	flow, _ := models.Build(cfg)
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(1, 2)))
+	store := layers.NewStore(tensor.Float64, 1)
 	s := layers.NewScope(G.NewGraph(), store) // create the parameters (a trained run loads them instead)
 	if _, _, err := flow.LogProb(s, s.Input("x", flow.Shape(1)...)); err != nil {
 		fmt.Println(err)

@@ -41,7 +41,7 @@ func testFlow(t *testing.T, L int, T, scale float64, seed uint64) (*models.Flow,
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := layers.NewStore(tensor.Float64, rand.New(rand.NewPCG(seed, 1)))
+	store := layers.NewStore(tensor.Float64, seed)
 	s := layers.NewScope(G.NewGraph(), store)
 	if _, _, err := flow.LogProb(s, s.Input("x", flow.Shape(1)...)); err != nil {
 		t.Fatal(err)

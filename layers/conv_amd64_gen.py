@@ -1,0 +1,305 @@
+"""Writes conv_amd64.s, the AVX-512 kernels of the convolution family (see conv_kernels.go)."""
+def fwd(t):
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    BC = 'VBROADCASTSS' if f32 else 'VBROADCASTSD'
+    sz = 4 if f32 else 8
+    lanes = 16 if f32 else 8
+    L = []
+    a = L.append
+    a(f"// func convFwd{t}(k int, off *int, xa, xb, w *{'float32' if f32 else 'float64'}, outs *[16]uintptr, ma, mb uint64)")
+    a(f"// For 8 output channels × 2 vectors of {lanes} positions: acc[j][v] = Σ_r w[r·8+j] · x_v[off[r] + lane]")
+    a(f"// (x_v = xa, xb; lanes outside the masks ma, mb read as 0), then *outs[2j+v] += acc[j][v] on the masked lanes.")
+    a(f"TEXT ·convFwd{t}(SB), NOSPLIT, $0-64")
+    a("\tMOVQ k+0(FP), CX")
+    a("\tMOVQ off+8(FP), SI")
+    a("\tMOVQ xa+16(FP), AX")
+    a("\tMOVQ xb+24(FP), BX")
+    a("\tMOVQ w+32(FP), DX")
+    a("\tMOVQ ma+48(FP), R9")
+    a("\tKMOVW R9, K1")
+    a("\tMOVQ mb+56(FP), R9")
+    a("\tKMOVW R9, K2")
+    for i in range(16):
+        a(f"\tVPXORD Z{i}, Z{i}, Z{i}")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ fwdstore{t}")
+    a(f"fwdloop{t}:")
+    a("\tMOVQ (SI), R8")
+    a(f"\tVMOVUP{P[1]}.Z (AX)(R8*{sz}), K1, Z16")
+    a(f"\tVMOVUP{P[1]}.Z (BX)(R8*{sz}), K2, Z17")
+    for j in range(8):
+        r = 18 + (j % 4)
+        a(f"\t{BC} {j*sz}(DX), Z{r}")
+        a(f"\tVFMADD231{P} Z16, Z{r}, Z{2*j}")
+        a(f"\tVFMADD231{P} Z17, Z{r}, Z{2*j+1}")
+    a("\tADDQ $8, SI")
+    a(f"\tADDQ ${8*sz}, DX")
+    a("\tDECQ CX")
+    a(f"\tJNZ fwdloop{t}")
+    a(f"fwdstore{t}:")
+    a("\tMOVQ outs+40(FP), DI")
+    for j in range(8):
+        for v in range(2):
+            k = 'K1' if v == 0 else 'K2'
+            acc = 2*j+v
+            a(f"\tMOVQ {8*(2*j+v)}(DI), R9")
+            a(f"\tVMOVUP{P[1]}.Z (R9), {k}, Z{22 + (acc % 4)}")
+            a(f"\tVADD{P} Z{22 + (acc % 4)}, Z{acc}, Z{acc}")
+            a(f"\tVMOVUP{P[1]} Z{acc}, {k}, (R9)")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
+
+def fwd3(t):
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    BC = 'VBROADCASTSS' if f32 else 'VBROADCASTSD'
+    sz = 4 if f32 else 8
+    lanes = 16 if f32 else 8
+    ty = 'float32' if f32 else 'float64'
+    L = []
+    a = L.append
+    a(f"// func convFwd{t}(k int, off *int, xa, xb, xc, w *{ty}, outs *[24]uintptr, masks *[3]uint64)")
+    a(f"// For 8 output channels × 3 vectors of {lanes} positions: acc[j][v] = Σ_r w[r·8+j] · x_v[off[r] + lane]")
+    a(f"// (x_v = xa, xb, xc; lanes outside masks[v] read as 0), then *outs[3j+v] += acc[j][v] on the masked lanes.")
+    a(f"TEXT ·convFwd{t}(SB), NOSPLIT, $0-64")
+    a("\tMOVQ k+0(FP), CX")
+    a("\tMOVQ off+8(FP), SI")
+    a("\tMOVQ xa+16(FP), AX")
+    a("\tMOVQ xb+24(FP), BX")
+    a("\tMOVQ xc+32(FP), DI")
+    a("\tMOVQ w+40(FP), DX")
+    a("\tMOVQ masks+56(FP), R9")
+    a("\tKMOVW (R9), K1")
+    a("\tKMOVW 8(R9), K2")
+    a("\tKMOVW 16(R9), K3")
+    for i in range(24):
+        a(f"\tVPXORD Z{i}, Z{i}, Z{i}")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ fwdstore{t}")
+    a(f"fwdloop{t}:")
+    a("\tMOVQ (SI), R8")
+    a(f"\tVMOVUP{P[1]}.Z (AX)(R8*{sz}), K1, Z24")
+    a(f"\tVMOVUP{P[1]}.Z (BX)(R8*{sz}), K2, Z25")
+    a(f"\tVMOVUP{P[1]}.Z (DI)(R8*{sz}), K3, Z26")
+    for j in range(8):
+        r = 27 + (j % 4)
+        a(f"\t{BC} {j*sz}(DX), Z{r}")
+        for v in range(3):
+            a(f"\tVFMADD231{P} Z{24+v}, Z{r}, Z{3*j+v}")
+    a("\tADDQ $8, SI")
+    a(f"\tADDQ ${8*sz}, DX")
+    a("\tDECQ CX")
+    a(f"\tJNZ fwdloop{t}")
+    a(f"fwdstore{t}:")
+    a("\tMOVQ outs+48(FP), SI")
+    for j in range(8):
+        for v in range(3):
+            k = ['K1', 'K2', 'K3'][v]
+            acc = 3*j+v
+            a(f"\tMOVQ {8*acc}(SI), R9")
+            a(f"\tVMOVUP{P[1]}.Z (R9), {k}, Z31")
+            a(f"\tVADD{P} Z31, Z{acc}, Z{acc}")
+            a(f"\tVMOVUP{P[1]} Z{acc}, {k}, (R9)")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
+def wgt(t):
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    lanes = 16 if f32 else 8
+    L = []
+    a = L.append
+    a(f"// func convWgt{t}(n int, tab *uintptr, ldg int, rows *[6]int, acc *{'float32' if f32 else 'float64'})")
+    a(f"// For 4 output-gradient channels × 6 kernel taps, over n units (tab: 3 words each: address of the")
+    a(f"// {lanes}-lane vector of channel 0 of the output gradient, address of the unit's input base, lane mask):")
+    a(f"// acc[4·tap + ch] += Σ_units Σ_lanes g_ch · x[rows[tap] bytes past the base] (24 sums).")
+    a(f"// ldg and rows are in bytes.")
+    a(f"TEXT ·convWgt{t}(SB), NOSPLIT, $0-40")
+    a("\tMOVQ n+0(FP), CX")
+    a("\tMOVQ tab+8(FP), SI")
+    a("\tMOVQ ldg+16(FP), DX")
+    a("\tMOVQ rows+24(FP), DI")
+    regs = ['R8', 'R9', 'R10', 'R11', 'R12', 'R13']
+    for i, r in enumerate(regs):
+        a(f"\tMOVQ {8*i}(DI), {r}")
+    for i in range(24):
+        a(f"\tVPXORD Z{i}, Z{i}, Z{i}")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ wgtstore{t}")
+    a(f"wgtloop{t}:")
+    a("\tMOVQ (SI), AX")
+    a("\tMOVQ 8(SI), BX")
+    a("\tKMOVW 16(SI), K1")
+    a(f"\tVMOVUP{P[1]}.Z (AX), K1, Z24")
+    a(f"\tVMOVUP{P[1]}.Z (AX)(DX*1), K1, Z25")
+    a(f"\tVMOVUP{P[1]}.Z (AX)(DX*2), K1, Z26")
+    a("\tLEAQ (AX)(DX*2), AX")
+    a(f"\tVMOVUP{P[1]}.Z (AX)(DX*1), K1, Z27")
+    for i, r in enumerate(regs):
+        x = 28 + (i % 4)
+        a(f"\tVMOVUP{P[1]}.Z (BX)({r}*1), K1, Z{x}")
+        for c in range(4):
+            a(f"\tVFMADD231{P} Z{24+c}, Z{x}, Z{4*i+c}")
+    a("\tADDQ $24, SI")
+    a("\tDECQ CX")
+    a(f"\tJNZ wgtloop{t}")
+    a(f"wgtstore{t}:")
+    a("\tMOVQ acc+32(FP), DI")
+    sz = 4 if f32 else 8
+    S = 'SS' if f32 else 'SD'
+    for i in range(24):
+        a(f"\tVEXTRACTF64X4 $1, Z{i}, Y24")
+        a(f"\tVADD{P} Y24, Y{i}, Y{i}")
+        a(f"\tVEXTRACTF32X4 $1, Y{i}, X25")
+        a(f"\tVADD{P} X25, X{i}, X{i}")
+        if f32:
+            a(f"\tVMOVHLPS X{i}, X{i}, X26")
+            a(f"\tVADDPS X26, X{i}, X{i}")
+            a(f"\tVMOVSHDUP X{i}, X27")
+            a(f"\tVADDSS X27, X{i}, X{i}")
+        else:
+            a(f"\tVUNPCKHPD X{i}, X{i}, X26")
+            a(f"\tVADDSD X26, X{i}, X{i}")
+        a(f"\tVADD{S} {sz*i}(DI), X{i}, X{i}")
+        a(f"\tVMOV{S} X{i}, {sz*i}(DI)")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
+def wgt2(t):
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    lanes = 8 if f32 else 4
+    sz = 4 if f32 else 8
+    S = 'SS' if f32 else 'SD'
+    L = []
+    a = L.append
+    a(f"// func convWgt2{t}(n int, tab *uintptr, ldg int, rows *[2]int, acc *{'float32' if f32 else 'float64'})")
+    a(f"// AVX2 form of convWgt{t} for 4 output-gradient channels × 2 kernel taps and full {lanes}-lane vectors")
+    a(f"// (the mask word of tab is not read): acc[4·tap + ch] += Σ_units Σ_lanes g_ch · x[rows[tap] bytes past the base].")
+    a(f"TEXT ·convWgt2{t}(SB), NOSPLIT, $0-40")
+    a("\tMOVQ n+0(FP), CX")
+    a("\tMOVQ tab+8(FP), SI")
+    a("\tMOVQ ldg+16(FP), DX")
+    a("\tMOVQ rows+24(FP), DI")
+    a("\tMOVQ 0(DI), R8")
+    a("\tMOVQ 8(DI), R9")
+    for i in range(8):
+        a(f"\tVXORPS Y{i}, Y{i}, Y{i}")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ wgt2store{t}")
+    a(f"wgt2loop{t}:")
+    a("\tMOVQ (SI), AX")
+    a("\tMOVQ 8(SI), BX")
+    a(f"\tVMOVUP{P[1]} (AX), Y8")
+    a(f"\tVMOVUP{P[1]} (AX)(DX*1), Y9")
+    a(f"\tVMOVUP{P[1]} (AX)(DX*2), Y10")
+    a("\tLEAQ (AX)(DX*2), AX")
+    a(f"\tVMOVUP{P[1]} (AX)(DX*1), Y11")
+    for i, r in enumerate(['R8', 'R9']):
+        x = 12 + i
+        a(f"\tVMOVUP{P[1]} (BX)({r}*1), Y{x}")
+        for c in range(4):
+            a(f"\tVFMADD231{P} Y{8+c}, Y{x}, Y{4*i+c}")
+    a("\tADDQ $24, SI")
+    a("\tDECQ CX")
+    a(f"\tJNZ wgt2loop{t}")
+    a(f"wgt2store{t}:")
+    a("\tMOVQ acc+32(FP), DI")
+    for i in range(8):
+        a(f"\tVEXTRACTF128 $1, Y{i}, X14")
+        a(f"\tVADD{P} X14, X{i}, X{i}")
+        if f32:
+            a(f"\tVMOVHLPS X{i}, X{i}, X15")
+            a(f"\tVADDPS X15, X{i}, X{i}")
+            a(f"\tVMOVSHDUP X{i}, X15")
+            a(f"\tVADDSS X15, X{i}, X{i}")
+        else:
+            a(f"\tVUNPCKHPD X{i}, X{i}, X15")
+            a(f"\tVADDSD X15, X{i}, X{i}")
+        a(f"\tVADD{S} {sz*i}(DI), X{i}, X{i}")
+        a(f"\tVMOV{S} X{i}, {sz*i}(DI)")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
+def fwd2(t):
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    BC = 'VBROADCASTSS' if f32 else 'VBROADCASTSD'
+    sz = 4 if f32 else 8
+    lanes = 8 if f32 else 4
+    ty = 'float32' if f32 else 'float64'
+    L = []
+    a = L.append
+    a(f"// func convFwd2{t}(k int, off *int, xa, xb, xc, w *{ty}, outs *[12]uintptr)")
+    a(f"// AVX2 form of convFwd{t} for 4 output channels × 3 full vectors of {lanes} positions:")
+    a(f"// acc[j][v] = Σ_r w[r·4+j] · x_v[off[r] + lane], then *outs[3j+v] += acc[j][v].")
+    a(f"TEXT ·convFwd2{t}(SB), NOSPLIT, $0-56")
+    a("\tMOVQ k+0(FP), CX")
+    a("\tMOVQ off+8(FP), SI")
+    a("\tMOVQ xa+16(FP), AX")
+    a("\tMOVQ xb+24(FP), BX")
+    a("\tMOVQ xc+32(FP), DI")
+    a("\tMOVQ w+40(FP), DX")
+    for i in range(12):
+        a(f"\tVXORPS Y{i}, Y{i}, Y{i}")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ fwd2store{t}")
+    a(f"fwd2loop{t}:")
+    a("\tMOVQ (SI), R8")
+    a(f"\tVMOVUP{P[1]} (AX)(R8*{sz}), Y12")
+    a(f"\tVMOVUP{P[1]} (BX)(R8*{sz}), Y13")
+    a(f"\tVMOVUP{P[1]} (DI)(R8*{sz}), Y14")
+    for j in range(4):
+        a(f"\t{BC} {j*sz}(DX), Y15")
+        for v in range(3):
+            a(f"\tVFMADD231{P} Y{12+v}, Y15, Y{3*j+v}")
+    a("\tADDQ $8, SI")
+    a(f"\tADDQ ${4*sz}, DX")
+    a("\tDECQ CX")
+    a(f"\tJNZ fwd2loop{t}")
+    a(f"fwd2store{t}:")
+    a("\tMOVQ outs+48(FP), SI")
+    for acc in range(12):
+        a(f"\tMOVQ {8*acc}(SI), R9")
+        a(f"\tVADD{P} (R9), Y{acc}, Y{acc}")
+        a(f"\tVMOVUP{P[1]} Y{acc}, (R9)")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
+def peak(t):
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    L = []
+    a = L.append
+    a(f"// func fmaPeak{t}(n int): n rounds of 12 independent 512-bit FMAs (a peak-throughput probe).")
+    a(f"TEXT ·fmaPeak{t}(SB), NOSPLIT, $0-8")
+    a("\tMOVQ n+0(FP), CX")
+    for i in range(14):
+        a(f"\tVPXORD Z{i}, Z{i}, Z{i}")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ peakdone{t}")
+    a(f"peakloop{t}:")
+    for i in range(12):
+        a(f"\tVFMADD231{P} Z12, Z13, Z{i}")
+    a("\tDECQ CX")
+    a(f"\tJNZ peakloop{t}")
+    a(f"peakdone{t}:")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
+out = ['//go:build amd64 && !purego', '', '#include "textflag.h"', '',
+       '// Generated by conv_amd64_gen.py (python3 layers/conv_amd64_gen.py); edit that script, not this file.', '',
+       '// AVX-512 kernels of the convolution family (conv_kernels.go). Go assembler syntax: the last operand is',
+       '// the destination; "VFMADD231PS A, B, C" is C += B·A; ".Z" loads zero the lanes outside the K mask (and',
+       '// never fault there).', '']
+for t in ['F32', 'F64']:
+    out += [fwd3(t), '', fwd2(t), '', wgt(t), '', wgt2(t), '', peak(t), '']
+open(__import__('os').path.join(__import__('os').path.dirname(__import__('os').path.abspath(__file__)), 'conv_amd64.s'), 'w').write("\n".join(out))
