@@ -27,7 +27,7 @@ for width in 64 96; do
   for r in $(seq "$rounds"); do
     dir=$(mktemp -d)
     go_ms+=("$(GOMAXPROCS=1 /tmp/rgflow-bench train images --data synthetic:256 --channels 1 --size 32 --preset rgflow-small \
-      --input-actnorm --width "$width" --steps 23 --eval-n 0 --log-every 1000 --out "$dir/run" 2>/dev/null |
+      --input-actnorm --width "$width" --workers 1 --steps 23 --eval-n 0 --log-every 1000 --out "$dir/run" 2>/dev/null |
       sed -n 's/.*(\([0-9.]*\) ms\/step).*/\1/p')")
     rm -rf "$dir"
     py_ms+=("$("$py" bench/rgflow_torch.py --width "$width" --steps 20 | sed 's/.*"median_ms_per_step": \([0-9.]*\).*/\1/')")

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -59,6 +61,7 @@ type NLL struct {
 	pix          []uint8
 	yBuf, ldBuf  []float64
 	fedLD        []float64 // the preprocessing log-dets of the batch last fed
+	globalIdx    []int     // the step's global batch of image indices (FeedShard)
 	logqV        G.Value
 }
 
@@ -145,6 +148,11 @@ func (n *NLL) Feed(rng *rand.Rand) error {
 	if err := n.Pre.Apply(rng, n.pix, n.dim, n.yBuf, n.ldBuf); err != nil {
 		return err
 	}
+	return n.letBatch()
+}
+
+// letBatch lets the preprocessed batch in yBuf/ldBuf into the graph.
+func (n *NLL) letBatch() error {
 	copy(n.fedLD, n.ldBuf)
 	layers.SetData(n.yVal, n.yBuf)
 	layers.SetData(n.ldjVal, n.ldBuf)
@@ -161,11 +169,11 @@ func (n *NLL) Metrics() map[string]float64 {
 	if n.logqV == nil {
 		return nil
 	}
-	lq := layers.ValueFloats(n.logqV)
-	nll := make([]float64, len(lq))
-	for i, v := range lq {
-		nll[i] = -(v + n.fedLD[i])
-	}
+	return n.metricsOf(n.nllPerImage())
+}
+
+// metricsOf computes Metrics from per-image negative log-likelihoods.
+func (n *NLL) metricsOf(nll []float64) map[string]float64 {
 	m, se := MeanStdErr(nll)
 	return map[string]float64{
 		"nll": m, "nll_err": se,
@@ -244,6 +252,22 @@ type Eval struct {
 // whose extra results are dropped). Dequantisation noise comes from rng unless pre.Fixed. The standard
 // errors are over images (the spread of the data, not Monte Carlo error of the noise alone).
 func EvalBitsPerDim(flow *models.Flow, store *layers.Store, data *images.Dataset, batch int, pre Preprocess, rng *rand.Rand) (Eval, error) {
+	return evalBitsPerDim(flow, store, data, batch, 0, pre, rng)
+}
+
+// EvalBitsPerDimWorkers is EvalBitsPerDim on workers goroutines (≥ 1), each with its own Encoder. The images
+// are cut into chunks of batch, and chunk k's dequantisation noise comes from its own stream, a PCG seeded
+// with (s, k) where s = rng.Uint64() is drawn once: the result depends on rng and batch, bit for bit, not on
+// workers (it differs from EvalBitsPerDim's single stream only by the noise drawn).
+func EvalBitsPerDimWorkers(flow *models.Flow, store *layers.Store, data *images.Dataset, batch, workers int, pre Preprocess, rng *rand.Rand) (Eval, error) {
+	if workers < 1 {
+		return Eval{}, fmt.Errorf("losses: eval: %d workers, want ≥ 1", workers)
+	}
+	return evalBitsPerDim(flow, store, data, batch, workers, pre, rng)
+}
+
+// evalBitsPerDim runs both: workers = 0 is the single-stream loop.
+func evalBitsPerDim(flow *models.Flow, store *layers.Store, data *images.Dataset, batch, workers int, pre Preprocess, rng *rand.Rand) (Eval, error) {
 	if data.Channels() != flow.Channels || data.Side() != flow.L {
 		return Eval{}, fmt.Errorf("losses: eval: the data are %d×%d×%d images, the flow wants %d×%d×%d",
 			data.Channels(), data.Side(), data.Side(), flow.Channels, flow.L, flow.L)
@@ -252,37 +276,70 @@ func EvalBitsPerDim(flow *models.Flow, store *layers.Store, data *images.Dataset
 		return Eval{}, fmt.Errorf("losses: eval: batch %d, want ≥ 1", batch)
 	}
 	batch = min(batch, data.Len())
-	enc, err := models.NewEncoder(flow, store, batch)
-	if err != nil {
-		return Eval{}, err
-	}
-	defer enc.Close()
 	dim := data.Dim()
-	idx := make([]int, batch)
-	pix := make([]uint8, batch*dim)
-	y := make([]float64, batch*dim)
-	ld := make([]float64, batch)
-	nll := make([]float64, 0, data.Len())
-	for start := 0; start < data.Len(); start += batch {
+	chunks := (data.Len() + batch - 1) / batch
+	nw := max(1, min(workers, chunks))
+	// The encoders are built one after the other (building binds the store's tensors), then run in parallel.
+	encs := make([]*evalWorker, nw)
+	for w := range encs {
+		enc, err := models.NewEncoder(flow, store, batch)
+		if err != nil {
+			return Eval{}, err
+		}
+		defer enc.Close()
+		encs[w] = &evalWorker{enc: enc, idx: make([]int, batch), pix: make([]uint8, batch*dim),
+			y: make([]float64, batch*dim), ld: make([]float64, batch)}
+	}
+	nll := make([]float64, data.Len())
+	chunk := func(ew *evalWorker, k int, rng *rand.Rand) error {
+		start := k * batch
 		valid := min(batch, data.Len()-start)
-		for k := range idx {
-			idx[k] = 0
-			if k < valid {
-				idx[k] = start + k
+		for i := range ew.idx {
+			ew.idx[i] = 0
+			if i < valid {
+				ew.idx[i] = start + i
 			}
 		}
-		if err := data.Batch(pix, idx, nil); err != nil {
-			return Eval{}, err
+		if err := data.Batch(ew.pix, ew.idx, nil); err != nil {
+			return err
 		}
-		if err := pre.Apply(rng, pix, dim, y, ld); err != nil {
-			return Eval{}, err
+		if err := pre.Apply(rng, ew.pix, dim, ew.y, ew.ld); err != nil {
+			return err
 		}
-		_, logq, err := enc.Encode(y)
+		_, logq, err := ew.enc.Encode(ew.y)
 		if err != nil {
-			return Eval{}, fmt.Errorf("losses: eval: images %d…%d: %w", start, start+valid-1, err)
+			return fmt.Errorf("losses: eval: images %d…%d: %w", start, start+valid-1, err)
 		}
-		for k := 0; k < valid; k++ {
-			nll = append(nll, -(logq[k] + ld[k]))
+		for i := 0; i < valid; i++ {
+			nll[start+i] = -(logq[i] + ew.ld[i])
+		}
+		return nil
+	}
+	if workers == 0 {
+		for k := range chunks {
+			if err := chunk(encs[0], k, rng); err != nil {
+				return Eval{}, err
+			}
+		}
+	} else {
+		base := rng.Uint64()
+		var next atomic.Int64
+		errs := make([]error, nw)
+		var wg sync.WaitGroup
+		for w, ew := range encs {
+			wg.Go(func() {
+				for k := int(next.Add(1) - 1); k < chunks; k = int(next.Add(1) - 1) {
+					if errs[w] = chunk(ew, k, rand.New(rand.NewPCG(base, uint64(k)))); errs[w] != nil {
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return Eval{}, err
+			}
 		}
 	}
 	m, se := MeanStdErr(nll)
@@ -290,4 +347,12 @@ func EvalBitsPerDim(flow *models.Flow, store *layers.Store, data *images.Dataset
 	return Eval{N: len(nll), Dim: dim, RealDim: real, NLL: m, NLLErr: se,
 		BitsPerDim: BitsPerRealDim(m, dim, real), BitsPerDimErr: se / (float64(real) * math.Ln2),
 		BitsPerDimCanvas: BitsPerDim(m, dim), BitsPerDimCanvasErr: se / (float64(dim) * math.Ln2)}, nil
+}
+
+// evalWorker is one goroutine's encoder and buffers.
+type evalWorker struct {
+	enc   *models.Encoder
+	idx   []int
+	pix   []uint8
+	y, ld []float64
 }

@@ -39,7 +39,7 @@ type ReverseKL struct {
 	step            int64
 	batch           int
 	z, beta         *G.Node
-	zVal            *tensor.Dense
+	zVal, zOne      *tensor.Dense // the batch's latents; one sample's (FeedShard)
 	betaVal         G.Value
 	logqV, actV     G.Value
 	dtype           tensor.Dtype
@@ -147,6 +147,11 @@ func (r *ReverseKL) Feed(rng *rand.Rand) error {
 	if err := r.Flow.Prior.Sample(rng, r.zVal); err != nil {
 		return err
 	}
+	return r.letZBeta()
+}
+
+// letZBeta lets the latents and β of step r.step into the graph and advances the step.
+func (r *ReverseKL) letZBeta() error {
 	if err := G.Let(r.z, r.zVal); err != nil {
 		return err
 	}
@@ -166,8 +171,12 @@ func (r *ReverseKL) Metrics() map[string]float64 {
 	if r.logqV == nil || r.actV == nil {
 		return nil
 	}
-	r.lastLogq = layers.Float64s(r.logqV.(tensor.Tensor))
-	r.lastS = layers.Float64s(r.actV.(tensor.Tensor))
+	return r.metricsOf(layers.Float64s(r.logqV.(tensor.Tensor)), layers.Float64s(r.actV.(tensor.Tensor)))
+}
+
+// metricsOf computes Metrics from per-sample log q and S.
+func (r *ReverseKL) metricsOf(logq, action []float64) map[string]float64 {
+	r.lastLogq, r.lastS = logq, action
 	f := make([]float64, len(r.lastLogq))
 	logw := make([]float64, len(f))
 	for i := range f {

@@ -47,7 +47,7 @@ func newestCheckpointFile(dir string) (string, bool) {
 // checkpoint writes the current state (weights, optimiser, step, RNG, config) to Out/checkpoints and prunes old
 // ones. It returns "" without writing when there is no run directory.
 func (t *Trainer) checkpoint() (string, error) {
-	if t.cfg.Out == "" {
+	if t.cfg.Out == "" || t.comm.Rank() != 0 {
 		return "", nil
 	}
 	c, err := t.snapshot()
@@ -152,6 +152,10 @@ const extraObjective = "objective/"
 // restored weights); with 0 any saved average is dropped.
 // On error nothing has been changed. The checkpoint's own config is not applied: the caller decides which
 // settings to take from it (see CheckpointConfig).
+//
+// The checkpoint does not depend on the number of workers or ranks: a run may continue on any other split
+// of the same global batch. With several ranks every rank reads the checkpoint itself, so the run directory
+// must be on a file system they share.
 func (t *Trainer) Resume(dir string) error {
 	path, c, skipped, err := checkpoints.Latest(CheckpointDir(dir))
 	if err != nil {
@@ -167,7 +171,7 @@ func (t *Trainer) Resume(dir string) error {
 	}
 	t.lastCkpt = path
 	t.resumed = true
-	if t.cfg.Out != "" {
+	if t.cfg.Out != "" && t.comm.Rank() == 0 {
 		if err := trimMetrics(filepath.Join(t.cfg.Out, metricsFile), t.step); err != nil {
 			return err
 		}
@@ -274,6 +278,14 @@ func (t *Trainer) restore(c *checkpoints.Checkpoint) error {
 			_ = so.Restore(prev) // its own earlier state, valid by construction
 		}
 		return err
+	}
+	if stateful { // the other workers' copies take the state the first one accepted
+		st := so.State()
+		for w, wk := range t.workers[1:] {
+			if err := wk.obj.(StatefulObjective).Restore(st); err != nil {
+				return fmt.Errorf("objective state of worker %d: %w", w+1, err)
+			}
+		}
 	}
 	for _, a := range c.Weights {
 		p, _ := t.store.Get(a.Name)

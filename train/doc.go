@@ -8,7 +8,8 @@
 //     Record, metrics.jsonl and error messages call "step n" is the n-th one; a checkpoint of step n holds the
 //     state after n updates; Schedule.LR(n−1) is the learning rate of step n. Config.Steps is the run's total,
 //     so a resumed run stops at the same step as an uninterrupted one.
-//   - One graph per Trainer, built once: Objective.Build binds the parameters through a layers.Scope, one
+//   - One graph per worker, built once (one worker unless Config.Workers > 1 or Config.Comm has several
+//     ranks; see "Data parallelism" below): Objective.Build binds the parameters through a layers.Scope, one
 //     layers.Grad over all bound parameters that are not frozen, one tape machine. layers.Grad (not G.Grad,
 //     which silently reuses the derivative nodes of an earlier differentiation) lets Build itself take
 //     gradients — forces ∇ₓS_θ, divergences, scores — so the Trainer's gradient is then a correct mixed
@@ -37,4 +38,36 @@
 //     ContextWithSignals) finishes the step, writes a checkpoint and returns an error wrapping ErrInterrupted.
 //     Both messages say how to resume (--resume DIR).
 //   - Output goes to injected writers only (Config.Progress); nothing here touches os.Stderr or global state.
+//
+// Data parallelism. Config.Batch is the global batch. It is cut into contiguous shards (Split): first over the
+// ranks of Config.Comm (package comm: the process alone, in-process goroutine ranks, or MPI), then over the
+// Config.Workers workers of each process. Every worker has its own copy of the objective
+// (ShardedObjective.NewShard), its own graph built for its shard size and its own tape machine (building is
+// sequential; independent graph+machine pairs are safe in separate goroutines). The first worker binds the
+// Store's tensors; the others bind private copies, refreshed from the Store before every step, because
+// Gorgonia's matrix product transposes an operand in place during the backward pass, which a second graph
+// reading the same tensor at the same time would see. A step:
+//
+//   - each worker calls FeedShard with its Shard and runs its graph, in parallel;
+//   - its loss and gradient (a mean over its shard) are multiplied by shard size / global batch, so that their
+//     sum is the mean over the global batch;
+//   - the workers' vectors are summed in worker order, then all-reduced over the ranks (in the Store's dtype:
+//     a float32 model sends 4 bytes per parameter), so every rank holds the same gradient;
+//   - every rank applies the same clipped Adam update to its own copy of the weights (rank 0's initial
+//     weights are broadcast by New), so the copies stay identical without further communication;
+//   - metrics come from the per-sample numbers of every shard (SampleReporter), gathered by an all-reduce of
+//     zero-padded vectors (adding zeros is exact), so they are those of the whole batch.
+//
+// Rank 0 alone writes Out, shows progress and runs the hooks; a stop request (a cancelled context on any
+// rank) is agreed by an all-reduce before each step, so all ranks stop before the same one.
+//
+// Reproducibility. A ShardedObjective draws sample j of step s from Shard.Rand(j), a PCG seeded from
+// (Config.Seed, s, j) only, and takes its data in an order that depends on the step only. The content of the
+// global batch is then bit for bit the same for any number of workers or ranks, and the trainer's own PCG is
+// not used. For a fixed split the run is bit for bit reproducible (the worker-order sum does not depend on
+// scheduling; MPI's all-reduce order is fixed for a fixed process count and library). Across splits the
+// shard means and sums are added in a different order, so losses and weights agree to rounding only (a few
+// ulps per step, carried forward by Adam). Checkpoints hold nothing per worker: a run may be resumed on any
+// other number of workers or ranks at the same global batch. Objectives that are not sharded are fed from
+// the trainer's PCG by Feed, on one worker in one process, as before.
 package train

@@ -144,16 +144,17 @@ func TestTrainerGradientOfForceLoss(t *testing.T) {
 	if err := obj.Feed(rand.New(rand.NewPCG(1, 2))); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.vm.RunAll(); err != nil {
+	wk := tr.workers[0]
+	if err := wk.vm.RunAll(); err != nil {
 		t.Fatal(err)
 	}
 	const alpha, beta = 0.5, 1.4
 	got := map[string]float64{}
 	for i, n := range tr.names {
-		got[n] = layers.Float64s(tr.gradVals[i].(*tensor.Dense))[0]
+		got[n] = layers.Float64s(wk.gradVals[i].(*tensor.Dense))[0]
 	}
-	loss, _ := scalarValue(tr.lossVal)
-	tr.vm.Reset()
+	loss, _ := scalarValue(wk.lossVal)
+	wk.vm.Reset()
 	wantLoss, da, db := hostForceMatchGrad(obj.phiHost, L, m2, alpha*alpha, beta*beta)
 	da, db = 2*alpha*da, 2*beta*db
 	// The host formula and the graph sum the same O(1) terms in different orders: 1e-12 relative.

@@ -9,12 +9,15 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"rgflow/layers"
+	"rgflow/train/comm"
 )
 
 // Objective is what the Trainer minimises. Build makes the loss graph once (a scalar node) for a fixed batch
@@ -73,8 +76,16 @@ type Config struct {
 	Progress io.Writer `json:"-"`
 	// PlainProgress forces plain progress lines even on a terminal.
 	PlainProgress bool `json:"-"`
-	// Hooks are called during Run.
+	// Hooks are called during Run (on rank 0 only when Comm has several ranks).
 	Hooks Hooks `json:"-"`
+
+	// Workers is the number of in-process workers: goroutines, each with its own graph and tape machine
+	// over a shard of this process's part of the batch. 0 means 1; more than the process's share of the
+	// batch is reduced to it. More than one needs a ShardedObjective.
+	Workers int `json:"-"`
+	// Comm is the group of processes the batch is split over (see package comm); nil means a single
+	// process. Every rank runs the same Trainer; rank 0 alone writes Out and shows progress.
+	Comm comm.Comm `json:"-"`
 }
 
 // pcgStream is the second PCG seed word, a fixed odd constant so that Seed alone picks the stream.
@@ -168,13 +179,15 @@ type Trainer struct {
 	opt   *Adam
 	ema   *EMA // nil when Config.EMADecay is 0
 
-	g        *G.ExprGraph
-	vm       G.VM
-	names    []string  // trained parameter names (bound and not frozen), binding order
-	frozen   []string  // bound frozen parameter names, binding order
-	lossVal  G.Value   // filled by a Read node each run
-	gradVals []G.Value // filled by Read nodes each run
-	grads    []Grad
+	comm    comm.Comm
+	workers []*worker // this process's shards, in global sample order; workers[0].obj is obj
+	sharded bool      // obj is a ShardedObjective fed through FeedShard
+	names   []string  // trained parameter names (bound and not frozen), binding order
+	frozen  []string  // bound frozen parameter names, binding order
+	sizes   []int     // element count of each trained parameter
+	flat    []float64 // the step's reduced gradient (all parameters in order), then the loss
+	flat32  []float32 // flat in float32, for all-reducing a float32 model's gradient
+	grads   []Grad    // the reduced gradient, one tensor per trained parameter
 
 	pcg *rand.PCG
 	rng *rand.Rand
@@ -192,20 +205,168 @@ type Trainer struct {
 // Parameters the objective creates are initialised by the store. Frozen parameters (layers.Store.Freeze) are
 // bound and read but get no gradient, no optimiser state and no update; buffers (Scope.Buffer) are never
 // differentiated.
+//
+// Data parallelism: the global batch cfg.Batch is split into contiguous shards (Split), first over the ranks
+// of cfg.Comm and then over cfg.Workers workers per process; each worker builds its own graph for its shard
+// (obj itself for the first, bound to store's tensors; obj.NewShard() for the others, bound to copies of
+// them that are refreshed before every step). A step's loss and gradient are the shard means weighted by shard size over the batch, summed
+// worker by worker in order and then over the ranks, so every rank applies the same update. With several
+// ranks, rank 0's initial weights are broadcast to all.
 func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error) {
 	cfg, err = cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	t := &Trainer{cfg: cfg, store: store, obj: obj, opt: NewAdam(store, cfg.Optimizer)}
+	if cfg.Workers < 0 {
+		return nil, fmt.Errorf("train: Config.Workers = %d, want ≥ 0 (0 means 1)", cfg.Workers)
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = 1
+	}
+	if cfg.Comm == nil {
+		cfg.Comm = comm.Single()
+	}
+	t := &Trainer{cfg: cfg, store: store, obj: obj, opt: NewAdam(store, cfg.Optimizer), comm: cfg.Comm}
 	t.pcg = rand.NewPCG(cfg.Seed, cfg.Seed^pcgStream)
 	t.rng = rand.New(t.pcg)
 
-	t.g = G.NewGraph()
-	scope := layers.NewScope(t.g, store)
-	loss, err := obj.Build(scope, cfg.Batch)
+	size, rank := cfg.Comm.Size(), cfg.Comm.Rank()
+	sobj, sharded := obj.(ShardedObjective)
+	t.sharded = sharded
+	if !sharded && (cfg.Workers > 1 || size > 1) {
+		return nil, fmt.Errorf("train: the objective %T cannot be split over %d workers × %d processes (it is not a ShardedObjective); use one worker", obj, cfg.Workers, size)
+	}
+	if size > cfg.Batch {
+		return nil, fmt.Errorf("train: a batch of %d cannot be split over %d processes (each needs at least one sample)", cfg.Batch, size)
+	}
+	procShares := Split(cfg.Batch, size)
+	offset := 0
+	for _, n := range procShares[:rank] {
+		offset += n
+	}
+	nw := min(cfg.Workers, procShares[rank])
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+	for w, n := range Split(procShares[rank], nw) {
+		o, bind, mir := obj, store, (*mirror)(nil)
+		if w > 0 {
+			so, err := sobj.NewShard()
+			if err != nil {
+				return nil, fmt.Errorf("train: a copy of the objective for worker %d: %w", w, err)
+			}
+			o = so
+			bind, mir = newMirror(store)
+		}
+		wk, err := t.buildWorker(o, n, bind)
+		if err != nil {
+			if len(t.workers) > 0 {
+				return nil, fmt.Errorf("train: worker %d (%d samples): %w", w, n, err)
+			}
+			return nil, err
+		}
+		if mir != nil {
+			if bind.Len() != store.Len() || len(bind.BufferNames()) != len(store.BufferNames()) {
+				return nil, fmt.Errorf("train: worker %d's copy of the objective created parameters or buffers the first one did not", w)
+			}
+			wk.mirror = mir
+		}
+		if sharded {
+			wk.shard = newShard(cfg.Seed, offset, n, cfg.Batch)
+		}
+		offset += n
+		t.workers = append(t.workers, wk)
+	}
+	t.sizes = make([]int, len(t.names))
+	total := 0
+	for i, n := range t.names {
+		p, _ := store.Get(n)
+		t.sizes[i] = p.Shape().TotalSize()
+		total += t.sizes[i]
+		t.grads[i].Value = tensor.New(tensor.WithShape(p.Shape().Clone()...), tensor.Of(store.Dtype()))
+	}
+	t.flat = make([]float64, total+1)
+	if store.Dtype() == tensor.Float32 && size > 1 {
+		t.flat32 = make([]float32, total+1)
+	}
+	for _, wk := range t.workers {
+		wk.flat = make([]float64, total+1)
+	}
+	if cfg.EMADecay > 0 {
+		if t.ema, err = NewEMA(store, t.names, cfg.EMADecay); err != nil {
+			return nil, err
+		}
+	}
+	if size > 1 {
+		if err := t.broadcastWeights(); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// worker is one shard's graph and machine.
+type worker struct {
+	obj      Objective
+	mirror   *mirror // the worker's own copy of the weights (nil for the first worker, which binds the store's)
+	shard    *Shard  // nil for an objective that is not sharded
+	g        *G.ExprGraph
+	vm       G.VM
+	lossVal  G.Value   // filled by a Read node each run
+	gradVals []G.Value // filled by Read nodes each run
+	flat     []float64 // the shard's gradient and loss, weighted by its share of the batch
+}
+
+// mirror is a worker's private copy of the Store's parameters and buffers. Workers other than the first bind
+// copies rather than the Store's own tensors because Gorgonia's matrix product transposes an operand in
+// place (its shape and strides) while it computes the backward pass: two graphs running at once on one
+// weight tensor would see each other's transposes. The copies are refreshed from the Store before every
+// step (after the previous update, a resume or a broadcast), one pass over the parameters per extra worker.
+type mirror struct {
+	src, dst []*tensor.Dense
+}
+
+// newMirror returns a store holding copies of store's parameters and buffers, and the mirror that keeps
+// them in step.
+func newMirror(store *layers.Store) (*layers.Store, *mirror) {
+	ms := layers.NewStore(store.Dtype(), store.Seed())
+	m := &mirror{}
+	for _, n := range store.Names() {
+		p, _ := store.Get(n)
+		m.src = append(m.src, p)
+		m.dst = append(m.dst, ms.Param(n, p.Shape().Clone(), nil))
+	}
+	for _, n := range store.BufferNames() {
+		b, _ := store.GetBuffer(n)
+		m.src = append(m.src, b)
+		m.dst = append(m.dst, ms.Buffer(n, b.Shape().Clone(), nil))
+	}
+	m.sync()
+	return ms, m
+}
+
+// sync copies the Store's current values into the copies.
+func (m *mirror) sync() {
+	for i, d := range m.dst {
+		switch v := d.Data().(type) {
+		case []float64:
+			copy(v, m.src[i].Float64s())
+		case []float32:
+			copy(v, m.src[i].Float32s())
+		}
+	}
+}
+
+// buildWorker builds o for a shard of n samples. The first worker fixes the trained and frozen parameters;
+// later ones must bind the same ones in the same order.
+func (t *Trainer) buildWorker(o Objective, n int, bind *layers.Store) (*worker, error) {
+	wk := &worker{obj: o, g: G.NewGraph()}
+	scope := layers.NewScope(wk.g, bind)
+	loss, err := o.Build(scope, n)
 	if err != nil {
-		return nil, fmt.Errorf("train: building the objective (batch %d): %w", cfg.Batch, err)
+		return nil, fmt.Errorf("train: building the objective (batch %d): %w", n, err)
 	}
 	if loss == nil {
 		return nil, errors.New("train: the objective's Build returned a nil loss")
@@ -213,25 +374,34 @@ func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error)
 	if !loss.IsScalar() {
 		return nil, fmt.Errorf("train: the objective's loss %q has shape %v, want a scalar", loss.Name(), loss.Shape())
 	}
-	if loss.Dtype() != store.Dtype() {
-		return nil, fmt.Errorf("train: the objective's loss is %v, the store is %v", loss.Dtype(), store.Dtype())
+	if loss.Dtype() != t.store.Dtype() {
+		return nil, fmt.Errorf("train: the objective's loss is %v, the store is %v", loss.Dtype(), t.store.Dtype())
 	}
 	allNames, allNodes := scope.Params()
 	if len(allNodes) == 0 {
 		return nil, errors.New("train: the objective bound no parameters")
 	}
-	var names []string
+	var names, frozen []string
 	var nodes []*G.Node
-	for i, n := range allNames {
-		if store.Frozen(n) {
-			t.frozen = append(t.frozen, n)
+	for i, name := range allNames {
+		if t.store.Frozen(name) {
+			frozen = append(frozen, name)
 			continue
 		}
-		names = append(names, allNames[i])
+		names = append(names, name)
 		nodes = append(nodes, allNodes[i])
 	}
 	if len(nodes) == 0 {
 		return nil, fmt.Errorf("train: all %d parameters the objective bound are frozen; nothing to train", len(allNodes))
+	}
+	if len(t.workers) == 0 {
+		t.names, t.frozen = names, frozen
+		t.grads = make([]Grad, len(names))
+		for i, name := range names {
+			t.grads[i].Name = name
+		}
+	} else if !slices.Equal(names, t.names) || !slices.Equal(frozen, t.frozen) {
+		return nil, fmt.Errorf("train: the copy bound parameters %q (frozen %q), the first worker %q (frozen %q)", names, frozen, t.names, t.frozen)
 	}
 	// layers.Grad, not G.Grad: Build may already have differentiated (forces, divergences, scores), and
 	// G.Grad would silently reuse those derivative nodes.
@@ -241,37 +411,65 @@ func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error)
 	}
 	// Values are read through Read nodes, which copy them out as soon as they are computed: a node's own
 	// Value() may share a register that a later instruction reuses.
-	G.Read(loss, &t.lossVal)
-	t.gradVals = make([]G.Value, len(gradNodes))
+	G.Read(loss, &wk.lossVal)
+	wk.gradVals = make([]G.Value, len(gradNodes))
 	for i, gn := range gradNodes {
-		G.Read(gn, &t.gradVals[i])
+		G.Read(gn, &wk.gradVals[i])
 	}
-	t.names = names
-	t.grads = make([]Grad, len(names))
-	for i, n := range names {
-		t.grads[i].Name = n
-	}
-	if cfg.EMADecay > 0 {
-		if t.ema, err = NewEMA(store, names, cfg.EMADecay); err != nil {
-			return nil, err
-		}
-	}
-	t.vm = G.NewTapeMachine(t.g)
-	return t, nil
+	wk.vm = G.NewTapeMachine(wk.g)
+	return wk, nil
 }
 
-// Close releases the tape machine. It is safe to call more than once.
-func (t *Trainer) Close() error {
-	if t.vm == nil {
-		return nil
+// broadcastWeights copies rank 0's parameters (trained and frozen) and buffers to every rank.
+func (t *Trainer) broadcastWeights() error {
+	var ts []*tensor.Dense
+	for _, n := range t.store.SortedNames() {
+		p, _ := t.store.Get(n)
+		ts = append(ts, p)
 	}
-	err := t.vm.Close()
-	t.vm = nil
-	if err != nil {
-		return fmt.Errorf("train: closing the tape machine: %w", err)
+	for _, n := range t.store.BufferNames() {
+		b, _ := t.store.GetBuffer(n)
+		ts = append(ts, b)
+	}
+	for _, d := range ts {
+		var err error
+		switch v := d.Data().(type) {
+		case []float64:
+			err = t.comm.Broadcast64(0, v)
+		case []float32:
+			err = t.comm.Broadcast32(0, v)
+		default:
+			err = fmt.Errorf("unsupported dtype %v", d.Dtype())
+		}
+		if err != nil {
+			return fmt.Errorf("train: broadcasting rank 0's initial weights: %w", err)
+		}
 	}
 	return nil
 }
+
+// Close releases the tape machines. It is safe to call more than once.
+func (t *Trainer) Close() error {
+	var first error
+	for _, wk := range t.workers {
+		if wk.vm == nil {
+			continue
+		}
+		err := wk.vm.Close()
+		wk.vm = nil
+		if err != nil && first == nil {
+			first = fmt.Errorf("train: closing the tape machine: %w", err)
+		}
+	}
+	t.workers = nil
+	return first
+}
+
+// Workers is the number of workers (graphs) in this process.
+func (t *Trainer) Workers() int { return len(t.workers) }
+
+// Comm is the group of processes the trainer runs in.
+func (t *Trainer) Comm() comm.Comm { return t.comm }
 
 // Step is the number of completed optimiser steps.
 func (t *Trainer) Step() int64 { return t.step }
@@ -336,13 +534,14 @@ func (e *NonFiniteError) Is(target error) bool { return target == ErrNonFinite }
 //     *NonFiniteError names the step and the last good checkpoint;
 //   - on any other error (Feed, the graph, a hook, the file system), with context.
 func (t *Trainer) Run(ctx context.Context) (err error) {
-	if t.vm == nil {
+	if t.workers == nil {
 		return errors.New("train: Run on a closed Trainer")
 	}
 	if t.step >= t.cfg.Steps {
 		return nil
 	}
 	var mw *metricsWriter
+	fresh := !t.resumed // a new run directory: metrics.jsonl starts empty
 	if t.cfg.Out != "" {
 		if !t.resumed {
 			if latest, ok := newestCheckpointFile(t.ckptDir()); ok {
@@ -350,18 +549,25 @@ func (t *Trainer) Run(ctx context.Context) (err error) {
 					t.cfg.Out, filepath.Base(latest), t.cfg.Out)
 			}
 		}
-		mw, err = openMetrics(filepath.Join(t.cfg.Out, metricsFile), !t.resumed)
+		t.resumed = true // from now on this trainer owns Out: a second Run continues it
+	}
+	lead := t.comm.Rank() == 0 // the rank that writes, reports and runs the hooks
+	if t.cfg.Out != "" && lead {
+		mw, err = openMetrics(filepath.Join(t.cfg.Out, metricsFile), fresh)
 		if err != nil {
 			return err
 		}
-		t.resumed = true // from now on this trainer owns Out: a second Run continues it
 		defer func() {
 			if cerr := mw.close(); cerr != nil && err == nil {
 				err = cerr
 			}
 		}()
 	}
-	prog := newProgress(t.cfg.Progress, t.cfg.PlainProgress, t.step, t.cfg.Steps)
+	progOut := t.cfg.Progress
+	if !lead {
+		progOut = nil
+	}
+	prog := newProgress(progOut, t.cfg.PlainProgress, t.step, t.cfg.Steps)
 	defer prog.finish()
 
 	// The run's wall time is what earlier sessions took (fixed here, before t.wall is overwritten by the
@@ -374,12 +580,23 @@ func (t *Trainer) Run(ctx context.Context) (err error) {
 	wall := func() time.Duration { return base + clock().Sub(start) }
 	var lossSum float64
 	var lossN int64
+	hooks := t.cfg.Hooks
+	if !lead {
+		hooks = Hooks{}
+	}
 	for t.step < t.cfg.Steps {
-		if ctx.Err() != nil {
+		stop, err := t.stopRequested(ctx)
+		if err != nil {
+			return err
+		}
+		if stop {
 			t.wall = wall()
 			path, err := t.checkpoint()
 			if err != nil {
 				return fmt.Errorf("train: interrupted at step %d and the final checkpoint failed: %w", t.step, err)
+			}
+			if !lead {
+				return fmt.Errorf("train: %w at step %d (rank %d; rank 0 writes the checkpoint)", ErrInterrupted, t.step, t.comm.Rank())
 			}
 			if path == "" {
 				return fmt.Errorf("train: %w at step %d (no run directory, nothing saved)", ErrInterrupted, t.step)
@@ -397,7 +614,7 @@ func (t *Trainer) Run(ctx context.Context) (err error) {
 		rec.Wall = wall()
 		lossSum += rec.Loss
 		lossN++
-		if err := runHooks("OnStep", t.cfg.Hooks.OnStep, rec); err != nil {
+		if err := runHooks("OnStep", hooks.OnStep, rec); err != nil {
 			return err
 		}
 		if t.step%t.cfg.LogEvery == 0 || t.step == t.cfg.Steps {
@@ -409,7 +626,7 @@ func (t *Trainer) Run(ctx context.Context) (err error) {
 				}
 			}
 			prog.log(rec)
-			if err := runHooks("OnLog", t.cfg.Hooks.OnLog, rec); err != nil {
+			if err := runHooks("OnLog", hooks.OnLog, rec); err != nil {
 				return err
 			}
 		}
@@ -422,7 +639,7 @@ func (t *Trainer) Run(ctx context.Context) (err error) {
 			}
 			if path != "" {
 				rec.Checkpoint = path
-				if err := runHooks("OnCheckpoint", t.cfg.Hooks.OnCheckpoint, rec); err != nil {
+				if err := runHooks("OnCheckpoint", hooks.OnCheckpoint, rec); err != nil {
 					return err
 				}
 			}
@@ -431,29 +648,67 @@ func (t *Trainer) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-// trainStep runs one step: Feed, forward+backward, finiteness checks, clipping, optimiser update.
+// stopRequested reports whether ctx is cancelled; with several ranks, whether it is on any of them (one
+// small all-reduce), so that all stop before the same step.
+func (t *Trainer) stopRequested(ctx context.Context) (bool, error) {
+	stop := ctx.Err() != nil
+	if t.comm.Size() == 1 {
+		return stop, nil
+	}
+	flag := []float64{0}
+	if stop {
+		flag[0] = 1
+	}
+	if err := t.comm.AllReduceSum64(flag); err != nil {
+		return false, fmt.Errorf("train: step %d: agreeing on a stop across ranks: %w", t.step+1, err)
+	}
+	return flag[0] > 0, nil
+}
+
+// trainStep runs one step: every worker feeds and runs its shard (in parallel), the weighted shard
+// gradients and losses are summed in worker order and then across ranks, and the update is applied after
+// the finiteness checks and clipping.
 func (t *Trainer) trainStep() (Record, error) {
 	n := t.step + 1
-	if err := t.obj.Feed(t.rng); err != nil {
-		return Record{}, fmt.Errorf("train: step %d: feeding the objective: %w", n, err)
+	for _, wk := range t.workers[1:] { // before any worker runs: see mirror
+		wk.mirror.sync()
 	}
-	defer t.vm.Reset()
-	if err := t.vm.RunAll(); err != nil {
-		return Record{}, fmt.Errorf("train: step %d: running the graph: %w", n, err)
+	errs := make([]error, len(t.workers))
+	if len(t.workers) == 1 {
+		errs[0] = t.runWorker(t.workers[0])
+	} else {
+		var wg sync.WaitGroup
+		for w, wk := range t.workers {
+			wg.Go(func() { errs[w] = t.runWorker(wk) })
+		}
+		wg.Wait()
 	}
-	loss, err := scalarValue(t.lossVal)
-	if err != nil {
-		return Record{}, fmt.Errorf("train: step %d: reading the loss: %w", n, err)
+	for w, err := range errs {
+		if err != nil {
+			if len(t.workers) > 1 {
+				return Record{}, fmt.Errorf("train: step %d: worker %d: %w", n, w, err)
+			}
+			return Record{}, fmt.Errorf("train: step %d: %w", n, err)
+		}
 	}
+	// The sum in worker order: a fixed order, so the result does not depend on scheduling.
+	copy(t.flat, t.workers[0].flat)
+	for _, wk := range t.workers[1:] {
+		for i, v := range wk.flat {
+			t.flat[i] += v
+		}
+	}
+	if err := t.allReduce(); err != nil {
+		return Record{}, fmt.Errorf("train: step %d: all-reducing the gradient: %w", n, err)
+	}
+	loss := t.flat[len(t.flat)-1]
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return Record{}, &NonFiniteError{Step: n, What: "the loss", Value: loss}
 	}
-	for i, v := range t.gradVals {
-		d, ok := v.(*tensor.Dense)
-		if !ok {
-			return Record{}, fmt.Errorf("train: step %d: gradient of %q is a %T, want a *tensor.Dense", n, t.names[i], v)
-		}
-		t.grads[i].Value = d
+	off := 0
+	for i, sz := range t.sizes {
+		layers.SetData(t.grads[i].Value, t.flat[off:off+sz])
+		off += sz
 	}
 	norm, bad, badVal := GradNorm(t.grads)
 	if bad != "" {
@@ -461,6 +716,10 @@ func (t *Trainer) trainStep() (Record, error) {
 	}
 	if math.IsInf(norm, 0) {
 		return Record{}, &NonFiniteError{Step: n, What: "the gradient norm (overflow)", Value: norm}
+	}
+	metrics, err := t.metrics()
+	if err != nil {
+		return Record{}, fmt.Errorf("train: step %d: %w", n, err)
 	}
 	lr := t.cfg.Schedule.LR(t.step)
 	scale := ClipScale(norm, t.cfg.ClipNorm)
@@ -474,11 +733,124 @@ func (t *Trainer) trainStep() (Record, error) {
 		t.ema.Update()
 	}
 	t.step = n
-	rec := Record{Step: n, Loss: loss, LR: lr, GradNorm: norm, Clipped: scale != 1}
-	if mr, ok := t.obj.(MetricsReporter); ok {
-		rec.Metrics = mr.Metrics()
+	return Record{Step: n, Loss: loss, LR: lr, GradNorm: norm, Clipped: scale != 1, Metrics: metrics}, nil
+}
+
+// runWorker feeds and runs one worker's graph and leaves its gradient and loss, each times the shard's
+// share of the global batch, in wk.flat.
+func (t *Trainer) runWorker(wk *worker) error {
+	if wk.shard != nil {
+		wk.shard.Step = t.step
+		if err := wk.obj.(ShardedObjective).FeedShard(wk.shard); err != nil {
+			return fmt.Errorf("feeding the objective: %w", err)
+		}
+	} else if err := wk.obj.Feed(t.rng); err != nil {
+		return fmt.Errorf("feeding the objective: %w", err)
 	}
-	return rec, nil
+	defer wk.vm.Reset()
+	if err := wk.vm.RunAll(); err != nil {
+		return fmt.Errorf("running the graph: %w", err)
+	}
+	weight := 1.0
+	if wk.shard != nil {
+		weight = float64(wk.shard.Size) / float64(t.cfg.Batch)
+	}
+	loss, err := scalarValue(wk.lossVal)
+	if err != nil {
+		return fmt.Errorf("reading the loss: %w", err)
+	}
+	off := 0
+	for i, v := range wk.gradVals {
+		d, ok := v.(*tensor.Dense)
+		if !ok || d.Shape().TotalSize() != t.sizes[i] {
+			return fmt.Errorf("gradient of %q is a %T, want a *tensor.Dense of %d values", t.names[i], v, t.sizes[i])
+		}
+		dst := wk.flat[off : off+t.sizes[i]]
+		switch x := d.Data().(type) {
+		case []float64:
+			for k, g := range x {
+				dst[k] = g * weight
+			}
+		case []float32:
+			for k, g := range x {
+				dst[k] = float64(g) * weight
+			}
+		default:
+			return fmt.Errorf("gradient of %q has dtype %v", t.names[i], d.Dtype())
+		}
+		off += t.sizes[i]
+	}
+	wk.flat[off] = loss * weight
+	return nil
+}
+
+// allReduce sums t.flat over the ranks, in the model's dtype (a float32 model sends float32).
+func (t *Trainer) allReduce() error {
+	if t.comm.Size() == 1 {
+		return nil
+	}
+	if t.flat32 == nil {
+		return t.comm.AllReduceSum64(t.flat)
+	}
+	for i, v := range t.flat {
+		t.flat32[i] = float32(v)
+	}
+	if err := t.comm.AllReduceSum32(t.flat32); err != nil {
+		return err
+	}
+	for i, v := range t.flat32 {
+		t.flat[i] = float64(v)
+	}
+	return nil
+}
+
+// metrics returns the objective's metrics of the step just run: from the per-sample numbers of every shard
+// (gathered across ranks by an all-reduce of zero-padded vectors) when it is a SampleReporter, else its own
+// Metrics when there is a single shard.
+func (t *Trainer) metrics() (map[string]float64, error) {
+	sr, ok := t.obj.(SampleReporter)
+	if !ok || !t.sharded {
+		if mr, ok := t.obj.(MetricsReporter); ok && len(t.workers) == 1 && t.comm.Size() == 1 {
+			return mr.Metrics(), nil
+		}
+		return nil, nil
+	}
+	B := t.cfg.Batch
+	var keys []string
+	var buf []float64
+	for w, wk := range t.workers {
+		vals := wk.obj.(SampleReporter).SampleValues()
+		if w == 0 {
+			for k := range vals {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			buf = make([]float64, len(keys)*B)
+		}
+		if len(vals) != len(keys) {
+			return nil, fmt.Errorf("worker %d reports %d per-sample numbers, worker 0 %d", w, len(vals), len(keys))
+		}
+		for i, k := range keys {
+			v, ok := vals[k]
+			if !ok || len(v) != wk.shard.Size {
+				return nil, fmt.Errorf("worker %d: per-sample %q has %d values, want %d", w, k, len(v), wk.shard.Size)
+			}
+			copy(buf[i*B+wk.shard.Offset:], v)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	if t.comm.Size() > 1 {
+		if err := t.comm.AllReduceSum64(buf); err != nil {
+			return nil, fmt.Errorf("gathering per-sample metrics: %w", err)
+		}
+	}
+	all := make(map[string][]float64, len(keys))
+	for i, k := range keys {
+		all[k] = buf[i*B : (i+1)*B]
+	}
+	return sr.MetricsOf(all), nil
 }
 
 // scalarValue reads a scalar Value of either float dtype.

@@ -375,12 +375,13 @@ func TestGradientsAreRead(t *testing.T) {
 	if err := obj.Feed(rand.New(rand.NewPCG(1, 2))); err != nil {
 		t.Fatal(err)
 	}
+	wk := tr.workers[0]
 	lossAt := func() float64 {
-		if err := tr.vm.RunAll(); err != nil {
+		if err := wk.vm.RunAll(); err != nil {
 			t.Fatal(err)
 		}
-		defer tr.vm.Reset()
-		l, err := scalarValue(tr.lossVal)
+		defer wk.vm.Reset()
+		l, err := scalarValue(wk.lossVal)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,7 +390,7 @@ func TestGradientsAreRead(t *testing.T) {
 	lossAt()
 	grads := map[string][]float64{}
 	for i, n := range tr.names {
-		grads[n] = layers.Float64s(tr.gradVals[i].(*tensor.Dense))
+		grads[n] = layers.Float64s(wk.gradVals[i].(*tensor.Dense))
 	}
 	const h = 1e-6
 	for _, n := range tr.names {

@@ -48,13 +48,13 @@ func TestHelpEveryCommand(t *testing.T) {
 	}
 	// Flags users look for, independently of the constructors above.
 	must := map[string][]string{
-		"train":         {"action", "m2", "lambda", "data", "eval-n", "resume", "reschedule", "steps"},
-		"train lattice": {"action", "convention", "eval-n", "eval-samples", "reschedule"},
-		"train images":  {"data", "size", "eval-n", "reschedule"},
-		"eval":          {"n", "samples", "seed", "json", "data", "split"},
-		"sample":        {"n", "out", "seed", "temperature", "level-temperatures", "png", "zoom"},
-		"latents":       {"n", "out", "data", "split"},
-		"mcmc":          {"action", "trajectories", "chains", "out"},
+		"train":         {"action", "m2", "lambda", "data", "eval-n", "resume", "reschedule", "steps", "workers"},
+		"train lattice": {"action", "convention", "eval-n", "eval-samples", "reschedule", "workers"},
+		"train images":  {"data", "size", "eval-n", "reschedule", "workers"},
+		"eval":          {"n", "samples", "seed", "json", "data", "split", "workers"},
+		"sample":        {"n", "out", "seed", "temperature", "level-temperatures", "png", "zoom", "workers"},
+		"latents":       {"n", "out", "data", "split", "workers"},
+		"mcmc":          {"action", "trajectories", "chains", "out", "workers"},
 	}
 	for _, c := range commands {
 		if _, ok := want[c]; !ok {

@@ -32,20 +32,21 @@ type latticeEval struct {
 
 // drawLattice samples n configurations of a lattice run's flow (from the symmetrised model when the run was
 // trained with Z₂ symmetrisation).
-func drawLattice(run *latticeRun, act lattice.Action, flow *models.Flow, store *layers.Store, n int, rng *rand.Rand) (*flowmc.Draws, error) {
-	return flowmc.Draw(act, flow, store, n, flowmc.Options{Symmetrize: run.Train.Symmetrize}, rng)
+// The draws are spread over workers goroutines and do not depend on their number.
+func drawLattice(run *latticeRun, act lattice.Action, flow *models.Flow, store *layers.Store, n, workers int, rng *rand.Rand) (*flowmc.Draws, error) {
+	return flowmc.Draw(act, flow, store, n, flowmc.Options{Symmetrize: run.Train.Symmetrize, Workers: workers}, rng)
 }
 
 // evalChains is the number of independent flow-MCMC chains the proposals are split into.
 const evalChains = 4
 
 // evaluateLattice measures a trained flow (flowmc.Evaluate) on n draws seeded by seed.
-func evaluateLattice(run *latticeRun, act lattice.Action, flow *models.Flow, store *layers.Store, step int64, n int, seed uint64) (*latticeEval, error) {
+func evaluateLattice(run *latticeRun, act lattice.Action, flow *models.Flow, store *layers.Store, step int64, n, workers int, seed uint64) (*latticeEval, error) {
 	if n < 2*evalChains {
 		return nil, fmt.Errorf("eval: --n=%d, want at least %d", n, 2*evalChains)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0xe7a1))
-	d, err := drawLattice(run, act, flow, store, n, rng)
+	d, err := drawLattice(run, act, flow, store, n, workers, rng)
 	if err != nil {
 		return nil, fmt.Errorf("eval: %w", err)
 	}
@@ -149,11 +150,12 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 
 // evalLatticeFlags are the flags of rgflow eval on a lattice run.
 type evalLatticeFlags struct {
-	fs     *flag.FlagSet
-	n      int
-	seed   uint64
-	asJSON bool
-	wc     weightChoice
+	fs      *flag.FlagSet
+	n       int
+	seed    uint64
+	asJSON  bool
+	wc      weightChoice
+	workers int
 }
 
 func newEvalLatticeFlags(stderr io.Writer) *evalLatticeFlags {
@@ -164,6 +166,7 @@ func newEvalLatticeFlags(stderr io.Writer) *evalLatticeFlags {
 	f.fs.Uint64Var(&f.seed, "seed", 1, "random seed")
 	f.fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
 	f.wc.register(f.fs, stderr)
+	registerWorkers(f.fs, &f.workers, "goroutines drawing flow samples (the draws do not depend on it)")
 	return f
 }
 
@@ -177,11 +180,14 @@ func runEvalLattice(args []string, stdout, stderr io.Writer) error {
 	if *n < minEvalN {
 		return fmt.Errorf("eval: --n=%d, want at least %d flow samples", *n, minEvalN)
 	}
+	if err := checkWorkers("eval", f.workers); err != nil {
+		return err
+	}
 	run, act, flow, store, step, err := loadLatticeRun(dir, "eval", f.wc)
 	if err != nil {
 		return err
 	}
-	rep, err := evaluateLattice(run, act, flow, store, step, *n, *seed)
+	rep, err := evaluateLattice(run, act, flow, store, step, *n, f.workers, *seed)
 	if err != nil {
 		return err
 	}

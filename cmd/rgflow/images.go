@@ -12,12 +12,15 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"rgflow/checkpoints"
 	"rgflow/datasets/images"
 	"rgflow/layers"
 	"rgflow/losses"
 	"rgflow/models"
+	"rgflow/models/flowmc"
 )
 
 // imageRun is everything an image run needs, saved as config.json and in every checkpoint.
@@ -169,7 +172,7 @@ func runTrainImages(args []string, stdout, stderr io.Writer) error {
 	if err := useEMA(tr, store, stdout); err != nil {
 		return err
 	}
-	ev, n, err := evalImages(flow, store, testSet, run.Data.EvalN, run.Train.Seed+1)
+	ev, n, err := evalImages(flow, store, testSet, run.Data.EvalN, f.session.workers, run.Train.Seed+1)
 	if err != nil {
 		return err
 	}
@@ -233,7 +236,7 @@ func bitsLine(ev losses.Eval) string {
 }
 
 // evalImages measures bits/dim on the first n images of data (all when n ≤ 0 or larger than the split).
-func evalImages(flow *models.Flow, store *layers.Store, data *images.Dataset, n int, seed uint64) (losses.Eval, int, error) {
+func evalImages(flow *models.Flow, store *layers.Store, data *images.Dataset, n, workers int, seed uint64) (losses.Eval, int, error) {
 	if n > 0 && n < data.Len() {
 		idx := make([]int, n)
 		for i := range idx {
@@ -245,7 +248,7 @@ func evalImages(flow *models.Flow, store *layers.Store, data *images.Dataset, n 
 		}
 		data = sub
 	}
-	ev, err := losses.EvalBitsPerDim(flow, store, data, 100, losses.Preprocess{}, rand.New(rand.NewPCG(seed, 0xe7a1)))
+	ev, err := losses.EvalBitsPerDimWorkers(flow, store, data, 100, workers, losses.Preprocess{}, rand.New(rand.NewPCG(seed, 0xe7a1)))
 	return ev, data.Len(), err
 }
 
@@ -286,6 +289,7 @@ type evalImageFlags struct {
 	seed        uint64
 	asJSON      bool
 	wc          weightChoice
+	workers     int
 }
 
 func newEvalImageFlags(stderr io.Writer) *evalImageFlags {
@@ -298,6 +302,7 @@ func newEvalImageFlags(stderr io.Writer) *evalImageFlags {
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the dequantisation noise")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
 	f.wc.register(fs, stderr)
+	registerWorkers(fs, &f.workers, "goroutines encoding batches of 100 images (the result does not depend on it)")
 	return f
 }
 
@@ -311,6 +316,9 @@ func runEvalImages(dir string, args []string, stdout, stderr io.Writer) error {
 	}
 	if f.n < 0 {
 		return fmt.Errorf("eval: --n=%d, want ≥ 0 (0: the whole split)", f.n)
+	}
+	if err := checkWorkers("eval", f.workers); err != nil {
+		return err
 	}
 	data, split, n, seed, asJSON := &f.data, &f.split, &f.n, &f.seed, &f.asJSON
 	run, flow, store, step, err := loadImageRun(dir, "eval", f.wc)
@@ -335,7 +343,7 @@ func runEvalImages(dir string, args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("eval: --split %q, want test or train", *split)
 	}
-	ev, count, err := evalImages(flow, store, set, *n, *seed)
+	ev, count, err := evalImages(flow, store, set, *n, f.workers, *seed)
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
@@ -377,6 +385,7 @@ type sampleImageFlags struct {
 	levelT, pngPath, out string
 	seed                 uint64
 	wc                   weightChoice
+	workers              int
 }
 
 func newSampleImageFlags(stderr io.Writer) *sampleImageFlags {
@@ -391,6 +400,7 @@ func newSampleImageFlags(stderr io.Writer) *sampleImageFlags {
 	fs.StringVar(&f.out, "out", "", "write x (logit space), pixels and logq as .npz")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
 	f.wc.register(fs, stderr)
+	registerWorkers(fs, &f.workers, "goroutines drawing batches of up to 256 images (the samples do not depend on it)")
 	return f
 }
 
@@ -409,6 +419,9 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 	if *pngPath == "" && *out == "" {
 		return errors.New("sample: say where to write: --png grid.png and/or --out samples.npz")
 	}
+	if err := checkWorkers("sample", f.workers); err != nil {
+		return err
+	}
 	run, flow, store, step, err := loadImageRun(dir, "sample", f.wc)
 	if err != nil {
 		return err
@@ -423,15 +436,11 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 	} else {
 		flow.Prior = models.Gaussian{Temperatures: temps}
 	}
-	sm, err := models.NewSampler(flow, store, *n)
+	d, err := flowmc.Sample(flow, store, *n, flowmc.Options{Workers: f.workers}, rand.New(rand.NewPCG(*seed, 0x5a3e)))
 	if err != nil {
-		return err
+		return fmt.Errorf("sample: %w", err)
 	}
-	defer sm.Close()
-	y, logq, _, err := sm.Sample(rand.New(rand.NewPCG(*seed, 0x5a3e)))
-	if err != nil {
-		return err
-	}
+	y, logq := d.X, d.LogQ
 	pix := make([]uint8, len(y))
 	losses.Preprocess{}.Pixels(pix, y)
 	c, L := flow.Channels, flow.L
@@ -493,7 +502,7 @@ func writeGrid(path string, pix []uint8, n, c, L, zoom int) error {
 type latentsImageFlags struct {
 	fs               *flag.FlagSet
 	data, split, out string
-	n                int
+	n, workers       int
 	wc               weightChoice
 }
 
@@ -506,6 +515,7 @@ func newLatentsImageFlags(stderr io.Writer) *latentsImageFlags {
 	fs.IntVar(&f.n, "n", 100, "images to encode (the first n of the split)")
 	fs.StringVar(&f.out, "out", "latents.npz", "output .npz file")
 	f.wc.register(fs, stderr)
+	registerWorkers(fs, &f.workers, "goroutines encoding batches of up to 256 images")
 	return f
 }
 
@@ -541,6 +551,9 @@ func runLatentsImages(dir string, args []string, stdout, stderr io.Writer) error
 	if count < 1 {
 		return fmt.Errorf("latents: --n=%d, want ≥ 1", *n)
 	}
+	if err := checkWorkers("latents", f.workers); err != nil {
+		return err
+	}
 	idx := make([]int, count)
 	for i := range idx {
 		idx[i] = i
@@ -555,14 +568,9 @@ func runLatentsImages(dir string, args []string, stdout, stderr io.Writer) error
 	if err := (losses.Preprocess{Fixed: true, U: 0.5}).Apply(nil, pix, dim, y, make([]float64, count)); err != nil {
 		return err
 	}
-	enc, err := models.NewEncoder(flow, store, count)
+	z, err := encodeImages(flow, store, y, count, 256, f.workers)
 	if err != nil {
-		return err
-	}
-	defer enc.Close()
-	z, _, err := enc.Encode(y)
-	if err != nil {
-		return err
+		return fmt.Errorf("latents: %w", err)
 	}
 	c, L := flow.Channels, flow.L
 	levels, err := flow.Hier.SplitLevels(z, count, c)
@@ -594,4 +602,53 @@ func levelMapArray(h layers.Hierarchy) checkpoints.Array {
 		lv[i] = int64(v)
 	}
 	return checkpoints.Array{Name: "levels", Shape: []int{h.L, h.L}, Data: lv}
+}
+
+// encodeImages returns the latents z = F(y) of count preprocessed images y, encoded in batches of up to
+// maxBatch (the last one padded with copies of image 0) on workers goroutines, each with its own Encoder;
+// every image's latents land in their own place, so the result does not depend on workers.
+func encodeImages(flow *models.Flow, store *layers.Store, y []float64, count, maxBatch, workers int) ([]float64, error) {
+	batch := min(count, maxBatch)
+	dim := len(y) / count
+	chunks := (count + batch - 1) / batch
+	nw := max(1, min(workers, chunks))
+	encs := make([]*models.Encoder, nw)
+	for w := range encs { // built one after the other; forward graphs then only read the weights
+		enc, err := models.NewEncoder(flow, store, batch)
+		if err != nil {
+			return nil, err
+		}
+		defer enc.Close()
+		encs[w] = enc
+	}
+	z := make([]float64, len(y))
+	errs := make([]error, nw)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w, enc := range encs {
+		wg.Go(func() {
+			in := make([]float64, batch*dim)
+			for k := int(next.Add(1) - 1); k < chunks; k = int(next.Add(1) - 1) {
+				start := k * batch
+				valid := min(batch, count-start)
+				copy(in, y[start*dim:(start+valid)*dim])
+				for i := valid; i < batch; i++ {
+					copy(in[i*dim:(i+1)*dim], y[:dim])
+				}
+				out, _, err := enc.Encode(in)
+				if err != nil {
+					errs[w] = fmt.Errorf("images %d…%d: %w", start, start+valid-1, err)
+					return
+				}
+				copy(z[start*dim:], out[:valid*dim])
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return z, nil
 }

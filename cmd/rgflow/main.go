@@ -23,6 +23,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"rgflow/train/comm"
 )
 
 // version identifies this build in run.json.
@@ -51,8 +53,10 @@ Run "rgflow COMMAND -h" (or "rgflow help COMMAND") for a command's flags.
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "rgflow:", err)
+		comm.Abort() // under MPI: end the other ranks too, which would wait for this one
 		os.Exit(1)
 	}
+	comm.Finalize() // MPI, when a training run started it
 }
 
 func run(args []string, stdout, stderr io.Writer) error {

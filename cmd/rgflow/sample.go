@@ -35,11 +35,12 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 
 // drawFlags are the flags of rgflow sample and rgflow latents on a lattice run.
 type drawFlags struct {
-	fs   *flag.FlagSet
-	n    int
-	out  string
-	seed uint64
-	wc   weightChoice
+	fs      *flag.FlagSet
+	n       int
+	out     string
+	seed    uint64
+	wc      weightChoice
+	workers int
 }
 
 func newDrawFlags(cmd, out string, stderr io.Writer) *drawFlags {
@@ -49,6 +50,7 @@ func newDrawFlags(cmd, out string, stderr io.Writer) *drawFlags {
 	f.fs.StringVar(&f.out, "out", out, "output .npz file")
 	f.fs.Uint64Var(&f.seed, "seed", 1, "random seed")
 	f.wc.register(f.fs, stderr)
+	registerWorkers(f.fs, &f.workers, "goroutines drawing flow samples (the draws do not depend on it)")
 	return f
 }
 
@@ -69,11 +71,14 @@ func runSampleLattice(args []string, stdout, stderr io.Writer) error {
 	if *n < 1 {
 		return fmt.Errorf("sample: --n=%d, want ≥ 1", *n)
 	}
+	if err := checkWorkers("sample", f.workers); err != nil {
+		return err
+	}
 	run, act, flow, store, step, err := loadLatticeRun(dir, "sample", f.wc)
 	if err != nil {
 		return err
 	}
-	d, err := drawLattice(run, act, flow, store, *n, rand.New(rand.NewPCG(*seed, 0x5a3e)))
+	d, err := drawLattice(run, act, flow, store, *n, f.workers, rand.New(rand.NewPCG(*seed, 0x5a3e)))
 	if err != nil {
 		return err
 	}
@@ -112,13 +117,16 @@ func runLatentsLattice(args []string, stdout, stderr io.Writer) error {
 	if *n < 1 {
 		return fmt.Errorf("latents: --n=%d, want ≥ 1", *n)
 	}
+	if err := checkWorkers("latents", f.workers); err != nil {
+		return err
+	}
 	run, act, flow, store, step, err := loadLatticeRun(dir, "latents", f.wc)
 	if err != nil {
 		return err
 	}
 	// Latents of the model's own samples: without symmetrisation z is the draw that made x.
 	run.Train.Symmetrize = false
-	d, err := drawLattice(run, act, flow, store, *n, rand.New(rand.NewPCG(*seed, 0x1a7e)))
+	d, err := drawLattice(run, act, flow, store, *n, f.workers, rand.New(rand.NewPCG(*seed, 0x1a7e)))
 	if err != nil {
 		return err
 	}

@@ -110,6 +110,7 @@ type sessionFlags struct {
 	resume, out string
 	stopAfter   int64
 	reschedule  bool
+	workers     int
 	note        string // what resuming does to the schedule, printed when the session starts
 }
 
@@ -117,6 +118,7 @@ func (f *sessionFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.resume, "resume", "", "continue the run in this directory from its newest valid checkpoint (it writes there: --out, if given, must name the same directory)")
 	fs.StringVar(&f.out, "out", "", "run directory (default runs/<what>-<time>)")
 	fs.Int64Var(&f.stopAfter, "stop-after", 0, "stop after this many steps of this session, with a checkpoint (for time-limited jobs; 0: run to --steps)")
+	registerWorkers(fs, &f.workers, "worker goroutines, each with its own graph over a shard of the batch (the global --batch is fixed: the numbers agree to rounding on any count; under mpirun: per process)")
 	fs.BoolVar(&f.reschedule, "reschedule", false, "with --resume and a larger --steps: stretch the cosine schedule to the new --steps (default: keep the run's schedule, the extra steps run at --final-lr)")
 }
 
@@ -125,6 +127,9 @@ func (f sessionFlags) check(cmd string) error {
 	if f.resume != "" && f.out != "" && filepath.Clean(f.out) != filepath.Clean(f.resume) {
 		return fmt.Errorf("%s: --resume %s continues that run in its own directory, but --out names %s; drop --out (or copy the run directory to %s and resume the copy)",
 			cmd, f.resume, f.out, f.out)
+	}
+	if err := checkWorkers(cmd, f.workers); err != nil {
+		return err
 	}
 	if f.reschedule && f.resume == "" {
 		return fmt.Errorf("%s: --reschedule only applies to a resumed run (--resume DIR --steps N --reschedule)", cmd)
@@ -516,7 +521,7 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	if err := useEMA(tr, store, stdout); err != nil {
 		return err
 	}
-	rep, err := evaluateLattice(run, act, flow, store, tr.Step(), run.Train.EvalSamples, run.Train.Seed+1)
+	rep, err := evaluateLattice(run, act, flow, store, tr.Step(), run.Train.EvalSamples, f.session.workers, run.Train.Seed+1)
 	if err != nil {
 		return err
 	}
@@ -570,6 +575,15 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 	if err != nil {
 		return nil, false, err
 	}
+	group, stdout, stderr, err := trainComm(cmd, stdout, stderr)
+	if err != nil {
+		return nil, false, err
+	}
+	lead := group.Rank() == 0 // writes the run directory and reports; the other ranks only compute
+	var progress io.Writer
+	if lead {
+		progress = stderr
+	}
 	if sess.resume == "" {
 		// Refuse before writing anything: a fresh run must not touch another run's files.
 		if ents, err := os.ReadDir(train.CheckpointDir(out)); err == nil && len(ents) > 0 {
@@ -577,14 +591,16 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 				cmd, out, cmd, shellQuote(out))
 		}
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, false, fmt.Errorf("%s: %w", cmd, err)
-	}
-	if err := checkpoints.WriteFileAtomic(filepath.Join(out, "config.json"), func(w io.Writer) error {
-		_, err := w.Write(append(raw, '\n'))
-		return err
-	}); err != nil {
-		return nil, false, fmt.Errorf("%s: %w", cmd, err)
+	if lead {
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return nil, false, fmt.Errorf("%s: %w", cmd, err)
+		}
+		if err := checkpoints.WriteFileAtomic(filepath.Join(out, "config.json"), func(w io.Writer) error {
+			_, err := w.Write(append(raw, '\n'))
+			return err
+		}); err != nil {
+			return nil, false, fmt.Errorf("%s: %w", cmd, err)
+		}
 	}
 	ctx, stop := train.ContextWithSignals(context.Background())
 	defer stop()
@@ -600,10 +616,15 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 			return nil
 		}})
 	}
+	workers := sess.workers
+	if _, ok := obj.(train.ShardedObjective); !ok {
+		workers = 1 // an objective that cannot be split runs on one worker
+	}
 	tr, err = train.New(store, obj, train.Config{
 		Steps: t.Steps, Batch: t.Batch, Schedule: t.schedule(), ClipNorm: t.Clip, EMADecay: t.EMADecay,
 		LogEvery: t.LogEvery, CheckpointEvery: t.CheckpointEvery, Keep: t.Keep,
-		Seed: t.Seed, Out: out, RunConfig: raw, Progress: stderr, Hooks: hooks,
+		Seed: t.Seed, Out: out, RunConfig: raw, Progress: progress, Hooks: hooks,
+		Workers: workers, Comm: group,
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", cmd, err)
@@ -620,11 +641,16 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 		if sess.note != "" {
 			fmt.Fprintf(stderr, "%s (learning rate at step %d: %g)\n", sess.note, tr.Step()+1, t.schedule().LR(tr.Step()))
 		}
-	} else if err := writeRunInfo(out, t.Seed); err != nil {
-		return closeOnErr(err)
+	} else if lead {
+		if err := writeRunInfo(out, t.Seed); err != nil {
+			return closeOnErr(err)
+		}
 	}
 	fmt.Fprintf(stdout, "training %s, %d parameters, %s), batch %d, %d steps → %s\n",
 		what, store.NumParams(), t.Dtype, t.Batch, t.Steps, out)
+	if n := group.Size(); n > 1 || tr.Workers() > 1 {
+		fmt.Fprintf(stdout, "data parallel: %d process(es) × %d worker(s) on this one, global batch %d\n", n, tr.Workers(), t.Batch)
+	}
 	start := time.Now()
 	startStep = tr.Step()
 	if err := tr.Run(pause); err != nil {
@@ -638,6 +664,9 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 	if steps := tr.Step() - startStep; steps > 0 {
 		el := time.Since(start)
 		fmt.Fprintf(stdout, "trained %d steps in %s (%.1f ms/step)\n", steps, el.Round(time.Second), el.Seconds()*1000/float64(steps))
+	}
+	if !lead { // the evaluation and hints that follow are rank 0's
+		return closeOnErr(nil)
 	}
 	return tr, true, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 
 	"rgflow/datasets/lattice"
 	"rgflow/layers"
@@ -20,6 +22,11 @@ type Options struct {
 	Symmetrize bool
 	// Batch is the flow's batch size; 0 means min(n, DefaultBatch).
 	Batch int
+	// Workers > 0 draws in parallel on that many goroutines, each with its own sampler graph: the n samples
+	// are cut into chunks of Batch, and chunk k is drawn from its own stream, a PCG seeded with (s, k) where
+	// s = rng.Uint64() is drawn once. The draws then depend on rng and Batch only, bit for bit, not on
+	// Workers. Workers = 0 draws every chunk from rng in turn (one stream, one goroutine).
+	Workers int
 }
 
 // Draws are samples of a flow with what the estimators need.
@@ -71,6 +78,24 @@ func Draw(act lattice.Action, flow *models.Flow, store *layers.Store, n int, opt
 	if opt.Symmetrize && !act.Z2() {
 		return nil, fmt.Errorf("flowmc: Z₂ symmetrisation asked for the %s action, which is not Z₂-symmetric", act.Name())
 	}
+	d, err := Sample(flow, store, n, opt, rng)
+	if err != nil {
+		return nil, err
+	}
+	d.Action = make([]float64, n)
+	for i := range d.Action {
+		d.Action[i] = act.Eval(d.Config(i))
+	}
+	return d, nil
+}
+
+// Sample draws n samples of the flow with the weights in store: X, Z and LogQ of Draws (Action stays nil).
+// With opt.Symmetrize (for a model meant to be Z₂-symmetric) every draw is flipped with probability ½ and
+// LogQ is log q_s. Draw is Sample plus the action.
+func Sample(flow *models.Flow, store *layers.Store, n int, opt Options, rng *rand.Rand) (*Draws, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("flowmc: %d samples, want ≥ 1", n)
+	}
 	batch := opt.Batch
 	if batch == 0 {
 		batch = min(n, DefaultBatch)
@@ -78,53 +103,120 @@ func Draw(act lattice.Action, flow *models.Flow, store *layers.Store, n int, opt
 	if batch < 1 {
 		return nil, fmt.Errorf("flowmc: batch %d, want ≥ 1", batch)
 	}
+	if opt.Workers < 0 {
+		return nil, fmt.Errorf("flowmc: %d workers, want ≥ 0", opt.Workers)
+	}
+	dim := flow.Channels * flow.L * flow.L
+	d := &Draws{N: n, Dim: dim, X: make([]float64, n*dim), Z: make([]float64, n*dim), LogQ: make([]float64, n)}
+	chunks := (n + batch - 1) / batch
+	nw := max(1, min(opt.Workers, chunks))
+	// The samplers are built one after the other (building binds the store's tensors), then run in parallel
+	// (forward graphs only read the weights, so they may share the store's tensors).
+	drawers := make([]*drawer, nw)
+	for w := range drawers {
+		dr, err := newDrawer(flow, store, batch, opt.Symmetrize)
+		if err != nil {
+			return nil, err // the deferred closes release the drawers built so far
+		}
+		drawers[w] = dr
+		defer dr.close()
+	}
+	// chunk draws chunk k with rng into its place in d.
+	chunk := func(dr *drawer, k int, rng *rand.Rand) error {
+		x, logq, z, err := dr.draw(rng)
+		if err != nil {
+			return fmt.Errorf("flowmc: sample %d: %w", k*batch, err)
+		}
+		take := min(batch, n-k*batch)
+		copy(d.X[k*batch*dim:], x[:take*dim])
+		copy(d.Z[k*batch*dim:], z[:take*dim])
+		copy(d.LogQ[k*batch:], logq[:take])
+		return nil
+	}
+	if opt.Workers == 0 {
+		for k := range chunks {
+			if err := chunk(drawers[0], k, rng); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		base := rng.Uint64()
+		var next atomic.Int64
+		errs := make([]error, nw)
+		var wg sync.WaitGroup
+		for w, dr := range drawers {
+			wg.Go(func() {
+				for k := int(next.Add(1) - 1); k < chunks; k = int(next.Add(1) - 1) {
+					if errs[w] = chunk(dr, k, rand.New(rand.NewPCG(base, uint64(k)))); errs[w] != nil {
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return d, nil
+}
+
+// drawer is one goroutine's sampler (and, when symmetrising, encoder for log q(−x)).
+type drawer struct {
+	sm   *models.Sampler
+	enc  *models.Encoder
+	dim  int
+	neg  []float64
+	symm bool
+}
+
+func newDrawer(flow *models.Flow, store *layers.Store, batch int, symm bool) (*drawer, error) {
 	sm, err := models.NewSampler(flow, store, batch)
 	if err != nil {
 		return nil, fmt.Errorf("flowmc: %w", err)
 	}
-	defer sm.Close()
-	var enc *models.Encoder
-	if opt.Symmetrize {
-		if enc, err = models.NewEncoder(flow, store, batch); err != nil {
+	dr := &drawer{sm: sm, dim: flow.Channels * flow.L * flow.L, symm: symm}
+	if symm {
+		if dr.enc, err = models.NewEncoder(flow, store, batch); err != nil {
+			sm.Close()
 			return nil, fmt.Errorf("flowmc: %w", err)
 		}
-		defer enc.Close()
+		dr.neg = make([]float64, batch*dr.dim)
 	}
-	dim := flow.Channels * flow.L * flow.L
-	d := &Draws{N: n, Dim: dim, X: make([]float64, 0, n*dim), Z: make([]float64, 0, n*dim), LogQ: make([]float64, 0, n)}
-	neg := make([]float64, batch*dim)
-	for len(d.LogQ) < n {
-		x, logq, z, err := sm.Sample(rng)
-		if err != nil {
-			return nil, fmt.Errorf("flowmc: sample %d: %w", len(d.LogQ), err)
+	return dr, nil
+}
+
+func (dr *drawer) close() {
+	dr.sm.Close()
+	if dr.enc != nil {
+		dr.enc.Close()
+	}
+}
+
+// draw samples one batch from rng: x, log q (log q_s and a random flip per sample when symmetrising), z.
+func (dr *drawer) draw(rng *rand.Rand) (x, logq, z []float64, err error) {
+	x, logq, z, err = dr.sm.Sample(rng)
+	if err != nil || !dr.symm {
+		return x, logq, z, err
+	}
+	for i, v := range x {
+		dr.neg[i] = -v
+	}
+	_, logqNeg, err := dr.enc.Encode(dr.neg)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("log q(−x): %w", err)
+	}
+	for b := range logq {
+		logq[b] = SymmetrizedLogQ(logq[b], logqNeg[b])
+		if rng.Uint64()&1 == 1 { // q_s is even: a random flip turns a draw of q into one of q_s
+			for i := b * dr.dim; i < (b+1)*dr.dim; i++ {
+				x[i] = -x[i]
+			}
 		}
-		if enc != nil {
-			for i, v := range x {
-				neg[i] = -v
-			}
-			_, logqNeg, err := enc.Encode(neg)
-			if err != nil {
-				return nil, fmt.Errorf("flowmc: sample %d: log q(−x): %w", len(d.LogQ), err)
-			}
-			for b := range logq {
-				logq[b] = SymmetrizedLogQ(logq[b], logqNeg[b])
-				if rng.Uint64()&1 == 1 { // q_s is even: a random flip turns a draw of q into one of q_s
-					for i := b * dim; i < (b+1)*dim; i++ {
-						x[i] = -x[i]
-					}
-				}
-			}
-		}
-		take := min(batch, n-len(d.LogQ))
-		d.X = append(d.X, x[:take*dim]...)
-		d.Z = append(d.Z, z[:take*dim]...)
-		d.LogQ = append(d.LogQ, logq[:take]...)
 	}
-	d.Action = make([]float64, n)
-	for i := range d.Action {
-		d.Action[i] = act.Eval(d.Config(i))
-	}
-	return d, nil
+	return x, logq, z, nil
 }
 
 // IndependenceMetropolis runs chains independence-Metropolis chains over the proposals whose log weights
