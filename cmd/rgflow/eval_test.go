@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"testing"
 
-	"rgflow/datasets/lattice/latticetest"
 	"rgflow/checkpoints"
 	"rgflow/datasets/images"
+	"rgflow/datasets/lattice/latticetest"
 	"rgflow/models"
 )
 
