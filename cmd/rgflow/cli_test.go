@@ -32,6 +32,7 @@ func TestHelpEveryCommand(t *testing.T) {
 	holoFS, _ := newHoloFlags(io.Discard)
 	mixFS, _ := newMixFlags(io.Discard)
 	receptiveFS, _ := newReceptiveFlags(io.Discard)
+	correctFS, _ := newCorrectFlags(io.Discard)
 	want := map[string][]string{
 		"train":         append(append([]string{}, lattice...), images...),
 		"train lattice": lattice,
@@ -43,6 +44,7 @@ func TestHelpEveryCommand(t *testing.T) {
 		"holography":    flagNames(holoFS),
 		"mix":           flagNames(mixFS),
 		"receptive":     flagNames(receptiveFS),
+		"correct":       flagNames(correctFS),
 		"bench":         flagNames(newBenchFlags().fs),
 		"demo":          flagNames(newDemoFlags().fs),
 	}
@@ -55,6 +57,7 @@ func TestHelpEveryCommand(t *testing.T) {
 		"sample":        {"n", "out", "seed", "temperature", "level-temperatures", "png", "zoom", "workers"},
 		"latents":       {"n", "out", "data", "split", "workers"},
 		"mcmc":          {"action", "trajectories", "chains", "out", "workers"},
+		"correct":       {"corrupt", "method", "steps", "n", "png", "json", "sigma"},
 	}
 	for _, c := range commands {
 		if _, ok := want[c]; !ok {

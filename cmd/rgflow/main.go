@@ -43,6 +43,7 @@ usage:
   rgflow holography RUNDIR [flags] bulk correlations ⟨z_i z_j⟩ by RG level and distance, holographic fit
   rgflow mix RUNDIR [flags]        mix two images' latents level by level (image runs), PNG grid
   rgflow receptive RUNDIR [flags]  image response ∂x/∂z to one latent per level against the causal cone
+  rgflow correct RUNDIR [flags]    repair corrupted images in the bulk: the region's causal cone or all latents
   rgflow bench [flags]             time reverse-KL training steps (median ms/step)
   rgflow demo [flags]              a round trip through an untrained model
   rgflow help [COMMAND]            this text, or a command's usage and every flag it accepts
@@ -85,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runMix(rest, stdout, stderr)
 	case "receptive":
 		return runReceptive(rest, stdout, stderr)
+	case "correct":
+		return runCorrect(rest, stdout, stderr)
 	case "help", "-h", "-help", "--h", "--help":
 		if len(rest) == 0 {
 			fmt.Fprint(stdout, usage)
@@ -97,7 +100,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // commands are the subcommands, in the order of the usage text.
-var commands = []string{"train", "eval", "sample", "latents", "mcmc", "holography", "mix", "receptive", "bench", "demo"}
+var commands = []string{"train", "eval", "sample", "latents", "mcmc", "holography", "mix", "receptive", "correct", "bench", "demo"}
 
 // helpRequested reports whether args ask for help: -h, -help, --h or --help (the spellings package flag
 // answers with flag.ErrHelp) anywhere before a "--". Every command checks this first and prints its help
@@ -173,6 +176,10 @@ func printHelp(w io.Writer, cmd string, sub ...string) error {
 	case "receptive":
 		fs, _ := newReceptiveFlags(io.Discard)
 		fmt.Fprint(w, receptiveUsage)
+		flags("", fs)
+	case "correct":
+		fs, _ := newCorrectFlags(io.Discard)
+		fmt.Fprint(w, correctUsage)
 		flags("", fs)
 	case "bench":
 		fmt.Fprint(w, benchUsage)

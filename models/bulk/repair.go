@@ -31,8 +31,14 @@ type Repair struct {
 	Start    []float64 // C·L·L starting latents, e.g. F(Observed)
 	// Sigma is the noise scale of the known values; 0 means 0.1.
 	Sigma float64
+	// All frees every latent instead of the cone's (the baseline the cone is measured against).
+	All bool
+	// Name is the trainable parameter's name; empty means RepairParam. Repairs of several configurations
+	// in one store need distinct names (a store keeps a parameter once created).
+	Name string
 
-	// Cone lists the trained latents (flat indices into the C·L·L grid), set by Build.
+	// Cone lists the trained latents (flat indices into the C·L·L grid, ascending within each channel),
+	// set by Build; with All, every latent.
 	Cone []int
 
 	base, obs, mask *G.Node
@@ -69,10 +75,16 @@ func (r *Repair) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	}
 	v := f.L * f.L
 	r.Cone = r.Cone[:0]
-	for ch := 0; ch < f.Channels; ch++ {
-		for _, lv := range cone {
-			for _, site := range lv {
-				r.Cone = append(r.Cone, ch*v+site)
+	if r.All {
+		for k := range n {
+			r.Cone = append(r.Cone, k)
+		}
+	} else {
+		for ch := 0; ch < f.Channels; ch++ {
+			for _, lv := range cone {
+				for _, site := range lv {
+					r.Cone = append(r.Cone, ch*v+site)
+				}
 			}
 		}
 	}
@@ -80,7 +92,7 @@ func (r *Repair) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	for i, k := range r.Cone {
 		init[i] = r.Start[k]
 	}
-	zc := s.Param(RepairParam, []int{len(r.Cone)}, func(_ *rand.Rand, _ []int, data []float64) { copy(data, init) })
+	zc := s.Param(r.param(), []int{len(r.Cone)}, func(_ *rand.Rand, _ []int, data []float64) { copy(data, init) })
 	shape := f.Shape(1)
 	r.base, r.obs, r.mask = s.Input("repair/base", shape...), s.Input("repair/observed", shape...), s.Input("repair/known", shape...)
 	known := make([]float64, n)
@@ -136,6 +148,13 @@ func (r *Repair) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	return loss, nil
 }
 
+func (r *Repair) param() string {
+	if r.Name == "" {
+		return RepairParam
+	}
+	return r.Name
+}
+
 // Feed binds the fixed latents, the observation and the mask of known values.
 func (r *Repair) Feed(*rand.Rand) error {
 	for _, p := range []struct {
@@ -149,11 +168,11 @@ func (r *Repair) Feed(*rand.Rand) error {
 	return nil
 }
 
-// Latents returns Start with the cone's latents replaced by the values of RepairParam in store.
+// Latents returns Start with the cone's latents replaced by the values of the trained parameter in store.
 func (r *Repair) Latents(store *layers.Store) ([]float64, error) {
-	t, ok := store.Get(RepairParam)
+	t, ok := store.Get(r.param())
 	if !ok {
-		return nil, fmt.Errorf("bulk: Repair: no %s in the store (Build first)", RepairParam)
+		return nil, fmt.Errorf("bulk: Repair: no %s in the store (Build first)", r.param())
 	}
 	zc := layers.Float64s(t)
 	z := append([]float64(nil), r.Start...)

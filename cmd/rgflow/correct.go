@@ -1,0 +1,460 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"rgflow/datasets/images"
+	"rgflow/layers"
+	"rgflow/losses"
+	"rgflow/models"
+	"rgflow/models/bulk"
+	"rgflow/train"
+)
+
+const correctUsage = `usage: rgflow correct RUNDIR --corrupt SPEC [--method cone|all] [--png before-after.png] [--json] [flags]
+
+Error correction in the bulk of an image run. Each of --n images of the split (from --first) is corrupted,
+encoded (the start is the encoding of the corrupted image), and its latents are optimised with the flow's
+weights frozen (Adam, --steps steps at --lr, through the training loop) to minimise
+
+  loss(z) = Σ_{known values} (F⁻¹(z) − y_obs)² / (2σ²) − ln p(z)
+
+where y is the flow's input (the logit of the dequantised intensity, at the bin centres) and the sum runs
+over every value outside the corrupted sites. σ (--sigma, in logit units) weights the data term against the
+prior: small σ pins the known values, large σ lets −ln p(z) pull them too. --method cone frees only the
+latents of the corrupted region's causal cone (the only ones that can change it; they also reach pixels
+around it, which the data term holds); --method all frees every latent (the baseline).
+
+--corrupt: box:x,y,w,h (columns x…x+w−1, rows y…y+h−1 set to black), stripe:y,h (rows y…y+h−1 set to
+black), or pixels:p (each pixel independently with probability p replaced by uniform noise, from --seed).
+Coordinates are on the flow's canvas (padded images: the padded canvas).
+
+Reported (mean and standard error over the images, MSE of intensities in [0, 1] against the clean image):
+mse_corrupted over the corrupted sites before repair, mse_corrected over the same sites after, and
+mse_outside over every other value after repair (what the repair disturbed); latents_touched of
+latents_total latents per image (cone: Σ over images / n); seconds for all repairs. The PNG shows clean,
+corrupted and corrected images side by side (at most 12 images).
+
+flags:
+`
+
+type correctFlags struct {
+	data, split, corrupt, method, png string
+	n, first, steps, zoom             int
+	lr, sigma                         float64
+	seed                              uint64
+	asJSON                            bool
+	wc                                weightChoice
+}
+
+func newCorrectFlags(stderr io.Writer) (*flag.FlagSet, *correctFlags) {
+	f := &correctFlags{}
+	fs := flag.NewFlagSet("correct", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.data, "data", "", "image data set (default: the run's)")
+	fs.StringVar(&f.split, "split", "test", "test or train")
+	fs.IntVar(&f.n, "n", 10, "images to repair")
+	fs.IntVar(&f.first, "first", 0, "index of the first image")
+	fs.StringVar(&f.corrupt, "corrupt", "", "corruption: box:x,y,w,h | stripe:y,h | pixels:p")
+	fs.StringVar(&f.method, "method", "cone", "cone (only the region's causal cone is free) or all (every latent)")
+	fs.IntVar(&f.steps, "steps", 200, "optimiser steps per image")
+	fs.Float64Var(&f.lr, "lr", 0.05, "Adam learning rate")
+	fs.Float64Var(&f.sigma, "sigma", 0.5, "noise scale σ of the known values, in logit units (data-term weight 1/(2σ²))")
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of the pixel noise (pixels:p)")
+	fs.StringVar(&f.png, "png", "", "write clean | corrupted | corrected images to this PNG file")
+	fs.IntVar(&f.zoom, "zoom", 4, "pixel enlargement in the PNG")
+	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
+	f.wc.register(fs, stderr)
+	return fs, f
+}
+
+// corruption is a parsed --corrupt: the sites it hits on an L×L canvas (row-major) and, per image, the new
+// values of the hit sites.
+type corruption struct {
+	kind   string
+	sites  []int   // box and stripe: fixed sites; pixels: nil (drawn per image)
+	p      float64 // pixels: probability
+	canvas int
+}
+
+func parseCorruption(spec string, L int) (corruption, error) {
+	kind, arg, ok := strings.Cut(spec, ":")
+	if !ok {
+		return corruption{}, fmt.Errorf("correct: --corrupt %q: want box:x,y,w,h, stripe:y,h or pixels:p", spec)
+	}
+	ints := func(want int) ([]int, error) {
+		parts := strings.Split(arg, ",")
+		if len(parts) != want {
+			return nil, fmt.Errorf("correct: --corrupt %q: %s takes %d integers, got %d", spec, kind, want, len(parts))
+		}
+		out := make([]int, want)
+		for i, p := range parts {
+			v, err := strconv.Atoi(strings.TrimSpace(p))
+			if err != nil {
+				return nil, fmt.Errorf("correct: --corrupt %q: %q is not an integer", spec, p)
+			}
+			out[i] = v
+		}
+		return out, nil
+	}
+	c := corruption{kind: kind, canvas: L}
+	box := func(x, y, w, h int) error {
+		if w < 1 || h < 1 || x < 0 || y < 0 || x+w > L || y+h > L {
+			return fmt.Errorf("correct: --corrupt %q: box %d×%d at column %d, row %d does not fit the %d×%d canvas", spec, w, h, x, y, L, L)
+		}
+		if w == L && h == L {
+			return fmt.Errorf("correct: --corrupt %q covers the whole canvas: nothing is known", spec)
+		}
+		for i := y; i < y+h; i++ {
+			for j := x; j < x+w; j++ {
+				c.sites = append(c.sites, i*L+j)
+			}
+		}
+		return nil
+	}
+	switch kind {
+	case "box":
+		v, err := ints(4)
+		if err != nil {
+			return c, err
+		}
+		return c, box(v[0], v[1], v[2], v[3])
+	case "stripe":
+		v, err := ints(2)
+		if err != nil {
+			return c, err
+		}
+		return c, box(0, v[0], L, v[1])
+	case "pixels":
+		p, err := strconv.ParseFloat(arg, 64)
+		if err != nil || !(p > 0 && p < 1) {
+			return c, fmt.Errorf("correct: --corrupt %q: want pixels:p with 0 < p < 1", spec)
+		}
+		c.p = p
+		return c, nil
+	}
+	return c, fmt.Errorf("correct: --corrupt %q: unknown kind %q (box, stripe or pixels)", spec, kind)
+}
+
+// apply corrupts pix (C×L×L) in place and returns the corrupted sites (every channel).
+func (c corruption) apply(pix []uint8, channels int, rng *rand.Rand) []int {
+	v := c.canvas * c.canvas
+	sites := c.sites
+	if c.kind == "pixels" {
+		sites = nil
+		for s := range v {
+			if rng.Float64() < c.p {
+				sites = append(sites, s)
+			}
+		}
+		if len(sites) == 0 { // at least one site, so that there is something to repair
+			sites = []int{rng.IntN(v)}
+		}
+	}
+	for ch := range channels {
+		for _, s := range sites {
+			if c.kind == "pixels" {
+				pix[ch*v+s] = uint8(rng.IntN(256))
+			} else {
+				pix[ch*v+s] = 0
+			}
+		}
+	}
+	return sites
+}
+
+// correctResult is what correctImages measured: per image, the clean, corrupted and corrected intensities
+// (C·L·L each, in [0, 1]) and the corrupted sites, and the aggregate report.
+type correctResult struct {
+	Clean, Corrupted, Corrected [][]float64
+	Sites                       [][]int
+	Touched                     []int
+	Cones                       [][]int // the freed latents of each image (flat C·L·L indices)
+	Latents                     [][]float64
+	Report                      correctReport
+}
+
+type correctReport struct {
+	Method         string     `json:"method"`
+	N              int        `json:"n"`
+	Steps          int        `json:"steps"`
+	Sigma          float64    `json:"sigma"`
+	MSECorrupted   [2]jsonNum `json:"mse_corrupted"`
+	MSECorrected   [2]jsonNum `json:"mse_corrected"`
+	MSEOutside     [2]jsonNum `json:"mse_outside"`
+	LatentsTouched float64    `json:"latents_touched"`
+	LatentsTotal   int        `json:"latents_total"`
+	Seconds        float64    `json:"seconds"`
+}
+
+// correctOptions are the settings of one correctImages call.
+type correctOptions struct {
+	corrupt corruption
+	all     bool
+	steps   int
+	lr      float64
+	sigma   float64
+	seed    uint64
+}
+
+// meanErr is the mean of v and its standard error (0 for one value).
+func meanErr(v []float64) [2]jsonNum {
+	m := 0.0
+	for _, x := range v {
+		m += x
+	}
+	m /= float64(len(v))
+	if len(v) < 2 {
+		return [2]jsonNum{jsonNum(m), 0}
+	}
+	s := 0.0
+	for _, x := range v {
+		s += (x - m) * (x - m)
+	}
+	return [2]jsonNum{jsonNum(m), jsonNum(math.Sqrt(s / float64(len(v)-1) / float64(len(v))))}
+}
+
+// regionMSE returns the MSE of a against b over the corrupted sites (every channel) and over every other value.
+func regionMSE(a, b []float64, sites []int, channels, v int) (in, out float64) {
+	hit := make([]bool, v)
+	for _, s := range sites {
+		hit[s] = true
+	}
+	nin, nout := 0, 0
+	for ch := range channels {
+		for s := range v {
+			d := a[ch*v+s] - b[ch*v+s]
+			if hit[s] {
+				in += d * d
+				nin++
+			} else {
+				out += d * d
+				nout++
+			}
+		}
+	}
+	if nin > 0 {
+		in /= float64(nin)
+	}
+	if nout > 0 {
+		out /= float64(nout)
+	}
+	return in, out
+}
+
+// correctImages repairs every image of pix (n × C·L·L, uint8) with the flow frozen in store. It freezes
+// every parameter of store and adds one frozen parameter per image ("correct/z<k>", k its index in store).
+func correctImages(flow *models.Flow, store *layers.Store, pix []uint8, n int, o correctOptions) (*correctResult, error) {
+	C, L := flow.Channels, flow.L
+	v, dim := L*L, flow.Channels*flow.L*flow.L
+	if len(pix) != n*dim {
+		return nil, fmt.Errorf("correct: %d pixel values for %d images of %d", len(pix), n, dim)
+	}
+	for _, name := range store.Names() {
+		if !store.Frozen(name) {
+			if err := store.Freeze(name); err != nil {
+				return nil, fmt.Errorf("correct: %w", err)
+			}
+		}
+	}
+	enc, err := models.NewEncoder(flow, store, 1)
+	if err != nil {
+		return nil, fmt.Errorf("correct: %w", err)
+	}
+	defer enc.Close()
+	sm, err := models.NewSampler(flow, store, 1)
+	if err != nil {
+		return nil, fmt.Errorf("correct: %w", err)
+	}
+	defer sm.Close()
+	pre := losses.Preprocess{Fixed: true, U: 0.5}
+	toY := func(p []uint8) ([]float64, error) {
+		y := make([]float64, dim)
+		if err := pre.Apply(nil, p, dim, y, make([]float64, 1)); err != nil {
+			return nil, fmt.Errorf("correct: %w", err)
+		}
+		return y, nil
+	}
+	intensity := func(y []float64) []float64 {
+		out := make([]float64, len(y))
+		for i, x := range y {
+			out[i] = pre.Dequantised(x)
+		}
+		return out
+	}
+	res := &correctResult{}
+	rng := rand.New(rand.NewPCG(o.seed, 0xc0e1))
+	var before, after, outside []float64
+	touched := 0
+	t0 := time.Now()
+	for i := range n {
+		clean := pix[i*dim : (i+1)*dim]
+		bad := append([]uint8(nil), clean...)
+		sites := o.corrupt.apply(bad, C, rng)
+		yc, err := toY(clean)
+		if err != nil {
+			return nil, err
+		}
+		yo, err := toY(bad)
+		if err != nil {
+			return nil, err
+		}
+		start, _, err := enc.Encode(yo)
+		if err != nil {
+			return nil, fmt.Errorf("correct: image %d: %w", i, err)
+		}
+		rep := &bulk.Repair{Flow: flow, Observed: yo, Region: sites, Start: start, Sigma: o.sigma, All: o.all,
+			Name: fmt.Sprintf("correct/z%d", store.Len())} // a new name: the store only grows
+		tr, err := train.New(store, rep, train.Config{Steps: int64(o.steps), Batch: 1, LR: o.lr, Seed: o.seed + uint64(i), LogEvery: int64(o.steps)})
+		if err != nil {
+			return nil, fmt.Errorf("correct: image %d: %w", i, err)
+		}
+		err = tr.Run(context.Background())
+		tr.Close()
+		if err != nil {
+			return nil, fmt.Errorf("correct: image %d: %w", i, err)
+		}
+		if err := store.Freeze(rep.Name); err != nil {
+			return nil, fmt.Errorf("correct: %w", err)
+		}
+		z, err := rep.Latents(store)
+		if err != nil {
+			return nil, fmt.Errorf("correct: image %d: %w", i, err)
+		}
+		yr, _, err := sm.Decode(z)
+		if err != nil {
+			return nil, fmt.Errorf("correct: image %d: %w", i, err)
+		}
+		xc, xo, xr := intensity(yc), intensity(yo), intensity(yr)
+		b, _ := regionMSE(xo, xc, sites, C, v)
+		a, out := regionMSE(xr, xc, sites, C, v)
+		before, after, outside = append(before, b), append(after, a), append(outside, out)
+		touched += len(rep.Cone)
+		res.Clean, res.Corrupted, res.Corrected = append(res.Clean, xc), append(res.Corrupted, xo), append(res.Corrected, xr)
+		res.Sites, res.Touched = append(res.Sites, sites), append(res.Touched, len(rep.Cone))
+		res.Cones, res.Latents = append(res.Cones, slices.Clone(rep.Cone)), append(res.Latents, z)
+	}
+	method := "cone"
+	if o.all {
+		method = "all"
+	}
+	res.Report = correctReport{Method: method, N: n, Steps: o.steps, Sigma: o.sigma,
+		MSECorrupted: meanErr(before), MSECorrected: meanErr(after), MSEOutside: meanErr(outside),
+		LatentsTouched: float64(touched) / float64(n), LatentsTotal: dim, Seconds: time.Since(t0).Seconds()}
+	return res, nil
+}
+
+// correctPNG lays out clean | corrupted | corrected triples, three or six tiles to a row.
+func correctPNG(path string, r *correctResult, C, L, zoom int) error {
+	k := min(len(r.Clean), 12)
+	tiles := 9
+	if k > 3 {
+		tiles = 36
+	}
+	dim := C * L * L
+	grid := make([]uint8, tiles*dim)
+	for i := range grid {
+		grid[i] = 255
+	}
+	put := func(t int, x []float64) {
+		for j, v := range x {
+			grid[t*dim+j] = uint8(math.Round(255 * math.Min(1, math.Max(0, v))))
+		}
+	}
+	for i := range k {
+		put(3*i, r.Clean[i])
+		put(3*i+1, r.Corrupted[i])
+		put(3*i+2, r.Corrected[i])
+	}
+	return writeGrid(path, grid, tiles, C, L, zoom)
+}
+
+func runCorrect(args []string, stdout, stderr io.Writer) error {
+	if helpRequested(args) {
+		return printHelp(stdout, "correct")
+	}
+	fs, f := newCorrectFlags(stderr)
+	dir, err := runDirArg(fs, args, "correct")
+	if err != nil {
+		return err
+	}
+	if f.corrupt == "" {
+		return errors.New("correct: say how to corrupt the images: --corrupt box:x,y,w,h | stripe:y,h | pixels:p")
+	}
+	if f.method != "cone" && f.method != "all" {
+		return fmt.Errorf("correct: --method %q, want cone or all", f.method)
+	}
+	if f.n < 1 || f.first < 0 || f.steps < 1 || !(f.lr > 0) || math.IsInf(f.lr, 0) || !(f.sigma > 0) || math.IsInf(f.sigma, 0) || f.zoom < 1 || f.zoom > 16 {
+		return fmt.Errorf("correct: --n=%d --first=%d --steps=%d --lr=%v --sigma=%v --zoom=%d, want n ≥ 1, first ≥ 0, steps ≥ 1, lr > 0, σ > 0, 1 ≤ zoom ≤ 16",
+			f.n, f.first, f.steps, f.lr, f.sigma, f.zoom)
+	}
+	run, flow, store, step, err := loadImageRun(dir, "correct", f.wc)
+	if err != nil {
+		return err
+	}
+	cor, err := parseCorruption(f.corrupt, flow.L)
+	if err != nil {
+		return err
+	}
+	set, err := run.Data.split(f.data, f.split, run.Train.Seed, "correct")
+	if err != nil {
+		return err
+	}
+	if f.first+f.n > set.Len() {
+		return fmt.Errorf("correct: images %d … %d outside the %s split (0 … %d)", f.first, f.first+f.n-1, f.split, set.Len()-1)
+	}
+	pix, err := loadImages(set, f.first, f.n)
+	if err != nil {
+		return fmt.Errorf("correct: %w", err)
+	}
+	res, err := correctImages(flow, store, pix, f.n, correctOptions{corrupt: cor, all: f.method == "all", steps: f.steps, lr: f.lr, sigma: f.sigma, seed: f.seed})
+	if err != nil {
+		return err
+	}
+	if f.png != "" {
+		if err := correctPNG(f.png, res, flow.Channels, flow.L, f.zoom); err != nil {
+			return fmt.Errorf("correct: %w", err)
+		}
+	}
+	r := res.Report
+	if f.asJSON {
+		return json.NewEncoder(stdout).Encode(struct {
+			Run   string `json:"run"`
+			Step  int64  `json:"step"`
+			Split string `json:"split"`
+			First int    `json:"first"`
+			correctReport
+		}{dir, step, f.split, f.first, r})
+	}
+	fmt.Fprintf(stdout, "correct %s (step %d), %s images %d … %d, --corrupt %s, method %s, %d steps, σ = %g:\n",
+		dir, step, f.split, f.first, f.first+f.n-1, f.corrupt, r.Method, r.Steps, r.Sigma)
+	fmt.Fprintf(stdout, "  MSE over the corrupted sites: %.5f ± %.5f corrupted, %.5f ± %.5f corrected\n", r.MSECorrupted[0], r.MSECorrupted[1], r.MSECorrected[0], r.MSECorrected[1])
+	fmt.Fprintf(stdout, "  MSE elsewhere after repair:   %.3g ± %.2g\n", r.MSEOutside[0], r.MSEOutside[1])
+	fmt.Fprintf(stdout, "  latents touched %.1f of %d per image; %.1f s\n", r.LatentsTouched, r.LatentsTotal, r.Seconds)
+	return nil
+}
+
+// loadImages reads n consecutive images of set from first.
+func loadImages(set *images.Dataset, first, n int) ([]uint8, error) {
+	dim := set.Dim()
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = first + i
+	}
+	pix := make([]uint8, n*dim)
+	if err := set.Batch(pix, idx, nil); err != nil {
+		return nil, err
+	}
+	return pix, nil
+}
