@@ -23,7 +23,7 @@ import (
 // graph: the graph holds f_θ only (Build), and both the loss and the host Score multiply by c(t).
 type CNNScore struct {
 	SDE SDE
-	C   int       // channels (1: a real scalar, 2: O(2))
+	C   int // channels (1: a real scalar, 2: O(2))
 	Net layers.CNN
 	Emb layers.SinusoidalEmbedding
 	V0  []float64 // reference variance per mode coordinate (length V)
