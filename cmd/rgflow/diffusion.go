@@ -483,4 +483,3 @@ func isDiffusionRun(dir string) bool {
 	kind, _, err := runConfig(dir, "sample")
 	return err == nil && kind == "diffusion"
 }
-
