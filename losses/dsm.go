@@ -15,7 +15,7 @@ import (
 )
 
 // DSM is denoising score matching for a linear, mode-diagonal diffusion process (package diffusion) with a
-// graph score network (diffusion.CNNScore). For a data field x_0 (C channels, each a lattice field with mode
+// graph score network (diffusion.GraphScore: CNNScore or EffectiveScore). For a data field x_0 (C channels, each a lattice field with mode
 // coordinates u_0 = F x_0, F orthogonal), a time t uniform in [TMin, T] and white noise ε in mode
 // coordinates, the exact transition gives
 //
@@ -40,7 +40,7 @@ import (
 // split run sees the same data; with Feed the position is a counter, saved in checkpoints (State/Restore),
 // so a resume is exact too.
 type DSM struct {
-	Net       *diffusion.CNNScore
+	Net       diffusion.GraphScore
 	Data      []float64 // N samples of C·V values each
 	Weighting string    // "variance" (default when empty) or "likelihood"
 	TMin      float64   // > 0
@@ -56,7 +56,7 @@ type DSM struct {
 	permEpoch int64
 }
 
-type dsmBufs struct{ x, t, w, target []float64 }
+type dsmBufs struct{ x, xin, t, w, target []float64 }
 
 func (d *DSM) check() error {
 	if d.Net == nil {
@@ -67,11 +67,11 @@ func (d *DSM) check() error {
 	default:
 		return fmt.Errorf("losses: DSM: weighting %q, want variance or likelihood", d.Weighting)
 	}
-	T := d.Net.SDE.T()
+	T := d.Net.Process().T()
 	if !(d.TMin > 0 && d.TMin < T) {
 		return fmt.Errorf("losses: DSM: t_min=%v, want 0 < t_min < T=%v", d.TMin, T)
 	}
-	D := d.Net.C * d.Net.SDE.Lattice().V
+	D := d.Net.Channels() * d.Net.Process().Lattice().V
 	if len(d.Data) == 0 || len(d.Data)%D != 0 {
 		return fmt.Errorf("losses: DSM: %d data values, want a positive multiple of C·V=%d", len(d.Data), D)
 	}
@@ -79,7 +79,7 @@ func (d *DSM) check() error {
 }
 
 // Samples is the number of data samples.
-func (d *DSM) Samples() int { return len(d.Data) / (d.Net.C * d.Net.SDE.Lattice().V) }
+func (d *DSM) Samples() int { return len(d.Data) / (d.Net.Channels() * d.Net.Process().Lattice().V) }
 
 // Build makes the loss graph for a batch: inputs x_t·c(t) (B, C, L, L), t (B), the weights √λ·c(t) and the
 // targets −√λ·ε/√q (both (B·C, V), in mode coordinates).
@@ -87,10 +87,10 @@ func (d *DSM) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	if err := d.check(); err != nil {
 		return nil, err
 	}
-	lat := d.Net.SDE.Lattice()
-	C, L, V := d.Net.C, lat.L, lat.V
+	lat := d.Net.Process().Lattice()
+	C, L, V := d.Net.Channels(), lat.L, lat.V
 	d.batch, d.dtype = batch, s.Dtype()
-	d.x = s.Input("dsm/x", batch, C, L, L)
+	d.x = s.Input("dsm/x", batch, d.Net.InputChannels(), L, L)
 	d.t = s.Input("dsm/t", batch)
 	d.w = s.Input("dsm/w", batch*C, V)
 	d.target = s.Input("dsm/target", batch*C, V)
@@ -150,9 +150,9 @@ func (d *DSM) index(p int64) int {
 // draw fills sample j of the buffers from data sample idx with time and noise from rng. It returns the
 // time, and writes x_t (unscaled) into xt and ε (mode coordinates) into eps when they are non-nil.
 func (d *DSM) draw(j, idx int, rng *rand.Rand, b *dsmBufs, xt, eps []float64) (float64, error) {
-	sde := d.Net.SDE
+	sde := d.Net.Process()
 	lat := sde.Lattice()
-	C, V := d.Net.C, lat.V
+	C, V := d.Net.Channels(), lat.V
 	T := sde.T()
 	t := d.TMin + (T-d.TMin)*rng.Float64()
 	m, q := make([]float64, V), make([]float64, V)
@@ -204,21 +204,22 @@ func (d *DSM) draw(j, idx int, rng *rand.Rand, b *dsmBufs, xt, eps []float64) (f
 }
 
 func (d *DSM) ensureBufs(n int) {
-	V := d.Net.SDE.Lattice().V
-	C := d.Net.C
+	V := d.Net.Process().Lattice().V
+	C := d.Net.Channels()
 	if len(d.bufs.t) != n {
-		d.bufs = dsmBufs{x: make([]float64, n*C*V), t: make([]float64, n), w: make([]float64, n*C*V), target: make([]float64, n*C*V)}
+		d.bufs = dsmBufs{x: make([]float64, n*C*V), xin: make([]float64, n*d.Net.InputChannels()*V), t: make([]float64, n), w: make([]float64, n*C*V), target: make([]float64, n*C*V)}
 	}
 }
 
 func (d *DSM) let() error {
-	C, L, V := d.Net.C, d.Net.SDE.Lattice().L, d.Net.SDE.Lattice().V
+	C, L, V := d.Net.Channels(), d.Net.Process().Lattice().L, d.Net.Process().Lattice().V
 	B := d.batch
+	d.Net.Input(d.bufs.xin, d.bufs.x)
 	for _, p := range []struct {
 		n     *G.Node
 		shape []int
 		v     []float64
-	}{{d.x, []int{B, C, L, L}, d.bufs.x}, {d.t, []int{B}, d.bufs.t}, {d.w, []int{B * C, V}, d.bufs.w}, {d.target, []int{B * C, V}, d.bufs.target}} {
+	}{{d.x, []int{B, d.Net.InputChannels(), L, L}, d.bufs.xin}, {d.t, []int{B}, d.bufs.t}, {d.w, []int{B * C, V}, d.bufs.w}, {d.target, []int{B * C, V}, d.bufs.target}} {
 		if err := G.Let(p.n, layers.NewDense(d.dtype, p.shape, p.v)); err != nil {
 			return err
 		}
@@ -287,8 +288,8 @@ func (d *DSM) Evaluate(score diffusion.Score, n int, rng *rand.Rand) (mean, se f
 	if n < 2 {
 		return 0, 0, fmt.Errorf("losses: DSM: Evaluate on %d samples, want ≥ 2", n)
 	}
-	lat := d.Net.SDE.Lattice()
-	C, V := d.Net.C, lat.V
+	lat := d.Net.Process().Lattice()
+	C, V := d.Net.Channels(), lat.V
 	var b dsmBufs
 	b.x, b.t, b.w, b.target = make([]float64, C*V), make([]float64, 1), make([]float64, C*V), make([]float64, C*V)
 	xt, s, u := make([]float64, C*V), make([]float64, C*V), make([]float64, V)

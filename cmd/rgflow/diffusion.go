@@ -58,6 +58,8 @@ type scoreSpec struct {
 	Width int    `json:"width"`
 	Depth int    `json:"depth"`
 	D4    bool   `json:"d4"`
+	// GlobalMean feeds the lattice average of the field as extra input channels.
+	GlobalMean bool `json:"global_mean,omitempty"`
 }
 
 func defaultDiffusionRun() diffusionRun {
@@ -110,6 +112,7 @@ func newDiffusionFlags(run *diffusionRun, stderr io.Writer) *diffusionFlags {
 	fs.StringVar(&s.Kind, "score", s.Kind, "score network: cnn")
 	fs.IntVar(&s.Width, "width", s.Width, "CNN hidden channels")
 	fs.IntVar(&s.Depth, "depth", s.Depth, "CNN hidden layers")
+	fs.BoolVar(&s.GlobalMean, "global-mean", s.GlobalMean, "give the CNN the field's lattice average as extra input channels (direct access to the zero mode)")
 	fs.BoolVar(&s.D4, "d4", s.D4, "average the CNN over the 8 lattice rotations and reflections (8× the cost)")
 	fs.StringVar(&run.Data, "data", run.Data, "training samples: an .npz with phi (N, C, L, L), e.g. from rgflow mcmc --out")
 	fs.StringVar(&run.Weighting, "weighting", run.Weighting, "loss weighting per mode: variance (λ = q) or likelihood (λ = b²)")
@@ -145,7 +148,7 @@ func parseDiffusionRun(args []string, stderr io.Writer) (*diffusionRun, *diffusi
 	run.Physics.noteSet(f.fs)
 	if pf.session.resume != "" {
 		set := setFlags(f.fs)
-		for _, n := range []string{"action", "L", "process", "score", "width", "depth", "d4", "data"} {
+		for _, n := range []string{"action", "L", "process", "score", "width", "depth", "d4", "global-mean", "data"} {
 			if set[n] {
 				return nil, nil, fmt.Errorf("%s: --%s cannot change when resuming (it changes the model or its data)", cmd, n)
 			}
@@ -204,6 +207,7 @@ func (r *diffusionRun) model(cmd string) (lattice.Action, *diffusion.CNNScore, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", cmd, err)
 	}
+	net.GlobalMean = r.Score.GlobalMean
 	return act, net, nil
 }
 
@@ -387,7 +391,7 @@ func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) err
 	}
 	store := layers.NewStore(dtype, run.Train.Seed)
 	bs := layers.NewScope(G.NewGraph(), store) // binds the parameters so that the weights can be loaded
-	if _, err := net.Build(bs, bs.Input("x", 1, net.C, run.Physics.L, run.Physics.L), bs.Input("t", 1)); err != nil {
+	if _, err := net.Build(bs, bs.Input("x", 1, net.In(), run.Physics.L, run.Physics.L), bs.Input("t", 1)); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	l, err := train.LoadRunWeights(store, dir, f.wc.ema)

@@ -27,6 +27,45 @@ type CNNScore struct {
 	Net layers.CNN
 	Emb layers.SinusoidalEmbedding
 	V0  []float64 // reference variance per mode coordinate (length V)
+	// GlobalMean adds, per channel, an input channel holding the field's lattice average at every site
+	// (the network then reads the zero mode directly instead of through its receptive field; it stays
+	// translation- and D4-equivariant). Set it before the first Build.
+	GlobalMean bool
+}
+
+// In is the number of input channels of the CNN: C, or 2C with GlobalMean.
+func (c *CNNScore) In() int {
+	if c.GlobalMean {
+		return 2 * c.C
+	}
+	return c.C
+}
+
+// Input writes the network input for a batch x (n samples of C·V values, already multiplied by c(t)) into
+// dst (n·In·V values): per sample, the C channels of x and, with GlobalMean, C channels of their means.
+func (c *CNNScore) Input(dst, x []float64) {
+	V := c.SDE.Lattice().V
+	if !c.GlobalMean {
+		copy(dst, x)
+		return
+	}
+	n := len(x) / (c.C * V)
+	for b := range n {
+		src := x[b*c.C*V : (b+1)*c.C*V]
+		out := dst[b*2*c.C*V : (b+1)*2*c.C*V]
+		copy(out, src)
+		for ch := range c.C {
+			m := 0.0
+			for _, v := range src[ch*V : (ch+1)*V] {
+				m += v
+			}
+			m /= float64(V)
+			o := out[(c.C+ch)*V : (c.C+ch+1)*V]
+			for i := range o {
+				o[i] = m
+			}
+		}
+	}
 }
 
 // NewCNNScore returns a score network of the given CNN width and depth (kernel 3, periodic padding,
@@ -67,40 +106,44 @@ func (c *CNNScore) Scale(t float64) (float64, error) {
 	return 1 / math.Sqrt(m/float64(len(v))), nil
 }
 
-// Build builds f_θ(xin, emb(t/T)) under s: xin is (B, C, L, L) (already multiplied by c(t)), t is (B).
+// Build builds f_θ(xin, emb(t/T)) under s: xin is (B, In, L, L) (made by Input), t is (B); the output is
+// (B, C, L, L).
 // The score is c(t) times the result.
 func (c *CNNScore) Build(s *layers.Scope, xin, t *G.Node) (*G.Node, error) {
 	emb, err := c.Emb.Apply(t)
 	if err != nil {
 		return nil, err
 	}
-	return c.Net.ApplyCond(s.Sub("score"), xin, emb)
+	net := c.Net
+	net.In = c.In()
+	return net.ApplyCond(s.Sub("score"), xin, emb)
 }
 
-// NetScore evaluates a CNNScore on the host (a diffusion Score): it runs a forward graph of a fixed batch
+// NetScore evaluates a GraphScore on the host (a diffusion Score): it runs a forward graph of a fixed batch
 // and pads the last chunk of a larger batch. A batch holds fields of C·V values (a sample's channels are
 // consecutive fields of V values each).
 type NetScore struct {
-	net     *CNNScore
+	net     GraphScore
 	batch   int
 	x, t    *G.Node
 	out     *G.Node
 	vm      G.VM
 	xv, tv  []float64
+	xs      []float64
 	dtShape []int
 	store   *layers.Store
 }
 
 // NewNetScore binds net's parameters from store into a forward graph of batch samples.
-func NewNetScore(net *CNNScore, store *layers.Store, batch int) (*NetScore, error) {
+func NewNetScore(net GraphScore, store *layers.Store, batch int) (*NetScore, error) {
 	if batch < 1 {
 		return nil, fmt.Errorf("diffusion: net score: batch %d, want ≥ 1", batch)
 	}
-	L := net.SDE.Lattice().L
+	L := net.Process().Lattice().L
 	g := G.NewGraph()
 	s := layers.NewScope(g, store)
-	n := &NetScore{net: net, batch: batch, store: store, dtShape: []int{batch, net.C, L, L}}
-	n.x = s.Input("netscore/x", batch, net.C, L, L)
+	n := &NetScore{net: net, batch: batch, store: store, dtShape: []int{batch, net.InputChannels(), L, L}}
+	n.x = s.Input("netscore/x", batch, net.InputChannels(), L, L)
 	n.t = s.Input("netscore/t", batch)
 	out, err := net.Build(s, n.x, n.t)
 	if err != nil {
@@ -108,7 +151,8 @@ func NewNetScore(net *CNNScore, store *layers.Store, batch int) (*NetScore, erro
 	}
 	n.out = out
 	n.vm = G.NewTapeMachine(g)
-	n.xv = make([]float64, batch*net.C*L*L)
+	n.xv = make([]float64, batch*net.InputChannels()*L*L)
+	n.xs = make([]float64, batch*net.Channels()*L*L)
 	n.tv = make([]float64, batch)
 	return n, nil
 }
@@ -117,7 +161,7 @@ func NewNetScore(net *CNNScore, store *layers.Store, batch int) (*NetScore, erro
 func (n *NetScore) Close() error { return n.vm.Close() }
 
 func (n *NetScore) Score(t float64, x, dst []float64) error {
-	D := n.net.C * n.net.SDE.Lattice().V
+	D := n.net.Channels() * n.net.Process().Lattice().V
 	if len(x)%D != 0 || len(dst) != len(x) {
 		return fmt.Errorf("diffusion: net score: batch of length %d (dst %d), want a multiple of C·V=%d", len(x), len(dst), D)
 	}
@@ -131,10 +175,11 @@ func (n *NetScore) Score(t float64, x, dst []float64) error {
 	dt := n.store.Dtype()
 	for b := 0; b < len(x); b += n.batch * D {
 		e := min(len(x), b+n.batch*D)
-		clear(n.xv)
+		clear(n.xs)
 		for i, v := range x[b:e] {
-			n.xv[i] = c * v
+			n.xs[i] = c * v
 		}
+		n.net.Input(n.xv, n.xs)
 		if err := G.Let(n.x, layers.NewDense(dt, n.dtShape, n.xv)); err != nil {
 			return err
 		}

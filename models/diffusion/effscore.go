@@ -1,0 +1,162 @@
+package diffusion
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	G "gorgonia.org/gorgonia"
+
+	"rgflow/layers"
+)
+
+// GraphScore is a score network built as a Gorgonia graph, trainable by losses.DSM and evaluated on the
+// host by NetScore: s(x, t) = Scale(t) · f(Input(Scale(t)·x), t) with f = Build.
+type GraphScore interface {
+	Process() SDE
+	Channels() int
+	// InputChannels is the number of channels of Build's input (Input writes them).
+	InputChannels() int
+	Scale(t float64) (float64, error)
+	Input(dst, x []float64)
+	// Build builds f on xin (B, InputChannels, L, L) and t (B); the result is (B, Channels, L, L).
+	Build(s *layers.Scope, xin, t *G.Node) (*G.Node, error)
+}
+
+// Process, Channels and InputChannels make CNNScore a GraphScore.
+func (c *CNNScore) Process() SDE        { return c.SDE }
+func (c *CNNScore) Channels() int       { return c.C }
+func (c *CNNScore) InputChannels() int  { return c.In() }
+func (e *EffectiveScore) Process() SDE  { return e.SDE }
+func (e *EffectiveScore) Channels() int { return e.C }
+
+// EffectiveScore is the score of a learned local effective action, s_t(φ) = −∇_φ S_t(φ) with
+//
+//	S_t(φ) = f₁(t) Σ_x φ_x² + f₂(t) Σ_x φ_x⁴ + f₃(t) Σ_{x,μ} (φ_{x+μ} − φ_x)²
+//
+// (summed over channels too; φ_x⁴ is per component), where (f₁, f₂, f₃) = MLP(emb(t/T)): a sinusoidal
+// embedding, one tanh hidden layer of Hidden units and a linear output. The gradient is taken inside the
+// graph with layers.Grad, so the DSM loss, which depends on it, can be differentiated again with respect to
+// the MLP's weights. The output starts at f = (m²/2, 0, 1/2) with m² = M2Init: the free action of mass²
+// M2Init. The score is not rescaled (Scale is 1). Parameters under "score/": mlp/w1 (Hidden, E), mlp/b1,
+// mlp/w2 (3, Hidden) (zero at the start), mlp/b2 (3).
+type EffectiveScore struct {
+	SDE    SDE
+	C      int
+	Emb    layers.SinusoidalEmbedding
+	Hidden int
+	M2Init float64
+}
+
+// NewEffectiveScore returns an effective-action score with an MLP of hidden units.
+func NewEffectiveScore(sde SDE, channels, hidden int, m2Init float64) (*EffectiveScore, error) {
+	if channels < 1 || hidden < 1 {
+		return nil, fmt.Errorf("diffusion: effective score: %d channels and %d hidden units, want both ≥ 1", channels, hidden)
+	}
+	return &EffectiveScore{SDE: sde, C: channels, Emb: layers.SinusoidalEmbedding{Dim: 32, Scale: 1000 / sde.T()},
+		Hidden: hidden, M2Init: m2Init}, nil
+}
+
+func (e *EffectiveScore) InputChannels() int           { return e.C }
+func (e *EffectiveScore) Scale(float64) (float64, error) { return 1, nil }
+func (e *EffectiveScore) Input(dst, x []float64)         { copy(dst, x) }
+
+// Couplings builds (f₁, f₂, f₃) for t (B): a (B, 3) node.
+func (e *EffectiveScore) Couplings(s *layers.Scope, t *G.Node) (*G.Node, error) {
+	emb, err := e.Emb.Apply(t)
+	if err != nil {
+		return nil, err
+	}
+	s = s.Sub("score").Sub("mlp")
+	E := e.Emb.Dim
+	w1 := s.Param("w1", []int{E, e.Hidden}, layers.GlorotUniform(1))
+	b1 := s.Param("b1", []int{e.Hidden}, layers.Zeros)
+	w2 := s.Param("w2", []int{e.Hidden, 3}, layers.Zeros)
+	m2 := e.M2Init
+	b2 := s.Param("b2", []int{3}, func(_ *rand.Rand, _ []int, d []float64) { d[0], d[1], d[2] = m2/2, 0, 0.5 })
+	h, err := G.Mul(emb, w1)
+	if err != nil {
+		return nil, err
+	}
+	if h, err = G.BroadcastAdd(h, b1, nil, []byte{0}); err != nil {
+		return nil, err
+	}
+	if h, err = G.Tanh(h); err != nil {
+		return nil, err
+	}
+	if h, err = G.Mul(h, w2); err != nil {
+		return nil, err
+	}
+	return G.BroadcastAdd(h, b2, nil, []byte{0})
+}
+
+// Build builds −∇_x S_t(x) for xin (B, C, L, L), t (B).
+func (e *EffectiveScore) Build(s *layers.Scope, xin, t *G.Node) (*G.Node, error) {
+	f, err := e.Couplings(s, t)
+	if err != nil {
+		return nil, err
+	}
+	B := xin.Shape()[0]
+	sumSites := func(n *G.Node) (*G.Node, error) { return G.Sum(n, 1, 2, 3) }
+	x2, err := G.Square(xin)
+	if err != nil {
+		return nil, err
+	}
+	g1, err := sumSites(x2)
+	if err != nil {
+		return nil, err
+	}
+	x4, err := G.Square(x2)
+	if err != nil {
+		return nil, err
+	}
+	g2, err := sumSites(x4)
+	if err != nil {
+		return nil, err
+	}
+	var g3 *G.Node
+	for axis := 2; axis <= 3; axis++ {
+		r, err := layers.Roll(xin, axis, 1)
+		if err != nil {
+			return nil, err
+		}
+		d, err := G.Sub(r, xin)
+		if err != nil {
+			return nil, err
+		}
+		if d, err = G.Square(d); err != nil {
+			return nil, err
+		}
+		sd, err := sumSites(d)
+		if err != nil {
+			return nil, err
+		}
+		if g3 == nil {
+			g3 = sd
+		} else if g3, err = G.Add(g3, sd); err != nil {
+			return nil, err
+		}
+	}
+	cols := make([]*G.Node, 3)
+	for i, gi := range []*G.Node{g1, g2, g3} {
+		if cols[i], err = layers.Reshape(gi, B, 1); err != nil {
+			return nil, err
+		}
+	}
+	g, err := G.Concat(1, cols...)
+	if err != nil {
+		return nil, err
+	}
+	fg, err := G.HadamardProd(f, g)
+	if err != nil {
+		return nil, err
+	}
+	S, err := G.Sum(fg)
+	if err != nil {
+		return nil, err
+	}
+	grads, err := layers.Grad(S, xin)
+	if err != nil {
+		return nil, fmt.Errorf("diffusion: effective score: %w", err)
+	}
+	return G.Neg(grads[0])
+}
