@@ -54,7 +54,7 @@ type processSpec struct {
 
 // scoreSpec selects the score network.
 type scoreSpec struct {
-	Kind  string `json:"kind"` // cnn
+	Kind  string `json:"kind"` // cnn or effective
 	Width int    `json:"width"`
 	Depth int    `json:"depth"`
 	D4    bool   `json:"d4"`
@@ -109,8 +109,8 @@ func newDiffusionFlags(run *diffusionRun, stderr io.Writer) *diffusionFlags {
 	fs.Float64Var(&p.SigmaMin, "sigma-min", p.SigmaMin, "ve: σ_min")
 	fs.Float64Var(&p.SigmaMax, "sigma-max", p.SigmaMax, "ve: σ_max")
 	s := &run.Score
-	fs.StringVar(&s.Kind, "score", s.Kind, "score network: cnn")
-	fs.IntVar(&s.Width, "width", s.Width, "CNN hidden channels")
+	fs.StringVar(&s.Kind, "score", s.Kind, "score network: cnn (periodic CNN with FiLM time conditioning) or effective (−∇ of a learned local action Σ f_i(t) O_i)")
+	fs.IntVar(&s.Width, "width", s.Width, "CNN hidden channels; effective: hidden units of the MLP of t")
 	fs.IntVar(&s.Depth, "depth", s.Depth, "CNN hidden layers")
 	fs.BoolVar(&s.GlobalMean, "global-mean", s.GlobalMean, "give the CNN the field's lattice average as extra input channels (direct access to the zero mode)")
 	fs.BoolVar(&s.D4, "d4", s.D4, "average the CNN over the 8 lattice rotations and reflections (8× the cost)")
@@ -191,7 +191,7 @@ func (r *diffusionRun) sde(cmd string) (diffusion.SDE, error) {
 }
 
 // model builds the action, process and score network of a run (V0 must be set).
-func (r *diffusionRun) model(cmd string) (lattice.Action, *diffusion.CNNScore, error) {
+func (r *diffusionRun) model(cmd string) (lattice.Action, diffusion.GraphScore, error) {
 	act, err := r.Physics.build(cmd)
 	if err != nil {
 		return nil, nil, err
@@ -200,8 +200,20 @@ func (r *diffusionRun) model(cmd string) (lattice.Action, *diffusion.CNNScore, e
 	if err != nil {
 		return nil, nil, err
 	}
-	if r.Score.Kind != "cnn" {
-		return nil, nil, fmt.Errorf("%s: --score %q, want cnn", cmd, r.Score.Kind)
+	switch r.Score.Kind {
+	case "cnn":
+	case "effective":
+		m2 := r.Physics.M2
+		if !(m2 > 0) {
+			m2 = 1
+		}
+		e, err := diffusion.NewEffectiveScore(sde, act.Channels(), r.Score.Width, m2)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", cmd, err)
+		}
+		return act, e, nil
+	default:
+		return nil, nil, fmt.Errorf("%s: --score %q, want cnn or effective", cmd, r.Score.Kind)
 	}
 	net, err := diffusion.NewCNNScore(sde, act.Channels(), r.Score.Width, r.Score.Depth, r.Score.D4, r.V0)
 	if err != nil {
@@ -303,7 +315,7 @@ func runTrainDiffusion(args []string, stdout, stderr io.Writer) error {
 	}
 	out := f.session.dir(fmt.Sprintf("diffusion-%s-L%d", run.Physics.Action, L))
 	what := fmt.Sprintf("a %s score (width %d, depth %d) by DSM (%s weighting) under %s on %d samples of %s L=%d (%s",
-		run.Score.Kind, run.Score.Width, run.Score.Depth, run.Weighting, net.SDE.Name(), n, act.Name(), L, run.Data)
+		run.Score.Kind, run.Score.Width, run.Score.Depth, run.Weighting, net.Process().Name(), n, act.Name(), L, run.Data)
 	tr, done, err := runTraining(cmd, run, run.Train, f.session, out, store, obj, what, stdout, stderr)
 	if err != nil || !done {
 		return err
@@ -356,6 +368,15 @@ type diffusionSampleReport struct {
 	Seconds     float64               `json:"seconds"`
 	Observables map[string][2]jsonNum `json:"observables"`
 	MMean       [2]jsonNum            `json:"m_mean"`
+	// Couplings (effective-action runs): the learned f_i(t) and, for a free field, the local projection
+	// of the exact Gaussian action at t.
+	Couplings []couplingReport `json:"couplings,omitempty"`
+}
+
+type couplingReport struct {
+	T    float64    `json:"t"`
+	F    [3]jsonNum `json:"f"` // coefficients of Σφ², Σφ⁴, Σ(∇φ)²
+	Free [2]jsonNum `json:"free_projection,omitempty"`
 }
 
 func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) error {
@@ -391,7 +412,7 @@ func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) err
 	}
 	store := layers.NewStore(dtype, run.Train.Seed)
 	bs := layers.NewScope(G.NewGraph(), store) // binds the parameters so that the weights can be loaded
-	if _, err := net.Build(bs, bs.Input("x", 1, net.In(), run.Physics.L, run.Physics.L), bs.Input("t", 1)); err != nil {
+	if _, err := net.Build(bs, bs.Input("x", 1, net.InputChannels(), run.Physics.L, run.Physics.L), bs.Input("t", 1)); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	l, err := train.LoadRunWeights(store, dir, f.wc.ema)
@@ -403,7 +424,7 @@ func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	defer score.Close()
-	sde := net.SDE
+	sde := net.Process()
 	tEnd := f.tEnd
 	if tEnd < 0 {
 		tEnd = run.TMin
@@ -415,7 +436,7 @@ func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
-	C, L := net.C, run.Physics.L
+	C, L := net.Channels(), run.Physics.L
 	V := L * L
 	x := make([]float64, f.n*C*V)
 	rng := rand.New(rand.NewPCG(f.seed, 0xd1ff))
@@ -457,6 +478,11 @@ func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) err
 	for _, o := range res.Observables {
 		rep.Observables[o.Name] = [2]jsonNum{jsonNum(o.Value), jsonNum(o.Err)}
 	}
+	if e, ok := net.(*diffusion.EffectiveScore); ok {
+		if rep.Couplings, err = effectiveCouplings(e, store, run); err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+	}
 	if f.out != "" {
 		if err := checkpoints.WriteNPZ(f.out, []checkpoints.Array{{Name: "phi", Shape: []int{f.n, C, L, L}, Data: x}}); err != nil {
 			return fmt.Errorf("%s: --out: %w", cmd, err)
@@ -469,6 +495,13 @@ func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "  m_mean  %s ± %s\n", fmtNum(mm), fmtNum(me))
 	for _, o := range res.Observables {
 		fmt.Fprintf(stdout, "  %-8s %s ± %s\n", o.Name, fmtNum(o.Value), fmtNum(o.Err))
+	}
+	for _, c := range rep.Couplings {
+		fmt.Fprintf(stdout, "  t=%-6.3g f(φ², φ⁴, (∇φ)²) = %s, %s, %s", c.T, fmtNum(float64(c.F[0])), fmtNum(float64(c.F[1])), fmtNum(float64(c.F[2])))
+		if run.Physics.Action == "free" {
+			fmt.Fprintf(stdout, "   exact free projection %s, 0, %s", fmtNum(float64(c.Free[0])), fmtNum(float64(c.Free[1])))
+		}
+		fmt.Fprintln(stdout)
 	}
 	if f.out != "" {
 		fmt.Fprintf(stdout, "wrote phi %v to %s\n", []int{f.n, C, L, L}, f.out)
@@ -486,4 +519,33 @@ func isDiffusionRun(dir string) bool {
 	}
 	kind, _, err := runConfig(dir, "sample")
 	return err == nil && kind == "diffusion"
+}
+
+// effectiveCouplings reports the learned couplings at 6 times from t_min to T and, for a free field, the
+// local projection of the exact action.
+func effectiveCouplings(e *diffusion.EffectiveScore, store *layers.Store, run diffusionRun) ([]couplingReport, error) {
+	T := e.SDE.T()
+	ts := []float64{0, run.TMin, 0.1 * T, 0.25 * T, 0.5 * T, T}
+	f, err := e.CouplingsAt(store, ts)
+	if err != nil {
+		return nil, err
+	}
+	var v0 []float64
+	if run.Physics.Action == "free" && run.Physics.M2 > 0 {
+		if v0, err = e.SDE.Lattice().FreeVariance(run.Physics.M2); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]couplingReport, len(ts))
+	for i, t := range ts {
+		out[i] = couplingReport{T: t, F: [3]jsonNum{jsonNum(f[i][0]), jsonNum(f[i][1]), jsonNum(f[i][2])}}
+		if v0 != nil {
+			f1, f3, err := diffusion.GaussianCouplings(e.SDE, v0, t)
+			if err != nil {
+				return nil, err
+			}
+			out[i].Free = [2]jsonNum{jsonNum(f1), jsonNum(f3)}
+		}
+	}
+	return out, nil
 }

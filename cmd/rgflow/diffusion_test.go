@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -54,7 +55,7 @@ func TestDiffusionTrainSampleResume(t *testing.T) {
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	runOK(t, append(common, "--out", a)...)
 	runOK(t, append(common, "--out", b, "--stop-after", "3")...)
-	runOK(t, append(common[:2], "--resume", b)...)
+	runOK(t, "train", "diffusion", "--resume", b)
 	sample := func(run string, extra ...string) diffusionSampleReport {
 		out := runOK(t, append([]string{"sample", run, "--n", "6", "--json"}, extra...)...)
 		var rep diffusionSampleReport
@@ -91,6 +92,22 @@ func TestDiffusionTrainSampleResume(t *testing.T) {
 		t.Errorf("sample --out: %v %v", arrs, err)
 	}
 
+	// The other score networks: a CNN with the global-mean input, and the effective action, whose report
+	// carries its couplings and, for the free field, the exact projection (m²/2, 1/2 at t = 0).
+	gm, eff := filepath.Join(dir, "gm"), filepath.Join(dir, "eff")
+	runOK(t, append(common, "--out", gm, "--global-mean")...)
+	if r := sample(gm, "--nfe", "3"); r.NFE != 3 || r.Couplings != nil {
+		t.Errorf("global mean: nfe %d, couplings %v", r.NFE, r.Couplings)
+	}
+	runOK(t, append(common, "--out", eff, "--score", "effective")...)
+	r := sample(eff, "--nfe", "3")
+	if len(r.Couplings) != 6 || r.Couplings[0].T != 0 {
+		t.Fatalf("effective: couplings %v", r.Couplings)
+	}
+	if c := r.Couplings[0].Free; math.Abs(float64(c[0])-0.25) > 1e-12 || math.Abs(float64(c[1])-0.5) > 1e-12 {
+		t.Errorf("exact free projection at t=0: %v, want [0.25 0.5] (a fit that is exact there, to rounding)", c)
+	}
+
 	// Bad input: a clear error naming the flag.
 	bad := map[string][]string{
 		"--data is required": {"train", "diffusion", "--L", "4", "--out", filepath.Join(dir, "x1")},
@@ -100,6 +117,7 @@ func TestDiffusionTrainSampleResume(t *testing.T) {
 		"--sampler":          {"sample", a, "--sampler", "ddim"},
 		"--nfe":              {"sample", a, "--sampler", "ode", "--nfe", "3"},
 		"cannot change":      {"train", "diffusion", "--resume", a, "--width", "8"},
+		"--score":            {"train", "diffusion", "--data", data, "--L", "4", "--m2", "0.5", "--score", "unet", "--out", filepath.Join(dir, "x5")},
 	}
 	for want, args := range bad {
 		err := run(args, io.Discard, io.Discard)

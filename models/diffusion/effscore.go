@@ -56,7 +56,7 @@ func NewEffectiveScore(sde SDE, channels, hidden int, m2Init float64) (*Effectiv
 		Hidden: hidden, M2Init: m2Init}, nil
 }
 
-func (e *EffectiveScore) InputChannels() int           { return e.C }
+func (e *EffectiveScore) InputChannels() int             { return e.C }
 func (e *EffectiveScore) Scale(float64) (float64, error) { return 1, nil }
 func (e *EffectiveScore) Input(dst, x []float64)         { copy(dst, x) }
 
@@ -159,4 +159,57 @@ func (e *EffectiveScore) Build(s *layers.Scope, xin, t *G.Node) (*G.Node, error)
 		return nil, fmt.Errorf("diffusion: effective score: %w", err)
 	}
 	return G.Neg(grads[0])
+}
+
+// CouplingsAt evaluates the learned (f₁, f₂, f₃) at the times ts with the weights in store.
+func (e *EffectiveScore) CouplingsAt(store *layers.Store, ts []float64) ([][3]float64, error) {
+	if len(ts) == 0 {
+		return nil, nil
+	}
+	g := G.NewGraph()
+	s := layers.NewScope(g, store)
+	t := s.Input("couplings/t", len(ts))
+	f, err := e.Couplings(s, t)
+	if err != nil {
+		return nil, err
+	}
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	if err := G.Let(t, layers.NewDense(store.Dtype(), []int{len(ts)}, ts)); err != nil {
+		return nil, err
+	}
+	if err := vm.RunAll(); err != nil {
+		return nil, fmt.Errorf("diffusion: effective score couplings: %w", err)
+	}
+	v := layers.ValueFloats(f.Value())
+	out := make([][3]float64, len(ts))
+	for i := range out {
+		copy(out[i][:], v[3*i:3*i+3])
+	}
+	return out, nil
+}
+
+// GaussianCouplings projects the exact action of a mode-diagonal Gaussian at time t, ½ Σ_j u_j²/v_j(t)
+// (v_j(t) the marginal variance of a start v0), onto the local operators of EffectiveScore: the least-squares
+// fit of 1/(2 v_j(t)) ≈ f₁ + f₃ p̂²_j over the mode coordinates (Σφ² = Σ u², Σ(∇φ)² = Σ p̂² u²); f₂ = 0. At t = 0
+// for a free field of mass² m² it is exact: f₁ = m²/2, f₃ = 1/2.
+func GaussianCouplings(sde SDE, v0 []float64, t float64) (f1, f3 float64, err error) {
+	v := make([]float64, len(v0))
+	if err := MarginalVariance(sde, t, v0, v); err != nil {
+		return 0, 0, err
+	}
+	p2 := sde.Lattice().P2Modes()
+	var n, sx, sy, sxx, sxy float64
+	for j, vj := range v {
+		y := 1 / (2 * vj)
+		x := p2[j]
+		n++
+		sx += x
+		sy += y
+		sxx += x * x
+		sxy += x * y
+	}
+	f3 = (n*sxy - sx*sy) / (n*sxx - sx*sx)
+	f1 = (sy - f3*sx) / n
+	return f1, f3, nil
 }
