@@ -228,8 +228,9 @@ func effectiveDSM(t *testing.T, n int) (*DSM, []float64) {
 	return d, v0
 }
 
-// At the start the effective action is the free action of m² = 0.5, so its score at t = 0 is the exact
-// free-field score of the data (−(−Δ + m²)φ): the graph gradient against the host's exact score.
+// At the start the effective action is the free action of m² = 0.5 plus f₂ Σφ⁴ with f₂ = softplus(−4), so
+// its score at t = 0 is −(−Δ + m²)φ − 4 f₂ φ³: the graph gradient against the host's exact free score plus
+// the quartic term.
 func TestEffectiveScoreStartsFree(t *testing.T) {
 	d, v0 := effectiveDSM(t, 4)
 	store := layers.NewStore(tensor.Float64, 3)
@@ -250,7 +251,9 @@ func TestEffectiveScoreStartsFree(t *testing.T) {
 	if err := exact.Score(0, x, want); err != nil {
 		t.Fatal(err)
 	}
+	f2 := math.Log1p(math.Exp(-4))
 	for i := range got {
+		want[i] -= 4 * f2 * x[i] * x[i] * x[i]
 		// Tolerance: rounding of O(10) sums; the FFT in the exact score adds ~1e-15 relative.
 		if math.Abs(got[i]-want[i]) > 1e-12 {
 			t.Fatalf("score[%d] = %.15g, exact %.15g", i, got[i], want[i])

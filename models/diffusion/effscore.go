@@ -33,11 +33,11 @@ func (e *EffectiveScore) Channels() int { return e.C }
 //
 //	S_t(φ) = f₁(t) Σ_x φ_x² + f₂(t) Σ_x φ_x⁴ + f₃(t) Σ_{x,μ} (φ_{x+μ} − φ_x)²
 //
-// (summed over channels too; φ_x⁴ is per component), where (f₁, f₂, f₃) = MLP(emb(t/T)): a sinusoidal
-// embedding, one tanh hidden layer of Hidden units and a linear output. The gradient is taken inside the
+// (summed over channels too; φ_x⁴ is per component), where (f₁, raw, f₃) = MLP(emb(t/T)) and
+// f₂ = softplus(raw) ≥ 0: a sinusoidal embedding, one tanh hidden layer of Hidden units and a linear output. The gradient is taken inside the
 // graph with layers.Grad, so the DSM loss, which depends on it, can be differentiated again with respect to
-// the MLP's weights. The output starts at f = (m²/2, 0, 1/2) with m² = M2Init: the free action of mass²
-// M2Init. The score is not rescaled (Scale is 1). Parameters under "score/": mlp/w1 (Hidden, E), mlp/b1,
+// the MLP's weights. The output starts at f = (m²/2, softplus(−4) ≈ 0.018, 1/2) with m² = M2Init: nearly
+// the free action of mass² M2Init. The score is not rescaled (Scale is 1). Parameters under "score/": mlp/w1 (Hidden, E), mlp/b1,
 // mlp/w2 (3, Hidden) (zero at the start), mlp/b2 (3).
 type EffectiveScore struct {
 	SDE    SDE
@@ -72,7 +72,7 @@ func (e *EffectiveScore) Couplings(s *layers.Scope, t *G.Node) (*G.Node, error) 
 	b1 := s.Param("b1", []int{e.Hidden}, layers.Zeros)
 	w2 := s.Param("w2", []int{e.Hidden, 3}, layers.Zeros)
 	m2 := e.M2Init
-	b2 := s.Param("b2", []int{3}, func(_ *rand.Rand, _ []int, d []float64) { d[0], d[1], d[2] = m2/2, 0, 0.5 })
+	b2 := s.Param("b2", []int{3}, func(_ *rand.Rand, _ []int, d []float64) { d[0], d[1], d[2] = m2/2, quarticInit, 0.5 })
 	h, err := G.Mul(emb, w1)
 	if err != nil {
 		return nil, err
@@ -86,8 +86,25 @@ func (e *EffectiveScore) Couplings(s *layers.Scope, t *G.Node) (*G.Node, error) 
 	if h, err = G.Mul(h, w2); err != nil {
 		return nil, err
 	}
-	return G.BroadcastAdd(h, b2, nil, []byte{0})
+	if h, err = G.BroadcastAdd(h, b2, nil, []byte{0}); err != nil {
+		return nil, err
+	}
+	// f₂ = softplus(raw) ≥ 0: a negative quartic term makes the action unbounded below and the reverse
+	// process runs away.
+	cols := make([]*G.Node, 3)
+	for i := range cols {
+		if cols[i], err = layers.Narrow(h, 1, i, 1); err != nil {
+			return nil, err
+		}
+	}
+	if cols[1], err = G.Softplus(cols[1]); err != nil {
+		return nil, err
+	}
+	return G.Concat(1, cols...)
 }
+
+// quarticInit is the starting raw value of f₂: softplus(−4) ≈ 0.018.
+const quarticInit = -4
 
 // Build builds −∇_x S_t(x) for xin (B, C, L, L), t (B).
 func (e *EffectiveScore) Build(s *layers.Scope, xin, t *G.Node) (*G.Node, error) {
