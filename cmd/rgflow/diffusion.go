@@ -109,7 +109,7 @@ func newDiffusionFlags(run *diffusionRun, stderr io.Writer) *diffusionFlags {
 	fs.Float64Var(&p.SigmaMin, "sigma-min", p.SigmaMin, "ve: σ_min")
 	fs.Float64Var(&p.SigmaMax, "sigma-max", p.SigmaMax, "ve: σ_max")
 	s := &run.Score
-	fs.StringVar(&s.Kind, "score", s.Kind, "score network: cnn (periodic CNN with FiLM time conditioning) or effective (−∇ of a learned local action Σ f_i(t) O_i)")
+	fs.StringVar(&s.Kind, "score", s.Kind, "score network: cnn (periodic CNN with FiLM time conditioning) or effective (−∇ of a learned action Σ f_i(t) O_i over φ², φ⁴, (∇φ)² and the zero mode²)")
 	fs.IntVar(&s.Width, "width", s.Width, "CNN hidden channels; effective: hidden units of the MLP of t")
 	fs.IntVar(&s.Depth, "depth", s.Depth, "CNN hidden layers")
 	fs.BoolVar(&s.GlobalMean, "global-mean", s.GlobalMean, "give the CNN the field's lattice average as extra input channels (direct access to the zero mode)")
@@ -375,8 +375,8 @@ type diffusionSampleReport struct {
 
 type couplingReport struct {
 	T    float64    `json:"t"`
-	F    [3]jsonNum `json:"f"` // coefficients of Σφ², Σφ⁴, Σ(∇φ)²
-	Free [2]jsonNum `json:"free_projection,omitempty"`
+	F    [4]jsonNum `json:"f"` // coefficients of Σφ², Σφ⁴, Σ(∇φ)², (Σφ)²/V
+	Free [4]jsonNum `json:"free_projection,omitempty"`
 }
 
 func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) error {
@@ -497,9 +497,9 @@ func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "  %-8s %s ± %s\n", o.Name, fmtNum(o.Value), fmtNum(o.Err))
 	}
 	for _, c := range rep.Couplings {
-		fmt.Fprintf(stdout, "  t=%-6.3g f(φ², φ⁴, (∇φ)²) = %s, %s, %s", c.T, fmtNum(float64(c.F[0])), fmtNum(float64(c.F[1])), fmtNum(float64(c.F[2])))
+		fmt.Fprintf(stdout, "  t=%-6.3g f(φ², φ⁴, (∇φ)², M²/V) = %s, %s, %s, %s", c.T, fmtNum(float64(c.F[0])), fmtNum(float64(c.F[1])), fmtNum(float64(c.F[2])), fmtNum(float64(c.F[3])))
 		if run.Physics.Action == "free" {
-			fmt.Fprintf(stdout, "   exact free projection %s, 0, %s", fmtNum(float64(c.Free[0])), fmtNum(float64(c.Free[1])))
+			fmt.Fprintf(stdout, "   exact free projection %s, 0, %s, %s", fmtNum(float64(c.Free[0])), fmtNum(float64(c.Free[2])), fmtNum(float64(c.Free[3])))
 		}
 		fmt.Fprintln(stdout)
 	}
@@ -538,13 +538,13 @@ func effectiveCouplings(e *diffusion.EffectiveScore, store *layers.Store, run di
 	}
 	out := make([]couplingReport, len(ts))
 	for i, t := range ts {
-		out[i] = couplingReport{T: t, F: [3]jsonNum{jsonNum(f[i][0]), jsonNum(f[i][1]), jsonNum(f[i][2])}}
+		out[i] = couplingReport{T: t, F: [4]jsonNum{jsonNum(f[i][0]), jsonNum(f[i][1]), jsonNum(f[i][2]), jsonNum(f[i][3])}}
 		if v0 != nil {
-			f1, f3, err := diffusion.GaussianCouplings(e.SDE, v0, t)
+			f1, f3, f4, err := diffusion.GaussianCouplings(e.SDE, v0, t)
 			if err != nil {
 				return nil, err
 			}
-			out[i].Free = [2]jsonNum{jsonNum(f1), jsonNum(f3)}
+			out[i].Free = [4]jsonNum{jsonNum(f1), 0, jsonNum(f3), jsonNum(f4)}
 		}
 	}
 	return out, nil

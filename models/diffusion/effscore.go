@@ -31,9 +31,12 @@ func (e *EffectiveScore) Channels() int { return e.C }
 
 // EffectiveScore is the score of a learned local effective action, s_t(φ) = −∇_φ S_t(φ) with
 //
-//	S_t(φ) = f₁(t) Σ_x φ_x² + f₂(t) Σ_x φ_x⁴ + f₃(t) Σ_{x,μ} (φ_{x+μ} − φ_x)²
+//	S_t(φ) = f₁(t) Σ_x φ_x² + f₂(t) Σ_x φ_x⁴ + f₃(t) Σ_{x,μ} (φ_{x+μ} − φ_x)² + f₄(t) (Σ_x φ_x)²/V
 //
-// (summed over channels too; φ_x⁴ is per component), where (f₁, raw, f₃) = MLP(emb(t/T)) and
+// (summed over channels too; φ_x⁴ is per component). The last operator is the zero mode's square u₀²: it is
+// not local, but the heat flow with a zero-mode regulator μ² ≠ 0 damps the zero mode at its own rate, so
+// the exact Gaussian action at t > 0 has a zero-mode term that no local operator gives (at t → ∞ the
+// action is Σ_{k≠0} p̂²_k |φ̃_k|²/Ω plus μ² u₀²/Ω). (f₁, raw, f₃, f₄) = MLP(emb(t/T)) and
 // f₂ = softplus(raw) ≥ 0: a sinusoidal embedding, one tanh hidden layer of Hidden units and a linear output. The gradient is taken inside the
 // graph with layers.Grad, so the DSM loss, which depends on it, can be differentiated again with respect to
 // the MLP's weights. The output starts at f = (m²/2, softplus(−4) ≈ 0.018, 1/2) with m² = M2Init: nearly
@@ -60,7 +63,7 @@ func (e *EffectiveScore) InputChannels() int             { return e.C }
 func (e *EffectiveScore) Scale(float64) (float64, error) { return 1, nil }
 func (e *EffectiveScore) Input(dst, x []float64)         { copy(dst, x) }
 
-// Couplings builds (f₁, f₂, f₃) for t (B): a (B, 3) node.
+// Couplings builds (f₁, f₂, f₃, f₄) for t (B): a (B, 4) node.
 func (e *EffectiveScore) Couplings(s *layers.Scope, t *G.Node) (*G.Node, error) {
 	emb, err := e.Emb.Apply(t)
 	if err != nil {
@@ -70,9 +73,9 @@ func (e *EffectiveScore) Couplings(s *layers.Scope, t *G.Node) (*G.Node, error) 
 	E := e.Emb.Dim
 	w1 := s.Param("w1", []int{E, e.Hidden}, layers.GlorotUniform(1))
 	b1 := s.Param("b1", []int{e.Hidden}, layers.Zeros)
-	w2 := s.Param("w2", []int{e.Hidden, 3}, layers.Zeros)
+	w2 := s.Param("w2", []int{e.Hidden, NumOperators}, layers.Zeros)
 	m2 := e.M2Init
-	b2 := s.Param("b2", []int{3}, func(_ *rand.Rand, _ []int, d []float64) { d[0], d[1], d[2] = m2/2, quarticInit, 0.5 })
+	b2 := s.Param("b2", []int{NumOperators}, func(_ *rand.Rand, _ []int, d []float64) { d[0], d[1], d[2], d[3] = m2/2, quarticInit, 0.5, 0 })
 	h, err := G.Mul(emb, w1)
 	if err != nil {
 		return nil, err
@@ -91,7 +94,7 @@ func (e *EffectiveScore) Couplings(s *layers.Scope, t *G.Node) (*G.Node, error) 
 	}
 	// f₂ = softplus(raw) ≥ 0: a negative quartic term makes the action unbounded below and the reverse
 	// process runs away.
-	cols := make([]*G.Node, 3)
+	cols := make([]*G.Node, NumOperators)
 	for i := range cols {
 		if cols[i], err = layers.Narrow(h, 1, i, 1); err != nil {
 			return nil, err
@@ -102,6 +105,9 @@ func (e *EffectiveScore) Couplings(s *layers.Scope, t *G.Node) (*G.Node, error) 
 	}
 	return G.Concat(1, cols...)
 }
+
+// NumOperators is the number of operators of the effective action (φ², φ⁴, (∇φ)², zero mode²).
+const NumOperators = 4
 
 // quarticInit is the starting raw value of f₂: softplus(−4) ≈ 0.018.
 const quarticInit = -4
@@ -153,8 +159,23 @@ func (e *EffectiveScore) Build(s *layers.Scope, xin, t *G.Node) (*G.Node, error)
 			return nil, err
 		}
 	}
-	cols := make([]*G.Node, 3)
-	for i, gi := range []*G.Node{g1, g2, g3} {
+	sum, err := G.Sum(xin, 2, 3) // (B, C)
+	if err != nil {
+		return nil, err
+	}
+	if sum, err = G.Square(sum); err != nil {
+		return nil, err
+	}
+	if sum, err = G.Sum(sum, 1); err != nil {
+		return nil, err
+	}
+	V := xin.Shape()[2] * xin.Shape()[3]
+	g4, err := G.Div(sum, s.Scalar(float64(V)))
+	if err != nil {
+		return nil, err
+	}
+	cols := make([]*G.Node, NumOperators)
+	for i, gi := range []*G.Node{g1, g2, g3, g4} {
 		if cols[i], err = layers.Reshape(gi, B, 1); err != nil {
 			return nil, err
 		}
@@ -178,8 +199,8 @@ func (e *EffectiveScore) Build(s *layers.Scope, xin, t *G.Node) (*G.Node, error)
 	return G.Neg(grads[0])
 }
 
-// CouplingsAt evaluates the learned (f₁, f₂, f₃) at the times ts with the weights in store.
-func (e *EffectiveScore) CouplingsAt(store *layers.Store, ts []float64) ([][3]float64, error) {
+// CouplingsAt evaluates the learned (f₁, f₂, f₃, f₄) at the times ts with the weights in store.
+func (e *EffectiveScore) CouplingsAt(store *layers.Store, ts []float64) ([][NumOperators]float64, error) {
 	if len(ts) == 0 {
 		return nil, nil
 	}
@@ -199,25 +220,29 @@ func (e *EffectiveScore) CouplingsAt(store *layers.Store, ts []float64) ([][3]fl
 		return nil, fmt.Errorf("diffusion: effective score couplings: %w", err)
 	}
 	v := layers.ValueFloats(f.Value())
-	out := make([][3]float64, len(ts))
+	out := make([][NumOperators]float64, len(ts))
 	for i := range out {
-		copy(out[i][:], v[3*i:3*i+3])
+		copy(out[i][:], v[NumOperators*i:NumOperators*(i+1)])
 	}
 	return out, nil
 }
 
 // GaussianCouplings projects the exact action of a mode-diagonal Gaussian at time t, ½ Σ_j u_j²/v_j(t)
-// (v_j(t) the marginal variance of a start v0), onto the local operators of EffectiveScore: the least-squares
-// fit of 1/(2 v_j(t)) ≈ f₁ + f₃ p̂²_j over the mode coordinates (Σφ² = Σ u², Σ(∇φ)² = Σ p̂² u²); f₂ = 0. At t = 0
-// for a free field of mass² m² it is exact: f₁ = m²/2, f₃ = 1/2.
-func GaussianCouplings(sde SDE, v0 []float64, t float64) (f1, f3 float64, err error) {
+// (v_j(t) the marginal variance of a start v0), onto the operators of EffectiveScore: the least-squares fit
+// of 1/(2 v_j(t)) ≈ f₁ + f₃ p̂²_j over the mode coordinates j ≠ 0 (Σφ² = Σ u², Σ(∇φ)² = Σ p̂² u²), and f₄ =
+// 1/(2 v_0) − f₁ for the zero mode (the operator (Σφ)²/V is u₀²); f₂ = 0. At t = 0 for a free field of mass²
+// m² it is exact: f₁ = m²/2, f₃ = 1/2, f₄ = 0.
+func GaussianCouplings(sde SDE, v0 []float64, t float64) (f1, f3, f4 float64, err error) {
 	v := make([]float64, len(v0))
 	if err := MarginalVariance(sde, t, v0, v); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	p2 := sde.Lattice().P2Modes()
 	var n, sx, sy, sxx, sxy float64
 	for j, vj := range v {
+		if j == 0 {
+			continue
+		}
 		y := 1 / (2 * vj)
 		x := p2[j]
 		n++
@@ -228,5 +253,5 @@ func GaussianCouplings(sde SDE, v0 []float64, t float64) (f1, f3 float64, err er
 	}
 	f3 = (n*sxy - sx*sy) / (n*sxx - sx*sx)
 	f1 = (sy - f3*sx) / n
-	return f1, f3, nil
+	return f1, f3, 1/(2*v[0]) - f1, nil
 }
