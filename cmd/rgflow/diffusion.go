@@ -327,17 +327,16 @@ func runTrainDiffusion(args []string, stdout, stderr io.Writer) error {
 
 // diffusionSampleFlags are the flags of rgflow sample on a diffusion run.
 type diffusionSampleFlags struct {
-	fs       *flag.FlagSet
-	n, nfe   int
-	batch    int
-	sampler  string
-	out      string
-	seed     uint64
-	asJSON   bool
-	wc       weightChoice
-	snr      float64
-	tEnd     float64
-	tEndAuto bool
+	fs      *flag.FlagSet
+	n, nfe  int
+	batch   int
+	sampler string
+	out     string
+	seed    uint64
+	asJSON  bool
+	wc      weightChoice
+	snr     float64
+	tEnd    float64
 }
 
 func newDiffusionSampleFlags(stderr io.Writer) *diffusionSampleFlags {
@@ -352,7 +351,7 @@ func newDiffusionSampleFlags(stderr io.Writer) *diffusionSampleFlags {
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
 	fs.BoolVar(&f.asJSON, "json", false, "print the observables as JSON")
 	fs.Float64Var(&f.snr, "snr", 0.16, "pc: the corrector's signal-to-noise ratio")
-	fs.Float64Var(&f.tEnd, "t-end", -1, "time at which generation stops (-1: the run's --t-min)")
+	fs.Float64Var(&f.tEnd, "t-end", 0, "time at which generation stops: 0 gives the data's distribution; a t > 0 gives the process's marginal at t (the network is trained on [t-min, T]; EM and PC never evaluate it at t-end itself)")
 	f.wc.register(fs, stderr)
 	return f
 }
@@ -426,11 +425,8 @@ func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) err
 	defer score.Close()
 	sde := net.Process()
 	tEnd := f.tEnd
-	if tEnd < 0 {
-		tEnd = run.TMin
-	}
-	if !(tEnd < sde.T()) {
-		return fmt.Errorf("%s: --t-end=%v, want < T=%v", cmd, tEnd, sde.T())
+	if !(tEnd >= 0 && tEnd < sde.T()) {
+		return fmt.Errorf("%s: --t-end=%v, want 0 ≤ t-end < T=%v", cmd, tEnd, sde.T())
 	}
 	prior, err := diffusion.Prior(sde, run.V0)
 	if err != nil {

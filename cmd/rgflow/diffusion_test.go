@@ -115,6 +115,7 @@ func TestDiffusionTrainSampleResume(t *testing.T) {
 		"--process":          {"train", "diffusion", "--data", data, "--L", "4", "--m2", "0.5", "--process", "heat", "--out", filepath.Join(dir, "x3")},
 		"weighting":          {"train", "diffusion", "--data", data, "--L", "4", "--m2", "0.5", "--weighting", "x", "--out", filepath.Join(dir, "x4")},
 		"--sampler":          {"sample", a, "--sampler", "ddim"},
+		"--t-end":            {"sample", a, "--t-end", "-1"},
 		"--nfe":              {"sample", a, "--sampler", "ode", "--nfe", "3"},
 		"cannot change":      {"train", "diffusion", "--resume", a, "--width", "8"},
 		"--score":            {"train", "diffusion", "--data", data, "--L", "4", "--m2", "0.5", "--score", "unet", "--out", filepath.Join(dir, "x5")},
