@@ -366,7 +366,7 @@ type diffusionSampleReport struct {
 	TEnd        float64               `json:"t_end"`
 	Seconds     float64               `json:"seconds"`
 	Observables map[string][2]jsonNum `json:"observables"`
-	MMean       [2]jsonNum            `json:"m_mean"`
+	MMean       [2]jsonNum            `json:"m_mean"` // mean of the lattice average of the first channel
 	// Couplings (effective-action runs): the learned f_i(t) and, for a free field, the local projection
 	// of the exact Gaussian action at t.
 	Couplings []couplingReport `json:"couplings,omitempty"`
