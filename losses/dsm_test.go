@@ -364,3 +364,33 @@ func TestEffectiveScoreTrains(t *testing.T) {
 		t.Errorf("loss %.4g after training, %.4g before", after, before)
 	}
 }
+
+// BenchmarkDSMStep times whole DSM training steps (batch 64, one worker) on L=8 for the two score networks.
+func BenchmarkDSMStep(b *testing.B) {
+	lat, _ := diffusion.NewLattice(8)
+	sde, _ := diffusion.NewCarosso(lat, 1, 1, 4)
+	v0, _ := lat.FreeVariance(0.5)
+	data := make([]float64, 256*lat.V)
+	if err := (&diffusion.Gaussian{Lat: lat, Var: v0}).Sample(rand.New(rand.NewPCG(1, 2)), data); err != nil {
+		b.Fatal(err)
+	}
+	cnn, _ := diffusion.NewCNNScore(sde, 1, 32, 3, false, v0)
+	cnn.GlobalMean = true
+	eff, _ := diffusion.NewEffectiveScore(sde, 1, 16, 0.5)
+	for name, net := range map[string]diffusion.GraphScore{"cnn32x3": cnn, "effective": eff} {
+		b.Run(name, func(b *testing.B) {
+			d := &DSM{Net: net, Data: data, TMin: 0.02}
+			tr, err := train.New(layers.NewStore(tensor.Float64, 1), d, train.Config{
+				Steps: int64(b.N), Batch: 64, LR: 1e-4, CheckpointEvery: -1, LogEvery: 1 << 40,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tr.Close()
+			b.ResetTimer()
+			if err := tr.Run(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
