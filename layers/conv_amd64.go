@@ -18,6 +18,9 @@ func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, mask
 func convWgtF32(n int, tab *uintptr, ldg int, rows *[6]int, acc *float32)
 
 //go:noescape
+func convWgt4F32(n int, tab *uintptr, ldg int, rows *[6]int, acc *float32)
+
+//go:noescape
 func convWgtF64(n int, tab *uintptr, ldg int, rows *[6]int, acc *float64)
 
 //go:noescape
@@ -56,11 +59,16 @@ func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr,
 	}
 }
 
-// convWgtKernel calls the weight-gradient kernel of T's precision (see convWgtF32).
-func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T) {
+// convWgtKernel calls the weight-gradient kernel of T's precision for cb output channels per call (see
+// convWgtF32: 8 channels × 3 taps; convWgt4F32, convWgtF64: 4 channels × 6 taps).
+func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T, cb int) {
 	switch a := any(acc).(type) {
 	case []float32:
-		convWgtF32(len(tab)/3, &tab[0], ldg, rows, &a[0])
+		if cb == 8 {
+			convWgtF32(len(tab)/3, &tab[0], ldg, rows, &a[0])
+		} else {
+			convWgt4F32(len(tab)/3, &tab[0], ldg, rows, &a[0])
+		}
 	case []float64:
 		convWgtF64(len(tab)/3, &tab[0], ldg, rows, &a[0])
 	}

@@ -12,7 +12,7 @@ func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr,
 	panic("layers: no vector convolution kernel on this architecture")
 }
 
-func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T) {
+func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T, cb int) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 
