@@ -9,10 +9,10 @@ import (
 )
 
 //go:noescape
-func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[3]uint64)
+func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[4]uint64)
 
 //go:noescape
-func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[3]uint64)
+func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[4]uint64)
 
 //go:noescape
 func convWgtF32(n int, tab *uintptr, ldg int, rows *[6]int, acc *float32)
@@ -48,7 +48,7 @@ var hasConvAVX512 = cpu.X86.HasAVX512F
 var hasConvAVX2 = hasAVX2FMA
 
 // convFwdKernel calls the forward kernel of T's precision (see convFwdF32).
-func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[3]uint64) {
+func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[4]uint64) {
 	switch any(*new(T)).(type) {
 	case float32:
 		convFwdF32(k, &off[0], (*float32)(unsafe.Pointer(x[0])), (*float32)(unsafe.Pointer(x[1])), (*float32)(unsafe.Pointer(x[2])),

@@ -8,9 +8,10 @@
 // the destination; "VFMADD231PS A, B, C" is C += B·A; ".Z" loads zero the lanes outside the K mask (and
 // never fault there).
 
-// func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[3]uint64)
+// func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[4]uint64)
 // For 8 output channels × 3 vectors of 16 positions: acc[j][v] = Σ_r w[r·8+j] · x_v[off[r] + lane]
-// (x_v = xa, xb, xc; lanes outside masks[v] read as 0), then *outs[3j+v] += acc[j][v] on the masked lanes.
+// (x_v = xa, xb, xc; lanes outside masks[v] read as 0), then *outs[3j+v] += acc[j][v] on the masked lanes
+// (on all 16 lanes if masks[3] ≠ 0: the caller's promise that every vector is full or writes to scratch).
 TEXT ·convFwdF32(SB), NOSPLIT, $0-64
 	MOVQ k+0(FP), CX
 	MOVQ off+8(FP), SI
@@ -91,6 +92,9 @@ fwdloopF32:
 	JNZ fwdloopF32
 fwdstoreF32:
 	MOVQ outs+48(FP), SI
+	MOVQ masks+56(FP), R9
+	CMPQ 24(R9), $0
+	JNE fwdfullF32
 	MOVQ 0(SI), R9
 	VMOVUPS.Z (R9), K1, Z31
 	VADDPS Z31, Z0, Z0
@@ -187,6 +191,105 @@ fwdstoreF32:
 	VMOVUPS.Z (R9), K3, Z31
 	VADDPS Z31, Z23, Z23
 	VMOVUPS Z23, K3, (R9)
+	VZEROUPPER
+	RET
+fwdfullF32:
+	MOVQ 0(SI), R9
+	VMOVUPS.Z (R9), K1, Z31
+	VADDPS Z31, Z0, Z0
+	VMOVUPS Z0, (R9)
+	MOVQ 8(SI), R9
+	VMOVUPS.Z (R9), K2, Z31
+	VADDPS Z31, Z1, Z1
+	VMOVUPS Z1, (R9)
+	MOVQ 16(SI), R9
+	VMOVUPS.Z (R9), K3, Z31
+	VADDPS Z31, Z2, Z2
+	VMOVUPS Z2, (R9)
+	MOVQ 24(SI), R9
+	VMOVUPS.Z (R9), K1, Z31
+	VADDPS Z31, Z3, Z3
+	VMOVUPS Z3, (R9)
+	MOVQ 32(SI), R9
+	VMOVUPS.Z (R9), K2, Z31
+	VADDPS Z31, Z4, Z4
+	VMOVUPS Z4, (R9)
+	MOVQ 40(SI), R9
+	VMOVUPS.Z (R9), K3, Z31
+	VADDPS Z31, Z5, Z5
+	VMOVUPS Z5, (R9)
+	MOVQ 48(SI), R9
+	VMOVUPS.Z (R9), K1, Z31
+	VADDPS Z31, Z6, Z6
+	VMOVUPS Z6, (R9)
+	MOVQ 56(SI), R9
+	VMOVUPS.Z (R9), K2, Z31
+	VADDPS Z31, Z7, Z7
+	VMOVUPS Z7, (R9)
+	MOVQ 64(SI), R9
+	VMOVUPS.Z (R9), K3, Z31
+	VADDPS Z31, Z8, Z8
+	VMOVUPS Z8, (R9)
+	MOVQ 72(SI), R9
+	VMOVUPS.Z (R9), K1, Z31
+	VADDPS Z31, Z9, Z9
+	VMOVUPS Z9, (R9)
+	MOVQ 80(SI), R9
+	VMOVUPS.Z (R9), K2, Z31
+	VADDPS Z31, Z10, Z10
+	VMOVUPS Z10, (R9)
+	MOVQ 88(SI), R9
+	VMOVUPS.Z (R9), K3, Z31
+	VADDPS Z31, Z11, Z11
+	VMOVUPS Z11, (R9)
+	MOVQ 96(SI), R9
+	VMOVUPS.Z (R9), K1, Z31
+	VADDPS Z31, Z12, Z12
+	VMOVUPS Z12, (R9)
+	MOVQ 104(SI), R9
+	VMOVUPS.Z (R9), K2, Z31
+	VADDPS Z31, Z13, Z13
+	VMOVUPS Z13, (R9)
+	MOVQ 112(SI), R9
+	VMOVUPS.Z (R9), K3, Z31
+	VADDPS Z31, Z14, Z14
+	VMOVUPS Z14, (R9)
+	MOVQ 120(SI), R9
+	VMOVUPS.Z (R9), K1, Z31
+	VADDPS Z31, Z15, Z15
+	VMOVUPS Z15, (R9)
+	MOVQ 128(SI), R9
+	VMOVUPS.Z (R9), K2, Z31
+	VADDPS Z31, Z16, Z16
+	VMOVUPS Z16, (R9)
+	MOVQ 136(SI), R9
+	VMOVUPS.Z (R9), K3, Z31
+	VADDPS Z31, Z17, Z17
+	VMOVUPS Z17, (R9)
+	MOVQ 144(SI), R9
+	VMOVUPS.Z (R9), K1, Z31
+	VADDPS Z31, Z18, Z18
+	VMOVUPS Z18, (R9)
+	MOVQ 152(SI), R9
+	VMOVUPS.Z (R9), K2, Z31
+	VADDPS Z31, Z19, Z19
+	VMOVUPS Z19, (R9)
+	MOVQ 160(SI), R9
+	VMOVUPS.Z (R9), K3, Z31
+	VADDPS Z31, Z20, Z20
+	VMOVUPS Z20, (R9)
+	MOVQ 168(SI), R9
+	VMOVUPS.Z (R9), K1, Z31
+	VADDPS Z31, Z21, Z21
+	VMOVUPS Z21, (R9)
+	MOVQ 176(SI), R9
+	VMOVUPS.Z (R9), K2, Z31
+	VADDPS Z31, Z22, Z22
+	VMOVUPS Z22, (R9)
+	MOVQ 184(SI), R9
+	VMOVUPS.Z (R9), K3, Z31
+	VADDPS Z31, Z23, Z23
+	VMOVUPS Z23, (R9)
 	VZEROUPPER
 	RET
 
@@ -1087,9 +1190,10 @@ peakdoneF32:
 	VZEROUPPER
 	RET
 
-// func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[3]uint64)
+// func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[4]uint64)
 // For 8 output channels × 3 vectors of 8 positions: acc[j][v] = Σ_r w[r·8+j] · x_v[off[r] + lane]
-// (x_v = xa, xb, xc; lanes outside masks[v] read as 0), then *outs[3j+v] += acc[j][v] on the masked lanes.
+// (x_v = xa, xb, xc; lanes outside masks[v] read as 0), then *outs[3j+v] += acc[j][v] on the masked lanes
+// (on all 8 lanes if masks[3] ≠ 0: the caller's promise that every vector is full or writes to scratch).
 TEXT ·convFwdF64(SB), NOSPLIT, $0-64
 	MOVQ k+0(FP), CX
 	MOVQ off+8(FP), SI
@@ -1170,6 +1274,9 @@ fwdloopF64:
 	JNZ fwdloopF64
 fwdstoreF64:
 	MOVQ outs+48(FP), SI
+	MOVQ masks+56(FP), R9
+	CMPQ 24(R9), $0
+	JNE fwdfullF64
 	MOVQ 0(SI), R9
 	VMOVUPD.Z (R9), K1, Z31
 	VADDPD Z31, Z0, Z0
@@ -1266,6 +1373,105 @@ fwdstoreF64:
 	VMOVUPD.Z (R9), K3, Z31
 	VADDPD Z31, Z23, Z23
 	VMOVUPD Z23, K3, (R9)
+	VZEROUPPER
+	RET
+fwdfullF64:
+	MOVQ 0(SI), R9
+	VMOVUPD.Z (R9), K1, Z31
+	VADDPD Z31, Z0, Z0
+	VMOVUPD Z0, (R9)
+	MOVQ 8(SI), R9
+	VMOVUPD.Z (R9), K2, Z31
+	VADDPD Z31, Z1, Z1
+	VMOVUPD Z1, (R9)
+	MOVQ 16(SI), R9
+	VMOVUPD.Z (R9), K3, Z31
+	VADDPD Z31, Z2, Z2
+	VMOVUPD Z2, (R9)
+	MOVQ 24(SI), R9
+	VMOVUPD.Z (R9), K1, Z31
+	VADDPD Z31, Z3, Z3
+	VMOVUPD Z3, (R9)
+	MOVQ 32(SI), R9
+	VMOVUPD.Z (R9), K2, Z31
+	VADDPD Z31, Z4, Z4
+	VMOVUPD Z4, (R9)
+	MOVQ 40(SI), R9
+	VMOVUPD.Z (R9), K3, Z31
+	VADDPD Z31, Z5, Z5
+	VMOVUPD Z5, (R9)
+	MOVQ 48(SI), R9
+	VMOVUPD.Z (R9), K1, Z31
+	VADDPD Z31, Z6, Z6
+	VMOVUPD Z6, (R9)
+	MOVQ 56(SI), R9
+	VMOVUPD.Z (R9), K2, Z31
+	VADDPD Z31, Z7, Z7
+	VMOVUPD Z7, (R9)
+	MOVQ 64(SI), R9
+	VMOVUPD.Z (R9), K3, Z31
+	VADDPD Z31, Z8, Z8
+	VMOVUPD Z8, (R9)
+	MOVQ 72(SI), R9
+	VMOVUPD.Z (R9), K1, Z31
+	VADDPD Z31, Z9, Z9
+	VMOVUPD Z9, (R9)
+	MOVQ 80(SI), R9
+	VMOVUPD.Z (R9), K2, Z31
+	VADDPD Z31, Z10, Z10
+	VMOVUPD Z10, (R9)
+	MOVQ 88(SI), R9
+	VMOVUPD.Z (R9), K3, Z31
+	VADDPD Z31, Z11, Z11
+	VMOVUPD Z11, (R9)
+	MOVQ 96(SI), R9
+	VMOVUPD.Z (R9), K1, Z31
+	VADDPD Z31, Z12, Z12
+	VMOVUPD Z12, (R9)
+	MOVQ 104(SI), R9
+	VMOVUPD.Z (R9), K2, Z31
+	VADDPD Z31, Z13, Z13
+	VMOVUPD Z13, (R9)
+	MOVQ 112(SI), R9
+	VMOVUPD.Z (R9), K3, Z31
+	VADDPD Z31, Z14, Z14
+	VMOVUPD Z14, (R9)
+	MOVQ 120(SI), R9
+	VMOVUPD.Z (R9), K1, Z31
+	VADDPD Z31, Z15, Z15
+	VMOVUPD Z15, (R9)
+	MOVQ 128(SI), R9
+	VMOVUPD.Z (R9), K2, Z31
+	VADDPD Z31, Z16, Z16
+	VMOVUPD Z16, (R9)
+	MOVQ 136(SI), R9
+	VMOVUPD.Z (R9), K3, Z31
+	VADDPD Z31, Z17, Z17
+	VMOVUPD Z17, (R9)
+	MOVQ 144(SI), R9
+	VMOVUPD.Z (R9), K1, Z31
+	VADDPD Z31, Z18, Z18
+	VMOVUPD Z18, (R9)
+	MOVQ 152(SI), R9
+	VMOVUPD.Z (R9), K2, Z31
+	VADDPD Z31, Z19, Z19
+	VMOVUPD Z19, (R9)
+	MOVQ 160(SI), R9
+	VMOVUPD.Z (R9), K3, Z31
+	VADDPD Z31, Z20, Z20
+	VMOVUPD Z20, (R9)
+	MOVQ 168(SI), R9
+	VMOVUPD.Z (R9), K1, Z31
+	VADDPD Z31, Z21, Z21
+	VMOVUPD Z21, (R9)
+	MOVQ 176(SI), R9
+	VMOVUPD.Z (R9), K2, Z31
+	VADDPD Z31, Z22, Z22
+	VMOVUPD Z22, (R9)
+	MOVQ 184(SI), R9
+	VMOVUPD.Z (R9), K3, Z31
+	VADDPD Z31, Z23, Z23
+	VMOVUPD Z23, (R9)
 	VZEROUPPER
 	RET
 

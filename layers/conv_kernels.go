@@ -505,7 +505,8 @@ func newConvFwdVec[T float](g convGeom, p *convPlan, w []T, avx2 bool) *convFwdV
 			v.wp[(ob*K+r)*mr+j] = w[o*K+r]
 		}
 	}
-	// The stores of the missing channels of the last block (and of the filler vectors) go to the scratch.
+	// The stores of the missing channels of the last block (and of the filler vectors) go to the scratch
+	// (one whole vector: the kernel may store them without masks).
 	v.dummy = addr(&v.wp[nob*K*mr])
 	return v
 }
@@ -531,12 +532,19 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 	var (
 		outs  [24]uintptr
 		xs    [3]*T
-		masks [3]uint64
+		masks [4]uint64
 	)
+	full := uint64(1)<<vecLanes[T]() - 1
 	for ob := 0; ob < nob && len(us) > 0; ob++ {
 		for u := 0; u < len(us); u += 3 {
+			// masks[3] ≠ 0 lets the kernel store without masks (masked stores are slow): every vector is
+			// full, or a filler whose outputs go to the scratch.
+			masks[3] = 1
 			for k, uk := range us[u : u+3] {
 				xs[k], masks[k] = &buf[uk.x], uk.mask
+				if u+k < filler && uk.mask != full {
+					masks[3] = 0
+				}
 				for j := 0; j < mr; j++ {
 					if o := ob*mr + j; o < g.cout && u+k < filler {
 						outs[3*j+k] = addr(&y[o*hw+uk.y])
