@@ -11,70 +11,18 @@ import (
 
 	"rgflow/checkpoints"
 	"rgflow/datasets/images"
+	"rgflow/datasets/lattice/latticetest"
 	"rgflow/models"
 )
 
-// freeExact returns ⟨φ²⟩, χ = ⟨M²⟩/V, G(L/2) and ln Z of the free field S = ½ φᵀKφ on a periodic L×L
-// lattice from its precision matrix K, factorised (Cholesky) and inverted here, independently of package
-// lattice's momentum sums.
+// freeExact returns ⟨φ²⟩, χ = ⟨M²⟩/V, G(L/2) and ln Z of the free field from its dense precision matrix
+// (latticetest.DenseFree), independently of package lattice's momentum sums.
 func freeExact(L int, m2 float64) (phi2, chi, gHalf, logZ float64) {
-	V := L * L
-	K := make([]float64, V*V)
-	for i := range L {
-		for j := range L {
-			a := i*L + j
-			K[a*V+a] += m2 + 4
-			for _, b := range []int{i*L + (j+1)%L, i*L + (j+L-1)%L, ((i+1)%L)*L + j, ((i+L-1)%L)*L + j} {
-				K[a*V+b]--
-			}
-		}
+	f, err := latticetest.DenseFree(L, m2)
+	if err != nil {
+		panic(err) // the tests pass valid sizes and masses
 	}
-	R := make([]float64, V*V) // K = R Rᵀ
-	for a := range V {
-		for b := 0; b <= a; b++ {
-			s := K[a*V+b]
-			for k := range b {
-				s -= R[a*V+k] * R[b*V+k]
-			}
-			if a == b {
-				R[a*V+a] = math.Sqrt(s)
-				logZ -= math.Log(R[a*V+a]) // −½ ln det K
-			} else {
-				R[a*V+b] = s / R[b*V+b]
-			}
-		}
-	}
-	logZ += 0.5 * float64(V) * math.Log(2*math.Pi)
-	C := make([]float64, V*V) // K⁻¹, column by column
-	for col := range V {
-		y := make([]float64, V)
-		for a := range V {
-			s := 0.0
-			if a == col {
-				s = 1
-			}
-			for k := range a {
-				s -= R[a*V+k] * y[k]
-			}
-			y[a] = s / R[a*V+a]
-		}
-		for a := V - 1; a >= 0; a-- {
-			s := y[a]
-			for k := a + 1; k < V; k++ {
-				s -= R[k*V+a] * C[k*V+col]
-			}
-			C[a*V+col] = s / R[a*V+a]
-		}
-	}
-	for a := range V {
-		phi2 += C[a*V+a] / float64(V)
-		for b := range V {
-			chi += C[a*V+b] / float64(V)
-		}
-		i, j := a/L, a%L
-		gHalf += (C[a*V+((i+L/2)%L)*L+j] + C[a*V+i*L+(j+L/2)%L]) / float64(2*V)
-	}
-	return phi2, chi, gHalf, logZ
+	return f.Phi2, f.Chi, f.GHalf, f.LogZ
 }
 
 // hostFreeS is S = Σ_x [ ½ Σ_μ (φ_{x+μ} − φ_x)² + ½ m² φ_x² ], written out here.

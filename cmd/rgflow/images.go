@@ -134,6 +134,28 @@ func (d imageData) load(seed uint64, cmd string) (train, test *images.Dataset, e
 	return train, test, nil
 }
 
+// split loads the run's data (with --data overriding the run's spec when given) and returns the named split,
+// "train" or "test"; cmd prefixes the errors.
+func (d imageData) split(override, name string, seed uint64, cmd string) (*images.Dataset, error) {
+	if override != "" {
+		d.Spec = override
+	}
+	if name != "train" && name != "test" {
+		return nil, fmt.Errorf("%s: --split %q, want test or train", cmd, name)
+	}
+	train, test, err := d.load(seed, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if name == "train" {
+		return train, nil
+	}
+	if test == nil {
+		return nil, fmt.Errorf("%s: %s has no test split", cmd, d.Spec)
+	}
+	return test, nil
+}
+
 func runTrainImages(args []string, stdout, stderr io.Writer) error {
 	run, f, err := parseImageRun(args, stderr)
 	if err != nil {
@@ -325,23 +347,9 @@ func runEvalImages(dir string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *data != "" {
-		run.Data.Spec = *data
-	}
-	trainSet, testSet, err := run.Data.load(run.Train.Seed, "eval")
+	set, err := run.Data.split(*data, *split, run.Train.Seed, "eval")
 	if err != nil {
 		return err
-	}
-	set := testSet
-	switch *split {
-	case "test":
-		if testSet == nil {
-			return fmt.Errorf("eval: %s has no test split", run.Data.Spec)
-		}
-	case "train":
-		set = trainSet
-	default:
-		return fmt.Errorf("eval: --split %q, want test or train", *split)
 	}
 	ev, count, err := evalImages(flow, store, set, *n, f.workers, *seed)
 	if err != nil {
@@ -532,20 +540,9 @@ func runLatentsImages(dir string, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if *data != "" {
-		run.Data.Spec = *data
-	}
-	trainSet, testSet, err := run.Data.load(run.Train.Seed, "latents")
+	set, err := run.Data.split(*data, *split, run.Train.Seed, "latents")
 	if err != nil {
 		return err
-	}
-	set := trainSet
-	if *split == "test" {
-		if set = testSet; set == nil {
-			return fmt.Errorf("latents: %s has no test split", run.Data.Spec)
-		}
-	} else if *split != "train" {
-		return fmt.Errorf("latents: --split %q, want test or train", *split)
 	}
 	count := min(*n, set.Len())
 	if count < 1 {

@@ -77,22 +77,9 @@ func runMix(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if f.data != "" {
-		run.Data.Spec = f.data
-	}
-	trainSet, testSet, err := run.Data.load(run.Train.Seed, "mix")
+	set, err := run.Data.split(f.data, f.split, run.Train.Seed, "mix")
 	if err != nil {
 		return err
-	}
-	set := trainSet
-	switch f.split {
-	case "test":
-		if set = testSet; set == nil {
-			return fmt.Errorf("mix: %s has no test split", run.Data.Spec)
-		}
-	case "train":
-	default:
-		return fmt.Errorf("mix: --split %q, want test or train", f.split)
 	}
 	for _, i := range []int{f.a, f.b} {
 		if i < 0 || i >= set.Len() {

@@ -147,22 +147,9 @@ func runReceptive(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if f.data != "" {
-		run.Data.Spec = f.data
-	}
-	trainSet, testSet, err := run.Data.load(run.Train.Seed, "receptive")
+	set, err := run.Data.split(f.data, f.split, run.Train.Seed, "receptive")
 	if err != nil {
 		return err
-	}
-	set := trainSet
-	switch f.split {
-	case "test":
-		if set = testSet; set == nil {
-			return fmt.Errorf("receptive: %s has no test split", run.Data.Spec)
-		}
-	case "train":
-	default:
-		return fmt.Errorf("receptive: --split %q, want test or train", f.split)
 	}
 	if f.image < 0 || f.image >= set.Len() {
 		return fmt.Errorf("receptive: --image %d outside the %s split (0 … %d)", f.image, f.split, set.Len()-1)

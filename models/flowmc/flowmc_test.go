@@ -9,6 +9,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"rgflow/datasets/lattice"
+	"rgflow/datasets/lattice/latticetest"
 	"rgflow/layers"
 	"rgflow/models"
 )
@@ -207,68 +208,14 @@ func TestIndependenceMetropolisTwoStates(t *testing.T) {
 	}
 }
 
-// exactFree returns ⟨φ²⟩, χ = ⟨M²⟩/V, G(L/2) and ln Z of the free field from its V×V precision matrix K
-// (S = ½ φᵀKφ), inverted and factorised here by Cholesky, independently of package lattice's momentum sums.
+// exactFree returns ⟨φ²⟩, χ = ⟨M²⟩/V, G(L/2) and ln Z of the free field from its dense precision matrix
+// (latticetest.DenseFree), independently of package lattice's momentum sums.
 func exactFree(L int, m2 float64) (phi2, chi, gHalf, logZ float64) {
-	V := L * L
-	K := make([]float64, V*V)
-	for i := 0; i < L; i++ {
-		for j := 0; j < L; j++ {
-			a := i*L + j
-			K[a*V+a] += m2 + 4
-			for _, b := range []int{i*L + (j+1)%L, i*L + (j+L-1)%L, ((i+1)%L)*L + j, ((i+L-1)%L)*L + j} {
-				K[a*V+b]--
-			}
-		}
+	f, err := latticetest.DenseFree(L, m2)
+	if err != nil {
+		panic(err) // the tests pass valid sizes and masses
 	}
-	// Cholesky K = R Rᵀ.
-	R := make([]float64, V*V)
-	logDet := 0.0
-	for a := range V {
-		for b := 0; b <= a; b++ {
-			s := K[a*V+b]
-			for k := range b {
-				s -= R[a*V+k] * R[b*V+k]
-			}
-			if a == b {
-				R[a*V+a] = math.Sqrt(s)
-				logDet += 2 * math.Log(R[a*V+a])
-			} else {
-				R[a*V+b] = s / R[b*V+b]
-			}
-		}
-	}
-	// C = K⁻¹ column by column: solve R y = e, Rᵀ c = y.
-	C := make([]float64, V*V)
-	for col := range V {
-		y := make([]float64, V)
-		for a := range V {
-			s := 0.0
-			if a == col {
-				s = 1
-			}
-			for k := range a {
-				s -= R[a*V+k] * y[k]
-			}
-			y[a] = s / R[a*V+a]
-		}
-		for a := V - 1; a >= 0; a-- {
-			s := y[a]
-			for k := a + 1; k < V; k++ {
-				s -= R[k*V+a] * C[k*V+col]
-			}
-			C[a*V+col] = s / R[a*V+a]
-		}
-	}
-	for a := range V {
-		phi2 += C[a*V+a] / float64(V)
-		for b := range V {
-			chi += C[a*V+b] / float64(V)
-		}
-		i, j := a/L, a%L
-		gHalf += (C[a*V+((i+L/2)%L)*L+j] + C[a*V+i*L+(j+L/2)%L]) / float64(2*V)
-	}
-	return phi2, chi, gHalf, 0.5*float64(V)*math.Log(2*math.Pi) - 0.5*logDet
+	return f.Phi2, f.Chi, f.GHalf, f.LogZ
 }
 
 // Flow MCMC on the free field (L = 4, m² = 4) with a perturbed flow whose prior temperature T = 0.52 makes
