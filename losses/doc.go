@@ -30,4 +30,7 @@
 // probability of the real pixels is at least its probability of the real pixels together with the zero
 // padding). "bits_per_dim" is the real-pixel figure everywhere (training metrics, Eval, rgflow eval);
 // "bits_per_dim_canvas" is the other. Without padding both are the same number.
+//
+// Diffusion (DSM): denoising score matching of a graph score network under a linear, mode-diagonal process;
+// the loss of a sample is a sum over channels and mode coordinates (not a mean), see DSM.
 package losses

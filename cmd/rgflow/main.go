@@ -5,6 +5,7 @@
 //	rgflow                              train the default model (NeuralRG on φ⁴ at L=8; see README)
 //	rgflow train lattice [flags]        train a flow on a lattice action by reverse KL
 //	rgflow train images [flags]         train a flow on images by maximum likelihood
+//	rgflow train diffusion [flags]      train a lattice score network by denoising score matching
 //	rgflow eval RUNDIR [flags]          free energies, ln Z, ESS and flow-MCMC observables; bits/dim
 //	rgflow sample RUNDIR [flags]        write samples as .npz (images: also a PNG grid)
 //	rgflow latents RUNDIR [flags]       write latents by RG level as .npz
@@ -36,6 +37,7 @@ usage:
   rgflow                           train the default model: NeuralRG on φ⁴ at the AKS point, L=8
   rgflow train lattice [flags]     train a flow on a lattice action by reverse KL
   rgflow train images [flags]      train a flow on images by maximum likelihood (bits/dim)
+  rgflow train diffusion [flags]   train a lattice score network by denoising score matching (--data)
   rgflow eval RUNDIR [flags]       free energy, ln Z, ESS and flow-MCMC observables of a run
   rgflow sample RUNDIR [flags]     write samples (x, log q, log w) as .npz
   rgflow latents RUNDIR [flags]    write latents by RG level as .npz
@@ -138,13 +140,16 @@ func printHelp(w io.Writer, cmd string, sub ...string) error {
 		case "images":
 			fmt.Fprint(w, imagesUsage)
 			flags("", newImageFlags(ptr(defaultImageRun()), io.Discard).fs)
+		case "diffusion":
+			fmt.Fprint(w, diffusionUsage)
+			flags("", newDiffusionFlags(ptr(defaultDiffusionRun()), io.Discard).fs)
 		case "":
 			fmt.Fprint(w, trainUsage)
 			flags("", newLatticeFlags(ptr(defaultLatticeRun()), io.Discard).fs)
 			fmt.Fprint(w, "\n"+imagesUsage)
 			flags("", newImageFlags(ptr(defaultImageRun()), io.Discard).fs)
 		default:
-			return fmt.Errorf("help train: unknown subject %q (want lattice or images)", subject)
+			return fmt.Errorf("help train: unknown subject %q (want lattice, images or diffusion)", subject)
 		}
 	case "eval":
 		fmt.Fprint(w, evalUsage)
@@ -154,6 +159,7 @@ func printHelp(w io.Writer, cmd string, sub ...string) error {
 		fmt.Fprint(w, sampleUsage)
 		flags("flags for a lattice run", newSampleLatticeFlags(io.Discard).fs)
 		flags("flags for an image run", newSampleImageFlags(io.Discard).fs)
+		flags("flags for a diffusion run", newDiffusionSampleFlags(io.Discard).fs)
 	case "latents":
 		fmt.Fprint(w, latentsUsage)
 		flags("flags for a lattice run", newLatentsLatticeFlags(io.Discard).fs)

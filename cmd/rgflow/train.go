@@ -86,22 +86,24 @@ flags:
 func runTrain(args []string, stdout, stderr io.Writer) error {
 	if helpRequested(args) {
 		subject := ""
-		if len(args) > 0 && (args[0] == "lattice" || args[0] == "images") {
+		if len(args) > 0 && (args[0] == "lattice" || args[0] == "images" || args[0] == "diffusion") {
 			subject = args[0]
 		}
 		return printHelp(stdout, "train", subject)
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprint(stderr, trainUsage)
-		return errors.New("train: say what to train on: rgflow train lattice|images [flags]")
+		return errors.New("train: say what to train on: rgflow train lattice|images|diffusion [flags]")
 	}
 	switch args[0] {
 	case "lattice":
 		return runTrainLattice(args[1:], stdout, stderr)
 	case "images":
 		return runTrainImages(args[1:], stdout, stderr)
+	case "diffusion":
+		return runTrainDiffusion(args[1:], stdout, stderr)
 	default:
-		return fmt.Errorf("train: unknown subject %q (want lattice or images)", args[0])
+		return fmt.Errorf("train: unknown subject %q (want lattice, images or diffusion)", args[0])
 	}
 }
 

@@ -1,0 +1,322 @@
+package losses
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"rgflow/layers"
+	"rgflow/models/diffusion"
+	"rgflow/train"
+)
+
+// DSM is denoising score matching for a linear, mode-diagonal diffusion process (package diffusion) with a
+// graph score network (diffusion.GraphScore: CNNScore or EffectiveScore). For a data field x_0 (C channels, each a lattice field with mode
+// coordinates u_0 = F x_0, F orthogonal), a time t uniform in [TMin, T] and white noise ε in mode
+// coordinates, the exact transition gives
+//
+//	u_t = m(t) u_0 + √q(t) ε   (per mode coordinate j: mean factor m_j(0,t), variance q_j(0,t)),
+//
+// whose conditional score is −(u_t − m u_0)/q = −ε/√q per mode (mapped back to position space by Fᵀ). The
+// loss of one sample is
+//
+//	ℓ = Σ_{c,j} λ_j(t) (s̃_{c,j} + ε_{c,j}/√q_j)²,   s̃ = F s_θ(x_t, t) (the network's score in mode coordinates),
+//
+// summed over channels and mode coordinates, and the objective is its mean over the batch. The weighting is
+// "variance" (λ_j = q_j: ℓ = Σ (√q s̃ + ε)², the ε-prediction error) or "likelihood" (λ_j = b_j(t)², the
+// squared diffusion coefficient, which makes the time integral of the loss the likelihood bound). Both are
+// per mode: a process with different rates per mode (heat flow) weights each mode by its own variance or
+// diffusion. For an exact Gaussian start (free field, v_j(0) per mode) the minimum over s of the expected
+// loss at time t is Σ_j λ_j (1/q_j − 1/v_j(t)) per channel (v_j(t) = m_j² v_j(0) + q_j, the marginal
+// variance), reached by the exact score −u_j/v_j(t).
+//
+// Data order: the data set is read in epochs, each a permutation of the samples drawn from a PCG seeded
+// by (DataSeed, epoch); global sample p of the run (p = step·batch + j) is the data sample perm_{p/N}[p mod
+// N]. With the Trainer's data-parallel path (FeedShard) p comes from the step, so a resumed or differently
+// split run sees the same data; with Feed the position is a counter, saved in checkpoints (State/Restore),
+// so a resume is exact too.
+type DSM struct {
+	Net       diffusion.GraphScore
+	Data      []float64 // N samples of C·V values each
+	Weighting string    // "variance" (default when empty) or "likelihood"
+	TMin      float64   // > 0
+	DataSeed  uint64
+
+	pos       int64
+	batch     int
+	dtype     tensor.Dtype
+	x, t      *G.Node
+	w, target *G.Node
+	bufs      dsmBufs
+	perm      []int
+	permEpoch int64
+}
+
+type dsmBufs struct{ x, xin, t, w, target []float64 }
+
+func (d *DSM) check() error {
+	if d.Net == nil {
+		return fmt.Errorf("losses: DSM needs a score network")
+	}
+	switch d.Weighting {
+	case "", "variance", "likelihood":
+	default:
+		return fmt.Errorf("losses: DSM: weighting %q, want variance or likelihood", d.Weighting)
+	}
+	T := d.Net.Process().T()
+	if !(d.TMin > 0 && d.TMin < T) {
+		return fmt.Errorf("losses: DSM: t_min=%v, want 0 < t_min < T=%v", d.TMin, T)
+	}
+	D := d.Net.Channels() * d.Net.Process().Lattice().V
+	if len(d.Data) == 0 || len(d.Data)%D != 0 {
+		return fmt.Errorf("losses: DSM: %d data values, want a positive multiple of C·V=%d", len(d.Data), D)
+	}
+	return nil
+}
+
+// Samples is the number of data samples.
+func (d *DSM) Samples() int { return len(d.Data) / (d.Net.Channels() * d.Net.Process().Lattice().V) }
+
+// Build makes the loss graph for a batch: inputs x_t·c(t) (B, C, L, L), t (B), the weights √λ·c(t) and the
+// targets −√λ·ε/√q (both (B·C, V), in mode coordinates).
+func (d *DSM) Build(s *layers.Scope, batch int) (*G.Node, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	lat := d.Net.Process().Lattice()
+	C, L, V := d.Net.Channels(), lat.L, lat.V
+	d.batch, d.dtype = batch, s.Dtype()
+	d.x = s.Input("dsm/x", batch, d.Net.InputChannels(), L, L)
+	d.t = s.Input("dsm/t", batch)
+	d.w = s.Input("dsm/w", batch*C, V)
+	d.target = s.Input("dsm/target", batch*C, V)
+	f, err := d.Net.Build(s, d.x, d.t)
+	if err != nil {
+		return nil, err
+	}
+	f2, err := layers.Reshape(f, batch*C, V)
+	if err != nil {
+		return nil, err
+	}
+	// Fᵀ: column j of F-transpose is mode coordinate j's basis vector, so f2·Fᵀ holds the mode coordinates.
+	ft := make([]float64, V*V)
+	e, u := make([]float64, V), make([]float64, V)
+	for i := range V {
+		clear(e)
+		e[i] = 1
+		lat.ToModes(u, e)
+		copy(ft[i*V:(i+1)*V], u) // row i of Fᵀ = column i of F = modes of e_i
+	}
+	ftNode := G.NewMatrix(s.Graph(), s.Dtype(), G.WithShape(V, V), G.WithName("dsm/modes"),
+		G.WithValue(layers.NewDense(s.Dtype(), []int{V, V}, ft)))
+	modes, err := G.Mul(f2, ftNode)
+	if err != nil {
+		return nil, err
+	}
+	wm, err := G.HadamardProd(modes, d.w)
+	if err != nil {
+		return nil, err
+	}
+	r, err := G.Sub(wm, d.target)
+	if err != nil {
+		return nil, err
+	}
+	sq, err := G.Square(r)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := G.Sum(sq)
+	if err != nil {
+		return nil, err
+	}
+	return G.Div(sum, s.Scalar(float64(batch)))
+}
+
+// index returns the data sample at global position p.
+func (d *DSM) index(p int64) int {
+	n := int64(d.Samples())
+	ep := p / n
+	if d.perm == nil || d.permEpoch != ep {
+		d.perm = rand.New(rand.NewPCG(d.DataSeed, uint64(ep))).Perm(int(n))
+		d.permEpoch = ep
+	}
+	return d.perm[p%n]
+}
+
+// draw fills sample j of the buffers from data sample idx with time and noise from rng. It returns the
+// time, and writes x_t (unscaled) into xt and ε (mode coordinates) into eps when they are non-nil.
+func (d *DSM) draw(j, idx int, rng *rand.Rand, b *dsmBufs, xt, eps []float64) (float64, error) {
+	sde := d.Net.Process()
+	lat := sde.Lattice()
+	C, V := d.Net.Channels(), lat.V
+	T := sde.T()
+	t := d.TMin + (T-d.TMin)*rng.Float64()
+	m, q := make([]float64, V), make([]float64, V)
+	if err := sde.Transition(0, t, m, q); err != nil {
+		return 0, err
+	}
+	lam := q
+	if d.Weighting == "likelihood" {
+		a, bb := make([]float64, V), make([]float64, V)
+		if err := sde.Coefficients(t, a, bb); err != nil {
+			return 0, err
+		}
+		for k := range bb {
+			bb[k] *= bb[k]
+		}
+		lam = bb
+	}
+	c, err := d.Net.Scale(t)
+	if err != nil {
+		return 0, err
+	}
+	b.t[j] = t
+	u := make([]float64, V)
+	for ch := range C {
+		x0 := d.Data[(idx*C+ch)*V : (idx*C+ch+1)*V]
+		lat.ToModes(u, x0)
+		row := (j*C + ch) * V
+		for k := range u {
+			e := rng.NormFloat64()
+			sq := math.Sqrt(q[k])
+			u[k] = m[k]*u[k] + sq*e
+			sl := math.Sqrt(lam[k])
+			b.w[row+k] = sl * c
+			b.target[row+k] = -sl * e / sq
+			if eps != nil {
+				eps[ch*V+k] = e
+			}
+		}
+		xs := b.x[row : row+V]
+		lat.FromModes(xs, u)
+		if xt != nil {
+			copy(xt[ch*V:], xs)
+		}
+		for k := range xs {
+			xs[k] *= c
+		}
+	}
+	return t, nil
+}
+
+func (d *DSM) ensureBufs(n int) {
+	V := d.Net.Process().Lattice().V
+	C := d.Net.Channels()
+	if len(d.bufs.t) != n {
+		d.bufs = dsmBufs{x: make([]float64, n*C*V), xin: make([]float64, n*d.Net.InputChannels()*V), t: make([]float64, n), w: make([]float64, n*C*V), target: make([]float64, n*C*V)}
+	}
+}
+
+func (d *DSM) let() error {
+	C, L, V := d.Net.Channels(), d.Net.Process().Lattice().L, d.Net.Process().Lattice().V
+	B := d.batch
+	d.Net.Input(d.bufs.xin, d.bufs.x)
+	for _, p := range []struct {
+		n     *G.Node
+		shape []int
+		v     []float64
+	}{{d.x, []int{B, d.Net.InputChannels(), L, L}, d.bufs.xin}, {d.t, []int{B}, d.bufs.t}, {d.w, []int{B * C, V}, d.bufs.w}, {d.target, []int{B * C, V}, d.bufs.target}} {
+		if err := G.Let(p.n, layers.NewDense(d.dtype, p.shape, p.v)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Feed draws the next batch: data in the epoch order from the saved position, times and noise from rng.
+func (d *DSM) Feed(rng *rand.Rand) error {
+	d.ensureBufs(d.batch)
+	for j := range d.batch {
+		if _, err := d.draw(j, d.index(d.pos), rng, &d.bufs, nil, nil); err != nil {
+			return fmt.Errorf("losses: DSM: %w", err)
+		}
+		d.pos++
+	}
+	return d.let()
+}
+
+// NewShard returns an unbuilt copy sharing the data (train.ShardedObjective).
+func (d *DSM) NewShard() (train.ShardedObjective, error) {
+	return &DSM{Net: d.Net, Data: d.Data, Weighting: d.Weighting, TMin: d.TMin, DataSeed: d.DataSeed}, nil
+}
+
+// FeedShard feeds the shard's samples: global sample j of step s is data position s·batch + j, with time
+// and noise from sh.Rand(j).
+func (d *DSM) FeedShard(sh *train.Shard) error {
+	d.ensureBufs(sh.Size)
+	for j := range sh.Size {
+		g := sh.Offset + j
+		p := sh.Step*int64(sh.Batch) + int64(g)
+		if _, err := d.draw(j, d.index(p), sh.Rand(g), &d.bufs, nil, nil); err != nil {
+			return fmt.Errorf("losses: DSM: %w", err)
+		}
+	}
+	d.pos = (sh.Step + 1) * int64(sh.Batch)
+	return d.let()
+}
+
+// State is the data position (train.StatefulObjective).
+func (d *DSM) State() map[string]string {
+	return map[string]string{"dsm_pos": strconv.FormatInt(d.pos, 10)}
+}
+
+// Restore sets the data position from a checkpoint.
+func (d *DSM) Restore(st map[string]string) error {
+	v, ok := st["dsm_pos"]
+	if !ok {
+		return nil
+	}
+	p, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || p < 0 {
+		return fmt.Errorf("losses: DSM: saved data position %q is not a position", v)
+	}
+	d.pos = p
+	return nil
+}
+
+// Evaluate estimates the expected loss of any host score on n samples drawn like the training batches
+// (data from the epoch order starting at position 0, times and noise from rng): the mean and its standard
+// error. It does not move the training position.
+func (d *DSM) Evaluate(score diffusion.Score, n int, rng *rand.Rand) (mean, se float64, err error) {
+	if err := d.check(); err != nil {
+		return 0, 0, err
+	}
+	if n < 2 {
+		return 0, 0, fmt.Errorf("losses: DSM: Evaluate on %d samples, want ≥ 2", n)
+	}
+	lat := d.Net.Process().Lattice()
+	C, V := d.Net.Channels(), lat.V
+	var b dsmBufs
+	b.x, b.t, b.w, b.target = make([]float64, C*V), make([]float64, 1), make([]float64, C*V), make([]float64, C*V)
+	xt, s, u := make([]float64, C*V), make([]float64, C*V), make([]float64, V)
+	vals := make([]float64, n)
+	for i := range n {
+		t, err := d.draw(0, d.index(int64(i)), rng, &b, xt, nil)
+		if err != nil {
+			return 0, 0, err
+		}
+		if err := score.Score(t, xt, s); err != nil {
+			return 0, 0, err
+		}
+		cs, err := d.Net.Scale(t)
+		if err != nil {
+			return 0, 0, err
+		}
+		l := 0.0
+		for ch := range C {
+			lat.ToModes(u, s[ch*V:(ch+1)*V])
+			for k := range u {
+				w := b.w[ch*V+k] / cs // √λ
+				r := w*u[k] - b.target[ch*V+k]
+				l += r * r
+			}
+		}
+		vals[i] = l
+	}
+	mean, se = MeanStdErr(vals)
+	return mean, se, nil
+}
