@@ -9,13 +9,16 @@ import (
 )
 
 //go:noescape
-func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[3]uint64)
+func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[4]uint64)
 
 //go:noescape
-func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[3]uint64)
+func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[4]uint64)
 
 //go:noescape
 func convWgtF32(n int, tab *uintptr, ldg int, rows *[6]int, acc *float32)
+
+//go:noescape
+func convWgt4F32(n int, tab *uintptr, ldg int, rows *[6]int, acc *float32)
 
 //go:noescape
 func convWgtF64(n int, tab *uintptr, ldg int, rows *[6]int, acc *float64)
@@ -45,7 +48,7 @@ var hasConvAVX512 = cpu.X86.HasAVX512F
 var hasConvAVX2 = hasAVX2FMA
 
 // convFwdKernel calls the forward kernel of T's precision (see convFwdF32).
-func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[3]uint64) {
+func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[4]uint64) {
 	switch any(*new(T)).(type) {
 	case float32:
 		convFwdF32(k, &off[0], (*float32)(unsafe.Pointer(x[0])), (*float32)(unsafe.Pointer(x[1])), (*float32)(unsafe.Pointer(x[2])),
@@ -56,11 +59,16 @@ func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr,
 	}
 }
 
-// convWgtKernel calls the weight-gradient kernel of T's precision (see convWgtF32).
-func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T) {
+// convWgtKernel calls the weight-gradient kernel of T's precision for cb output channels per call (see
+// convWgtF32: 8 channels × 3 taps; convWgt4F32, convWgtF64: 4 channels × 6 taps).
+func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T, cb int) {
 	switch a := any(acc).(type) {
 	case []float32:
-		convWgtF32(len(tab)/3, &tab[0], ldg, rows, &a[0])
+		if cb == 8 {
+			convWgtF32(len(tab)/3, &tab[0], ldg, rows, &a[0])
+		} else {
+			convWgt4F32(len(tab)/3, &tab[0], ldg, rows, &a[0])
+		}
 	case []float64:
 		convWgtF64(len(tab)/3, &tab[0], ldg, rows, &a[0])
 	}

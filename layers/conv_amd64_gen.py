@@ -61,9 +61,10 @@ def fwd3(t):
     ty = 'float32' if f32 else 'float64'
     L = []
     a = L.append
-    a(f"// func convFwd{t}(k int, off *int, xa, xb, xc, w *{ty}, outs *[24]uintptr, masks *[3]uint64)")
+    a(f"// func convFwd{t}(k int, off *int, xa, xb, xc, w *{ty}, outs *[24]uintptr, masks *[4]uint64)")
     a(f"// For 8 output channels × 3 vectors of {lanes} positions: acc[j][v] = Σ_r w[r·8+j] · x_v[off[r] + lane]")
-    a(f"// (x_v = xa, xb, xc; lanes outside masks[v] read as 0), then *outs[3j+v] += acc[j][v] on the masked lanes.")
+    a(f"// (x_v = xa, xb, xc; lanes outside masks[v] read as 0), then *outs[3j+v] += acc[j][v] on the masked lanes")
+    a(f"// (on all {lanes} lanes if masks[3] ≠ 0: the caller's promise that every vector is full or writes to scratch).")
     a(f"TEXT ·convFwd{t}(SB), NOSPLIT, $0-64")
     a("\tMOVQ k+0(FP), CX")
     a("\tMOVQ off+8(FP), SI")
@@ -95,6 +96,13 @@ def fwd3(t):
     a(f"\tJNZ fwdloop{t}")
     a(f"fwdstore{t}:")
     a("\tMOVQ outs+48(FP), SI")
+    # Where masks[3] ≠ 0 every unit is either full or a filler whose outputs all go to the scratch, and the
+    # sums are stored without masks. Measured on Zen 5: the masked epilogue of the calls with filler vectors
+    # (mask 0, 16 stores to one scratch address) cost the whole forward pass ~15%; taking the unmasked path
+    # only when all three vectors are full gained nothing.
+    a("\tMOVQ masks+56(FP), R9")
+    a("\tCMPQ 24(R9), $0")
+    a(f"\tJNE fwdfull{t}")
     for j in range(8):
         for v in range(3):
             k = ['K1', 'K2', 'K3'][v]
@@ -103,6 +111,14 @@ def fwd3(t):
             a(f"\tVMOVUP{P[1]}.Z (R9), {k}, Z31")
             a(f"\tVADD{P} Z31, Z{acc}, Z{acc}")
             a(f"\tVMOVUP{P[1]} Z{acc}, {k}, (R9)")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    a(f"fwdfull{t}:")
+    for acc in range(24):
+        a(f"\tMOVQ {8*acc}(SI), R9")
+        a(f"\tVMOVUP{P[1]}.Z (R9), {['K1', 'K2', 'K3'][acc % 3]}, Z31")
+        a(f"\tVADD{P} Z31, Z{acc}, Z{acc}")
+        a(f"\tVMOVUP{P[1]} Z{acc}, (R9)")
     a("\tVZEROUPPER")
     a("\tRET")
     return "\n".join(L)
@@ -114,11 +130,78 @@ def wgt(t):
     L = []
     a = L.append
     a(f"// func convWgt{t}(n int, tab *uintptr, ldg int, rows *[6]int, acc *{'float32' if f32 else 'float64'})")
+    a(f"// For 8 output-gradient channels × 3 kernel taps, over n units (tab: 3 words each: address of the")
+    a(f"// {lanes}-lane vector of channel 0 of the output gradient, address of the unit's input base, lane mask):")
+    a(f"// acc[8·tap + ch] += Σ_units Σ_lanes g_ch · x[rows[tap] bytes past the base] (24 sums).")
+    a(f"// ldg (the distance between output-gradient channels) and rows are in bytes. Per unit the 3 input")
+    a(f"// vectors (unaligned: they usually straddle two cache lines) are loaded once and the 8 output-gradient")
+    a(f"// vectors (aligned when the rows are whole vectors) stream past them.")
+    a(f"TEXT ·convWgt{t}(SB), NOSPLIT, $0-40")
+    a("\tMOVQ n+0(FP), CX")
+    a("\tMOVQ tab+8(FP), SI")
+    a("\tMOVQ ldg+16(FP), DX")
+    a("\tMOVQ rows+24(FP), DI")
+    regs = ['R8', 'R9', 'R10']
+    for i, r in enumerate(regs):
+        a(f"\tMOVQ {8*i}(DI), {r}")
+    a("\tLEAQ (DX)(DX*2), R11")
+    for i in range(24):
+        a(f"\tVPXORD Z{i}, Z{i}, Z{i}")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ wgtstore{t}")
+    a(f"wgtloop{t}:")
+    a("\tMOVQ (SI), AX")
+    a("\tMOVQ 8(SI), BX")
+    a("\tKMOVW 16(SI), K1")
+    a("\tLEAQ (AX)(DX*4), R12")
+    for i, r in enumerate(regs):
+        a(f"\tVMOVUP{P[1]}.Z (BX)({r}*1), K1, Z{24+i}")
+    for c in range(8):
+        base = 'AX' if c < 4 else 'R12'
+        m = ['({b})', '({b})(DX*1)', '({b})(DX*2)', '({b})(R11*1)'][c % 4].format(b=base)
+        g = 27 + (c % 4)
+        a(f"\tVMOVUP{P[1]}.Z {m}, K1, Z{g}")
+        for tap in range(3):
+            a(f"\tVFMADD231{P} Z{g}, Z{24+tap}, Z{8*tap+c}")
+    a("\tADDQ $24, SI")
+    a("\tDECQ CX")
+    a(f"\tJNZ wgtloop{t}")
+    a(f"wgtstore{t}:")
+    a("\tMOVQ acc+32(FP), DI")
+    sz = 4 if f32 else 8
+    S = 'SS' if f32 else 'SD'
+    for i in range(24):
+        a(f"\tVEXTRACTF64X4 $1, Z{i}, Y24")
+        a(f"\tVADD{P} Y24, Y{i}, Y{i}")
+        a(f"\tVEXTRACTF32X4 $1, Y{i}, X25")
+        a(f"\tVADD{P} X25, X{i}, X{i}")
+        if f32:
+            a(f"\tVMOVHLPS X{i}, X{i}, X26")
+            a(f"\tVADDPS X26, X{i}, X{i}")
+            a(f"\tVMOVSHDUP X{i}, X27")
+            a(f"\tVADDSS X27, X{i}, X{i}")
+        else:
+            a(f"\tVUNPCKHPD X{i}, X{i}, X26")
+            a(f"\tVADDSD X26, X{i}, X{i}")
+        a(f"\tVADD{S} {sz*i}(DI), X{i}, X{i}")
+        a(f"\tVMOV{S} X{i}, {sz*i}(DI)")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
+def wgt46(t, name):
+    """The 4-channel × 6-tap weight-gradient kernel: float64's, and float32's for Cout ≤ 4."""
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    lanes = 16 if f32 else 8
+    L = []
+    a = L.append
+    a(f"// func {name}{t}(n int, tab *uintptr, ldg int, rows *[6]int, acc *{'float32' if f32 else 'float64'})")
     a(f"// For 4 output-gradient channels × 6 kernel taps, over n units (tab: 3 words each: address of the")
     a(f"// {lanes}-lane vector of channel 0 of the output gradient, address of the unit's input base, lane mask):")
     a(f"// acc[4·tap + ch] += Σ_units Σ_lanes g_ch · x[rows[tap] bytes past the base] (24 sums).")
     a(f"// ldg and rows are in bytes.")
-    a(f"TEXT ·convWgt{t}(SB), NOSPLIT, $0-40")
+    a(f"TEXT ·{name}{t}(SB), NOSPLIT, $0-40")
     a("\tMOVQ n+0(FP), CX")
     a("\tMOVQ tab+8(FP), SI")
     a("\tMOVQ ldg+16(FP), DX")
@@ -129,8 +212,8 @@ def wgt(t):
     for i in range(24):
         a(f"\tVPXORD Z{i}, Z{i}, Z{i}")
     a("\tTESTQ CX, CX")
-    a(f"\tJZ wgtstore{t}")
-    a(f"wgtloop{t}:")
+    a(f"\tJZ {name}store{t}")
+    a(f"{name}loop{t}:")
     a("\tMOVQ (SI), AX")
     a("\tMOVQ 8(SI), BX")
     a("\tKMOVW 16(SI), K1")
@@ -146,8 +229,8 @@ def wgt(t):
             a(f"\tVFMADD231{P} Z{24+c}, Z{x}, Z{4*i+c}")
     a("\tADDQ $24, SI")
     a("\tDECQ CX")
-    a(f"\tJNZ wgtloop{t}")
-    a(f"wgtstore{t}:")
+    a(f"\tJNZ {name}loop{t}")
+    a(f"{name}store{t}:")
     a("\tMOVQ acc+32(FP), DI")
     sz = 4 if f32 else 8
     S = 'SS' if f32 else 'SD'
@@ -301,5 +384,8 @@ out = ['//go:build amd64 && !purego', '', '#include "textflag.h"', '',
        '// the destination; "VFMADD231PS A, B, C" is C += B·A; ".Z" loads zero the lanes outside the K mask (and',
        '// never fault there).', '']
 for t in ['F32', 'F64']:
-    out += [fwd3(t), '', fwd2(t), '', wgt(t), '', wgt2(t), '', peak(t), '']
+    if t == 'F32':
+        out += [fwd3(t), '', fwd2(t), '', wgt(t), '', wgt46(t, 'convWgt4'), '', wgt2(t), '', peak(t), '']
+    else:
+        out += [fwd3(t), '', fwd2(t), '', wgt46(t, 'convWgt'), '', wgt2(t), '', peak(t), '']
 open(__import__('os').path.join(__import__('os').path.dirname(__import__('os').path.abspath(__file__)), 'conv_amd64.s'), 'w').write("\n".join(out))

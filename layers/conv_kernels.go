@@ -505,7 +505,8 @@ func newConvFwdVec[T float](g convGeom, p *convPlan, w []T, avx2 bool) *convFwdV
 			v.wp[(ob*K+r)*mr+j] = w[o*K+r]
 		}
 	}
-	// The stores of the missing channels of the last block (and of the filler vectors) go to the scratch.
+	// The stores of the missing channels of the last block (and of the filler vectors) go to the scratch
+	// (one whole vector: the kernel may store them without masks).
 	v.dummy = addr(&v.wp[nob*K*mr])
 	return v
 }
@@ -531,12 +532,19 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 	var (
 		outs  [24]uintptr
 		xs    [3]*T
-		masks [3]uint64
+		masks [4]uint64
 	)
+	full := uint64(1)<<vecLanes[T]() - 1
 	for ob := 0; ob < nob && len(us) > 0; ob++ {
 		for u := 0; u < len(us); u += 3 {
+			// masks[3] ≠ 0 lets the kernel store without masks (masked stores are slow): every vector is
+			// full, or a filler whose outputs go to the scratch.
+			masks[3] = 1
 			for k, uk := range us[u : u+3] {
 				xs[k], masks[k] = &buf[uk.x], uk.mask
+				if u+k < filler && uk.mask != full {
+					masks[3] = 0
+				}
 				for j := 0; j < mr; j++ {
 					if o := ob*mr + j; o < g.cout && u+k < filler {
 						outs[3*j+k] = addr(&y[o*hw+uk.y])
@@ -570,16 +578,21 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 	}
 }
 
-// convWgtVec runs Wg with the vector kernels: 4 output channels × tb kernel taps per call (AVX-512: 6 taps,
-// masked vectors of 16/8 lanes; AVX2: 2 taps, full vectors of 8/4 lanes, the few positions past the last
-// full vector of a row in Go), accumulated lane by lane over a group of images (the group's buffer and
-// output-gradient rows stay in cache); each call adds its 4·tb lane sums to acc, one number per
-// (output channel, tap).
+// convWgtVec runs Wg with the vector kernels: cb output channels × tb kernel taps per call (AVX-512
+// float32: 8 channels × 3 taps, float64 (and Cout ≤ 4): 4 channels × 6 taps, masked vectors of 16/8 lanes; AVX2: 4
+// channels × 2 taps, full vectors of 8/4 lanes, the few positions past the last full vector of a row in
+// Go), accumulated lane by lane over a group of images (the group's buffer and output-gradient rows stay
+// in cache); each call adds its cb·tb lane sums to acc, one number per (output channel, tap). The float32
+// kernel loads 3 input vectors per unit (unaligned, mostly split across two cache lines: the costly
+// loads) against 8 output-gradient vectors (whole-vector rows: aligned); in float64, 8 channels of
+// output-gradient rows would no longer fit in L1 next to the input, so it keeps 4 × 6, as float32 does
+// for Cout ≤ 4 (where 8 channels would be mostly padding).
 type convWgtVec[T float] struct {
 	g        convGeom
 	p        *convPlan
-	gy       []T // the output gradient, with Cout padded to a multiple of 4 channels
+	gy       []T // the output gradient, with Cout padded to a multiple of cb channels
 	cpad     int
+	cb       int // output channels per kernel call
 	avx2     bool
 	tb       int // taps per kernel call
 	nob, nrb int
@@ -594,9 +607,12 @@ func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgt
 	hw := g.ho * g.wo
 	vl := vecLanes[T]()
 	K := len(p.rowOff)
-	v := &convWgtVec[T]{g: g, p: p, gy: gy, cpad: (g.cout + 3) &^ 3, avx2: avx2, tb: 6}
+	v := &convWgtVec[T]{g: g, p: p, gy: gy, avx2: avx2, cb: 8, tb: 3}
+	if vl == 8 || g.cout <= 4 {
+		v.cb, v.tb = 4, 6
+	}
 	if avx2 {
-		v.tb, vl = 2, vl/2
+		v.cb, v.tb, vl = 4, 2, vl/2
 		for _, u := range convUnits(g, p, vl) {
 			if u.mask == 1<<vl-1 {
 				v.us = append(v.us, u)
@@ -612,14 +628,15 @@ func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgt
 	} else {
 		v.us = convUnits(g, p, vl)
 	}
-	if v.cpad != g.cout { // the kernel reads 4 channels at a time: pad with zero channels
+	v.cpad = (g.cout + v.cb - 1) / v.cb * v.cb
+	if v.cpad != g.cout { // the kernel reads cb channels at a time: pad with zero channels
 		v.gy = make([]T, g.b*v.cpad*hw)
 		for n := 0; n < g.b; n++ {
 			copy(v.gy[n*v.cpad*hw:], gy[n*g.cout*hw:(n+1)*g.cout*hw])
 		}
 	}
-	v.nob, v.nrb = v.cpad/4, (K+v.tb-1)/v.tb
-	v.acc = make([]T, v.nob*v.nrb*4*v.tb)
+	v.nob, v.nrb = v.cpad/v.cb, (K+v.tb-1)/v.tb
+	v.acc = make([]T, v.nob*v.nrb*v.cb*v.tb)
 	v.tab = make([]uintptr, 3*p.group*len(v.us)+3)
 	return v
 }
@@ -631,11 +648,11 @@ func (v *convWgtVec[T]) run(buf []T, n0, nb int) {
 	size := int(unsafe.Sizeof(*new(T)))
 	var rows [6]int
 	t := v.tab[:3*nb*len(v.us)]
-	blk := 4 * v.tb
+	blk := v.cb * v.tb
 	for ob := 0; ob < v.nob && len(t) > 0; ob++ {
 		i := 0
 		for n := 0; n < nb; n++ {
-			gbase, xbase := ((n0+n)*v.cpad+ob*4)*hw, n*p.imgStride
+			gbase, xbase := ((n0+n)*v.cpad+ob*v.cb)*hw, n*p.imgStride
 			for _, u := range v.us {
 				t[i], t[i+1], t[i+2] = addr(&v.gy[gbase+u.y]), addr(&buf[xbase+u.x]), uintptr(u.mask)
 				i += 3
@@ -649,7 +666,7 @@ func (v *convWgtVec[T]) run(buf []T, n0, nb int) {
 			if v.avx2 {
 				convWgt2Kernel(t, hw*size, (*[2]int)(rows[:2]), acc)
 			} else {
-				convWgtKernel(t, hw*size, &rows, acc)
+				convWgtKernel(t, hw*size, &rows, acc, v.cb)
 			}
 		}
 	}
@@ -679,12 +696,12 @@ func (v *convWgtVec[T]) finish(dw []T) {
 	for ob := 0; ob < v.nob; ob++ {
 		for rb := 0; rb < v.nrb; rb++ {
 			for j := 0; j < v.tb; j++ {
-				for c := 0; c < 4; c++ {
-					o, r := ob*4+c, rb*v.tb+j
+				for c := 0; c < v.cb; c++ {
+					o, r := ob*v.cb+c, rb*v.tb+j
 					if o >= v.g.cout || r >= K {
 						continue
 					}
-					dw[o*K+r] = v.acc[(ob*v.nrb+rb)*4*v.tb+4*j+c]
+					dw[o*K+r] = v.acc[(ob*v.nrb+rb)*v.cb*v.tb+v.cb*j+c]
 					if v.tail != nil {
 						dw[o*K+r] += v.tail[o*K+r]
 					}

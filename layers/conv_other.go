@@ -8,11 +8,11 @@ var hasConvAVX512 = false
 // hasConvAVX2 is false: no AVX2 weight-gradient kernel.
 var hasConvAVX2 = false
 
-func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[3]uint64) {
+func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[4]uint64) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 
-func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T) {
+func convWgtKernel[T float](tab []uintptr, ldg int, rows *[6]int, acc []T, cb int) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 

@@ -469,8 +469,9 @@ func naiveConvGrads(x []float64, xs [4]int, w []float64, ws [4]int, r []float64,
 }
 
 // TestConvLargeMatchesNaive covers what the small FD cases cannot: rows longer than one vector (with a
-// partial last vector), channel counts that are not multiples of the kernels' blocks (8 and 4 output
-// channels, 6 taps) and several images per buffer fill. It compares the output and both gradients of
+// partial last vector), rows of exactly one float32 vector (the forward kernel's unmasked stores, with
+// filler vectors and missing channels writing to its scratch), channel counts that are not multiples of
+// the kernels' blocks (8 and 4 output channels, 3 and 6 taps) and several images per buffer fill. It compares the output and both gradients of
 // Σ r ⊙ conv(x, w) with direct loops (tolerances as in TestConvMatchesNaive, scaled for the sums of up to
 // ~2000 terms of the weight gradient: 1e-10 in float64, 2e-3 relative to the largest entry in float32).
 func TestConvLargeMatchesNaive(t *testing.T) {
@@ -479,6 +480,7 @@ func TestConvLargeMatchesNaive(t *testing.T) {
 		{name: "zero-20x20-k3-s2", x: [4]int{2, 6, 20, 20}, w: [4]int{9, 6, 3, 3}, opts: layers.ConvOpts{Pad: layers.Zero, Stride: 2}},
 		{name: "periodic-20x20-k5-d2", x: [4]int{2, 3, 20, 20}, w: [4]int{8, 3, 5, 5}, opts: layers.ConvOpts{Dilation: 2}},
 		{name: "periodic-10x6-k1", x: [4]int{40, 7, 6, 10}, w: [4]int{5, 7, 1, 1}},
+		{name: "zero-16x5-k3", x: [4]int{2, 4, 5, 16}, w: [4]int{10, 4, 3, 3}, opts: layers.ConvOpts{Pad: layers.Zero}},
 		{name: "zero-1x3-k5-d2", x: [4]int{2, 2, 1, 3}, w: [4]int{3, 2, 5, 5}, opts: layers.ConvOpts{Pad: layers.Zero, Dilation: 2}},
 		{name: "periodic-1x2-k3", x: [4]int{2, 2, 1, 2}, w: [4]int{3, 2, 3, 3}},
 		{name: "zero-1x1-k3-s2", x: [4]int{3, 2, 1, 1}, w: [4]int{2, 2, 3, 3}, opts: layers.ConvOpts{Pad: layers.Zero, Stride: 2}},
