@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}
 go build -o /tmp/rgflow-bench ./cmd/rgflow
 py=${RGFLOW_PYTHON:-/usr/bin/python3}
+# One thread on the PyTorch side too: torch.set_num_threads(1) does not reach the BLAS library's own pool
+# (with Debian's OpenBLAS installed, float64 convolutions otherwise run on every core).
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for cfg in "8 float32" "8 float64" "16 float32" "16 float64"; do
   set -- $cfg

@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 rounds=${1:-5}
 go test -c -o /tmp/rgflow-layers.test ./layers
 py=${RGFLOW_PYTHON:-/usr/bin/python3}
+# One thread on the PyTorch side too: torch.set_num_threads(1) does not reach the BLAS library's own pool
+# (with Debian's OpenBLAS installed, float64 convolutions otherwise run on every core).
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # gobench PATTERN FIELD: one run of the Go benchmark; prints the value before FIELD (ns/op → ms).
 gorun() { GOMAXPROCS=1 /tmp/rgflow-layers.test -test.run '^$' -test.bench "$1" -test.cpu 1 -test.benchtime "${2:-10x}"; }

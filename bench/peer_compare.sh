@@ -12,7 +12,10 @@ peer=$1; rounds=${2:-3}; sym=${3:-}
 cd "$(dirname "$0")/.."
 go build -o /tmp/rgflow-bench ./cmd/rgflow
 py=${RGFLOW_PYTHON:-/usr/bin/python3}
-cores=$(nproc)
+cores=$(getconf _NPROCESSORS_ONLN) # not nproc: it honours OMP_NUM_THREADS
+# One thread on the PyTorch side too: torch.set_num_threads(1) does not reach the BLAS library's own pool
+# (with Debian's OpenBLAS installed, float64 convolutions otherwise run on every core).
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 rsym=""; [ "$sym" = "--symmetry" ] && rsym="--symmetrize"
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ms() { sed 's/.*"median_ms_per_step": *\([0-9.]*\).*/\1/'; }
