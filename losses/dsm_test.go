@@ -167,10 +167,10 @@ func checkDSMGraph(t *testing.T, d *DSM) {
 	}
 }
 
-// TestDSMTrainingReducesLoss trains the small CNN briefly and compares the expected loss before and after
-// on the same draws.
-func TestDSMTrainingReducesLoss(t *testing.T) {
-	d, _ := dsmFree(t, 512, "variance")
+// trainedLoss returns d's expected loss, on the same n paired draws, of a fresh network (store seed 7) and of
+// that network after steps training steps (batch 16, learning rate lr).
+func trainedLoss(t *testing.T, d *DSM, n int, steps int64, lr float64) (before, after float64) {
+	t.Helper()
 	store := layers.NewStore(tensor.Float64, 7)
 	eval := func() float64 {
 		ns, err := diffusion.NewNetScore(d.Net, store, 1)
@@ -178,22 +178,29 @@ func TestDSMTrainingReducesLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ns.Close()
-		m, _, err := d.Evaluate(ns, 200, rand.New(rand.NewPCG(9, 9)))
+		m, _, err := d.Evaluate(ns, n, rand.New(rand.NewPCG(9, 9)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return m
 	}
-	tr, err := train.New(store, d, train.Config{Steps: 150, Batch: 16, LR: 3e-3, Seed: 1})
+	tr, err := train.New(store, d, train.Config{Steps: steps, Batch: 16, LR: lr, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	before := eval()
+	before = eval()
 	if err := tr.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	after := eval()
+	return before, eval()
+}
+
+// TestDSMTrainingReducesLoss trains the small CNN briefly and compares the expected loss before and after
+// on the same draws.
+func TestDSMTrainingReducesLoss(t *testing.T) {
+	d, _ := dsmFree(t, 512, "variance")
+	before, after := trainedLoss(t, d, 200, 150, 3e-3)
 	t.Logf("expected loss before %.4g, after %.4g", before, after)
 	// The initial CNN's score is unrelated to the data; 150 steps must cut its loss by at least a quarter
 	// (a margin far beyond the paired 200-sample noise).
@@ -335,29 +342,7 @@ func TestEffectiveScoreSecondOrder(t *testing.T) {
 // t > 0).
 func TestEffectiveScoreTrains(t *testing.T) {
 	d, _ := effectiveDSM(t, 512)
-	store := layers.NewStore(tensor.Float64, 7)
-	eval := func() float64 {
-		ns, err := diffusion.NewNetScore(d.Net, store, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ns.Close()
-		m, _, err := d.Evaluate(ns, 300, rand.New(rand.NewPCG(9, 9)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	tr, err := train.New(store, d, train.Config{Steps: 100, Batch: 16, LR: 1e-2, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
-	before := eval()
-	if err := tr.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	after := eval()
+	before, after := trainedLoss(t, d, 300, 100, 1e-2)
 	t.Logf("effective action: expected loss before %.4g, after %.4g", before, after)
 	// Paired draws: the same 300 (x_0, t, ε); 100 steps must lower the loss by at least 5%.
 	if !(after < 0.95*before) {
