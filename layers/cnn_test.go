@@ -14,37 +14,14 @@ import (
 	"rgflow/layers/layerstest"
 )
 
-// convRef is a stride-1 convolution with odd k and "same" output, written out: out[n,o,y,x] = b[o] +
-// Σ w[o,i,a,c]·x[n,i,y+a−p,x+c−p], p = (k−1)/2, indices wrapped (periodic) or dropped (zero padding).
+// convRef is the stride-1 convolution of the CNN's layers by the direct loop of naiveConv (conv_test.go):
+// y[n,o] = bias[o] + Σ w[o,i,a,c]·x[n,i,y+a−p,x+c−p], p = (k−1)/2, indices wrapped (periodic) or dropped.
 func convRef(x []float64, b, cin, h, w int, wt, bias []float64, cout, k int, periodic bool) []float64 {
-	p := (k - 1) / 2
-	y := make([]float64, b*cout*h*w)
-	for n := 0; n < b; n++ {
-		for o := 0; o < cout; o++ {
-			for r := 0; r < h; r++ {
-				for c := 0; c < w; c++ {
-					s := 0.0
-					if bias != nil {
-						s = bias[o]
-					}
-					for i := 0; i < cin; i++ {
-						for a := 0; a < k; a++ {
-							for d := 0; d < k; d++ {
-								rr, cc := r+a-p, c+d-p
-								if periodic {
-									rr, cc = mod(rr, h), mod(cc, w)
-								} else if rr < 0 || rr >= h || cc < 0 || cc >= w {
-									continue
-								}
-								s += wt[((o*cin+i)*k+a)*k+d] * x[((n*cin+i)*h+rr)*w+cc]
-							}
-						}
-					}
-					y[((n*cout+o)*h+r)*w+c] = s
-				}
-			}
-		}
+	pad := layers.Zero
+	if periodic {
+		pad = layers.Periodic
 	}
+	y, _ := naiveConv(x, [4]int{b, cin, h, w}, wt, [4]int{cout, cin, k, k}, bias, layers.ConvOpts{Pad: pad})
 	return y
 }
 
