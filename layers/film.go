@@ -95,23 +95,12 @@ func Modulate(h, gamma, beta *G.Node) (*G.Node, error) {
 	return modulate(h, g, b)
 }
 
-// modulate applies h·(1 + γ) + β with γ, β flat (B·C) vectors, sample-major.
+// modulate applies h·(1 + γ) + β with γ, β flat (B·C) vectors, sample-major: one rowAffine pass over h
+// in its own shape (no reshape copies).
 func modulate(h, gamma, beta *G.Node) (*G.Node, error) {
-	shape := []int(h.Shape())
-	bc, rest := shape[0]*shape[1], prod(shape[2:])
-	r, err := Reshape(h, bc, rest)
-	if err != nil {
-		return nil, err
-	}
 	g1, err := G.Add(gamma, scalarLike(h, 1))
 	if err != nil {
 		return nil, err
 	}
-	if r, err = RowScale(r, g1); err != nil {
-		return nil, err
-	}
-	if r, err = RowBias(r, beta); err != nil {
-		return nil, err
-	}
-	return Reshape(r, shape...)
+	return rowAffine(h, g1, beta)
 }
