@@ -113,7 +113,9 @@ func (d *DSM) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	}
 	ftNode := G.NewMatrix(s.Graph(), s.Dtype(), G.WithShape(V, V), G.WithName("dsm/modes"),
 		G.WithValue(layers.NewDense(s.Dtype(), []int{V, V}, ft)))
-	modes, err := G.Mul(f2, ftNode)
+	// layers.MatMul: the kit's product kernels on the calling goroutine (G.Mul hands gonum this
+	// (B·C, V)·(V, V) product, which it splits over goroutines).
+	modes, err := layers.MatMul(f2, ftNode)
 	if err != nil {
 		return nil, err
 	}
