@@ -256,8 +256,7 @@ func scalarLike(x *G.Node, v float64) *G.Node {
 }
 
 // eluGradOp is g·ELU'(x) computed from y = ELU(x) and g, both of x's shape: g·(min(y, 0) + 1) (1 for
-// x > 0, e^x otherwise; a NaN y gives NaN). It is the backward pass of ELU, one pass over memory with the
-// vector kernel of eluGradInPlace. Its derivatives: with respect to g, eluGradOp again; with respect to y,
+// x > 0, e^x otherwise; a NaN y gives NaN). It is the backward pass of ELU, one pass over memory (eluGradTo). Its derivatives: with respect to g, eluGradOp again; with respect to y,
 // u·g·[y < 0] (negMaskOp), which the chain through y = ELU(x) turns into u·g·e^x, the second derivative of ELU times u·g, for x < 0.
 // At x = 0 exactly the second derivative is taken as 0 (the one-sided value from the right; ELU” jumps
 // there).
@@ -285,11 +284,9 @@ func (op eluGradOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	out, o64, o32 := newOut(a.is32, op.shape)
 	if a.is32 {
-		copy(o32, a.f32[1])
-		eluGradInPlace(o32, a.f32[0])
+		eluGradTo(o32, a.f32[1], a.f32[0])
 	} else {
-		copy(o64, a.f64[1])
-		eluGradInPlace(o64, a.f64[0])
+		eluGradTo(o64, a.f64[1], a.f64[0])
 	}
 	return out, nil
 }
