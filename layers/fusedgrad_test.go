@@ -10,6 +10,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"rgflow/layers"
+	"rgflow/layers/layerstest"
 )
 
 // gradsOf evaluates the gradients of Σ c ⊙ f(in) with respect to every input, in a graph of dtype dt.
@@ -95,4 +96,67 @@ func TestFusedBackwardAgainstFormulas(t *testing.T) {
 			compareVals(t, got[2], gb, tol*10)
 		})
 	}
+}
+
+// ModulateELU (FiLM's modulation and ELU fused into one op, as the CNN uses them) against the formula
+// ELU(h·(1+γ)+β): values in float64 and float32, its gradients against the hand-written ones in both
+// dtypes, and finite differences to first and second order.
+func TestModulateELU(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 2))
+	shape := []int{3, 5, 7, 7}
+	n, rows := size(shape), 15
+	h := randVals(rng, n, -3, 3)
+	c := randVals(rng, n, -1, 1)
+	gamma, beta := randVals(rng, rows, -1, 1), randVals(rng, rows, -1, 1)
+	shapes := [][]int{shape, {3, 5}, {3, 5}}
+	vals := [][]float64{h, gamma, beta}
+	z := make([]float64, n)
+	want := make([]float64, n)
+	for i := range h {
+		r := i / 49
+		z[i] = h[i]*(1+gamma[r]) + beta[r]
+		want[i] = z[i]
+		if z[i] <= 0 {
+			want[i] = math.Expm1(z[i])
+		}
+	}
+	op := func(in []*G.Node) (*G.Node, error) { return layers.ModulateELU(in[0], in[1], in[2]) }
+	compareVals(t, evalNodes(t, tensor.Float64, shapes, vals, op), want, 1e-14) // a product, a sum and expm1: a few ulp
+	// float32: inputs, the affine map and the exp rounded to 2⁻²⁴ relative each, |z| ≤ 7: 1e-6.
+	compareVals(t, evalNodes(t, tensor.Float32, shapes, vals, op), want, 1e-6)
+	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+		got := gradsOf(t, dt, shapes, vals, c, op)
+		gh, gg, gb := make([]float64, n), make([]float64, rows), make([]float64, rows)
+		for i := range h {
+			r := i / 49
+			gz := c[i]
+			if z[i] <= 0 {
+				gz *= math.Exp(z[i])
+			}
+			gh[i] = gz * (1 + gamma[r])
+			gg[r] += gz * h[i]
+			gb[r] += gz
+		}
+		// As in TestFusedBackwardAgainstFormulas; float32 also carries the rounding of z into e^z.
+		tol := 1e-13
+		if dt == tensor.Float32 {
+			tol = 1e-5
+		}
+		compareVals(t, got[0], gh, tol)
+		compareVals(t, got[1], gg, tol*10)
+		compareVals(t, got[2], gb, tol*10)
+	}
+	small := []int{2, 3, 2, 2}
+	sv := [][]float64{randVals(rng, 24, -2, 2), randVals(rng, 6, -1, 1), randVals(rng, 6, -1, 1)}
+	ss := [][]int{small, {2, 3}, {2, 3}}
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+		y, err := op(in)
+		if err != nil {
+			return nil, err
+		}
+		return aliasLoss(g, in[0], y, 33)
+	}
+	layerstest.GradCheck(t, ss, sv, build, gradTol)
+	dir := [][]float64{randVals(rng, 24, -1, 1), randVals(rng, 6, -1, 1), randVals(rng, 6, -1, 1)}
+	layerstest.SecondOrderCheck(t, ss, sv, dir, build, gradTol)
 }

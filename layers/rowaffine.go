@@ -291,3 +291,70 @@ func (op rowBcastOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	}
 	return G.Nodes{g}, nil
 }
+
+// rowAffineELU returns ELU(x·s + b) row by row as one op: the affine map and the activation in one pass
+// (a block of rows at a time, still in cache for the activation). Its gradient is that of the two ops it
+// fuses: g_z = g·ELU'(z) from the output (eluGradOp), then rowAffine's (g_z·s, Σ g_z ⊙ x, Σ g_z), so it
+// differentiates again like them.
+func rowAffineELU(x, s, b *G.Node) (*G.Node, error) {
+	op := rowAffineELUOp{shape: append([]int(nil), x.Shape()...), m: s.Shape().TotalSize()}
+	if err := checkRows(op.String(), op.shape, s, b); err != nil {
+		return nil, err
+	}
+	if err := sameDtype(op.String(), x, s, b); err != nil {
+		return nil, err
+	}
+	return G.ApplyOp(op, x, s, b)
+}
+
+type rowAffineELUOp struct {
+	shape []int
+	m     int
+}
+
+func (op rowAffineELUOp) Arity() int    { return 3 }
+func (op rowAffineELUOp) Type() hm.Type { return fnType(len(op.shape), len(op.shape), 1, 1) }
+func (op rowAffineELUOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	return rowAffineOp{shape: op.shape, m: op.m, bias: true}.InferShape(ds...)
+}
+func (op rowAffineELUOp) Do(vals ...G.Value) (G.Value, error) {
+	a, err := getArgs(op.String(), vals, prod(op.shape), op.m, op.m)
+	if err != nil {
+		return nil, err
+	}
+	out, o64, o32 := newOut(a.is32, op.shape)
+	if a.is32 {
+		rowAffineELUApply(o32, a.f32[0], a.f32[1], a.f32[2])
+	} else {
+		rowAffineELUApply(o64, a.f64[0], a.f64[1], a.f64[2])
+	}
+	return out, nil
+}
+
+// rowAffineELUApply sets dst = ELU(x·s + b) row by row, in blocks of about 4096 entries.
+func rowAffineELUApply[T float](dst, x, s, b []T) {
+	n := len(x) / len(s)
+	rb := max(1, 4096/max(n, 1))
+	for r0 := 0; r0 < len(s); r0 += rb {
+		r1 := min(len(s), r0+rb)
+		d := dst[r0*n : r1*n]
+		rowAffineApply(d, x[r0*n:r1*n], s[r0:r1], b[r0:r1])
+		eluInPlace(d)
+	}
+}
+func (op rowAffineELUOp) ReturnsPtr() bool     { return true }
+func (op rowAffineELUOp) CallsExtern() bool    { return false }
+func (op rowAffineELUOp) OverwritesInput() int { return -1 }
+func (op rowAffineELUOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "rgflow.rowAffineELU|%v|%d", op.shape, op.m)
+}
+func (op rowAffineELUOp) Hashcode() uint32   { return hash32(op) }
+func (op rowAffineELUOp) String() string     { return "RowAffineELU" }
+func (op rowAffineELUOp) DiffWRT(int) []bool { return []bool{true, true, true} }
+func (op rowAffineELUOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	gz, err := G.ApplyOp(eluGradOp{shape: op.shape}, out, grad)
+	if err != nil {
+		return nil, err
+	}
+	return rowAffineOp{shape: op.shape, m: op.m, bias: true}.SymDiff(in, nil, gz)
+}
