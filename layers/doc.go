@@ -50,14 +50,16 @@
 //
 // # Networks for conditioned fields
 //
-// GroupNorm, the scalar embeddings (SinusoidalEmbedding, FourierEmbedding), FiLM/Modulate, the conditioning
+// GroupNorm, the scalar embeddings (SinusoidalEmbedding, FourierEmbedding), FiLM/Modulate (and FiLMELU/
+// ModulateELU, the modulation and ELU fused into one op, which the CNN uses for FiLM followed by elu), the conditioning
 // input of MLP and ResMLP (CondConditioner, Conditioned), the CNN and the lattice symmetries (Translation,
 // D4, SignFlip, Sequence, Symmetrize) are built so that a velocity field v(x, t) or a score s(x, t) is an
 // ordinary network with a per-sample conditioning vector. Second-order safe (their gradients are graphs of
 // ops that differentiate again, FD-checked one order up with layerstest.SecondOrderCheck): GroupNorm and
 // GroupNormalize (built from Reshape, SumAxis, RowBias, RowScale, Gather and Gorgonia's Square, Sqrt,
 // Inverse; not InverseSqrt, whose gradient in Gorgonia v0.9.18 is wrong), both embeddings (MatMul, Sin,
-// Cos, Concat), FiLM and Modulate, the conditioned MLP and ResMLP, CNN with or without symmetrisation,
+// Cos, Concat), FiLM, Modulate and their ELU-fused forms (per-row affine, dot and sum ops on the map in
+// place, and ELU's backward from its output), the conditioned MLP and ResMLP, CNN with or without symmetrisation,
 // every lattice transform (index-map gathers, Neg) and Symmetrize; besides the ops of the table above they
 // use Gorgonia's Inverse, Sin and Cos, second-order checked in their tests. The random Fourier frequencies
 // are a graph constant (FourierEmbedding.Apply) or a buffer (ApplyBuffer), never a parameter.
