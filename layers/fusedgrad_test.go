@@ -160,3 +160,24 @@ func TestModulateELU(t *testing.T) {
 	dir := [][]float64{randVals(rng, 24, -1, 1), randVals(rng, 6, -1, 1), randVals(rng, 6, -1, 1)}
 	layerstest.SecondOrderCheck(t, ss, sv, dir, build, gradTol)
 }
+
+// The CNN with FiLM conditioning and elu runs the fused FiLMELU op: its gradients with respect to the
+// field and the embedding against finite differences, to first and second order.
+func TestCNNFusedFiLMELUGradients(t *testing.T) {
+	rng := rand.New(rand.NewPCG(33, 1))
+	shape := []int{2, 1, 3, 3}
+	const e = 2
+	net := layers.CNN{In: 1, Out: 1, Hidden: []int{2, 2}, Kernel: 3, Activation: "elu"}
+	store := trained(t, net, shape, make([]float64, 2*e), e, 10)
+	build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+		y, err := net.ApplyCond(layers.NewScope(g, store).Sub("cnn"), in[0], in[1])
+		if err != nil {
+			return nil, err
+		}
+		return aliasLoss(g, in[0], y, 62)
+	}
+	shapes := [][]int{shape, {2, e}}
+	vals := [][]float64{randVals(rng, size(shape), -1, 1), randVals(rng, 2*e, -1, 1)}
+	layerstest.GradCheck(t, shapes, vals, build, gradTol)
+	layerstest.SecondOrderCheck(t, shapes, vals, [][]float64{randVals(rng, size(shape), -1, 1), randVals(rng, 2*e, -1, 1)}, build, gradTol)
+}
