@@ -63,6 +63,7 @@ Trains an RG-Flow model on images by maximum likelihood (dequantisation, logit, 
 reports bits/dim on held-out images: the code length of the whole image per real pixel value (28×28
 images padded to 32×32 count 784 values, not 1024), and beside it the figure per padded-canvas value.
 SPEC is fashion-mnist[:DIR] | mnist-idx:DIR | mnist-json:DIR | cifar10:DIR | folder:DIR |
+celeba:DIR[:SIZE] (img_align_celeba/*.jpg and list_eval_partition.txt, e.g. from rgflow make-data faces) |
 synthetic[:N] (the default: generated multiscale images, no data needed).
 
 flags:
