@@ -137,6 +137,26 @@ func TestSlicedW1GaussianClosedForm(t *testing.T) {
 	}
 }
 
+// Taking the directions in blocks (to bound memory on large sets) does not change the result at all.
+func TestSlicedW1BlockingInvariant(t *testing.T) {
+	const n, dim, k = 300, 6, 22
+	rng := rand.New(rand.NewPCG(13, 14))
+	da, db := make([]float32, n*dim), make([]float32, n*dim)
+	for i := range da {
+		da[i], db[i] = float32(rng.NormFloat64()), float32(0.5+rng.NormFloat64())
+	}
+	dirs := randomDirections(rng, k, dim)
+	all := slicedW1Blocks(da, db, dim, dirs, k)
+	for _, b := range []int{1, 4, 5, 21} {
+		if got := slicedW1Blocks(da, db, dim, dirs, b); got != all {
+			t.Errorf("blocks of %d: %v, in one block %v", b, got, all)
+		}
+	}
+	if got := slicedW1(da, db, dim, dirs); got != all {
+		t.Errorf("slicedW1 %v, in one block %v", got, all)
+	}
+}
+
 // paddedMirror extends an h×w plane by 2 on every side with reflection about the edge samples, written out
 // row by row and column by column (… x2 x1 | x0 x1 … x_{n−1} | x_{n−2} x_{n−3} …).
 func paddedMirror(p []float64, h, w int) [][]float64 {
