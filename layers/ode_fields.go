@@ -158,20 +158,18 @@ func (k KernelField) NumParams(h, w int) int {
 func (k KernelField) features(s *Scope, x *G.Node) (feat, dsum *G.Node, err error) {
 	sh := x.Shape()
 	b, c, v := sh[0], sh[1], sh[2]*sh[3]
-	hs := []*G.Node{x}
-	// d/dφ φ = 1 at every site: its sum is the number of sites.
-	ones := make([]float64, b*c)
-	for i := range ones {
-		ones[i] = float64(v)
-	}
-	ds := []*G.Node{G.NewConstant(NewDense(s.Dtype(), []int{b, c}, ones), G.In(s.Graph()))}
 	flat, err := Reshape(x, b, c, v)
 	if err != nil {
 		return nil, nil, err
 	}
-	sumSites := func(n *G.Node) (*G.Node, error) { return SumAxis(n, 2) }
-	var sins, coss []*G.Node
-	var dsin, dcos []*G.Node
+	// d/dφ φ = 1 at every site.
+	ones := make([]float64, b*c*v)
+	for i := range ones {
+		ones[i] = 1
+	}
+	hs := []*G.Node{flat}
+	ds := []*G.Node{G.NewConstant(NewDense(s.Dtype(), []int{b, c, v}, ones), G.In(s.Graph()))}
+	var coss, dcos []*G.Node
 	for _, w := range k.freqs() {
 		wx, err := G.Mul(flat, s.Scalar(w))
 		if err != nil {
@@ -185,46 +183,35 @@ func (k KernelField) features(s *Scope, x *G.Node) (feat, dsum *G.Node, err erro
 		if err != nil {
 			return nil, nil, err
 		}
-		sins = append(sins, sn)
 		// d/dφ sin ωφ = ω cos ωφ; d/dφ cos ωφ = −ω sin ωφ
-		sc, err := sumSites(cs)
+		dsn, err := G.Mul(cs, s.Scalar(w))
 		if err != nil {
 			return nil, nil, err
 		}
-		if sc, err = G.Mul(sc, s.Scalar(w)); err != nil {
-			return nil, nil, err
-		}
-		dsin = append(dsin, sc)
+		hs, ds = append(hs, sn), append(ds, dsn)
 		if !k.Odd {
-			coss = append(coss, cs)
-			ss, err := sumSites(sn)
+			dcs, err := G.Mul(sn, s.Scalar(-w))
 			if err != nil {
 				return nil, nil, err
 			}
-			if ss, err = G.Mul(ss, s.Scalar(-w)); err != nil {
-				return nil, nil, err
-			}
-			dcos = append(dcos, ss)
+			coss, dcos = append(coss, cs), append(dcos, dcs)
 		}
 	}
-	for _, n := range append(sins, coss...) {
-		r, err := Reshape(n, sh...)
-		if err != nil {
+	hs, ds = append(hs, coss...), append(ds, dcos...)
+	all, dall := hs[0], ds[0]
+	if len(hs) > 1 {
+		if all, err = G.Concat(1, hs...); err != nil {
 			return nil, nil, err
 		}
-		hs = append(hs, r)
+		if dall, err = G.Concat(1, ds...); err != nil {
+			return nil, nil, err
+		}
 	}
-	ds = append(append(ds, dsin...), dcos...)
-	if len(hs) == 1 {
-		return hs[0], ds[0], nil
-	}
-	if feat, err = G.Concat(1, hs...); err != nil {
+	if feat, err = Reshape(all, b, len(hs)*c, sh[2], sh[3]); err != nil {
 		return nil, nil, err
 	}
-	if dsum, err = G.Concat(1, ds...); err != nil {
-		return nil, nil, err
-	}
-	return feat, dsum, nil
+	dsum, err = SumAxis(dall, 2)
+	return feat, dsum, err
 }
 
 // Velocity builds v(x, t) and its exact divergence.

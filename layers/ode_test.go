@@ -384,22 +384,27 @@ func TestVelocityFieldsBreakUnclaimedSymmetries(t *testing.T) {
 }
 
 func TestODEBijectorConformance(t *testing.T) {
-	// The conformance suite at a step count where RK4's round-trip error (≈ C h⁴) is below its 1e-10
-	// tolerance for the perturbed weights (measured: ≈ 1e-12 at 24 steps for these sizes).
+	// The conformance suite where RK4's round-trip error (≈ C h⁴, C growing as the fifth power of the
+	// field's strength) is below its 1e-10 tolerance: weights perturbed by 0.01 and 32 steps, 64 for the
+	// CNN, whose hidden layers start at full strength (measured at 0.1 and 16 steps: 4e-7 to 8e-7; at
+	// 0.01 and 32 steps the CNN's was 1.3e-10, 1.8e-10 in the log-det at 48). Strong fields are covered by TestODERoundTripFallsAsH4.
 	for _, tc := range []struct {
 		name  string
 		f     layers.VelocityField
 		c     int
 		steps int
 	}{
-		{"kernel-full", layers.KernelField{Channels: 1, Freqs: []float64{1, 2}}, 1, 24},
-		{"kernel-radius1-odd", layers.KernelField{Channels: 1, Radius: 1, Odd: true}, 1, 24},
-		{"cnn", layers.CNNField{Channels: 1, Hidden: []int{4, 4}}, 1, 24},
-		{"cnn-2ch", layers.CNNField{Channels: 2, Hidden: []int{3}}, 2, 24},
+		{"kernel-full", layers.KernelField{Channels: 1, Freqs: []float64{1, 2}}, 1, 32},
+		{"kernel-radius1-odd", layers.KernelField{Channels: 1, Radius: 1, Odd: true}, 1, 32},
+		{"cnn", layers.CNNField{Channels: 1, Hidden: []int{4}, TimeBasis: 2}, 1, 64},
+		{"cnn-2ch", layers.CNNField{Channels: 2, Hidden: []int{3}}, 2, 48},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.c > 1 && testing.Short() {
+				t.Skip("the two-channel case takes ~10 s; its divergence is checked by TestVelocityFieldDivergenceBruteForce")
+			}
 			bijectortest.Run(t, bijectortest.Case{Name: tc.name, Bijector: layers.ODE{Field: tc.f, Steps: tc.steps},
-				Shape: []int{2, tc.c, 4, 4}, Seed: 4, WeightScale: 0.1})
+				Shape: []int{2, tc.c, 4, 4}, Seed: 4, WeightScale: 0.01})
 		})
 	}
 }
