@@ -27,7 +27,9 @@ type latticeEval struct {
 	Acceptance  jsonNum               `json:"acceptance"`
 	TauInt      map[string]jsonNum    `json:"tau_int"`
 	Observables map[string][2]jsonNum `json:"observables"`
-	names       []string
+	// RoundTrip is max |F(F⁻¹(z)) − z| over roundTripN prior samples (ODE flows: the integrator's error).
+	RoundTrip *jsonNum `json:"roundtrip_max_abs,omitempty"`
+	names     []string
 }
 
 // drawLattice samples n configurations of a lattice run's flow (from the symmetrised model when the run was
@@ -36,6 +38,9 @@ type latticeEval struct {
 func drawLattice(run *latticeRun, act lattice.Action, flow *models.Flow, store *layers.Store, n, workers int, rng *rand.Rand) (*flowmc.Draws, error) {
 	return flowmc.Draw(act, flow, store, n, flowmc.Options{Symmetrize: run.Train.Symmetrize, Workers: workers}, rng)
 }
+
+// roundTripN is the number of prior samples on which eval measures an ODE flow's round-trip error.
+const roundTripN = 256
 
 // evalChains is the number of independent flow-MCMC chains the proposals are split into.
 const evalChains = 4
@@ -66,6 +71,14 @@ func evaluateLattice(run *latticeRun, act lattice.Action, flow *models.Flow, sto
 		rep.TauInt[o.Name] = jsonNum(o.Tau)
 		rep.names = append(rep.names, o.Name)
 	}
+	if run.Model.ODE != nil {
+		rt, err := models.RoundTrip(flow, store, min(n, roundTripN), rng)
+		if err != nil {
+			return nil, fmt.Errorf("eval: round trip: %w", err)
+		}
+		v := jsonNum(rt)
+		rep.RoundTrip = &v
+	}
 	return rep, nil
 }
 
@@ -80,6 +93,9 @@ func printLatticeEval(w io.Writer, r *latticeEval) {
 	}
 	fmt.Fprintf(w, "  ESS fraction                 = %.4f\n", float64(r.ESS))
 	fmt.Fprintf(w, "  flow-MCMC acceptance         = %.4f\n", float64(r.Acceptance))
+	if r.RoundTrip != nil {
+		fmt.Fprintf(w, "  round trip max|F(F⁻¹(z))−z|  = %.3g   (ODE integrator error)\n", float64(*r.RoundTrip))
+	}
 	fmt.Fprintf(w, "  flow-MCMC observables:\n")
 	names := r.names
 	if names == nil {

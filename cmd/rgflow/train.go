@@ -144,6 +144,7 @@ type modelFlags struct {
 	preset, hidden, engine          string
 	depth, repeat, width, resBlocks int
 	inputActNorm                    bool
+	odeSteps                        int
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
@@ -155,6 +156,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
 	fs.IntVar(&f.resBlocks, "res-blocks", -1, "residual blocks per conditioner (default: the preset's)")
 	fs.BoolVar(&f.inputActNorm, "input-actnorm", false, "a per-site ActNorm before the hierarchy, initialised from data (images)")
 	fs.StringVar(&f.engine, "engine", "", engineUsage)
+	fs.IntVar(&f.odeSteps, "ode-steps", 0, "fixed RK4 steps over t ∈ [0, 1] of the ode- presets (per level for ode-rg; default: the preset's)")
 }
 
 const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where the conditioner has a fused kernel, mlp; graph otherwise)"
@@ -209,6 +211,12 @@ func (f *modelFlags) apply(m *models.Config, set map[string]bool, rebuild bool, 
 	}
 	if set["engine"] {
 		m.Engine = f.engine
+	}
+	if set["ode-steps"] {
+		if m.ODE == nil {
+			return fmt.Errorf("%s: --ode-steps applies to the ode- presets, not %s", cmd, m.Preset)
+		}
+		m.ODE.Steps = f.odeSteps
 	}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
