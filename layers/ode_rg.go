@@ -18,10 +18,14 @@ type Sublattice struct {
 }
 
 // Forward applies Inner.Forward to the sublattice.
-func (sl Sublattice) Forward(s *Scope, x *G.Node) (*G.Node, *G.Node, error) { return sl.apply(s, x, false) }
+func (sl Sublattice) Forward(s *Scope, x *G.Node) (*G.Node, *G.Node, error) {
+	return sl.apply(s, x, false)
+}
 
 // Inverse applies Inner.Inverse to the sublattice.
-func (sl Sublattice) Inverse(s *Scope, z *G.Node) (*G.Node, *G.Node, error) { return sl.apply(s, z, true) }
+func (sl Sublattice) Inverse(s *Scope, z *G.Node) (*G.Node, *G.Node, error) {
+	return sl.apply(s, z, true)
+}
 
 func (sl Sublattice) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, error) {
 	if x == nil || x.Dims() != 4 {

@@ -516,4 +516,3 @@ func TestODEErrors(t *testing.T) {
 		}
 	}
 }
-
