@@ -99,7 +99,7 @@ func (c Config) validateODE() error {
 		return fmt.Errorf("models: %s: prior temperature T=%g, want > 0", c.Preset, c.T)
 	}
 	if c.Engine != "" && c.Engine != EngineGraph {
-		return fmt.Errorf("models: %s: engine %q: the ODE flows run on the graph engine only", c.Preset, c.Engine)
+		return fmt.Errorf("models: %s: engine %q: the ODE flows have no fused kernel; they run on the graph engine only", c.Preset, c.Engine)
 	}
 	return nil
 }

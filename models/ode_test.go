@@ -56,7 +56,7 @@ func TestODEPresetErrors(t *testing.T) {
 		{"ode-cnn", 8, func(c *models.Config) { c.ODE.Method = "rk45" }, "method"},
 		{"ode-cnn", 8, func(c *models.Config) { c.ODE.Hidden = nil }, "hidden"},
 		{"ode-gerdes", 8, func(c *models.Config) { c.ODE.Radius = 5 }, "radius"},
-		{"ode-gerdes", 8, func(c *models.Config) { c.Engine = models.EngineFused }, "graph engine"},
+		{"ode-gerdes", 8, func(c *models.Config) { c.Engine = models.EngineFused }, "no fused kernel"},
 		{"ode-gerdes", 8, func(c *models.Config) { c.ODE.Field = "mlp" }, "velocity field"},
 	} {
 		cfg, err := models.Preset(tc.name, tc.L, 1)
