@@ -19,13 +19,14 @@ import (
 //
 //	div v = Σ_o Σ_x ∂v_{o,x}/∂φ_{o,x} = Σ_o Σ_f W_{o,(f,o)}(0, t) Σ_x h_f'(φ_{o,x}).
 //
-// Geometry. With Radius = 0 the kernel covers the whole periodic lattice (every offset r ∈ Z_H × Z_W),
-// and v is one matrix product of the (B, F·C·H·W) features with the circulant (F·C·H·W, C·H·W) matrix
-// gathered from W(t). With Radius R > 0 the kernel is (2R+1)×(2R+1) and v is a periodic Conv2D; that is
-// cheaper by (H·W)/(2R+1)² and local, at the price of range. Both are translation-equivariant by
-// construction. On CPU the full circulant product is fast at the lattice sizes of the presets (its
-// GEMM has H·W rows of work per sample and runs at the matrix kernel's speed; see BenchmarkKernelField),
-// which is why it is the default.
+// Geometry. With Radius = 0 the kernel covers the whole periodic lattice (every offset r ∈ Z_H × Z_W), and
+// v is the circular convolution of the features with W(t), computed with FFTs (CircConv; O(V log V) per
+// sample and feature instead of the O(V²) of a direct sum, V = H·W). Circulant computes the same numbers as
+// one matrix product of the (B, F·C·V) features with the circulant (F·C·V, C·V) matrix gathered from W(t),
+// the obvious formulation and a test reference, several times slower on CPU at L = 16 (BenchmarkKernelField;
+// a periodic convolution with a lattice-sized kernel was slower still). With Radius R > 0 the kernel is
+// (2R+1)×(2R+1) and v is a periodic Conv2D: local, at the price of range. All are translation-equivariant by
+// construction.
 //
 // Symmetries: with D4 the kernel is parametrised on the orbits of D4 acting on offsets (rotations by 90°
 // and reflections, r → g r modulo the lattice), so W(g r) = W(r) and v(g φ) = g v(φ) exactly on a square
@@ -39,6 +40,9 @@ type KernelField struct {
 	TimeBasis int       // K ≥ 1 (0 means 3)
 	Radius    int       // 0: the whole lattice; R > 0: a (2R+1)² kernel
 	Odd, D4   bool
+	// Circulant computes the whole-lattice field (Radius 0) as one product with the gathered circulant
+	// matrix instead of by FFTs (CircConv): the same numbers, slower on CPU (see BenchmarkKernelField).
+	Circulant bool
 }
 
 func (k KernelField) freqs() []float64 {
@@ -198,14 +202,13 @@ func (k KernelField) features(s *Scope, x *G.Node) (feat, dsum *G.Node, err erro
 		}
 	}
 	hs, ds = append(hs, coss...), append(ds, dcos...)
-	all, dall := hs[0], ds[0]
-	if len(hs) > 1 {
-		if all, err = G.Concat(1, hs...); err != nil {
-			return nil, nil, err
-		}
-		if dall, err = G.Concat(1, ds...); err != nil {
-			return nil, nil, err
-		}
+	all, err := catAxis1(hs...)
+	if err != nil {
+		return nil, nil, err
+	}
+	dall, err := catAxis1(ds...)
+	if err != nil {
+		return nil, nil, err
 	}
 	if feat, err = Reshape(all, b, len(hs)*c, sh[2], sh[3]); err != nil {
 		return nil, nil, err
@@ -272,7 +275,7 @@ func (k KernelField) Velocity(s *Scope, x *G.Node, t float64) (*G.Node, *G.Node,
 		return nil, nil, wrap(err)
 	}
 	var vel *G.Node
-	if k.Radius == 0 {
+	if k.Radius == 0 && k.Circulant {
 		// M[(j, y), (o, x)] = W_{o,j}(x − y)
 		idx := make([]int, fc*v*c*v)
 		for j := 0; j < fc; j++ {
@@ -302,27 +305,43 @@ func (k KernelField) Velocity(s *Scope, x *G.Node, t float64) (*G.Node, *G.Node,
 		if vel, err = Reshape(vel, b, c, h, w); err != nil {
 			return nil, nil, wrap(err)
 		}
-	} else {
-		// Conv2D computes out[y] = Σ_a w[a] in[y + a − R]: the weight at tap a multiplies the feature at
-		// offset a − R from the output site, i.e. W(x − y) with x − y = R − a: flip the taps.
-		idx := make([]int, c*fc*kh*kw)
-		for o := 0; o < c; o++ {
-			for j := 0; j < fc; j++ {
-				for a := 0; a < kh; a++ {
-					for bb := 0; bb < kw; bb++ {
-						p := (kh-1-a)*kw + (kw - 1 - bb)
-						idx[((o*fc+j)*kh+a)*kw+bb] = (o*fc+j)*np + param[p]
-					}
-				}
+		return vel, div, nil
+	}
+	if k.Radius == 0 {
+		// the kernel at every offset r = (ri, rj) of the lattice, convolved in Fourier space
+		idx := make([]int, c*fc*v)
+		for oj := 0; oj < c*fc; oj++ {
+			for r := 0; r < v; r++ {
+				idx[oj*v+r] = oj*np + param[r]
 			}
 		}
-		ker, err := Gather(wflat, idx, c, fc, kh, kw)
+		ker, err := Gather(wflat, idx, c, fc, h, w)
 		if err != nil {
 			return nil, nil, wrap(err)
 		}
-		if vel, err = Conv2D(feat, ker, ConvOpts{Pad: Periodic}); err != nil {
+		if vel, err = CircConv(feat, ker); err != nil {
 			return nil, nil, wrap(err)
 		}
+		return vel, div, nil
+	}
+	// Conv2D computes out[x] = Σ_a ker[a] in[x + a − R]: the tap a multiplies the feature at y = x + a − R,
+	// i.e. W(x − y) with x − y = R − a: flip the taps.
+	idx := make([]int, c*fc*kh*kw)
+	for o := 0; o < c; o++ {
+		for j := 0; j < fc; j++ {
+			for a := 0; a < kh; a++ {
+				for bb := 0; bb < kw; bb++ {
+					idx[((o*fc+j)*kh+a)*kw+bb] = (o*fc+j)*np + param[(kh-1-a)*kw+(kw-1-bb)]
+				}
+			}
+		}
+	}
+	ker, err := Gather(wflat, idx, c, fc, kh, kw)
+	if err != nil {
+		return nil, nil, wrap(err)
+	}
+	if vel, err = Conv2D(feat, ker, ConvOpts{Pad: Periodic}); err != nil {
+		return nil, nil, wrap(err)
 	}
 	return vel, div, nil
 }

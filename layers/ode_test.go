@@ -175,6 +175,9 @@ func odeFields() []fieldCase {
 	type fc = fieldCase
 	return []fc{
 		{name: "kernel-full", f: layers.KernelField{Channels: 1}, c: 1},
+		{name: "kernel-full-circulant", f: layers.KernelField{Channels: 1, Circulant: true}, c: 1},
+		{name: "kernel-full-odd-L", f: layers.KernelField{Channels: 1, Freqs: []float64{1}}, c: 1, L: 5},
+		{name: "kernel-full-d4-circulant-2ch", f: layers.KernelField{Channels: 2, Freqs: []float64{1}, D4: true, Circulant: true}, c: 2, d4: true},
 		{name: "kernel-full-d4-odd", f: layers.KernelField{Channels: 1, D4: true, Odd: true, Freqs: []float64{1, 2.5}}, c: 1, d4: true, odd: true},
 		{name: "kernel-radius1", f: layers.KernelField{Channels: 1, Radius: 1, TimeBasis: 2}, c: 1, local: true},
 		{name: "kernel-radius1-d4", f: layers.KernelField{Channels: 1, Radius: 1, D4: true}, c: 1, d4: true, local: true},
@@ -264,8 +267,12 @@ func TestVelocityFieldDivergenceBruteForce(t *testing.T) {
 func TestKernelFieldAgainstHostSum(t *testing.T) {
 	// v_x = Σ_y W(x − y, t) h(φ_y) summed on the host from the stored weights (φ, sin ωφ, cos ωφ features;
 	// W(t) = W_0 + (2t−1) W_1): the gather tables and the convolution's tap flip against the formula.
-	for _, radius := range []int{0, 1} {
-		f := layers.KernelField{Channels: 1, Freqs: []float64{1.5}, TimeBasis: 2, Radius: radius}
+	for _, tc := range []struct {
+		radius    int
+		circulant bool
+	}{{0, false}, {0, true}, {1, false}} {
+		radius := tc.radius
+		f := layers.KernelField{Channels: 1, Freqs: []float64{1.5}, TimeBasis: 2, Radius: radius, Circulant: tc.circulant}
 		const L, tm = 4, 0.3
 		shape := []int{1, 1, L, L}
 		store := perturbedStore(t, f, shape, 1)
@@ -514,5 +521,76 @@ func TestODEErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v on %v: error %v, want one mentioning %q", tc.b, tc.shape, err, tc.want)
 		}
+	}
+}
+
+func TestCircConv(t *testing.T) {
+	// F(h, w) against the direct periodic sum Σ_j Σ_y w[o,j,x−y] h[n,j,y] on 4×4 (radix-2 FFTs) and 3×6
+	// (a direct DFT along one axis); then first and second derivatives of a loss through F (whose gradient
+	// graph contains the two adjoint ops) against finite differences (1e-6, GradCheck's float64 rule).
+	for _, sz := range [][2]int{{4, 4}, {3, 6}} {
+		hh, ww := sz[0], sz[1]
+		const nb, nj, no = 2, 3, 2
+		rng := rand.New(rand.NewPCG(uint64(hh), 1))
+		h := randField(rng, nb*nj*hh*ww, 1)
+		w := randField(rng, no*nj*hh*ww, 1)
+		hShape, wShape := []int{nb, nj, hh, ww}, []int{no, nj, hh, ww}
+		g := G.NewGraph()
+		hn := G.NewTensor(g, tensor.Float64, 4, G.WithShape(hShape...), G.WithName("h"), G.WithValue(layers.NewDense(tensor.Float64, hShape, h)))
+		wn := G.NewTensor(g, tensor.Float64, 4, G.WithShape(wShape...), G.WithName("w"), G.WithValue(layers.NewDense(tensor.Float64, wShape, w)))
+		out, err := layers.CircConv(hn, wn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ov G.Value
+		G.Read(out, &ov)
+		m := G.NewTapeMachine(g)
+		if err := m.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		got := layers.ValueFloats(ov)
+		for n := 0; n < nb; n++ {
+			for o := 0; o < no; o++ {
+				for xi := 0; xi < hh; xi++ {
+					for xj := 0; xj < ww; xj++ {
+						want := 0.0
+						for j := 0; j < nj; j++ {
+							for yi := 0; yi < hh; yi++ {
+								for yj := 0; yj < ww; yj++ {
+									r := ((xi-yi+hh)%hh)*ww + (xj-yj+ww)%ww
+									want += w[(o*nj+j)*hh*ww+r] * h[(n*nj+j)*hh*ww+yi*ww+yj]
+								}
+							}
+						}
+						// FFT round-off: a few ulp of the largest partial sums (|terms| ≲ 10)
+						if d := got[((n*no+o)*hh+xi)*ww+xj] - want; math.Abs(d) > 1e-12 {
+							t.Fatalf("%d×%d: out[%d,%d,%d,%d] off by %g", hh, ww, n, o, xi, xj, d)
+						}
+					}
+				}
+			}
+		}
+		r := randField(rng, nb*no*hh*ww, 1)
+		build := func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+			y, err := layers.CircConv(in[0], in[1])
+			if err != nil {
+				return nil, err
+			}
+			y2, err := G.Square(y)
+			if err != nil {
+				return nil, err
+			}
+			rc := G.NewConstant(layers.NewDense(tensor.Float64, []int{nb, no, hh, ww}, r), G.In(g))
+			p, err := G.HadamardProd(y2, rc)
+			if err != nil {
+				return nil, err
+			}
+			return G.Sum(p)
+		}
+		shapes := [][]int{hShape, wShape}
+		vals := [][]float64{scaled(h, 0.3), scaled(w, 0.3)}
+		layerstest.GradCheck(t, shapes, vals, build, 1e-6)
+		layerstest.SecondOrderCheck(t, shapes, vals, [][]float64{randField(rng, len(h), 1), randField(rng, len(w), 1)}, build, 1e-6)
 	}
 }

@@ -1,0 +1,465 @@
+package layers
+
+import (
+	"fmt"
+	"hash"
+	"math"
+	"math/bits"
+	"math/cmplx"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// CircConv is the whole-lattice periodic convolution of a velocity field's features with its kernels,
+//
+//	out[n, o, x] = Σ_j Σ_y w[o, j, x − y] h[n, j, y]     (x − y modulo the H×W lattice)
+//
+// for h (B, J, H, W) and w (O, J, H, W), computed in Fourier space (convolution theorem; radix-2 FFTs when
+// H and W are powers of two, direct DFTs otherwise) in O(B·J·H·W·log(H·W)) instead of the O(B·J·(H·W)²) of
+// a direct sum or a circulant matrix product. Like the convolution family of this package it is one of
+// three bilinear ops that are each other's derivatives: F(h, w) above, its adjoint in h,
+// T(g, w)[n, j, y] = Σ_o Σ_x w[o, j, x − y] g[n, o, x], and its adjoint in w,
+// Wg(h, g)[o, j, r] = Σ_n Σ_x g[n, o, x] h[n, j, x − r]; so it differentiates to any order. Values are
+// computed in complex128 whatever the dtype.
+func CircConv(h, w *G.Node) (*G.Node, error) {
+	if err := checkNode("CircConv", h, 4); err != nil {
+		return nil, err
+	}
+	if err := checkNode("CircConv", w, 4); err != nil {
+		return nil, err
+	}
+	if err := sameDtype("CircConv", h, w); err != nil {
+		return nil, err
+	}
+	hs, ws := []int(h.Shape()), []int(w.Shape())
+	if h.Dims() != 4 || w.Dims() != 4 || hs[1] != ws[1] || hs[2] != ws[2] || hs[3] != ws[3] {
+		return nil, fmt.Errorf("layers: CircConv: features %s and kernels %s, want (B, J, H, W) and (O, J, H, W)", shapeStr(hs), shapeStr(ws))
+	}
+	return G.ApplyOp(circOp{kind: convFwd, b: hs[0], j: hs[1], o: ws[0], hh: hs[2], ww: hs[3]}, h, w)
+}
+
+type circOp struct {
+	kind            convKind
+	b, j, o, hh, ww int
+}
+
+func (op circOp) hShape() []int { return []int{op.b, op.j, op.hh, op.ww} }
+func (op circOp) wShape() []int { return []int{op.o, op.j, op.hh, op.ww} }
+func (op circOp) gShape() []int { return []int{op.b, op.o, op.hh, op.ww} }
+
+func (op circOp) shapes() (in [][]int, out []int) {
+	switch op.kind {
+	case convFwd:
+		return [][]int{op.hShape(), op.wShape()}, op.gShape()
+	case convBwdData:
+		return [][]int{op.gShape(), op.wShape()}, op.hShape()
+	default:
+		return [][]int{op.hShape(), op.gShape()}, op.wShape()
+	}
+}
+
+func (op circOp) Arity() int    { return 2 }
+func (op circOp) Type() hm.Type { return fnType(4, 4, 4) }
+func (op circOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := nodeShapes(op.String(), 2, ds)
+	if err != nil {
+		return nil, err
+	}
+	in, out := op.shapes()
+	for i := range in {
+		if err := checkShape(op.String(), i, s[i], in[i]); err != nil {
+			return nil, err
+		}
+	}
+	return tensor.Shape(append([]int(nil), out...)), nil
+}
+
+func (op circOp) Do(vals ...G.Value) (G.Value, error) {
+	in, outShape := op.shapes()
+	a, err := getArgs(op.String(), vals, prod(in[0]), prod(in[1]))
+	if err != nil {
+		return nil, err
+	}
+	out, o64, o32 := newOut(a.is32, outShape)
+	var x, y []float64
+	if a.is32 {
+		x, y = widen(a.f32[0]), widen(a.f32[1])
+	} else {
+		x, y = a.f64[0], a.f64[1]
+	}
+	res := o64
+	if a.is32 {
+		res = make([]float64, len(o32))
+	}
+	op.compute(x, y, res)
+	if a.is32 {
+		for i, v := range res {
+			o32[i] = float32(v)
+		}
+	}
+	return out, nil
+}
+
+func widen(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// compute evaluates the op in Fourier space: with X̂ the unnormalised 2-D DFT,
+// F: ĝ[n,o] = Σ_j ŵ[o,j] ĥ[n,j];  T: ĥ[n,j] = Σ_o conj(ŵ[o,j]) ĝ[n,o];  Wg: ŵ[o,j] = Σ_n ĝ[n,o] conj(ĥ[n,j]).
+func (op circOp) compute(x, y, out []float64) {
+	v := op.hh * op.ww
+	f := newFFT2(op.hh, op.ww)
+	// neg[k] is the index of −k modulo the lattice.
+	neg := make([]int, v)
+	for k := range neg {
+		ki, kj := k/op.ww, k%op.ww
+		neg[k] = ((op.hh-ki)%op.hh)*op.ww + (op.ww-kj)%op.ww
+	}
+	// spec transforms real planes two at a time: z = a + i b, then â[k] = (ẑ[k] + conj ẑ[−k])/2 and
+	// b̂[k] = (ẑ[k] − conj ẑ[−k])/(2i).
+	spec := func(src []float64, planes int) []complex128 {
+		s := make([]complex128, planes*v)
+		z := make([]complex128, v)
+		for p := 0; p < planes; p += 2 {
+			two := p+1 < planes
+			for i := 0; i < v; i++ {
+				im := 0.0
+				if two {
+					im = src[(p+1)*v+i]
+				}
+				z[i] = complex(src[p*v+i], im)
+			}
+			f.transform(z, false)
+			a := s[p*v : (p+1)*v]
+			if !two {
+				copy(a, z)
+				continue
+			}
+			b := s[(p+1)*v : (p+2)*v]
+			for k := 0; k < v; k++ {
+				zc := cmplx.Conj(z[neg[k]])
+				a[k] = (z[k] + zc) / 2
+				d := (z[k] - zc) / 2
+				b[k] = complex(imag(d), -real(d)) // d / i
+			}
+		}
+		return s
+	}
+	// acc fills the spectra of the output planes (Hermitian: their inverses are real) and inverts them two
+	// at a time: IFFT(â + i b̂) = a + i b.
+	acc := func(dst []float64, planes int, fill func(p int, buf []complex128)) {
+		buf := make([]complex128, v)
+		bb := make([]complex128, v)
+		for p := 0; p < planes; p += 2 {
+			clear(buf)
+			fill(p, buf)
+			two := p+1 < planes
+			if two {
+				clear(bb)
+				fill(p+1, bb)
+				for i := range buf {
+					buf[i] += complex(-imag(bb[i]), real(bb[i])) // i·b̂
+				}
+			}
+			f.transform(buf, true)
+			for i := 0; i < v; i++ {
+				dst[p*v+i] = real(buf[i]) / float64(v)
+				if two {
+					dst[(p+1)*v+i] = imag(buf[i]) / float64(v)
+				}
+			}
+		}
+	}
+	switch op.kind {
+	case convFwd:
+		hs, ws := spec(x, op.b*op.j), spec(y, op.o*op.j)
+		acc(out, op.b*op.o, func(p int, buf []complex128) {
+			n, o := p/op.o, p%op.o
+			for j := 0; j < op.j; j++ {
+				hp, wp := hs[(n*op.j+j)*v:], ws[(o*op.j+j)*v:]
+				for i := range buf {
+					buf[i] += wp[i] * hp[i]
+				}
+			}
+		})
+	case convBwdData:
+		gs, ws := spec(x, op.b*op.o), spec(y, op.o*op.j)
+		acc(out, op.b*op.j, func(p int, buf []complex128) {
+			n, j := p/op.j, p%op.j
+			for o := 0; o < op.o; o++ {
+				gp, wp := gs[(n*op.o+o)*v:], ws[(o*op.j+j)*v:]
+				for i := range buf {
+					buf[i] += cmplx.Conj(wp[i]) * gp[i]
+				}
+			}
+		})
+	default:
+		hs, gs := spec(x, op.b*op.j), spec(y, op.b*op.o)
+		acc(out, op.o*op.j, func(p int, buf []complex128) {
+			o, j := p/op.j, p%op.j
+			for n := 0; n < op.b; n++ {
+				gp, hp := gs[(n*op.o+o)*v:], hs[(n*op.j+j)*v:]
+				for i := range buf {
+					buf[i] += gp[i] * cmplx.Conj(hp[i])
+				}
+			}
+		})
+	}
+}
+
+func (op circOp) ReturnsPtr() bool     { return true }
+func (op circOp) CallsExtern() bool    { return false }
+func (op circOp) OverwritesInput() int { return -1 }
+func (op circOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "rgflow.circconv|%d|%d|%d|%d|%d|%d", op.kind, op.b, op.j, op.o, op.hh, op.ww)
+}
+func (op circOp) Hashcode() uint32 { return hash32(op) }
+func (op circOp) String() string {
+	return fmt.Sprintf("%s(B=%d,J=%d,O=%d,%d×%d)", [...]string{"CircConv", "CircConvBwdData", "CircConvBwdWeight"}[op.kind], op.b, op.j, op.o, op.hh, op.ww)
+}
+func (op circOp) DiffWRT(int) []bool { return []bool{true, true} }
+func (op circOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	apply := func(kind convKind, a, b *G.Node) (*G.Node, error) {
+		o := op
+		o.kind = kind
+		return G.ApplyOp(o, a, b)
+	}
+	var d0, d1 *G.Node
+	var err error
+	switch op.kind {
+	case convFwd: // out = F(h, w): ∂h = T(G, w), ∂w = Wg(h, G)
+		if d0, err = apply(convBwdData, grad, in[1]); err == nil {
+			d1, err = apply(convBwdWeight, in[0], grad)
+		}
+	case convBwdData: // u = T(g, w): ∂g = F(U, w), ∂w = Wg(U, g)
+		if d0, err = apply(convFwd, grad, in[1]); err == nil {
+			d1, err = apply(convBwdWeight, grad, in[0])
+		}
+	default: // v = Wg(h, g): ∂h = T(g, V), ∂g = F(h, V)
+		if d0, err = apply(convBwdData, in[1], grad); err == nil {
+			d1, err = apply(convFwd, in[0], grad)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{d0, d1}, nil
+}
+
+// fft2 is an unnormalised 2-D DFT on row-major h×w complex arrays: X̂[k] = Σ_x e^{∓2πi k·x/(h,w)} X[x]
+// (minus sign forward, plus inverse), by 1-D transforms along rows and then columns.
+type fft2 struct {
+	rows, cols *fft1
+	col        []complex128
+}
+
+func newFFT2(h, w int) *fft2 {
+	return &fft2{rows: newFFT1(w), cols: newFFT1(h), col: make([]complex128, h)}
+}
+
+func (f *fft2) transform(a []complex128, inverse bool) {
+	h, w := f.cols.n, f.rows.n
+	for i := 0; i < h; i++ {
+		f.rows.transform(a[i*w:(i+1)*w], inverse)
+	}
+	for j := 0; j < w; j++ {
+		for i := 0; i < h; i++ {
+			f.col[i] = a[i*w+j]
+		}
+		f.cols.transform(f.col, inverse)
+		for i := 0; i < h; i++ {
+			a[i*w+j] = f.col[i]
+		}
+	}
+}
+
+// fft1 is a 1-D DFT of length n: iterative radix-2 for powers of two, a direct sum otherwise.
+type fft1 struct {
+	n       int
+	tw, twi []complex128 // e^{∓2πi k/n}
+	rev     []int
+	tmp     []complex128
+}
+
+func newFFT1(n int) *fft1 {
+	f := &fft1{n: n, tw: make([]complex128, n), twi: make([]complex128, n), tmp: make([]complex128, n)}
+	for k := range f.tw {
+		s, c := math.Sincos(-2 * math.Pi * float64(k) / float64(n))
+		f.tw[k], f.twi[k] = complex(c, s), complex(c, -s)
+	}
+	if n&(n-1) == 0 && n > 1 {
+		lg := bits.TrailingZeros(uint(n))
+		f.rev = make([]int, n)
+		for i := range f.rev {
+			f.rev[i] = int(bits.Reverse(uint(i)) >> (bits.UintSize - lg))
+		}
+	}
+	return f
+}
+
+func (f *fft1) transform(a []complex128, inverse bool) {
+	n := f.n
+	if n == 1 {
+		return
+	}
+	tw := f.tw
+	if inverse {
+		tw = f.twi
+	}
+	if f.rev == nil {
+		for k := 0; k < n; k++ {
+			var s complex128
+			for x := 0; x < n; x++ {
+				s += tw[k*x%n] * a[x]
+			}
+			f.tmp[k] = s
+		}
+		copy(a, f.tmp)
+		return
+	}
+	for i, r := range f.rev {
+		if i < r {
+			a[i], a[r] = a[r], a[i]
+		}
+	}
+	for size := 2; size <= n; size <<= 1 {
+		half, step := size/2, n/size
+		for start := 0; start < n; start += size {
+			lo, hi := a[start:start+half], a[start+half:start+size]
+			for k := range lo {
+				t := tw[k*step] * hi[k]
+				hi[k] = lo[k] - t
+				lo[k] += t
+			}
+		}
+	}
+}
+
+// catAxis1 concatenates 3-D nodes (B, n_i, V) along axis 1 with plain block copies (Gorgonia's Concat
+// goes through generic iterators forwards and its gradient through G.Slice views backwards, each several
+// times slower). Its gradient narrows the output gradient back to each input (Narrow).
+func catAxis1(xs ...*G.Node) (*G.Node, error) {
+	if len(xs) == 1 {
+		return xs[0], nil
+	}
+	b, v := xs[0].Shape()[0], xs[0].Shape()[2]
+	op := catOp{b: b, v: v}
+	for i, x := range xs {
+		if x.Dims() != 3 || x.Shape()[0] != b || x.Shape()[2] != v {
+			return nil, fmt.Errorf("layers: catAxis1: input %d has shape %s, want (%d, n, %d)", i, shapeStr(x.Shape()), b, v)
+		}
+		op.n = append(op.n, x.Shape()[1])
+	}
+	return G.ApplyOp(op, xs...)
+}
+
+type catOp struct {
+	b, v int
+	n    []int
+}
+
+func (op catOp) total() int {
+	t := 0
+	for _, n := range op.n {
+		t += n
+	}
+	return t
+}
+func (op catOp) Arity() int { return len(op.n) }
+func (op catOp) Type() hm.Type {
+	ins := make([]int, len(op.n))
+	for i := range ins {
+		ins[i] = 3
+	}
+	return fnType(3, ins...)
+}
+func (op catOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := nodeShapes("catAxis1", len(op.n), ds)
+	if err != nil {
+		return nil, err
+	}
+	for i := range s {
+		if err := checkShape("catAxis1", i, s[i], []int{op.b, op.n[i], op.v}); err != nil {
+			return nil, err
+		}
+	}
+	return tensor.Shape{op.b, op.total(), op.v}, nil
+}
+func (op catOp) Do(vals ...G.Value) (G.Value, error) {
+	sizes := make([]int, len(op.n))
+	for i, n := range op.n {
+		sizes[i] = op.b * n * op.v
+	}
+	d, err := argData("catAxis1", len(vals), vals)
+	if err != nil {
+		return nil, err
+	}
+	for i, x := range d {
+		var n int
+		switch t := x.(type) {
+		case []float64:
+			n = len(t)
+		case []float32:
+			n = len(t)
+		}
+		if n != sizes[i] {
+			return nil, fmt.Errorf("layers: catAxis1: input %d has %d elements, want %d", i, n, sizes[i])
+		}
+	}
+	out := newValue(dtypeOf(d[0]), []int{op.b, op.total(), op.v})
+	switch o := outData(out).(type) {
+	case []float64:
+		catInto(o, d, op)
+	case []float32:
+		catInto(o, d, op)
+	}
+	return out, nil
+}
+
+func catInto[T float](dst []T, src []any, op catOp) {
+	row := op.total() * op.v
+	off := 0
+	for i, s := range src {
+		x := s.([]T)
+		w := op.n[i] * op.v
+		for n := 0; n < op.b; n++ {
+			copy(dst[n*row+off:n*row+off+w], x[n*w:(n+1)*w])
+		}
+		off += w
+	}
+}
+
+func (op catOp) ReturnsPtr() bool     { return true }
+func (op catOp) CallsExtern() bool    { return false }
+func (op catOp) OverwritesInput() int { return -1 }
+func (op catOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "rgflow.cat1|%d|%d|%v", op.b, op.v, op.n)
+}
+func (op catOp) Hashcode() uint32 { return hash32(op) }
+func (op catOp) String() string   { return fmt.Sprintf("Cat1%v", op.n) }
+func (op catOp) DiffWRT(n int) []bool {
+	d := make([]bool, n)
+	for i := range d {
+		d[i] = true
+	}
+	return d
+}
+func (op catOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	gs := make(G.Nodes, len(op.n))
+	start := 0
+	for i, n := range op.n {
+		g, err := Narrow(grad, 1, start, n)
+		if err != nil {
+			return nil, err
+		}
+		gs[i] = g
+		start += n
+	}
+	return gs, nil
+}
