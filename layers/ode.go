@@ -43,10 +43,15 @@ const (
 
 // ODE is the bijector x(0) → x(1) of dx/dt = Field(x, t), integrated with Steps fixed steps of Method
 // (empty: RK4). It is the identity exactly when the field is zero (fields start at zero).
+//
+// With Kinetic = λ > 0 every integration also registers λ·∫ Σ_i v_i² dt per sample (the kinetic energy of
+// the path, which straightens trajectories and keeps the fixed-step integrator accurate) as a regulariser
+// of the graph (Scope.AddAux); objectives that support regularisers (losses.ReverseKL) add it to their loss.
 type ODE struct {
-	Field  VelocityField
-	Steps  int
-	Method string
+	Field   VelocityField
+	Steps   int
+	Method  string
+	Kinetic float64
 }
 
 // Validate checks the step count and method.
@@ -56,6 +61,9 @@ func (o ODE) Validate() error {
 	}
 	if o.Steps < 1 {
 		return fmt.Errorf("layers: ODE: %d steps, want ≥ 1", o.Steps)
+	}
+	if !(o.Kinetic >= 0) || math.IsInf(o.Kinetic, 0) {
+		return fmt.Errorf("layers: ODE: kinetic-energy weight %g, want a finite number ≥ 0", o.Kinetic)
 	}
 	switch o.Method {
 	case "", RK4, Midpoint, Euler:
@@ -89,8 +97,16 @@ func (o ODE) Inverse(s *Scope, z *G.Node) (*G.Node, *G.Node, error) {
 // Integrate evolves x from t0 to t1 (either order) with o.Steps steps and returns the end point and the
 // integrated divergence ∫_{t0}^{t1} div v dt, shape (B).
 func (o ODE) Integrate(s *Scope, x *G.Node, t0, t1 float64) (*G.Node, *G.Node, error) {
-	xe, ld, _, err := o.integrate(s, x, t0, t1, false)
-	return xe, ld, err
+	xe, ld, kin, err := o.integrate(s, x, t0, t1, o.Kinetic > 0)
+	if err != nil || o.Kinetic == 0 {
+		return xe, ld, err
+	}
+	reg, err := G.Mul(kin, s.Scalar(o.Kinetic))
+	if err != nil {
+		return nil, nil, err
+	}
+	s.AddAux(reg)
+	return xe, ld, nil
 }
 
 // IntegrateKinetic is Integrate that also returns the kinetic energy of the path, ∫ Σ_i v_i² dt per

@@ -143,10 +143,10 @@ func (op circOp) compute(x, y, out []float64) {
 			}
 			b := s[(p+1)*v : (p+2)*v]
 			for k := 0; k < v; k++ {
-				zc := cmplx.Conj(z[neg[k]])
-				a[k] = (z[k] + zc) / 2
-				d := (z[k] - zc) / 2
-				b[k] = complex(imag(d), -real(d)) // d / i
+				zk, zn := z[k], z[neg[k]]
+				// (ẑ[k] ± conj ẑ[−k]) / 2, written out (complex division is slow)
+				a[k] = complex(0.5*(real(zk)+real(zn)), 0.5*(imag(zk)-imag(zn)))
+				b[k] = complex(0.5*(imag(zk)+imag(zn)), -0.5*(real(zk)-real(zn))) // (ẑ[k] − conj ẑ[−k]) / 2i
 			}
 		}
 		return s

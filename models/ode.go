@@ -32,6 +32,8 @@ type ODEConfig struct {
 	Hidden       []int     `json:"hidden,omitempty"`
 	Odd          bool      `json:"odd"`
 	D4           bool      `json:"d4"`
+	// Kinetic is the weight λ of the kinetic-energy regulariser λ ∫ |v|² dt (layers.ODE.Kinetic; 0: off).
+	Kinetic float64 `json:"kinetic,omitempty"`
 }
 
 func (o *ODEConfig) clone() *ODEConfig {
@@ -67,6 +69,9 @@ func (c Config) validateODE() error {
 	case "gerdes", "cnn":
 	default:
 		return fmt.Errorf("models: %s: velocity field %q, want gerdes or cnn", c.Preset, o.Field)
+	}
+	if !(o.Kinetic >= 0) || math.IsInf(o.Kinetic, 0) {
+		return fmt.Errorf("models: %s: kinetic-energy weight %g, want a finite number ≥ 0", c.Preset, o.Kinetic)
 	}
 	if o.TimeBasis < 1 {
 		return fmt.Errorf("models: %s: time basis of %d functions, want ≥ 1", c.Preset, o.TimeBasis)
@@ -121,12 +126,12 @@ func (c Config) odeBijector() (layers.Bijector, layers.Hierarchy) {
 	h, _ := layers.NewHierarchy(c.L, 2)
 	o := c.ODE
 	if !o.Hierarchical {
-		return layers.Named{Name: "ode", Bijector: layers.ODE{Field: o.field(c.Channels, c.L), Steps: o.Steps, Method: o.Method}}, h
+		return layers.Named{Name: "ode", Bijector: layers.ODE{Field: o.field(c.Channels, c.L), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic}}, h
 	}
 	var chain layers.Chain
 	for l := 0; l < h.Levels(); l++ {
 		st := 1 << l
-		ode := layers.ODE{Field: o.field(c.Channels, c.L/st), Steps: o.Steps, Method: o.Method}
+		ode := layers.ODE{Field: o.field(c.Channels, c.L/st), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic}
 		chain = append(chain, layers.Named{Name: fmt.Sprintf("level%d/ode", l), Bijector: layers.Sublattice{Stride: st, Inner: ode}})
 	}
 	return chain, h
