@@ -141,6 +141,9 @@ func (o ODE) integrate(s *Scope, x *G.Node, t0, t1 float64, kinetic bool) (xe, l
 	if x == nil || x.Dims() < 2 {
 		return nil, nil, nil, fmt.Errorf("layers: ODE %s: input must be (B, …)", s.Prefix())
 	}
+	if _, ok := o.Field.(BlockMLPField); ok && kinetic {
+		return nil, nil, nil, fmt.Errorf("layers: ODE %s: the kinetic regulariser needs sample-major tensors; BlockMLPField's are feature-major", s.Prefix())
+	}
 	tb := o.tableau()
 	h := (t1 - t0) / float64(o.Steps)
 	wrap := func(e error) error { return fmt.Errorf("layers: ODE %s: %w", s.Prefix(), e) }
