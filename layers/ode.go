@@ -152,14 +152,10 @@ func (o ODE) integrate(s *Scope, x *G.Node, t0, t1 float64, kinetic bool) (xe, l
 		if c == 0 {
 			return a, nil
 		}
-		cb, err := G.Mul(b, s.Scalar(c))
-		if err != nil {
-			return nil, err
-		}
 		if a == nil {
-			return cb, nil
+			return linComb(b, c, nil, 0)
 		}
-		return G.Add(a, cb)
+		return linComb(a, 1, b, c)
 	}
 	for n := 0; n < o.Steps; n++ {
 		t := t0 + float64(n)*h

@@ -463,3 +463,119 @@ func (op catOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	}
 	return gs, nil
 }
+
+// linComb is ca·a + cb·b for nodes of one shape (b nil: ca·a), one pass with no clone (Gorgonia's scalar
+// multiply copies its input before scaling, and an Add makes a third pass). It is linear, so its gradient
+// is linComb again: ∂a = ca·g, ∂b = cb·g.
+func linComb(a *G.Node, ca float64, b *G.Node, cb float64) (*G.Node, error) {
+	if b == nil {
+		return G.ApplyOp(linOp{ca: ca, shape: append([]int(nil), a.Shape()...)}, a)
+	}
+	if !tensor.Shape(a.Shape()).Eq(b.Shape()) {
+		return nil, fmt.Errorf("layers: linComb: shapes %s and %s differ", shapeStr(a.Shape()), shapeStr(b.Shape()))
+	}
+	if err := sameDtype("linComb", a, b); err != nil {
+		return nil, err
+	}
+	return G.ApplyOp(linOp{ca: ca, cb: cb, two: true, shape: append([]int(nil), a.Shape()...)}, a, b)
+}
+
+type linOp struct {
+	ca, cb float64
+	two    bool
+	shape  []int
+}
+
+func (op linOp) Arity() int {
+	if op.two {
+		return 2
+	}
+	return 1
+}
+func (op linOp) Type() hm.Type {
+	if op.two {
+		return fnType(len(op.shape), len(op.shape), len(op.shape))
+	}
+	return fnType(len(op.shape), len(op.shape))
+}
+func (op linOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := nodeShapes("linComb", op.Arity(), ds)
+	if err != nil {
+		return nil, err
+	}
+	for i := range s {
+		if err := checkShape("linComb", i, s[i], op.shape); err != nil {
+			return nil, err
+		}
+	}
+	return tensor.Shape(append([]int(nil), op.shape...)), nil
+}
+func (op linOp) Do(vals ...G.Value) (G.Value, error) {
+	n := prod(op.shape)
+	sizes := []int{n}
+	if op.two {
+		sizes = append(sizes, n)
+	}
+	a, err := getArgs("linComb", vals, sizes...)
+	if err != nil {
+		return nil, err
+	}
+	out, o64, o32 := newOut(a.is32, op.shape)
+	if a.is32 {
+		ca, cb := float32(op.ca), float32(op.cb)
+		if op.two {
+			for i, x := range a.f32[0] {
+				o32[i] = ca*x + cb*a.f32[1][i]
+			}
+		} else {
+			for i, x := range a.f32[0] {
+				o32[i] = ca * x
+			}
+		}
+		return out, nil
+	}
+	if op.two {
+		for i, x := range a.f64[0] {
+			o64[i] = op.ca*x + op.cb*a.f64[1][i]
+		}
+	} else {
+		for i, x := range a.f64[0] {
+			o64[i] = op.ca * x
+		}
+	}
+	return out, nil
+}
+func (op linOp) ReturnsPtr() bool     { return true }
+func (op linOp) CallsExtern() bool    { return false }
+func (op linOp) OverwritesInput() int { return -1 }
+func (op linOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "rgflow.lin|%v|%v|%v|%v", math.Float64bits(op.ca), math.Float64bits(op.cb), op.two, op.shape)
+}
+func (op linOp) Hashcode() uint32 { return hash32(op) }
+func (op linOp) String() string {
+	if op.two {
+		return fmt.Sprintf("Lin(%g·a+%g·b)", op.ca, op.cb)
+	}
+	return fmt.Sprintf("Lin(%g·a)", op.ca)
+}
+func (op linOp) DiffWRT(n int) []bool {
+	d := make([]bool, n)
+	for i := range d {
+		d[i] = true
+	}
+	return d
+}
+func (op linOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	ga, err := linComb(grad, op.ca, nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	if !op.two {
+		return G.Nodes{ga}, nil
+	}
+	gb, err := linComb(grad, op.cb, nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{ga, gb}, nil
+}

@@ -175,7 +175,7 @@ func (k KernelField) features(s *Scope, x *G.Node) (feat, dsum *G.Node, err erro
 	ds := []*G.Node{G.NewConstant(NewDense(s.Dtype(), []int{b, c, v}, ones), G.In(s.Graph()))}
 	var coss, dcos []*G.Node
 	for _, w := range k.freqs() {
-		wx, err := G.Mul(flat, s.Scalar(w))
+		wx, err := linComb(flat, w, nil, 0)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -188,13 +188,13 @@ func (k KernelField) features(s *Scope, x *G.Node) (feat, dsum *G.Node, err erro
 			return nil, nil, err
 		}
 		// d/dφ sin ωφ = ω cos ωφ; d/dφ cos ωφ = −ω sin ωφ
-		dsn, err := G.Mul(cs, s.Scalar(w))
+		dsn, err := linComb(cs, w, nil, 0)
 		if err != nil {
 			return nil, nil, err
 		}
 		hs, ds = append(hs, sn), append(ds, dsn)
 		if !k.Odd {
-			dcs, err := G.Mul(sn, s.Scalar(-w))
+			dcs, err := linComb(sn, -w, nil, 0)
 			if err != nil {
 				return nil, nil, err
 			}
