@@ -120,6 +120,12 @@ func loadLatticeRun(dir, cmd string, wc weightChoice) (*latticeRun, lattice.Acti
 	if err := overrideEngine(&run.Model, wc.engine, cmd); err != nil {
 		return nil, nil, nil, nil, 0, err
 	}
+	if wc.odeSteps > 0 {
+		if run.Model.ODE == nil {
+			return nil, nil, nil, nil, 0, fmt.Errorf("%s: --ode-steps applies to runs of the ode- presets; %s is a %s run", cmd, dir, run.Model.Preset)
+		}
+		run.Model.ODE.Steps = wc.odeSteps
+	}
 	act, flow, store, err := run.latticeModel(cmd)
 	if err != nil {
 		return nil, nil, nil, nil, 0, err
@@ -166,12 +172,13 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 
 // evalLatticeFlags are the flags of rgflow eval on a lattice run.
 type evalLatticeFlags struct {
-	fs      *flag.FlagSet
-	n       int
-	seed    uint64
-	asJSON  bool
-	wc      weightChoice
-	workers int
+	fs       *flag.FlagSet
+	n        int
+	seed     uint64
+	asJSON   bool
+	wc       weightChoice
+	workers  int
+	odeSteps int
 }
 
 func newEvalLatticeFlags(stderr io.Writer) *evalLatticeFlags {
@@ -183,6 +190,7 @@ func newEvalLatticeFlags(stderr io.Writer) *evalLatticeFlags {
 	f.fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
 	f.wc.register(f.fs, stderr)
 	registerWorkers(f.fs, &f.workers, "goroutines drawing flow samples (the draws do not depend on it)")
+	f.fs.IntVar(&f.odeSteps, "ode-steps", 0, "ode- runs: integrate the trained field with this many RK4 steps instead of the run's (more steps: a map and log-density closer to the continuous flow's)")
 	return f
 }
 
@@ -199,7 +207,12 @@ func runEvalLattice(args []string, stdout, stderr io.Writer) error {
 	if err := checkWorkers("eval", f.workers); err != nil {
 		return err
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "eval", f.wc)
+	if f.odeSteps < 0 {
+		return fmt.Errorf("eval: --ode-steps=%d, want ≥ 1 (0: the run's)", f.odeSteps)
+	}
+	wc := f.wc
+	wc.odeSteps = f.odeSteps
+	run, act, flow, store, step, err := loadLatticeRun(dir, "eval", wc)
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,18 @@ func TestTrainEvalODEPresets(t *testing.T) {
 			if !ok || !(rt >= 0) || rt > 1e-2 {
 				t.Errorf("roundtrip_max_abs = %v, want a small non-negative number", rep["roundtrip_max_abs"])
 			}
+			// --ode-steps integrates the same weights more finely: the round trip shrinks (RK4: as h⁴).
+			out.Reset()
+			if err := runEval([]string{dir, "--n", "16", "--json", "--ode-steps", "8"}, &out, &errb); err != nil {
+				t.Fatalf("eval --ode-steps 8: %v\n%s", err, errb.String())
+			}
+			var fine map[string]any
+			if err := json.Unmarshal(out.Bytes(), &fine); err != nil {
+				t.Fatal(err)
+			}
+			if rf := fine["roundtrip_max_abs"].(float64); rt > 0 && !(rf < rt) {
+				t.Errorf("round trip %g with 8 steps, %g with the run's 2", rf, rt)
+			}
 		})
 	}
 }

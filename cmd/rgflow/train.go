@@ -362,9 +362,10 @@ func runConfig(dir, cmd string) (kind string, raw []byte, err error) {
 // weightChoice is the --ema flag of the commands that load a run's weights, and where they say which
 // weights they use; with the --engine they run them with (empty: the run's).
 type weightChoice struct {
-	ema    bool
-	log    io.Writer
-	engine string
+	ema      bool
+	log      io.Writer
+	engine   string
+	odeSteps int // ode- runs: integrate with this many steps instead of the run's (0: the run's)
 }
 
 func (w *weightChoice) register(fs *flag.FlagSet, log io.Writer) {
