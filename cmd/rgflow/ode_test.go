@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"rgflow/checkpoints"
 )
 
 func TestTrainEvalODEPresets(t *testing.T) {
@@ -59,6 +62,21 @@ func TestTrainEvalODEPresets(t *testing.T) {
 			}
 			if rf := fine["roundtrip_max_abs"].(float64); rt > 0 && !(rf < rt) {
 				t.Errorf("round trip %g with 8 steps, %g with the run's 2", rf, rt)
+			}
+			// Latents by RG level, as for the MERA flows (L=4: 12 level-0 and 4 level-1 sites).
+			lat := filepath.Join(t.TempDir(), "l.npz")
+			runCmd(t, func(a []string, o, e *bytes.Buffer) error { return runLatents(a, o, e) }, dir, "--n", "3", "--out", lat)
+			arr, err := checkpoints.ReadNPZ(lat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			shapes := map[string][]int{}
+			for _, a := range arr {
+				shapes[a.Name] = a.Shape
+			}
+			want := map[string][]int{"z": {3, 1, 4, 4}, "x": {3, 1, 4, 4}, "level0": {3, 1, 12}, "level1": {3, 1, 4}, "levels": {4, 4}}
+			if !reflect.DeepEqual(shapes, want) {
+				t.Errorf("latents arrays %v, want %v", shapes, want)
 			}
 		})
 	}
