@@ -372,8 +372,9 @@ func (k KernelField) Velocity(s *Scope, x *G.Node, t float64) (*G.Node, *G.Node,
 //	div v = Σ_i Σ_e Σ_c Wⁿ[i, c, e] Σ_y tanh′(aⁿ⁻¹_{c,y}) Sⁿ⁻¹_e[c, y].
 //
 // With one hidden layer this is Σ_i Σ_c (Σ_y tanh′(a¹_{c,y})) Σ_e W²[i, c, e] W¹[c, i, −e]: no extra
-// convolution at all; with two it costs 9 convolutions of the hidden width per input channel (about 4× the
-// forward pass at equal widths). The recursion counts paths by their net displacement, so the lattice
+// convolution at all. With two, substituting S² into the last line gives one 3×3 convolution of tanh′(a¹)
+// with a kernel built from the weights alone (twoHiddenDiv), about a third of the forward pass per input
+// channel; deeper stacks run the recursion (9 or more extra convolutions per layer). The recursion counts paths by their net displacement, so the lattice
 // sides must exceed the number of convolutions (no path may wrap around the torus); Velocity checks it.
 //
 // Parameters (under the scope given to Velocity): conv<l>/w (K, cout, cin, 3, 3) and, unless Odd,
@@ -632,6 +633,9 @@ func (n CNNField) channelDiv(s *Scope, ws []*G.Node, widths []int, dact []*G.Nod
 		}
 		return Reshape(r, r.Shape()[0])
 	}
+	if nc == 3 {
+		return n.twoHiddenDiv(s, ws, widths, dact, i, idx1)
+	}
 	// Layer 2 from the weight-only S¹: S²_d = conv(tanh′(a¹), K_d), K_d[c′,c,e] = W²[c′,c,e] S¹_{d+e}[c].
 	radius := func(l int) int { return min(l, nc-l) } // l = 1 … nc (1-based layer of the pre-activation)
 	w1, w2 := widths[1], widths[2]
@@ -838,4 +842,63 @@ func (f BlockMLPField) Velocity(s *Scope, x *G.Node, t float64) (*G.Node, *G.Nod
 		return nil, nil, wrap(err)
 	}
 	return v, div, nil
+}
+
+// twoHiddenDiv is channelDiv for two hidden layers in one convolution: substituting S²_e into the
+// divergence,
+//
+//	div_i = Σ_y Σ_c tanh′(a²_{c,y}) Σ_{e′} Σ_{c′} K[c, c′, e′] tanh′(a¹_{c′,y+e′}),
+//	K[c, c′, e′] = W²[c, c′, e′] Σ_e W³[i, c, e] W¹[c′, i, −(e + e′)],
+//
+// i.e. the sum over sites of tanh′(a²) times the 3×3 convolution of tanh′(a¹) with the weight-only kernel K.
+func (n CNNField) twoHiddenDiv(s *Scope, ws []*G.Node, widths []int, dact []*G.Node, i int, idx1 func(int, offset) int) (*G.Node, error) {
+	w1, w2 := widths[1], widths[2]
+	var sum *G.Node
+	for _, e := range offsets(1) {
+		i3 := make([]int, w2*w1*9)
+		i1 := make([]int, w2*w1*9)
+		for c := 0; c < w2; c++ {
+			for c1 := 0; c1 < w1; c1++ {
+				for _, e1 := range offsets(1) {
+					k := (c*w1+c1)*9 + tap(e1)
+					i3[k] = (i*w2+c)*9 + tap(e)
+					i1[k] = idx1(c1, offset{e.r + e1.r, e.c + e1.c})
+				}
+			}
+		}
+		g3, err := gatherW(s, ws[2], i3, w2, w1, 3, 3)
+		if err != nil {
+			return nil, err
+		}
+		g1, err := gatherW(s, ws[0], i1, w2, w1, 3, 3)
+		if err != nil {
+			return nil, err
+		}
+		p, err := G.HadamardProd(g3, g1)
+		if err != nil {
+			return nil, err
+		}
+		if sum == nil {
+			sum = p
+		} else if sum, err = G.Add(sum, p); err != nil {
+			return nil, err
+		}
+	}
+	k, err := G.HadamardProd(ws[1], sum)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := Conv2D(dact[0], k, ConvOpts{Pad: Periodic})
+	if err != nil {
+		return nil, err
+	}
+	prodNode, err := G.HadamardProd(dact[1], pc)
+	if err != nil {
+		return nil, err
+	}
+	ss, err := siteSums(prodNode)
+	if err != nil {
+		return nil, err
+	}
+	return SumAxis(ss, 1)
 }
