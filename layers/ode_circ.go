@@ -341,129 +341,6 @@ func (f *fft1) transform(a []complex128, inverse bool) {
 	}
 }
 
-// catAxis1 concatenates 3-D nodes (B, n_i, V) along axis 1 with plain block copies (Gorgonia's Concat
-// goes through generic iterators forwards and its gradient through G.Slice views backwards, each several
-// times slower). Its gradient narrows the output gradient back to each input (Narrow).
-func catAxis1(xs ...*G.Node) (*G.Node, error) {
-	if len(xs) == 1 {
-		return xs[0], nil
-	}
-	b, v := xs[0].Shape()[0], xs[0].Shape()[2]
-	op := catOp{b: b, v: v}
-	for i, x := range xs {
-		if x.Dims() != 3 || x.Shape()[0] != b || x.Shape()[2] != v {
-			return nil, fmt.Errorf("layers: catAxis1: input %d has shape %s, want (%d, n, %d)", i, shapeStr(x.Shape()), b, v)
-		}
-		op.n = append(op.n, x.Shape()[1])
-	}
-	return G.ApplyOp(op, xs...)
-}
-
-type catOp struct {
-	b, v int
-	n    []int
-}
-
-func (op catOp) total() int {
-	t := 0
-	for _, n := range op.n {
-		t += n
-	}
-	return t
-}
-func (op catOp) Arity() int { return len(op.n) }
-func (op catOp) Type() hm.Type {
-	ins := make([]int, len(op.n))
-	for i := range ins {
-		ins[i] = 3
-	}
-	return fnType(3, ins...)
-}
-func (op catOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := nodeShapes("catAxis1", len(op.n), ds)
-	if err != nil {
-		return nil, err
-	}
-	for i := range s {
-		if err := checkShape("catAxis1", i, s[i], []int{op.b, op.n[i], op.v}); err != nil {
-			return nil, err
-		}
-	}
-	return tensor.Shape{op.b, op.total(), op.v}, nil
-}
-func (op catOp) Do(vals ...G.Value) (G.Value, error) {
-	sizes := make([]int, len(op.n))
-	for i, n := range op.n {
-		sizes[i] = op.b * n * op.v
-	}
-	d, err := argData("catAxis1", len(vals), vals)
-	if err != nil {
-		return nil, err
-	}
-	for i, x := range d {
-		var n int
-		switch t := x.(type) {
-		case []float64:
-			n = len(t)
-		case []float32:
-			n = len(t)
-		}
-		if n != sizes[i] {
-			return nil, fmt.Errorf("layers: catAxis1: input %d has %d elements, want %d", i, n, sizes[i])
-		}
-	}
-	out := newValue(dtypeOf(d[0]), []int{op.b, op.total(), op.v})
-	switch o := outData(out).(type) {
-	case []float64:
-		catInto(o, d, op)
-	case []float32:
-		catInto(o, d, op)
-	}
-	return out, nil
-}
-
-func catInto[T float](dst []T, src []any, op catOp) {
-	row := op.total() * op.v
-	off := 0
-	for i, s := range src {
-		x := s.([]T)
-		w := op.n[i] * op.v
-		for n := 0; n < op.b; n++ {
-			copy(dst[n*row+off:n*row+off+w], x[n*w:(n+1)*w])
-		}
-		off += w
-	}
-}
-
-func (op catOp) ReturnsPtr() bool     { return true }
-func (op catOp) CallsExtern() bool    { return false }
-func (op catOp) OverwritesInput() int { return -1 }
-func (op catOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "rgflow.cat1|%d|%d|%v", op.b, op.v, op.n)
-}
-func (op catOp) Hashcode() uint32 { return hash32(op) }
-func (op catOp) String() string   { return fmt.Sprintf("Cat1%v", op.n) }
-func (op catOp) DiffWRT(n int) []bool {
-	d := make([]bool, n)
-	for i := range d {
-		d[i] = true
-	}
-	return d
-}
-func (op catOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	gs := make(G.Nodes, len(op.n))
-	start := 0
-	for i, n := range op.n {
-		g, err := Narrow(grad, 1, start, n)
-		if err != nil {
-			return nil, err
-		}
-		gs[i] = g
-		start += n
-	}
-	return gs, nil
-}
-
 // linComb is ca·a + cb·b for nodes of one shape (b nil: ca·a), one pass with no clone (Gorgonia's scalar
 // multiply copies its input before scaling, and an Add makes a third pass). It is linear, so its gradient
 // is linComb again: ∂a = ca·g, ∂b = cb·g.
@@ -578,4 +455,135 @@ func (op linOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 		return nil, err
 	}
 	return G.Nodes{ga, gb}, nil
+}
+
+// featOp is the order-th derivative of the kernel field's features, elementwise: for x (B, C, V) the output
+// (B, F·C, V) holds d^order/dx^order of h_f(x[b, c, v]) at (b, f·C + c, v), with h_0 = x, h_k = sin(ω_k x)
+// and (unless odd) h_{n+k} = cos(ω_k x). One sincos per element and frequency replaces Gorgonia's separate
+// sin and cos ops, their scalings and the concatenation. Its gradient Σ_f g_f ⊙ h_f^{(order+1)}(x) uses
+// the next order, so it differentiates to any order.
+type featOp struct {
+	order   int
+	freqs   []float64
+	odd     bool
+	b, c, v int
+}
+
+func (op featOp) nf() int {
+	if op.odd {
+		return 1 + len(op.freqs)
+	}
+	return 1 + 2*len(op.freqs)
+}
+
+func kernelFeatures(x *G.Node, freqs []float64, odd bool, order int) (*G.Node, error) {
+	sh := x.Shape()
+	if x.Dims() != 3 {
+		return nil, fmt.Errorf("layers: kernelFeatures: input %s, want (B, C, V)", shapeStr(sh))
+	}
+	return G.ApplyOp(featOp{order: order, freqs: freqs, odd: odd, b: sh[0], c: sh[1], v: sh[2]}, x)
+}
+
+func (op featOp) Arity() int    { return 1 }
+func (op featOp) Type() hm.Type { return fnType(3, 3) }
+func (op featOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := nodeShapes("kernelFeatures", 1, ds)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkShape("kernelFeatures", 0, s[0], []int{op.b, op.c, op.v}); err != nil {
+		return nil, err
+	}
+	return tensor.Shape{op.b, op.nf() * op.c, op.v}, nil
+}
+
+// deriv returns the order-th derivatives of sin(ωx) and cos(ωx) given s = sin ωx, c = cos ωx.
+func derivSinCos(order int, w, s, c float64) (ds, dc float64) {
+	f := math.Pow(w, float64(order))
+	switch order % 4 {
+	case 0:
+		return f * s, f * c
+	case 1:
+		return f * c, -f * s
+	case 2:
+		return -f * s, -f * c
+	}
+	return -f * c, f * s
+}
+
+func (op featOp) Do(vals ...G.Value) (G.Value, error) {
+	a, err := getArgs("kernelFeatures", vals, op.b*op.c*op.v)
+	if err != nil {
+		return nil, err
+	}
+	out, o64, o32 := newOut(a.is32, []int{op.b, op.nf() * op.c, op.v})
+	x := a.f64[0]
+	if a.is32 {
+		x = widen(a.f32[0])
+	}
+	res := o64
+	if a.is32 {
+		res = make([]float64, len(o32))
+	}
+	n, cv := len(op.freqs), op.c*op.v
+	row := op.nf() * cv
+	for b := 0; b < op.b; b++ {
+		xs, dst := x[b*cv:(b+1)*cv], res[b*row:(b+1)*row]
+		for i, xv := range xs {
+			switch op.order {
+			case 0:
+				dst[i] = xv
+			case 1:
+				dst[i] = 1
+			} // higher derivatives of x vanish
+			for k, w := range op.freqs {
+				s, c := math.Sincos(w * xv)
+				ds, dc := derivSinCos(op.order, w, s, c)
+				dst[(1+k)*cv+i] = ds
+				if !op.odd {
+					dst[(1+n+k)*cv+i] = dc
+				}
+			}
+		}
+	}
+	if a.is32 {
+		for i, v := range res {
+			o32[i] = float32(v)
+		}
+	}
+	return out, nil
+}
+func (op featOp) ReturnsPtr() bool     { return true }
+func (op featOp) CallsExtern() bool    { return false }
+func (op featOp) OverwritesInput() int { return -1 }
+func (op featOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "rgflow.feat|%d|%v|%v|%d|%d|%d", op.order, op.freqs, op.odd, op.b, op.c, op.v)
+}
+func (op featOp) Hashcode() uint32   { return hash32(op) }
+func (op featOp) String() string     { return fmt.Sprintf("KernelFeatures(d%d,%v)", op.order, op.freqs) }
+func (op featOp) DiffWRT(int) []bool { return []bool{true} }
+func (op featOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	next := op
+	next.order++
+	d, err := G.ApplyOp(next, in[0])
+	if err != nil {
+		return nil, err
+	}
+	p, err := G.HadamardProd(grad, d)
+	if err != nil {
+		return nil, err
+	}
+	r, err := Reshape(p, op.b, op.nf(), op.c*op.v)
+	if err != nil {
+		return nil, err
+	}
+	g, err := SumAxis(r, 1)
+	if err != nil {
+		return nil, err
+	}
+	g, err = Reshape(g, op.b, op.c, op.v)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{g}, nil
 }

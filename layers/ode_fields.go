@@ -158,7 +158,7 @@ func (k KernelField) NumParams(h, w int) int {
 }
 
 // features returns the (B, F·C, H, W) features (feature-major: j = f·C + c) and the per-sample sums of
-// their derivatives Σ_x h_j'(φ_{c,x}), shape (B, F·C).
+// their derivatives Σ_x h_j'(φ_{c,x}), shape (B, F·C), from the fused feature op (kernelFeatures).
 func (k KernelField) features(s *Scope, x *G.Node) (feat, dsum *G.Node, err error) {
 	sh := x.Shape()
 	b, c, v := sh[0], sh[1], sh[2]*sh[3]
@@ -166,51 +166,15 @@ func (k KernelField) features(s *Scope, x *G.Node) (feat, dsum *G.Node, err erro
 	if err != nil {
 		return nil, nil, err
 	}
-	// d/dφ φ = 1 at every site.
-	ones := make([]float64, b*c*v)
-	for i := range ones {
-		ones[i] = 1
-	}
-	hs := []*G.Node{flat}
-	ds := []*G.Node{G.NewConstant(NewDense(s.Dtype(), []int{b, c, v}, ones), G.In(s.Graph()))}
-	var coss, dcos []*G.Node
-	for _, w := range k.freqs() {
-		wx, err := linComb(flat, w, nil, 0)
-		if err != nil {
-			return nil, nil, err
-		}
-		sn, err := G.Sin(wx)
-		if err != nil {
-			return nil, nil, err
-		}
-		cs, err := G.Cos(wx)
-		if err != nil {
-			return nil, nil, err
-		}
-		// d/dφ sin ωφ = ω cos ωφ; d/dφ cos ωφ = −ω sin ωφ
-		dsn, err := linComb(cs, w, nil, 0)
-		if err != nil {
-			return nil, nil, err
-		}
-		hs, ds = append(hs, sn), append(ds, dsn)
-		if !k.Odd {
-			dcs, err := linComb(sn, -w, nil, 0)
-			if err != nil {
-				return nil, nil, err
-			}
-			coss, dcos = append(coss, cs), append(dcos, dcs)
-		}
-	}
-	hs, ds = append(hs, coss...), append(ds, dcos...)
-	all, err := catAxis1(hs...)
+	all, err := kernelFeatures(flat, k.freqs(), k.Odd, 0)
 	if err != nil {
 		return nil, nil, err
 	}
-	dall, err := catAxis1(ds...)
+	dall, err := kernelFeatures(flat, k.freqs(), k.Odd, 1)
 	if err != nil {
 		return nil, nil, err
 	}
-	if feat, err = Reshape(all, b, len(hs)*c, sh[2], sh[3]); err != nil {
+	if feat, err = Reshape(all, b, k.Features()*c, sh[2], sh[3]); err != nil {
 		return nil, nil, err
 	}
 	dsum, err = SumAxis(dall, 2)

@@ -2,6 +2,7 @@ package layers
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -57,9 +58,8 @@ func BenchmarkKernelField(b *testing.B) {
 	}
 }
 
-func TestLinCombAndCat(t *testing.T) {
-	// The gradients of Σ r ⊙ linComb(a, ca, b, cb) are ca·r and cb·r exactly; those of Σ r ⊙ cat(x, y) are
-	// the matching blocks of r (exact: copies and products by constants, so the comparison is exact).
+func TestLinComb(t *testing.T) {
+	// The gradients of Σ r ⊙ linComb(a, ca, b, cb) are ca·r and cb·r exactly (products by constants).
 	const ca, cb = 0.75, -1.5
 	shape := []int{2, 3, 4}
 	r := make([]float64, 24)
@@ -78,41 +78,28 @@ func TestLinCombAndCat(t *testing.T) {
 	}
 	p, _ := G.HadamardProd(l, rc)
 	cost, _ := G.Sum(p)
-	c2, _ := catAxis1(a, b) // (2, 6, 4)
-	r2 := G.NewConstant(NewDense(tensor.Float64, []int{2, 6, 4}, append(append([]float64(nil), r...), r...)), G.In(g))
-	p2, _ := G.HadamardProd(c2, r2)
-	cost2, _ := G.Sum(p2)
-	tot, _ := G.Add(cost, cost2)
-	grads, err := Grad(tot, a, b)
+	grads, err := Grad(cost, a, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ga, gb G.Value
+	var lv, ga, gb G.Value
+	G.Read(l, &lv)
 	G.Read(grads[0], &ga)
 	G.Read(grads[1], &gb)
 	m := G.NewTapeMachine(g)
 	defer m.Close()
 	G.Let(a, NewDense(tensor.Float64, shape, av))
-	G.Let(b, NewDense(tensor.Float64, shape, av))
+	G.Let(b, NewDense(tensor.Float64, shape, r))
 	if err := m.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	// catAxis1 puts a's (3, 4) block of sample n before b's: the r2 entries a sees are r2[n, 0:3, :]
-	ra := make([]float64, 24)
-	rb := make([]float64, 24)
-	for n := 0; n < 2; n++ {
-		for k := 0; k < 12; k++ {
-			ra[n*12+k] = append(append([]float64(nil), r...), r...)[n*24+k]
-			rb[n*12+k] = append(append([]float64(nil), r...), r...)[n*24+12+k]
-		}
-	}
-	gav, gbv := ValueFloats(ga), ValueFloats(gb)
+	lvv, gav, gbv := ValueFloats(lv), ValueFloats(ga), ValueFloats(gb)
 	for i := range r {
-		if wa := ca*r[i] + ra[i]; gav[i] != wa {
-			t.Fatalf("∂/∂a[%d] = %g, want %g", i, gav[i], wa)
+		if want := ca*av[i] + cb*r[i]; lvv[i] != want {
+			t.Fatalf("linComb[%d] = %g, want %g", i, lvv[i], want)
 		}
-		if wb := cb*r[i] + rb[i]; gbv[i] != wb {
-			t.Fatalf("∂/∂b[%d] = %g, want %g", i, gbv[i], wb)
+		if gav[i] != ca*r[i] || gbv[i] != cb*r[i] {
+			t.Fatalf("gradients at %d: %g, %g, want %g, %g", i, gav[i], gbv[i], ca*r[i], cb*r[i])
 		}
 	}
 }
@@ -155,4 +142,56 @@ func BenchmarkCNNField(b *testing.B) {
 		m.Reset()
 	}
 	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+func TestKernelFeatureDerivatives(t *testing.T) {
+	// Each order of the fused feature op against central differences of the order below (step 1e-5:
+	// truncation ≈ h²/6·|h⁽ᵏ⁺³⁾| ≲ 1e-10·ω³ with ω ≤ 2.5; rounding ≈ 1e-16/1e-5), and order 0 against
+	// math.Sin / math.Cos directly.
+	freqs := []float64{1, 2.5}
+	x := []float64{-1.3, 0.2, 0.7, 2.9, -0.4, 1.1}
+	eval := func(order int, xs []float64, odd bool) []float64 {
+		op := featOp{order: order, freqs: freqs, odd: odd, b: 2, c: 1, v: 3}
+		out, err := op.Do(NewDense(tensor.Float64, []int{2, 1, 3}, xs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ValueFloats(out)
+	}
+	for _, odd := range []bool{false, true} {
+		f0 := eval(0, x, odd)
+		nf := 3
+		if !odd {
+			nf = 5
+		}
+		for b := 0; b < 2; b++ {
+			for i := 0; i < 3; i++ {
+				xv := x[b*3+i]
+				want := []float64{xv, math.Sin(xv), math.Sin(2.5 * xv), math.Cos(xv), math.Cos(2.5 * xv)}[:nf]
+				for f := 0; f < nf; f++ {
+					if got := f0[b*nf*3+f*3+i]; got != want[f] {
+						t.Errorf("odd=%v: feature %d at x=%g: %g, want %g", odd, f, xv, got, want[f])
+					}
+				}
+			}
+		}
+		const h = 1e-5
+		for order := 0; order < 3; order++ {
+			d := eval(order+1, x, odd)
+			for j := range x {
+				xp, xm := append([]float64(nil), x...), append([]float64(nil), x...)
+				xp[j] += h
+				xm[j] -= h
+				fp, fm := eval(order, xp, odd), eval(order, xm, odd)
+				b, i := j/3, j%3
+				for f := 0; f < nf; f++ {
+					k := b*nf*3 + f*3 + i
+					fd := (fp[k] - fm[k]) / (2 * h)
+					if math.Abs(fd-d[k]) > 1e-8 {
+						t.Errorf("odd=%v order %d feature %d x=%g: derivative %g, finite difference %g", odd, order+1, f, x[j], d[k], fd)
+					}
+				}
+			}
+		}
+	}
 }
