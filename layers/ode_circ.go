@@ -497,9 +497,9 @@ func (op featOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{op.b, op.nf() * op.c, op.v}, nil
 }
 
-// deriv returns the order-th derivatives of sin(ωx) and cos(ωx) given s = sin ωx, c = cos ωx.
-func derivSinCos(order int, w, s, c float64) (ds, dc float64) {
-	f := math.Pow(w, float64(order))
+// derivSinCos returns the order-th derivatives of sin(ωx) and cos(ωx) given s = sin ωx, c = cos ωx and
+// f = ω^order.
+func derivSinCos(order int, f, s, c float64) (ds, dc float64) {
 	switch order % 4 {
 	case 0:
 		return f * s, f * c
@@ -527,6 +527,12 @@ func (op featOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	n, cv := len(op.freqs), op.c*op.v
 	row := op.nf() * cv
+	pw := make([]float64, n) // ω^order
+	harmonic := true         // freqs are 1, 2, …, n: sin kx, cos kx by angle addition from one sincos
+	for k, w := range op.freqs {
+		pw[k] = math.Pow(w, float64(op.order))
+		harmonic = harmonic && w == float64(k+1)
+	}
 	for b := 0; b < op.b; b++ {
 		xs, dst := x[b*cv:(b+1)*cv], res[b*row:(b+1)*row]
 		for i, xv := range xs {
@@ -536,9 +542,20 @@ func (op featOp) Do(vals ...G.Value) (G.Value, error) {
 			case 1:
 				dst[i] = 1
 			} // higher derivatives of x vanish
+			var s1, c1, s, c float64
+			if harmonic {
+				s1, c1 = math.Sincos(xv)
+			}
 			for k, w := range op.freqs {
-				s, c := math.Sincos(w * xv)
-				ds, dc := derivSinCos(op.order, w, s, c)
+				switch {
+				case !harmonic:
+					s, c = math.Sincos(w * xv)
+				case k == 0:
+					s, c = s1, c1
+				default: // sin(k+1)x = sin kx cos x + cos kx sin x; cos(k+1)x = cos kx cos x − sin kx sin x
+					s, c = s*c1+c*s1, c*c1-s*s1
+				}
+				ds, dc := derivSinCos(op.order, pw[k], s, c)
 				dst[(1+k)*cv+i] = ds
 				if !op.odd {
 					dst[(1+n+k)*cv+i] = dc
