@@ -158,6 +158,7 @@ func printHelp(w io.Writer, cmd string, sub ...string) error {
 		fmt.Fprint(w, evalUsage)
 		flags("flags for a lattice run", newEvalLatticeFlags(io.Discard).fs)
 		flags("flags for an image run", newEvalImageFlags(io.Discard).fs)
+		flags("flags for a diffusion run", newDiffusionEvalFlags(io.Discard).fs)
 	case "sample":
 		fmt.Fprint(w, sampleUsage)
 		flags("flags for a lattice run", newSampleLatticeFlags(io.Discard).fs)
