@@ -354,7 +354,9 @@ func runEvalDiffusion(dir string, args []string, stdout, stderr io.Writer) error
 	if f.asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
-	pm := func(v [2]jsonNum) string { return fmt.Sprintf("%s ± %s", fmtNum(float64(v[0])), fmtNum(float64(v[1]))) }
+	pm := func(v [2]jsonNum) string {
+		return fmt.Sprintf("%s ± %s", fmtNum(float64(v[0])), fmtNum(float64(v[1])))
+	}
 	fmt.Fprintf(stdout, "evaluation of %s (step %d) on %d held-out samples (%s), %.1fs:\n", dir, step, rep.N, rep.HeldOut, rep.Seconds)
 	fmt.Fprintf(stdout, "  DSM loss                 %s\n", pm(rep.DSMLoss))
 	fmt.Fprintf(stdout, "  PF-ODE NLL per site      %s   (%s, %d score evaluations, divergence %s)\n", pm(rep.NLL), rep.Integrator, rep.NFE, rep.Divergence)

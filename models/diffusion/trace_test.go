@@ -26,7 +26,7 @@ func randomEffective(t *testing.T, sde SDE, C int) (*EffectiveHostScore, *layers
 // Σ_j w_j ∂s_j/∂u_j taken by central differences of the score itself (NetScore, mode coordinates), for
 // weights that are equal on the two coordinates of every pair (the fast path) and for arbitrary ones (the
 // site-by-site path). The score is a cubic polynomial in u, so the central difference with h = 1e-4 is
-// exact up to h² f''' ≈ 1e-8 and rounding ≈ 1e-16/h per term: tolerance 1e-6 relative.
+// exact up to h² f”' ≈ 1e-8 and rounding ≈ 1e-16/h per term: tolerance 1e-6 relative.
 func TestEffectiveTraceFiniteDifference(t *testing.T) {
 	l := mustLat(t, 4)
 	sde := must[*Polchinski](t)(NewPolchinski(l, MassRegulator{Mu2: 0.1}, 0.5, 1))
