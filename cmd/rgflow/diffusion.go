@@ -595,27 +595,5 @@ func isDiffusionRun(dir string) bool {
 // local projection of the exact action.
 func effectiveCouplings(e *diffusion.EffectiveScore, store *layers.Store, run diffusionRun) ([]couplingReport, error) {
 	T := e.SDE.T()
-	ts := []float64{0, run.TMin, 0.1 * T, 0.25 * T, 0.5 * T, T}
-	f, err := e.CouplingsAt(store, ts)
-	if err != nil {
-		return nil, err
-	}
-	var v0 []float64
-	if run.Physics.Action == "free" && run.Physics.M2 > 0 {
-		if v0, err = e.SDE.Lattice().FreeVariance(run.Physics.M2); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]couplingReport, len(ts))
-	for i, t := range ts {
-		out[i] = couplingReport{T: t, F: [4]jsonNum{jsonNum(f[i][0]), jsonNum(f[i][1]), jsonNum(f[i][2]), jsonNum(f[i][3])}}
-		if v0 != nil {
-			f1, f3, f4, err := diffusion.GaussianCouplings(e.SDE, v0, t)
-			if err != nil {
-				return nil, err
-			}
-			out[i].Free = [4]jsonNum{jsonNum(f1), 0, jsonNum(f3), jsonNum(f4)}
-		}
-	}
-	return out, nil
+	return couplingsAt(e, store, &run, []float64{0, run.TMin, 0.1 * T, 0.25 * T, 0.5 * T, T})
 }
