@@ -168,3 +168,35 @@ func TestDiffusionChainsResume(t *testing.T) {
 		}
 	}
 }
+
+// TestDiffusionBadInput: odd L, a negative Ω, times outside the process's range and sample files of the
+// wrong shape get clear errors naming the flag, from every command that takes them.
+func TestDiffusionBadInput(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "free.npz")
+	writeFreeSamples(t, data, 20)
+	wrong := filepath.Join(dir, "wrong.npz")
+	writeShapedSamples(t, wrong, []int{4, 1, 4}) // three axes
+	wrongC := filepath.Join(dir, "wrongc.npz")
+	writeShapedSamples(t, wrongC, []int{4, 2, 4, 4}) // two channels for a one-channel action
+	base := []string{"train", "diffusion", "--action", "free", "--m2", "0.5", "--steps", "1", "--batch", "2", "--width", "2", "--depth", "1"}
+	a := filepath.Join(dir, "a")
+	runOK(t, append(base, "--data", data, "--L", "4", "--out", a)...)
+	for want, args := range map[string][]string{
+		"L=5":                     append(base, "--data", data, "--L", "5", "--out", filepath.Join(dir, "x1")),
+		"Omega=-1":                append(base, "--data", data, "--L", "4", "--omega", "-1", "--out", filepath.Join(dir, "x2")),
+		"t_min=5":                 append(base, "--data", data, "--L", "4", "--t-min", "5", "--out", filepath.Join(dir, "x3")),
+		"--t-min=-0.1":            append(base, "--data", data, "--L", "4", "--t-min", "-0.1", "--out", filepath.Join(dir, "x4")),
+		"phi has shape [4 1 4]":   append(base, "--data", wrong, "--L", "4", "--out", filepath.Join(dir, "x5")),
+		"phi has shape [4 2 4 4]": append(base, "--data", wrongC, "--L", "4", "--out", filepath.Join(dir, "x6")),
+		"--t-end=10":              {"sample", a, "--t-end", "10"},
+		"mu2=-2":                  append(base, "--data", data, "--L", "4", "--mu2", "-2", "--out", filepath.Join(dir, "x7")),
+		"L=7":                     {"train", "diffusion", "--chains", "2", "--action", "phi4", "--L", "7", "--out", filepath.Join(dir, "x8")},
+		"eval: --data":            {"eval", a, "--data", wrong},
+	} {
+		err := run(args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("rgflow %s: error %v, want one containing %q", strings.Join(args, " "), err, want)
+		}
+	}
+}
