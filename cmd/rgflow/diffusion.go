@@ -56,6 +56,8 @@ type processSpec struct {
 	BetaMax  float64 `json:"beta_max"`
 	SigmaMin float64 `json:"sigma_min"`
 	SigmaMax float64 `json:"sigma_max"`
+	// Gamma ≠ 0 rescales the field, ψ = e^{γt} φ (the "renormalized" variant of the process).
+	Gamma float64 `json:"gamma,omitempty"`
 }
 
 // scoreSpec selects the score network.
@@ -117,6 +119,7 @@ func newDiffusionFlags(run *diffusionRun, stderr io.Writer) *diffusionFlags {
 	fs.Float64Var(&p.BetaMax, "beta-max", p.BetaMax, "vp: β_max")
 	fs.Float64Var(&p.SigmaMin, "sigma-min", p.SigmaMin, "ve: σ_min")
 	fs.Float64Var(&p.SigmaMax, "sigma-max", p.SigmaMax, "ve: σ_max")
+	fs.Float64Var(&p.Gamma, "gamma", p.Gamma, "renormalized variant: rescale the field by e^{γt} (ψ = e^{γt}φ, every mode; 0: off). Space rescaling p → b_t p is not available on a fixed lattice (see the README)")
 	s := &run.Score
 	fs.StringVar(&s.Kind, "score", s.Kind, "score network: cnn (periodic CNN with FiLM time conditioning) or effective (−∇ of a learned action Σ f_i(t) O_i over φ², φ⁴, (∇φ)² and the zero mode²)")
 	fs.IntVar(&s.Width, "width", s.Width, "CNN hidden channels; effective: hidden units of the MLP of t")
@@ -219,6 +222,11 @@ func (r *diffusionRun) sde(cmd string) (diffusion.SDE, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: --process %s: %w", cmd, p.Name, err)
+	}
+	if p.Gamma != 0 {
+		if sde, err = diffusion.NewRescaled(sde, p.Gamma); err != nil {
+			return nil, fmt.Errorf("%s: --gamma: %w", cmd, err)
+		}
 	}
 	return sde, nil
 }

@@ -93,3 +93,24 @@ func TestFlowCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestFlowRescaled: --gamma trains under the field-rescaled ("renormalized") process, and rgflow flow's exact
+// Gaussian χ(T) is the free zero mode pushed through it, written out here: e^{2γT} (e^{−2μ²T}/m² +
+// Ω (1 − e^{−2μ²T})/(2μ²)) with the defaults Ω = 1, μ² = 1, T = 4 (rounding, 1e-9 relative).
+func TestFlowRescaled(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "free.npz")
+	writeFreeSamples(t, data, 40)
+	r := filepath.Join(dir, "r")
+	runOK(t, "train", "diffusion", "--data", data, "--action", "free", "--L", "4", "--m2", "0.5", "--gamma", "0.3",
+		"--steps", "2", "--batch", "4", "--width", "2", "--depth", "1", "--out", r)
+	var rep flowReport
+	if err := json.Unmarshal([]byte(runOK(t, "flow", r, "--json", "--n", "8", "--points", "2", "--nfe", "4")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	const g, T, m2 = 0.3, 4.0, 0.5
+	want := math.Exp(2*g*T) * (math.Exp(-2*T)/m2 + (1-math.Exp(-2*T))/2)
+	if rep.Process != "rescaled carosso" || math.Abs(float64(rep.Gaussian.Chi[1])/want-1) > 1e-9 {
+		t.Errorf("process %q, exact χ(T) %v, want rescaled carosso and %v", rep.Process, rep.Gaussian.Chi[1], want)
+	}
+}
