@@ -308,7 +308,9 @@ func couplingsAt(e *diffusion.EffectiveScore, store *layers.Store, run *diffusio
 func printFlow(w io.Writer, r *flowReport) {
 	fmt.Fprintf(w, "%s (step %d), %s process, %d samples per ensemble; forward from %s; reverse by %s with %d score evaluations; %.1fs\n",
 		r.Run, r.Step, r.Process, r.N, r.Start, r.Sampler, r.NFE, r.Seconds)
-	pm := func(v [2]jsonNum) string { return fmt.Sprintf("%s ± %s", fmtNum(float64(v[0])), fmtNum(float64(v[1]))) }
+	pm := func(v [2]jsonNum) string {
+		return fmt.Sprintf("%s ± %s", fmtNum(float64(v[0])), fmtNum(float64(v[1])))
+	}
 	fmt.Fprintf(w, "%-7s %-22s %-22s %-9s %-22s %-22s %-9s %-20s %-20s\n", "t", "m_R forward", "m_R reverse", "m_R "+"gauss",
 		"Z forward", "Z reverse", "Z gauss", "λ_R forward", "λ_R reverse")
 	for i, t := range r.T {
