@@ -429,7 +429,7 @@ func plotFlow(r *flowReport, path string) error {
 	rows := [][]*plot.Plot{{mr, z}, {lr, mx}}
 	if len(r.Couplings) > 0 {
 		cp := panel("couplings f_i(t)")
-		names := []string{"f₁ φ²", "f₂ φ⁴", "f₃ (∇φ)²", "f₄ M²/V"}
+		names := []string{"f₁ φ²", "f₂ φ⁴", "f₃ (grad φ)²", "f₄ M²/V"}
 		cols := []color.Color{color.RGBA{R: 200, A: 255}, color.RGBA{G: 150, A: 255}, color.RGBA{B: 200, A: 255}, color.RGBA{R: 150, B: 150, A: 255}}
 		for k := range 4 {
 			learned := make([][2]jsonNum, len(r.T))

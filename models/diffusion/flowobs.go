@@ -34,7 +34,9 @@ type Renormalized struct {
 // dimensionless g_R = −(⟨M⁴⟩ − 3⟨M²⟩²) m_R² / (V χ²) of the lattice observables for C = 1; the factor 1 + 2/C
 // makes it vanish for a Gaussian field of any C. For a Gaussian field whose mode k has variance v_k,
 // G̃₂(k) = C v_k, so m_R² = p̂²₁ / (v₀/v₁ − 1) and Z = C v₀ m_R² exactly (GaussianRenormalized); a free field
-// of mass² m² gives m_R² = m², Z = C, λ_R = 0. m_R is NaN where ξ² ≤ 0.
+// of mass² m² gives m_R² = m², Z = C, λ_R = 0. m_R, Z and λ_R are NaN where ξ² ≤ 0 (G̃₂(0) below the
+// average of 1/G̃₂(p) ratios: e.g. a heat flow whose zero-mode regulator μ² exceeds p̂²₁ damps the zero mode
+// faster than the lowest modes).
 //
 // The samples are taken as chains consecutive chains of equal length (1: independent draws, or one
 // Markov chain); errors are the lattice package's blocked jackknife with the block length from τ_int.
@@ -92,14 +94,12 @@ func MeasureRenormalized(l *Lattice, C int, fields []float64, chains int) (Renor
 	p1 := P2(L, 1, 0)
 	mr2 := func(m []float64) float64 {
 		xi2 := (0.5*(m[oG0]/m[oG10]+m[oG0]/m[oG01]) - 1) / p1
+		if !(xi2 > 0) {
+			return math.NaN() // G̃₂(0) ≤ G̃₂(p): no real mass, and Z, λ_R are undefined with it
+		}
 		return 1 / xi2
 	}
-	mr := func(m []float64) float64 {
-		if v := mr2(m); v > 0 {
-			return math.Sqrt(v)
-		}
-		return math.NaN()
-	}
+	mr := func(m []float64) float64 { return math.Sqrt(mr2(m)) }
 	opt := lattice.StatsOptions{}
 	r := Renormalized{N: chains * per}
 	r.MR = lattice.Analyze(data, mr, opt)
