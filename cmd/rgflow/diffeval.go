@@ -64,32 +64,34 @@ func hostScore(net diffusion.GraphScore, store *layers.Store, batch int) (diffus
 	return n, n.Close, nil
 }
 
-// heldOutSamples returns n samples of act that training never saw: exact Gaussian draws for a free field,
-// otherwise 4 fresh HMC chains (500 warm-up trajectories, then every 2nd trajectory) seeded by seed.
-func heldOutSamples(run *diffusionRun, act lattice.Action, lat *diffusion.Lattice, n int, seed uint64) ([]float64, string, error) {
+// heldOutSamples returns n samples of act that training never saw, in chains consecutive chains of equal
+// length: exact Gaussian draws for a free field (one "chain" of independent draws), otherwise 8 fresh HMC
+// chains (1000 warm-up trajectories, then every 5th trajectory) seeded by seed.
+func heldOutSamples(run *diffusionRun, act lattice.Action, lat *diffusion.Lattice, n int, seed uint64) (x []float64, src string, chains int, err error) {
 	C, V := act.Channels(), lat.V
 	if run.Physics.Action == "free" && run.Physics.M2 > 0 {
 		v, err := lat.FreeVariance(run.Physics.M2)
 		if err != nil {
-			return nil, "", err
+			return nil, "", 0, err
 		}
 		x := make([]float64, n*C*V)
 		if err := (&diffusion.Gaussian{Lat: lat, Var: v}).Sample(rand.New(rand.NewPCG(seed, 0x4e1d)), x); err != nil {
-			return nil, "", err
+			return nil, "", 0, err
 		}
-		return x, "exact free-field samples", nil
+		return x, "exact free-field samples", 1, nil
 	}
-	const chains, every = 4, 2
-	per := (n + chains - 1) / chains
-	x := make([]float64, chains*per*C*V)
-	_, err := lattice.RunHMC(context.Background(), act, lattice.HMCConfig{Chains: chains, Thermalize: 500, Trajectories: per * every,
+	const every = 5
+	chains = min(8, max(1, n/2))
+	per := n / chains
+	x = make([]float64, chains*per*C*V)
+	_, err = lattice.RunHMC(context.Background(), act, lattice.HMCConfig{Chains: chains, Thermalize: 1000, Trajectories: per * every,
 		Every: every, Seed: seed ^ 0x4e1d}, func(c, k int, phi []float64, _ float64) {
 		copy(x[(c*per+k)*C*V:], phi)
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
-	return x[:n*C*V], fmt.Sprintf("HMC, %d fresh chains (seed %d)", chains, seed), nil
+	return x, fmt.Sprintf("HMC, %d fresh chains of %d (seed %d)", chains, per, seed), chains, nil
 }
 
 // diffusionEval is the report of rgflow eval on a diffusion run.
@@ -323,7 +325,7 @@ func runEvalDiffusion(dir string, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		held, src = held[:min(n, f.n)*C*lat.V], f.data
-	} else if held, src, err = heldOutSamples(run, act, lat, f.n, f.seed); err != nil {
+	} else if held, src, _, err = heldOutSamples(run, act, lat, f.n, f.seed); err != nil {
 		return fmt.Errorf("%s: held-out samples: %w", cmd, err)
 	}
 	score, closeScore, err := hostScore(net, store, min(f.batch, f.n))

@@ -156,6 +156,7 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 	// (a) exact forward process from HMC samples.
 	var x0 []float64
 	var src string
+	chains := 1 // of the starting samples, for the error analysis
 	switch {
 	case f.data != "" || run.Data != "":
 		path := f.data
@@ -173,7 +174,7 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 		}
 		src = fmt.Sprintf("%s (%d samples, every %d)", path, len(x0)/(C*V), stride)
 	default:
-		if x0, src, err = heldOutSamples(run, act, lat, f.n, f.seed); err != nil {
+		if x0, src, chains, err = heldOutSamples(run, act, lat, f.n, f.seed); err != nil {
 			return fmt.Errorf("%s: HMC samples: %w", cmd, err)
 		}
 	}
@@ -189,7 +190,7 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("%s: %w", cmd, err)
 			}
 		}
-		r, err := diffusion.MeasureRenormalized(lat, C, x, 1)
+		r, err := diffusion.MeasureRenormalized(lat, C, x, chains)
 		if err != nil {
 			return fmt.Errorf("%s: %w", cmd, err)
 		}
@@ -323,9 +324,12 @@ func printFlow(w io.Writer, r *flowReport) {
 	}
 	fmt.Fprintln(w)
 	for _, c := range r.Couplings {
-		fmt.Fprintf(w, "  t=%-6.3g f(φ², φ⁴, (∇φ)², M²/V) = %s, %s, %s, %s   free projection %s, 0, %s, %s\n", c.T,
-			fmtNum(float64(c.F[0])), fmtNum(float64(c.F[1])), fmtNum(float64(c.F[2])), fmtNum(float64(c.F[3])),
-			fmtNum(float64(c.Free[0])), fmtNum(float64(c.Free[2])), fmtNum(float64(c.Free[3])))
+		fmt.Fprintf(w, "  t=%-6.3g f(φ², φ⁴, (∇φ)², M²/V) = %s, %s, %s, %s", c.T,
+			fmtNum(float64(c.F[0])), fmtNum(float64(c.F[1])), fmtNum(float64(c.F[2])), fmtNum(float64(c.F[3])))
+		if c.Free != [4]jsonNum{} {
+			fmt.Fprintf(w, "   free projection %s, 0, %s, %s", fmtNum(float64(c.Free[0])), fmtNum(float64(c.Free[2])), fmtNum(float64(c.Free[3])))
+		}
+		fmt.Fprintln(w)
 	}
 }
 
