@@ -3,6 +3,7 @@ package diffusion
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -91,4 +92,57 @@ func TestMeasureRenormalizedFree(t *testing.T) {
 	if _, err := MeasureRenormalized(l, 1, make([]float64, l.V+1), 1); err == nil {
 		t.Error("a ragged batch accepted")
 	}
+}
+
+// TestReverseSDEPiecewise: the reverse SDE run from T to 0 in two pieces (recorded in between) is the same
+// computation as one run with the same steps and the same random stream: equal up to the rounding of the
+// step times (1e-12 on O(1) fields).
+func TestReverseSDEPiecewise(t *testing.T) {
+	l := mustLat(t, 4)
+	v0 := must[[]float64](t)(l.FreeVariance(0.5))
+	sde := must[*Carosso](t)(NewCarosso(l, 2, 0.1, 1))
+	sc := must[*FreeScore](t)(NewFreeScore(sde, v0))
+	prior := must[*Gaussian](t)(Prior(sde, v0))
+	x := make([]float64, 3*l.V)
+	prior.Sample(rand.New(rand.NewPCG(1, 1)), x)
+	y := append([]float64(nil), x...)
+	if _, err := PredictorCorrector(sde, sc, x, 40, 0, 0.01, 1, rand.New(rand.NewPCG(2, 2))); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(2, 2))
+	n1, err := ReverseSDE(sde, sc, y, 1, 0.25, 30, 0.01, 1, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2, err := ReverseSDE(sde, sc, y, 0.25, 0, 10, 0.01, 1, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n1+n2 != 80 {
+		t.Errorf("nfe %d + %d, want 80", n1, n2)
+	}
+	for i := range x {
+		if math.Abs(x[i]-y[i]) > 1e-12 {
+			t.Fatalf("site %d: one run %v, two pieces %v", i, x[i], y[i])
+		}
+	}
+	buf := make([]float64, l.V)
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{func() error { _, err := ReverseSDE(sde, sc, buf, 1.5, 0, 10, 0, 0, rng); return err }(), "t=1.5 outside"},
+		{func() error { _, err := ReverseSDE(sde, sc, buf, 0.5, 0.7, 10, 0, 0, rng); return err }(), "tEnd=0.7 outside [0, 0.5)"},
+		{func() error { _, _, err := SampleLogProb(sde, sc, nil, buf, LikelihoodOptions{}, rng); return err }(), "needs a prior"},
+		{func() error { _, err := gaussianRenormalizedErr(l, v0[:3]); return err }(), "3 variances"},
+	} {
+		if c.err == nil || !strings.Contains(c.err.Error(), c.want) {
+			t.Errorf("error %v, want one containing %q", c.err, c.want)
+		}
+	}
+}
+
+func gaussianRenormalizedErr(l *Lattice, v []float64) (float64, error) {
+	m, _, err := GaussianRenormalized(l, 1, v)
+	return m, err
 }
