@@ -16,7 +16,7 @@ import (
 
 // DSM is denoising score matching for a linear, mode-diagonal diffusion process (package diffusion) with a
 // graph score network (diffusion.GraphScore: CNNScore or EffectiveScore). For a data field x_0 (C channels, each a lattice field with mode
-// coordinates u_0 = F x_0, F orthogonal), a time t uniform in [TMin, T] and white noise ε in mode
+// coordinates u_0 = F x_0, F orthogonal), a time t uniform in [TMin, T] (or by importance: TSampling) and white noise ε in mode
 // coordinates, the exact transition gives
 //
 //	u_t = m(t) u_0 + √q(t) ε   (per mode coordinate j: mean factor m_j(0,t), variance q_j(0,t)),
@@ -45,9 +45,11 @@ type DSM struct {
 	Weighting string    // "variance" (default when empty) or "likelihood"
 	TMin      float64   // > 0
 	DataSeed  uint64
-	// TSampling is "uniform" (default when empty) or "importance" (see the doc of dsm_time.go's
-	// timeSampler): t drawn from a density p(t) and the sample's loss multiplied by the exact correction
-	// 1/((T − TMin) p(t)), so that the objective is unchanged in expectation.
+	// TSampling is "uniform" (default when empty) or "importance": t drawn from p(t) ∝ Σ_j λ_j(t)/q_j(t)
+	// (the size of the regression target; piecewise constant on 512 equal cells of [TMin, T]) and the
+	// sample's loss multiplied by the exact correction 1/((T − TMin) p(t)), so that the objective is
+	// unchanged in expectation. It reduces the variance of the likelihood weighting (target ∝ 1/t at small
+	// t); for the variance weighting p is flat and it is uniform sampling.
 	TSampling string
 	// Chains, when set, replaces Data: HMC chains advanced once per step, sample j of a batch taken from
 	// chain j mod K (see HMCChains). Their state is part of State/Restore; they cannot be split over workers.
