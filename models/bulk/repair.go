@@ -33,6 +33,13 @@ type Repair struct {
 	Sigma float64
 	// All frees every latent instead of the cone's (the baseline the cone is measured against).
 	All bool
+	// Levels, when > 0, truncates the cone to its latents at RG levels below Levels (a cheaper repair that
+	// leaves the coarse latents at Start; see ConeDecoder for why only such sets save decoding work).
+	Levels int
+	// FullDecode decodes the whole field through the flow at every step instead of through the
+	// ConeDecoder (the two are equal to rounding; this is the reference the restricted decode is tested
+	// and timed against). All always decodes in full.
+	FullDecode bool
 	// Name is the trainable parameter's name; empty means RepairParam. Repairs of several configurations
 	// in one store need distinct names (a store keeps a parameter once created).
 	Name string
@@ -40,6 +47,8 @@ type Repair struct {
 	// Cone lists the trained latents (flat indices into the C·L·L grid, ascending within each channel),
 	// set by Build; with All, every latent.
 	Cone []int
+	// Decoder is the restricted decoder Build made (nil with All or FullDecode).
+	Decoder *ConeDecoder
 
 	base, obs, mask *G.Node
 	baseV, obsV, mV *tensor.Dense
@@ -73,8 +82,15 @@ func (r *Repair) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bulk: Repair: %w", err)
 	}
+	if r.Levels < 0 || (r.All && r.Levels > 0) {
+		return nil, fmt.Errorf("bulk: Repair: Levels = %d with All = %v, want Levels ≥ 0 and no truncation of All", r.Levels, r.All)
+	}
+	if r.Levels > 0 {
+		cone = cone[:min(r.Levels, len(cone))]
+	}
 	v := f.L * f.L
 	r.Cone = r.Cone[:0]
+	r.Decoder = nil
 	if r.All {
 		for k := range n {
 			r.Cone = append(r.Cone, k)
@@ -111,7 +127,15 @@ func (r *Repair) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	x, _, err := f.Bijector.Inverse(s, z)
+	var x *G.Node
+	if r.All || r.FullDecode {
+		x, _, err = f.Bijector.Inverse(s, z)
+	} else {
+		if r.Decoder, err = NewConeDecoder(f, s.Store(), r.Start, r.Cone); err != nil {
+			return nil, wrap(err)
+		}
+		x, _, err = r.Decoder.Build(s, z)
+	}
 	if err != nil {
 		return nil, wrap(err)
 	}
