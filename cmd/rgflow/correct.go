@@ -51,10 +51,11 @@ flags:
 
 type correctFlags struct {
 	data, split, corrupt, method, png string
-	n, first, steps, zoom             int
+	n, first, steps, zoom, levels     int
+	window                            int
 	lr, sigma                         float64
 	seed                              uint64
-	asJSON                            bool
+	asJSON, fullDecode                bool
 	wc                                weightChoice
 }
 
@@ -69,6 +70,9 @@ func newCorrectFlags(stderr io.Writer) (*flag.FlagSet, *correctFlags) {
 	fs.StringVar(&f.corrupt, "corrupt", "", "corruption: box:x,y,w,h | stripe:y,h | pixels:p")
 	fs.StringVar(&f.method, "method", "cone", "cone (only the region's causal cone is free) or all (every latent)")
 	fs.IntVar(&f.steps, "steps", 200, "optimiser steps per image")
+	fs.IntVar(&f.levels, "cone-levels", 0, "with --method cone: free only the cone's latents at RG levels below this (0: the whole cone)")
+	fs.IntVar(&f.window, "window", -1, "hold only the known pixels within this many pixels of the corrupted ones (the data term's window; −1: every known pixel)")
+	fs.BoolVar(&f.fullDecode, "full-decode", false, "with --method cone: decode the whole image every step instead of only the blocks the free latents reach (the reference)")
 	fs.Float64Var(&f.lr, "lr", 0.05, "Adam learning rate")
 	fs.Float64Var(&f.sigma, "sigma", 0.5, "noise scale σ of the known values, in logit units (data-term weight 1/(2σ²))")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the pixel noise (pixels:p)")
@@ -195,17 +199,24 @@ type correctReport struct {
 	MSEOutside     [2]jsonNum `json:"mse_outside"`
 	LatentsTouched float64    `json:"latents_touched"`
 	LatentsTotal   int        `json:"latents_total"`
+	ConeLevels     int        `json:"cone_levels,omitempty"`
+	Window         int        `json:"window"`
+	BlocksRun      float64    `json:"blocks_run"`
+	BlocksTotal    int        `json:"blocks_total"`
 	Seconds        float64    `json:"seconds"`
 }
 
 // correctOptions are the settings of one correctImages call.
 type correctOptions struct {
-	corrupt corruption
-	all     bool
-	steps   int
-	lr      float64
-	sigma   float64
-	seed    uint64
+	corrupt    corruption
+	all        bool
+	levels     int
+	window     int
+	fullDecode bool
+	steps      int
+	lr         float64
+	sigma      float64
+	seed       uint64
 }
 
 // meanErr is the mean of v and its standard error (0 for one value).
@@ -296,7 +307,7 @@ func correctImages(flow *models.Flow, store *layers.Store, pix []uint8, n int, o
 	res := &correctResult{}
 	rng := rand.New(rand.NewPCG(o.seed, 0xc0e1))
 	var before, after, outside []float64
-	touched := 0
+	touched, blocksRun, blocksTotal := 0, 0, 0
 	t0 := time.Now()
 	for i := range n {
 		clean := pix[i*dim : (i+1)*dim]
@@ -315,6 +326,7 @@ func correctImages(flow *models.Flow, store *layers.Store, pix []uint8, n int, o
 			return nil, fmt.Errorf("correct: image %d: %w", i, err)
 		}
 		rep := &bulk.Repair{Flow: flow, Observed: yo, Region: sites, Start: start, Sigma: o.sigma, All: o.all,
+			Levels: o.levels, FullDecode: o.fullDecode, Window: windowAround(sites, L, o.window),
 			Name: fmt.Sprintf("correct/z%d", store.Len())} // a new name: the store only grows
 		tr, err := train.New(store, rep, train.Config{Steps: int64(o.steps), Batch: 1, LR: o.lr, Seed: o.seed + uint64(i), LogEvery: int64(o.steps)})
 		if err != nil {
@@ -341,6 +353,10 @@ func correctImages(flow *models.Flow, store *layers.Store, pix []uint8, n int, o
 		a, out := regionMSE(xr, xc, sites, C, v)
 		before, after, outside = append(before, b), append(after, a), append(outside, out)
 		touched += len(rep.Cone)
+		if rep.Decoder != nil {
+			blocksRun += rep.Decoder.BlocksRun
+			blocksTotal = rep.Decoder.BlocksTotal
+		}
 		res.Clean, res.Corrupted, res.Corrected = append(res.Clean, xc), append(res.Corrupted, xo), append(res.Corrected, xr)
 		res.Sites, res.Touched = append(res.Sites, sites), append(res.Touched, len(rep.Cone))
 		res.Cones, res.Latents = append(res.Cones, slices.Clone(rep.Cone)), append(res.Latents, z)
@@ -351,7 +367,12 @@ func correctImages(flow *models.Flow, store *layers.Store, pix []uint8, n int, o
 	}
 	res.Report = correctReport{Method: method, N: n, Steps: o.steps, Sigma: o.sigma,
 		MSECorrupted: meanErr(before), MSECorrected: meanErr(after), MSEOutside: meanErr(outside),
-		LatentsTouched: float64(touched) / float64(n), LatentsTotal: dim, Seconds: time.Since(t0).Seconds()}
+		LatentsTouched: float64(touched) / float64(n), LatentsTotal: dim, ConeLevels: o.levels, Window: o.window, Seconds: time.Since(t0).Seconds()}
+	if blocksTotal == 0 { // all latents or the full decode: every block every step
+		blocksTotal = fullBlocks(flow)
+		blocksRun = blocksTotal * n
+	}
+	res.Report.BlocksRun, res.Report.BlocksTotal = float64(blocksRun)/float64(n), blocksTotal
 	return res, nil
 }
 
@@ -395,6 +416,12 @@ func runCorrect(args []string, stdout, stderr io.Writer) error {
 	if f.method != "cone" && f.method != "all" {
 		return fmt.Errorf("correct: --method %q, want cone or all", f.method)
 	}
+	if f.window < -1 {
+		return fmt.Errorf("correct: --window %d, want ≥ 0 (or −1 for no window)", f.window)
+	}
+	if f.levels < 0 || (f.levels > 0 && f.method != "cone") {
+		return fmt.Errorf("correct: --cone-levels %d with --method %s, want ≥ 0 and only with --method cone", f.levels, f.method)
+	}
 	if f.n < 1 || f.first < 0 || f.steps < 1 || !(f.lr > 0) || math.IsInf(f.lr, 0) || !(f.sigma > 0) || math.IsInf(f.sigma, 0) || f.zoom < 1 || f.zoom > 16 {
 		return fmt.Errorf("correct: --n=%d --first=%d --steps=%d --lr=%v --sigma=%v --zoom=%d, want n ≥ 1, first ≥ 0, steps ≥ 1, lr > 0, σ > 0, 1 ≤ zoom ≤ 16",
 			f.n, f.first, f.steps, f.lr, f.sigma, f.zoom)
@@ -418,7 +445,8 @@ func runCorrect(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("correct: %w", err)
 	}
-	res, err := correctImages(flow, store, pix, f.n, correctOptions{corrupt: cor, all: f.method == "all", steps: f.steps, lr: f.lr, sigma: f.sigma, seed: f.seed})
+	res, err := correctImages(flow, store, pix, f.n, correctOptions{corrupt: cor, all: f.method == "all", levels: f.levels,
+		window: f.window, fullDecode: f.fullDecode, steps: f.steps, lr: f.lr, sigma: f.sigma, seed: f.seed})
 	if err != nil {
 		return err
 	}
@@ -441,7 +469,8 @@ func runCorrect(args []string, stdout, stderr io.Writer) error {
 		dir, step, f.split, f.first, f.first+f.n-1, f.corrupt, r.Method, r.Steps, r.Sigma)
 	fmt.Fprintf(stdout, "  MSE over the corrupted sites: %.5f ± %.5f corrupted, %.5f ± %.5f corrected\n", r.MSECorrupted[0], r.MSECorrupted[1], r.MSECorrected[0], r.MSECorrected[1])
 	fmt.Fprintf(stdout, "  MSE elsewhere after repair:   %.3g ± %.2g\n", r.MSEOutside[0], r.MSEOutside[1])
-	fmt.Fprintf(stdout, "  latents touched %.1f of %d per image; %.1f s\n", r.LatentsTouched, r.LatentsTotal, r.Seconds)
+	fmt.Fprintf(stdout, "  latents touched %.1f of %d per image; block evaluations per decode %.1f of %d; %.1f s\n",
+		r.LatentsTouched, r.LatentsTotal, r.BlocksRun, r.BlocksTotal, r.Seconds)
 	return nil
 }
 
@@ -457,4 +486,41 @@ func loadImages(set *images.Dataset, first, n int) ([]uint8, error) {
 		return nil, err
 	}
 	return pix, nil
+}
+
+// fullBlocks is the number of block evaluations of one full decode of flow.
+func fullBlocks(flow *models.Flow) int {
+	seq, err := layers.BlockSequence(flow.Bijector)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, sp := range seq {
+		n += len(flow.Hier.Blocks(sp.Level, sp.Decimator))
+	}
+	return n
+}
+
+// windowAround is every site of the L×L canvas within Chebyshev distance m of a site of sites, or nil
+// (no window) for m < 0.
+func windowAround(sites []int, L, m int) []int {
+	if m < 0 {
+		return nil
+	}
+	in := make([]bool, L*L)
+	for _, s := range sites {
+		i0, j0 := s/L, s%L
+		for i := max(0, i0-m); i <= min(L-1, i0+m); i++ {
+			for j := max(0, j0-m); j <= min(L-1, j0+m); j++ {
+				in[i*L+j] = true
+			}
+		}
+	}
+	var out []int
+	for s, ok := range in {
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }

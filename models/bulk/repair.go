@@ -24,6 +24,11 @@ const RepairParam = "repair/z"
 // (its minimum is the MAP reconstruction). Latents outside the cone cannot change the region (exactly, by
 // the block structure), so only the cone's O(log L) latents per level are touched. The flow's weights must be
 // frozen in the store (Store.Freeze of every flow parameter) so that the Trainer moves only RepairParam.
+//
+// The cone's decode runs through a ConeDecoder: only the blocks the free latents reach are evaluated, over
+// a cache of the full decode of Start. Because every cone holds top-level latents, which reach every value,
+// that alone saves nothing; it saves when the data term is restricted to a Window around the region (only
+// the blocks that reach the window run) or the cone is truncated (Levels).
 type Repair struct {
 	Flow     *models.Flow
 	Observed []float64 // C·L·L values; those at Region's sites are ignored
@@ -36,6 +41,11 @@ type Repair struct {
 	// Levels, when > 0, truncates the cone to its latents at RG levels below Levels (a cheaper repair that
 	// leaves the coarse latents at Start; see ConeDecoder for why only such sets save decoding work).
 	Levels int
+	// Window, when not nil, restricts the data term to the known values on these sites (row-major, every
+	// channel), e.g. the region and a margin around it. The decode then needs only the blocks that reach the
+	// window (ConeDecoder), which is what makes the cone repair cheaper than the all-latent one; values
+	// outside the window are no longer held to the observation and may drift.
+	Window []int
 	// FullDecode decodes the whole field through the flow at every step instead of through the
 	// ConeDecoder (the two are equal to rounding; this is the reference the restricted decode is tested
 	// and timed against). All always decodes in full.
@@ -112,8 +122,19 @@ func (r *Repair) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	shape := f.Shape(1)
 	r.base, r.obs, r.mask = s.Input("repair/base", shape...), s.Input("repair/observed", shape...), s.Input("repair/known", shape...)
 	known := make([]float64, n)
-	for i := range known {
-		known[i] = 1
+	if r.Window == nil {
+		for i := range known {
+			known[i] = 1
+		}
+	} else {
+		for ch := 0; ch < f.Channels; ch++ {
+			for _, site := range r.Window {
+				if site < 0 || site >= v {
+					return nil, fmt.Errorf("bulk: Repair: window site %d outside the %d×%d lattice", site, f.L, f.L)
+				}
+				known[ch*v+site] = 1
+			}
+		}
 	}
 	for ch := 0; ch < f.Channels; ch++ {
 		for _, site := range r.Region {
@@ -131,7 +152,7 @@ func (r *Repair) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	if r.All || r.FullDecode {
 		x, _, err = f.Bijector.Inverse(s, z)
 	} else {
-		if r.Decoder, err = NewConeDecoder(f, s.Store(), r.Start, r.Cone); err != nil {
+		if r.Decoder, err = NewConeDecoder(f, s.Store(), r.Start, r.Cone, r.Window); err != nil {
 			return nil, wrap(err)
 		}
 		x, _, err = r.Decoder.Build(s, z)

@@ -84,6 +84,14 @@ func (st genStep) scope(root *layers.Scope) *layers.Scope {
 // lower layer dirty (the restricted decode is then the full decode); only sets without top-level latents (a
 // truncated cone, see Repair.Levels) leave clean blocks.
 //
+// A window (a set of sites) asks for the decoded values on those sites only. Walking the layers backwards
+// from the window (in inference order, marking every block that meets the marked set) gives, per layer,
+// the blocks whose outputs can reach the window; Build then runs only the blocks that are both dirty and
+// needed. Every needed block's inputs are outputs of needed blocks of the layer before (or latents), so the
+// window's values are exact; the values elsewhere are stale and the log-det is not computed (nil). This is
+// what makes a repair cheap: its data term restricted to a window around the region needs only the blocks of
+// the window's own cone.
+//
 // The cache is taken with the weights in the store at construction, which must not change afterwards
 // (freeze them), and in the store's dtype.
 type ConeDecoder struct {
@@ -93,15 +101,17 @@ type ConeDecoder struct {
 	// per step: dirty and clean block indices into Hier.Blocks (nil for site-local steps)
 	dirty, clean [][]int
 	// after[t] is the field after step t at z₀ (C·L·L values)
-	after [][]float64
-	shift float64 // ldj_I(z₀) − Σ_dirty ldj_b(z₀)
+	after  [][]float64
+	shift  float64 // ldj_I(z₀) − Σ_dirty ldj_b(z₀)
+	window bool    // decoded values wanted on a window only (no log-det)
 	// BlocksRun and BlocksTotal count block evaluations per decode: restricted and full.
 	BlocksRun, BlocksTotal int
 }
 
 // NewConeDecoder prepares the restricted decode of flow (weights in store) around the base latents base
-// (C·L·L values) with the latents at the flat indices free allowed to change.
-func NewConeDecoder(flow *models.Flow, store *layers.Store, base []float64, free []int) (*ConeDecoder, error) {
+// (C·L·L values) with the latents at the flat indices free allowed to change. window lists the sites
+// (row-major, every channel) whose decoded values are wanted; nil means every site (and the log-det).
+func NewConeDecoder(flow *models.Flow, store *layers.Store, base []float64, free, window []int) (*ConeDecoder, error) {
 	n := flow.Channels * flow.L * flow.L
 	if len(base) != n {
 		return nil, fmt.Errorf("bulk: ConeDecoder: %d base latents, want C·L·L = %d", len(base), n)
@@ -118,8 +128,44 @@ func NewConeDecoder(flow *models.Flow, store *layers.Store, base []float64, free
 	if err != nil {
 		return nil, fmt.Errorf("bulk: ConeDecoder: %w", err)
 	}
-	d := &ConeDecoder{flow: flow, steps: steps, free: append([]int(nil), free...)}
+	d := &ConeDecoder{flow: flow, steps: steps, free: append([]int(nil), free...), window: window != nil}
 	d.dirty, d.clean = make([][]int, len(steps)), make([][]int, len(steps))
+	// needed[t][b]: block b of step t can reach the window (all blocks without a window).
+	needed := make([][]bool, len(steps))
+	want := make([]bool, v)
+	for _, s := range window {
+		if s < 0 || s >= v {
+			return nil, fmt.Errorf("bulk: ConeDecoder: window site %d outside the %d×%d lattice", s, flow.L, flow.L)
+		}
+		want[s] = true
+	}
+	for t := len(steps) - 1; t >= 0; t-- {
+		st := steps[t]
+		if st.block == nil {
+			continue
+		}
+		blocks := flow.Hier.Blocks(st.block.Level, st.block.Decimator)
+		needed[t] = make([]bool, len(blocks))
+		for b, sites := range blocks {
+			if window == nil {
+				needed[t][b] = true
+				continue
+			}
+			for _, s := range sites {
+				if want[s] {
+					needed[t][b] = true
+					break
+				}
+			}
+		}
+		for b, sites := range blocks {
+			if needed[t][b] {
+				for _, s := range sites {
+					want[s] = true
+				}
+			}
+		}
+	}
 	for t, st := range steps {
 		if st.block == nil {
 			continue
@@ -138,10 +184,13 @@ func NewConeDecoder(flow *models.Flow, store *layers.Store, base []float64, free
 					break
 				}
 			}
-			if dirty {
+			switch {
+			case dirty:
 				hit = append(hit, b)
-				d.dirty[t] = append(d.dirty[t], b)
-			} else {
+				if needed[t][b] {
+					d.dirty[t] = append(d.dirty[t], b)
+				}
+			case needed[t][b]:
 				d.clean[t] = append(d.clean[t], b)
 			}
 		}
@@ -159,6 +208,9 @@ func NewConeDecoder(flow *models.Flow, store *layers.Store, base []float64, free
 		return nil, err
 	}
 	d.after = after
+	if d.window {
+		return d, nil
+	}
 	// The dirty blocks' log-det at z₀, through the restricted graph.
 	dld, err := d.runRestricted(store, base)
 	if err != nil {
@@ -242,11 +294,11 @@ func (d *ConeDecoder) runRestricted(store *layers.Store, z []float64) (float64, 
 
 // Build binds the restricted decode of z, a (1, C, L, L) node whose values must equal the base latents
 // outside the free set (nothing checks this: off the free set the cache is used). It returns x = F⁻¹(z),
-// shape (1, C, L, L), and ldj_I(z), shape (1).
+// shape (1, C, L, L), and ldj_I(z), shape (1). With a window x is exact on the window only and ldj is nil.
 func (d *ConeDecoder) Build(s *layers.Scope, z *G.Node) (x, ldj *G.Node, err error) {
 	x, dld, err := d.build(s, z)
-	if err != nil {
-		return nil, nil, err
+	if err != nil || d.window {
+		return x, nil, err
 	}
 	c := G.NewConstant(layers.NewDense(s.Dtype(), []int{1}, []float64{d.shift}), G.In(s.Graph()),
 		G.WithName(fmt.Sprintf("cone/ldjshift/%p", d)))
