@@ -22,7 +22,7 @@ import (
 	"rgflow/train"
 )
 
-const correctUsage = `usage: rgflow correct RUNDIR --corrupt SPEC [--method cone|all] [--png before-after.png] [--json] [flags]
+const correctUsage = `usage: rgflow correct RUNDIR --corrupt SPEC [--method cone|all] [--window m] [--sample hmc|langevin] [--png before-after.png] [--json] [flags]
 
 Error correction in the bulk of an image run. Each of --n images of the split (from --first) is corrupted,
 encoded (the start is the encoding of the corrupted image), and its latents are optimised with the flow's
@@ -35,6 +35,20 @@ over every value outside the corrupted sites. σ (--sigma, in logit units) weigh
 prior: small σ pins the known values, large σ lets −ln p(z) pull them too. --method cone frees only the
 latents of the corrupted region's causal cone (the only ones that can change it; they also reach pixels
 around it, which the data term holds); --method all frees every latent (the baseline).
+
+--window m restricts the data term to the known pixels within m pixels (Chebyshev) of a corrupted one.
+The cone's decode runs only the blocks its free latents reach, over a cached decode of the start; as every
+cone holds top-level latents (which reach every pixel) that is the whole decode, unless the data term has
+a window (then only the blocks that reach the window run) or --cone-levels h frees only the cone's latents
+below level h. --full-decode decodes the whole image every step (the reference; same result to rounding).
+
+--sample hmc|langevin then draws the free latents from their posterior exp(−loss(z)) (the loss above:
+Gaussian observation noise σ on the known values, weight 1/(2σ²), and the prior) by HMC with a Metropolis
+test, started at the repaired latents (--burn trajectories adapt the step size, then --samples are kept;
+langevin is one leapfrog step per trajectory), in float64. Reported: acceptance, step size, gradient
+evaluations, the per-pixel standard deviation of the sampled images over the corrupted pixels and the
+others, and the MSE of the posterior mean and of single samples over the corrupted pixels;
+--samples-png shows clean | corrupted | repaired | 5 samples | per-pixel std.
 
 --corrupt: box:x,y,w,h (columns x…x+w−1, rows y…y+h−1 set to black), stripe:y,h (rows y…y+h−1 set to
 black), or pixels:p (each pixel independently with probability p replaced by uniform noise, from --seed).
@@ -51,6 +65,9 @@ flags:
 
 type correctFlags struct {
 	data, split, corrupt, method, png string
+	sample, samplesPNG                string
+	samples, burn, leapfrog           int
+	eps                               float64
 	n, first, steps, zoom, levels     int
 	window                            int
 	lr, sigma                         float64
@@ -78,6 +95,12 @@ func newCorrectFlags(stderr io.Writer) (*flag.FlagSet, *correctFlags) {
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the pixel noise (pixels:p)")
 	fs.StringVar(&f.png, "png", "", "write clean | corrupted | corrected images to this PNG file")
 	fs.IntVar(&f.zoom, "zoom", 4, "pixel enlargement in the PNG")
+	fs.StringVar(&f.sample, "sample", "", "after the repair, sample the free latents from their posterior: hmc or langevin (HMC with one leapfrog step)")
+	fs.IntVar(&f.samples, "samples", 100, "with --sample: samples kept per image (one per trajectory)")
+	fs.IntVar(&f.burn, "burn", 50, "with --sample: trajectories discarded first (the step size adapts during them)")
+	fs.IntVar(&f.leapfrog, "leapfrog", 5, "with --sample hmc: leapfrog steps per trajectory")
+	fs.Float64Var(&f.eps, "eps", 0.02, "with --sample: initial leapfrog step size")
+	fs.StringVar(&f.samplesPNG, "samples-png", "", "with --sample: write clean | corrupted | repaired | 5 samples | per-pixel std for up to 4 images")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
 	f.wc.register(fs, stderr)
 	return fs, f
@@ -186,7 +209,10 @@ type correctResult struct {
 	Touched                     []int
 	Cones                       [][]int // the freed latents of each image (flat C·L·L indices)
 	Latents                     [][]float64
-	Report                      correctReport
+	// With sampling: per image up to 5 decoded samples and the per-pixel standard deviation (intensities).
+	Samples [][][]float64
+	Std     [][]float64
+	Report  correctReport
 }
 
 type correctReport struct {
@@ -204,6 +230,28 @@ type correctReport struct {
 	BlocksRun      float64    `json:"blocks_run"`
 	BlocksTotal    int        `json:"blocks_total"`
 	Seconds        float64    `json:"seconds"`
+	*sampleReport
+}
+
+// sampleReport is the sampling part of a correct report.
+type sampleReport struct {
+	Sampler  string `json:"sampler"`
+	Samples  int    `json:"samples"`
+	Burn     int    `json:"burn"`
+	Leapfrog int    `json:"leapfrog"`
+	// Acceptance and Eps: mean ± error over images; GradientEvals: total.
+	Acceptance    [2]jsonNum `json:"acceptance"`
+	Eps           [2]jsonNum `json:"eps"`
+	GradientEvals int64      `json:"gradient_evals"`
+	// Per-pixel standard deviation of the sampled repairs (intensities in [0, 1]), averaged over the
+	// corrupted pixels and over the others, then mean ± error over images.
+	SpreadCorrupted [2]jsonNum `json:"spread_corrupted"`
+	SpreadOutside   [2]jsonNum `json:"spread_outside"`
+	// MSE of the posterior mean (the average of the sampled images) over the corrupted pixels.
+	MSEMean [2]jsonNum `json:"mse_posterior_mean"`
+	// MSE of single samples over the corrupted pixels, averaged over the samples.
+	MSESample [2]jsonNum `json:"mse_sample"`
+	Seconds   float64    `json:"seconds"`
 }
 
 // correctOptions are the settings of one correctImages call.
@@ -213,6 +261,8 @@ type correctOptions struct {
 	levels     int
 	window     int
 	fullDecode bool
+	sample     string // "", "hmc" or "langevin"
+	hmc        bulk.HMCConfig
 	steps      int
 	lr         float64
 	sigma      float64
@@ -308,6 +358,9 @@ func correctImages(flow *models.Flow, store *layers.Store, pix []uint8, n int, o
 	rng := rand.New(rand.NewPCG(o.seed, 0xc0e1))
 	var before, after, outside []float64
 	touched, blocksRun, blocksTotal := 0, 0, 0
+	var acc, eps, spIn, spOut, mseMean, mseSample []float64
+	var grads int64
+	sampleSecs := 0.0
 	t0 := time.Now()
 	for i := range n {
 		clean := pix[i*dim : (i+1)*dim]
@@ -360,6 +413,18 @@ func correctImages(flow *models.Flow, store *layers.Store, pix []uint8, n int, o
 		res.Clean, res.Corrupted, res.Corrected = append(res.Clean, xc), append(res.Corrupted, xo), append(res.Corrected, xr)
 		res.Sites, res.Touched = append(res.Sites, sites), append(res.Touched, len(rep.Cone))
 		res.Cones, res.Latents = append(res.Cones, slices.Clone(rep.Cone)), append(res.Latents, z)
+		if o.sample != "" {
+			t1 := time.Now()
+			st, err := sampleRepairs(flow, store, sm, rep, yo, sites, start, z, xc, o, uint64(i), intensity)
+			if err != nil {
+				return nil, fmt.Errorf("correct: image %d: %w", i, err)
+			}
+			sampleSecs += time.Since(t1).Seconds()
+			acc, eps, spIn, spOut = append(acc, st.acc), append(eps, st.eps), append(spIn, st.spreadIn), append(spOut, st.spreadOut)
+			mseMean, mseSample = append(mseMean, st.mseMean), append(mseSample, st.mseSample)
+			grads += st.grads
+			res.Samples, res.Std = append(res.Samples, st.shown), append(res.Std, st.std)
+		}
 	}
 	method := "cone"
 	if o.all {
@@ -373,6 +438,12 @@ func correctImages(flow *models.Flow, store *layers.Store, pix []uint8, n int, o
 		blocksRun = blocksTotal * n
 	}
 	res.Report.BlocksRun, res.Report.BlocksTotal = float64(blocksRun)/float64(n), blocksTotal
+	if o.sample != "" {
+		res.Report.Seconds -= sampleSecs
+		res.Report.sampleReport = &sampleReport{Sampler: o.sample, Samples: o.hmc.Samples, Burn: o.hmc.Burn, Leapfrog: o.hmc.Leapfrog,
+			Acceptance: meanErr(acc), Eps: meanErr(eps), GradientEvals: grads, SpreadCorrupted: meanErr(spIn),
+			SpreadOutside: meanErr(spOut), MSEMean: meanErr(mseMean), MSESample: meanErr(mseSample), Seconds: sampleSecs}
+	}
 	return res, nil
 }
 
@@ -426,6 +497,22 @@ func runCorrect(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("correct: --n=%d --first=%d --steps=%d --lr=%v --sigma=%v --zoom=%d, want n ≥ 1, first ≥ 0, steps ≥ 1, lr > 0, σ > 0, 1 ≤ zoom ≤ 16",
 			f.n, f.first, f.steps, f.lr, f.sigma, f.zoom)
 	}
+	hmc := bulk.HMCConfig{Samples: f.samples, Burn: f.burn, Leapfrog: f.leapfrog, Eps: f.eps}
+	switch f.sample {
+	case "":
+		if f.samplesPNG != "" {
+			return errors.New("correct: --samples-png needs --sample hmc or langevin")
+		}
+	case "langevin":
+		hmc.Leapfrog = 1
+	case "hmc":
+	default:
+		return fmt.Errorf("correct: --sample %q, want hmc or langevin", f.sample)
+	}
+	if f.sample != "" && (f.samples < 1 || f.burn < 0 || hmc.Leapfrog < 1 || !(f.eps > 0) || math.IsInf(f.eps, 0)) {
+		return fmt.Errorf("correct: --samples=%d --burn=%d --leapfrog=%d --eps=%v, want samples ≥ 1, burn ≥ 0, leapfrog ≥ 1, eps > 0",
+			f.samples, f.burn, f.leapfrog, f.eps)
+	}
 	run, flow, store, step, err := loadImageRun(dir, "correct", f.wc)
 	if err != nil {
 		return err
@@ -446,12 +533,17 @@ func runCorrect(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("correct: %w", err)
 	}
 	res, err := correctImages(flow, store, pix, f.n, correctOptions{corrupt: cor, all: f.method == "all", levels: f.levels,
-		window: f.window, fullDecode: f.fullDecode, steps: f.steps, lr: f.lr, sigma: f.sigma, seed: f.seed})
+		window: f.window, fullDecode: f.fullDecode, sample: f.sample, hmc: hmc, steps: f.steps, lr: f.lr, sigma: f.sigma, seed: f.seed})
 	if err != nil {
 		return err
 	}
 	if f.png != "" {
 		if err := correctPNG(f.png, res, flow.Channels, flow.L, f.zoom); err != nil {
+			return fmt.Errorf("correct: %w", err)
+		}
+	}
+	if f.samplesPNG != "" {
+		if err := samplesPNG(f.samplesPNG, res, flow.Channels, flow.L, f.zoom); err != nil {
 			return fmt.Errorf("correct: %w", err)
 		}
 	}
@@ -523,4 +615,112 @@ func windowAround(sites []int, L, m int) []int {
 		}
 	}
 	return out
+}
+
+// sampled is what sampleRepairs measured on one image.
+type sampled struct {
+	acc, eps, spreadIn, spreadOut, mseMean, mseSample float64
+	grads                                             int64
+	shown                                             [][]float64 // up to 5 decoded samples (intensities)
+	std                                               []float64   // per-pixel standard deviation (intensities)
+}
+
+// sampleRepairs draws the free latents of rep from their posterior (the repair energy, see
+// bulk.Posterior) by HMC, starting at the repaired latents z, and measures the spread of the decoded images.
+func sampleRepairs(flow *models.Flow, store *layers.Store, sm *models.Sampler, rep *bulk.Repair, yo []float64, sites []int,
+	start, z, clean []float64, o correctOptions, image uint64, intensity func([]float64) []float64) (*sampled, error) {
+	post, err := bulk.NewPosterior(bulk.Repair{Flow: flow, Observed: yo, Region: sites, Start: start, Sigma: o.sigma,
+		All: o.all, Levels: o.levels, Window: windowAround(sites, flow.L, o.window), FullDecode: o.fullDecode}, store)
+	if err != nil {
+		return nil, err
+	}
+	defer post.Close()
+	x0 := make([]float64, post.Dim())
+	for i, k := range post.Free() {
+		x0[i] = z[k]
+	}
+	res, err := bulk.Sample(post.EvalGrad, x0, o.hmc, rand.New(rand.NewPCG(o.seed, 0x5a3b1e+image)))
+	if err != nil {
+		return nil, fmt.Errorf("sampling: %w", err)
+	}
+	C, v := flow.Channels, flow.L*flow.L
+	dim := C * v
+	sum, sum2 := make([]float64, dim), make([]float64, dim)
+	out := &sampled{acc: res.Acceptance, eps: res.Eps, grads: res.Grads}
+	for si, zc := range res.Samples {
+		y, _, err := sm.Decode(post.Latents(zc))
+		if err != nil {
+			return nil, err
+		}
+		x := intensity(y)
+		for j, val := range x {
+			sum[j] += val
+			sum2[j] += val * val
+		}
+		in, _ := regionMSE(x, clean, sites, C, v)
+		out.mseSample += in / float64(len(res.Samples))
+		if stride := max(1, len(res.Samples)/5); si%stride == stride-1 && len(out.shown) < 5 {
+			out.shown = append(out.shown, x)
+		}
+	}
+	k := float64(len(res.Samples))
+	mean := make([]float64, dim)
+	out.std = make([]float64, dim)
+	for j := range sum {
+		mean[j] = sum[j] / k
+		out.std[j] = math.Sqrt(math.Max(0, sum2[j]/k-mean[j]*mean[j]))
+	}
+	hit := make([]bool, v)
+	for _, s := range sites {
+		hit[s] = true
+	}
+	nin, nout := 0, 0
+	for ch := range C {
+		for s := range v {
+			if hit[s] {
+				out.spreadIn += out.std[ch*v+s]
+				nin++
+			} else {
+				out.spreadOut += out.std[ch*v+s]
+				nout++
+			}
+		}
+	}
+	out.spreadIn /= float64(max(nin, 1))
+	out.spreadOut /= float64(max(nout, 1))
+	out.mseMean, _ = regionMSE(mean, clean, sites, C, v)
+	return out, nil
+}
+
+// samplesPNG lays out, for up to 4 images, one row: clean | corrupted | repaired | 5 samples | per-pixel
+// std (scaled so that the largest std of the row is white).
+func samplesPNG(path string, r *correctResult, C, L, zoom int) error {
+	rows := min(len(r.Samples), 4)
+	const cols = 9
+	dim := C * L * L
+	grid := make([]uint8, rows*cols*dim)
+	for i := range grid {
+		grid[i] = 255
+	}
+	put := func(t int, x []float64, scale float64) {
+		for j, v := range x {
+			grid[t*dim+j] = uint8(math.Round(255 * math.Min(1, math.Max(0, v*scale))))
+		}
+	}
+	for i := range rows {
+		put(i*cols, r.Clean[i], 1)
+		put(i*cols+1, r.Corrupted[i], 1)
+		put(i*cols+2, r.Corrected[i], 1)
+		for k, x := range r.Samples[i] {
+			put(i*cols+3+k, x, 1)
+		}
+		top := 0.0
+		for _, v := range r.Std[i] {
+			top = math.Max(top, v)
+		}
+		if top > 0 {
+			put(i*cols+8, r.Std[i], 1/top)
+		}
+	}
+	return writeGridCols(path, grid, rows*cols, cols, C, L, zoom)
 }
