@@ -42,6 +42,10 @@ cone holds top-level latents (which reach every pixel) that is the whole decode,
 a window (then only the blocks that reach the window run) or --cone-levels h frees only the cone's latents
 below level h. --full-decode decodes the whole image every step (the reference; same result to rounding).
 
+--batch B repairs B images at a time in one graph (their losses add; Adam treats every latent on its own,
+so the repairs stay independent): the same numbers, but the flow's per-operation overhead, which dominates a
+batch of one, is shared.
+
 --sample hmc|langevin then draws the free latents from their posterior exp(−loss(z)) (the loss above:
 Gaussian observation noise σ on the known values, weight 1/(2σ²), and the prior) by HMC with a Metropolis
 test, started at the repaired latents (--burn trajectories adapt the step size, then --samples are kept;
@@ -69,7 +73,7 @@ type correctFlags struct {
 	samples, burn, leapfrog           int
 	eps                               float64
 	n, first, steps, zoom, levels     int
-	window                            int
+	window, batch                     int
 	lr, sigma                         float64
 	seed                              uint64
 	asJSON, fullDecode                bool
@@ -88,6 +92,7 @@ func newCorrectFlags(stderr io.Writer) (*flag.FlagSet, *correctFlags) {
 	fs.StringVar(&f.method, "method", "cone", "cone (only the region's causal cone is free) or all (every latent)")
 	fs.IntVar(&f.steps, "steps", 200, "optimiser steps per image")
 	fs.IntVar(&f.levels, "cone-levels", 0, "with --method cone: free only the cone's latents at RG levels below this (0: the whole cone)")
+	fs.IntVar(&f.batch, "batch", 1, "repair this many images together in one graph (box or stripe corruptions: the same sites in every image)")
 	fs.IntVar(&f.window, "window", -1, "hold only the known pixels within this many pixels of the corrupted ones (the data term's window; −1: every known pixel)")
 	fs.BoolVar(&f.fullDecode, "full-decode", false, "with --method cone: decode the whole image every step instead of only the blocks the free latents reach (the reference)")
 	fs.Float64Var(&f.lr, "lr", 0.05, "Adam learning rate")
@@ -227,6 +232,7 @@ type correctReport struct {
 	LatentsTotal   int        `json:"latents_total"`
 	ConeLevels     int        `json:"cone_levels,omitempty"`
 	Window         int        `json:"window"`
+	Batch          int        `json:"batch"`
 	BlocksRun      float64    `json:"blocks_run"`
 	BlocksTotal    int        `json:"blocks_total"`
 	Seconds        float64    `json:"seconds"`
@@ -261,6 +267,7 @@ type correctOptions struct {
 	levels     int
 	window     int
 	fullDecode bool
+	batch      int    // images repaired together (same corrupted sites); 0 means 1
 	sample     string // "", "hmc" or "langevin"
 	hmc        bulk.HMCConfig
 	steps      int
@@ -354,6 +361,9 @@ func correctImages(flow *models.Flow, store *layers.Store, pix []uint8, n int, o
 		}
 		return out
 	}
+	if o.batch < 1 {
+		o.batch = 1
+	}
 	res := &correctResult{}
 	rng := rand.New(rand.NewPCG(o.seed, 0xc0e1))
 	var before, after, outside []float64
@@ -362,68 +372,87 @@ func correctImages(flow *models.Flow, store *layers.Store, pix []uint8, n int, o
 	var grads int64
 	sampleSecs := 0.0
 	t0 := time.Now()
-	for i := range n {
-		clean := pix[i*dim : (i+1)*dim]
-		bad := append([]uint8(nil), clean...)
-		sites := o.corrupt.apply(bad, C, rng)
-		yc, err := toY(clean)
-		if err != nil {
-			return nil, err
+	for g0 := 0; g0 < n; g0 += o.batch {
+		bs := min(o.batch, n-g0)
+		var ycs, yos, starts [][]float64
+		var yoAll, startAll []float64
+		var sites []int
+		for j := range bs {
+			i := g0 + j
+			clean := pix[i*dim : (i+1)*dim]
+			bad := append([]uint8(nil), clean...)
+			st := o.corrupt.apply(bad, C, rng)
+			if j == 0 {
+				sites = st
+			} else if !slices.Equal(st, sites) {
+				return nil, fmt.Errorf("correct: image %d: a batch of repairs needs the same corrupted sites in every image (box or stripe, or --batch 1)", i)
+			}
+			yc, err := toY(clean)
+			if err != nil {
+				return nil, err
+			}
+			yo, err := toY(bad)
+			if err != nil {
+				return nil, err
+			}
+			start, _, err := enc.Encode(yo)
+			if err != nil {
+				return nil, fmt.Errorf("correct: image %d: %w", i, err)
+			}
+			ycs, yos, starts = append(ycs, yc), append(yos, yo), append(starts, start)
+			yoAll, startAll = append(yoAll, yo...), append(startAll, start...)
 		}
-		yo, err := toY(bad)
-		if err != nil {
-			return nil, err
-		}
-		start, _, err := enc.Encode(yo)
-		if err != nil {
-			return nil, fmt.Errorf("correct: image %d: %w", i, err)
-		}
-		rep := &bulk.Repair{Flow: flow, Observed: yo, Region: sites, Start: start, Sigma: o.sigma, All: o.all,
+		rep := &bulk.Repair{Flow: flow, Observed: yoAll, Region: sites, Start: startAll, Sigma: o.sigma, All: o.all,
 			Levels: o.levels, FullDecode: o.fullDecode, Window: windowAround(sites, L, o.window),
 			Name: fmt.Sprintf("correct/z%d", store.Len())} // a new name: the store only grows
-		tr, err := train.New(store, rep, train.Config{Steps: int64(o.steps), Batch: 1, LR: o.lr, Seed: o.seed + uint64(i), LogEvery: int64(o.steps)})
+		tr, err := train.New(store, rep, train.Config{Steps: int64(o.steps), Batch: bs, LR: o.lr, Seed: o.seed + uint64(g0), LogEvery: int64(o.steps)})
 		if err != nil {
-			return nil, fmt.Errorf("correct: image %d: %w", i, err)
+			return nil, fmt.Errorf("correct: images %d … %d: %w", g0, g0+bs-1, err)
 		}
 		err = tr.Run(context.Background())
 		tr.Close()
 		if err != nil {
-			return nil, fmt.Errorf("correct: image %d: %w", i, err)
+			return nil, fmt.Errorf("correct: images %d … %d: %w", g0, g0+bs-1, err)
 		}
 		if err := store.Freeze(rep.Name); err != nil {
 			return nil, fmt.Errorf("correct: %w", err)
 		}
-		z, err := rep.Latents(store)
+		zAll, err := rep.Latents(store)
 		if err != nil {
-			return nil, fmt.Errorf("correct: image %d: %w", i, err)
+			return nil, fmt.Errorf("correct: images %d … %d: %w", g0, g0+bs-1, err)
 		}
-		yr, _, err := sm.Decode(z)
-		if err != nil {
-			return nil, fmt.Errorf("correct: image %d: %w", i, err)
-		}
-		xc, xo, xr := intensity(yc), intensity(yo), intensity(yr)
-		b, _ := regionMSE(xo, xc, sites, C, v)
-		a, out := regionMSE(xr, xc, sites, C, v)
-		before, after, outside = append(before, b), append(after, a), append(outside, out)
-		touched += len(rep.Cone)
-		if rep.Decoder != nil {
-			blocksRun += rep.Decoder.BlocksRun
-			blocksTotal = rep.Decoder.BlocksTotal
-		}
-		res.Clean, res.Corrupted, res.Corrected = append(res.Clean, xc), append(res.Corrupted, xo), append(res.Corrected, xr)
-		res.Sites, res.Touched = append(res.Sites, sites), append(res.Touched, len(rep.Cone))
-		res.Cones, res.Latents = append(res.Cones, slices.Clone(rep.Cone)), append(res.Latents, z)
-		if o.sample != "" {
-			t1 := time.Now()
-			st, err := sampleRepairs(flow, store, sm, rep, yo, sites, start, z, xc, o, uint64(i), intensity)
+		for j := range bs {
+			i := g0 + j
+			yc, yo, start := ycs[j], yos[j], starts[j]
+			z := zAll[j*dim : (j+1)*dim]
+			yr, _, err := sm.Decode(z)
 			if err != nil {
 				return nil, fmt.Errorf("correct: image %d: %w", i, err)
 			}
-			sampleSecs += time.Since(t1).Seconds()
-			acc, eps, spIn, spOut = append(acc, st.acc), append(eps, st.eps), append(spIn, st.spreadIn), append(spOut, st.spreadOut)
-			mseMean, mseSample = append(mseMean, st.mseMean), append(mseSample, st.mseSample)
-			grads += st.grads
-			res.Samples, res.Std = append(res.Samples, st.shown), append(res.Std, st.std)
+			xc, xo, xr := intensity(yc), intensity(yo), intensity(yr)
+			b, _ := regionMSE(xo, xc, sites, C, v)
+			a, out := regionMSE(xr, xc, sites, C, v)
+			before, after, outside = append(before, b), append(after, a), append(outside, out)
+			touched += len(rep.Cone)
+			if rep.Decoder != nil {
+				blocksRun += rep.Decoder.BlocksRun
+				blocksTotal = rep.Decoder.BlocksTotal
+			}
+			res.Clean, res.Corrupted, res.Corrected = append(res.Clean, xc), append(res.Corrupted, xo), append(res.Corrected, xr)
+			res.Sites, res.Touched = append(res.Sites, sites), append(res.Touched, len(rep.Cone))
+			res.Cones, res.Latents = append(res.Cones, slices.Clone(rep.Cone)), append(res.Latents, z)
+			if o.sample != "" {
+				t1 := time.Now()
+				st, err := sampleRepairs(flow, store, sm, rep, yo, sites, start, z, xc, o, uint64(i), intensity)
+				if err != nil {
+					return nil, fmt.Errorf("correct: image %d: %w", i, err)
+				}
+				sampleSecs += time.Since(t1).Seconds()
+				acc, eps, spIn, spOut = append(acc, st.acc), append(eps, st.eps), append(spIn, st.spreadIn), append(spOut, st.spreadOut)
+				mseMean, mseSample = append(mseMean, st.mseMean), append(mseSample, st.mseSample)
+				grads += st.grads
+				res.Samples, res.Std = append(res.Samples, st.shown), append(res.Std, st.std)
+			}
 		}
 	}
 	method := "cone"
@@ -432,7 +461,7 @@ func correctImages(flow *models.Flow, store *layers.Store, pix []uint8, n int, o
 	}
 	res.Report = correctReport{Method: method, N: n, Steps: o.steps, Sigma: o.sigma,
 		MSECorrupted: meanErr(before), MSECorrected: meanErr(after), MSEOutside: meanErr(outside),
-		LatentsTouched: float64(touched) / float64(n), LatentsTotal: dim, ConeLevels: o.levels, Window: o.window, Seconds: time.Since(t0).Seconds()}
+		LatentsTouched: float64(touched) / float64(n), LatentsTotal: dim, ConeLevels: o.levels, Window: o.window, Batch: o.batch, Seconds: time.Since(t0).Seconds()}
 	if blocksTotal == 0 { // all latents or the full decode: every block every step
 		blocksTotal = fullBlocks(flow)
 		blocksRun = blocksTotal * n
@@ -487,6 +516,9 @@ func runCorrect(args []string, stdout, stderr io.Writer) error {
 	if f.method != "cone" && f.method != "all" {
 		return fmt.Errorf("correct: --method %q, want cone or all", f.method)
 	}
+	if f.batch < 1 || (f.batch > 1 && strings.HasPrefix(f.corrupt, "pixels")) {
+		return fmt.Errorf("correct: --batch %d with --corrupt %s, want ≥ 1, and 1 for pixels (each image has its own sites)", f.batch, f.corrupt)
+	}
 	if f.window < -1 {
 		return fmt.Errorf("correct: --window %d, want ≥ 0 (or −1 for no window)", f.window)
 	}
@@ -533,7 +565,7 @@ func runCorrect(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("correct: %w", err)
 	}
 	res, err := correctImages(flow, store, pix, f.n, correctOptions{corrupt: cor, all: f.method == "all", levels: f.levels,
-		window: f.window, fullDecode: f.fullDecode, sample: f.sample, hmc: hmc, steps: f.steps, lr: f.lr, sigma: f.sigma, seed: f.seed})
+		window: f.window, batch: f.batch, fullDecode: f.fullDecode, sample: f.sample, hmc: hmc, steps: f.steps, lr: f.lr, sigma: f.sigma, seed: f.seed})
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 // RepairParam is the name of the trainable latents of a Repair objective.
 const RepairParam = "repair/z"
 
-// Repair is error correction as a train.Objective: given one configuration (batch 1) whose values on the
+// Repair is error correction as a train.Objective: given a configuration (or a batch of them) whose values on the
 // sites Region are corrupted, it makes the latents of Region's causal cone trainable parameters (named
 // RepairParam, started from Start), keeps every other latent fixed at Start, and minimises
 //
@@ -64,15 +64,17 @@ type Repair struct {
 	baseV, obsV, mV *tensor.Dense
 }
 
-// Build binds the objective at batch 1.
+// Build binds the objective for batch configurations (Observed and Start hold batch·C·L·L values; every
+// configuration has the same Region and Window, and the loss is the sum of their losses, so with Adam,
+// which scales every parameter separately, and no gradient clipping they are repaired independently).
 func (r *Repair) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	f := r.Flow
 	n := f.Channels * f.L * f.L
-	if batch != 1 {
-		return nil, fmt.Errorf("bulk: Repair works on one configuration, batch %d", batch)
+	if batch < 1 {
+		return nil, fmt.Errorf("bulk: Repair: batch %d", batch)
 	}
-	if len(r.Observed) != n || len(r.Start) != n {
-		return nil, fmt.Errorf("bulk: Repair: %d observed values and %d starting latents, want C·L·L = %d", len(r.Observed), len(r.Start), n)
+	if len(r.Observed) != batch*n || len(r.Start) != batch*n {
+		return nil, fmt.Errorf("bulk: Repair: %d observed values and %d starting latents, want B·C·L·L = %d·%d", len(r.Observed), len(r.Start), batch, n)
 	}
 	if len(r.Region) == 0 {
 		return nil, fmt.Errorf("bulk: Repair: empty region")
@@ -114,12 +116,17 @@ func (r *Repair) Build(s *layers.Scope, batch int) (*G.Node, error) {
 			}
 		}
 	}
-	init := make([]float64, len(r.Cone))
-	for i, k := range r.Cone {
-		init[i] = r.Start[k]
+	nc := len(r.Cone)
+	init := make([]float64, batch*nc)
+	scatter := make([]int, batch*nc)
+	for b := range batch {
+		for i, k := range r.Cone {
+			init[b*nc+i] = r.Start[b*n+k]
+			scatter[b*nc+i] = b*n + k
+		}
 	}
-	zc := s.Param(r.param(), []int{len(r.Cone)}, func(_ *rand.Rand, _ []int, data []float64) { copy(data, init) })
-	shape := f.Shape(1)
+	zc := s.Param(r.param(), []int{batch * nc}, func(_ *rand.Rand, _ []int, data []float64) { copy(data, init) })
+	shape := f.Shape(batch)
 	r.base, r.obs, r.mask = s.Input("repair/base", shape...), s.Input("repair/observed", shape...), s.Input("repair/known", shape...)
 	known := make([]float64, n)
 	if r.Window == nil {
@@ -141,10 +148,13 @@ func (r *Repair) Build(s *layers.Scope, batch int) (*G.Node, error) {
 			known[ch*v+site] = 0
 		}
 	}
+	for b := 1; b < batch; b++ {
+		known = append(known, known[:n]...)
+	}
 	dt := s.Dtype()
 	r.baseV, r.obsV, r.mV = layers.NewDense(dt, shape, r.Start), layers.NewDense(dt, shape, r.Observed), layers.NewDense(dt, shape, known)
 	wrap := func(err error) error { return fmt.Errorf("bulk: Repair: %w", err) }
-	z, err := layers.ScatterReplace(r.base, zc, r.Cone)
+	z, err := layers.ScatterReplace(r.base, zc, scatter)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -213,7 +223,8 @@ func (r *Repair) Feed(*rand.Rand) error {
 	return nil
 }
 
-// Latents returns Start with the cone's latents replaced by the values of the trained parameter in store.
+// Latents returns Start (every configuration of the batch) with the cone's latents replaced by the values
+// of the trained parameter in store.
 func (r *Repair) Latents(store *layers.Store) ([]float64, error) {
 	t, ok := store.Get(r.param())
 	if !ok {
@@ -221,8 +232,15 @@ func (r *Repair) Latents(store *layers.Store) ([]float64, error) {
 	}
 	zc := layers.Float64s(t)
 	z := append([]float64(nil), r.Start...)
-	for i, k := range r.Cone {
-		z[k] = zc[i]
+	n := r.Flow.Channels * r.Flow.L * r.Flow.L
+	nc := len(r.Cone)
+	if len(zc) != len(z)/n*nc {
+		return nil, fmt.Errorf("bulk: Repair: %s holds %d values, want %d", r.param(), len(zc), len(z)/n*nc)
+	}
+	for b := range len(z) / n {
+		for i, k := range r.Cone {
+			z[b*n+k] = zc[b*nc+i]
+		}
 	}
 	return z, nil
 }

@@ -96,25 +96,27 @@ func (st genStep) scope(root *layers.Scope) *layers.Scope {
 // (freeze them), and in the store's dtype.
 type ConeDecoder struct {
 	flow  *models.Flow
+	batch int
 	steps []genStep
 	free  []int
 	// per step: dirty and clean block indices into Hier.Blocks (nil for site-local steps)
 	dirty, clean [][]int
-	// after[t] is the field after step t at z₀ (C·L·L values)
+	// after[t] is the field after step t at z₀ (B·C·L·L values)
 	after  [][]float64
-	shift  float64 // ldj_I(z₀) − Σ_dirty ldj_b(z₀)
+	shift  []float64 // per sample, ldj_I(z₀) − Σ_dirty ldj_b(z₀)
 	window bool    // decoded values wanted on a window only (no log-det)
-	// BlocksRun and BlocksTotal count block evaluations per decode: restricted and full.
+	// BlocksRun and BlocksTotal count block evaluations per decode of one sample: restricted and full.
 	BlocksRun, BlocksTotal int
 }
 
 // NewConeDecoder prepares the restricted decode of flow (weights in store) around the base latents base
-// (C·L·L values) with the latents at the flat indices free allowed to change. window lists the sites
-// (row-major, every channel) whose decoded values are wanted; nil means every site (and the log-det).
+// (B·C·L·L values: a batch of B samples) with the latents at the flat indices free (into one sample's
+// C·L·L grid, the same for every sample) allowed to change. window lists the sites (row-major, every
+// channel) whose decoded values are wanted; nil means every site (and the log-det).
 func NewConeDecoder(flow *models.Flow, store *layers.Store, base []float64, free, window []int) (*ConeDecoder, error) {
 	n := flow.Channels * flow.L * flow.L
-	if len(base) != n {
-		return nil, fmt.Errorf("bulk: ConeDecoder: %d base latents, want C·L·L = %d", len(base), n)
+	if len(base) == 0 || len(base)%n != 0 {
+		return nil, fmt.Errorf("bulk: ConeDecoder: %d base latents, want a multiple B·C·L·L of C·L·L = %d", len(base), n)
 	}
 	v := flow.L * flow.L
 	mark := make([]bool, v)
@@ -128,7 +130,7 @@ func NewConeDecoder(flow *models.Flow, store *layers.Store, base []float64, free
 	if err != nil {
 		return nil, fmt.Errorf("bulk: ConeDecoder: %w", err)
 	}
-	d := &ConeDecoder{flow: flow, steps: steps, free: append([]int(nil), free...), window: window != nil}
+	d := &ConeDecoder{flow: flow, batch: len(base) / n, steps: steps, free: append([]int(nil), free...), window: window != nil}
 	d.dirty, d.clean = make([][]int, len(steps)), make([][]int, len(steps))
 	// needed[t][b]: block b of step t can reach the window (all blocks without a window).
 	needed := make([][]bool, len(steps))
@@ -216,15 +218,19 @@ func NewConeDecoder(flow *models.Flow, store *layers.Store, base []float64, free
 	if err != nil {
 		return nil, err
 	}
-	d.shift = ldj - dld
+	d.shift = make([]float64, d.batch)
+	for b := range d.shift {
+		d.shift[b] = ldj[b] - dld[b]
+	}
 	return d, nil
 }
 
-// fullDecode runs every step on the whole field at z and returns the field after each step and ldj_I(z).
-func (d *ConeDecoder) fullDecode(store *layers.Store, z []float64) ([][]float64, float64, error) {
+// fullDecode runs every step on the whole field at z and returns the field after each step and ldj_I(z)
+// per sample.
+func (d *ConeDecoder) fullDecode(store *layers.Store, z []float64) ([][]float64, []float64, error) {
 	g := G.NewGraph()
 	s := layers.NewScope(g, store)
-	shape := d.flow.Shape(1)
+	shape := d.flow.Shape(d.batch)
 	in := s.Input("z", shape...)
 	x := in
 	vals := make([]G.Value, len(d.steps))
@@ -243,13 +249,13 @@ func (d *ConeDecoder) fullDecode(store *layers.Store, z []float64) ([][]float64,
 			x, ld, err = m.Forward(sc, x)
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("bulk: ConeDecoder: step %d: %w", t, err)
+			return nil, nil, fmt.Errorf("bulk: ConeDecoder: step %d: %w", t, err)
 		}
 		G.Read(x, &vals[t])
 		if total == nil {
 			total = ld
 		} else if total, err = G.Add(total, ld); err != nil {
-			return nil, 0, fmt.Errorf("bulk: ConeDecoder: %w", err)
+			return nil, nil, fmt.Errorf("bulk: ConeDecoder: %w", err)
 		}
 	}
 	var ldv G.Value
@@ -257,50 +263,50 @@ func (d *ConeDecoder) fullDecode(store *layers.Store, z []float64) ([][]float64,
 	m := G.NewTapeMachine(g)
 	defer m.Close()
 	if err := G.Let(in, layers.NewDense(store.Dtype(), shape, z)); err != nil {
-		return nil, 0, fmt.Errorf("bulk: ConeDecoder: %w", err)
+		return nil, nil, fmt.Errorf("bulk: ConeDecoder: %w", err)
 	}
 	if err := m.RunAll(); err != nil {
-		return nil, 0, fmt.Errorf("bulk: ConeDecoder: full decode: %w", err)
+		return nil, nil, fmt.Errorf("bulk: ConeDecoder: full decode: %w", err)
 	}
 	out := make([][]float64, len(vals))
 	for t, v := range vals {
 		out[t] = layers.ValueFloats(v)
 	}
-	return out, layers.ValueFloats(ldv)[0], nil
+	return out, layers.ValueFloats(ldv), nil
 }
 
-// runRestricted evaluates the restricted graph's dirty log-det sum at z.
-func (d *ConeDecoder) runRestricted(store *layers.Store, z []float64) (float64, error) {
+// runRestricted evaluates the restricted graph's dirty log-det sums (per sample) at z.
+func (d *ConeDecoder) runRestricted(store *layers.Store, z []float64) ([]float64, error) {
 	g := G.NewGraph()
 	s := layers.NewScope(g, store)
-	shape := d.flow.Shape(1)
+	shape := d.flow.Shape(d.batch)
 	in := s.Input("z", shape...)
 	_, dld, err := d.build(s, in)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	var v G.Value
 	G.Read(dld, &v)
 	m := G.NewTapeMachine(g)
 	defer m.Close()
 	if err := G.Let(in, layers.NewDense(store.Dtype(), shape, z)); err != nil {
-		return 0, fmt.Errorf("bulk: ConeDecoder: %w", err)
+		return nil, fmt.Errorf("bulk: ConeDecoder: %w", err)
 	}
 	if err := m.RunAll(); err != nil {
-		return 0, fmt.Errorf("bulk: ConeDecoder: restricted decode: %w", err)
+		return nil, fmt.Errorf("bulk: ConeDecoder: restricted decode: %w", err)
 	}
-	return layers.ValueFloats(v)[0], nil
+	return layers.ValueFloats(v), nil
 }
 
-// Build binds the restricted decode of z, a (1, C, L, L) node whose values must equal the base latents
+// Build binds the restricted decode of z, a (B, C, L, L) node whose values must equal the base latents
 // outside the free set (nothing checks this: off the free set the cache is used). It returns x = F⁻¹(z),
-// shape (1, C, L, L), and ldj_I(z), shape (1). With a window x is exact on the window only and ldj is nil.
+// shape (B, C, L, L), and ldj_I(z), shape (B). With a window x is exact on the window only and ldj is nil.
 func (d *ConeDecoder) Build(s *layers.Scope, z *G.Node) (x, ldj *G.Node, err error) {
 	x, dld, err := d.build(s, z)
 	if err != nil || d.window {
 		return x, nil, err
 	}
-	c := G.NewConstant(layers.NewDense(s.Dtype(), []int{1}, []float64{d.shift}), G.In(s.Graph()),
+	c := G.NewConstant(layers.NewDense(s.Dtype(), []int{d.batch}, d.shift), G.In(s.Graph()),
 		G.WithName(fmt.Sprintf("cone/ldjshift/%p", d)))
 	if ldj, err = G.Add(dld, c); err != nil {
 		return nil, nil, fmt.Errorf("bulk: ConeDecoder: %w", err)
@@ -308,12 +314,13 @@ func (d *ConeDecoder) Build(s *layers.Scope, z *G.Node) (x, ldj *G.Node, err err
 	return x, ldj, nil
 }
 
-// build returns the decoded field and Σ_dirty ldj_b(z) as a (1) vector.
+// build returns the decoded field and Σ_dirty ldj_b(z) per sample, shape (B).
 func (d *ConeDecoder) build(s *layers.Scope, z *G.Node) (*G.Node, *G.Node, error) {
 	f := d.flow
-	C, v := f.Channels, f.L*f.L
-	if sh := z.Shape(); z.Dims() != 4 || sh[0] != 1 || sh[1] != C || sh[2] != f.L || sh[3] != f.L {
-		return nil, nil, fmt.Errorf("bulk: ConeDecoder: latent shape %v, want (1, %d, %d, %d)", z.Shape(), C, f.L, f.L)
+	B, C, v := d.batch, f.Channels, f.L*f.L
+	n := C * v
+	if sh := z.Shape(); z.Dims() != 4 || sh[0] != B || sh[1] != C || sh[2] != f.L || sh[3] != f.L {
+		return nil, nil, fmt.Errorf("bulk: ConeDecoder: latent shape %v, want (%d, %d, %d, %d)", z.Shape(), B, C, f.L, f.L)
 	}
 	wrap := func(t int, err error) error { return fmt.Errorf("bulk: ConeDecoder: step %d: %w", t, err) }
 	x := z
@@ -339,13 +346,16 @@ func (d *ConeDecoder) build(s *layers.Scope, z *G.Node) (*G.Node, *G.Node, error
 		// The clean blocks' outputs, from the cache.
 		var next *G.Node = x
 		if cl := d.clean[t]; len(cl) > 0 {
-			idx := make([]int, 0, len(cl)*dim)
-			vals := make([]float64, 0, len(cl)*dim)
-			for _, b := range cl {
-				for ch := range C {
-					for _, site := range blocks[b] {
-						idx = append(idx, ch*v+site)
-						vals = append(vals, d.after[t][ch*v+site])
+			idx := make([]int, 0, B*len(cl)*dim)
+			vals := make([]float64, 0, B*len(cl)*dim)
+			for smp := range B {
+				for _, b := range cl {
+					for ch := range C {
+						for _, site := range blocks[b] {
+							k := smp*n + ch*v + site
+							idx = append(idx, k)
+							vals = append(vals, d.after[t][k])
+						}
 					}
 				}
 			}
@@ -357,12 +367,15 @@ func (d *ConeDecoder) build(s *layers.Scope, z *G.Node) (*G.Node, *G.Node, error
 			}
 		}
 		if dl := d.dirty[t]; len(dl) > 0 {
-			cols := len(dl)
+			nd := len(dl)
+			cols := B * nd // column smp·nd + j: dirty block j of sample smp
 			idx := make([]int, dim*cols)
-			for col, b := range dl {
-				for ch := range C {
-					for si, site := range blocks[b] {
-						idx[(ch*kk+si)*cols+col] = ch*v + site
+			for smp := range B {
+				for j, b := range dl {
+					for ch := range C {
+						for si, site := range blocks[b] {
+							idx[(ch*kk+si)*cols+smp*nd+j] = smp*n + ch*v + site
+						}
 					}
 				}
 			}
@@ -383,34 +396,28 @@ func (d *ConeDecoder) build(s *layers.Scope, z *G.Node) (*G.Node, *G.Node, error
 			if next, err = layers.ScatterReplace(next, y, idx); err != nil {
 				return nil, nil, wrap(t, err)
 			}
+			m, err := layers.Reshape(ld, B, nd)
+			if err != nil {
+				return nil, nil, wrap(t, err)
+			}
+			if ld, err = G.Sum(m, 1); err != nil {
+				return nil, nil, wrap(t, err)
+			}
 			lds = append(lds, ld)
 		}
 		x = next
 	}
-	var dld *G.Node
 	if len(lds) == 0 {
-		dld = G.NewConstant(layers.NewDense(s.Dtype(), []int{1}, []float64{0}), G.In(s.Graph()),
+		dld := G.NewConstant(layers.NewDense(s.Dtype(), []int{B}, nil), G.In(s.Graph()),
 			G.WithName(fmt.Sprintf("cone/noblocks/%p", d)))
 		return x, dld, nil
 	}
-	all := lds[0]
-	if len(lds) > 1 {
+	dld := lds[0]
+	for _, ld := range lds[1:] {
 		var err error
-		if all, err = G.Concat(0, lds...); err != nil {
+		if dld, err = G.Add(dld, ld); err != nil {
 			return nil, nil, fmt.Errorf("bulk: ConeDecoder: %w", err)
 		}
-	}
-	n := all.Shape().TotalSize()
-	ones := make([]float64, n)
-	for i := range ones {
-		ones[i] = 1
-	}
-	// Σ as a (1, n)·(n) product keeps the sum a (1) vector (scalar nodes break arithmetic downstream).
-	row := G.NewConstant(layers.NewDense(s.Dtype(), []int{1, n}, ones), G.In(s.Graph()),
-		G.WithName(fmt.Sprintf("cone/ones%d/%p", n, d)))
-	dld, err := G.Mul(row, all)
-	if err != nil {
-		return nil, nil, fmt.Errorf("bulk: ConeDecoder: %w", err)
 	}
 	return x, dld, nil
 }
