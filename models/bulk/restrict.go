@@ -104,7 +104,7 @@ type ConeDecoder struct {
 	// after[t] is the field after step t at z₀ (B·C·L·L values)
 	after  [][]float64
 	shift  []float64 // per sample, ldj_I(z₀) − Σ_dirty ldj_b(z₀)
-	window bool    // decoded values wanted on a window only (no log-det)
+	window bool      // decoded values wanted on a window only (no log-det)
 	// BlocksRun and BlocksTotal count block evaluations per decode of one sample: restricted and full.
 	BlocksRun, BlocksTotal int
 }
