@@ -132,13 +132,17 @@ func TestConeDecoderMatchesFlow(t *testing.T) {
 			rng := rand.New(rand.NewPCG(11, 12))
 			base := gauss(rng, n, 1)
 			region := []int{3*L + 3, 3*L + 4, 4*L + 3, 4*L + 4}
-			sets := map[string][]int{
-				"cone":       coneLatents(t, flow, region, 0),
-				"level0":     coneLatents(t, flow, region, 1),
-				"one latent": {L + 1},
-				"none":       nil,
+			sets := []struct {
+				name string
+				free []int
+			}{
+				{"cone", coneLatents(t, flow, region, 0)},
+				{"level0", coneLatents(t, flow, region, 1)},
+				{"one latent", []int{L + 1}},
+				{"none", nil},
 			}
-			for name, free := range sets {
+			for _, set := range sets {
+				name, free := set.name, set.free
 				d, err := NewConeDecoder(flow, store, base, free, nil)
 				if err != nil {
 					t.Fatal(err)
