@@ -443,7 +443,7 @@ func correctImages(flow *models.Flow, store *layers.Store, pix []uint8, n int, o
 			res.Cones, res.Latents = append(res.Cones, slices.Clone(rep.Cone)), append(res.Latents, z)
 			if o.sample != "" {
 				t1 := time.Now()
-				st, err := sampleRepairs(flow, store, sm, rep, yo, sites, start, z, xc, o, uint64(i), intensity)
+				st, err := sampleRepairs(flow, store, sm, yo, sites, start, z, xc, o, uint64(i), intensity)
 				if err != nil {
 					return nil, fmt.Errorf("correct: image %d: %w", i, err)
 				}
@@ -659,7 +659,7 @@ type sampled struct {
 
 // sampleRepairs draws the free latents of rep from their posterior (the repair energy, see
 // bulk.Posterior) by HMC, starting at the repaired latents z, and measures the spread of the decoded images.
-func sampleRepairs(flow *models.Flow, store *layers.Store, sm *models.Sampler, rep *bulk.Repair, yo []float64, sites []int,
+func sampleRepairs(flow *models.Flow, store *layers.Store, sm *models.Sampler, yo []float64, sites []int,
 	start, z, clean []float64, o correctOptions, image uint64, intensity func([]float64) []float64) (*sampled, error) {
 	post, err := bulk.NewPosterior(bulk.Repair{Flow: flow, Observed: yo, Region: sites, Start: start, Sigma: o.sigma,
 		All: o.all, Levels: o.levels, Window: windowAround(sites, flow.L, o.window), FullDecode: o.fullDecode}, store)
