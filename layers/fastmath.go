@@ -132,14 +132,26 @@ func dot[T float](a, b []T) T {
 }
 
 // mulAB accumulates C (m×n) += A (m×k) · B (k×n), all row-major with leading dimensions k, n, n.
-func mulAB[T float](m, n, k int, a, b, c []T) {
+func mulAB[T float](m, n, k int, a, b, c []T) { mulABCols(m, k, a, b, c, n, 0, n) }
+
+// mulAtB sets C (k×n) = Aᵀ · B for A (m×k), B (m×n).
+func mulAtB[T float](m, n, k int, a, b, c []T) { mulAtBCols(m, k, a, b, c, n, 0, n) }
+
+// mulABt accumulates C (m×k) += A (m×n) · Bᵀ for B (k×n): dot products of length n.
+func mulABt[T float](m, n, k int, a, b, c []T) { mulABtCols(m, k, a, b, c, n, 0, n) }
+
+// The Cols forms restrict the long dimension to the columns [lo, hi) of matrices whose rows are ld long,
+// so that a caller can run a chain of products over a block of columns that stays in cache.
+
+// mulABCols accumulates C[:, lo:hi] += A (m×k) · B[:, lo:hi] for B (k×ld) and C (m×ld).
+func mulABCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 	for i := 0; i < m; i++ {
-		axpyRows(c[i*n:(i+1)*n], a[i*k:(i+1)*k], b, n)
+		axpyRows(c[i*ld+lo:i*ld+hi], a[i*k:(i+1)*k], b[lo:], ld)
 	}
 }
 
-// mulAtB sets C (k×n) = Aᵀ · B for A (m×k), B (m×n).
-func mulAtB[T float](m, n, k int, a, b, c []T) {
+// mulAtBCols sets C[:, lo:hi] = Aᵀ · B[:, lo:hi] for A (m×k), B (m×ld) and C (k×ld).
+func mulAtBCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 	var buf [64]T
 	col := buf[:]
 	if m > len(buf) {
@@ -149,17 +161,18 @@ func mulAtB[T float](m, n, k int, a, b, c []T) {
 		for l := 0; l < m; l++ {
 			col[l] = a[l*k+i]
 		}
-		ci := c[i*n : (i+1)*n]
+		ci := c[i*ld+lo : i*ld+hi]
 		fill(ci, 0)
-		axpyRows(ci, col[:m], b, n)
+		axpyRows(ci, col[:m], b[lo:], ld)
 	}
 }
 
-// mulABt accumulates C (m×k) += A (m×n) · Bᵀ for B (k×n): dot products of length n.
-func mulABt[T float](m, n, k int, a, b, c []T) {
+// mulABtCols accumulates C (m×k) += A[:, lo:hi] · B[:, lo:hi]ᵀ for A (m×ld), B (k×ld).
+func mulABtCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 	for i := 0; i < m; i++ {
+		ai := a[i*ld+lo : i*ld+hi]
 		for j := 0; j < k; j++ {
-			c[i*k+j] += dot(a[i*n:(i+1)*n], b[j*n:(j+1)*n])
+			c[i*k+j] += dot(ai, b[j*ld+lo:j*ld+hi])
 		}
 	}
 }
