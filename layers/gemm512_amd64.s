@@ -1,0 +1,365 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// AVX-512 forms of the products of gemm_amd64.s: twice the vector width, and the last columns under a mask
+// instead of a scalar loop.
+
+// func axpyRowsF32AVX512(c, a, b []float32, ldb int)
+// c[j] += Σ_l a[l]·b[l·ldb + j] for every j < len(c) (k = len(a) rows of b): 64 columns at a time in four
+// accumulators, then 16, then the last len(c) mod 16 under a mask (masked loads never touch memory past
+// the end).
+TEXT ·axpyRowsF32AVX512(SB), NOSPLIT, $0-80
+	MOVQ c_base+0(FP), DI
+	MOVQ c_len+8(FP), CX
+	MOVQ a_base+24(FP), SI
+	MOVQ a_len+32(FP), R8
+	MOVQ b_base+48(FP), DX
+	MOVQ ldb+72(FP), R9
+	SHLQ $2, R9
+	MOVQ CX, BX
+	SHRQ $6, BX
+	MOVQ CX, R13
+	ANDQ $63, R13
+	SHRQ $4, R13
+	ANDQ $15, CX
+	TESTQ BX, BX
+	JZ   single_f32
+
+quad_f32:
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS 128(DI), Z2
+	VMOVUPS 192(DI), Z3
+	MOVQ    DX, R10
+	MOVQ    SI, R11
+	MOVQ    R8, R12
+	TESTQ   R12, R12
+	JZ      quadstore_f32
+
+quadl_f32:
+	VBROADCASTSS (R11), Z4
+	VFMADD231PS  (R10), Z4, Z0
+	VFMADD231PS  64(R10), Z4, Z1
+	VFMADD231PS  128(R10), Z4, Z2
+	VFMADD231PS  192(R10), Z4, Z3
+	ADDQ         $4, R11
+	ADDQ         R9, R10
+	DECQ         R12
+	JNZ          quadl_f32
+
+quadstore_f32:
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	ADDQ    $256, DI
+	ADDQ    $256, DX
+	DECQ    BX
+	JNZ     quad_f32
+
+single_f32:
+	TESTQ R13, R13
+	JZ    tail_f32
+
+one_f32:
+	VMOVUPS (DI), Z0
+	MOVQ    DX, R10
+	MOVQ    SI, R11
+	MOVQ    R8, R12
+	TESTQ   R12, R12
+	JZ      onestore_f32
+
+onel_f32:
+	VBROADCASTSS (R11), Z4
+	VFMADD231PS  (R10), Z4, Z0
+	ADDQ         $4, R11
+	ADDQ         R9, R10
+	DECQ         R12
+	JNZ          onel_f32
+
+onestore_f32:
+	VMOVUPS Z0, (DI)
+	ADDQ    $64, DI
+	ADDQ    $64, DX
+	DECQ    R13
+	JNZ     one_f32
+
+tail_f32:
+	TESTQ CX, CX
+	JZ    done_f32
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K1
+	VMOVUPS.Z (DI), K1, Z0
+	MOVQ    DX, R10
+	MOVQ    SI, R11
+	MOVQ    R8, R12
+	TESTQ   R12, R12
+	JZ      tailstore_f32
+
+taill_f32:
+	VBROADCASTSS (R11), Z4
+	VMOVUPS.Z (R10), K1, Z5
+	VFMADD231PS  Z5, Z4, Z0
+	ADDQ         $4, R11
+	ADDQ         R9, R10
+	DECQ         R12
+	JNZ          taill_f32
+
+tailstore_f32:
+	VMOVUPS Z0, K1, (DI)
+
+done_f32:
+	VZEROUPPER
+	RET
+
+// func dotF32AVX512(a, b []float32) float32
+// Σ a[t]·b[t] over all of a: four accumulators over 64 elements at a time, then 16, then a masked tail.
+TEXT ·dotF32AVX512(SB), NOSPLIT, $0-52
+	MOVQ   a_base+0(FP), SI
+	MOVQ   a_len+8(FP), CX
+	MOVQ   b_base+24(FP), DX
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	MOVQ   CX, BX
+	SHRQ   $6, BX
+	MOVQ   CX, R13
+	ANDQ   $63, R13
+	SHRQ   $4, R13
+	ANDQ   $15, CX
+	TESTQ  BX, BX
+	JZ     dsingle_f32
+
+dquad_f32:
+	VMOVUPS     (SI), Z4
+	VFMADD231PS (DX), Z4, Z0
+	VMOVUPS     64(SI), Z5
+	VFMADD231PS 64(DX), Z5, Z1
+	VMOVUPS     128(SI), Z6
+	VFMADD231PS 128(DX), Z6, Z2
+	VMOVUPS     192(SI), Z7
+	VFMADD231PS 192(DX), Z7, Z3
+	ADDQ        $256, SI
+	ADDQ        $256, DX
+	DECQ        BX
+	JNZ         dquad_f32
+
+dsingle_f32:
+	TESTQ R13, R13
+	JZ    dtail_f32
+
+done1_f32:
+	VMOVUPS     (SI), Z4
+	VFMADD231PS (DX), Z4, Z0
+	ADDQ        $64, SI
+	ADDQ        $64, DX
+	DECQ        R13
+	JNZ         done1_f32
+
+dtail_f32:
+	TESTQ CX, CX
+	JZ    dsum_f32
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z4
+	VMOVUPS.Z (DX), K1, Z5
+	VFMADD231PS Z5, Z4, Z1
+
+dsum_f32:
+	VADDPS       Z1, Z0, Z0
+	VADDPS       Z3, Z2, Z2
+	VADDPS       Z2, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS       Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+48(FP)
+	RET
+
+// func axpyRowsF64AVX512(c, a, b []float64, ldb int)
+// c[j] += Σ_l a[l]·b[l·ldb + j] for every j < len(c) (k = len(a) rows of b): 32 columns at a time in four
+// accumulators, then 8, then the last len(c) mod 8 under a mask (masked loads never touch memory past
+// the end).
+TEXT ·axpyRowsF64AVX512(SB), NOSPLIT, $0-80
+	MOVQ c_base+0(FP), DI
+	MOVQ c_len+8(FP), CX
+	MOVQ a_base+24(FP), SI
+	MOVQ a_len+32(FP), R8
+	MOVQ b_base+48(FP), DX
+	MOVQ ldb+72(FP), R9
+	SHLQ $3, R9
+	MOVQ CX, BX
+	SHRQ $5, BX
+	MOVQ CX, R13
+	ANDQ $31, R13
+	SHRQ $3, R13
+	ANDQ $7, CX
+	TESTQ BX, BX
+	JZ   single_f64
+
+quad_f64:
+	VMOVUPD (DI), Z0
+	VMOVUPD 64(DI), Z1
+	VMOVUPD 128(DI), Z2
+	VMOVUPD 192(DI), Z3
+	MOVQ    DX, R10
+	MOVQ    SI, R11
+	MOVQ    R8, R12
+	TESTQ   R12, R12
+	JZ      quadstore_f64
+
+quadl_f64:
+	VBROADCASTSD (R11), Z4
+	VFMADD231PD  (R10), Z4, Z0
+	VFMADD231PD  64(R10), Z4, Z1
+	VFMADD231PD  128(R10), Z4, Z2
+	VFMADD231PD  192(R10), Z4, Z3
+	ADDQ         $8, R11
+	ADDQ         R9, R10
+	DECQ         R12
+	JNZ          quadl_f64
+
+quadstore_f64:
+	VMOVUPD Z0, (DI)
+	VMOVUPD Z1, 64(DI)
+	VMOVUPD Z2, 128(DI)
+	VMOVUPD Z3, 192(DI)
+	ADDQ    $256, DI
+	ADDQ    $256, DX
+	DECQ    BX
+	JNZ     quad_f64
+
+single_f64:
+	TESTQ R13, R13
+	JZ    tail_f64
+
+one_f64:
+	VMOVUPD (DI), Z0
+	MOVQ    DX, R10
+	MOVQ    SI, R11
+	MOVQ    R8, R12
+	TESTQ   R12, R12
+	JZ      onestore_f64
+
+onel_f64:
+	VBROADCASTSD (R11), Z4
+	VFMADD231PD  (R10), Z4, Z0
+	ADDQ         $8, R11
+	ADDQ         R9, R10
+	DECQ         R12
+	JNZ          onel_f64
+
+onestore_f64:
+	VMOVUPD Z0, (DI)
+	ADDQ    $64, DI
+	ADDQ    $64, DX
+	DECQ    R13
+	JNZ     one_f64
+
+tail_f64:
+	TESTQ CX, CX
+	JZ    done_f64
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K1
+	VMOVUPD.Z (DI), K1, Z0
+	MOVQ    DX, R10
+	MOVQ    SI, R11
+	MOVQ    R8, R12
+	TESTQ   R12, R12
+	JZ      tailstore_f64
+
+taill_f64:
+	VBROADCASTSD (R11), Z4
+	VMOVUPD.Z (R10), K1, Z5
+	VFMADD231PD  Z5, Z4, Z0
+	ADDQ         $8, R11
+	ADDQ         R9, R10
+	DECQ         R12
+	JNZ          taill_f64
+
+tailstore_f64:
+	VMOVUPD Z0, K1, (DI)
+
+done_f64:
+	VZEROUPPER
+	RET
+
+// func dotF64AVX512(a, b []float64) float64
+// Σ a[t]·b[t] over all of a: four accumulators over 32 elements at a time, then 8, then a masked tail.
+TEXT ·dotF64AVX512(SB), NOSPLIT, $0-56
+	MOVQ   a_base+0(FP), SI
+	MOVQ   a_len+8(FP), CX
+	MOVQ   b_base+24(FP), DX
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	MOVQ   CX, BX
+	SHRQ   $5, BX
+	MOVQ   CX, R13
+	ANDQ   $31, R13
+	SHRQ   $3, R13
+	ANDQ   $7, CX
+	TESTQ  BX, BX
+	JZ     dsingle_f64
+
+dquad_f64:
+	VMOVUPD     (SI), Z4
+	VFMADD231PD (DX), Z4, Z0
+	VMOVUPD     64(SI), Z5
+	VFMADD231PD 64(DX), Z5, Z1
+	VMOVUPD     128(SI), Z6
+	VFMADD231PD 128(DX), Z6, Z2
+	VMOVUPD     192(SI), Z7
+	VFMADD231PD 192(DX), Z7, Z3
+	ADDQ        $256, SI
+	ADDQ        $256, DX
+	DECQ        BX
+	JNZ         dquad_f64
+
+dsingle_f64:
+	TESTQ R13, R13
+	JZ    dtail_f64
+
+done1_f64:
+	VMOVUPD     (SI), Z4
+	VFMADD231PD (DX), Z4, Z0
+	ADDQ        $64, SI
+	ADDQ        $64, DX
+	DECQ        R13
+	JNZ         done1_f64
+
+dtail_f64:
+	TESTQ CX, CX
+	JZ    dsum_f64
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K1
+	VMOVUPD.Z (SI), K1, Z4
+	VMOVUPD.Z (DX), K1, Z5
+	VFMADD231PD Z5, Z4, Z1
+
+dsum_f64:
+	VADDPD       Z1, Z0, Z0
+	VADDPD       Z3, Z2, Z2
+	VADDPD       Z2, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPD       Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPD       X1, X0, X0
+	VHADDPD      X0, X0, X0
+	VZEROUPPER
+	MOVSD        X0, ret+48(FP)
+	RET
