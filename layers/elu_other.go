@@ -38,3 +38,12 @@ func vectorKernels() bool { return false }
 
 // expVector has no vector kernel on this build.
 func expVector(x []float32) int { return 0 }
+
+// axpyRowsSetVec has no vector kernel on this build.
+func axpyRowsSetVec[T float](c, a, b []T, ldb int, init T) bool {
+	checkAxpyLens(len(c), len(a), len(b), ldb)
+	return false
+}
+
+// expVector64 has no vector kernel on this build.
+func expVector64(x []float64) int { return 0 }

@@ -122,6 +122,16 @@ func axpyRows[T float](c, a, b []T, ldb int) {
 	}
 }
 
+// axpyRowsSet sets c[j] = init + Σ_l a[l]·b[l·ldb + j] for every column j of c: one pass with AVX-512,
+// else a fill and axpyRows.
+func axpyRowsSet[T float](c, a, b []T, ldb int, init T) {
+	if axpyRowsSetVec(c, a, b, ldb, init) {
+		return
+	}
+	fill(c, init)
+	axpyRows(c, a, b, ldb)
+}
+
 // dot is Σ a[t]·b[t].
 func dot[T float](a, b []T) T {
 	s, t := dotVec(a, b)
@@ -150,6 +160,13 @@ func mulABCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 	}
 }
 
+// mulABBiasCols sets C[:, lo:hi] = A (m×k) · B[:, lo:hi] + bias (bias[i] added to row i).
+func mulABBiasCols[T float](m, k int, a, b, bias, c []T, ld, lo, hi int) {
+	for i := 0; i < m; i++ {
+		axpyRowsSet(c[i*ld+lo:i*ld+hi], a[i*k:(i+1)*k], b[lo:], ld, bias[i])
+	}
+}
+
 // mulAtBCols sets C[:, lo:hi] = Aᵀ · B[:, lo:hi] for A (m×k), B (m×ld) and C (k×ld).
 func mulAtBCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 	var buf [64]T
@@ -161,9 +178,7 @@ func mulAtBCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 		for l := 0; l < m; l++ {
 			col[l] = a[l*k+i]
 		}
-		ci := c[i*ld+lo : i*ld+hi]
-		fill(ci, 0)
-		axpyRows(ci, col[:m], b[lo:], ld)
+		axpyRowsSet(c[i*ld+lo:i*ld+hi], col[:m], b[lo:], ld, 0)
 	}
 }
 
@@ -287,10 +302,12 @@ func eluGradInPlace[T float](g, y []T) {
 	}
 }
 
-// expInPlace replaces every x by e^x (float32: the exp32 polynomial, vectorised where the CPU allows; the
-// last len(x) mod 8 elements go through the vector kernel too, padded, so every position is computed alike).
+// expInPlace replaces every x by e^x (float32: the exp32 polynomial, float64: exp64, vectorised where the
+// CPU allows; the last elements that do not fill a vector go through the vector kernel too, padded, so every
+// position is computed alike).
 func expInPlace[T float](x []T) {
-	if v, ok := any(x).([]float32); ok {
+	switch v := any(x).(type) {
+	case []float32:
 		k := expVector(v)
 		if tail := v[k:]; len(tail) > 0 && vectorKernels() {
 			var buf [8]float32
@@ -302,11 +319,18 @@ func expInPlace[T float](x []T) {
 		for i := k; i < len(v); i++ {
 			v[i] = exp32(v[i])
 		}
-		return
-	}
-	// float64 keeps math.Exp: 1 + expm1 would lose relative precision for large negative x.
-	for i, a := range x {
-		x[i] = T(math.Exp(float64(a)))
+	case []float64:
+		k := expVector64(v)
+		if tail := v[k:]; len(tail) > 0 && vectorKernels() {
+			var buf [4]float64
+			copy(buf[:], tail)
+			expVector64(buf[:])
+			copy(tail, buf[:])
+			return
+		}
+		for i := k; i < len(v); i++ {
+			v[i] = exp64(v[i])
+		}
 	}
 }
 

@@ -5,11 +5,12 @@
 // AVX-512 forms of the products of gemm_amd64.s: twice the vector width, and the last columns under a mask
 // instead of a scalar loop.
 
-// func axpyRowsF32AVX512(c, a, b []float32, ldb int)
-// c[j] += Σ_l a[l]·b[l·ldb + j] for every j < len(c) (k = len(a) rows of b): 64 columns at a time in four
+// func axpyRowsF32AVX512(c, a, b []float32, ldb int, init *float32)
+// c[j] += Σ_l a[l]·b[l·ldb + j], or c[j] = *init + Σ_l a[l]·b[l·ldb + j] when init is not nil, for every j < len(c) (k = len(a) rows of b): 64 columns at a time in four
 // accumulators, then 16, then the last len(c) mod 16 under a mask (masked loads never touch memory past
 // the end).
-TEXT ·axpyRowsF32AVX512(SB), NOSPLIT, $0-80
+TEXT ·axpyRowsF32AVX512(SB), NOSPLIT, $0-88
+	MOVQ init+80(FP), R14
 	MOVQ c_base+0(FP), DI
 	MOVQ c_len+8(FP), CX
 	MOVQ a_base+24(FP), SI
@@ -27,10 +28,21 @@ TEXT ·axpyRowsF32AVX512(SB), NOSPLIT, $0-80
 	JZ   single_f32
 
 quad_f32:
+	TESTQ R14, R14
+	JNZ   quadinit_f32
 	VMOVUPS (DI), Z0
 	VMOVUPS 64(DI), Z1
 	VMOVUPS 128(DI), Z2
 	VMOVUPS 192(DI), Z3
+	JMP   quadgo_f32
+
+quadinit_f32:
+	VBROADCASTSS (R14), Z0
+	VMOVUPS Z0, Z1
+	VMOVUPS Z0, Z2
+	VMOVUPS Z0, Z3
+
+quadgo_f32:
 	MOVQ    DX, R10
 	MOVQ    SI, R11
 	MOVQ    R8, R12
@@ -63,7 +75,15 @@ single_f32:
 	JZ    tail_f32
 
 one_f32:
+	TESTQ R14, R14
+	JNZ   oneinit_f32
 	VMOVUPS (DI), Z0
+	JMP   onego_f32
+
+oneinit_f32:
+	VBROADCASTSS (R14), Z0
+
+onego_f32:
 	MOVQ    DX, R10
 	MOVQ    SI, R11
 	MOVQ    R8, R12
@@ -92,7 +112,15 @@ tail_f32:
 	SHLQ  CX, AX
 	DECQ  AX
 	KMOVW AX, K1
+	TESTQ R14, R14
+	JNZ   tailinit_f32
 	VMOVUPS.Z (DI), K1, Z0
+	JMP   tailgo_f32
+
+tailinit_f32:
+	VBROADCASTSS (R14), Z0
+
+tailgo_f32:
 	MOVQ    DX, R10
 	MOVQ    SI, R11
 	MOVQ    R8, R12
@@ -185,11 +213,12 @@ dsum_f32:
 	MOVSS        X0, ret+48(FP)
 	RET
 
-// func axpyRowsF64AVX512(c, a, b []float64, ldb int)
-// c[j] += Σ_l a[l]·b[l·ldb + j] for every j < len(c) (k = len(a) rows of b): 32 columns at a time in four
+// func axpyRowsF64AVX512(c, a, b []float64, ldb int, init *float64)
+// c[j] += Σ_l a[l]·b[l·ldb + j], or c[j] = *init + Σ_l a[l]·b[l·ldb + j] when init is not nil, for every j < len(c) (k = len(a) rows of b): 32 columns at a time in four
 // accumulators, then 8, then the last len(c) mod 8 under a mask (masked loads never touch memory past
 // the end).
-TEXT ·axpyRowsF64AVX512(SB), NOSPLIT, $0-80
+TEXT ·axpyRowsF64AVX512(SB), NOSPLIT, $0-88
+	MOVQ init+80(FP), R14
 	MOVQ c_base+0(FP), DI
 	MOVQ c_len+8(FP), CX
 	MOVQ a_base+24(FP), SI
@@ -207,10 +236,21 @@ TEXT ·axpyRowsF64AVX512(SB), NOSPLIT, $0-80
 	JZ   single_f64
 
 quad_f64:
+	TESTQ R14, R14
+	JNZ   quadinit_f64
 	VMOVUPD (DI), Z0
 	VMOVUPD 64(DI), Z1
 	VMOVUPD 128(DI), Z2
 	VMOVUPD 192(DI), Z3
+	JMP   quadgo_f64
+
+quadinit_f64:
+	VBROADCASTSD (R14), Z0
+	VMOVUPD Z0, Z1
+	VMOVUPD Z0, Z2
+	VMOVUPD Z0, Z3
+
+quadgo_f64:
 	MOVQ    DX, R10
 	MOVQ    SI, R11
 	MOVQ    R8, R12
@@ -243,7 +283,15 @@ single_f64:
 	JZ    tail_f64
 
 one_f64:
+	TESTQ R14, R14
+	JNZ   oneinit_f64
 	VMOVUPD (DI), Z0
+	JMP   onego_f64
+
+oneinit_f64:
+	VBROADCASTSD (R14), Z0
+
+onego_f64:
 	MOVQ    DX, R10
 	MOVQ    SI, R11
 	MOVQ    R8, R12
@@ -272,7 +320,15 @@ tail_f64:
 	SHLQ  CX, AX
 	DECQ  AX
 	KMOVW AX, K1
+	TESTQ R14, R14
+	JNZ   tailinit_f64
 	VMOVUPD.Z (DI), K1, Z0
+	JMP   tailgo_f64
+
+tailinit_f64:
+	VBROADCASTSD (R14), Z0
+
+tailgo_f64:
 	MOVQ    DX, R10
 	MOVQ    SI, R11
 	MOVQ    R8, R12

@@ -17,10 +17,10 @@ func dotF32(a, b []float32) float32
 func dotF64(a, b []float64) float64
 
 //go:noescape
-func axpyRowsF32AVX512(c, a, b []float32, ldb int)
+func axpyRowsF32AVX512(c, a, b []float32, ldb int, init *float32)
 
 //go:noescape
-func axpyRowsF64AVX512(c, a, b []float64, ldb int)
+func axpyRowsF64AVX512(c, a, b []float64, ldb int, init *float64)
 
 //go:noescape
 func dotF32AVX512(a, b []float32) float32
@@ -42,9 +42,9 @@ func axpyRowsVec[T float](c, a, b []T, ldb int) int {
 	if hasAVX512 {
 		switch cc := any(c).(type) {
 		case []float32:
-			axpyRowsF32AVX512(cc, any(a).([]float32), any(b).([]float32), ldb)
+			axpyRowsF32AVX512(cc, any(a).([]float32), any(b).([]float32), ldb, nil)
 		case []float64:
-			axpyRowsF64AVX512(cc, any(a).([]float64), any(b).([]float64), ldb)
+			axpyRowsF64AVX512(cc, any(a).([]float64), any(b).([]float64), ldb, nil)
 		}
 		return len(c)
 	}
@@ -80,4 +80,22 @@ func dotVec[T float](a, b []T) (T, int) {
 		return T(dotF64(aa, any(b).([]float64))), len(aa) &^ 3
 	}
 	return 0, 0
+}
+
+// axpyRowsSetVec sets c[j] = init + Σ_l a[l]·b[l·ldb + j] for every column of c in one pass and reports
+// true where the AVX-512 kernel can do so; otherwise it does nothing and returns false.
+func axpyRowsSetVec[T float](c, a, b []T, ldb int, init T) bool {
+	checkAxpyLens(len(c), len(a), len(b), ldb)
+	if !hasAVX512 || len(a) == 0 {
+		return false
+	}
+	switch cc := any(c).(type) {
+	case []float32:
+		v := float32(init)
+		axpyRowsF32AVX512(cc, any(a).([]float32), any(b).([]float32), ldb, &v)
+	case []float64:
+		v := float64(init)
+		axpyRowsF64AVX512(cc, any(a).([]float64), any(b).([]float64), ldb, &v)
+	}
+	return true
 }

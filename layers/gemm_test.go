@@ -66,6 +66,18 @@ func testProducts(t *testing.T) {
 				t.Errorf("%s mulAB f64: guard element %d past the end of c was overwritten: %g", name, i, g)
 			}
 		}
+		// With a bias in place of c's old values: A·B + bias[i] on row i, whatever c held.
+		bias := randSlice(rng, m)
+		wantBias := make([]float64, m*n)
+		for i := range wantBias {
+			wantBias[i] = wantAB[i] - c0[i] + bias[i/n]
+		}
+		c = randSlice(rng, m*n)
+		mulABBiasCols(m, k, a, b, bias, c, n, 0, n)
+		closeTo(t, name+" mulABBiasCols f64", c, wantBias, 1e-12)
+		c32b := f32(randSlice(rng, m*n))
+		mulABBiasCols(m, k, f32(a), f32(b), f32(bias), c32b, n, 0, n)
+		closeTo(t, name+" mulABBiasCols f32", f64(c32b), wantBias, 5e-6)
 		c = make([]float64, k*n)
 		mulAtB(m, n, k, a, at, c)
 		closeTo(t, name+" mulAtB f64", c, wantAtB, 1e-12)

@@ -634,10 +634,7 @@ func mlpForward[T float](widths []int, ws, bs [][]T, in []T, hid [][]T, out []T,
 			dst = hid[l]
 		}
 		o, i := widths[l+1], widths[l]
-		for r := 0; r < o; r++ {
-			fill(dst[r*n+lo:r*n+hi], bs[l][r])
-		}
-		mulABCols(o, i, ws[l], cur, dst, n, lo, hi)
+		mulABBiasCols(o, i, ws[l], cur, bs[l], dst, n, lo, hi)
 		if l+2 < len(widths) {
 			for r := 0; r < o; r++ {
 				eluInPlace(dst[r*n+lo : r*n+hi])
