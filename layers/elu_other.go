@@ -47,3 +47,9 @@ func axpyRowsSetVec[T float](c, a, b []T, ldb int, init T) bool {
 
 // expVector64 has no vector kernel on this build.
 func expVector64(x []float64) int { return 0 }
+
+// dot4Vec has no vector kernel on this build.
+func dot4Vec[T float](a, b []T, ldb int, out *[4]T) bool {
+	checkAxpyLens(len(a), 4, len(b), ldb)
+	return false
+}

@@ -182,11 +182,22 @@ func mulAtBCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 	}
 }
 
-// mulABtCols accumulates C (m×k) += A[:, lo:hi] · B[:, lo:hi]ᵀ for A (m×ld), B (k×ld).
+// mulABtCols accumulates C (m×k) += A[:, lo:hi] · B[:, lo:hi]ᵀ for A (m×ld), B (k×ld): four rows of B at
+// a time where a kernel does four dot products in one pass, one at a time otherwise.
 func mulABtCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
+	var four [4]T
 	for i := 0; i < m; i++ {
 		ai := a[i*ld+lo : i*ld+hi]
-		for j := 0; j < k; j++ {
+		j := 0
+		for ; j+4 <= k; j += 4 {
+			if !dot4Vec(ai, b[j*ld+lo:(j+3)*ld+hi], ld, &four) {
+				break
+			}
+			for q, v := range four {
+				c[i*k+j+q] += v
+			}
+		}
+		for ; j < k; j++ {
 			c[i*k+j] += dot(ai, b[j*ld+lo:j*ld+hi])
 		}
 	}

@@ -419,3 +419,231 @@ dsum_f64:
 	VZEROUPPER
 	MOVSD        X0, ret+48(FP)
 	RET
+
+// func dot4F32AVX512(a, b []float32, ldb int, out *[4]float32)
+// out[j] = Σ_t a[t]·b[j·ldb + t] over t < len(a), for the four rows j = 0…3 of b (stride ldb): one load of a
+// serves four products. 32 elements at a time in eight accumulators, then 16, then a masked tail.
+TEXT ·dot4F32AVX512(SB), NOSPLIT, $0-64
+	MOVQ   a_base+0(FP), SI
+	MOVQ   a_len+8(FP), CX
+	MOVQ   b_base+24(FP), DX
+	MOVQ   ldb+48(FP), R9
+	MOVQ   out+56(FP), DI
+	SHLQ   $2, R9
+	LEAQ   (DX)(R9*1), R10
+	LEAQ   (R10)(R9*1), R11
+	LEAQ   (R11)(R9*1), R12
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	MOVQ   CX, BX
+	SHRQ   $5, BX
+	MOVQ   CX, R13
+	ANDQ   $31, R13
+	SHRQ   $4, R13
+	ANDQ   $15, CX
+	TESTQ  BX, BX
+	JZ     d4single_f32
+
+d4pair_f32:
+	VMOVUPS     (SI), Z8
+	VMOVUPS     64(SI), Z9
+	VFMADD231PS (DX), Z8, Z0
+	VFMADD231PS (R10), Z8, Z1
+	VFMADD231PS (R11), Z8, Z2
+	VFMADD231PS (R12), Z8, Z3
+	VFMADD231PS 64(DX), Z9, Z4
+	VFMADD231PS 64(R10), Z9, Z5
+	VFMADD231PS 64(R11), Z9, Z6
+	VFMADD231PS 64(R12), Z9, Z7
+	ADDQ        $128, SI
+	ADDQ        $128, DX
+	ADDQ        $128, R10
+	ADDQ        $128, R11
+	ADDQ        $128, R12
+	DECQ        BX
+	JNZ         d4pair_f32
+
+d4single_f32:
+	TESTQ R13, R13
+	JZ    d4tail_f32
+	VMOVUPS     (SI), Z8
+	VFMADD231PS (DX), Z8, Z0
+	VFMADD231PS (R10), Z8, Z1
+	VFMADD231PS (R11), Z8, Z2
+	VFMADD231PS (R12), Z8, Z3
+	ADDQ        $64, SI
+	ADDQ        $64, DX
+	ADDQ        $64, R10
+	ADDQ        $64, R11
+	ADDQ        $64, R12
+
+d4tail_f32:
+	TESTQ CX, CX
+	JZ    d4sum_f32
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K1
+	VMOVUPS.Z (SI), K1, Z8
+	VMOVUPS.Z (DX), K1, Z9
+	VFMADD231PS Z9, Z8, Z4
+	VMOVUPS.Z (R10), K1, Z9
+	VFMADD231PS Z9, Z8, Z5
+	VMOVUPS.Z (R11), K1, Z9
+	VFMADD231PS Z9, Z8, Z6
+	VMOVUPS.Z (R12), K1, Z9
+	VFMADD231PS Z9, Z8, Z7
+
+d4sum_f32:
+	VADDPS Z4, Z0, Z0
+	VADDPS Z5, Z1, Z1
+	VADDPS Z6, Z2, Z2
+	VADDPS Z7, Z3, Z3
+	VEXTRACTF64X4 $1, Z0, Y8
+	VADDPS       Y8, Y0, Y0
+	VEXTRACTF128  $1, Y0, X8
+	VADDPS       X8, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS       X0, X0, X0
+	MOVSS         X0, 0(DI)
+	VEXTRACTF64X4 $1, Z1, Y8
+	VADDPS       Y8, Y1, Y1
+	VEXTRACTF128  $1, Y1, X8
+	VADDPS       X8, X1, X1
+	VHADDPS      X1, X1, X1
+	VHADDPS       X1, X1, X1
+	MOVSS         X1, 4(DI)
+	VEXTRACTF64X4 $1, Z2, Y8
+	VADDPS       Y8, Y2, Y2
+	VEXTRACTF128  $1, Y2, X8
+	VADDPS       X8, X2, X2
+	VHADDPS      X2, X2, X2
+	VHADDPS       X2, X2, X2
+	MOVSS         X2, 8(DI)
+	VEXTRACTF64X4 $1, Z3, Y8
+	VADDPS       Y8, Y3, Y3
+	VEXTRACTF128  $1, Y3, X8
+	VADDPS       X8, X3, X3
+	VHADDPS      X3, X3, X3
+	VHADDPS       X3, X3, X3
+	MOVSS         X3, 12(DI)
+	VZEROUPPER
+	RET
+
+// func dot4F64AVX512(a, b []float64, ldb int, out *[4]float64)
+// out[j] = Σ_t a[t]·b[j·ldb + t] over t < len(a), for the four rows j = 0…3 of b (stride ldb): one load of a
+// serves four products. 16 elements at a time in eight accumulators, then 8, then a masked tail.
+TEXT ·dot4F64AVX512(SB), NOSPLIT, $0-64
+	MOVQ   a_base+0(FP), SI
+	MOVQ   a_len+8(FP), CX
+	MOVQ   b_base+24(FP), DX
+	MOVQ   ldb+48(FP), R9
+	MOVQ   out+56(FP), DI
+	SHLQ   $3, R9
+	LEAQ   (DX)(R9*1), R10
+	LEAQ   (R10)(R9*1), R11
+	LEAQ   (R11)(R9*1), R12
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	MOVQ   CX, BX
+	SHRQ   $4, BX
+	MOVQ   CX, R13
+	ANDQ   $15, R13
+	SHRQ   $3, R13
+	ANDQ   $7, CX
+	TESTQ  BX, BX
+	JZ     d4single_f64
+
+d4pair_f64:
+	VMOVUPD     (SI), Z8
+	VMOVUPD     64(SI), Z9
+	VFMADD231PD (DX), Z8, Z0
+	VFMADD231PD (R10), Z8, Z1
+	VFMADD231PD (R11), Z8, Z2
+	VFMADD231PD (R12), Z8, Z3
+	VFMADD231PD 64(DX), Z9, Z4
+	VFMADD231PD 64(R10), Z9, Z5
+	VFMADD231PD 64(R11), Z9, Z6
+	VFMADD231PD 64(R12), Z9, Z7
+	ADDQ        $128, SI
+	ADDQ        $128, DX
+	ADDQ        $128, R10
+	ADDQ        $128, R11
+	ADDQ        $128, R12
+	DECQ        BX
+	JNZ         d4pair_f64
+
+d4single_f64:
+	TESTQ R13, R13
+	JZ    d4tail_f64
+	VMOVUPD     (SI), Z8
+	VFMADD231PD (DX), Z8, Z0
+	VFMADD231PD (R10), Z8, Z1
+	VFMADD231PD (R11), Z8, Z2
+	VFMADD231PD (R12), Z8, Z3
+	ADDQ        $64, SI
+	ADDQ        $64, DX
+	ADDQ        $64, R10
+	ADDQ        $64, R11
+	ADDQ        $64, R12
+
+d4tail_f64:
+	TESTQ CX, CX
+	JZ    d4sum_f64
+	MOVQ  $1, AX
+	SHLQ  CX, AX
+	DECQ  AX
+	KMOVW AX, K1
+	VMOVUPD.Z (SI), K1, Z8
+	VMOVUPD.Z (DX), K1, Z9
+	VFMADD231PD Z9, Z8, Z4
+	VMOVUPD.Z (R10), K1, Z9
+	VFMADD231PD Z9, Z8, Z5
+	VMOVUPD.Z (R11), K1, Z9
+	VFMADD231PD Z9, Z8, Z6
+	VMOVUPD.Z (R12), K1, Z9
+	VFMADD231PD Z9, Z8, Z7
+
+d4sum_f64:
+	VADDPD Z4, Z0, Z0
+	VADDPD Z5, Z1, Z1
+	VADDPD Z6, Z2, Z2
+	VADDPD Z7, Z3, Z3
+	VEXTRACTF64X4 $1, Z0, Y8
+	VADDPD       Y8, Y0, Y0
+	VEXTRACTF128  $1, Y0, X8
+	VADDPD       X8, X0, X0
+	VHADDPD      X0, X0, X0
+	MOVSD         X0, 0(DI)
+	VEXTRACTF64X4 $1, Z1, Y8
+	VADDPD       Y8, Y1, Y1
+	VEXTRACTF128  $1, Y1, X8
+	VADDPD       X8, X1, X1
+	VHADDPD      X1, X1, X1
+	MOVSD         X1, 8(DI)
+	VEXTRACTF64X4 $1, Z2, Y8
+	VADDPD       Y8, Y2, Y2
+	VEXTRACTF128  $1, Y2, X8
+	VADDPD       X8, X2, X2
+	VHADDPD      X2, X2, X2
+	MOVSD         X2, 16(DI)
+	VEXTRACTF64X4 $1, Z3, Y8
+	VADDPD       Y8, Y3, Y3
+	VEXTRACTF128  $1, Y3, X8
+	VADDPD       X8, X3, X3
+	VHADDPD      X3, X3, X3
+	MOVSD         X3, 24(DI)
+	VZEROUPPER
+	RET

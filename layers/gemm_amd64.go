@@ -99,3 +99,25 @@ func axpyRowsSetVec[T float](c, a, b []T, ldb int, init T) bool {
 	}
 	return true
 }
+
+//go:noescape
+func dot4F32AVX512(a, b []float32, ldb int, out *[4]float32)
+
+//go:noescape
+func dot4F64AVX512(a, b []float64, ldb int, out *[4]float64)
+
+// dot4Vec sets out[j] = Σ_t a[t]·b[j·ldb + t] (t < len(a)) for the four rows j = 0…3 of b in one pass with
+// AVX-512 and reports true; without it it does nothing and returns false.
+func dot4Vec[T float](a, b []T, ldb int, out *[4]T) bool {
+	checkAxpyLens(len(a), 4, len(b), ldb)
+	if !hasAVX512 {
+		return false
+	}
+	switch aa := any(a).(type) {
+	case []float32:
+		dot4F32AVX512(aa, any(b).([]float32), ldb, any(out).(*[4]float32))
+	case []float64:
+		dot4F64AVX512(aa, any(b).([]float64), ldb, any(out).(*[4]float64))
+	}
+	return true
+}
