@@ -14,6 +14,12 @@ func eluF32AVX2(x []float32, c *[16]float32)
 //go:noescape
 func eluF64AVX2(x []float64, c *[20][4]float64)
 
+//go:noescape
+func eluF32AVX512(x []float32, c *[16]float32)
+
+//go:noescape
+func eluF64AVX512(x []float64, c *[20][4]float64)
+
 // eluConst32 are the constants of eluF32AVX2 (see exp32).
 var eluConst32 = [16]float32{
 	-87, 1.44269504088896341, 0.693359375, -2.12194440e-4,
@@ -50,6 +56,16 @@ var hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 func eluVector[T float](x []T) int {
 	if !hasAVX2FMA {
 		return 0
+	}
+	if hasAVX512 {
+		switch v := any(x).(type) {
+		case []float32:
+			eluF32AVX512(v, &eluConst32)
+			return len(v) &^ 15
+		case []float64:
+			eluF64AVX512(v, &eluConst64)
+			return len(v) &^ 7
+		}
 	}
 	switch v := any(x).(type) {
 	case []float32:

@@ -211,7 +211,7 @@ func eluInPlace[T float](x []T) {
 	if len(x) > 0 && vectorKernels() {
 		// The tail through the vector kernel as well, padded to a whole vector, so that every position of a
 		// slice gets bit-identical results.
-		var buf [8]T
+		var buf [16]T
 		copy(buf[:], x)
 		eluVector(buf[:])
 		copy(x, buf[:])

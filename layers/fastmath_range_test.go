@@ -130,8 +130,32 @@ func positionIndependent[T float](t *testing.T, name string, xs []T, f func([]T)
 
 // ELU (float32 and float64) over the whole range: the class and value of every result as the float64
 // reference x > 0 ? x : expm1(x), rounded to the type (float64 within 2 ulp; float32 within 2.5e-7
-// absolute, the rounding of e^x − 1 near 0, or 2 ulp), and position-independent.
+// absolute, the rounding of e^x − 1 near 0, or 2 ulp), and position-independent, on every kernel set this
+// CPU runs (scalar loops, AVX2, AVX-512); the AVX2 and AVX-512 kernels give the same bits.
 func TestELUWholeRange(t *testing.T) {
+	results := map[string][2][]uint64{}
+	for _, mode := range productModes() {
+		t.Run(mode, func(t *testing.T) {
+			defer useProductKernels(mode)()
+			results[mode] = testELUWholeRange(t)
+		})
+	}
+	a, ok1 := results["avx2"]
+	b, ok2 := results["avx512"]
+	if ok1 && ok2 {
+		for k := range a {
+			for i := range a[k] {
+				if a[k][i] != b[k][i] {
+					t.Errorf("ELU (dtype %d) element %d: AVX2 bits %#x, AVX-512 bits %#x", k, i, a[k][i], b[k][i])
+					break
+				}
+			}
+		}
+	}
+}
+
+// testELUWholeRange checks ELU on the kernels in use and returns the bits of its float32 and float64 results.
+func testELUWholeRange(t *testing.T) [2][]uint64 {
 	xs32 := rangeValues32()
 	var xs64 []float64
 	for _, x := range xs32 {
@@ -170,6 +194,14 @@ func TestELUWholeRange(t *testing.T) {
 	}
 	positionIndependent(t, "ELU32", xs32, eluInPlace[float32])
 	positionIndependent(t, "ELU64", xs64, eluInPlace[float64])
+	var bits [2][]uint64
+	for _, v := range v32 {
+		bits[0] = append(bits[0], uint64(math.Float32bits(v)))
+	}
+	for _, v := range v64 {
+		bits[1] = append(bits[1], math.Float64bits(v))
+	}
+	return bits
 }
 
 // Swish and its derivative in float32 over the whole range: every position of a slice (vector lanes and
