@@ -225,6 +225,11 @@ func mulAtBCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 // mulABtCols accumulates C (m×k) += A[:, lo:hi] · B[:, lo:hi]ᵀ for A (m×ld), B (k×ld): four rows of B at
 // a time where a kernel does four dot products in one pass, one at a time otherwise.
 func mulABtCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
+	mulABtColsStrided(m, k, a, b, c, k, 1, ld, lo, hi)
+}
+
+// mulABtColsStrided is mulABtCols with C's element (i, j) at c[i·ci + j·cj].
+func mulABtColsStrided[T float](m, k int, a, b, c []T, ci, cj, ld, lo, hi int) {
 	var four [4]T
 	for i := 0; i < m; i++ {
 		ai := a[i*ld+lo : i*ld+hi]
@@ -234,13 +239,23 @@ func mulABtCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 				break
 			}
 			for q, v := range four {
-				c[i*k+j+q] += v
+				c[i*ci+(j+q)*cj] += v
 			}
 		}
 		for ; j < k; j++ {
-			c[i*k+j] += dot(ai, b[j*ld+lo:j*ld+hi])
+			c[i*ci+j*cj] += dot(ai, b[j*ld+lo:j*ld+hi])
 		}
 	}
+}
+
+// mulABtColsWide is mulABtCols arranged so that the four-row kernel runs over the longer of m and k: when
+// k < 4 ≤ m it computes Cᵀ = B·Aᵀ instead (the same sums, written to the same places).
+func mulABtColsWide[T float](m, k int, a, b, c []T, ld, lo, hi int) {
+	if k < 4 && m >= 4 {
+		mulABtColsStrided(k, m, b, a, c, 1, k, ld, lo, hi)
+		return
+	}
+	mulABtCols(m, k, a, b, c, ld, lo, hi)
 }
 
 // eluInPlace replaces every x by ELU(x): with AVX2+FMA kernels where the CPU has them (elu_amd64.s; the

@@ -23,7 +23,7 @@ func TestProducts(t *testing.T) {
 func testProducts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, sz := range [][3]int{{1, 1, 1}, {3, 7, 2}, {10, 4096, 10}, {4, 37, 3}, {2, 100, 70}, {5, 33, 1}, {1, 16, 5},
-		{3, 95, 4}, {2, 127, 3}, {6, 200, 10}, {2, 15, 2}, {1, 9, 1}} {
+		{3, 95, 4}, {2, 127, 3}, {6, 200, 10}, {2, 15, 2}, {1, 9, 1}, {10, 77, 2}, {5, 40, 1}} {
 		m, n, k := sz[0], sz[1], sz[2]
 		a := randSlice(rng, m*k)
 		b := randSlice(rng, k*n)
@@ -91,6 +91,9 @@ func testProducts(t *testing.T) {
 		c = make([]float64, m*k)
 		mulABtBlocked(m, n, k, at, bt, c)
 		closeTo(t, name+" mulABtBlocked f64", c, wantABt, 1e-12)
+		c = make([]float64, m*k)
+		mulABtColsWide(m, k, at, bt, c, n, 0, n)
+		closeTo(t, name+" mulABtColsWide f64", c, wantABt, 1e-12)
 		c32b = make([]float32, m*k)
 		mulABtBlocked(m, n, k, f32(at), f32(bt), c32b)
 		closeTo(t, name+" mulABtBlocked f32", f64(c32b), wantABt, 5e-6)

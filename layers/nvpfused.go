@@ -656,8 +656,8 @@ func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, g
 			prev = hid[l-1]
 		}
 		// dW += g·prevᵀ; db += Σ_columns g.
-		mulABtCols(o, i, g, prev, gws[l], n, lo, hi)
-		mulABtCols(o, 1, g, ones, gbs[l], n, lo, hi) // Σ over columns, as dot products with a row of ones
+		mulABtColsWide(o, i, g, prev, gws[l], n, lo, hi)
+		mulABtColsWide(o, 1, g, ones, gbs[l], n, lo, hi) // Σ over columns, as dot products with a row of ones
 		dst := gIn
 		if l > 0 {
 			dst = s1
