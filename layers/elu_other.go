@@ -53,3 +53,8 @@ func dot4Vec[T float](a, b []T, ldb int, out *[4]T) bool {
 	checkAxpyLens(len(a), 4, len(b), ldb)
 	return false
 }
+
+// axpy4Vec has no vector kernel on this build.
+func axpy4Vec[T float](c []T, off, n, ldc int, a []T, sr, sl, k int, b []T, ldb int, init *[4]T) bool {
+	return false
+}

@@ -200,9 +200,16 @@ func mulABCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 	}
 }
 
-// mulABBiasCols sets C[:, lo:hi] = A (m×k) · B[:, lo:hi] + bias (bias[i] added to row i).
+// mulABBiasCols sets C[:, lo:hi] = A (m×k) · B[:, lo:hi] + bias (bias[i] added to row i): four rows per
+// pass where the CPU has the kernel.
 func mulABBiasCols[T float](m, k int, a, b, bias, c []T, ld, lo, hi int) {
-	for i := 0; i < m; i++ {
+	i := 0
+	for ; i+4 <= m; i += 4 {
+		if !axpy4Vec(c, i*ld+lo, hi-lo, ld, a[i*k:], k, 1, k, b[lo:], ld, (*[4]T)(bias[i:i+4])) {
+			break
+		}
+	}
+	for ; i < m; i++ {
 		axpyRowsSet(c[i*ld+lo:i*ld+hi], a[i*k:(i+1)*k], b[lo:], ld, bias[i])
 	}
 }
@@ -214,7 +221,14 @@ func mulAtBCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 	if m > len(buf) {
 		col = make([]T, m)
 	}
-	for i := 0; i < k; i++ {
+	var zero [4]T
+	i := 0
+	for ; i+4 <= k && m > 0; i += 4 { // four rows of C per pass: A's columns i…i+3 read with stride k
+		if !axpy4Vec(c, i*ld+lo, hi-lo, ld, a[i:], 1, k, m, b[lo:], ld, &zero) {
+			break
+		}
+	}
+	for ; i < k; i++ {
 		for l := 0; l < m; l++ {
 			col[l] = a[l*k+i]
 		}

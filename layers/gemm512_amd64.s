@@ -647,3 +647,401 @@ d4sum_f64:
 	MOVSD         X3, 24(DI)
 	VZEROUPPER
 	RET
+
+// func axpy4F32AVX512(c []float32, ldc int, a []float32, sr, sl, k int, b []float32, ldb int, init *[4]float32)
+// Four output rows at once: c[r·ldc + j] (+)= Σ_{l<k} a[r·sr + l·sl]·b[l·ldb + j] for r = 0…3 and j < len(c)
+// (the rows r > 0 lie past len(c), within its capacity; the caller checks the bounds). Each load of b serves
+// four rows. With init, row r starts from init[r] instead of from c. 32 columns at a time (eight
+// accumulators), then 16, then the last len(c) mod 16 under a mask.
+TEXT ·axpy4F32AVX512(SB), NOSPLIT, $0-120
+	MOVQ c_base+0(FP), DI
+	MOVQ ldc+24(FP), R13
+	SHLQ $2, R13
+	MOVQ a_base+32(FP), SI
+	MOVQ sr+56(FP), R8
+	SHLQ $2, R8
+	MOVQ sl+64(FP), R9
+	SHLQ $2, R9
+	MOVQ b_base+80(FP), DX
+	MOVQ ldb+104(FP), R10
+	SHLQ $2, R10
+	MOVQ init+112(FP), R14
+	MOVQ c_len+8(FP), BX
+	SHRQ $5, BX
+	JZ   one_xf32
+
+pair_xf32:
+	LEAQ (DI)(R13*2), AX
+	TESTQ R14, R14
+	JNZ  pairinit_xf32
+	VMOVUPS (DI), Z0
+	VMOVUPS 64(DI), Z1
+	VMOVUPS (DI)(R13*1), Z2
+	VMOVUPS 64(DI)(R13*1), Z3
+	VMOVUPS (DI)(R13*2), Z4
+	VMOVUPS 64(DI)(R13*2), Z5
+	VMOVUPS (AX)(R13*1), Z6
+	VMOVUPS 64(AX)(R13*1), Z7
+	JMP  pairgo_xf32
+
+pairinit_xf32:
+	VBROADCASTSS 0(R14), Z0
+	VMOVAPS Z0, Z1
+	VBROADCASTSS 4(R14), Z2
+	VMOVAPS Z2, Z3
+	VBROADCASTSS 8(R14), Z4
+	VMOVAPS Z4, Z5
+	VBROADCASTSS 12(R14), Z6
+	VMOVAPS Z6, Z7
+
+pairgo_xf32:
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ k+72(FP), CX
+	TESTQ CX, CX
+	JZ   pairstore_xf32
+
+pairl_xf32:
+	VMOVUPS (R12), Z8
+	VMOVUPS 64(R12), Z9
+	VBROADCASTSS (R11), Z10
+	VBROADCASTSS (R11)(R8*1), Z11
+	VBROADCASTSS (R11)(R8*2), Z12
+	LEAQ (R11)(R8*2), AX
+	VBROADCASTSS (AX)(R8*1), Z13
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R9, R11
+	ADDQ R10, R12
+	DECQ CX
+	JNZ  pairl_xf32
+
+pairstore_xf32:
+	LEAQ (DI)(R13*2), AX
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, (DI)(R13*1)
+	VMOVUPS Z3, 64(DI)(R13*1)
+	VMOVUPS Z4, (DI)(R13*2)
+	VMOVUPS Z5, 64(DI)(R13*2)
+	VMOVUPS Z6, (AX)(R13*1)
+	VMOVUPS Z7, 64(AX)(R13*1)
+	ADDQ $128, DI
+	ADDQ $128, DX
+	DECQ BX
+	JNZ  pair_xf32
+
+one_xf32:
+	MOVQ c_len+8(FP), BX
+	ANDQ $31, BX
+	SHRQ $4, BX
+	TESTQ BX, BX
+	JZ   tail_xf32
+	LEAQ (DI)(R13*2), AX
+	TESTQ R14, R14
+	JNZ  oneinit_xf32
+	VMOVUPS (DI), Z0
+	VMOVUPS (DI)(R13*1), Z2
+	VMOVUPS (DI)(R13*2), Z4
+	VMOVUPS (AX)(R13*1), Z6
+	JMP  onego_xf32
+
+oneinit_xf32:
+	VBROADCASTSS 0(R14), Z0
+	VBROADCASTSS 4(R14), Z2
+	VBROADCASTSS 8(R14), Z4
+	VBROADCASTSS 12(R14), Z6
+
+onego_xf32:
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ k+72(FP), CX
+	TESTQ CX, CX
+	JZ   onestore_xf32
+
+onel_xf32:
+	VMOVUPS (R12), Z8
+	VBROADCASTSS (R11), Z10
+	VBROADCASTSS (R11)(R8*1), Z11
+	VBROADCASTSS (R11)(R8*2), Z12
+	LEAQ (R11)(R8*2), AX
+	VBROADCASTSS (AX)(R8*1), Z13
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z8, Z13, Z6
+	ADDQ R9, R11
+	ADDQ R10, R12
+	DECQ CX
+	JNZ  onel_xf32
+
+onestore_xf32:
+	LEAQ (DI)(R13*2), AX
+	VMOVUPS Z0, (DI)
+	VMOVUPS Z2, (DI)(R13*1)
+	VMOVUPS Z4, (DI)(R13*2)
+	VMOVUPS Z6, (AX)(R13*1)
+	ADDQ $64, DI
+	ADDQ $64, DX
+
+tail_xf32:
+	MOVQ c_len+8(FP), CX
+	ANDQ $15, CX
+	JZ   done_xf32
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K1
+	LEAQ (DI)(R13*2), AX
+	TESTQ R14, R14
+	JNZ  tailinit_xf32
+	VMOVUPS.Z (DI), K1, Z0
+	VMOVUPS.Z (DI)(R13*1), K1, Z2
+	VMOVUPS.Z (DI)(R13*2), K1, Z4
+	VMOVUPS.Z (AX)(R13*1), K1, Z6
+	JMP  tailgo_xf32
+
+tailinit_xf32:
+	VBROADCASTSS 0(R14), Z0
+	VBROADCASTSS 4(R14), Z2
+	VBROADCASTSS 8(R14), Z4
+	VBROADCASTSS 12(R14), Z6
+
+tailgo_xf32:
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ k+72(FP), CX
+	TESTQ CX, CX
+	JZ   tailstore_xf32
+
+taill_xf32:
+	VMOVUPS.Z (R12), K1, Z8
+	VBROADCASTSS (R11), Z10
+	VBROADCASTSS (R11)(R8*1), Z11
+	VBROADCASTSS (R11)(R8*2), Z12
+	LEAQ (R11)(R8*2), AX
+	VBROADCASTSS (AX)(R8*1), Z13
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z8, Z13, Z6
+	ADDQ R9, R11
+	ADDQ R10, R12
+	DECQ CX
+	JNZ  taill_xf32
+
+tailstore_xf32:
+	LEAQ (DI)(R13*2), AX
+	VMOVUPS Z0, K1, (DI)
+	VMOVUPS Z2, K1, (DI)(R13*1)
+	VMOVUPS Z4, K1, (DI)(R13*2)
+	VMOVUPS Z6, K1, (AX)(R13*1)
+
+done_xf32:
+	VZEROUPPER
+	RET
+
+// func axpy4F64AVX512(c []float64, ldc int, a []float64, sr, sl, k int, b []float64, ldb int, init *[4]float64)
+// Four output rows at once: c[r·ldc + j] (+)= Σ_{l<k} a[r·sr + l·sl]·b[l·ldb + j] for r = 0…3 and j < len(c)
+// (the rows r > 0 lie past len(c), within its capacity; the caller checks the bounds). Each load of b serves
+// four rows. With init, row r starts from init[r] instead of from c. 16 columns at a time (eight
+// accumulators), then 8, then the last len(c) mod 8 under a mask.
+TEXT ·axpy4F64AVX512(SB), NOSPLIT, $0-120
+	MOVQ c_base+0(FP), DI
+	MOVQ ldc+24(FP), R13
+	SHLQ $3, R13
+	MOVQ a_base+32(FP), SI
+	MOVQ sr+56(FP), R8
+	SHLQ $3, R8
+	MOVQ sl+64(FP), R9
+	SHLQ $3, R9
+	MOVQ b_base+80(FP), DX
+	MOVQ ldb+104(FP), R10
+	SHLQ $3, R10
+	MOVQ init+112(FP), R14
+	MOVQ c_len+8(FP), BX
+	SHRQ $4, BX
+	JZ   one_xf64
+
+pair_xf64:
+	LEAQ (DI)(R13*2), AX
+	TESTQ R14, R14
+	JNZ  pairinit_xf64
+	VMOVUPD (DI), Z0
+	VMOVUPD 64(DI), Z1
+	VMOVUPD (DI)(R13*1), Z2
+	VMOVUPD 64(DI)(R13*1), Z3
+	VMOVUPD (DI)(R13*2), Z4
+	VMOVUPD 64(DI)(R13*2), Z5
+	VMOVUPD (AX)(R13*1), Z6
+	VMOVUPD 64(AX)(R13*1), Z7
+	JMP  pairgo_xf64
+
+pairinit_xf64:
+	VBROADCASTSD 0(R14), Z0
+	VMOVAPD Z0, Z1
+	VBROADCASTSD 8(R14), Z2
+	VMOVAPD Z2, Z3
+	VBROADCASTSD 16(R14), Z4
+	VMOVAPD Z4, Z5
+	VBROADCASTSD 24(R14), Z6
+	VMOVAPD Z6, Z7
+
+pairgo_xf64:
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ k+72(FP), CX
+	TESTQ CX, CX
+	JZ   pairstore_xf64
+
+pairl_xf64:
+	VMOVUPD (R12), Z8
+	VMOVUPD 64(R12), Z9
+	VBROADCASTSD (R11), Z10
+	VBROADCASTSD (R11)(R8*1), Z11
+	VBROADCASTSD (R11)(R8*2), Z12
+	LEAQ (R11)(R8*2), AX
+	VBROADCASTSD (AX)(R8*1), Z13
+	VFMADD231PD Z8, Z10, Z0
+	VFMADD231PD Z9, Z10, Z1
+	VFMADD231PD Z8, Z11, Z2
+	VFMADD231PD Z9, Z11, Z3
+	VFMADD231PD Z8, Z12, Z4
+	VFMADD231PD Z9, Z12, Z5
+	VFMADD231PD Z8, Z13, Z6
+	VFMADD231PD Z9, Z13, Z7
+	ADDQ R9, R11
+	ADDQ R10, R12
+	DECQ CX
+	JNZ  pairl_xf64
+
+pairstore_xf64:
+	LEAQ (DI)(R13*2), AX
+	VMOVUPD Z0, (DI)
+	VMOVUPD Z1, 64(DI)
+	VMOVUPD Z2, (DI)(R13*1)
+	VMOVUPD Z3, 64(DI)(R13*1)
+	VMOVUPD Z4, (DI)(R13*2)
+	VMOVUPD Z5, 64(DI)(R13*2)
+	VMOVUPD Z6, (AX)(R13*1)
+	VMOVUPD Z7, 64(AX)(R13*1)
+	ADDQ $128, DI
+	ADDQ $128, DX
+	DECQ BX
+	JNZ  pair_xf64
+
+one_xf64:
+	MOVQ c_len+8(FP), BX
+	ANDQ $15, BX
+	SHRQ $3, BX
+	TESTQ BX, BX
+	JZ   tail_xf64
+	LEAQ (DI)(R13*2), AX
+	TESTQ R14, R14
+	JNZ  oneinit_xf64
+	VMOVUPD (DI), Z0
+	VMOVUPD (DI)(R13*1), Z2
+	VMOVUPD (DI)(R13*2), Z4
+	VMOVUPD (AX)(R13*1), Z6
+	JMP  onego_xf64
+
+oneinit_xf64:
+	VBROADCASTSD 0(R14), Z0
+	VBROADCASTSD 8(R14), Z2
+	VBROADCASTSD 16(R14), Z4
+	VBROADCASTSD 24(R14), Z6
+
+onego_xf64:
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ k+72(FP), CX
+	TESTQ CX, CX
+	JZ   onestore_xf64
+
+onel_xf64:
+	VMOVUPD (R12), Z8
+	VBROADCASTSD (R11), Z10
+	VBROADCASTSD (R11)(R8*1), Z11
+	VBROADCASTSD (R11)(R8*2), Z12
+	LEAQ (R11)(R8*2), AX
+	VBROADCASTSD (AX)(R8*1), Z13
+	VFMADD231PD Z8, Z10, Z0
+	VFMADD231PD Z8, Z11, Z2
+	VFMADD231PD Z8, Z12, Z4
+	VFMADD231PD Z8, Z13, Z6
+	ADDQ R9, R11
+	ADDQ R10, R12
+	DECQ CX
+	JNZ  onel_xf64
+
+onestore_xf64:
+	LEAQ (DI)(R13*2), AX
+	VMOVUPD Z0, (DI)
+	VMOVUPD Z2, (DI)(R13*1)
+	VMOVUPD Z4, (DI)(R13*2)
+	VMOVUPD Z6, (AX)(R13*1)
+	ADDQ $64, DI
+	ADDQ $64, DX
+
+tail_xf64:
+	MOVQ c_len+8(FP), CX
+	ANDQ $7, CX
+	JZ   done_xf64
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K1
+	LEAQ (DI)(R13*2), AX
+	TESTQ R14, R14
+	JNZ  tailinit_xf64
+	VMOVUPD.Z (DI), K1, Z0
+	VMOVUPD.Z (DI)(R13*1), K1, Z2
+	VMOVUPD.Z (DI)(R13*2), K1, Z4
+	VMOVUPD.Z (AX)(R13*1), K1, Z6
+	JMP  tailgo_xf64
+
+tailinit_xf64:
+	VBROADCASTSD 0(R14), Z0
+	VBROADCASTSD 8(R14), Z2
+	VBROADCASTSD 16(R14), Z4
+	VBROADCASTSD 24(R14), Z6
+
+tailgo_xf64:
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ k+72(FP), CX
+	TESTQ CX, CX
+	JZ   tailstore_xf64
+
+taill_xf64:
+	VMOVUPD.Z (R12), K1, Z8
+	VBROADCASTSD (R11), Z10
+	VBROADCASTSD (R11)(R8*1), Z11
+	VBROADCASTSD (R11)(R8*2), Z12
+	LEAQ (R11)(R8*2), AX
+	VBROADCASTSD (AX)(R8*1), Z13
+	VFMADD231PD Z8, Z10, Z0
+	VFMADD231PD Z8, Z11, Z2
+	VFMADD231PD Z8, Z12, Z4
+	VFMADD231PD Z8, Z13, Z6
+	ADDQ R9, R11
+	ADDQ R10, R12
+	DECQ CX
+	JNZ  taill_xf64
+
+tailstore_xf64:
+	LEAQ (DI)(R13*2), AX
+	VMOVUPD Z0, K1, (DI)
+	VMOVUPD Z2, K1, (DI)(R13*1)
+	VMOVUPD Z4, K1, (DI)(R13*2)
+	VMOVUPD Z6, K1, (AX)(R13*1)
+
+done_xf64:
+	VZEROUPPER
+	RET

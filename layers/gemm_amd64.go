@@ -2,7 +2,11 @@
 
 package layers
 
-import "golang.org/x/sys/cpu"
+import (
+	"fmt"
+
+	"golang.org/x/sys/cpu"
+)
 
 //go:noescape
 func axpyRowsF32(c, a, b []float32, ldb int)
@@ -118,6 +122,35 @@ func dot4Vec[T float](a, b []T, ldb int, out *[4]T) bool {
 		dot4F32AVX512(aa, any(b).([]float32), ldb, any(out).(*[4]float32))
 	case []float64:
 		dot4F64AVX512(aa, any(b).([]float64), ldb, any(out).(*[4]float64))
+	}
+	return true
+}
+
+//go:noescape
+func axpy4F32AVX512(c []float32, ldc int, a []float32, sr, sl, k int, b []float32, ldb int, init *[4]float32)
+
+//go:noescape
+func axpy4F64AVX512(c []float64, ldc int, a []float64, sr, sl, k int, b []float64, ldb int, init *[4]float64)
+
+// axpy4Vec does, for the four rows r = 0…3 and the columns j < n, c[off + r·ldc + j] = init[r] (or, with a
+// nil init, its old value) + Σ_{l<k} a[r·sr + l·sl]·b[l·ldb + j] in one pass with AVX-512 (each load of b
+// serves four rows), and reports true; without AVX-512 it does nothing and returns false. It panics,
+// naming the slice, when any of the elements it would touch lies outside c, a or b.
+func axpy4Vec[T float](c []T, off, n, ldc int, a []T, sr, sl, k int, b []T, ldb int, init *[4]T) bool {
+	if n < 0 || k < 0 || off < 0 || off+3*ldc+n > len(c) {
+		panic(fmt.Sprintf("layers: axpy4: c has %d elements, 4 rows of stride %d over %d columns from %d need %d", len(c), ldc, n, off, off+3*ldc+n))
+	}
+	if k > 0 && (3*sr+(k-1)*sl >= len(a) || (k-1)*ldb+n > len(b)) {
+		panic(fmt.Sprintf("layers: axpy4: a has %d elements (needs %d), b has %d (needs %d)", len(a), 3*sr+(k-1)*sl+1, len(b), (k-1)*ldb+n))
+	}
+	if !hasAVX512 || n == 0 {
+		return hasAVX512
+	}
+	switch cc := any(c).(type) {
+	case []float32:
+		axpy4F32AVX512(cc[off:off+n:len(cc)], ldc, any(a).([]float32), sr, sl, k, any(b).([]float32), ldb, any(init).(*[4]float32))
+	case []float64:
+		axpy4F64AVX512(cc[off:off+n:len(cc)], ldc, any(a).([]float64), sr, sl, k, any(b).([]float64), ldb, any(init).(*[4]float64))
 	}
 	return true
 }

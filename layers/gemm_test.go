@@ -72,9 +72,15 @@ func testProducts(t *testing.T) {
 		for i := range wantBias {
 			wantBias[i] = wantAB[i] - c0[i] + bias[i/n]
 		}
-		c = randSlice(rng, m*n)
+		guarded = append(randSlice(rng, m*n), 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7)
+		c = guarded[:m*n]
 		mulABBiasCols(m, k, a, b, bias, c, n, 0, n)
 		closeTo(t, name+" mulABBiasCols f64", c, wantBias, 1e-12)
+		for i, g := range guarded[m*n:] {
+			if g != 7 {
+				t.Errorf("%s mulABBiasCols f64: guard element %d past the end of c was overwritten: %g", name, i, g)
+			}
+		}
 		c32b := f32(randSlice(rng, m*n))
 		mulABBiasCols(m, k, f32(a), f32(b), f32(bias), c32b, n, 0, n)
 		closeTo(t, name+" mulABBiasCols f32", f64(c32b), wantBias, 5e-6)
