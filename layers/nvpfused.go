@@ -618,6 +618,7 @@ func gatherRows[T float](dst, x []T, rows []int, n, lo, hi int) {
 func addRowsAt[T float](dst []T, rows []int, src []T, n, lo, hi int) {
 	for r, to := range rows {
 		d, s := dst[to*n+lo:to*n+hi], src[r*n+lo:r*n+hi]
+		s = s[:len(d)]
 		for j := range d {
 			d[j] += s[j]
 		}
@@ -716,6 +717,9 @@ func (c *nvpActs[T]) forwardCols(x []T, ps [][]T, lo, hi int) {
 			if p.inverse {
 				sgn = -1
 			}
+			// Slices resliced to one length, so that the compiler drops the bounds checks in the loops.
+			m := len(thr)
+			es, ld, y, u, t := es[:m], ld[:m], y[:m], u[:m], t[:m]
 			for j, h := range thr {
 				s := sgn * sc * h
 				es[j] = s
@@ -777,6 +781,8 @@ func (c *nvpActs[T]) backwardCols(ps [][]T, gOut []T, gps [][]T, lo, hi int) {
 			u, t := c.uIn[k][r*n+lo:r*n+hi], c.tOut[k][r*n+lo:r*n+hi]
 			gsr, gtr := gs[r*n+lo:r*n+hi], gt[r*n+lo:r*n+hi]
 			var gsc T
+			m := len(gy) // one length for every slice, so that the compiler drops the bounds checks
+			thr, es, u, t, gsr, gtr, gld := thr[:m], es[:m], u[:m], t[:m], gsr[:m], gtr[:m], gld[:m]
 			for j := range gy {
 				e, h := es[j], thr[j]
 				var gss T
