@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"unsafe"
 )
 
 // exp32 is e^x in float32 over the whole float32 range (Cephes expf: range reduction by ln 2 in two parts
@@ -151,42 +150,18 @@ func mulAtB[T float](m, n, k int, a, b, c []T) { mulAtBCols(m, k, a, b, c, n, 0,
 // mulABt accumulates C (m×k) += A (m×n) · Bᵀ for B (k×n): dot products of length n.
 func mulABt[T float](m, n, k int, a, b, c []T) { mulABtCols(m, k, a, b, c, n, 0, n) }
 
-// productBlockBytes bounds the bytes of B's rows (k rows over a block of columns) that the blocked products
-// below keep in cache while they run every output row over that block: about the core's L1 data cache.
-const productBlockBytes = 32 << 10
-
-// blockCols is the number of columns per block for a product whose long operand has k rows of T: a multiple
-// of 64 columns, at least 64.
-func blockCols[T float](k int) int {
-	var z T
-	cols := productBlockBytes / (max(k, 1) * int(unsafe.Sizeof(z)))
-	return max(64, cols&^63)
-}
-
-// mulABSetBlocked sets C (m×n) = A (m×k) · B (k×n), one cache-sized block of columns at a time.
-func mulABSetBlocked[T float](m, n, k int, a, b, c []T) {
-	step := blockCols[T](k)
-	for lo := 0; lo < n; lo += step {
-		hi := min(lo+step, n)
-		for i := 0; i < m; i++ {
-			axpyRowsSet(c[i*n+lo:i*n+hi], a[i*k:(i+1)*k], b[lo:], n, 0)
+// mulABSet sets C (m×n) = A (m×k) · B (k×n) without reading C: four rows per pass where the CPU has the
+// kernel.
+func mulABSet[T float](m, n, k int, a, b, c []T) {
+	var zero [4]T
+	i := 0
+	for ; i+4 <= m; i += 4 {
+		if !axpy4Vec(c, i*n, n, n, a[i*k:], k, 1, k, b, n, &zero) {
+			break
 		}
 	}
-}
-
-// mulAtBBlocked sets C (k×n) = Aᵀ · B for A (m×k), B (m×n), one cache-sized block of columns at a time.
-func mulAtBBlocked[T float](m, n, k int, a, b, c []T) {
-	step := blockCols[T](m)
-	for lo := 0; lo < n; lo += step {
-		mulAtBCols(m, k, a, b, c, n, lo, min(lo+step, n))
-	}
-}
-
-// mulABtBlocked accumulates C (m×k) += A (m×n) · Bᵀ for B (k×n), one cache-sized block of columns at a time.
-func mulABtBlocked[T float](m, n, k int, a, b, c []T) {
-	step := blockCols[T](k + 1)
-	for lo := 0; lo < n; lo += step {
-		mulABtCols(m, k, a, b, c, n, lo, min(lo+step, n))
+	for ; i < m; i++ {
+		axpyRowsSet(c[i*n:(i+1)*n], a[i*k:(i+1)*k], b, n, 0)
 	}
 }
 

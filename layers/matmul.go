@@ -97,11 +97,11 @@ func (op fmMulOp) Do(vals ...G.Value) (G.Value, error) {
 func fmMulInto[T float](op fmMulOp, c, a, b []T) {
 	switch op.kind {
 	case mmNN:
-		mulABSetBlocked(op.m, op.n, op.k, a, b, c)
+		mulABSet(op.m, op.n, op.k, a, b, c)
 	case mmNT:
-		mulABtBlocked(op.m, op.k, op.n, a, b, c) // c is zero: accumulating sets it
+		mulABt(op.m, op.k, op.n, a, b, c) // c is zero: accumulating sets it
 	case mmTN:
-		mulAtBBlocked(op.k, op.n, op.m, a, b, c)
+		mulAtB(op.k, op.n, op.m, a, b, c)
 	}
 }
 
