@@ -4,5 +4,5 @@ package losses
 
 import "time"
 
-// processCPU is not measured here: the benchmarks then report wall time only.
+// processCPU is not measured on this system (the benchmarks then report wall time only).
 func processCPU() time.Duration { return 0 }

@@ -7,8 +7,7 @@ import (
 	"time"
 )
 
-// processCPU is the CPU time (user + system) this process has used: unlike wall time it does not count
-// the time a benchmark waits for a core on a loaded machine.
+// processCPU is the CPU time (user + system) this process has used so far.
 func processCPU() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
