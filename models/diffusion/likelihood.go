@@ -35,9 +35,9 @@ func LogLikelihood(sde SDE, score Score, prior *Gaussian, x []float64, opt Likel
 		return nil, 0, err
 	}
 	l := d.lat
-	V, n := l.V, d.n
-	if prior == nil || prior.Lat != l || len(prior.Var) != V {
-		return nil, 0, fmt.Errorf("diffusion: %s: log-likelihood needs a prior on the same lattice", sde.Name())
+	V, n := l.Size(), d.n
+	if prior == nil || prior.basis() != l || len(prior.Var) != V {
+		return nil, 0, fmt.Errorf("diffusion: %s: log-likelihood needs a prior in the same mode basis", sde.Name())
 	}
 	if opt.RTol == 0 {
 		opt.RTol = 1e-6
