@@ -75,7 +75,7 @@ func tinyUNet(cond, down, up string) layers.UNet {
 
 // TestUNetGradient: the gradient of a weighted squared output of a tiny U-Net, with respect to the input
 // and to 40 randomly chosen parameter entries, agrees with central finite differences (step 1e-5 in
-// float64: truncation O(h²)·f''' ≈ 1e-10, rounding ≈ 1e-16·|f|/h ≈ 1e-10 relative; tolerance 1e-6
+// float64: truncation O(h²)·f”' ≈ 1e-10, rounding ≈ 1e-16·|f|/h ≈ 1e-10 relative; tolerance 1e-6
 // relative to max(1, |g|)). The parameters are perturbed first so that no zero-initialised layer hides
 // its gradient. Every conditioning, down- and up-sampling variant is covered.
 func TestUNetGradient(t *testing.T) {
