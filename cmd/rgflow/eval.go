@@ -144,6 +144,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if helpRequested(args) {
 		return printHelp(stdout, "eval")
 	}
+	if len(args) > 0 && isImgDiffRun(args[0]) {
+		return runEvalImgDiff(args[0], args[1:], stdout, stderr)
+	}
 	return dispatchRun(args, "eval", func(a []string) error { return runEvalLattice(a, stdout, stderr) },
 		func(dir string, a []string) error { return runEvalImages(dir, a, stdout, stderr) })
 }

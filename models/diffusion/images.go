@@ -199,6 +199,9 @@ func (p *ImageProcess) Name() string {
 	return p.kind + "-" + p.Schedule
 }
 
+// Kind is "vp", "ve" or "heat".
+func (p *ImageProcess) Kind() string { return p.kind }
+
 // Lattice is nil: images are not periodic lattices (Basis is the mode basis).
 func (p *ImageProcess) Lattice() *Lattice { return nil }
 
