@@ -46,6 +46,9 @@ type UNet struct {
 	Attention []int // image sides with self-attention (empty: none)
 	// TimeScale multiplies t inside the sinusoidal embedding (1000 for t ∈ [0, 1], DDPM's step count).
 	TimeScale float64
+	// Unfused builds every GroupNorm (with its FiLM and swish) from elementary graph ops instead of the
+	// fused GroupNormAct: the same numbers, slower, but differentiable twice.
+	Unfused bool `json:"unfused,omitempty"`
 }
 
 // UNetPreset returns a named configuration for in = out channels:
@@ -138,7 +141,7 @@ func (u UNet) Apply(s *Scope, x, t *G.Node) (*G.Node, error) {
 			}
 			ch = u.Ch * m
 			if u.attnAt(h.Shape()[2]) {
-				if h, err = attention(ls.Sub(fmt.Sprintf("attn%d", i)), h, u.Groups); err != nil {
+				if h, err = attention(ls.Sub(fmt.Sprintf("attn%d", i)), h, u.Groups, u.Unfused); err != nil {
 					return nil, err
 				}
 			}
@@ -161,7 +164,7 @@ func (u UNet) Apply(s *Scope, x, t *G.Node) (*G.Node, error) {
 		return nil, err
 	}
 	if len(u.Attention) > 0 {
-		if h, err = attention(ms.Sub("attn"), h, u.Groups); err != nil {
+		if h, err = attention(ms.Sub("attn"), h, u.Groups, u.Unfused); err != nil {
 			return nil, err
 		}
 	}
@@ -174,7 +177,12 @@ func (u UNet) Apply(s *Scope, x, t *G.Node) (*G.Node, error) {
 		for i := range u.ResBlocks + 1 {
 			sk := skips[len(skips)-1]
 			skips = skips[:len(skips)-1]
-			cat, err := G.Concat(1, h, sk)
+			var cat *G.Node
+			if u.Unfused {
+				cat, err = G.Concat(1, h, sk)
+			} else {
+				cat, err = ConcatChannels(h, sk)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -183,7 +191,7 @@ func (u UNet) Apply(s *Scope, x, t *G.Node) (*G.Node, error) {
 			}
 			ch = cout
 			if u.attnAt(h.Shape()[2]) {
-				if h, err = attention(ls.Sub(fmt.Sprintf("attn%d", i)), h, u.Groups); err != nil {
+				if h, err = attention(ls.Sub(fmt.Sprintf("attn%d", i)), h, u.Groups, u.Unfused); err != nil {
 					return nil, err
 				}
 			}
@@ -206,10 +214,7 @@ func (u UNet) Apply(s *Scope, x, t *G.Node) (*G.Node, error) {
 		}
 	}
 	os := s.Sub("out")
-	if h, err = (GroupNorm{Groups: u.Groups}).Apply(os.Sub("norm"), h); err != nil {
-		return nil, err
-	}
-	if h, err = Swish(h); err != nil {
+	if h, err = u.normAct(os.Sub("norm"), h, u.Groups, nil, nil, true); err != nil {
 		return nil, err
 	}
 	return u.conv(os, "conv", h, ch, u.Out, 3, zero, false)
@@ -266,31 +271,23 @@ func (u UNet) conv(s *Scope, name string, x *G.Node, cin, cout, k int, opts Conv
 // resBlock is one residual block (see UNet) from cin to cout channels conditioned on temb (E, B).
 func (u UNet) resBlock(s *Scope, x, temb *G.Node, cin, cout int) (*G.Node, error) {
 	zero := ConvOpts{Pad: Zero}
-	h, err := (GroupNorm{Groups: u.groupsFor(cin)}).Apply(s.Sub("norm0"), x)
+	h, err := u.normAct(s.Sub("norm0"), x, u.groupsFor(cin), nil, nil, true)
 	if err != nil {
-		return nil, err
-	}
-	if h, err = Swish(h); err != nil {
 		return nil, err
 	}
 	if h, err = u.conv(s, "conv0", h, cin, cout, 3, zero, false); err != nil {
 		return nil, err
 	}
+	var gamma, beta *G.Node
 	if u.Cond == "add" {
 		// DDPM: the embedding's projection is added before the second normalisation.
-		if h, err = condition(s.Sub("temb"), h, temb, false); err != nil {
+		if h, err = addCondition(s.Sub("temb"), h, temb); err != nil {
 			return nil, err
 		}
-	}
-	if h, err = (GroupNorm{Groups: u.Groups}).Apply(s.Sub("norm1"), h); err != nil {
+	} else if gamma, beta, err = filmParams(s.Sub("film"), h, temb); err != nil {
 		return nil, err
 	}
-	if u.Cond == "film" {
-		if h, err = condition(s.Sub("film"), h, temb, true); err != nil {
-			return nil, err
-		}
-	}
-	if h, err = Swish(h); err != nil {
+	if h, err = u.normAct(s.Sub("norm1"), h, u.Groups, gamma, beta, true); err != nil {
 		return nil, err
 	}
 	if h, err = u.conv(s, "conv1", h, cout, cout, 3, zero, true); err != nil {
@@ -316,41 +313,76 @@ func (u UNet) groupsFor(c int) int {
 	return 1
 }
 
-// condition applies FiLM (film: h(1+γ)+β, [γ; β] = W temb + b, zero-initialised) or an additive bias
-// (h + W temb + b) with temb feature-major (E, B).
-func condition(s *Scope, h, temb *G.Node, film bool) (*G.Node, error) {
+// normAct is GroupNorm (parameters "scale", "bias" under s), FiLM with γ, β (B·C) when given, and swish
+// when act: the fused GroupNormAct, or the graph of GroupNormalize, modulate and Swish when Unfused.
+func (u UNet) normAct(s *Scope, x *G.Node, groups int, gamma, beta *G.Node, act bool) (*G.Node, error) {
+	c := x.Shape()[1]
+	scale := s.Param("scale", []int{c}, Constant(1))
+	bias := s.Param("bias", []int{c}, Zeros)
+	if !u.Unfused {
+		y, err := GroupNormAct(x, groups, 0, scale, bias, gamma, beta, act)
+		if err != nil {
+			return nil, fmt.Errorf("layers: %s: %w", s.Prefix(), err)
+		}
+		return y, nil
+	}
+	y, err := GroupNormalize(x, groups, 0, scale, bias)
+	if err != nil {
+		return nil, fmt.Errorf("layers: %s: %w", s.Prefix(), err)
+	}
+	if gamma != nil {
+		if y, err = modulate(y, gamma, beta); err != nil {
+			return nil, err
+		}
+	}
+	if act {
+		return Swish(y)
+	}
+	return y, nil
+}
+
+// filmParams returns FiLM's γ and β (B·C, sample-major) for features h (B, C, …): [γ; β] = W temb + b with
+// temb feature-major (E, B), W and b zero-initialised.
+func filmParams(s *Scope, h, temb *G.Node) (gamma, beta *G.Node, err error) {
+	b, c := h.Shape()[0], h.Shape()[1]
+	gb, err := Linear(s, temb, 2*c, true, false) // (2C, B)
+	if err != nil {
+		return nil, nil, err
+	}
+	gi, bi := make([]int, b*c), make([]int, b*c)
+	for j := range b {
+		for k := range c {
+			gi[j*c+k] = k*b + j
+			bi[j*c+k] = (c+k)*b + j
+		}
+	}
+	if gamma, err = Gather(gb, gi, b*c); err != nil {
+		return nil, nil, err
+	}
+	if beta, err = Gather(gb, bi, b*c); err != nil {
+		return nil, nil, err
+	}
+	return gamma, beta, nil
+}
+
+// addCondition is DDPM's additive time conditioning, h + W temb + b per sample and channel, with temb
+// feature-major (E, B).
+func addCondition(s *Scope, h, temb *G.Node) (*G.Node, error) {
 	hs := []int(h.Shape())
 	b, c := hs[0], hs[1]
-	out := c
-	if film {
-		out = 2 * c
-	}
-	gb, err := Linear(s, temb, out, film, false) // (out, B)
+	gb, err := Linear(s, temb, c, false, false) // (C, B)
 	if err != nil {
 		return nil, err
 	}
 	bi := make([]int, b*c)
 	for j := range b {
 		for k := range c {
-			bi[j*c+k] = (out-c+k)*b + j
+			bi[j*c+k] = k*b + j
 		}
 	}
 	beta, err := Gather(gb, bi, b*c)
 	if err != nil {
 		return nil, err
-	}
-	if film {
-		gi := make([]int, b*c)
-		for j := range b {
-			for k := range c {
-				gi[j*c+k] = k*b + j
-			}
-		}
-		gamma, err := Gather(gb, gi, b*c)
-		if err != nil {
-			return nil, err
-		}
-		return modulate(h, gamma, beta)
 	}
 	r, err := Reshape(h, b*c, prod(hs[2:]))
 	if err != nil {
@@ -399,14 +431,14 @@ func AvgPool2x(x *G.Node) (*G.Node, error) {
 // attention is a single-head self-attention block over the H·W positions of x (B, C, H, W) with a
 // residual connection: q, k, v = 1×1 convolutions of GroupNorm(x), a_ij = softmax_j(q_i·k_j/√C),
 // out = x + proj(Σ_j a_ij v_j), proj a 1×1 convolution starting at zero. The softmax is exp(z − LogSumExp z).
-func attention(s *Scope, x *G.Node, groups int) (*G.Node, error) {
+func attention(s *Scope, x *G.Node, groups int, unfused bool) (*G.Node, error) {
 	xs := []int(x.Shape())
 	b, c, hw := xs[0], xs[1], xs[2]*xs[3]
-	h, err := (GroupNorm{Groups: groups}).Apply(s.Sub("norm"), x)
+	u := UNet{Unfused: unfused}
+	h, err := u.normAct(s.Sub("norm"), x, groups, nil, nil, false)
 	if err != nil {
 		return nil, err
 	}
-	u := UNet{}
 	zero := ConvOpts{Pad: Zero}
 	var qkv [3]*G.Node
 	for i, n := range []string{"q", "k", "v"} {
