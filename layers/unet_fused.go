@@ -303,8 +303,8 @@ func (op gnGradOp) OverwritesInput() int { return -1 }
 func (op gnGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "rgflow.gnactgrad|%s", op.g)
 }
-func (op gnGradOp) Hashcode() uint32   { return hash32(op) }
-func (op gnGradOp) String() string     { return "GroupNormActGrad" + op.g.String() }
+func (op gnGradOp) Hashcode() uint32     { return hash32(op) }
+func (op gnGradOp) String() string       { return "GroupNormActGrad" + op.g.String() }
 func (op gnGradOp) DiffWRT(n int) []bool { return make([]bool, n) }
 func (op gnGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, fmt.Errorf("layers: %s is first-order only (use the unfused GroupNorm graph for second derivatives)", op)
