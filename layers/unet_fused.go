@@ -323,12 +323,16 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 	cg := g.c / g.groups
 	n := float64(cg * g.hw)
 	ds, db := make([]float64, g.c), make([]float64, g.c)
-	z, dz := make([]T, g.hw), make([]T, g.hw)
+	dz := make([]T, g.hw)
+	// With x̂ = (x − μ)/σ, a = x̂·scale + bias, z = a(1 + γ) + β and d = ∂y·swish′(z) (or ∂y), every gradient
+	// follows from two sums per plane, S = Σ d and P = Σ d·x̂: ∂β = S, ∂γ = scale·P + bias·S,
+	// ∂bias += (1+γ) S, ∂scale += (1+γ) P, and with k = (1+γ)·scale per channel
+	// ∂x = (k d − mean_g(k d) − x̂ mean_g(k d x̂)) / σ.
 	for b := range g.b {
 		for gr := range g.groups {
-			k := b*g.groups + gr
-			m, iv := mean[k], inv[k]
-			// First pass: ∂x̂ = ∂z·(1+γ)·scale and its two group sums; the parameter gradients on the way.
+			grp := b*g.groups + gr
+			m, iv := mean[grp], inv[grp]
+			ivT, mivT := T(iv), T(m*iv)
 			var s1, s2 float64
 			for c := gr * cg; c < (gr+1)*cg; c++ {
 				f, be := 1.0, 0.0
@@ -337,43 +341,47 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 				}
 				sc, bi := float64(scale[c]), float64(bias[c])
 				base := (b*g.c + c) * g.hw
+				xs, dys, d := x[base:base+g.hw], dy[base:base+g.hw], dx[base:base+g.hw]
 				if g.swish {
-					for i := range z {
-						z[i] = T(((float64(x[base+i])-m)*iv*sc+bi)*f + be)
+					// z = x·A1 + A0
+					a1, a0 := T(iv*sc*f), T((bi-m*iv*sc)*f+be)
+					for i, e := range xs {
+						dz[i] = e*a1 + a0
 					}
-					applyAct(dz, z, actSwishD1) // swish′(z), vectorised as in the Swish op's gradient
-				}
-				var sg, sb, sa, sn float64
-				for i := base; i < base+g.hw; i++ {
-					xh := (float64(x[i]) - m) * iv
-					a := xh*sc + bi
-					d := float64(dy[i])
-					if g.swish {
-						d *= float64(dz[i-base])
+					applyAct(dz, dz, actSwishD1) // swish′(z), vectorised as in the Swish op's gradient
+					for i, e := range dys {
+						d[i] = e * dz[i]
 					}
-					sb += d     // ∂β
-					sg += d * a // ∂γ
-					da := d * f
-					sa += da      // ∂bias
-					sn += da * xh // ∂scale
-					dxh := da * sc
-					dx[i] = T(dxh) // stash ∂x̂
-					s1 += dxh
-					s2 += dxh * xh
+				} else {
+					copy(d, dys)
 				}
+				var sd, pd T
+				for i, e := range xs {
+					sd += d[i]
+					pd += d[i] * (e*ivT - mivT)
+				}
+				S, P := float64(sd), float64(pd)
 				if g.film {
-					dbeta[b*g.c+c], dgamma[b*g.c+c] = T(sb), T(sg)
+					dbeta[b*g.c+c], dgamma[b*g.c+c] = T(S), T(sc*P+bi*S)
 				}
-				db[c] += sa
-				ds[c] += sn
+				db[c] += f * S
+				ds[c] += f * P
+				k := f * sc
+				s1 += k * S
+				s2 += k * P
 			}
-			// Second pass: ∂x = (∂x̂ − mean ∂x̂ − x̂ mean(∂x̂ x̂)) / σ.
-			m1, m2 := s1/n, s2/n
+			m1, m2 := T(s1/n), T(s2/n)
 			for c := gr * cg; c < (gr+1)*cg; c++ {
+				k := T(1)
+				if g.film {
+					k += in[3][b*g.c+c]
+				}
+				k *= scale[c]
 				base := (b*g.c + c) * g.hw
-				for i := base; i < base+g.hw; i++ {
-					xh := (float64(x[i]) - m) * iv
-					dx[i] = T((float64(dx[i]) - m1 - xh*m2) * iv)
+				xs, d := x[base:base+g.hw], dx[base:base+g.hw]
+				for i, e := range xs {
+					xh := e*ivT - mivT
+					d[i] = (k*d[i] - m1 - xh*m2) * ivT
 				}
 			}
 		}

@@ -1,10 +1,14 @@
+//go:build unix
+
 package losses
 
 import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"syscall"
 	"testing"
+	"time"
 
 	"gorgonia.org/tensor"
 
@@ -15,7 +19,8 @@ import (
 
 // BenchmarkImageDSMStep times one complete DSM training step of a U-Net preset on 3×32×32 images under
 // the VP cosine process (draw the images' dequantisation, t and ε, forward, loss, backward, Adam),
-// batch 32, through the Trainer on one worker; graph construction is not timed. bench/unet_torch.py is
+// batch 32, through the Trainer on one worker; graph construction is not timed. cpu-ms/op is the process
+// CPU time per step (run with GOMAXPROCS=1 for one thread). bench/unet_torch.py is
 // the same network, loss and optimiser in PyTorch (bench/unet_compare.sh runs both, alternating).
 func BenchmarkImageDSMStep(b *testing.B) {
 	for _, preset := range []string{"unet-tiny"} {
@@ -54,10 +59,22 @@ func BenchmarkImageDSMStep(b *testing.B) {
 				defer tr.Close()
 				b.ReportAllocs()
 				b.ResetTimer()
+				c0 := cpuTime()
 				if err := tr.Run(context.Background()); err != nil {
 					b.Fatal(err)
 				}
+				// Process CPU time per step: on a loaded machine it leaves out waiting for a core.
+				b.ReportMetric(float64((cpuTime()-c0).Microseconds())/1e3/float64(b.N), "cpu-ms/op")
 			})
 		}
 	}
+}
+
+// cpuTime is the process's user + system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

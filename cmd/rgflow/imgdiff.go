@@ -62,7 +62,7 @@ func defaultImgDiffRun() imgDiffRun {
 	return imgDiffRun{
 		Kind: "imgdiff",
 		Data: imageData{Spec: "synthetic", Size: 32, EvalN: 0},
-		Process: imgProcessSpec{Name: "vp", Schedule: "cosine", BetaMin: 0.1, BetaMax: 20, LogSNRMin: -12, LogSNRMax: 12,
+		Process: imgProcessSpec{Name: "vp", Schedule: "cosine", BetaMin: 0.1, BetaMax: 20, LogSNRMin: -8, LogSNRMax: 12,
 			SigmaMin: 0.002, SigmaMax: 50, BlurSigma: 20, BlurMin: 0.001},
 		Preset: "unet-tiny",
 		// t_min = 1e-3: noise std ≈ 0.01 (linear VP) to 0.003 (cosine), about one pixel level (2/256).

@@ -148,10 +148,10 @@ type ImageProcess struct {
 }
 
 // DefaultImageProcess returns the process of the given kind ("vp", "ve", "heat") and schedule ("linear",
-// "cosine"; ignored by ve) with the standard settings: β ∈ [0.1, 20], log-SNR ∈ [−12, 12], σ ∈ [0.002, 50],
+// "cosine"; ignored by ve) with the standard settings: β ∈ [0.1, 20], log-SNR ∈ [−8, 12] (α² = 3·10⁻⁴ at t = 1; a lower end stiffens the SDE near t = 1 as e^{−λ_min/2}), σ ∈ [0.002, 50],
 // σ_B = 20, d_min = 0.001.
 func DefaultImageProcess(b *ImageBasis, kind, schedule string) (*ImageProcess, error) {
-	p := &ImageProcess{basis: b, kind: kind, Schedule: schedule, BetaMin: 0.1, BetaMax: 20, LogSNRMin: -12, LogSNRMax: 12,
+	p := &ImageProcess{basis: b, kind: kind, Schedule: schedule, BetaMin: 0.1, BetaMax: 20, LogSNRMin: -8, LogSNRMax: 12,
 		SigmaMin: 0.002, SigmaMax: 50, BlurSigma: 20, BlurMin: 0.001}
 	if err := p.Check(); err != nil {
 		return nil, err
