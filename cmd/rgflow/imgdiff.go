@@ -503,6 +503,7 @@ type evalImgDiffFlags struct {
 	seed        uint64
 	asJSON      bool
 	wc          weightChoice
+	roundTrip   string
 }
 
 func newEvalImgDiffFlags(stderr io.Writer) *evalImgDiffFlags {
@@ -519,21 +520,31 @@ func newEvalImgDiffFlags(stderr io.Writer) *evalImgDiffFlags {
 	fs.IntVar(&f.sampleNFE, "sample-nfe", 200, "score evaluations per generated image for SWD")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed (dequantisation, Hutchinson probes, samples, SWD)")
 	fs.BoolVar(&f.asJSON, "json", false, "print a JSON report")
+	fs.StringVar(&f.roundTrip, "roundtrip", "", "also encode and decode the first 8 images with the probability-flow ODE at these RK4 step counts (e.g. 10,20,40) and report the error")
 	f.wc.register(fs, stderr)
 	return f
 }
 
+// roundTripReport is the probability-flow round trip (t_min → T → t_min, RK4 with Steps steps each way)
+// of dequantised test images: the RMS and largest error in pixel units (x·128).
+type roundTripReport struct {
+	Steps int     `json:"steps"`
+	RMS   jsonNum `json:"rms_pixels"`
+	Max   jsonNum `json:"max_pixels"`
+}
+
 // imgDiffEvalReport is the --json output of rgflow eval on an image diffusion run.
 type imgDiffEvalReport struct {
-	Run        string     `json:"run"`
-	Step       int64      `json:"step"`
-	BitsPerDim [2]jsonNum `json:"bits_per_dim"`
-	N          int        `json:"n"`
-	NFE        int        `json:"nfe"`
-	SWD        [2]jsonNum `json:"swd"`
-	SWDN       int        `json:"swd_n"`
-	SWDLevels  []jsonNum  `json:"swd_levels,omitempty"`
-	Seconds    float64    `json:"seconds"`
+	Run        string            `json:"run"`
+	Step       int64             `json:"step"`
+	BitsPerDim [2]jsonNum        `json:"bits_per_dim"`
+	N          int               `json:"n"`
+	NFE        int               `json:"nfe"`
+	SWD        [2]jsonNum        `json:"swd"`
+	SWDN       int               `json:"swd_n"`
+	SWDLevels  []jsonNum         `json:"swd_levels,omitempty"`
+	RoundTrip  []roundTripReport `json:"roundtrip,omitempty"`
+	Seconds    float64           `json:"seconds"`
 }
 
 func runEvalImgDiff(dir string, args []string, stdout, stderr io.Writer) error {
@@ -610,12 +621,47 @@ func runEvalImgDiff(dir string, args []string, stdout, stderr io.Writer) error {
 			rep.SWDLevels = append(rep.SWDLevels, jsonNum(v))
 		}
 	}
+	if f.roundTrip != "" {
+		steps, err := parseInts(f.roundTrip)
+		if err != nil {
+			return fmt.Errorf("%s: --roundtrip: %w", cmd, err)
+		}
+		k := min(8, n)
+		x0 := make([]float64, k*D)
+		for i := range x0 {
+			x0[i] = 2*y[i]/256 - 1
+		}
+		sh, err := diffusion.NewShifted(score.Proc, run.TMin)
+		if err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+		sc := diffusion.ShiftedScore{Base: ns, T0: run.TMin}
+		for _, st := range steps {
+			x := append([]float64(nil), x0...)
+			if _, err := diffusion.ProbabilityFlowRK4(sh, sc, x, 0, sh.T(), st); err != nil {
+				return fmt.Errorf("%s: round trip: %w", cmd, err)
+			}
+			if _, err := diffusion.ProbabilityFlowRK4(sh, sc, x, sh.T(), 0, st); err != nil {
+				return fmt.Errorf("%s: round trip: %w", cmd, err)
+			}
+			var s2, mx float64
+			for i := range x {
+				e := 128 * math.Abs(x[i]-x0[i])
+				s2 += e * e
+				mx = math.Max(mx, e)
+			}
+			rep.RoundTrip = append(rep.RoundTrip, roundTripReport{Steps: st, RMS: jsonNum(math.Sqrt(s2 / float64(len(x)))), Max: jsonNum(mx)})
+		}
+	}
 	rep.Seconds = time.Since(start).Seconds()
 	if f.asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
 	fmt.Fprintf(stdout, "%s (step %d), %s split: %.4f ± %.4f bits/dim on %d images (%d score evaluations per batch)\n",
 		dir, step, f.split, m, se, n, rep.NFE)
+	for _, r := range rep.RoundTrip {
+		fmt.Fprintf(stdout, "  PF-ODE round trip, RK4 %d steps each way: RMS %.3g, max %.3g pixel levels\n", r.Steps, float64(r.RMS), float64(r.Max))
+	}
 	if f.swdN > 0 {
 		fmt.Fprintf(stdout, "  SWD ×10³ %.2f ± %.2f (%d generated vs %d %s images; per level %v)\n", float64(rep.SWD[0]), float64(rep.SWD[1]), rep.SWDN, rep.SWDN, f.split, rep.SWDLevels)
 	}
@@ -634,4 +680,17 @@ func swdPixels(a []uint8, na int, b []uint8, nb int, shape [3]int, seed uint64) 
 	o := metrics.DefaultSWDOptions()
 	o.Seed = seed
 	return metrics.SWD(fa, na, fb, nb, shape[0], shape[1], shape[2], o)
+}
+
+// parseInts reads "10,20,40" (positive integers).
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		var v int
+		if _, err := fmt.Sscanf(strings.TrimSpace(p), "%d", &v); err != nil || v < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", p)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }

@@ -63,12 +63,12 @@ func TestImgDiffTrainSampleEvalResume(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(dir, "g.png")); err != nil || st.Size() == 0 {
 		t.Errorf("--png: %v", err)
 	}
-	out := runOK(t, "eval", a, "--n", "2", "--nfe", "4", "--swd-n", "8", "--sample-nfe", "2", "--json")
+	out := runOK(t, "eval", a, "--n", "2", "--nfe", "4", "--swd-n", "8", "--sample-nfe", "2", "--roundtrip", "2,4", "--json")
 	var raw map[string]any
 	if err := json.Unmarshal([]byte(out), &raw); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"bits_per_dim", "n", "nfe", "swd"} {
+	for _, k := range []string{"bits_per_dim", "n", "nfe", "swd", "roundtrip"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("eval --json has no %q: %s", k, out)
 		}
