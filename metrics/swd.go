@@ -31,6 +31,10 @@
 //     mean over levels (zero when Repeats is 1). Err thus covers both the patch and the direction sampling;
 //     it does not cover the choice of the images themselves.
 //
+// Cost: the descriptors of one level are held in float32, N·PatchesPerImage·C·PatchSize²·4 bytes per set
+// (75 MB for 1000 RGB images), and the projections in blocks of about 64 MB per set; the work is dominated
+// by the projections, O(N·PatchesPerImage·C·PatchSize²·Projections) per level, and by sorting them.
+//
 // Everything random comes from a PCG source seeded by Seed: the same inputs and options give the same result
 // bit for bit, whatever the number of CPUs.
 package metrics
@@ -397,13 +401,29 @@ func project(d []float32, dim int, dirs []float64) []float64 {
 	rows, k := len(d)/dim, len(dirs)/dim
 	out := make([]float64, k*rows)
 	parallelChunks(rows, func(lo, hi int) {
+		row := make([]float64, dim)
 		for i := lo; i < hi; i++ {
-			row := d[i*dim : (i+1)*dim]
-			for j := 0; j < k; j++ {
+			for t, v := range d[i*dim : (i+1)*dim] {
+				row[t] = float64(v)
+			}
+			j := 0
+			for ; j+4 <= k; j += 4 { // four directions per pass over the row
+				u0, u1 := dirs[j*dim:(j+1)*dim], dirs[(j+1)*dim:(j+2)*dim]
+				u2, u3 := dirs[(j+2)*dim:(j+3)*dim], dirs[(j+3)*dim:(j+4)*dim]
+				var s0, s1, s2, s3 float64
+				for t, v := range row {
+					s0 += v * u0[t]
+					s1 += v * u1[t]
+					s2 += v * u2[t]
+					s3 += v * u3[t]
+				}
+				out[j*rows+i], out[(j+1)*rows+i], out[(j+2)*rows+i], out[(j+3)*rows+i] = s0, s1, s2, s3
+			}
+			for ; j < k; j++ {
 				u := dirs[j*dim : (j+1)*dim]
 				var s float64
 				for t, v := range row {
-					s += float64(v) * u[t]
+					s += v * u[t]
 				}
 				out[j*rows+i] = s
 			}
@@ -412,14 +432,67 @@ func project(d []float32, dim int, dirs []float64) []float64 {
 	return out
 }
 
+// floatKey maps a float64 to a uint64 whose unsigned order is the float order (NaN excluded).
+func floatKey(x float64) uint64 {
+	b := math.Float64bits(x)
+	if b>>63 == 1 {
+		return ^b
+	}
+	return b | 1<<63
+}
+
+func keyFloat(k uint64) float64 {
+	if k>>63 == 1 {
+		return math.Float64frombits(k &^ (1 << 63))
+	}
+	return math.Float64frombits(^k)
+}
+
+// radixSort sorts x (no NaNs) in place by an LSD radix sort of the order-preserving keys, 11 bits per pass:
+// linear time, several times faster than a comparison sort for the ~10⁵-element sets SWD sorts.
+func radixSort(x []float64) {
+	const bits, buckets = 11, 1 << 11
+	if len(x) < 2 {
+		return
+	}
+	keys, tmp := make([]uint64, len(x)), make([]uint64, len(x))
+	for i, v := range x {
+		keys[i] = floatKey(v)
+	}
+	var count [buckets]int
+	for shift := uint(0); shift < 64; shift += bits {
+		clear(count[:])
+		for _, k := range keys {
+			count[(k>>shift)&(buckets-1)]++
+		}
+		if count[(keys[0]>>shift)&(buckets-1)] == len(keys) {
+			continue // every key has the same digit here
+		}
+		sum := 0
+		for i, c := range count {
+			count[i] = sum
+			sum += c
+		}
+		for _, k := range keys {
+			d := (k >> shift) & (buckets - 1)
+			tmp[count[d]] = k
+			count[d]++
+		}
+		keys, tmp = tmp, keys
+	}
+	for i, k := range keys {
+		x[i] = keyFloat(k)
+	}
+}
+
 // wasserstein1D is the Wasserstein-1 distance between two empirical distributions of equal size: the mean
 // absolute difference of the sorted values. It sorts x and y in place.
 func wasserstein1D(x, y []float64) float64 {
 	if len(x) != len(y) {
 		panic("metrics: wasserstein1D: unequal sizes")
 	}
-	slices.Sort(x)
-	slices.Sort(y)
+	radixSort(x)
+	radixSort(y)
 	var s float64
 	for i := range x {
 		s += math.Abs(x[i] - y[i])
@@ -428,17 +501,28 @@ func wasserstein1D(x, y []float64) float64 {
 }
 
 // slicedW1 is the mean over the directions of the 1-D Wasserstein distance between the projections of the
-// equally many rows of da and db.
+// equally many rows of da and db. Directions are handled in blocks whose projections take about 64 MB per
+// set, so memory stays bounded for large sets; the result does not depend on the blocking.
 func slicedW1(da, db []float32, dim int, dirs []float64) float64 {
 	rows, k := len(da)/dim, len(dirs)/dim
 	if len(db)/dim != rows {
 		panic("metrics: slicedW1: unequal set sizes")
 	}
-	pa, pb := project(da, dim, dirs), project(db, dim, dirs)
+	return slicedW1Blocks(da, db, dim, dirs, min(k, max(4, (64<<20)/(8*max(rows, 1))/4*4)))
+}
+
+// slicedW1Blocks is slicedW1 with the directions taken block at a time.
+func slicedW1Blocks(da, db []float32, dim int, dirs []float64, block int) float64 {
+	rows, k := len(da)/dim, len(dirs)/dim
 	w := make([]float64, k)
-	parallelFor(k, func(j int) {
-		w[j] = wasserstein1D(pa[j*rows:(j+1)*rows], pb[j*rows:(j+1)*rows])
-	})
+	for j0 := 0; j0 < k; j0 += block {
+		j1 := min(k, j0+block)
+		sub := dirs[j0*dim : j1*dim]
+		pa, pb := project(da, dim, sub), project(db, dim, sub)
+		parallelFor(j1-j0, func(j int) {
+			w[j0+j] = wasserstein1D(pa[j*rows:(j+1)*rows], pb[j*rows:(j+1)*rows])
+		})
+	}
 	var s float64
 	for _, v := range w {
 		s += v

@@ -45,6 +45,7 @@ func TestHelpEveryCommand(t *testing.T) {
 		"mix":           flagNames(mixFS),
 		"receptive":     flagNames(receptiveFS),
 		"correct":       flagNames(correctFS),
+		"make-data":     flagNames(newMakeDataFlags(io.Discard).fs),
 		"bench":         flagNames(newBenchFlags().fs),
 		"demo":          flagNames(newDemoFlags().fs),
 	}
@@ -53,7 +54,7 @@ func TestHelpEveryCommand(t *testing.T) {
 		"train":         {"action", "m2", "lambda", "data", "eval-n", "resume", "reschedule", "steps", "workers"},
 		"train lattice": {"action", "convention", "eval-n", "eval-samples", "reschedule", "workers"},
 		"train images":  {"data", "size", "eval-n", "reschedule", "workers"},
-		"eval":          {"n", "samples", "seed", "json", "data", "split", "workers"},
+		"eval":          {"n", "samples", "seed", "json", "data", "split", "swd", "workers"},
 		"sample":        {"n", "out", "seed", "temperature", "level-temperatures", "png", "zoom", "workers"},
 		"latents":       {"n", "out", "data", "split", "workers"},
 		"mcmc":          {"action", "trajectories", "chains", "out", "workers"},

@@ -19,6 +19,7 @@ import (
 	"rgflow/datasets/images"
 	"rgflow/layers"
 	"rgflow/losses"
+	"rgflow/metrics"
 	"rgflow/models"
 	"rgflow/models/flowmc"
 )
@@ -39,6 +40,10 @@ type imageData struct {
 	Flip     bool   `json:"flip"`
 	Limit    int    `json:"limit,omitempty"`
 	EvalN    int    `json:"eval_n"`
+	// RealH and RealW are the data's own image size inside the model's canvas (28×28 for Fashion-MNIST in
+	// 32×32), recorded by training; sample and eval crop to it. 0 in runs made before they were recorded.
+	RealH int `json:"real_h,omitempty"`
+	RealW int `json:"real_w,omitempty"`
 }
 
 func defaultImageRun() imageRun {
@@ -58,6 +63,7 @@ Trains an RG-Flow model on images by maximum likelihood (dequantisation, logit, 
 reports bits/dim on held-out images: the code length of the whole image per real pixel value (28×28
 images padded to 32×32 count 784 values, not 1024), and beside it the figure per padded-canvas value.
 SPEC is fashion-mnist[:DIR] | mnist-idx:DIR | mnist-json:DIR | cifar10:DIR | folder:DIR |
+celeba:DIR[:SIZE] (img_align_celeba/*.jpg and list_eval_partition.txt, e.g. from rgflow make-data faces) |
 synthetic[:N] (the default: generated multiscale images, no data needed).
 
 flags:
@@ -165,6 +171,7 @@ func runTrainImages(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	run.Data.RealH, run.Data.RealW = trainSet.RealShape()
 	set := setFlags(f.fs)
 	rebuild := f.session.resume == "" || set["preset"] || set["size"] || set["channels"] || set["data"]
 	if err := f.model.apply(&run.Model, set, rebuild, trainSet.Side(), trainSet.Channels(), run.Train.Seed, "train images"); err != nil {
@@ -292,6 +299,68 @@ func loadImageRun(dir, cmd string, wc weightChoice) (*imageRun, *models.Flow, *l
 	return &run, flow, store, step, err
 }
 
+// realShape is the data's own image size inside the model's L×L canvas. Runs that did not record it load
+// their training data to learn it; if that fails too, the canvas is taken as the image (with a note).
+func (r *imageRun) realShape(L int, cmd string, stderr io.Writer) (h, w int) {
+	if r.Data.RealH > 0 && r.Data.RealW > 0 {
+		return r.Data.RealH, r.Data.RealW
+	}
+	train, _, err := r.Data.load(r.Train.Seed, cmd)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: the run does not record its image size and its data cannot be read (%v): using the %d×%d canvas\n", cmd, err, L, L)
+		return L, L
+	}
+	return train.RealShape()
+}
+
+// pixelsToUnit maps uint8 pixels to intensities in [0, 1].
+func pixelsToUnit(pix []uint8) []float64 {
+	out := make([]float64, len(pix))
+	for i, v := range pix {
+		out[i] = float64(v) / 255
+	}
+	return out
+}
+
+// imageSWD is the multi-scale sliced Wasserstein distance (package metrics, default settings, seeded by
+// seed) between n samples of the flow at temperature 1 and the first n images of data, both cropped to the
+// data's own size.
+func imageSWD(flow *models.Flow, store *layers.Store, data *images.Dataset, n, workers int, seed uint64) (metrics.SWDResult, error) {
+	n = min(n, data.Len())
+	c, L := flow.Channels, flow.L
+	if data.Side() != L || data.Channels() != c {
+		return metrics.SWDResult{}, fmt.Errorf("swd: data are %d×%d×%d, the model %d×%d×%d", data.Channels(), data.Side(), data.Side(), c, L, L)
+	}
+	h, w := data.RealShape()
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	real := make([]uint8, n*data.Dim())
+	if err := data.Batch(real, idx, nil); err != nil {
+		return metrics.SWDResult{}, err
+	}
+	d, err := flowmc.Sample(flow, store, n, flowmc.Options{Workers: workers}, rand.New(rand.NewPCG(seed, 0x5dd)))
+	if err != nil {
+		return metrics.SWDResult{}, fmt.Errorf("swd: sampling: %w", err)
+	}
+	gen := make([]uint8, len(d.X))
+	losses.Preprocess{}.Pixels(gen, d.X)
+	if real, err = images.CropPad(real, n, c, L, h, w); err != nil {
+		return metrics.SWDResult{}, err
+	}
+	if gen, err = images.CropPad(gen, n, c, L, h, w); err != nil {
+		return metrics.SWDResult{}, err
+	}
+	o := metrics.DefaultSWDOptions()
+	o.Seed = seed
+	res, err := metrics.SWD(pixelsToUnit(gen), n, pixelsToUnit(real), n, c, h, w, o)
+	if err != nil {
+		return metrics.SWDResult{}, fmt.Errorf("swd: %w", err)
+	}
+	return res, nil
+}
+
 // imageEvalReport is the output of rgflow eval on an image run: bits_per_dim is the code length of the
 // canvas per real pixel value, bits_per_dim_canvas per canvas value (see package losses); they differ only
 // for padded images.
@@ -301,6 +370,12 @@ type imageEvalReport struct {
 	BitsPerDim       [2]jsonNum `json:"bits_per_dim"`
 	BitsPerDimCanvas [2]jsonNum `json:"bits_per_dim_canvas"`
 	N                int        `json:"n"`
+	// SWD is the multi-scale sliced Wasserstein distance ×10³ between N samples (T = 1) and the N
+	// images, with its standard error over repeats; by level (finest first) in SWDPerLevel at the sides in
+	// SWDResolutions. Absent with --swd=false.
+	SWD            *[2]jsonNum `json:"swd,omitempty"`
+	SWDPerLevel    []jsonNum   `json:"swd_per_level,omitempty"`
+	SWDResolutions []int       `json:"swd_resolutions,omitempty"`
 }
 
 // evalImageFlags are the flags of rgflow eval on an image run.
@@ -309,7 +384,7 @@ type evalImageFlags struct {
 	data, split string
 	n           int
 	seed        uint64
-	asJSON      bool
+	asJSON, swd bool
 	wc          weightChoice
 	workers     int
 }
@@ -323,6 +398,7 @@ func newEvalImageFlags(stderr io.Writer) *evalImageFlags {
 	fs.IntVar(&f.n, "n", 1000, "images to evaluate (0: the whole split)")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the dequantisation noise")
 	fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
+	fs.BoolVar(&f.swd, "swd", true, "also the sliced Wasserstein distance between n samples (T=1) and the n images (7×7 patches, pyramid to 16×16, 512 directions in 4 repeats; seeded by --seed)")
 	f.wc.register(fs, stderr)
 	registerWorkers(fs, &f.workers, "goroutines encoding batches of 100 images (the result does not depend on it)")
 	return f
@@ -358,10 +434,23 @@ func runEvalImages(dir string, args []string, stdout, stderr io.Writer) error {
 	rep := imageEvalReport{Step: step, Split: *split, N: count,
 		BitsPerDim:       [2]jsonNum{jsonNum(ev.BitsPerDim), jsonNum(ev.BitsPerDimErr)},
 		BitsPerDimCanvas: [2]jsonNum{jsonNum(ev.BitsPerDimCanvas), jsonNum(ev.BitsPerDimCanvasErr)}}
+	var swdLine string
+	if f.swd {
+		sw, err := imageSWD(flow, store, set, count, f.workers, *seed)
+		if err != nil {
+			return fmt.Errorf("eval: %w", err)
+		}
+		rep.SWD = &[2]jsonNum{jsonNum(sw.Value), jsonNum(sw.Err)}
+		for _, v := range sw.PerLevel {
+			rep.SWDPerLevel = append(rep.SWDPerLevel, jsonNum(v))
+		}
+		rep.SWDResolutions = sw.Resolutions
+		swdLine = fmt.Sprintf("; SWD×10³ %.2f ± %.2f (levels %v: %.2f)", sw.Value, sw.Err, sw.Resolutions, sw.PerLevel)
+	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
-	fmt.Fprintf(stdout, "step %d, %s split, %d images: bits/dim %s\n", step, *split, count, bitsLine(ev))
+	fmt.Fprintf(stdout, "step %d, %s split, %d images: bits/dim %s%s\n", step, *split, count, bitsLine(ev), swdLine)
 	return nil
 }
 
@@ -458,9 +547,15 @@ func runSampleImages(dir string, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	if *out != "" {
+		// pixels: the images at the data's own size (the canvas's padding cut off); x stays on the canvas.
+		h, w := run.realShape(L, "sample", stderr)
+		real, err := images.CropPad(pix, *n, c, L, h, w)
+		if err != nil {
+			return fmt.Errorf("sample: %w", err)
+		}
 		if err := checkpoints.WriteNPZ(*out, []checkpoints.Array{
 			{Name: "x", Shape: []int{*n, c, L, L}, Data: y},
-			{Name: "pixels", Shape: []int{*n, c, L, L}, Data: pix},
+			{Name: "pixels", Shape: []int{*n, c, h, w}, Data: real},
 			{Name: "logq", Shape: []int{*n}, Data: logq},
 		}); err != nil {
 			return fmt.Errorf("sample: %w", err)

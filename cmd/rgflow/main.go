@@ -11,6 +11,7 @@
 //	rgflow sample RUNDIR [flags]        write samples as .npz (images: also a PNG grid)
 //	rgflow latents RUNDIR [flags]       write latents by RG level as .npz
 //	rgflow mcmc [flags]                 HMC on a lattice action, observables with errors
+//	rgflow make-data faces [flags]      write synthetic CelebA-style faces in CelebA's layout
 //	rgflow bench [flags]                time reverse-KL training steps
 //	rgflow demo [flags]                 a round trip of an untrained model
 //	rgflow help [COMMAND]               usage; a command's usage and every flag it accepts
@@ -48,6 +49,7 @@ usage:
   rgflow mix RUNDIR [flags]        mix two images' latents level by level (image runs), PNG grid
   rgflow receptive RUNDIR [flags]  image response ∂x/∂z to one latent per level against the causal cone
   rgflow correct RUNDIR [flags]    repair corrupted images in the bulk: the region's causal cone or all latents
+  rgflow make-data faces [flags]   write synthetic CelebA-style faces in CelebA's layout (celeba:DIR)
   rgflow bench [flags]             time reverse-KL training steps (median ms/step)
   rgflow demo [flags]              a round trip through an untrained model
   rgflow help [COMMAND]            this text, or a command's usage and every flag it accepts
@@ -92,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runReceptive(rest, stdout, stderr)
 	case "correct":
 		return runCorrect(rest, stdout, stderr)
+	case "make-data":
+		return runMakeData(rest, stdout, stderr)
 	case "help", "-h", "-help", "--h", "--help":
 		if len(rest) == 0 {
 			fmt.Fprint(stdout, usage)
@@ -104,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // commands are the subcommands, in the order of the usage text.
-var commands = []string{"train", "eval", "sample", "latents", "mcmc", "holography", "mix", "receptive", "correct", "bench", "demo"}
+var commands = []string{"train", "eval", "sample", "latents", "mcmc", "holography", "mix", "receptive", "correct", "make-data", "bench", "demo"}
 
 // helpRequested reports whether args ask for help: -h, -help, --h or --help (the spellings package flag
 // answers with flag.ErrHelp) anywhere before a "--". Every command checks this first and prints its help
@@ -194,6 +198,9 @@ func printHelp(w io.Writer, cmd string, sub ...string) error {
 		fs, _ := newCorrectFlags(io.Discard)
 		fmt.Fprint(w, correctUsage)
 		flags("", fs)
+	case "make-data":
+		fmt.Fprint(w, makeDataUsage)
+		flags("", newMakeDataFlags(io.Discard).fs)
 	case "bench":
 		fmt.Fprint(w, benchUsage)
 		flags("", newBenchFlags().fs)

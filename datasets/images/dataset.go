@@ -8,8 +8,9 @@ import (
 // Dataset is one split ready for training: N images of C×S×S with S a power of two (the model's L). Images
 // smaller than S are centred in zeros (Pad); RealDim counts the pixel values that come from the data.
 type Dataset struct {
-	im   *Images
-	real int // pixel values per image that are data, not padding
+	im     *Images
+	real   int // pixel values per image that are data, not padding
+	rh, rw int // the data's own image size inside the canvas (Pad centres it)
 }
 
 // NewDataset wraps im (not copied), which must be square with a power-of-two side; use Images.Pad first for
@@ -24,7 +25,7 @@ func NewDataset(im *Images) (*Dataset, error) {
 	if im.N == 0 {
 		return nil, fmt.Errorf("images: empty dataset")
 	}
-	return &Dataset{im: im, real: im.Size()}, nil
+	return &Dataset{im: im, real: im.Size(), rh: im.H, rw: im.W}, nil
 }
 
 // NewPaddedDataset pads im to size×size (Pad) and remembers how many pixel values per image are the data's
@@ -42,7 +43,7 @@ func NewPaddedDataset(im *Images, size int) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.real = real
+	d.real, d.rh, d.rw = real, im.H, im.W
 	return d, nil
 }
 
@@ -57,7 +58,7 @@ func (d *Dataset) Subset(idx []int) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	out.real = d.real
+	out.real, out.rh, out.rw = d.real, d.rh, d.rw
 	return out, nil
 }
 
@@ -76,6 +77,10 @@ func (d *Dataset) Dim() int { return d.im.Size() }
 // RealDim is the number of pixel values per image that come from the data: Dim for images loaded at the
 // model's size, C·28·28 for 28×28 images padded to 32×32 (NewPaddedDataset).
 func (d *Dataset) RealDim() int { return d.real }
+
+// RealShape is the data's own image size H×W inside the S×S canvas (28×28 for padded Fashion-MNIST; S×S
+// for images loaded at the model's size). CropPad(…, S, H, W) recovers those pixels from canvas images.
+func (d *Dataset) RealShape() (h, w int) { return d.rh, d.rw }
 
 // Images is the underlying image set (shared, not a copy).
 func (d *Dataset) Images() *Images { return d.im }

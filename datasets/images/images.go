@@ -131,6 +131,23 @@ func (im *Images) Pad(size int) (*Images, error) {
 	return out, nil
 }
 
+// CropPad is the inverse of Pad for n images of c×size×size in pix: it returns their centred h×w parts,
+// (n, c, h, w), the pixels Pad placed (rows (size−h)/2 … and columns (size−w)/2 …).
+func CropPad(pix []uint8, n, c, size, h, w int) ([]uint8, error) {
+	if n < 0 || c < 1 || h < 1 || w < 1 || h > size || w > size || len(pix) != n*c*size*size {
+		return nil, fmt.Errorf("images: cannot crop %d values as %d×%d×%d×%d images to %d×%d", len(pix), n, c, size, size, h, w)
+	}
+	top, left := (size-h)/2, (size-w)/2
+	out := make([]uint8, n*c*h*w)
+	for p := 0; p < n*c; p++ {
+		src, dst := pix[p*size*size:], out[p*h*w:]
+		for i := 0; i < h; i++ {
+			copy(dst[i*w:(i+1)*w], src[(top+i)*size+left:(top+i)*size+left+w])
+		}
+	}
+	return out, nil
+}
+
 // IsPow2 reports whether n is a positive power of two.
 func IsPow2(n int) bool { return n > 0 && n&(n-1) == 0 }
 

@@ -21,18 +21,22 @@ import (
 //	cifar10:DIR          data_batch_1.bin … data_batch_5.bin and test_batch.bin, in DIR or
 //	                     DIR/cifar-10-batches-bin
 //	folder:DIR           PNG/JPEG images (see ReadFolder)
+//	celeba:DIR[:S]       the CelebA layout, DIR/img_align_celeba/*.jpg and DIR/list_eval_partition.txt (see
+//	                     ReadCelebA), centre-cropped to 148×148 and resized to S×S (S a power of two 4…128;
+//	                     default: the model size, else 64); train = split 0, test = split 2 (valid unused)
 //	synthetic[:N]        N (default 2048) images from Synthetic
 type Spec struct {
 	Kind string
 	Dir  string
 	N    int // synthetic only
+	Size int // celeba only: the resize target (0: the model size)
 }
 
 // DefaultFashionMNISTDir is where Debian's dataset-fashion-mnist package installs the files.
 const DefaultFashionMNISTDir = "/usr/share/datasets/fashion-mnist"
 
 // specKinds lists the kinds ParseSpec accepts.
-const specKinds = "fashion-mnist, mnist-idx, mnist-json, cifar10, folder, synthetic"
+const specKinds = "fashion-mnist, mnist-idx, mnist-json, cifar10, folder, celeba, synthetic"
 
 // generatedShape is the side and channel count of images made at load time (folders, synthetic): the
 // options' values, or 64 and RGB.
@@ -62,6 +66,19 @@ func ParseSpec(s string) (Spec, error) {
 			return Spec{}, fmt.Errorf("images: data set %q: %s needs a directory (%s:DIR)", s, kind, kind)
 		}
 		sp.Dir = arg
+	case "celeba":
+		if i := strings.LastIndex(arg, ":"); i >= 0 {
+			if n, err := strconv.Atoi(arg[i+1:]); err == nil {
+				if !IsPow2(n) || n < 4 || n > 128 {
+					return Spec{}, fmt.Errorf("images: data set %q: celeba size %d, want a power of two 4…128 (32 or 64)", s, n)
+				}
+				sp.Size, arg = n, arg[:i]
+			}
+		}
+		if arg == "" {
+			return Spec{}, fmt.Errorf("images: data set %q: celeba needs a directory (celeba:DIR or celeba:DIR:SIZE)", s)
+		}
+		sp.Dir = arg
 	case "synthetic":
 		sp.N = 2048
 		if arg != "" {
@@ -82,14 +99,18 @@ func (s Spec) String() string {
 	if s.Kind == "synthetic" {
 		return fmt.Sprintf("synthetic:%d", s.N)
 	}
+	if s.Kind == "celeba" && s.Size != 0 {
+		return fmt.Sprintf("celeba:%s:%d", s.Dir, s.Size)
+	}
 	return s.Kind + ":" + s.Dir
 }
 
 // LoadOptions says how Load prepares the images for a model. Zero values are the documented defaults.
 type LoadOptions struct {
 	// Size is the model's side S, a power of two. Smaller images (IDX 28×28, CIFAR 32×32) are centred in
-	// zeros (Pad); larger ones are an error; folders are resampled to it. 0 means the next power of two of
-	// the native size (32 for MNIST-likes and CIFAR; 64 for folders and synthetic data).
+	// zeros (Pad); larger ones are an error; folders and CelebA (unless its spec names a size) are resampled
+	// to it. 0 means the next power of two of the native size (32 for MNIST-likes and CIFAR; 64 for folders,
+	// CelebA and synthetic data).
 	Size int
 	// Channels: 0 keeps the data's own (1 for MNIST-likes, 3 for CIFAR, folders and synthetic); 1 converts
 	// RGB to grey (BT.601 luma); 3 with grey data is an error.
@@ -124,6 +145,12 @@ func (s Spec) Load(opt LoadOptions) (train, test *Dataset, err error) {
 	case "folder":
 		size, ch := opt.generatedShape()
 		tr, err = ReadFolder(s.Dir, FolderOptions{Size: size, Channels: ch})
+	case "celeba":
+		size, _ := opt.generatedShape()
+		if s.Size != 0 {
+			size = s.Size
+		}
+		tr, _, te, err = ReadCelebA(s.Dir, CelebAOptions{Size: size, Limit: opt.Limit})
 	case "synthetic":
 		size, ch := opt.generatedShape()
 		tr, err = Synthetic(rand.New(rand.NewPCG(opt.Seed, 0x5e7)), s.N, ch, size)
