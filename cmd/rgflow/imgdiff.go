@@ -221,25 +221,12 @@ func (r *imgDiffRun) dtype() tensor.Dtype {
 }
 
 // realPixels crops a data set's images back to their real size (the loader centres smaller images in a
-// power-of-two canvas of zeros): it returns the pixels (N, C, h, h) and h.
-func realPixels(d *images.Dataset) ([]uint8, int) {
-	C, S, N := d.Channels(), d.Side(), d.Len()
-	h := int(math.Round(math.Sqrt(float64(d.RealDim() / C))))
-	if h*h*C != d.RealDim() || h > S {
-		h = S
-	}
-	off := (S - h) / 2
+// power-of-two canvas of zeros; images.CropPad undoes that): the pixels (N, C, h, w) and h, w.
+func realPixels(d *images.Dataset) ([]uint8, int, int, error) {
+	h, w := d.RealShape()
 	im := d.Images()
-	out := make([]uint8, N*C*h*h)
-	for n := range N {
-		src := im.Image(n)
-		for c := range C {
-			for y := range h {
-				copy(out[((n*C+c)*h+y)*h:((n*C+c)*h+y+1)*h], src[(c*S+off+y)*S+off:(c*S+off+y)*S+off+h])
-			}
-		}
-	}
-	return out, h
+	pix, err := images.CropPad(im.Pix, d.Len(), d.Channels(), d.Side(), h, w)
+	return pix, h, w, err
 }
 
 // modeSecondMoment is the mean square per cosine mode coordinate of up to 2048 images (pixel centres,
@@ -274,11 +261,14 @@ func runTrainImgDiff(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pix, h := realPixels(trainSet)
+	pix, h, w, err := realPixels(trainSet)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
 	C := trainSet.Channels()
 	if f.session.resume == "" {
-		run.Shape = [3]int{C, h, h}
-		b, err := diffusion.NewImageBasis(C, h, h)
+		run.Shape = [3]int{C, h, w}
+		b, err := diffusion.NewImageBasis(C, h, w)
 		if err != nil {
 			return fmt.Errorf("%s: %w", cmd, err)
 		}
@@ -286,8 +276,8 @@ func runTrainImgDiff(args []string, stdout, stderr io.Writer) error {
 		if run.Net, err = layers.UNetPreset(run.Preset, C); err != nil {
 			return fmt.Errorf("%s: %w", cmd, err)
 		}
-	} else if run.Shape != [3]int{C, h, h} {
-		return fmt.Errorf("%s: the data are %d×%d×%d images, the run's model is %v", cmd, C, h, h, run.Shape)
+	} else if run.Shape != [3]int{C, h, w} {
+		return fmt.Errorf("%s: the data are %d×%d×%d images, the run's model is %v", cmd, C, h, w, run.Shape)
 	}
 	score, err := run.model(cmd)
 	if err != nil {
@@ -300,7 +290,7 @@ func runTrainImgDiff(args []string, stdout, stderr io.Writer) error {
 	}
 	out := f.session.dir(fmt.Sprintf("imgdiff-%s-%s", strings.SplitN(run.Data.Spec, ":", 2)[0], run.Process.Name))
 	what := fmt.Sprintf("a %s by DSM under %s on %d %s images %d×%d×%d (ε-prediction U-Net",
-		run.Preset, score.Proc.Name(), obj.Samples(), run.Data.Spec, C, h, h)
+		run.Preset, score.Proc.Name(), obj.Samples(), run.Data.Spec, C, h, w)
 	tr, done, err := runTraining(cmd, run, run.Train, f.session, out, store, obj, what, stdout, stderr)
 	if err != nil || !done {
 		return err
@@ -469,6 +459,9 @@ func runSampleImgDiff(dir string, args []string, stdout, stderr io.Writer) error
 	secs := time.Since(start).Seconds()
 	C, H, W := run.Shape[0], run.Shape[1], run.Shape[2]
 	if f.png != "" {
+		if H != W {
+			return fmt.Errorf("%s: --png: grids need square images, these are %d×%d", cmd, H, W)
+		}
 		if err := writeGrid(f.png, pix, f.n, C, H, max(1, 128/H)); err != nil {
 			return fmt.Errorf("%s: --png: %w", cmd, err)
 		}
@@ -567,9 +560,12 @@ func runEvalImgDiff(dir string, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pix, h := realPixels(set)
-	if [3]int{set.Channels(), h, h} != run.Shape {
-		return fmt.Errorf("%s: the %s split holds %d×%d×%d images, the model %v", cmd, f.split, set.Channels(), h, h, run.Shape)
+	pix, h, w, err := realPixels(set)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	if [3]int{set.Channels(), h, w} != run.Shape {
+		return fmt.Errorf("%s: the %s split holds %d×%d×%d images, the model %v", cmd, f.split, set.Channels(), h, w, run.Shape)
 	}
 	D := score.Proc.Image().Size()
 	n := min(f.n, len(pix)/D)
