@@ -14,6 +14,12 @@ func eluF32AVX2(x []float32, c *[16]float32)
 //go:noescape
 func eluF64AVX2(x []float64, c *[20][4]float64)
 
+//go:noescape
+func eluF32AVX512(x []float32, c *[16]float32)
+
+//go:noescape
+func eluF64AVX512(x []float64, c *[20][4]float64)
+
 // eluConst32 are the constants of eluF32AVX2 (see exp32).
 var eluConst32 = [16]float32{
 	-87, 1.44269504088896341, 0.693359375, -2.12194440e-4,
@@ -50,6 +56,16 @@ var hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 func eluVector[T float](x []T) int {
 	if !hasAVX2FMA {
 		return 0
+	}
+	if hasAVX512 {
+		switch v := any(x).(type) {
+		case []float32:
+			eluF32AVX512(v, &eluConst32)
+			return len(v) &^ 15
+		case []float64:
+			eluF64AVX512(v, &eluConst64)
+			return len(v) &^ 7
+		}
 	}
 	switch v := any(x).(type) {
 	case []float32:
@@ -120,4 +136,31 @@ func expVector(x []float32) int {
 	}
 	expF32AVX2(x, &eluConst32)
 	return len(x) &^ 7
+}
+
+//go:noescape
+func expF64AVX2(x []float64, c *[18][4]float64)
+
+// expConst64 are the constants of expF64AVX2, each repeated over the four lanes.
+var expConst64 = func() (c [18][4]float64) {
+	row := func(i int, v float64) { c[i] = [4]float64{v, v, v, v} }
+	row(0, expHi64)
+	row(1, expLo64)
+	row(2, math.Log2E)
+	row(3, ln2Hi64)
+	row(4, ln2Lo64)
+	row(5, 1)
+	for i, v := range expPoly64 {
+		row(6+i, v)
+	}
+	return c
+}()
+
+// expVector64 replaces a leading part of x by e^x with vector instructions and returns how many elements it did.
+func expVector64(x []float64) int {
+	if !hasAVX2FMA {
+		return 0
+	}
+	expF64AVX2(x, &expConst64)
+	return len(x) &^ 3
 }

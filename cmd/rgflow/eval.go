@@ -138,7 +138,9 @@ Evaluates the newest checkpoint of a run. A lattice run: the variational free en
 the importance-sampled ln Z with its error, the exact gap F_q + ln Z where ln Z is known, the effective
 sample size and the observables of rgflow mcmc on independence-Metropolis chains with the flow as proposal.
 An image run: bits/dim on held-out (or training) images and the multi-scale sliced Wasserstein distance
-(SWD ×10³, Karras et al. 2018) between as many flow samples and those images, at the data's own size.
+(SWD ×10³, Karras et al. 2018) between as many flow samples and those images, at the data's own size. A
+diffusion run: the DSM loss and the probability-flow NLL per site on held-out samples and, for a free
+field, KL(q‖p) through the exact ln Z.
 `
 
 func runEval(args []string, stdout, stderr io.Writer) error {
@@ -147,6 +149,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) > 0 && isImgDiffRun(args[0]) {
 		return runEvalImgDiff(args[0], args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && isDiffusionRun(args[0]) {
+		return runEvalDiffusion(args[0], args[1:], stdout, stderr)
 	}
 	return dispatchRun(args, "eval", func(a []string) error { return runEvalLattice(a, stdout, stderr) },
 		func(dir string, a []string) error { return runEvalImages(dir, a, stdout, stderr) })

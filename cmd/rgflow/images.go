@@ -572,6 +572,11 @@ func writeGrid(path string, pix []uint8, n, c, L, zoom int) error {
 	for cols*cols < n {
 		cols++
 	}
+	return writeGridCols(path, pix, n, cols, c, L, zoom)
+}
+
+// writeGridCols is writeGrid with a given number of columns.
+func writeGridCols(path string, pix []uint8, n, cols, c, L, zoom int) error {
 	rows := (n + cols - 1) / cols
 	cell := L*zoom + 1
 	img := image.NewRGBA(image.Rect(0, 0, cols*cell+1, rows*cell+1))

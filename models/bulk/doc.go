@@ -29,6 +29,18 @@
 // with errors from batch means. HoloFit turns them into a holographic distance d = d₀ − ξ ln|⟨z_i z_j⟩|,
 // normalised here with d₀ = 0 and ξ = 1, and fits d = a + b ln r by least squares, reporting R².
 //
+// # Error correction
+//
+// Repair is error correction as a train.Objective: the latents of a corrupted region's causal cone are the
+// only trainable parameter, the flow frozen, and the loss is the negative log-posterior of the latents
+// given the known values under Gaussian observation noise σ. It decodes through a ConeDecoder, which
+// evaluates each layer's block bijector only on the blocks the free latents reach (and, with a window, only
+// on those that reach the window), over a cached full decode of the starting latents; it equals the full
+// decode to rounding, log-det included. A batch of configurations with the same corrupted sites is
+// repaired in one graph (their losses add). Posterior is the same energy with its gradient in float64, and
+// Sample draws from exp(−U) by HMC (MALA with one leapfrog step) with a Metropolis test, so that repairs
+// come as a distribution.
+//
 // # Jacobians, mixing
 //
 // Jacobian computes ∂x/∂z of F⁻¹ through the graph (reverse mode, one backward pass per output value,

@@ -87,7 +87,7 @@ func checkSteps(name string, steps int, tEnd, T float64) error {
 		return fmt.Errorf("diffusion: %s: steps=%d, want ≥ 1", name, steps)
 	}
 	if !(tEnd >= 0 && tEnd < T) {
-		return fmt.Errorf("diffusion: %s: tEnd=%v outside [0, T=%v)", name, tEnd, T)
+		return fmt.Errorf("diffusion: %s: tEnd=%v outside [0, %v) (the start time)", name, tEnd, T)
 	}
 	return nil
 }
@@ -103,11 +103,20 @@ func EulerMaruyama(sde SDE, score Score, x []float64, steps int, tEnd float64, r
 // time before the predictor step (none: plain Euler–Maruyama). The Langevin step size is
 // ε = 2 (snr ‖ξ‖ / ‖s‖)² per field, with ξ the step's noise, as in Song et al.
 func PredictorCorrector(sde SDE, score Score, x []float64, steps int, tEnd, snr float64, corrections int, rng *rand.Rand) (nfe int, err error) {
+	return ReverseSDE(sde, score, x, sde.T(), tEnd, steps, snr, corrections, rng)
+}
+
+// ReverseSDE is PredictorCorrector from t0 down to tEnd < t0 (x holds the batch at t0 on entry): a
+// reverse trajectory can be run piece by piece and recorded in between.
+func ReverseSDE(sde SDE, score Score, x []float64, t0, tEnd float64, steps int, snr float64, corrections int, rng *rand.Rand) (nfe int, err error) {
 	d, err := newDriver(sde, score, x)
 	if err != nil {
 		return 0, err
 	}
-	if err := checkSteps("predictor-corrector", steps, tEnd, sde.T()); err != nil {
+	if err := checkTime(sde.Name(), t0, sde.T()); err != nil {
+		return 0, err
+	}
+	if err := checkSteps("predictor-corrector", steps, tEnd, t0); err != nil {
 		return 0, err
 	}
 	if corrections < 0 || (corrections > 0 && !(snr > 0)) {
@@ -118,9 +127,9 @@ func PredictorCorrector(sde SDE, score Score, x []float64, steps int, tEnd, snr 
 	u := toModes(l, x)
 	s := make([]float64, len(u))
 	xi := make([]float64, len(u))
-	dt := (sde.T() - tEnd) / float64(steps)
+	dt := (t0 - tEnd) / float64(steps)
 	for n := range steps {
-		t := sde.T() - float64(n)*dt
+		t := t0 - float64(n)*dt
 		for range corrections {
 			if err := d.scoreModes(t, u, s); err != nil {
 				return d.nfe, err
