@@ -83,6 +83,18 @@
 // half the speed); elsewhere on plain Go loops (25–35 times slower). All three paths are tested against
 // direct loops.
 //
+// # Continuous flows
+//
+// ODE is the bijector of dx/dt = v(x, t), t ∈ [0, 1], integrated by fixed-step RK4 (or midpoint, Euler)
+// unrolled in the graph, with the log-det ∫ div v dt integrated alongside x; Inverse integrates back from
+// t = 1. Training differentiates through the unrolled stages once, so every VelocityField supplies its
+// divergence in closed form: KernelField (the equivariant kernel flow of Gerdes et al.; whole-lattice
+// kernels by FFT, CircConv), CNNField (a local periodic CNN whose exact Jacobian diagonal is propagated
+// through the layers) and BlockMLPField (inside BlockLayer, exact over the block). HutchinsonDivergence
+// estimates any field's divergence for evaluation. Sublattice applies a bijector to the stride-s sublattice,
+// the step of the hierarchical ODE flow. The integrator's error is the price: the map and its inverse agree
+// to O(h⁴) for RK4, not to rounding (see ode.go).
+//
 // # Score U-Net
 //
 // UNet is the image score network of diffusion models (residual blocks with GroupNorm and FiLM or additive
@@ -119,4 +131,10 @@
 //     graph's dtype (no implicit promotion).
 //  7. A node's Value() after a run may share a register that a later instruction reused: read outputs
 //     through G.Read. tensor.Dense.Data() allocates through reflection: use Float32s/Float64s.
+//  8. Graph nodes are deduplicated by a 32-bit hash, and on a hash match by comparing op, type, shape and
+//     the number of children, not the children themselves (equalities.go, nodeEq): a hash collision
+//     between two nodes of the same op and shape merges distinct computations silently. Long unrolled
+//     graphs (an ODE with 32 RK4 steps has tens of thousands of nodes) make collisions likelier; a 32-step
+//     graph of the kernel field once failed at run time with an input of the wrong size, which a
+//     reformulation with fewer nodes removed. The ODE tests compare against independent results.
 package layers
