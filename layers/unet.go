@@ -284,7 +284,7 @@ func (u UNet) resBlock(s *Scope, x, temb *G.Node, cin, cout int) (*G.Node, error
 		if h, err = addCondition(s.Sub("temb"), h, temb); err != nil {
 			return nil, err
 		}
-	} else if gamma, beta, err = filmParams(s.Sub("film"), h, temb); err != nil {
+	} else if gamma, beta, err = filmParamsFeatureMajor(s.Sub("film"), h, temb); err != nil {
 		return nil, err
 	}
 	if h, err = u.normAct(s.Sub("norm1"), h, u.Groups, gamma, beta, true); err != nil {
@@ -341,9 +341,9 @@ func (u UNet) normAct(s *Scope, x *G.Node, groups int, gamma, beta *G.Node, act 
 	return y, nil
 }
 
-// filmParams returns FiLM's γ and β (B·C, sample-major) for features h (B, C, …): [γ; β] = W temb + b with
+// filmParamsFeatureMajor returns FiLM's γ and β (B·C, sample-major) for features h (B, C, …): [γ; β] = W temb + b with
 // temb feature-major (E, B), W and b zero-initialised.
-func filmParams(s *Scope, h, temb *G.Node) (gamma, beta *G.Node, err error) {
+func filmParamsFeatureMajor(s *Scope, h, temb *G.Node) (gamma, beta *G.Node, err error) {
 	b, c := h.Shape()[0], h.Shape()[1]
 	gb, err := Linear(s, temb, 2*c, true, false) // (2C, B)
 	if err != nil {
