@@ -399,11 +399,18 @@ func (f *fft1) transform(a []complex128, inverse bool) {
 			a[i], a[r] = a[r], a[i]
 		}
 	}
-	for size := 2; size <= n; size <<= 1 {
+	// the first stage and every k = 0 butterfly have the twiddle 1: no multiplication
+	for start := 0; start+1 < n; start += 2 {
+		lv, hv := a[start], a[start+1]
+		a[start], a[start+1] = lv+hv, lv-hv
+	}
+	for size := 4; size <= n; size <<= 1 {
 		half, step := size/2, n/size
 		for start := 0; start < n; start += size {
 			lo, hi := a[start:start+half], a[start+half:start+size]
-			for k := range lo {
+			lv, hv := lo[0], hi[0]
+			lo[0], hi[0] = lv+hv, lv-hv
+			for k := 1; k < half; k++ {
 				t := tw[k*step] * hi[k]
 				hi[k] = lo[k] - t
 				lo[k] += t
