@@ -84,6 +84,29 @@ func eluGradF32AVX2(g, y []float32)
 //go:noescape
 func eluGradF64AVX2(g, y []float64)
 
+//go:noescape
+func eluGradToF32AVX2(dst, g, y []float32)
+
+// eluGradToVector sets a leading part of dst to g·ELU'(x) given y = ELU(x) with vector instructions and
+// returns how many elements it did.
+func eluGradToVector[T float](dst, g, y []T) int {
+	checkSameLen("eluGradTo", "dst", len(dst), "g", len(g))
+	checkSameLen("eluGradTo", "dst", len(dst), "y", len(y))
+	if !hasAVX2FMA {
+		return 0
+	}
+	switch d := any(dst).(type) {
+	case []float32:
+		eluGradToF32AVX2(d, any(g).([]float32), any(y).([]float32))
+		return len(d) &^ 7
+	case []float64:
+		copy(d, any(g).([]float64))
+		eluGradF64AVX2(d, any(y).([]float64))
+		return len(d) &^ 3
+	}
+	return 0
+}
+
 // eluGradVector multiplies a leading part of g by ELU'(x) given y = ELU(x) with vector instructions and
 // returns how many elements it did.
 func eluGradVector[T float](g, y []T) int {

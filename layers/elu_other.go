@@ -15,6 +15,13 @@ func eluGradVector[T float](g, y []T) int {
 	return 0
 }
 
+// eluGradToVector has no vector kernel on this build.
+func eluGradToVector[T float](dst, g, y []T) int {
+	checkSameLen("eluGradTo", "dst", len(dst), "g", len(g))
+	checkSameLen("eluGradTo", "dst", len(dst), "y", len(y))
+	return 0
+}
+
 // axpyRowsVec has no vector kernel on this build.
 func axpyRowsVec[T float](c, a, b []T, ldb int) int {
 	checkAxpyLens(len(c), len(a), len(b), ldb)

@@ -338,6 +338,16 @@ var exp2Table64 = func() (t [64][2]float64) {
 	return t
 }()
 
+// eluGradTo sets dst = g·ELU'(x) given y = ELU(x), in one pass: the same numbers as eluGradInPlace on a
+// copy of g.
+func eluGradTo[T float](dst, g, y []T) {
+	k := eluGradToVector(dst, g, y)
+	dst, g, y = dst[k:], g[k:], y[k:]
+	for j, v := range y {
+		dst[j] = g[j] * (min(v, 0) + 1)
+	}
+}
+
 // eluGradInPlace multiplies g by ELU'(x) given y = ELU(x): 1 for y > 0 and y + 1 otherwise.
 func eluGradInPlace[T float](g, y []T) {
 	k := eluGradVector(g, y)
