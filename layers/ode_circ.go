@@ -615,7 +615,7 @@ func featCompute[T float32 | float64](op featOp, x, res []T) {
 	}
 	var zero T
 	_, is32 := any(zero).(float32)
-	sincos := math.Sincos
+	sincos := sincos64
 	if is32 {
 		sincos = sincos32
 	}
@@ -699,6 +699,33 @@ func sincos32(x float64) (s, c float64) {
 	r2 := r * r
 	sr := r * (1 + r2*(-1.0/6+r2*(1.0/120+r2*(-1.0/5040+r2*(1.0/362880)))))
 	cr := 1 + r2*(-0.5+r2*(1.0/24+r2*(-1.0/720+r2*(1.0/40320+r2*(-1.0/3628800)))))
+	switch int64(k) & 3 {
+	case 0:
+		return sr, cr
+	case 1:
+		return cr, -sr
+	case 2:
+		return -sr, -cr
+	}
+	return -cr, sr
+}
+
+// sincos64 is sin x and cos x to a few ulp for |x| < 2^20, cheaper than math.Sincos here: x = k·π/2 + r
+// with π/2 split in three parts (the first two with short mantissas, so that k times them is exact) and
+// |r| ≤ π/4, then the Taylor series of sin r to r¹⁷ and cos r to r¹⁸ (truncation below (π/4)¹⁹/19! ≈ 1e-19),
+// rotated by the quadrant k. It is odd and even in x exactly like sin and cos (round-half-away reduction,
+// odd and even series). Larger |x|, infinities and NaN go to math.Sincos.
+func sincos64(x float64) (s, c float64) {
+	if !(math.Abs(x) < 1<<20) {
+		return math.Sincos(x)
+	}
+	// twice the three-part π/4 of the math package's reduction
+	const pio2a, pio2b, pio2c = 2 * 7.85398125648498535156e-1, 2 * 3.77489470793079817668e-8, 2 * 2.69515142907905952645e-15
+	k := math.Round(x * (2 / math.Pi))
+	r := ((x - k*pio2a) - k*pio2b) - k*pio2c
+	r2 := r * r
+	sr := r * (1 + r2*(-1.0/6+r2*(1.0/120+r2*(-1.0/5040+r2*(1.0/362880+r2*(-1.0/39916800+r2*(1.0/6227020800+r2*(-1.0/1307674368000+r2*(1.0/355687428096000)))))))))
+	cr := 1 + r2*(-0.5+r2*(1.0/24+r2*(-1.0/720+r2*(1.0/40320+r2*(-1.0/3628800+r2*(1.0/479001600+r2*(-1.0/87178291200+r2*(1.0/20922789888000+r2*(-1.0/6402373705728000)))))))))
 	switch int64(k) & 3 {
 	case 0:
 		return sr, cr
