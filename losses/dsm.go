@@ -16,7 +16,7 @@ import (
 
 // DSM is denoising score matching for a linear, mode-diagonal diffusion process (package diffusion) with a
 // graph score network (diffusion.GraphScore: CNNScore or EffectiveScore). For a data field x_0 (C channels, each a lattice field with mode
-// coordinates u_0 = F x_0, F orthogonal), a time t uniform in [TMin, T] and white noise ε in mode
+// coordinates u_0 = F x_0, F orthogonal), a time t uniform in [TMin, T] (or by importance: TSampling) and white noise ε in mode
 // coordinates, the exact transition gives
 //
 //	u_t = m(t) u_0 + √q(t) ε   (per mode coordinate j: mean factor m_j(0,t), variance q_j(0,t)),
@@ -41,12 +41,24 @@ import (
 // so a resume is exact too.
 type DSM struct {
 	Net       diffusion.GraphScore
-	Data      []float64 // N samples of C·V values each
+	Data      []float64 // N samples of C·V values each (unused with Chains)
 	Weighting string    // "variance" (default when empty) or "likelihood"
 	TMin      float64   // > 0
 	DataSeed  uint64
+	// TSampling is "uniform" (default when empty) or "importance": t drawn from p(t) ∝ Σ_j λ_j(t)/q_j(t)
+	// (the size of the regression target; piecewise constant on 512 equal cells of [TMin, T]) and the
+	// sample's loss multiplied by the exact correction 1/((T − TMin) p(t)), so that the objective is
+	// unchanged in expectation. It reduces the variance of the likelihood weighting (target ∝ 1/t at small
+	// t); for the variance weighting p is flat and it is uniform sampling.
+	TSampling string
+	// Chains, when set, replaces Data: HMC chains advanced once per step, sample j of a batch taken from
+	// chain j mod K (see HMCChains). Their state is part of State/Restore; they cannot be split over workers.
+	Chains *HMCChains
+
+	times *timeSampler
 
 	pos       int64
+	scratch   drawScratch
 	batch     int
 	dtype     tensor.Dtype
 	x, t      *G.Node
@@ -57,6 +69,30 @@ type DSM struct {
 }
 
 type dsmBufs struct{ x, xin, t, w, target []float64 }
+
+// drawScratch holds draw's per-sample work arrays (length V each), kept between calls.
+type drawScratch struct{ m, q, a, b, u []float64 }
+
+func (s *drawScratch) ensure(V int) {
+	if len(s.m) != V {
+		*s = drawScratch{m: make([]float64, V), q: make([]float64, V), a: make([]float64, V), b: make([]float64, V), u: make([]float64, V)}
+	}
+}
+
+// scale is d.Net.Scale(t) given the transition (m, q) from 0 to t. For a CNNScore it is computed from m
+// and q directly, with the same operations in the same order as CNNScore.Scale (which computes the
+// transition again): c(t) = 1/√(mean_j (q_j + m_j² v0_j)).
+func (d *DSM) scale(t float64, m, q []float64) (float64, error) {
+	cnn, ok := d.Net.(*diffusion.CNNScore)
+	if !ok || len(cnn.V0) != len(m) {
+		return d.Net.Scale(t)
+	}
+	sum := 0.0
+	for j, v0 := range cnn.V0 {
+		sum += q[j] + m[j]*m[j]*v0
+	}
+	return 1 / math.Sqrt(sum/float64(len(m))), nil
+}
 
 func (d *DSM) check() error {
 	if d.Net == nil {
@@ -71,7 +107,18 @@ func (d *DSM) check() error {
 	if !(d.TMin > 0 && d.TMin < T) {
 		return fmt.Errorf("losses: DSM: t_min=%v, want 0 < t_min < T=%v", d.TMin, T)
 	}
+	switch d.TSampling {
+	case "", "uniform", "importance":
+	default:
+		return fmt.Errorf("losses: DSM: t sampling %q, want uniform or importance", d.TSampling)
+	}
 	D := d.Net.Channels() * d.Net.Process().Lattice().V
+	if d.Chains != nil {
+		if d.Chains.Size() != D {
+			return fmt.Errorf("losses: DSM: the HMC chains hold fields of %d values, want C·V=%d", d.Chains.Size(), D)
+		}
+		return nil
+	}
 	if len(d.Data) == 0 || len(d.Data)%D != 0 {
 		return fmt.Errorf("losses: DSM: %d data values, want a positive multiple of C·V=%d", len(d.Data), D)
 	}
@@ -113,7 +160,9 @@ func (d *DSM) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	}
 	ftNode := G.NewMatrix(s.Graph(), s.Dtype(), G.WithShape(V, V), G.WithName("dsm/modes"),
 		G.WithValue(layers.NewDense(s.Dtype(), []int{V, V}, ft)))
-	modes, err := G.Mul(f2, ftNode)
+	// layers.MatMul: the kit's product kernels on the calling goroutine (G.Mul hands gonum this
+	// (B·C, V)·(V, V) product, which it splits over goroutines).
+	modes, err := layers.MatMul(f2, ftNode)
 	if err != nil {
 		return nil, err
 	}
@@ -154,14 +203,29 @@ func (d *DSM) draw(j, idx int, rng *rand.Rand, b *dsmBufs, xt, eps []float64) (f
 	lat := sde.Lattice()
 	C, V := d.Net.Channels(), lat.V
 	T := sde.T()
-	t := d.TMin + (T-d.TMin)*rng.Float64()
-	m, q := make([]float64, V), make([]float64, V)
+	t, corr := d.TMin+(T-d.TMin)*rng.Float64(), 1.0
+	if d.TSampling == "importance" {
+		if d.times == nil {
+			ts, err := newTimeSampler(d, timeCells)
+			if err != nil {
+				return 0, err
+			}
+			d.times = ts
+		}
+		t, corr = d.times.draw(rng)
+	}
+	src := d.Data
+	if d.Chains != nil {
+		src, idx = d.Chains.Field(idx), 0
+	}
+	d.scratch.ensure(V)
+	m, q := d.scratch.m, d.scratch.q
 	if err := sde.Transition(0, t, m, q); err != nil {
 		return 0, err
 	}
 	lam := q
 	if d.Weighting == "likelihood" {
-		a, bb := make([]float64, V), make([]float64, V)
+		a, bb := d.scratch.a, d.scratch.b
 		if err := sde.Coefficients(t, a, bb); err != nil {
 			return 0, err
 		}
@@ -170,21 +234,21 @@ func (d *DSM) draw(j, idx int, rng *rand.Rand, b *dsmBufs, xt, eps []float64) (f
 		}
 		lam = bb
 	}
-	c, err := d.Net.Scale(t)
+	c, err := d.scale(t, m, q)
 	if err != nil {
 		return 0, err
 	}
 	b.t[j] = t
-	u := make([]float64, V)
+	u := d.scratch.u
 	for ch := range C {
-		x0 := d.Data[(idx*C+ch)*V : (idx*C+ch+1)*V]
+		x0 := src[(idx*C+ch)*V : (idx*C+ch+1)*V]
 		lat.ToModes(u, x0)
 		row := (j*C + ch) * V
 		for k := range u {
 			e := rng.NormFloat64()
 			sq := math.Sqrt(q[k])
 			u[k] = m[k]*u[k] + sq*e
-			sl := math.Sqrt(lam[k])
+			sl := math.Sqrt(lam[k] * corr)
 			b.w[row+k] = sl * c
 			b.target[row+k] = -sl * e / sq
 			if eps != nil {
@@ -227,11 +291,23 @@ func (d *DSM) let() error {
 	return nil
 }
 
-// Feed draws the next batch: data in the epoch order from the saved position, times and noise from rng.
+// Feed draws the next batch: data in the epoch order from the saved position (or the HMC chains after
+// one more advance), times and noise from rng.
 func (d *DSM) Feed(rng *rand.Rand) error {
 	d.ensureBufs(d.batch)
+	if d.Chains != nil {
+		if err := d.Chains.Advance(); err != nil {
+			return fmt.Errorf("losses: DSM: %w", err)
+		}
+	}
 	for j := range d.batch {
-		if _, err := d.draw(j, d.index(d.pos), rng, &d.bufs, nil, nil); err != nil {
+		idx := j
+		if d.Chains == nil {
+			idx = d.index(d.pos)
+		} else {
+			idx = j % d.Chains.Len()
+		}
+		if _, err := d.draw(j, idx, rng, &d.bufs, nil, nil); err != nil {
 			return fmt.Errorf("losses: DSM: %w", err)
 		}
 		d.pos++
@@ -239,19 +315,37 @@ func (d *DSM) Feed(rng *rand.Rand) error {
 	return d.let()
 }
 
-// NewShard returns an unbuilt copy sharing the data (train.ShardedObjective).
+// NewShard returns an unbuilt copy sharing the data (train.ShardedObjective). HMC chains cannot be shared:
+// with Chains it fails.
 func (d *DSM) NewShard() (train.ShardedObjective, error) {
-	return &DSM{Net: d.Net, Data: d.Data, Weighting: d.Weighting, TMin: d.TMin, DataSeed: d.DataSeed}, nil
+	if d.Chains != nil {
+		return nil, fmt.Errorf("losses: DSM: HMC chains advance once per step and cannot be split over workers; use one worker")
+	}
+	return &DSM{Net: d.Net, Data: d.Data, Weighting: d.Weighting, TMin: d.TMin, DataSeed: d.DataSeed, TSampling: d.TSampling}, nil
 }
 
 // FeedShard feeds the shard's samples: global sample j of step s is data position s·batch + j, with time
-// and noise from sh.Rand(j).
+// and noise from sh.Rand(j). With Chains the shard must be the whole batch (one worker); the chains advance
+// once and sample j is chain j mod K's field.
 func (d *DSM) FeedShard(sh *train.Shard) error {
 	d.ensureBufs(sh.Size)
+	if d.Chains != nil {
+		if sh.Size != sh.Batch {
+			return fmt.Errorf("losses: DSM: HMC chains cannot feed a shard of %d of a batch of %d; use one worker", sh.Size, sh.Batch)
+		}
+		if err := d.Chains.Advance(); err != nil {
+			return fmt.Errorf("losses: DSM: %w", err)
+		}
+	}
 	for j := range sh.Size {
 		g := sh.Offset + j
-		p := sh.Step*int64(sh.Batch) + int64(g)
-		if _, err := d.draw(j, d.index(p), sh.Rand(g), &d.bufs, nil, nil); err != nil {
+		var idx int
+		if d.Chains != nil {
+			idx = g % d.Chains.Len()
+		} else {
+			idx = d.index(sh.Step*int64(sh.Batch) + int64(g))
+		}
+		if _, err := d.draw(j, idx, sh.Rand(g), &d.bufs, nil, nil); err != nil {
 			return fmt.Errorf("losses: DSM: %w", err)
 		}
 	}
@@ -259,12 +353,17 @@ func (d *DSM) FeedShard(sh *train.Shard) error {
 	return d.let()
 }
 
-// State is the data position (train.StatefulObjective).
+// State is the data position and, with Chains, the chains' state (train.StatefulObjective).
 func (d *DSM) State() map[string]string {
-	return map[string]string{"dsm_pos": strconv.FormatInt(d.pos, 10)}
+	st := map[string]string{"dsm_pos": strconv.FormatInt(d.pos, 10)}
+	if d.Chains != nil {
+		st["dsm_chains"] = d.Chains.State()
+	}
+	return st
 }
 
-// Restore sets the data position from a checkpoint.
+// Restore sets the data position (and the chains' state) from a checkpoint; it changes nothing when any of
+// it is invalid.
 func (d *DSM) Restore(st map[string]string) error {
 	v, ok := st["dsm_pos"]
 	if !ok {
@@ -273,6 +372,17 @@ func (d *DSM) Restore(st map[string]string) error {
 	p, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || p < 0 {
 		return fmt.Errorf("losses: DSM: saved data position %q is not a position", v)
+	}
+	c, has := st["dsm_chains"]
+	switch {
+	case d.Chains != nil && !has:
+		return fmt.Errorf("losses: DSM: the checkpoint holds no HMC chain state (the run was trained on a sample file?)")
+	case d.Chains == nil && has:
+		return fmt.Errorf("losses: DSM: the checkpoint holds HMC chain state but this run reads a sample file")
+	case has:
+		if err := d.Chains.Restore(c); err != nil {
+			return fmt.Errorf("losses: DSM: %w", err)
+		}
 	}
 	d.pos = p
 	return nil
@@ -284,6 +394,9 @@ func (d *DSM) Restore(st map[string]string) error {
 func (d *DSM) Evaluate(score diffusion.Score, n int, rng *rand.Rand) (mean, se float64, err error) {
 	if err := d.check(); err != nil {
 		return 0, 0, err
+	}
+	if d.Chains != nil || len(d.Data) == 0 {
+		return 0, 0, fmt.Errorf("losses: DSM: Evaluate needs samples in Data (not HMC chains)")
 	}
 	if n < 2 {
 		return 0, 0, fmt.Errorf("losses: DSM: Evaluate on %d samples, want ≥ 2", n)

@@ -37,7 +37,8 @@ func TestHelpEveryCommand(t *testing.T) {
 		"train":         append(append([]string{}, lattice...), images...),
 		"train lattice": lattice,
 		"train images":  images,
-		"eval":          append(flagNames(newEvalLatticeFlags(io.Discard).fs), flagNames(newEvalImageFlags(io.Discard).fs)...),
+		"eval":          append(append(flagNames(newEvalLatticeFlags(io.Discard).fs), flagNames(newEvalImageFlags(io.Discard).fs)...), flagNames(newDiffusionEvalFlags(io.Discard).fs)...),
+		"flow":          flagNames(newFlowFlags(io.Discard).fs),
 		"sample":        append(flagNames(newSampleLatticeFlags(io.Discard).fs), flagNames(newSampleImageFlags(io.Discard).fs)...),
 		"latents":       append(flagNames(newLatentsLatticeFlags(io.Discard).fs), flagNames(newLatentsImageFlags(io.Discard).fs)...),
 		"mcmc":          flagNames(mcmcFS),
@@ -59,6 +60,7 @@ func TestHelpEveryCommand(t *testing.T) {
 		"latents":       {"n", "out", "data", "split", "workers"},
 		"mcmc":          {"action", "trajectories", "chains", "out", "workers"},
 		"correct":       {"corrupt", "method", "steps", "n", "png", "json", "sigma"},
+		"flow":          {"n", "points", "nfe", "sampler", "data", "json", "png"},
 	}
 	for _, c := range commands {
 		if _, ok := want[c]; !ok {

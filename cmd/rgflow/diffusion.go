@@ -36,7 +36,13 @@ type diffusionRun struct {
 	V0        []float64 `json:"v0"`
 	Weighting string    `json:"weighting"`
 	TMin      float64   `json:"t_min"`
-	Train     trainSpec `json:"train"`
+	// TSampling is uniform or importance (losses.DSM).
+	TSampling string `json:"t_sampling,omitempty"`
+	// Chains > 0 trains on that many HMC chains that advance during training instead of a sample file.
+	Chains          int       `json:"chains,omitempty"`
+	ChainEvery      int       `json:"chain_every,omitempty"`
+	ChainThermalize int       `json:"chain_thermalize,omitempty"`
+	Train           trainSpec `json:"train"`
 }
 
 // processSpec selects the forward process.
@@ -50,6 +56,8 @@ type processSpec struct {
 	BetaMax  float64 `json:"beta_max"`
 	SigmaMin float64 `json:"sigma_min"`
 	SigmaMax float64 `json:"sigma_max"`
+	// Gamma ≠ 0 rescales the field, ψ = e^{γt} φ (the "renormalized" variant of the process).
+	Gamma float64 `json:"gamma,omitempty"`
 }
 
 // scoreSpec selects the score network.
@@ -69,18 +77,21 @@ func defaultDiffusionRun() diffusionRun {
 		Process: processSpec{Name: "carosso", Horizon: 4, Omega: 1, Mu2: 1, PolM2: 1, BetaMin: 0.1, BetaMax: 20, SigmaMin: 0.01, SigmaMax: 10},
 		Score:   scoreSpec{Kind: "cnn", Width: 16, Depth: 2},
 		// 0.02 keeps the smallest noise variance Ω·t_min well below the data's per-mode variance.
-		Weighting: "variance", TMin: 0.02,
+		Weighting: "variance", TMin: 0.02, TSampling: "uniform", ChainEvery: 1, ChainThermalize: 500,
 		Train: trainSpec{Steps: 2000, Batch: 64, LR: 2e-3, Schedule: "cosine", Warmup: -1, FinalLR: 1e-5, Clip: 100,
 			Seed: 1, Dtype: "float64", LogEvery: 100, CheckpointEvery: 500, Keep: 3},
 	}
 }
 
 const diffusionUsage = `usage: rgflow train diffusion --data samples.npz [flags]
+       rgflow train diffusion --chains K [flags]
        rgflow train diffusion --resume runs/NAME [flags that override the saved ones]
 
 Trains a score network s_θ(x, t) by denoising score matching on lattice samples (the phi array of
-rgflow mcmc --out samples.npz) under a linear forward process that acts mode by mode (carosso heat flow,
-polchinski with a mass regulator, vp, ve). Sample the run with rgflow sample RUN --sampler em|pc|ode.
+rgflow mcmc --out samples.npz, or K HMC chains that advance during training, their state in every
+checkpoint) under a linear forward process that acts mode by mode (carosso heat flow, polchinski with a
+mass regulator, vp, ve). Sample the run with rgflow sample RUN --sampler em|pc|ode, measure it with
+rgflow eval RUN and rgflow flow RUN.
 
 flags:
 `
@@ -108,6 +119,7 @@ func newDiffusionFlags(run *diffusionRun, stderr io.Writer) *diffusionFlags {
 	fs.Float64Var(&p.BetaMax, "beta-max", p.BetaMax, "vp: β_max")
 	fs.Float64Var(&p.SigmaMin, "sigma-min", p.SigmaMin, "ve: σ_min")
 	fs.Float64Var(&p.SigmaMax, "sigma-max", p.SigmaMax, "ve: σ_max")
+	fs.Float64Var(&p.Gamma, "gamma", p.Gamma, "renormalized variant: rescale the field by e^{γt} (ψ = e^{γt}φ, every mode; 0: off). Space rescaling p → b_t p is not available on a fixed lattice (see the README)")
 	s := &run.Score
 	fs.StringVar(&s.Kind, "score", s.Kind, "score network: cnn (periodic CNN with FiLM time conditioning) or effective (−∇ of a learned action Σ f_i(t) O_i over φ², φ⁴, (∇φ)² and the zero mode²)")
 	fs.IntVar(&s.Width, "width", s.Width, "CNN hidden channels; effective: hidden units of the MLP of t")
@@ -116,7 +128,11 @@ func newDiffusionFlags(run *diffusionRun, stderr io.Writer) *diffusionFlags {
 	fs.BoolVar(&s.D4, "d4", s.D4, "average the CNN over the 8 lattice rotations and reflections (8× the cost)")
 	fs.StringVar(&run.Data, "data", run.Data, "training samples: an .npz with phi (N, C, L, L), e.g. from rgflow mcmc --out")
 	fs.StringVar(&run.Weighting, "weighting", run.Weighting, "loss weighting per mode: variance (λ = q) or likelihood (λ = b²)")
-	fs.Float64Var(&run.TMin, "t-min", run.TMin, "smallest training time (t uniform in [t-min, T])")
+	fs.Float64Var(&run.TMin, "t-min", run.TMin, "smallest training time (t in [t-min, T])")
+	fs.StringVar(&run.TSampling, "t-sampling", run.TSampling, "how t is drawn: uniform, or importance (density ∝ the target's size Σ λ/q, with the correction that keeps the objective's expectation)")
+	fs.IntVar(&run.Chains, "chains", run.Chains, "train on this many HMC chains of the action that advance every step (instead of --data); sample j of a batch is chain j mod K")
+	fs.IntVar(&run.ChainEvery, "chain-every", run.ChainEvery, "--chains: HMC trajectories per chain per training step")
+	fs.IntVar(&run.ChainThermalize, "chain-thermalize", run.ChainThermalize, "--chains: warm-up trajectories per chain (step size tuned) before training")
 	return f
 }
 
@@ -148,7 +164,7 @@ func parseDiffusionRun(args []string, stderr io.Writer) (*diffusionRun, *diffusi
 	run.Physics.noteSet(f.fs)
 	if pf.session.resume != "" {
 		set := setFlags(f.fs)
-		for _, n := range []string{"action", "L", "process", "score", "width", "depth", "d4", "global-mean", "data"} {
+		for _, n := range []string{"action", "L", "process", "score", "width", "depth", "d4", "global-mean", "data", "chains", "chain-thermalize"} {
 			if set[n] {
 				return nil, nil, fmt.Errorf("%s: --%s cannot change when resuming (it changes the model or its data)", cmd, n)
 			}
@@ -158,8 +174,28 @@ func parseDiffusionRun(args []string, stderr io.Writer) (*diffusionRun, *diffusi
 	if err := run.Train.validate(cmd); err != nil {
 		return nil, nil, err
 	}
-	if run.Data == "" {
-		return nil, nil, fmt.Errorf("%s: --data is required: an .npz of samples (phi (N, C, L, L)), e.g. from rgflow mcmc --out samples.npz", cmd)
+	if run.TSampling == "" { // runs saved before t sampling could be chosen
+		run.TSampling = "uniform"
+	}
+	switch {
+	case run.Chains < 0:
+		return nil, nil, fmt.Errorf("%s: --chains=%d, want ≥ 1 (or 0 with --data)", cmd, run.Chains)
+	case run.Chains > 0 && run.Data != "":
+		return nil, nil, fmt.Errorf("%s: --data and --chains both given: train either on a sample file or on HMC chains", cmd)
+	case run.Chains == 0 && run.Data == "":
+		return nil, nil, fmt.Errorf("%s: --data is required: an .npz of samples (phi (N, C, L, L)), e.g. from rgflow mcmc --out samples.npz (or --chains K)", cmd)
+	case run.Chains > 0 && f.session.workers > 1 && setFlags(f.fs)["workers"]:
+		return nil, nil, fmt.Errorf("%s: --chains: the HMC chains advance once per step and cannot be split over --workers=%d; use one worker", cmd, f.session.workers)
+	case run.Chains > 0 && (run.ChainEvery < 1 || run.ChainThermalize < 0):
+		return nil, nil, fmt.Errorf("%s: --chain-every=%d, --chain-thermalize=%d, want ≥ 1 and ≥ 0", cmd, run.ChainEvery, run.ChainThermalize)
+	case run.TSampling != "uniform" && run.TSampling != "importance":
+		return nil, nil, fmt.Errorf("%s: --t-sampling %q, want uniform or importance", cmd, run.TSampling)
+	}
+	if !(run.TMin > 0) {
+		return nil, nil, fmt.Errorf("%s: --t-min=%v, want t-min > 0 (and below the process's end time)", cmd, run.TMin)
+	}
+	if run.Chains > 0 {
+		f.session.workers = 1 // the chains feed the whole batch of each step
 	}
 	return &run, f, nil
 }
@@ -186,6 +222,11 @@ func (r *diffusionRun) sde(cmd string) (diffusion.SDE, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: --process %s: %w", cmd, p.Name, err)
+	}
+	if p.Gamma != 0 {
+		if sde, err = diffusion.NewRescaled(sde, p.Gamma); err != nil {
+			return nil, fmt.Errorf("%s: --gamma: %w", cmd, err)
+		}
 	}
 	return sde, nil
 }
@@ -260,6 +301,29 @@ func readLatticeSamples(path string, C, L int, cmd string) ([]float64, int, erro
 	return nil, 0, fmt.Errorf("%s: --data %s has no phi array (it has %s); write one with rgflow mcmc --out", cmd, path, strings.Join(names, ", "))
 }
 
+// chainSweeps is the number of HMC sweeps (advances of every chain) whose fields give the reference
+// spectrum of a run trained on chains: at least 256 fields in all.
+func chainSweeps(k int) int { return max(8, (256+k-1)/k) }
+
+// chainSpectrum thermalises the chains and returns the mean square per mode coordinate of their fields over
+// chainSweeps advances (the chains go on from there).
+func chainSpectrum(lat *diffusion.Lattice, chains *losses.HMCChains, C int) ([]float64, error) {
+	V := lat.V
+	var fields []float64
+	for range chainSweeps(chains.Len()) {
+		if err := chains.Advance(); err != nil {
+			return nil, err
+		}
+		for c := range chains.Len() {
+			fields = append(fields, chains.Field(c)...)
+		}
+	}
+	if len(fields)%(C*V) != 0 {
+		return nil, fmt.Errorf("chains hold fields of %d values, want C·V = %d", chains.Size(), C*V)
+	}
+	return modeVariance(lat, fields), nil
+}
+
 // modeVariance is the data's mean square per mode coordinate, averaged over samples and channels.
 func modeVariance(lat *diffusion.Lattice, data []float64) []float64 {
 	V := lat.V
@@ -288,16 +352,33 @@ func runTrainDiffusion(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	C, L := act.Channels(), run.Physics.L
-	data, n, err := readLatticeSamples(run.Data, C, L, cmd)
+	lat, err := diffusion.NewLattice(L)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: --L: %w", cmd, err)
 	}
-	if run.V0 == nil {
-		lat, err := diffusion.NewLattice(L)
-		if err != nil {
-			return fmt.Errorf("%s: --L: %w", cmd, err)
+	var data []float64
+	var n int
+	var chains *losses.HMCChains
+	source := run.Data
+	if run.Chains > 0 {
+		if chains, err = losses.NewHMCChains(act, losses.HMCChainsConfig{Chains: run.Chains, Seed: run.Train.Seed ^ 0xc4a1,
+			Thermalize: run.ChainThermalize, Every: run.ChainEvery}); err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
 		}
-		run.V0 = modeVariance(lat, data)
+		n = run.Chains
+		source = fmt.Sprintf("%d HMC chains", run.Chains)
+		if run.V0 == nil { // a fresh run: thermalise, then the reference spectrum from the chains
+			if run.V0, err = chainSpectrum(lat, chains, C); err != nil {
+				return fmt.Errorf("%s: %w", cmd, err)
+			}
+		}
+	} else {
+		if data, n, err = readLatticeSamples(run.Data, C, L, cmd); err != nil {
+			return err
+		}
+		if run.V0 == nil {
+			run.V0 = modeVariance(lat, data)
+		}
 	}
 	_, net, err := run.model(cmd)
 	if err != nil {
@@ -308,14 +389,15 @@ func runTrainDiffusion(args []string, stdout, stderr io.Writer) error {
 		dtype = tensor.Float32
 	}
 	store := layers.NewStore(dtype, run.Train.Seed)
-	obj := &losses.DSM{Net: net, Data: data, Weighting: run.Weighting, TMin: run.TMin, DataSeed: run.Train.Seed ^ 0xd5}
+	obj := &losses.DSM{Net: net, Data: data, Weighting: run.Weighting, TMin: run.TMin, DataSeed: run.Train.Seed ^ 0xd5,
+		TSampling: run.TSampling, Chains: chains}
 	// Bind the parameters (and check the settings) before the Trainer does.
 	if _, err := obj.Build(layers.NewScope(G.NewGraph(), store), 1); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	out := f.session.dir(fmt.Sprintf("diffusion-%s-L%d", run.Physics.Action, L))
 	what := fmt.Sprintf("a %s score (width %d, depth %d) by DSM (%s weighting) under %s on %d samples of %s L=%d (%s",
-		run.Score.Kind, run.Score.Width, run.Score.Depth, run.Weighting, net.Process().Name(), n, act.Name(), L, run.Data)
+		run.Score.Kind, run.Score.Width, run.Score.Depth, run.Weighting, net.Process().Name(), n, act.Name(), L, source)
 	tr, done, err := runTraining(cmd, run, run.Train, f.session, out, store, obj, what, stdout, stderr)
 	if err != nil || !done {
 		return err
@@ -521,27 +603,5 @@ func isDiffusionRun(dir string) bool {
 // local projection of the exact action.
 func effectiveCouplings(e *diffusion.EffectiveScore, store *layers.Store, run diffusionRun) ([]couplingReport, error) {
 	T := e.SDE.T()
-	ts := []float64{0, run.TMin, 0.1 * T, 0.25 * T, 0.5 * T, T}
-	f, err := e.CouplingsAt(store, ts)
-	if err != nil {
-		return nil, err
-	}
-	var v0 []float64
-	if run.Physics.Action == "free" && run.Physics.M2 > 0 {
-		if v0, err = e.SDE.Lattice().FreeVariance(run.Physics.M2); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]couplingReport, len(ts))
-	for i, t := range ts {
-		out[i] = couplingReport{T: t, F: [4]jsonNum{jsonNum(f[i][0]), jsonNum(f[i][1]), jsonNum(f[i][2]), jsonNum(f[i][3])}}
-		if v0 != nil {
-			f1, f3, f4, err := diffusion.GaussianCouplings(e.SDE, v0, t)
-			if err != nil {
-				return nil, err
-			}
-			out[i].Free = [4]jsonNum{jsonNum(f1), 0, jsonNum(f3), jsonNum(f4)}
-		}
-	}
-	return out, nil
+	return couplingsAt(e, store, &run, []float64{0, run.TMin, 0.1 * T, 0.25 * T, 0.5 * T, T})
 }

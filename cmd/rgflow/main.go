@@ -6,8 +6,10 @@
 //	rgflow train lattice [flags]        train a flow on a lattice action by reverse KL
 //	rgflow train images [flags]         train a flow on images by maximum likelihood
 //	rgflow train diffusion [flags]      train a lattice score network by denoising score matching
+//	rgflow train diffusion images [flags] train an image score U-Net (vp, ve or heat process)
 //	rgflow eval RUNDIR [flags]          free energies, ln Z, ESS and flow-MCMC observables; bits/dim
 //	rgflow sample RUNDIR [flags]        write samples as .npz (images: also a PNG grid)
+//	rgflow flow RUNDIR [flags]          m_R, Z, λ_R along the RG time of a diffusion run, learned against exact
 //	rgflow latents RUNDIR [flags]       write latents by RG level as .npz
 //	rgflow mcmc [flags]                 HMC on a lattice action, observables with errors
 //	rgflow make-data faces [flags]      write synthetic CelebA-style faces in CelebA's layout
@@ -39,8 +41,10 @@ usage:
   rgflow train lattice [flags]     train a flow on a lattice action by reverse KL
   rgflow train images [flags]      train a flow on images by maximum likelihood (bits/dim)
   rgflow train diffusion [flags]   train a lattice score network by denoising score matching (--data)
+  rgflow train diffusion images [flags]  train an image score U-Net by DSM (--process vp|ve|heat)
   rgflow eval RUNDIR [flags]       free energy, ln Z, ESS and flow-MCMC observables of a run
   rgflow sample RUNDIR [flags]     write samples (x, log q, log w) as .npz
+  rgflow flow RUNDIR [flags]       diffusion runs: m_R(t), Z(t), λ_R(t), max|φ| learned vs exact (--json, --png)
   rgflow latents RUNDIR [flags]    write latents by RG level as .npz
   rgflow mcmc [flags]              HMC on a lattice action, observables with errors (--bulk RUN: on z)
   rgflow holography RUNDIR [flags] bulk correlations ⟨z_i z_j⟩ by RG level and distance, holographic fit
@@ -78,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return runEval(rest, stdout, stderr)
 	case "sample":
 		return runSample(rest, stdout, stderr)
+	case "flow":
+		return runFlow(rest, stdout, stderr)
 	case "latents":
 		return runLatents(rest, stdout, stderr)
 	case "bench":
@@ -106,7 +112,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // commands are the subcommands, in the order of the usage text.
-var commands = []string{"train", "eval", "sample", "latents", "mcmc", "holography", "mix", "receptive", "correct", "make-data", "bench", "demo"}
+var commands = []string{"train", "eval", "sample", "flow", "latents", "mcmc", "holography", "mix", "receptive", "correct", "make-data", "bench", "demo"}
 
 // helpRequested reports whether args ask for help: -h, -help, --h or --help (the spellings package flag
 // answers with flag.ErrHelp) anywhere before a "--". Every command checks this first and prints its help
@@ -150,6 +156,9 @@ func printHelp(w io.Writer, cmd string, sub ...string) error {
 		case "diffusion":
 			fmt.Fprint(w, diffusionUsage)
 			flags("", newDiffusionFlags(ptr(defaultDiffusionRun()), io.Discard).fs)
+		case "diffusion images":
+			fmt.Fprint(w, imgDiffUsage)
+			flags("", newImgDiffFlags(ptr(defaultImgDiffRun()), io.Discard).fs)
 		case "":
 			fmt.Fprint(w, trainUsage)
 			flags("", newLatticeFlags(ptr(defaultLatticeRun()), io.Discard).fs)
@@ -162,11 +171,17 @@ func printHelp(w io.Writer, cmd string, sub ...string) error {
 		fmt.Fprint(w, evalUsage)
 		flags("flags for a lattice run", newEvalLatticeFlags(io.Discard).fs)
 		flags("flags for an image run", newEvalImageFlags(io.Discard).fs)
+		flags("flags for an image diffusion run", newEvalImgDiffFlags(io.Discard).fs)
+		flags("flags for a diffusion run", newDiffusionEvalFlags(io.Discard).fs)
 	case "sample":
 		fmt.Fprint(w, sampleUsage)
 		flags("flags for a lattice run", newSampleLatticeFlags(io.Discard).fs)
 		flags("flags for an image run", newSampleImageFlags(io.Discard).fs)
 		flags("flags for a diffusion run", newDiffusionSampleFlags(io.Discard).fs)
+		flags("flags for an image diffusion run", newImgDiffSampleFlags(io.Discard).fs)
+	case "flow":
+		fmt.Fprint(w, flowUsage)
+		flags("", newFlowFlags(io.Discard).fs)
 	case "latents":
 		fmt.Fprint(w, latentsUsage)
 		flags("flags for a lattice run", newLatentsLatticeFlags(io.Discard).fs)

@@ -36,8 +36,19 @@
 //     K_t/K_s, variance C K_t (1 − K_t/K_s). Regulators: MassRegulator K_t = exp(−(p̂² + μ²)t) and
 //     CutoffRegulator K_t = exp(−p̂² e^{2t}/Λ₀²). A start with v(0) = K_0 C stays free with v(t) = K_t C.
 //   - Rescaled: ψ_k = e^{γ_k t} φ̃_k of any process (a scalar γ is the field rescaling ψ = e^{γt}φ; a
-//     per-mode γ_k is allowed); a → a + γ, b → e^{γt} b, mean e^{γ(t−s)} m, variance e^{2γt} q. The rescaling
-//     of space (p → b_t p) is not implemented: on a fixed lattice it does not map modes to modes.
+//     per-mode γ_k is allowed); a → a + γ, b → e^{γt} b, mean e^{γ(t−s)} m, variance e^{2γt} q.
+//   - The rescaling of space of the renormalized process (p → b_t p with φ̃(p) → b_t^{−(d+2)/2} φ̃(p)) is
+//     not implemented, because on a fixed L×L lattice it is not a map of the state space onto itself. The
+//     momenta are the grid p = 2πk/L, k ∈ Z_L²; p → b p sends it onto itself only for b = 1 (for b = 2 it
+//     folds the L² momenta two-to-one onto the even ones, for other b it leaves the grid), so a field with
+//     one value per mode cannot be carried to a field with one value per mode: in position space x → x/b
+//     needs L/b sites, a state space whose dimension changes with t. A diffusion model needs one fixed
+//     space on which the forward process has a density (the likelihood, the reverse SDE), and every
+//     process here keeps each mode's own linear dynamics, which a relabelling of momenta would mix. What
+//     is exact on the fixed lattice is the field part, a per-mode rescaling (Rescaled, NewRescaledModes:
+//     b_t = e^{t} gives γ = −(d+2)/2 = −2 in d = 2); the momentum part only renames which mode is called p,
+//     so its whole effect is a change of units in measurements (a mass m_R in lattice units is b_t m_R in
+//     units of the running cutoff).
 //   - VP (Song et al.): β(t) = β_min + t(β_max − β_min) on [0, 1], a = −β/2, b = √β. VE: σ(t) =
 //     σ_min (σ_max/σ_min)^t on [0, 1], a = 0, b² = dσ²/dt. Both are the same in every mode.
 //
@@ -47,6 +58,31 @@
 // score −u_j/v_j(t) of a free start, implements all three. Without ModeDiagonal the likelihood uses
 // Hutchinson's estimator with Rademacher probes in mode coordinates and a central finite-difference
 // Jacobian–vector product of the score.
+//
+// A score may also implement TraceScore (the weighted trace Σ_j w_j ∂s_j/∂u_j, exact): the likelihood then
+// takes the exact divergence without Hutchinson's estimator. EffectiveHostScore does so for the learned
+// effective action, whose Jacobian is minus the Hessian of S_t and has a closed-form diagonal in the
+// modes. SampleLogProb generates with the probability-flow ODE and returns the model's log-density of what
+// it generated (for KL(q‖p) = E_q[ln q + S] + ln Z); DivergenceMethod names the divergence used.
+//
+// Measurements along the flow (MeasureRenormalized, GaussianRenormalized), in the unitary-DFT conventions
+// above, with G̃₂(k) = Σ_c ⟨|φ̃_{c,k}|²⟩ (G̃₂(0) = χ) and p̂²₁ = 4 sin²(π/L):
+//
+//	1/m_R² = ξ² = (1/4) Σ_{p ∈ {(±1,0),(0,±1)}} [G̃₂(0)/G̃₂(p) − 1] / p̂²₁     (the four lowest momenta)
+//	Z      = G̃₂(0) m_R²
+//	λ_R    = −(m_R L)² G̃₄,conn(0)/G̃₂(0)²,   G̃₄,conn(0) = ⟨|φ̃₀|⁴⟩ − (1 + 2/C)⟨|φ̃₀|²⟩²  (φ̃₀ = M/√V)
+//	max|φ| = ⟨max_x |φ_x|⟩
+//
+// With G̃₄ normalised like G̃₂ (moments of φ̃₀), λ_R is the dimensionless g_R = −(⟨M⁴⟩ − 3⟨M²⟩²) m_R²/(Vχ²)
+// of the lattice observables (C = 1), and it vanishes for any Gaussian field. A free field gives m_R² = m²,
+// Z = C; a Gaussian of mode variances v_k(t) gives m_R² = p̂²₁/(v₀/v₁ − 1) exactly.
+//
+// Images: every function above works through a Basis (BasisOf), the lattice's Fourier modes or, for
+// C×H×W images, the cosine modes of ImageBasis (reflecting boundaries; a batch is n images of C·H·W values).
+// ImageProcess gives VP (linear or cosine schedule), VE and the multiscale heat process (blurring
+// diffusion) on images with exact transitions; ImageScore is the ε-predicting U-Net score, ImageNetScore
+// runs it on the host, Shifted/ShiftedScore run a process from t_min on, and ImageBitsPerDim measures
+// dequantised pixels by the probability-flow ODE.
 //
 // Samplers take an explicit *rand.Rand and are deterministic given it (the noise is drawn in mode
 // coordinates, so the position-space and mode-space paths of a score give the same samples). NFE counts
