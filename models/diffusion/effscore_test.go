@@ -107,3 +107,93 @@ func TestEffectiveScoreLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestEffectiveCNNScore: the effective action plus a CNN remainder on the host (NetScore). With its gain
+// at zero (the start) it is the effective score itself (EffectiveHostScore with the same weights); the
+// remainder is linear in the gain, s(g) − s(0) = g·(s(1) − s(0)); and the sum is translation-equivariant
+// (a shifted field gives the shifted score), as both parts are. Tolerances: rounding of O(10) sums, 1e-12.
+func TestEffectiveCNNScore(t *testing.T) {
+	l := mustLat(t, 4)
+	sde := must[*Carosso](t)(NewCarosso(l, 1, 0.1, 2))
+	v0 := must[[]float64](t)(l.FreeVariance(0.5))
+	for _, C := range []int{1, 2} {
+		eff := must[*EffectiveScore](t)(NewEffectiveScore(sde, C, 5, 0.7))
+		eff.ZeroQuartic = true
+		cnn := must[*CNNScore](t)(NewCNNScore(sde, C, 3, 2, false, v0))
+		ec := must[*EffectiveCNNScore](t)(NewEffectiveCNNScore(eff, cnn))
+		store := layers.NewStore(tensor.Float64, 3)
+		ns := must[*NetScore](t)(NewNetScore(ec, store, 2))
+		t.Cleanup(func() { ns.Close() })
+		store.Perturb(rand.New(rand.NewPCG(9, 9)), 0.2)
+		setGain := func(g float64) {
+			if err := store.Set("rem/gain", []int{1}, []float64{g}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hs := must[*EffectiveHostScore](t)(NewEffectiveHostScore(eff, store, 2))
+		t.Cleanup(func() { hs.Close() })
+		rng := rand.New(rand.NewPCG(3, uint64(C)))
+		x := make([]float64, 2*C*l.V)
+		for i := range x {
+			x[i] = rng.NormFloat64()
+		}
+		score := func(sc Score, x []float64) []float64 {
+			out := make([]float64, len(x))
+			if err := sc.Score(0.6, x, out); err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		setGain(0)
+		s0, want := score(ns, x), score(hs, x)
+		for i := range s0 {
+			if math.Abs(s0[i]-want[i]) > 1e-12 {
+				t.Fatalf("C=%d gain 0: score[%d] = %v, effective score %v", C, i, s0[i], want[i])
+			}
+		}
+		setGain(1)
+		s1 := score(ns, x)
+		setGain(-2.5)
+		s2 := score(ns, x)
+		var remNorm float64
+		for i := range s0 {
+			remNorm += (s1[i] - s0[i]) * (s1[i] - s0[i])
+			if d := s2[i] - s0[i] + 2.5*(s1[i]-s0[i]); math.Abs(d) > 1e-12 {
+				t.Fatalf("C=%d: remainder not linear in the gain at %d (%v)", C, i, d)
+			}
+		}
+		if remNorm < 1e-6 {
+			t.Fatalf("C=%d: remainder %v: the test needs a non-zero one", C, remNorm)
+		}
+		// Shift every field by (1, 2) sites.
+		L := l.L
+		shift := func(x []float64) []float64 {
+			y := make([]float64, len(x))
+			for f := 0; f < len(x); f += l.V {
+				for i := range L {
+					for j := range L {
+						y[f+((i+1)%L)*L+(j+2)%L] = x[f+i*L+j]
+					}
+				}
+			}
+			return y
+		}
+		a, b := shift(s2), score(ns, shift(x))
+		for i := range a {
+			if math.Abs(a[i]-b[i]) > 1e-12 {
+				t.Fatalf("C=%d: score of the shifted field [%d] = %v, shifted score %v", C, i, b[i], a[i])
+			}
+		}
+	}
+	// The parts must match, and the remainder takes no global-mean channels.
+	eff := must[*EffectiveScore](t)(NewEffectiveScore(sde, 1, 5, 0.7))
+	cnn2 := must[*CNNScore](t)(NewCNNScore(sde, 2, 3, 1, false, v0))
+	if _, err := NewEffectiveCNNScore(eff, cnn2); err == nil {
+		t.Error("channels 1 and 2: no error")
+	}
+	gm := must[*CNNScore](t)(NewCNNScore(sde, 1, 3, 1, false, v0))
+	gm.GlobalMean = true
+	if _, err := NewEffectiveCNNScore(eff, gm); err == nil {
+		t.Error("global mean: no error")
+	}
+}
