@@ -2,7 +2,9 @@
 # Data-parallel speed-up: alternating runs of `rgflow bench` with 1 and N workers (same global batch) for the
 # neuralrg reverse-KL step at L=16 (batch 256) and the rgflow-small image NLL step (32×32 grey, batch 32),
 # ROUNDS rounds each; prints the medians of the per-run medians and the speed-up. Every worker is a
-# goroutine, so N workers need N idle cores: check the load (uptime) first.
+# goroutine, so N workers need N idle cores: check the load (uptime) first. On a loaded machine measure the
+# work instead: go test ./losses -run X -bench 'ReverseKLStep|NLLStep' -benchtime 12x (cpu-ms/op, 1 and 2
+# workers; two workers should cost no more CPU than one).
 # Usage: bench/workers.sh [ROUNDS] [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -171,13 +171,21 @@ func (n CNN) body(s *Scope, x, emb *G.Node) (*G.Node, error) {
 				return nil, fmt.Errorf("layers: CNN %s: %w", ns.Prefix(), err)
 			}
 		}
-		if emb != nil {
+		switch {
+		case emb != nil && (n.Activation == "elu" || n.Activation == ""):
+			// FiLM and the activation as one fused op (the same numbers as FiLM then ELU).
+			if h, err = FiLMELU(s.Sub(fmt.Sprintf("film%d", i)), h, emb); err != nil {
+				return nil, err
+			}
+		case emb != nil:
 			if h, err = FiLM(s.Sub(fmt.Sprintf("film%d", i)), h, emb); err != nil {
 				return nil, err
 			}
-		}
-		if h, err = n.Activation.apply(h); err != nil {
-			return nil, err
+			fallthrough
+		default:
+			if h, err = n.Activation.apply(h); err != nil {
+				return nil, err
+			}
 		}
 		cin = w
 	}

@@ -21,6 +21,9 @@ var convBenchCases = []struct {
 	{"zero-B32-C64-32x32", 32, 64, 64, 32, 3, ConvOpts{Pad: Zero}},
 	{"k1-B128-C32-16x16", 128, 32, 32, 16, 1, ConvOpts{}},
 	{"periodic-s2-B128-C32-16x16", 128, 32, 32, 16, 3, ConvOpts{Stride: 2}},
+	// The first and last convolutions of the DSM benchmark's CNN score (losses.BenchmarkDSMStepL16).
+	{"periodic-B128-C2to32-16x16", 128, 2, 32, 16, 3, ConvOpts{Pad: Periodic}},
+	{"periodic-B128-C32to1-16x16", 128, 32, 1, 16, 3, ConvOpts{Pad: Periodic}},
 }
 
 // convFlops is 2·B·Cout·Cin·k²·Ho·Wo, the multiply-adds of one pass (forward, or either backward op).
@@ -132,5 +135,27 @@ func BenchmarkFMAPeak(b *testing.B) {
 			}
 			reportConv(b, rounds*12*float64(c.lanes)*2, cpu0)
 		})
+	}
+}
+
+// BenchmarkPadInto times the padded copies of the convolution kernels (every pass makes one of its
+// input) for the lattice case: B=128, 32 channels, 16×16, periodic, one buffer fill of p.group images at a
+// time over the whole batch.
+func BenchmarkPadInto(b *testing.B) {
+	g, err := newConvGeom("bench", 128, 32, 32, 16, 16, 3, 3, ConvOpts{Pad: Periodic})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := newConvPlan(g)
+	x := make([]float32, prod(g.xShape()))
+	for i := range x {
+		x[i] = float32(i)
+	}
+	buf := make([]float32, p.bufLen)
+	b.SetBytes(int64(4 * len(x)))
+	for i := 0; i < b.N; i++ {
+		for n0 := 0; n0 < g.b; n0 += p.group {
+			padInto(p, buf, x, n0, min(p.group, g.b-n0))
+		}
 	}
 }

@@ -486,6 +486,10 @@ func TestConvLargeMatchesNaive(t *testing.T) {
 		{name: "zero-1x1-k3-s2", x: [4]int{3, 2, 1, 1}, w: [4]int{2, 2, 3, 3}, opts: layers.ConvOpts{Pad: layers.Zero, Stride: 2}},
 		{name: "zero-33x40-k5-s2", x: [4]int{1, 3, 33, 40}, w: [4]int{10, 3, 5, 5}, opts: layers.ConvOpts{Pad: layers.Zero, Stride: 2}},
 		{name: "periodic-34x36-k3-s2-d3", x: [4]int{1, 2, 34, 36}, w: [4]int{3, 2, 3, 3}, opts: layers.ConvOpts{Stride: 2, Dilation: 3}},
+		// One and two output channels (the narrow forward path), as the last layer of a score network.
+		{name: "periodic-16x16-k3-cout1", x: [4]int{5, 6, 16, 16}, w: [4]int{1, 6, 3, 3}},
+		{name: "zero-9x37-k3-cout2", x: [4]int{2, 5, 9, 37}, w: [4]int{2, 5, 3, 3}, opts: layers.ConvOpts{Pad: layers.Zero}},
+		{name: "periodic-7x5-k5-d2-cout1", x: [4]int{3, 3, 7, 5}, w: [4]int{1, 3, 5, 5}, opts: layers.ConvOpts{Dilation: 2}},
 	}
 	for _, mode := range layers.ConvKernelModes() {
 		for k, c := range cases {

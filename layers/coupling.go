@@ -95,6 +95,10 @@ type RealNVP struct {
 	S, T      Conditioner
 	Joint     bool
 	Unfused   bool
+
+	// chunk, if > 0, is the number of columns the fused kernel processes per pass (tests set it small to
+	// exercise several passes); 0 selects fusedChunkBytes worth of one row.
+	chunk int
 }
 
 // Validate checks the stack's shape: enough splits for the couplings, each a partition of Dim.

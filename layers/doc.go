@@ -50,14 +50,16 @@
 //
 // # Networks for conditioned fields
 //
-// GroupNorm, the scalar embeddings (SinusoidalEmbedding, FourierEmbedding), FiLM/Modulate, the conditioning
+// GroupNorm, the scalar embeddings (SinusoidalEmbedding, FourierEmbedding), FiLM/Modulate (and FiLMELU/
+// ModulateELU, the modulation and ELU fused into one op, which the CNN uses for FiLM followed by elu), the conditioning
 // input of MLP and ResMLP (CondConditioner, Conditioned), the CNN and the lattice symmetries (Translation,
 // D4, SignFlip, Sequence, Symmetrize) are built so that a velocity field v(x, t) or a score s(x, t) is an
 // ordinary network with a per-sample conditioning vector. Second-order safe (their gradients are graphs of
 // ops that differentiate again, FD-checked one order up with layerstest.SecondOrderCheck): GroupNorm and
 // GroupNormalize (built from Reshape, SumAxis, RowBias, RowScale, Gather and Gorgonia's Square, Sqrt,
 // Inverse; not InverseSqrt, whose gradient in Gorgonia v0.9.18 is wrong), both embeddings (MatMul, Sin,
-// Cos, Concat), FiLM and Modulate, the conditioned MLP and ResMLP, CNN with or without symmetrisation,
+// Cos, Concat), FiLM, Modulate and their ELU-fused forms (per-row affine, dot and sum ops on the map in
+// place, and ELU's backward from its output), the conditioned MLP and ResMLP, CNN with or without symmetrisation,
 // every lattice transform (index-map gathers, Neg) and Symmetrize; besides the ops of the table above they
 // use Gorgonia's Inverse, Sin and Cos, second-order checked in their tests. The random Fourier frequencies
 // are a graph constant (FourierEmbedding.Apply) or a buffer (ApplyBuffer), never a parameter.
@@ -82,6 +84,18 @@
 // padded copy of a few images at a time (no im2col matrix); with AVX2 only on AVX2 forms of them (about
 // half the speed); elsewhere on plain Go loops (25–35 times slower). All three paths are tested against
 // direct loops.
+//
+// # Continuous flows
+//
+// ODE is the bijector of dx/dt = v(x, t), t ∈ [0, 1], integrated by fixed-step RK4 (or midpoint, Euler)
+// unrolled in the graph, with the log-det ∫ div v dt integrated alongside x; Inverse integrates back from
+// t = 1. Training differentiates through the unrolled stages once, so every VelocityField supplies its
+// divergence in closed form: KernelField (the equivariant kernel flow of Gerdes et al.; whole-lattice
+// kernels by FFT, CircConv), CNNField (a local periodic CNN whose exact Jacobian diagonal is propagated
+// through the layers) and BlockMLPField (inside BlockLayer, exact over the block). HutchinsonDivergence
+// estimates any field's divergence for evaluation. Sublattice applies a bijector to the stride-s sublattice,
+// the step of the hierarchical ODE flow. The integrator's error is the price: the map and its inverse agree
+// to O(h⁴) for RK4, not to rounding (see ode.go).
 //
 // # Gorgonia pitfalls
 //
@@ -109,4 +123,10 @@
 //     graph's dtype (no implicit promotion).
 //  7. A node's Value() after a run may share a register that a later instruction reused: read outputs
 //     through G.Read. tensor.Dense.Data() allocates through reflection: use Float32s/Float64s.
+//  8. Graph nodes are deduplicated by a 32-bit hash, and on a hash match by comparing op, type, shape and
+//     the number of children, not the children themselves (equalities.go, nodeEq): a hash collision
+//     between two nodes of the same op and shape merges distinct computations silently. Long unrolled
+//     graphs (an ODE with 32 RK4 steps has tens of thousands of nodes) make collisions likelier; a 32-step
+//     graph of the kernel field once failed at run time with an input of the wrong size, which a
+//     reformulation with fewer nodes removed. The ODE tests compare against independent results.
 package layers

@@ -14,6 +14,12 @@ func eluF32AVX2(x []float32, c *[16]float32)
 //go:noescape
 func eluF64AVX2(x []float64, c *[20][4]float64)
 
+//go:noescape
+func eluF32AVX512(x []float32, c *[16]float32)
+
+//go:noescape
+func eluF64AVX512(x []float64, c *[20][4]float64)
+
 // eluConst32 are the constants of eluF32AVX2 (see exp32).
 var eluConst32 = [16]float32{
 	-87, 1.44269504088896341, 0.693359375, -2.12194440e-4,
@@ -51,6 +57,16 @@ func eluVector[T float](x []T) int {
 	if !hasAVX2FMA {
 		return 0
 	}
+	if hasAVX512 {
+		switch v := any(x).(type) {
+		case []float32:
+			eluF32AVX512(v, &eluConst32)
+			return len(v) &^ 15
+		case []float64:
+			eluF64AVX512(v, &eluConst64)
+			return len(v) &^ 7
+		}
+	}
 	switch v := any(x).(type) {
 	case []float32:
 		eluF32AVX2(v, &eluConst32)
@@ -67,6 +83,29 @@ func eluGradF32AVX2(g, y []float32)
 
 //go:noescape
 func eluGradF64AVX2(g, y []float64)
+
+//go:noescape
+func eluGradToF32AVX2(dst, g, y []float32)
+
+// eluGradToVector sets a leading part of dst to g·ELU'(x) given y = ELU(x) with vector instructions and
+// returns how many elements it did.
+func eluGradToVector[T float](dst, g, y []T) int {
+	checkSameLen("eluGradTo", "dst", len(dst), "g", len(g))
+	checkSameLen("eluGradTo", "dst", len(dst), "y", len(y))
+	if !hasAVX2FMA {
+		return 0
+	}
+	switch d := any(dst).(type) {
+	case []float32:
+		eluGradToF32AVX2(d, any(g).([]float32), any(y).([]float32))
+		return len(d) &^ 7
+	case []float64:
+		copy(d, any(g).([]float64))
+		eluGradF64AVX2(d, any(y).([]float64))
+		return len(d) &^ 3
+	}
+	return 0
+}
 
 // eluGradVector multiplies a leading part of g by ELU'(x) given y = ELU(x) with vector instructions and
 // returns how many elements it did.
@@ -120,4 +159,31 @@ func expVector(x []float32) int {
 	}
 	expF32AVX2(x, &eluConst32)
 	return len(x) &^ 7
+}
+
+//go:noescape
+func expF64AVX2(x []float64, c *[18][4]float64)
+
+// expConst64 are the constants of expF64AVX2, each repeated over the four lanes.
+var expConst64 = func() (c [18][4]float64) {
+	row := func(i int, v float64) { c[i] = [4]float64{v, v, v, v} }
+	row(0, expHi64)
+	row(1, expLo64)
+	row(2, math.Log2E)
+	row(3, ln2Hi64)
+	row(4, ln2Lo64)
+	row(5, 1)
+	for i, v := range expPoly64 {
+		row(6+i, v)
+	}
+	return c
+}()
+
+// expVector64 replaces a leading part of x by e^x with vector instructions and returns how many elements it did.
+func expVector64(x []float64) int {
+	if !hasAVX2FMA {
+		return 0
+	}
+	expF64AVX2(x, &expConst64)
+	return len(x) &^ 3
 }

@@ -295,3 +295,33 @@ eloop:
 
 edone:
 	RET
+
+// func eluGradToF32AVX2(dst, g, y []float32)
+// dst = g·(min(y, 0) + 1) on the first len(dst)&^7 elements (eluGradF32AVX2 into a separate output).
+TEXT ·eluGradToF32AVX2(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	MOVQ g_base+24(FP), DX
+	MOVQ y_base+48(FP), SI
+	SHRQ $3, CX
+	JZ   tdone32
+	VXORPS       Y2, Y2, Y2
+	MOVL         $0x3f800000, AX
+	VMOVD        AX, X3
+	VBROADCASTSS X3, Y3
+
+tloop32:
+	VMOVUPS (SI), Y0
+	VMINPS  Y0, Y2, Y0   // min(0, y); NaN y → y
+	VADDPS  Y3, Y0, Y0
+	VMULPS  (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     tloop32
+	VZEROUPPER
+
+tdone32:
+	RET

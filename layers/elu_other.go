@@ -15,6 +15,13 @@ func eluGradVector[T float](g, y []T) int {
 	return 0
 }
 
+// eluGradToVector has no vector kernel on this build.
+func eluGradToVector[T float](dst, g, y []T) int {
+	checkSameLen("eluGradTo", "dst", len(dst), "g", len(g))
+	checkSameLen("eluGradTo", "dst", len(dst), "y", len(y))
+	return 0
+}
+
 // axpyRowsVec has no vector kernel on this build.
 func axpyRowsVec[T float](c, a, b []T, ldb int) int {
 	checkAxpyLens(len(c), len(a), len(b), ldb)
@@ -38,3 +45,23 @@ func vectorKernels() bool { return false }
 
 // expVector has no vector kernel on this build.
 func expVector(x []float32) int { return 0 }
+
+// axpyRowsSetVec has no vector kernel on this build.
+func axpyRowsSetVec[T float](c, a, b []T, ldb int, init T) bool {
+	checkAxpyLens(len(c), len(a), len(b), ldb)
+	return false
+}
+
+// expVector64 has no vector kernel on this build.
+func expVector64(x []float64) int { return 0 }
+
+// dot4Vec has no vector kernel on this build.
+func dot4Vec[T float](a, b []T, ldb int, out *[4]T) bool {
+	checkAxpyLens(len(a), 4, len(b), ldb)
+	return false
+}
+
+// axpy4Vec has no vector kernel on this build.
+func axpy4Vec[T float](c []T, off, n, ldc int, a []T, sr, sl, k int, b []T, ldb int, init *[4]T) bool {
+	return false
+}

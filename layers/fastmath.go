@@ -122,6 +122,16 @@ func axpyRows[T float](c, a, b []T, ldb int) {
 	}
 }
 
+// axpyRowsSet sets c[j] = init + Σ_l a[l]·b[l·ldb + j] for every column j of c: one pass with AVX-512,
+// else a fill and axpyRows.
+func axpyRowsSet[T float](c, a, b []T, ldb int, init T) {
+	if axpyRowsSetVec(c, a, b, ldb, init) {
+		return
+	}
+	fill(c, init)
+	axpyRows(c, a, b, ldb)
+}
+
 // dot is Σ a[t]·b[t].
 func dot[T float](a, b []T) T {
 	s, t := dotVec(a, b)
@@ -132,36 +142,109 @@ func dot[T float](a, b []T) T {
 }
 
 // mulAB accumulates C (m×n) += A (m×k) · B (k×n), all row-major with leading dimensions k, n, n.
-func mulAB[T float](m, n, k int, a, b, c []T) {
-	for i := 0; i < m; i++ {
-		axpyRows(c[i*n:(i+1)*n], a[i*k:(i+1)*k], b, n)
+func mulAB[T float](m, n, k int, a, b, c []T) { mulABCols(m, k, a, b, c, n, 0, n) }
+
+// mulAtB sets C (k×n) = Aᵀ · B for A (m×k), B (m×n).
+func mulAtB[T float](m, n, k int, a, b, c []T) { mulAtBCols(m, k, a, b, c, n, 0, n) }
+
+// mulABt accumulates C (m×k) += A (m×n) · Bᵀ for B (k×n): dot products of length n.
+func mulABt[T float](m, n, k int, a, b, c []T) { mulABtCols(m, k, a, b, c, n, 0, n) }
+
+// mulABSet sets C (m×n) = A (m×k) · B (k×n) without reading C: four rows per pass where the CPU has the
+// kernel.
+func mulABSet[T float](m, n, k int, a, b, c []T) {
+	var zero [4]T
+	i := 0
+	for ; i+4 <= m; i += 4 {
+		if !axpy4Vec(c, i*n, n, n, a[i*k:], k, 1, k, b, n, &zero) {
+			break
+		}
+	}
+	for ; i < m; i++ {
+		axpyRowsSet(c[i*n:(i+1)*n], a[i*k:(i+1)*k], b, n, 0)
 	}
 }
 
-// mulAtB sets C (k×n) = Aᵀ · B for A (m×k), B (m×n).
-func mulAtB[T float](m, n, k int, a, b, c []T) {
+// The Cols forms restrict the long dimension to the columns [lo, hi) of matrices whose rows are ld long,
+// so that a caller can run a chain of products over a block of columns that stays in cache.
+
+// mulABCols accumulates C[:, lo:hi] += A (m×k) · B[:, lo:hi] for B (k×ld) and C (m×ld).
+func mulABCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
+	for i := 0; i < m; i++ {
+		axpyRows(c[i*ld+lo:i*ld+hi], a[i*k:(i+1)*k], b[lo:], ld)
+	}
+}
+
+// mulABBiasCols sets C[:, lo:hi] = A (m×k) · B[:, lo:hi] + bias (bias[i] added to row i): four rows per
+// pass where the CPU has the kernel.
+func mulABBiasCols[T float](m, k int, a, b, bias, c []T, ld, lo, hi int) {
+	i := 0
+	for ; i+4 <= m; i += 4 {
+		if !axpy4Vec(c, i*ld+lo, hi-lo, ld, a[i*k:], k, 1, k, b[lo:], ld, (*[4]T)(bias[i:i+4])) {
+			break
+		}
+	}
+	for ; i < m; i++ {
+		axpyRowsSet(c[i*ld+lo:i*ld+hi], a[i*k:(i+1)*k], b[lo:], ld, bias[i])
+	}
+}
+
+// mulAtBCols sets C[:, lo:hi] = Aᵀ · B[:, lo:hi] for A (m×k), B (m×ld) and C (k×ld).
+func mulAtBCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 	var buf [64]T
 	col := buf[:]
 	if m > len(buf) {
 		col = make([]T, m)
 	}
-	for i := 0; i < k; i++ {
+	var zero [4]T
+	i := 0
+	for ; i+4 <= k && m > 0; i += 4 { // four rows of C per pass: A's columns i…i+3 read with stride k
+		if !axpy4Vec(c, i*ld+lo, hi-lo, ld, a[i:], 1, k, m, b[lo:], ld, &zero) {
+			break
+		}
+	}
+	for ; i < k; i++ {
 		for l := 0; l < m; l++ {
 			col[l] = a[l*k+i]
 		}
-		ci := c[i*n : (i+1)*n]
-		fill(ci, 0)
-		axpyRows(ci, col[:m], b, n)
+		axpyRowsSet(c[i*ld+lo:i*ld+hi], col[:m], b[lo:], ld, 0)
 	}
 }
 
-// mulABt accumulates C (m×k) += A (m×n) · Bᵀ for B (k×n): dot products of length n.
-func mulABt[T float](m, n, k int, a, b, c []T) {
+// mulABtCols accumulates C (m×k) += A[:, lo:hi] · B[:, lo:hi]ᵀ for A (m×ld), B (k×ld): four rows of B at
+// a time where a kernel does four dot products in one pass, one at a time otherwise.
+func mulABtCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
+	mulABtColsStrided(m, k, a, b, c, k, 1, ld, lo, hi)
+}
+
+// mulABtColsStrided is mulABtCols with C's element (i, j) at c[i·ci + j·cj].
+func mulABtColsStrided[T float](m, k int, a, b, c []T, ci, cj, ld, lo, hi int) {
+	var four [4]T
 	for i := 0; i < m; i++ {
-		for j := 0; j < k; j++ {
-			c[i*k+j] += dot(a[i*n:(i+1)*n], b[j*n:(j+1)*n])
+		ai := a[i*ld+lo : i*ld+hi]
+		j := 0
+		for ; j+4 <= k; j += 4 {
+			if !dot4Vec(ai, b[j*ld+lo:(j+3)*ld+hi], ld, &four) {
+				break
+			}
+			for q, v := range four {
+				c[i*ci+(j+q)*cj] += v
+			}
+		}
+		for ; j < k; j++ {
+			c[i*ci+j*cj] += dot(ai, b[j*ld+lo:j*ld+hi])
 		}
 	}
+}
+
+// mulABtColsWide is mulABtCols arranged so that the four-row kernel runs over the longer of m and k: when
+// k < 4 ≤ m it computes Cᵀ = B·Aᵀ instead (the same sums, written to the same places).
+func mulABtColsWide[T float](m, k int, a, b, c []T, ld, lo, hi int) {
+	if k < 4 && m >= 4 {
+		mulABtColsStrided(k, m, b, a, c, 1, k, ld, lo, hi)
+		return
+	}
+	mulABtCols(m, k, a, b, c, ld, lo, hi)
 }
 
 // eluInPlace replaces every x by ELU(x): with AVX2+FMA kernels where the CPU has them (elu_amd64.s; the
@@ -172,7 +255,7 @@ func eluInPlace[T float](x []T) {
 	if len(x) > 0 && vectorKernels() {
 		// The tail through the vector kernel as well, padded to a whole vector, so that every position of a
 		// slice gets bit-identical results.
-		var buf [8]T
+		var buf [16]T
 		copy(buf[:], x)
 		eluVector(buf[:])
 		copy(x, buf[:])
@@ -255,6 +338,16 @@ var exp2Table64 = func() (t [64][2]float64) {
 	return t
 }()
 
+// eluGradTo sets dst = g·ELU'(x) given y = ELU(x), in one pass: the same numbers as eluGradInPlace on a
+// copy of g.
+func eluGradTo[T float](dst, g, y []T) {
+	k := eluGradToVector(dst, g, y)
+	dst, g, y = dst[k:], g[k:], y[k:]
+	for j, v := range y {
+		dst[j] = g[j] * (min(v, 0) + 1)
+	}
+}
+
 // eluGradInPlace multiplies g by ELU'(x) given y = ELU(x): 1 for y > 0 and y + 1 otherwise.
 func eluGradInPlace[T float](g, y []T) {
 	k := eluGradVector(g, y)
@@ -274,10 +367,12 @@ func eluGradInPlace[T float](g, y []T) {
 	}
 }
 
-// expInPlace replaces every x by e^x (float32: the exp32 polynomial, vectorised where the CPU allows; the
-// last len(x) mod 8 elements go through the vector kernel too, padded, so every position is computed alike).
+// expInPlace replaces every x by e^x (float32: the exp32 polynomial, float64: exp64, vectorised where the
+// CPU allows; the last elements that do not fill a vector go through the vector kernel too, padded, so every
+// position is computed alike).
 func expInPlace[T float](x []T) {
-	if v, ok := any(x).([]float32); ok {
+	switch v := any(x).(type) {
+	case []float32:
 		k := expVector(v)
 		if tail := v[k:]; len(tail) > 0 && vectorKernels() {
 			var buf [8]float32
@@ -289,11 +384,18 @@ func expInPlace[T float](x []T) {
 		for i := k; i < len(v); i++ {
 			v[i] = exp32(v[i])
 		}
-		return
-	}
-	// float64 keeps math.Exp: 1 + expm1 would lose relative precision for large negative x.
-	for i, a := range x {
-		x[i] = T(math.Exp(float64(a)))
+	case []float64:
+		k := expVector64(v)
+		if tail := v[k:]; len(tail) > 0 && vectorKernels() {
+			var buf [4]float64
+			copy(buf[:], tail)
+			expVector64(buf[:])
+			copy(tail, buf[:])
+			return
+		}
+		for i := k; i < len(v); i++ {
+			v[i] = exp64(v[i])
+		}
 	}
 }
 

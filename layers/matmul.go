@@ -97,9 +97,9 @@ func (op fmMulOp) Do(vals ...G.Value) (G.Value, error) {
 func fmMulInto[T float](op fmMulOp, c, a, b []T) {
 	switch op.kind {
 	case mmNN:
-		mulAB(op.m, op.n, op.k, a, b, c) // c is zero: accumulating sets it
+		mulABSet(op.m, op.n, op.k, a, b, c)
 	case mmNT:
-		mulABt(op.m, op.k, op.n, a, b, c)
+		mulABt(op.m, op.k, op.n, a, b, c) // c is zero: accumulating sets it
 	case mmTN:
 		mulAtB(op.k, op.n, op.m, a, b, c)
 	}

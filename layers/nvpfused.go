@@ -5,6 +5,7 @@ import (
 	"hash"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -66,6 +67,7 @@ type nvpRows struct {
 // identifies an op instance in Gorgonia's hashing, so that two stacks with equal shapes are never merged.
 type nvpPlan struct {
 	dim, n    int
+	chunk     int // columns per pass (0: fusedChunkBytes of one row)
 	inverse   bool
 	couplings []nvpCoupling
 	shapes    [][]int   // parameter shapes in input order (after x)
@@ -119,7 +121,7 @@ func (p *nvpPlan) order() []int {
 func (r *RealNVP) applyFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, error) {
 	n := x.Shape()[1]
 	hidden := r.S.(MLP).Hidden
-	plan := &nvpPlan{dim: r.Dim, n: n, inverse: inverse}
+	plan := &nvpPlan{dim: r.Dim, n: n, inverse: inverse, chunk: r.chunk}
 	inputs := []*G.Node{x}
 	for c := 0; c < r.Couplings; c++ {
 		sp := r.Splits[c/2]
@@ -588,24 +590,44 @@ func fill[T float](x []T, v T) {
 	}
 }
 
-func gatherRows[T float](dst, x []T, rows []int, n int) {
+// fusedChunkBytes is how much of one row the fused kernel processes per pass: every coupling of the stack
+// runs on a block of columns before the next block starts (the stack acts on each column on its own), so
+// a layer's input and output rows stay in the core's L1/L2 cache instead of streaming through memory once
+// per product, bias, activation and affine update. Only the sums over columns (weight gradients) see the
+// blocks, as a different summation order.
+const fusedChunkBytes = 4096
+
+// chunkCols is the number of columns per pass for T: fusedChunkBytes of one row, a multiple of the vector
+// width, or the plan's own chunk when a test set one.
+func chunkCols[T float](p *nvpPlan) int {
+	if p.chunk > 0 {
+		return p.chunk
+	}
+	var z T
+	return fusedChunkBytes / int(unsafe.Sizeof(z))
+}
+
+// gatherRows copies rows[r] of x into row r of dst, columns [lo, hi) (rows of length n).
+func gatherRows[T float](dst, x []T, rows []int, n, lo, hi int) {
 	for r, src := range rows {
-		copy(dst[r*n:(r+1)*n], x[src*n:(src+1)*n])
+		copy(dst[r*n+lo:r*n+hi], x[src*n+lo:src*n+hi])
 	}
 }
 
-func addRowsAt[T float](dst []T, rows []int, src []T, n int) {
+// addRowsAt adds row r of src to row rows[r] of dst, columns [lo, hi).
+func addRowsAt[T float](dst []T, rows []int, src []T, n, lo, hi int) {
 	for r, to := range rows {
-		d, s := dst[to*n:(to+1)*n], src[r*n:(r+1)*n]
+		d, s := dst[to*n+lo:to*n+hi], src[r*n+lo:r*n+hi]
+		s = s[:len(d)]
 		for j := range d {
 			d[j] += s[j]
 		}
 	}
 }
 
-// mlpForward runs an MLP (weights ws[l] (out,in), biases bs[l]) on in (widths[0], n); hidden post-activations
-// go to hid[l], the last layer's output (no activation) to out.
-func mlpForward[T float](widths []int, ws, bs [][]T, in []T, hid [][]T, out []T, n int) {
+// mlpForward runs an MLP (weights ws[l] (out,in), biases bs[l]) on the columns [lo, hi) of in (widths[0], n);
+// hidden post-activations go to hid[l], the last layer's output (no activation) to out.
+func mlpForward[T float](widths []int, ws, bs [][]T, in []T, hid [][]T, out []T, n, lo, hi int) {
 	cur := in
 	for l := 0; l+1 < len(widths); l++ {
 		dst := out
@@ -613,20 +635,20 @@ func mlpForward[T float](widths []int, ws, bs [][]T, in []T, hid [][]T, out []T,
 			dst = hid[l]
 		}
 		o, i := widths[l+1], widths[l]
-		for r := 0; r < o; r++ {
-			fill(dst[r*n:(r+1)*n], bs[l][r])
-		}
-		mulAB(o, n, i, ws[l], cur, dst)
+		mulABBiasCols(o, i, ws[l], cur, bs[l], dst, n, lo, hi)
 		if l+2 < len(widths) {
-			eluInPlace(dst[:o*n])
+			for r := 0; r < o; r++ {
+				eluInPlace(dst[r*n+lo : r*n+hi])
+			}
 		}
 		cur = dst
 	}
 }
 
-// mlpBackward backpropagates gOut (widths[last], n) through the MLP: it adds the weight and bias gradients
-// to gws, gbs and overwrites gIn with the input gradient. s1 and s2 are scratch (max width × n).
-func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, gws, gbs [][]T, gIn, s1, s2, ones []T, n int) {
+// mlpBackward backpropagates the columns [lo, hi) of gOut (widths[last], n) through the MLP: it adds the
+// weight and bias gradients of those columns to gws, gbs and overwrites the same columns of gIn with the
+// input gradient. s1 and s2 are scratch (max width × n).
+func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, gws, gbs [][]T, gIn, s1, s2, ones []T, n, lo, hi int) {
 	g := gOut
 	for l := len(widths) - 2; l >= 0; l-- {
 		o, i := widths[l+1], widths[l]
@@ -635,8 +657,8 @@ func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, g
 			prev = hid[l-1]
 		}
 		// dW += g·prevᵀ; db += Σ_columns g.
-		mulABt(o, n, i, g, prev, gws[l])
-		mulABt(o, n, 1, g, ones, gbs[l]) // Σ over columns, as dot products with a row of ones
+		mulABtColsWide(o, i, g, prev, gws[l], n, lo, hi)
+		mulABtColsWide(o, 1, g, ones, gbs[l], n, lo, hi) // Σ over columns, as dot products with a row of ones
 		dst := gIn
 		if l > 0 {
 			dst = s1
@@ -644,21 +666,34 @@ func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, g
 				dst = s2
 			}
 		}
-		mulAtB(o, n, i, ws[l], g, dst)
+		mulAtBCols(o, i, ws[l], g, dst, n, lo, hi)
 		if l > 0 {
 			// Through the ELU: its derivative is 1 for y > 0 and y + 1 otherwise (y = e^x − 1).
-			// negPart(y) + 1 is that derivative without a data-dependent branch (mispredicted half the time).
-			eluGradInPlace(dst[:i*n], prev[:i*n])
+			for r := 0; r < i; r++ {
+				eluGradInPlace(dst[r*n+lo:r*n+hi], prev[r*n+lo:r*n+hi])
+			}
 		}
 		g = dst
 	}
 }
 
-// forward runs the stack on x (dim, n), filling y, the log-det and the activations.
+// forward runs the stack on x (dim, n), filling y, the log-det and the activations, one block of columns
+// at a time (see fusedChunkBytes).
 func (c *nvpActs[T]) forward(x []T, ps [][]T) {
 	p, n := c.p, c.p.n
-	copy(c.y, x) // updated in place, coupling after coupling
-	ld := c.ld
+	step := chunkCols[T](p)
+	for lo := 0; lo < n; lo += step {
+		c.forwardCols(x, ps, lo, min(lo+step, n))
+	}
+}
+
+// forwardCols runs the whole stack on the columns [lo, hi).
+func (c *nvpActs[T]) forwardCols(x []T, ps [][]T, lo, hi int) {
+	p, n := c.p, c.p.n
+	for r := 0; r < p.dim; r++ { // y is updated in place, coupling after coupling
+		copy(c.y[r*n+lo:r*n+hi], x[r*n+lo:r*n+hi])
+	}
+	ld := c.ld[lo:hi]
 	for j := range ld {
 		ld[j] = 0
 	}
@@ -666,22 +701,25 @@ func (c *nvpActs[T]) forward(x []T, ps [][]T) {
 	for k, ci := range p.order() {
 		cp := p.couplings[ci]
 		sW, sB, tW, tB, scale := splitParams(c.views[:4*nl], ps, cp.first, nl)
-		gatherRows(c.v[k], c.y, cp.v, n)
-		gatherRows(c.uIn[k], c.y, cp.u, n)
+		gatherRows(c.v[k], c.y, cp.v, n, lo, hi)
+		gatherRows(c.uIn[k], c.y, cp.u, n, lo, hi)
 		th := c.th[k] // the s-net output, replaced by its tanh
-		mlpForward(cp.widths, sW, sB, c.v[k], c.hs[k], th, n)
-		mlpForward(cp.widths, tW, tB, c.v[k], c.ht[k], c.tOut[k], n)
+		mlpForward(cp.widths, sW, sB, c.v[k], c.hs[k], th, n, lo, hi)
+		mlpForward(cp.widths, tW, tB, c.v[k], c.ht[k], c.tOut[k], n, lo, hi)
 		for r, row := range cp.u {
 			sc := scale[r]
-			y := c.y[row*n : (row+1)*n]
-			thr, es := th[r*n:(r+1)*n], c.es[k][r*n:(r+1)*n]
-			u, t := c.uIn[k][r*n:(r+1)*n], c.tOut[k][r*n:(r+1)*n]
+			y := c.y[row*n+lo : row*n+hi]
+			thr, es := th[r*n+lo:r*n+hi], c.es[k][r*n+lo:r*n+hi]
+			u, t := c.uIn[k][r*n+lo:r*n+hi], c.tOut[k][r*n+lo:r*n+hi]
 			// Vector passes: tanh, the log-scale s = ±scale·tanh (into es), its exp, then the affine update.
-			tanhInPlace(thr, c.h1[:n])
+			tanhInPlace(thr, c.h1[lo:hi])
 			sgn := T(1)
 			if p.inverse {
 				sgn = -1
 			}
+			// Slices resliced to one length, so that the compiler drops the bounds checks in the loops.
+			m := len(thr)
+			es, ld, y, u, t := es[:m], ld[:m], y[:m], u[:m], t[:m]
 			for j, h := range thr {
 				s := sgn * sc * h
 				es[j] = s
@@ -702,18 +740,32 @@ func (c *nvpActs[T]) forward(x []T, ps [][]T) {
 }
 
 // backward writes the packed gradients [dx; d params…] to out (zeroed), given the activations of the
-// forward run and the output gradient gOut (dim+1, n). It overwrites only the scratch rows.
+// forward run and the output gradient gOut (dim+1, n), one block of columns at a time. It overwrites only
+// the scratch rows.
 func (c *nvpActs[T]) backward(ps [][]T, gOut []T, out []T) {
 	p, n := c.p, c.p.n
 	fill(c.ones, 1)
-	copy(c.g, gOut[:p.dim*n])
-	gld := gOut[p.dim*n : (p.dim+1)*n]
 	gps := make([][]T, len(p.shapes)) // views of the parameter gradients inside out
 	off := p.dim * n
 	for i, s := range p.shapes {
 		gps[i] = out[off : off+prod(s)]
 		off += prod(s)
 	}
+	step := chunkCols[T](p)
+	for lo := 0; lo < n; lo += step {
+		c.backwardCols(ps, gOut, gps, lo, min(lo+step, n))
+	}
+	copy(out[:p.dim*n], c.g)
+}
+
+// backwardCols backpropagates the columns [lo, hi) through the whole stack, adding their share of the
+// parameter gradients to gps.
+func (c *nvpActs[T]) backwardCols(ps [][]T, gOut []T, gps [][]T, lo, hi int) {
+	p, n := c.p, c.p.n
+	for r := 0; r < p.dim; r++ {
+		copy(c.g[r*n+lo:r*n+hi], gOut[r*n+lo:r*n+hi])
+	}
+	gld := gOut[p.dim*n+lo : p.dim*n+hi]
 	nl := p.layers()
 	order := p.order()
 	for k := len(order) - 1; k >= 0; k-- {
@@ -724,11 +776,13 @@ func (c *nvpActs[T]) backward(ps [][]T, gOut []T, out []T) {
 		gs, gt := c.gs[:du*n], c.gt[:du*n]
 		for r, row := range cp.u {
 			sc := scale[r]
-			gy := c.g[row*n : (row+1)*n]
-			thr, es := c.th[k][r*n:(r+1)*n], c.es[k][r*n:(r+1)*n]
-			u, t := c.uIn[k][r*n:(r+1)*n], c.tOut[k][r*n:(r+1)*n]
-			gsr, gtr := gs[r*n:(r+1)*n], gt[r*n:(r+1)*n]
+			gy := c.g[row*n+lo : row*n+hi]
+			thr, es := c.th[k][r*n+lo:r*n+hi], c.es[k][r*n+lo:r*n+hi]
+			u, t := c.uIn[k][r*n+lo:r*n+hi], c.tOut[k][r*n+lo:r*n+hi]
+			gsr, gtr := gs[r*n+lo:r*n+hi], gt[r*n+lo:r*n+hi]
 			var gsc T
+			m := len(gy) // one length for every slice, so that the compiler drops the bounds checks
+			thr, es, u, t, gsr, gtr, gld := thr[:m], es[:m], u[:m], t[:m], gsr[:m], gtr[:m], gld[:m]
 			for j := range gy {
 				e, h := es[j], thr[j]
 				var gss T
@@ -746,10 +800,9 @@ func (c *nvpActs[T]) backward(ps [][]T, gOut []T, out []T) {
 			gScale[r] += gsc
 		}
 		// Through the two nets; their input gradients add to the conditioning rows.
-		mlpBackward(cp.widths, sW, c.v[k], c.hs[k], gs, gsW, gsB, c.gv, c.h1, c.h2, c.ones, n)
-		addRowsAt(c.g, cp.v, c.gv, n)
-		mlpBackward(cp.widths, tW, c.v[k], c.ht[k], gt, gtW, gtB, c.gv, c.h1, c.h2, c.ones, n)
-		addRowsAt(c.g, cp.v, c.gv, n)
+		mlpBackward(cp.widths, sW, c.v[k], c.hs[k], gs, gsW, gsB, c.gv, c.h1, c.h2, c.ones, n, lo, hi)
+		addRowsAt(c.g, cp.v, c.gv, n, lo, hi)
+		mlpBackward(cp.widths, tW, c.v[k], c.ht[k], gt, gtW, gtB, c.gv, c.h1, c.h2, c.ones, n, lo, hi)
+		addRowsAt(c.g, cp.v, c.gv, n, lo, hi)
 	}
-	copy(out[:p.dim*n], c.g)
 }

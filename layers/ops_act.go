@@ -197,7 +197,13 @@ func (op actOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	var err error
 	switch op.k {
 	case actELU:
-		d, err = G.ApplyOp(actOp{k: actELUD1, shape: op.shape}, x)
+		// One fused pass from the output y = ELU(x), ELU'(x) = min(y, 0) + 1, instead of ELU'(x) as a
+		// tensor of its own and a product.
+		gx, err := G.ApplyOp(eluGradOp{shape: op.shape}, out, grad)
+		if err != nil {
+			return nil, err
+		}
+		return G.Nodes{gx}, nil
 	case actELUD1, actELUD2:
 		d, err = G.ApplyOp(actOp{k: actELUD2, shape: op.shape}, x)
 	case actSwish:
@@ -247,4 +253,114 @@ func scalarLike(x *G.Node, v float64) *G.Node {
 		return G.NewConstant(float32(v))
 	}
 	return G.NewConstant(v)
+}
+
+// eluGradOp is g·ELU'(x) computed from y = ELU(x) and g, both of x's shape: g·(min(y, 0) + 1) (1 for
+// x > 0, e^x otherwise; a NaN y gives NaN). It is the backward pass of ELU, one pass over memory (eluGradTo). Its derivatives: with respect to g, eluGradOp again; with respect to y,
+// u·g·[y < 0] (negMaskOp), which the chain through y = ELU(x) turns into u·g·e^x, the second derivative of ELU times u·g, for x < 0.
+// At x = 0 exactly the second derivative is taken as 0 (the one-sided value from the right; ELU” jumps
+// there).
+type eluGradOp struct{ shape []int }
+
+func (op eluGradOp) Arity() int    { return 2 }
+func (op eluGradOp) Type() hm.Type { return fnType(len(op.shape), len(op.shape), len(op.shape)) }
+func (op eluGradOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := nodeShapes(op.String(), 2, ds)
+	if err != nil {
+		return nil, err
+	}
+	for i := range s {
+		if err := checkShape(op.String(), i, s[i], op.shape); err != nil {
+			return nil, err
+		}
+	}
+	return tensor.Shape(append([]int(nil), op.shape...)), nil
+}
+func (op eluGradOp) Do(vals ...G.Value) (G.Value, error) {
+	n := prod(op.shape)
+	a, err := getArgs(op.String(), vals, n, n)
+	if err != nil {
+		return nil, err
+	}
+	out, o64, o32 := newOut(a.is32, op.shape)
+	if a.is32 {
+		eluGradTo(o32, a.f32[1], a.f32[0])
+	} else {
+		eluGradTo(o64, a.f64[1], a.f64[0])
+	}
+	return out, nil
+}
+func (op eluGradOp) ReturnsPtr() bool      { return true }
+func (op eluGradOp) CallsExtern() bool     { return false }
+func (op eluGradOp) OverwritesInput() int  { return -1 }
+func (op eluGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "rgflow.eluGrad|%v", op.shape) }
+func (op eluGradOp) Hashcode() uint32      { return hash32(op) }
+func (op eluGradOp) String() string        { return "ELUGrad" }
+func (op eluGradOp) DiffWRT(int) []bool    { return []bool{true, true} }
+func (op eluGradOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	y, g := in[0], in[1]
+	ug, err := G.HadamardProd(grad, g)
+	if err != nil {
+		return nil, err
+	}
+	gy, err := G.ApplyOp(negMaskOp{shape: op.shape}, y, ug)
+	if err != nil {
+		return nil, err
+	}
+	gg, err := G.ApplyOp(eluGradOp{shape: op.shape}, y, grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{gy, gg}, nil
+}
+
+// negMaskOp is a·[y < 0] elementwise (y and a of one shape; a NaN y gives NaN). It is differentiable in
+// a only (the step in y has derivative 0 almost everywhere); its derivative there is negMaskOp again.
+type negMaskOp struct{ shape []int }
+
+func (op negMaskOp) Arity() int    { return 2 }
+func (op negMaskOp) Type() hm.Type { return fnType(len(op.shape), len(op.shape), len(op.shape)) }
+func (op negMaskOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	return eluGradOp(op).InferShape(ds...)
+}
+func (op negMaskOp) Do(vals ...G.Value) (G.Value, error) {
+	n := prod(op.shape)
+	a, err := getArgs(op.String(), vals, n, n)
+	if err != nil {
+		return nil, err
+	}
+	out, o64, o32 := newOut(a.is32, op.shape)
+	if a.is32 {
+		negMask(o32, a.f32[0], a.f32[1])
+	} else {
+		negMask(o64, a.f64[0], a.f64[1])
+	}
+	return out, nil
+}
+
+func negMask[T float](dst, y, a []T) {
+	for i, v := range y {
+		switch {
+		case v < 0:
+			dst[i] = a[i]
+		case v != v:
+			dst[i] = v
+		default:
+			dst[i] = 0
+		}
+	}
+}
+func (op negMaskOp) ReturnsPtr() bool      { return true }
+func (op negMaskOp) CallsExtern() bool     { return false }
+func (op negMaskOp) OverwritesInput() int  { return -1 }
+func (op negMaskOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "rgflow.negMask|%v", op.shape) }
+func (op negMaskOp) Hashcode() uint32      { return hash32(op) }
+func (op negMaskOp) String() string        { return "NegMask" }
+func (op negMaskOp) DiffWRT(int) []bool    { return []bool{false, true} }
+func (op negMaskOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	ga, err := G.ApplyOp(negMaskOp{shape: op.shape}, in[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{nil, ga}, nil
 }

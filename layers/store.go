@@ -235,6 +235,7 @@ type binding struct {
 	nodes   map[string]*G.Node
 	order   []string
 	buffers map[string]*G.Node // bound buffers (see Scope.Buffer); nil until the first
+	aux     []*G.Node          // per-sample regularisers registered while building (see AddAux)
 }
 
 // NewScope returns the root scope of graph g over store.
@@ -294,6 +295,14 @@ func (s *Scope) Params() (names []string, nodes []*G.Node) {
 	}
 	return names, nodes
 }
+
+// AddAux registers a per-sample regulariser (shape (B)) built into this graph by a layer (an ODE's
+// kinetic energy): objectives that support regularisers add every registered term to their per-sample
+// loss. Sub-scopes share the list.
+func (s *Scope) AddAux(n *G.Node) { s.bound.aux = append(s.bound.aux, n) }
+
+// Aux returns the per-sample regularisers registered in this graph, in order.
+func (s *Scope) Aux() []*G.Node { return append([]*G.Node(nil), s.bound.aux...) }
 
 // Input creates a named input node of the store's dtype (an input that is Let() every step).
 func (s *Scope) Input(name string, shape ...int) *G.Node {

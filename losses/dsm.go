@@ -58,6 +58,7 @@ type DSM struct {
 	times *timeSampler
 
 	pos       int64
+	scratch   drawScratch
 	batch     int
 	dtype     tensor.Dtype
 	x, t      *G.Node
@@ -68,6 +69,30 @@ type DSM struct {
 }
 
 type dsmBufs struct{ x, xin, t, w, target []float64 }
+
+// drawScratch holds draw's per-sample work arrays (length V each), kept between calls.
+type drawScratch struct{ m, q, a, b, u []float64 }
+
+func (s *drawScratch) ensure(V int) {
+	if len(s.m) != V {
+		*s = drawScratch{m: make([]float64, V), q: make([]float64, V), a: make([]float64, V), b: make([]float64, V), u: make([]float64, V)}
+	}
+}
+
+// scale is d.Net.Scale(t) given the transition (m, q) from 0 to t. For a CNNScore it is computed from m
+// and q directly, with the same operations in the same order as CNNScore.Scale (which computes the
+// transition again): c(t) = 1/√(mean_j (q_j + m_j² v0_j)).
+func (d *DSM) scale(t float64, m, q []float64) (float64, error) {
+	cnn, ok := d.Net.(*diffusion.CNNScore)
+	if !ok || len(cnn.V0) != len(m) {
+		return d.Net.Scale(t)
+	}
+	sum := 0.0
+	for j, v0 := range cnn.V0 {
+		sum += q[j] + m[j]*m[j]*v0
+	}
+	return 1 / math.Sqrt(sum/float64(len(m))), nil
+}
 
 func (d *DSM) check() error {
 	if d.Net == nil {
@@ -135,7 +160,9 @@ func (d *DSM) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	}
 	ftNode := G.NewMatrix(s.Graph(), s.Dtype(), G.WithShape(V, V), G.WithName("dsm/modes"),
 		G.WithValue(layers.NewDense(s.Dtype(), []int{V, V}, ft)))
-	modes, err := G.Mul(f2, ftNode)
+	// layers.MatMul: the kit's product kernels on the calling goroutine (G.Mul hands gonum this
+	// (B·C, V)·(V, V) product, which it splits over goroutines).
+	modes, err := layers.MatMul(f2, ftNode)
 	if err != nil {
 		return nil, err
 	}
@@ -191,13 +218,14 @@ func (d *DSM) draw(j, idx int, rng *rand.Rand, b *dsmBufs, xt, eps []float64) (f
 	if d.Chains != nil {
 		src, idx = d.Chains.Field(idx), 0
 	}
-	m, q := make([]float64, V), make([]float64, V)
+	d.scratch.ensure(V)
+	m, q := d.scratch.m, d.scratch.q
 	if err := sde.Transition(0, t, m, q); err != nil {
 		return 0, err
 	}
 	lam := q
 	if d.Weighting == "likelihood" {
-		a, bb := make([]float64, V), make([]float64, V)
+		a, bb := d.scratch.a, d.scratch.b
 		if err := sde.Coefficients(t, a, bb); err != nil {
 			return 0, err
 		}
@@ -206,12 +234,12 @@ func (d *DSM) draw(j, idx int, rng *rand.Rand, b *dsmBufs, xt, eps []float64) (f
 		}
 		lam = bb
 	}
-	c, err := d.Net.Scale(t)
+	c, err := d.scale(t, m, q)
 	if err != nil {
 		return 0, err
 	}
 	b.t[j] = t
-	u := make([]float64, V)
+	u := d.scratch.u
 	for ch := range C {
 		x0 := src[(idx*C+ch)*V : (idx*C+ch+1)*V]
 		lat.ToModes(u, x0)

@@ -112,6 +112,13 @@ func (r *ReverseKL) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Regularisers the flow registered in this graph (an ODE's kinetic energy) join the loss, not the
+	// reported free energy (which is read from logq and the action).
+	for _, aux := range s.Aux() {
+		if per, err = G.Add(per, aux); err != nil {
+			return nil, err
+		}
+	}
 	G.Read(logq, &r.logqV)
 	G.Read(act, &r.actV)
 	return G.Mean(per)

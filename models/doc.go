@@ -1,5 +1,6 @@
-// Package models assembles rgflow's generative models: priors, the Flow (prior + bijector), and the RG
-// hierarchy presets (NeuralRG with 2×2 blocks for lattices, RG-Flow with 4×4 blocks for images).
+// Package models assembles rgflow's generative models: priors, the Flow (prior + bijector), the RG
+// hierarchy presets (NeuralRG with 2×2 blocks for lattices, RG-Flow with 4×4 blocks for images) and the
+// neural-ODE presets (ode-gerdes, ode-cnn, ode-rg; ODEConfig), whose latents follow the same level map.
 //
 // The hierarchy: a level ℓ (0 finest) has a disentangler layer (k×k blocks at offset 0) and a decimator
 // layer (blocks shifted by half a block), each applying one small block bijector with shared weights to

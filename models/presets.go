@@ -44,6 +44,9 @@ type Config struct {
 	// trained with one load and run with the other. Empty: fused where there is a fused kernel, graph
 	// otherwise (what Preset sets, and what configs saved before the field existed get).
 	Engine string `json:"engine"`
+	// ODE, when set, makes the flow a continuous (neural-ODE) flow instead of a coupling hierarchy
+	// (the "ode-" presets); K, Repeat, Depths, Conditioner and Mask are then unused.
+	ODE *ODEConfig `json:"ode,omitempty"`
 }
 
 // The engines a Config can ask for.
@@ -54,6 +57,9 @@ const (
 
 // HasFusedKernel reports whether the configured block bijectors have a fused kernel (EngineFused).
 func (c Config) HasFusedKernel() bool {
+	if c.ODE != nil {
+		return false
+	}
 	s, t, joint := c.conditioners()
 	return !joint && layers.FusedKernel(s, t)
 }
@@ -94,6 +100,17 @@ var presets = map[string]Config{
 		WeightNorm: true, Mask: "checkerboard", Prior: "laplace", T: 1},
 	"rgflow-tiny": {K: 4, Repeat: 1, Depths: []int{2}, Conditioner: "resmlp", Width: 16, ResBlocks: 1,
 		WeightNorm: true, Mask: "checkerboard", Prior: "laplace", T: 1},
+	// Neural-ODE flows (ODEConfig). Gerdes et al.'s equivariant kernel flow: whole-lattice D4-symmetric
+	// kernels on odd features φ, sin ωφ (ω = 1…4), 3 Legendre time functions, 8 RK4 steps.
+	"ode-gerdes": {K: 2, Prior: "gaussian", T: 1, ODE: &ODEConfig{Field: "gerdes", Steps: 8, Method: "rk4",
+		Freqs: []float64{1, 2, 3, 4}, TimeBasis: 3, Odd: true, D4: true}},
+	// A local periodic CNN velocity field (3×3 kernels, tanh, two hidden layers of 16), odd in φ.
+	"ode-cnn": {K: 2, Prior: "gaussian", T: 1, ODE: &ODEConfig{Field: "cnn", Steps: 8, Method: "rk4",
+		Hidden: []int{16, 16}, TimeBasis: 3, Odd: true}},
+	// The hierarchical ODE flow: a CNN field per RG level (the whole-lattice kernel field where the
+	// level's lattice is too small for it), stride-2 decimation between levels.
+	"ode-rg": {K: 2, Prior: "gaussian", T: 1, ODE: &ODEConfig{Field: "cnn", Steps: 4, Method: "rk4",
+		Hierarchical: true, Hidden: []int{16}, Freqs: []float64{1, 2, 3}, TimeBasis: 3, Odd: true}},
 }
 
 // PresetNames lists the named presets.
@@ -113,6 +130,11 @@ func Preset(name string, L, channels int) (Config, error) {
 		return Config{}, fmt.Errorf("models: unknown preset %q (have %s)", name, strings.Join(PresetNames(), ", "))
 	}
 	p.Preset, p.L, p.Channels = name, L, channels
+	if p.ODE != nil {
+		p.ODE = p.ODE.clone()
+		p.Engine = EngineGraph
+		return p, p.Validate()
+	}
 	p.Depths = append([]int(nil), p.Depths...)
 	p.Hidden = append([]int(nil), p.Hidden...)
 	p.Engine = p.EngineName()
@@ -121,6 +143,9 @@ func Preset(name string, L, channels int) (Config, error) {
 
 // Validate checks the configuration and says which field is wrong.
 func (c Config) Validate() error {
+	if c.ODE != nil {
+		return c.validateODE()
+	}
 	if _, err := layers.NewHierarchy(c.L, c.K); err != nil {
 		return fmt.Errorf("models: %s: %w", c.Preset, err)
 	}
@@ -192,6 +217,18 @@ func Build(c Config) (*Flow, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	if c.ODE != nil {
+		b, h := c.odeBijector()
+		temps := Temperatures{T: c.T, Hier: h}
+		var prior Prior = Gaussian{temps}
+		if c.Prior == "laplace" {
+			prior = Laplace{temps}
+		}
+		if c.InputActNorm {
+			b = layers.Chain{layers.Named{Name: InputActNormName, Bijector: layers.ActNorm{PerSite: true}}, b}
+		}
+		return &Flow{Prior: prior, Bijector: b, Channels: c.Channels, L: c.L, Hier: h}, nil
+	}
 	h, _ := layers.NewHierarchy(c.L, c.K)
 	dim := c.Channels * c.K * c.K
 	rng := rand.New(rand.NewPCG(c.MaskSeed, 0x5eed))
@@ -243,6 +280,13 @@ func Build(c Config) (*Flow, error) {
 func (c Config) NumParams() (int, error) {
 	if err := c.Validate(); err != nil {
 		return 0, err
+	}
+	if c.ODE != nil {
+		n := c.odeNumParams()
+		if c.InputActNorm {
+			n += 2 * c.Channels * c.L * c.L
+		}
+		return n, nil
 	}
 	h, _ := layers.NewHierarchy(c.L, c.K)
 	dim := c.Channels * c.K * c.K

@@ -27,7 +27,9 @@ type latticeEval struct {
 	Acceptance  jsonNum               `json:"acceptance"`
 	TauInt      map[string]jsonNum    `json:"tau_int"`
 	Observables map[string][2]jsonNum `json:"observables"`
-	names       []string
+	// RoundTrip is max |F(F⁻¹(z)) − z| over roundTripN prior samples (ODE flows: the integrator's error).
+	RoundTrip *jsonNum `json:"roundtrip_max_abs,omitempty"`
+	names     []string
 }
 
 // drawLattice samples n configurations of a lattice run's flow (from the symmetrised model when the run was
@@ -36,6 +38,9 @@ type latticeEval struct {
 func drawLattice(run *latticeRun, act lattice.Action, flow *models.Flow, store *layers.Store, n, workers int, rng *rand.Rand) (*flowmc.Draws, error) {
 	return flowmc.Draw(act, flow, store, n, flowmc.Options{Symmetrize: run.Train.Symmetrize, Workers: workers}, rng)
 }
+
+// roundTripN is the number of prior samples on which eval measures an ODE flow's round-trip error.
+const roundTripN = 256
 
 // evalChains is the number of independent flow-MCMC chains the proposals are split into.
 const evalChains = 4
@@ -66,6 +71,14 @@ func evaluateLattice(run *latticeRun, act lattice.Action, flow *models.Flow, sto
 		rep.TauInt[o.Name] = jsonNum(o.Tau)
 		rep.names = append(rep.names, o.Name)
 	}
+	if run.Model.ODE != nil {
+		rt, err := models.RoundTrip(flow, store, min(n, roundTripN), rng)
+		if err != nil {
+			return nil, fmt.Errorf("eval: round trip: %w", err)
+		}
+		v := jsonNum(rt)
+		rep.RoundTrip = &v
+	}
 	return rep, nil
 }
 
@@ -80,6 +93,9 @@ func printLatticeEval(w io.Writer, r *latticeEval) {
 	}
 	fmt.Fprintf(w, "  ESS fraction                 = %.4f\n", float64(r.ESS))
 	fmt.Fprintf(w, "  flow-MCMC acceptance         = %.4f\n", float64(r.Acceptance))
+	if r.RoundTrip != nil {
+		fmt.Fprintf(w, "  round trip max|F(F⁻¹(z))−z|  = %.3g   (ODE integrator error)\n", float64(*r.RoundTrip))
+	}
 	fmt.Fprintf(w, "  flow-MCMC observables:\n")
 	names := r.names
 	if names == nil {
@@ -103,6 +119,12 @@ func loadLatticeRun(dir, cmd string, wc weightChoice) (*latticeRun, lattice.Acti
 	}
 	if err := overrideEngine(&run.Model, wc.engine, cmd); err != nil {
 		return nil, nil, nil, nil, 0, err
+	}
+	if wc.odeSteps > 0 {
+		if run.Model.ODE == nil {
+			return nil, nil, nil, nil, 0, fmt.Errorf("%s: --ode-steps applies to runs of the ode- presets; %s is a %s run", cmd, dir, run.Model.Preset)
+		}
+		run.Model.ODE.Steps = wc.odeSteps
 	}
 	act, flow, store, err := run.latticeModel(cmd)
 	if err != nil {
@@ -156,12 +178,13 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 
 // evalLatticeFlags are the flags of rgflow eval on a lattice run.
 type evalLatticeFlags struct {
-	fs      *flag.FlagSet
-	n       int
-	seed    uint64
-	asJSON  bool
-	wc      weightChoice
-	workers int
+	fs       *flag.FlagSet
+	n        int
+	seed     uint64
+	asJSON   bool
+	wc       weightChoice
+	workers  int
+	odeSteps int
 }
 
 func newEvalLatticeFlags(stderr io.Writer) *evalLatticeFlags {
@@ -173,6 +196,7 @@ func newEvalLatticeFlags(stderr io.Writer) *evalLatticeFlags {
 	f.fs.BoolVar(&f.asJSON, "json", false, "print one JSON object")
 	f.wc.register(f.fs, stderr)
 	registerWorkers(f.fs, &f.workers, "goroutines drawing flow samples (the draws do not depend on it)")
+	f.fs.IntVar(&f.odeSteps, "ode-steps", 0, "ode- runs: integrate the trained field with this many RK4 steps instead of the run's (more steps: a map and log-density closer to the continuous flow's)")
 	return f
 }
 
@@ -189,7 +213,12 @@ func runEvalLattice(args []string, stdout, stderr io.Writer) error {
 	if err := checkWorkers("eval", f.workers); err != nil {
 		return err
 	}
-	run, act, flow, store, step, err := loadLatticeRun(dir, "eval", f.wc)
+	if f.odeSteps < 0 {
+		return fmt.Errorf("eval: --ode-steps=%d, want ≥ 1 (0: the run's)", f.odeSteps)
+	}
+	wc := f.wc
+	wc.odeSteps = f.odeSteps
+	run, act, flow, store, step, err := loadLatticeRun(dir, "eval", wc)
 	if err != nil {
 		return err
 	}

@@ -144,6 +144,8 @@ type modelFlags struct {
 	preset, hidden, engine          string
 	depth, repeat, width, resBlocks int
 	inputActNorm                    bool
+	odeSteps                        int
+	odeKinetic                      float64
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
@@ -155,6 +157,8 @@ func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
 	fs.IntVar(&f.resBlocks, "res-blocks", -1, "residual blocks per conditioner (default: the preset's)")
 	fs.BoolVar(&f.inputActNorm, "input-actnorm", false, "a per-site ActNorm before the hierarchy, initialised from data (images)")
 	fs.StringVar(&f.engine, "engine", "", engineUsage)
+	fs.IntVar(&f.odeSteps, "ode-steps", 0, "fixed RK4 steps over t ∈ [0, 1] of the ode- presets (per level for ode-rg; default: the preset's)")
+	fs.Float64Var(&f.odeKinetic, "ode-kinetic", 0, "weight λ of the kinetic-energy regulariser λ∫|v|²dt added to the loss of the ode- presets (0: off)")
 }
 
 const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where the conditioner has a fused kernel, mlp; graph otherwise)"
@@ -209,6 +213,18 @@ func (f *modelFlags) apply(m *models.Config, set map[string]bool, rebuild bool, 
 	}
 	if set["engine"] {
 		m.Engine = f.engine
+	}
+	if set["ode-steps"] {
+		if m.ODE == nil {
+			return fmt.Errorf("%s: --ode-steps applies to the ode- presets, not %s", cmd, m.Preset)
+		}
+		m.ODE.Steps = f.odeSteps
+	}
+	if set["ode-kinetic"] {
+		if m.ODE == nil {
+			return fmt.Errorf("%s: --ode-kinetic applies to the ode- presets, not %s", cmd, m.Preset)
+		}
+		m.ODE.Kinetic = f.odeKinetic
 	}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
@@ -346,9 +362,10 @@ func runConfig(dir, cmd string) (kind string, raw []byte, err error) {
 // weightChoice is the --ema flag of the commands that load a run's weights, and where they say which
 // weights they use; with the --engine they run them with (empty: the run's).
 type weightChoice struct {
-	ema    bool
-	log    io.Writer
-	engine string
+	ema      bool
+	log      io.Writer
+	engine   string
+	odeSteps int // ode- runs: integrate with this many steps instead of the run's (0: the run's)
 }
 
 func (w *weightChoice) register(fs *flag.FlagSet, log io.Writer) {
