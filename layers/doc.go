@@ -97,6 +97,16 @@
 // the step of the hierarchical ODE flow. The integrator's error is the price: the map and its inverse agree
 // to O(h⁴) for RK4, not to rounding (see ode.go).
 //
+// # Score U-Net
+//
+// UNet is the image score network of diffusion models (residual blocks with GroupNorm and FiLM or additive
+// time conditioning, stride-2 or average-pool down-sampling, nearest or transposed up-sampling, optional
+// self-attention; presets unet-tiny, unet-small and DDPM's CIFAR-10 network). By default its GroupNorms run
+// as GroupNormAct (GroupNorm, FiLM and swish fused into one op each way) and its skips are concatenated by
+// ConcatChannels: both are first-order only (their backward nodes have no derivative), fine for denoising
+// score matching; UNet.Unfused builds the same network from the second-order-safe graph ops above. Tests
+// check the fused ops against that graph and against finite differences.
+//
 // # Gorgonia pitfalls
 //
 // The project pins Gorgonia v0.9.18 (no upstream changes since 2023), whose silent failures were measured

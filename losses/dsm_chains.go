@@ -136,7 +136,7 @@ func (h *HMCChains) Advance() error {
 				h.accept++
 			}
 			if flip {
-				ch.Flip()
+				ch.RandomFlip()
 			}
 		}
 	}

@@ -169,6 +169,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if helpRequested(args) {
 		return printHelp(stdout, "eval")
 	}
+	if len(args) > 0 && isImgDiffRun(args[0]) {
+		return runEvalImgDiff(args[0], args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && isDiffusionRun(args[0]) {
 		return runEvalDiffusion(args[0], args[1:], stdout, stderr)
 	}

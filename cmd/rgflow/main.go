@@ -6,6 +6,7 @@
 //	rgflow train lattice [flags]        train a flow on a lattice action by reverse KL
 //	rgflow train images [flags]         train a flow on images by maximum likelihood
 //	rgflow train diffusion [flags]      train a lattice score network by denoising score matching
+//	rgflow train diffusion images [flags] train an image score U-Net (vp, ve or heat process)
 //	rgflow eval RUNDIR [flags]          free energies, ln Z, ESS and flow-MCMC observables; bits/dim
 //	rgflow sample RUNDIR [flags]        write samples as .npz (images: also a PNG grid)
 //	rgflow flow RUNDIR [flags]          m_R, Z, λ_R along the RG time of a diffusion run, learned against exact
@@ -40,6 +41,7 @@ usage:
   rgflow train lattice [flags]     train a flow on a lattice action by reverse KL
   rgflow train images [flags]      train a flow on images by maximum likelihood (bits/dim)
   rgflow train diffusion [flags]   train a lattice score network by denoising score matching (--data)
+  rgflow train diffusion images [flags]  train an image score U-Net by DSM (--process vp|ve|heat)
   rgflow eval RUNDIR [flags]       free energy, ln Z, ESS and flow-MCMC observables of a run
   rgflow sample RUNDIR [flags]     write samples (x, log q, log w) as .npz
   rgflow flow RUNDIR [flags]       diffusion runs: m_R(t), Z(t), λ_R(t), max|φ| learned vs exact (--json, --png)
@@ -154,6 +156,9 @@ func printHelp(w io.Writer, cmd string, sub ...string) error {
 		case "diffusion":
 			fmt.Fprint(w, diffusionUsage)
 			flags("", newDiffusionFlags(ptr(defaultDiffusionRun()), io.Discard).fs)
+		case "diffusion images":
+			fmt.Fprint(w, imgDiffUsage)
+			flags("", newImgDiffFlags(ptr(defaultImgDiffRun()), io.Discard).fs)
 		case "":
 			fmt.Fprint(w, trainUsage)
 			flags("", newLatticeFlags(ptr(defaultLatticeRun()), io.Discard).fs)
@@ -166,12 +171,14 @@ func printHelp(w io.Writer, cmd string, sub ...string) error {
 		fmt.Fprint(w, evalUsage)
 		flags("flags for a lattice run", newEvalLatticeFlags(io.Discard).fs)
 		flags("flags for an image run", newEvalImageFlags(io.Discard).fs)
+		flags("flags for an image diffusion run", newEvalImgDiffFlags(io.Discard).fs)
 		flags("flags for a diffusion run", newDiffusionEvalFlags(io.Discard).fs)
 	case "sample":
 		fmt.Fprint(w, sampleUsage)
 		flags("flags for a lattice run", newSampleLatticeFlags(io.Discard).fs)
 		flags("flags for an image run", newSampleImageFlags(io.Discard).fs)
 		flags("flags for a diffusion run", newDiffusionSampleFlags(io.Discard).fs)
+		flags("flags for an image diffusion run", newImgDiffSampleFlags(io.Discard).fs)
 	case "flow":
 		fmt.Fprint(w, flowUsage)
 		flags("", newFlowFlags(io.Discard).fs)

@@ -32,6 +32,9 @@ func runSample(args []string, stdout, stderr io.Writer) error {
 	if helpRequested(args) {
 		return printHelp(stdout, "sample")
 	}
+	if len(args) > 0 && isImgDiffRun(args[0]) {
+		return runSampleImgDiff(args[0], args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && isDiffusionRun(args[0]) {
 		return runSampleDiffusion(args[0], args[1:], stdout, stderr)
 	}

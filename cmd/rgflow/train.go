@@ -89,6 +89,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		if len(args) > 0 && (args[0] == "lattice" || args[0] == "images" || args[0] == "diffusion") {
 			subject = args[0]
 		}
+		if subject == "diffusion" && len(args) > 1 && args[1] == "images" {
+			subject = "diffusion images"
+		}
 		return printHelp(stdout, "train", subject)
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -101,6 +104,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	case "images":
 		return runTrainImages(args[1:], stdout, stderr)
 	case "diffusion":
+		if len(args) > 1 && args[1] == "images" {
+			return runTrainImgDiff(args[2:], stdout, stderr)
+		}
 		return runTrainDiffusion(args[1:], stdout, stderr)
 	default:
 		return fmt.Errorf("train: unknown subject %q (want lattice, images or diffusion)", args[0])

@@ -170,6 +170,18 @@ func (h *HMC) Flip() bool {
 	return true
 }
 
+// RandomFlip proposes the global flip with probability ½ (drawn from the chain's source) and otherwise
+// leaves the field alone; it reports whether a flip was proposed and whether it was accepted. Each of the
+// two moves leaves the distribution invariant, so their mixture does too. The coin matters: a flip that
+// follows every trajectory of a Z2 action is always accepted, so fields recorded every second trajectory
+// would all have seen an even number of flips and the chain's sign would stay where HMC left it.
+func (h *HMC) RandomFlip() (proposed, accepted bool) {
+	if h.rng.Uint64()&1 == 0 {
+		return false, false
+	}
+	return true, h.Flip()
+}
+
 // HMCConfig configures RunHMC. The zero value of every field is a documented default.
 type HMCConfig struct {
 	// Trajectories is the number of trajectories per chain after thermalisation; zero → 1000.
@@ -203,7 +215,7 @@ type HMCConfig struct {
 	// FixedLength uses exactly n̄ steps every trajectory. It is wrong for production and exists only to
 	// demonstrate that bias.
 	FixedLength bool
-	// NoFlip disables the global flip φ → −φ that follows every trajectory of a Z2 action.
+	// NoFlip disables the global flip φ → −φ proposed with probability ½ after every trajectory of a Z2 action.
 	NoFlip bool
 	// Cold starts every chain at φ = 0 instead of φ_i ~ N(0, 1).
 	Cold bool
@@ -417,7 +429,7 @@ func runHMCChain(ctx context.Context, a HostAction, cfg HMCConfig, chain int, vi
 			h.Eps = da.update(prob)
 		}
 		if flip {
-			h.Flip()
+			h.RandomFlip()
 		}
 	}
 	if tune {
@@ -439,9 +451,11 @@ func runHMCChain(ctx context.Context, a HostAction, cfg HMCConfig, chain int, vi
 			st.MeanExpMinus += e
 		}
 		if flip {
-			st.Flips++
-			if h.Flip() {
-				st.FlipAccepted++
+			if proposed, accepted := h.RandomFlip(); proposed {
+				st.Flips++
+				if accepted {
+					st.FlipAccepted++
+				}
 			}
 		}
 		if t%cfg.Every == 0 {

@@ -214,7 +214,8 @@ func TestHMCZeroAllocs(t *testing.T) {
 	}
 }
 
-// TestFlipAlwaysAcceptedForZ2: ΔS = 0 for an even action, so the flip is always accepted.
+// TestFlipAlwaysAcceptedForZ2: ΔS = 0 for an even action, so every proposed flip is accepted; flips are
+// proposed with probability ½, so 200 trajectories propose Binomial(200, ½) of them (5σ ≈ 35).
 func TestFlipAlwaysAcceptedForZ2(t *testing.T) {
 	a, err := NewPhi4(4, -2, 0.3)
 	if err != nil {
@@ -222,8 +223,44 @@ func TestFlipAlwaysAcceptedForZ2(t *testing.T) {
 	}
 	_, run := sample(t, a, HMCConfig{Trajectories: 200, Chains: 2, Seed: 3})
 	for _, st := range run.Chains {
-		if st.Flips != 200 || st.FlipAccepted != st.Flips {
-			t.Errorf("flips %d accepted of %d", st.FlipAccepted, st.Flips)
+		if st.FlipAccepted != st.Flips || math.Abs(float64(st.Flips)-100) > 35 {
+			t.Errorf("flips %d accepted of %d proposed in 200 trajectories", st.FlipAccepted, st.Flips)
+		}
+	}
+}
+
+// TestRandomFlipBalancesSigns: deep in the broken phase HMC never tunnels, so the sign of M comes from the
+// flips alone. With the flip a fair coin after every trajectory, fields recorded every second trajectory
+// have independent fair signs: the fraction with M > 0 over 4 chains × 200 fields is ½ with standard error
+// 0.018 (5σ = 0.09). A flip after every trajectory would give each chain one sign throughout (fraction 0 or 1
+// per chain), which this catches.
+func TestRandomFlipBalancesSigns(t *testing.T) {
+	a, err := NewPhi4(4, -4, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, n := 0, 0
+	perChain := make([]int, 4)
+	visit := func(chain, _ int, phi []float64, _ float64) {
+		m := 0.0
+		for _, v := range phi {
+			m += v
+		}
+		if m > 0 {
+			pos++
+			perChain[chain]++
+		}
+		n++
+	}
+	if _, err := RunHMC(context.Background(), a, HMCConfig{Trajectories: 400, Thermalize: 50, Every: 2, Chains: 4, Seed: 5, Workers: 1}, visit); err != nil {
+		t.Fatal(err)
+	}
+	if f := float64(pos) / float64(n); math.Abs(f-0.5) > 0.09 {
+		t.Errorf("fraction with M > 0 is %.3f over %d fields (per chain %v of 200), want 0.5 ± 0.09", f, n, perChain)
+	}
+	for c, k := range perChain {
+		if k == 0 || k == 200 {
+			t.Errorf("chain %d recorded one sign only (%d of 200 positive)", c, k)
 		}
 	}
 }

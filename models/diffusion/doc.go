@@ -78,6 +78,13 @@
 // of the lattice observables (C = 1), and it vanishes for any Gaussian field. A free field gives m_R² = m²,
 // Z = C; a Gaussian of mode variances v_k(t) gives m_R² = p̂²₁/(v₀/v₁ − 1) exactly.
 //
+// Images: every function above works through a Basis (BasisOf), the lattice's Fourier modes or, for
+// C×H×W images, the cosine modes of ImageBasis (reflecting boundaries; a batch is n images of C·H·W values).
+// ImageProcess gives VP (linear or cosine schedule), VE and the multiscale heat process (blurring
+// diffusion) on images with exact transitions; ImageScore is the ε-predicting U-Net score, ImageNetScore
+// runs it on the host, Shifted/ShiftedScore run a process from t_min on, and ImageBitsPerDim measures
+// dequantised pixels by the probability-flow ODE.
+//
 // Samplers take an explicit *rand.Rand and are deterministic given it (the noise is drawn in mode
 // coordinates, so the position-space and mode-space paths of a score give the same samples). NFE counts
 // evaluations of the score on the whole batch.

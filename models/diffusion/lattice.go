@@ -131,11 +131,13 @@ func (l *Lattice) FreeVariance(m2 float64) ([]float64, error) {
 type Gaussian struct {
 	Lat *Lattice
 	Var []float64
+	// Basis, when set, is the mode basis (an image's); otherwise Lat is.
+	Basis Basis
 }
 
 // LogProb writes log N(x) for each field of the batch x (length n·V) into dst (length n).
 func (g *Gaussian) LogProb(x, dst []float64) error {
-	V := g.Lat.V
+	V := g.basis().Size()
 	if len(x) != len(dst)*V {
 		return fmt.Errorf("diffusion: Gaussian.LogProb: %d values for %d fields of V=%d", len(x), len(dst), V)
 	}
@@ -145,7 +147,7 @@ func (g *Gaussian) LogProb(x, dst []float64) error {
 		norm += math.Log(2 * math.Pi * v)
 	}
 	for b := range dst {
-		g.Lat.ToModes(u, x[b*V:(b+1)*V])
+		g.basis().ToModes(u, x[b*V:(b+1)*V])
 		q := 0.0
 		for j, v := range g.Var {
 			q += u[j] * u[j] / v
@@ -157,7 +159,7 @@ func (g *Gaussian) LogProb(x, dst []float64) error {
 
 // Sample fills dst (length n·V) with n independent fields.
 func (g *Gaussian) Sample(rng *rand.Rand, dst []float64) error {
-	V := g.Lat.V
+	V := g.basis().Size()
 	if len(dst)%V != 0 {
 		return fmt.Errorf("diffusion: Gaussian.Sample: length %d is not a multiple of V=%d", len(dst), V)
 	}
@@ -166,7 +168,7 @@ func (g *Gaussian) Sample(rng *rand.Rand, dst []float64) error {
 		for j, v := range g.Var {
 			u[j] = math.Sqrt(v) * rng.NormFloat64()
 		}
-		g.Lat.FromModes(u, u)
+		g.basis().FromModes(u, u)
 	}
 	return nil
 }

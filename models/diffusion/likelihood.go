@@ -30,8 +30,8 @@ type LikelihoodOptions struct {
 // by central finite differences of the score (2 score evaluations per probe and stage). rng draws the
 // probes (unused when the divergence is exact). nfe counts batch score evaluations, the probes' included.
 func LogLikelihood(sde SDE, score Score, prior *Gaussian, x []float64, opt LikelihoodOptions, rng *rand.Rand) (logp []float64, nfe int, err error) {
-	if prior == nil || prior.Lat != sde.Lattice() || len(prior.Var) != sde.Lattice().V {
-		return nil, 0, fmt.Errorf("diffusion: %s: log-likelihood needs a prior on the same lattice", sde.Name())
+	if b := BasisOf(sde); prior == nil || prior.basis() != b || len(prior.Var) != b.Size() {
+		return nil, 0, fmt.Errorf("diffusion: %s: log-likelihood needs a prior in the same mode basis", sde.Name())
 	}
 	y, ell, nfe, err := flowWithDivergence(sde, score, x, 0, sde.T(), opt, rng)
 	if err != nil {
@@ -52,10 +52,10 @@ func LogLikelihood(sde SDE, score Score, prior *Gaussian, x []float64, opt Likel
 // their log-density under the model, log q(x_0) = log prior(x_T) + ∫_0^T ∇·f dt along the trajectory
 // (the same integral as LogLikelihood's, run backwards). Options and nfe as for LogLikelihood.
 func SampleLogProb(sde SDE, score Score, prior *Gaussian, x []float64, opt LikelihoodOptions, rng *rand.Rand) (logq []float64, nfe int, err error) {
-	if prior == nil || prior.Lat != sde.Lattice() || len(prior.Var) != sde.Lattice().V {
-		return nil, 0, fmt.Errorf("diffusion: %s: SampleLogProb needs a prior on the same lattice", sde.Name())
+	if b := BasisOf(sde); prior == nil || prior.basis() != b || len(prior.Var) != b.Size() {
+		return nil, 0, fmt.Errorf("diffusion: %s: SampleLogProb needs a prior in the same mode basis", sde.Name())
 	}
-	logq = make([]float64, len(x)/max(1, sde.Lattice().V))
+	logq = make([]float64, len(x)/max(1, BasisOf(sde).Size()))
 	if err := prior.LogProb(x, logq); err != nil {
 		return nil, 0, err
 	}
@@ -99,7 +99,7 @@ func flowWithDivergence(sde SDE, score Score, x []float64, t0, t1 float64, opt L
 		return nil, nil, 0, err
 	}
 	l := d.lat
-	V, n := l.V, d.n
+	V, n := l.Size(), d.n
 	if opt.RTol == 0 {
 		opt.RTol = 1e-6
 	}

@@ -10,7 +10,7 @@ import (
 type driver struct {
 	sde   SDE
 	score Score
-	lat   *Lattice
+	lat   Basis
 	n     int       // fields in the batch
 	x, s  []float64 // position-space scratch, n·V
 	a, b  []float64 // coefficients, V
@@ -18,12 +18,13 @@ type driver struct {
 }
 
 func newDriver(sde SDE, score Score, batch []float64) (*driver, error) {
-	l := sde.Lattice()
-	if len(batch) == 0 || len(batch)%l.V != 0 {
-		return nil, fmt.Errorf("diffusion: %s: batch of length %d, want a positive multiple of V=%d", sde.Name(), len(batch), l.V)
+	l := BasisOf(sde)
+	V := l.Size()
+	if len(batch) == 0 || len(batch)%V != 0 {
+		return nil, fmt.Errorf("diffusion: %s: batch of length %d, want a positive multiple of V=%d", sde.Name(), len(batch), V)
 	}
-	return &driver{sde: sde, score: score, lat: l, n: len(batch) / l.V, x: make([]float64, len(batch)),
-		s: make([]float64, len(batch)), a: make([]float64, l.V), b: make([]float64, l.V)}, nil
+	return &driver{sde: sde, score: score, lat: l, n: len(batch) / V, x: make([]float64, len(batch)),
+		s: make([]float64, len(batch)), a: make([]float64, V), b: make([]float64, V)}, nil
 }
 
 // scoreModes writes the score of the batch u (mode coordinates) at time t into dst (mode coordinates).
@@ -35,7 +36,7 @@ func (d *driver) scoreModes(t float64, u, dst []float64) error {
 		}
 		return nil
 	}
-	V := d.lat.V
+	V := d.lat.Size()
 	for i := 0; i < len(u); i += V {
 		d.lat.FromModes(d.x[i:i+V], u[i:i+V])
 	}
@@ -57,7 +58,7 @@ func (d *driver) odeDrift(t float64, u, dst []float64) error {
 	if err := d.scoreModes(t, u, dst); err != nil {
 		return err
 	}
-	V := d.lat.V
+	V := d.lat.Size()
 	for i := range dst {
 		j := i % V
 		dst[i] = d.a[j]*u[i] - 0.5*d.b[j]*d.b[j]*dst[i]
@@ -65,17 +66,19 @@ func (d *driver) odeDrift(t float64, u, dst []float64) error {
 	return nil
 }
 
-func toModes(l *Lattice, x []float64) []float64 {
+func toModes(l Basis, x []float64) []float64 {
+	V := l.Size()
 	u := make([]float64, len(x))
-	for i := 0; i < len(x); i += l.V {
-		l.ToModes(u[i:i+l.V], x[i:i+l.V])
+	for i := 0; i < len(x); i += V {
+		l.ToModes(u[i:i+V], x[i:i+V])
 	}
 	return u
 }
 
-func fromModes(l *Lattice, dst, u []float64) {
-	for i := 0; i < len(u); i += l.V {
-		l.FromModes(dst[i:i+l.V], u[i:i+l.V])
+func fromModes(l Basis, dst, u []float64) {
+	V := l.Size()
+	for i := 0; i < len(u); i += V {
+		l.FromModes(dst[i:i+V], u[i:i+V])
 	}
 }
 
@@ -120,7 +123,7 @@ func ReverseSDE(sde SDE, score Score, x []float64, t0, tEnd float64, steps int, 
 		return 0, fmt.Errorf("diffusion: predictor-corrector: corrections=%d, snr=%v, want corrections ≥ 0 and snr > 0", corrections, snr)
 	}
 	l := d.lat
-	V := l.V
+	V := l.Size()
 	u := toModes(l, x)
 	s := make([]float64, len(u))
 	xi := make([]float64, len(u))

@@ -32,8 +32,8 @@ type FreeScore struct {
 // NewFreeScore returns the exact score for a start of variance v0 per mode coordinate (e.g.
 // Lattice.FreeVariance).
 func NewFreeScore(sde SDE, v0 []float64) (*FreeScore, error) {
-	if len(v0) != sde.Lattice().V {
-		return nil, fmt.Errorf("diffusion: free score: %d variances, want V=%d", len(v0), sde.Lattice().V)
+	if V := BasisOf(sde).Size(); len(v0) != V {
+		return nil, fmt.Errorf("diffusion: free score: %d variances, want V=%d", len(v0), V)
 	}
 	for j, v := range v0 {
 		if !(v > 0) {
@@ -44,8 +44,8 @@ func NewFreeScore(sde SDE, v0 []float64) (*FreeScore, error) {
 }
 
 func (f *FreeScore) Score(t float64, x, dst []float64) error {
-	l := f.SDE.Lattice()
-	V := l.V
+	l := BasisOf(f.SDE)
+	V := l.Size()
 	if len(x)%V != 0 || len(dst) != len(x) {
 		return fmt.Errorf("diffusion: free score: batch of length %d (dst %d), want a multiple of V=%d", len(x), len(dst), V)
 	}
@@ -65,7 +65,7 @@ func (f *FreeScore) Score(t float64, x, dst []float64) error {
 }
 
 func (f *FreeScore) ScoreModes(t float64, u, dst []float64) error {
-	V := f.SDE.Lattice().V
+	V := BasisOf(f.SDE).Size()
 	if len(u)%V != 0 || len(dst) != len(u) {
 		return fmt.Errorf("diffusion: free score: batch of length %d (dst %d), want a multiple of V=%d", len(u), len(dst), V)
 	}

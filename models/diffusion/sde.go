@@ -59,7 +59,7 @@ func phi1(z float64) float64 {
 // MarginalVariance writes the variance of u_t from a start of variance v0 (per coordinate) into dst:
 // m(0,t)² v0 + q(0,t).
 func MarginalVariance(sde SDE, t float64, v0, dst []float64) error {
-	V := sde.Lattice().V
+	V := BasisOf(sde).Size()
 	if len(v0) != V || len(dst) != V {
 		return fmt.Errorf("diffusion: %s: MarginalVariance: v0 and dst have lengths %d, %d, want %d", sde.Name(), len(v0), len(dst), V)
 	}
@@ -76,22 +76,22 @@ func MarginalVariance(sde SDE, t float64, v0, dst []float64) error {
 // Prior returns the marginal at the noise end T from a start of variance v0 (nil: zero, i.e. the
 // process's own noise only), as a Gaussian to sample from and to score likelihoods with.
 func Prior(sde SDE, v0 []float64) (*Gaussian, error) {
-	l := sde.Lattice()
+	l := BasisOf(sde)
 	if v0 == nil {
-		v0 = make([]float64, l.V)
+		v0 = make([]float64, l.Size())
 	}
-	v := make([]float64, l.V)
+	v := make([]float64, l.Size())
 	if err := MarginalVariance(sde, sde.T(), v0, v); err != nil {
 		return nil, err
 	}
-	return &Gaussian{Lat: l, Var: v}, nil
+	return newGaussian(l, v), nil
 }
 
 // Perturb draws x_t given x_s with the exact transition for every field of the batch x (length n·V) into
 // dst (may alias x): the training pairs of denoising score matching.
 func Perturb(sde SDE, s, t float64, x, dst []float64, rng *rand.Rand) error {
-	l := sde.Lattice()
-	V := l.V
+	l := BasisOf(sde)
+	V := l.Size()
 	if len(x)%V != 0 || len(dst) != len(x) {
 		return fmt.Errorf("diffusion: %s: Perturb: batch of length %d (dst %d), want a multiple of V=%d", sde.Name(), len(x), len(dst), V)
 	}
@@ -396,8 +396,8 @@ func ProbabilityFlowDrift(sde SDE, t float64, x, s, dst []float64) error {
 }
 
 func reverseDrift(sde SDE, t float64, x, s, dst []float64, c float64) error {
-	l := sde.Lattice()
-	V := l.V
+	l := BasisOf(sde)
+	V := l.Size()
 	if len(x)%V != 0 || len(s) != len(x) || len(dst) != len(x) {
 		return fmt.Errorf("diffusion: %s: drift: x, s, dst have lengths %d, %d, %d, want equal multiples of V=%d", sde.Name(), len(x), len(s), len(dst), V)
 	}

@@ -1,0 +1,574 @@
+package layers
+
+import (
+	"fmt"
+	"hash"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// GroupNormAct is GroupNorm, an optional FiLM modulation and an optional swish as one op:
+//
+//	z = ((x − μ_g)/√(σ²_g + ε) · scale_c + bias_c) · (1 + γ_{b,c}) + β_{b,c},   y = swish(z) or z,
+//
+// for x (B, C, H, W) (or (B, C)), statistics per sample and group of C/groups consecutive channels, scale
+// and bias (C), and γ, β (B·C, sample-major) or both nil (no modulation). It equals GroupNormalize followed
+// by Modulate and Swish (the unfused graph; tests compare values and gradients), in two passes over x
+// forward and three backward instead of about fifteen graph ops, each allocating its output.
+//
+// The backward pass is one op that recomputes the statistics from x and writes every gradient into one
+// packed tensor, unpacked by copies; it is first-order only (its nodes have no derivative of their own),
+// so use the unfused graph inside a loss that is differentiated twice.
+func GroupNormAct(x *G.Node, groups int, eps float64, scale, bias, gamma, beta *G.Node, swish bool) (*G.Node, error) {
+	const op = "GroupNormAct"
+	if err := checkNode(op, x, 2); err != nil {
+		return nil, err
+	}
+	shape := []int(x.Shape())
+	if len(shape) != 2 && len(shape) != 4 {
+		return nil, fmt.Errorf("layers: %s: input has shape %s, want (B, C) or (B, C, H, W)", op, shapeStr(shape))
+	}
+	b, c := shape[0], shape[1]
+	if groups <= 0 || c%groups != 0 {
+		return nil, fmt.Errorf("layers: %s: %d groups do not divide %d channels", op, groups, c)
+	}
+	hw := prod(shape[2:])
+	if c/groups*hw < 2 {
+		return nil, fmt.Errorf("layers: %s: groups of %d value(s) would normalise to 0", op, c/groups*hw)
+	}
+	if eps == 0 {
+		eps = DefaultGroupNormEps
+	}
+	if !(eps > 0) {
+		return nil, fmt.Errorf("layers: %s: eps=%v, want > 0", op, eps)
+	}
+	if (gamma == nil) != (beta == nil) {
+		return nil, fmt.Errorf("layers: %s: give both γ and β or neither", op)
+	}
+	in := []*G.Node{x, scale, bias}
+	want := [][]int{shape, {c}, {c}}
+	if gamma != nil {
+		in = append(in, gamma, beta)
+		want = append(want, []int{b * c}, []int{b * c})
+	}
+	for i, n := range in {
+		if n == nil {
+			return nil, fmt.Errorf("layers: %s: input %d is nil", op, i)
+		}
+		if err := checkShape(op, i, n.Shape(), want[i]); err != nil {
+			return nil, err
+		}
+	}
+	if err := sameDtype(op, in...); err != nil {
+		return nil, err
+	}
+	g := gnGeom{b: b, c: c, hw: hw, groups: groups, eps: eps, film: gamma != nil, swish: swish, shape: shape}
+	return G.ApplyOp(gnActOp{g}, in...)
+}
+
+type gnGeom struct {
+	b, c, hw, groups int
+	eps              float64
+	film, swish      bool
+	shape            []int
+}
+
+func (g gnGeom) arity() int {
+	if g.film {
+		return 5
+	}
+	return 3
+}
+
+// sizes are the input sizes (x, scale, bias[, γ, β]).
+func (g gnGeom) sizes() []int {
+	s := []int{g.b * g.c * g.hw, g.c, g.c}
+	if g.film {
+		s = append(s, g.b*g.c, g.b*g.c)
+	}
+	return s
+}
+
+// packed is the length of the backward op's output: ∂x, ∂scale, ∂bias[, ∂γ, ∂β].
+func (g gnGeom) packed() int {
+	n := 0
+	for _, s := range g.sizes() {
+		n += s
+	}
+	return n
+}
+
+func (g gnGeom) String() string {
+	return fmt.Sprintf("%v/%dg/eps%g/film%v/swish%v", g.shape, g.groups, g.eps, g.film, g.swish)
+}
+
+func inputTypes(g gnGeom) []int {
+	t := []int{len(g.shape), 1, 1}
+	if g.film {
+		t = append(t, 1, 1)
+	}
+	return t
+}
+
+// floats returns the inputs as typed slices (all float32 or all float64), checking their sizes.
+func floats[T float](op string, vals []G.Value, sizes []int) ([][]T, error) {
+	if len(vals) != len(sizes) {
+		return nil, fmt.Errorf("layers: %s: got %d inputs, want %d", op, len(vals), len(sizes))
+	}
+	out := make([][]T, len(vals))
+	for i, v := range vals {
+		t, ok := v.(*tensor.Dense)
+		if !ok {
+			return nil, fmt.Errorf("layers: %s: input %d: unsupported value %T", op, i, v)
+		}
+		if t.IsView() {
+			m, ok := t.Materialize().(*tensor.Dense)
+			if !ok {
+				return nil, fmt.Errorf("layers: %s: input %d: cannot materialise view", op, i)
+			}
+			t = m
+		}
+		d, ok := t.Data().([]T)
+		if !ok {
+			return nil, fmt.Errorf("layers: %s: input %d has dtype %v, unlike input 0", op, i, t.Dtype())
+		}
+		if len(d) != sizes[i] {
+			return nil, fmt.Errorf("layers: %s: input %d has %d elements, want %d", op, i, len(d), sizes[i])
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+func is32(v G.Value) bool {
+	t, ok := v.(*tensor.Dense)
+	return ok && t.Dtype() == tensor.Float32
+}
+
+// gnActOp is the forward op.
+type gnActOp struct{ g gnGeom }
+
+func (op gnActOp) Arity() int    { return op.g.arity() }
+func (op gnActOp) Type() hm.Type { return fnType(len(op.g.shape), inputTypes(op.g)...) }
+func (op gnActOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	if _, err := nodeShapes(op.String(), op.Arity(), ds); err != nil {
+		return nil, err
+	}
+	return tensor.Shape(append([]int(nil), op.g.shape...)), nil
+}
+func (op gnActOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) == 0 {
+		return nil, fmt.Errorf("layers: %s: no inputs", op)
+	}
+	if is32(vals[0]) {
+		in, err := floats[float32](op.String(), vals, op.g.sizes())
+		if err != nil {
+			return nil, err
+		}
+		res, _, o := newOut(true, op.g.shape)
+		gnForward(op.g, in, o)
+		return res, nil
+	}
+	in, err := floats[float64](op.String(), vals, op.g.sizes())
+	if err != nil {
+		return nil, err
+	}
+	res, o, _ := newOut(false, op.g.shape)
+	gnForward(op.g, in, o)
+	return res, nil
+}
+func (op gnActOp) ReturnsPtr() bool     { return true }
+func (op gnActOp) CallsExtern() bool    { return false }
+func (op gnActOp) OverwritesInput() int { return -1 }
+func (op gnActOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "rgflow.gnact|%s", op.g)
+}
+func (op gnActOp) Hashcode() uint32 { return hash32(op) }
+func (op gnActOp) String() string   { return "GroupNormAct" + op.g.String() }
+func (op gnActOp) DiffWRT(n int) []bool {
+	d := make([]bool, n)
+	for i := range d {
+		d[i] = true
+	}
+	return d
+}
+func (op gnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	packed, err := G.ApplyOp(gnGradOp{op.g}, append(append(G.Nodes(nil), in...), grad)...)
+	if err != nil {
+		return nil, err
+	}
+	var res G.Nodes
+	off := 0
+	shapes := [][]int{op.g.shape, {op.g.c}, {op.g.c}, {op.g.b * op.g.c}, {op.g.b * op.g.c}}
+	for i, n := range op.g.sizes() {
+		d, err := G.ApplyOp(unpackOp{off: off, n: n, total: op.g.packed(), shape: shapes[i]}, packed)
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, d)
+		off += n
+	}
+	return res, nil
+}
+
+// stats computes the mean and 1/√(var + eps) of every (sample, group).
+func gnStats[T float](g gnGeom, x []T) (mean, inv []float64) {
+	cg := g.c / g.groups
+	n := cg * g.hw
+	mean, inv = make([]float64, g.b*g.groups), make([]float64, g.b*g.groups)
+	for k := range mean {
+		v := x[k*n : (k+1)*n]
+		var s float64
+		for _, e := range v {
+			s += float64(e)
+		}
+		m := s / float64(n)
+		var q float64
+		for _, e := range v {
+			d := float64(e) - m
+			q += d * d
+		}
+		mean[k], inv[k] = m, 1/math.Sqrt(q/float64(n)+g.eps)
+	}
+	return mean, inv
+}
+
+func gnForward[T float](g gnGeom, in [][]T, out []T) {
+	x, scale, bias := in[0], in[1], in[2]
+	mean, inv := gnStats(g, x)
+	cg := g.c / g.groups
+	for b := range g.b {
+		for c := range g.c {
+			k := b*g.groups + c/cg
+			m, iv := mean[k], inv[k]
+			a1 := iv * float64(scale[c]) // z = x·a1 + a0 before FiLM
+			a0 := float64(bias[c]) - m*a1
+			if g.film {
+				f := 1 + float64(in[3][b*g.c+c])
+				a1, a0 = a1*f, a0*f+float64(in[4][b*g.c+c])
+			}
+			base := (b*g.c + c) * g.hw
+			xs, os := x[base:base+g.hw], out[base:base+g.hw]
+			for i, e := range xs {
+				os[i] = T(float64(e)*a1 + a0)
+			}
+			if g.swish {
+				applyAct(os, os, actSwish) // the vector swish of the Swish op
+			}
+		}
+	}
+}
+
+// gnGradOp is the backward op: inputs (x, scale, bias[, γ, β], ∂y), output the packed gradients.
+type gnGradOp struct{ g gnGeom }
+
+func (op gnGradOp) Arity() int { return op.g.arity() + 1 }
+func (op gnGradOp) Type() hm.Type {
+	return fnType(1, append(inputTypes(op.g), len(op.g.shape))...)
+}
+func (op gnGradOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	if _, err := nodeShapes(op.String(), op.Arity(), ds); err != nil {
+		return nil, err
+	}
+	return tensor.Shape{op.g.packed()}, nil
+}
+func (op gnGradOp) Do(vals ...G.Value) (G.Value, error) {
+	sizes := append(op.g.sizes(), op.g.b*op.g.c*op.g.hw)
+	if len(vals) == 0 {
+		return nil, fmt.Errorf("layers: %s: no inputs", op)
+	}
+	if is32(vals[0]) {
+		in, err := floats[float32](op.String(), vals, sizes)
+		if err != nil {
+			return nil, err
+		}
+		res, _, o := newOut(true, []int{op.g.packed()})
+		gnBackward(op.g, in, o)
+		return res, nil
+	}
+	in, err := floats[float64](op.String(), vals, sizes)
+	if err != nil {
+		return nil, err
+	}
+	res, o, _ := newOut(false, []int{op.g.packed()})
+	gnBackward(op.g, in, o)
+	return res, nil
+}
+func (op gnGradOp) ReturnsPtr() bool     { return true }
+func (op gnGradOp) CallsExtern() bool    { return false }
+func (op gnGradOp) OverwritesInput() int { return -1 }
+func (op gnGradOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "rgflow.gnactgrad|%s", op.g)
+}
+func (op gnGradOp) Hashcode() uint32     { return hash32(op) }
+func (op gnGradOp) String() string       { return "GroupNormActGrad" + op.g.String() }
+func (op gnGradOp) DiffWRT(n int) []bool { return make([]bool, n) }
+func (op gnGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("layers: %s is first-order only (use the unfused GroupNorm graph for second derivatives)", op)
+}
+
+func gnBackward[T float](g gnGeom, in [][]T, out []T) {
+	x, scale, bias := in[0], in[1], in[2]
+	dy := in[len(in)-1]
+	N := len(x)
+	dx, dscale, dbias := out[:N], out[N:N+g.c], out[N+g.c:N+2*g.c]
+	var dgamma, dbeta []T
+	if g.film {
+		dgamma, dbeta = out[N+2*g.c:N+2*g.c+g.b*g.c], out[N+2*g.c+g.b*g.c:]
+	}
+	mean, inv := gnStats(g, x)
+	cg := g.c / g.groups
+	n := float64(cg * g.hw)
+	ds, db := make([]float64, g.c), make([]float64, g.c)
+	dz := make([]T, g.hw)
+	// With x̂ = (x − μ)/σ, a = x̂·scale + bias, z = a(1 + γ) + β and d = ∂y·swish′(z) (or ∂y), every gradient
+	// follows from two sums per plane, S = Σ d and P = Σ d·x̂: ∂β = S, ∂γ = scale·P + bias·S,
+	// ∂bias += (1+γ) S, ∂scale += (1+γ) P, and with k = (1+γ)·scale per channel
+	// ∂x = (k d − mean_g(k d) − x̂ mean_g(k d x̂)) / σ.
+	for b := range g.b {
+		for gr := range g.groups {
+			grp := b*g.groups + gr
+			m, iv := mean[grp], inv[grp]
+			ivT, mivT := T(iv), T(m*iv)
+			var s1, s2 float64
+			for c := gr * cg; c < (gr+1)*cg; c++ {
+				f, be := 1.0, 0.0
+				if g.film {
+					f, be = 1+float64(in[3][b*g.c+c]), float64(in[4][b*g.c+c])
+				}
+				sc, bi := float64(scale[c]), float64(bias[c])
+				base := (b*g.c + c) * g.hw
+				xs, dys, d := x[base:base+g.hw], dy[base:base+g.hw], dx[base:base+g.hw]
+				if g.swish {
+					// z = x·A1 + A0
+					a1, a0 := T(iv*sc*f), T((bi-m*iv*sc)*f+be)
+					for i, e := range xs {
+						dz[i] = e*a1 + a0
+					}
+					applyAct(dz, dz, actSwishD1) // swish′(z), vectorised as in the Swish op's gradient
+					for i, e := range dys {
+						d[i] = e * dz[i]
+					}
+				} else {
+					copy(d, dys)
+				}
+				var sd, pd T
+				for i, e := range xs {
+					sd += d[i]
+					pd += d[i] * (e*ivT - mivT)
+				}
+				S, P := float64(sd), float64(pd)
+				if g.film {
+					dbeta[b*g.c+c], dgamma[b*g.c+c] = T(S), T(sc*P+bi*S)
+				}
+				db[c] += f * S
+				ds[c] += f * P
+				k := f * sc
+				s1 += k * S
+				s2 += k * P
+			}
+			m1, m2 := T(s1/n), T(s2/n)
+			for c := gr * cg; c < (gr+1)*cg; c++ {
+				k := T(1)
+				if g.film {
+					k += in[3][b*g.c+c]
+				}
+				k *= scale[c]
+				base := (b*g.c + c) * g.hw
+				xs, d := x[base:base+g.hw], dx[base:base+g.hw]
+				for i, e := range xs {
+					xh := e*ivT - mivT
+					d[i] = (k*d[i] - m1 - xh*m2) * ivT
+				}
+			}
+		}
+	}
+	for c := range g.c {
+		dscale[c], dbias[c] = T(ds[c]), T(db[c])
+	}
+}
+
+// unpackOp copies elements [off, off+n) of a packed vector into a tensor of the given shape.
+type unpackOp struct {
+	off, n, total int
+	shape         []int
+}
+
+func (op unpackOp) Arity() int    { return 1 }
+func (op unpackOp) Type() hm.Type { return fnType(len(op.shape), 1) }
+func (op unpackOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	if _, err := nodeShapes(op.String(), 1, ds); err != nil {
+		return nil, err
+	}
+	return tensor.Shape(append([]int(nil), op.shape...)), nil
+}
+func (op unpackOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) == 1 && is32(vals[0]) {
+		in, err := floats[float32](op.String(), vals, []int{op.total})
+		if err != nil {
+			return nil, err
+		}
+		res, _, o := newOut(true, op.shape)
+		copy(o, in[0][op.off:op.off+op.n])
+		return res, nil
+	}
+	in, err := floats[float64](op.String(), vals, []int{op.total})
+	if err != nil {
+		return nil, err
+	}
+	res, o, _ := newOut(false, op.shape)
+	copy(o, in[0][op.off:op.off+op.n])
+	return res, nil
+}
+func (op unpackOp) ReturnsPtr() bool     { return true }
+func (op unpackOp) CallsExtern() bool    { return false }
+func (op unpackOp) OverwritesInput() int { return -1 }
+func (op unpackOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "rgflow.unpack|%d|%d|%d|%v", op.off, op.n, op.total, op.shape)
+}
+func (op unpackOp) Hashcode() uint32     { return hash32(op) }
+func (op unpackOp) String() string       { return fmt.Sprintf("Unpack[%d:%d]", op.off, op.off+op.n) }
+func (op unpackOp) DiffWRT(n int) []bool { return make([]bool, n) }
+func (op unpackOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("layers: %s is first-order only", op)
+}
+
+// ConcatChannels concatenates x (B, C1, H, W) and y (B, C2, H, W) along the channels with plain copies
+// (Gorgonia's Concat walks element iterators, forward and backward). Its gradient splits the output
+// gradient back into the two parts (copies too); first-order only.
+func ConcatChannels(x, y *G.Node) (*G.Node, error) {
+	const op = "ConcatChannels"
+	if err := check4D(op, x, "first input"); err != nil {
+		return nil, err
+	}
+	if err := check4D(op, y, "second input"); err != nil {
+		return nil, err
+	}
+	if err := sameDtype(op, x, y); err != nil {
+		return nil, err
+	}
+	xs, ys := x.Shape(), y.Shape()
+	if xs[0] != ys[0] || xs[2] != ys[2] || xs[3] != ys[3] {
+		return nil, fmt.Errorf("layers: %s: shapes %s and %s differ outside the channel axis", op, shapeStr(xs), shapeStr(ys))
+	}
+	return G.ApplyOp(chanCatOp{b: xs[0], c1: xs[1], c2: ys[1], hw: xs[2] * xs[3], h: xs[2], w: xs[3]}, x, y)
+}
+
+// chanCatOp concatenates two (b, c, h, w) tensors along c; with part ≥ 1 it is instead the split of a
+// concatenated tensor's gradient into part 1 or 2.
+type chanCatOp struct {
+	b, c1, c2, hw, h, w int
+	part                int
+}
+
+func (op chanCatOp) shape(c int) []int { return []int{op.b, c, op.h, op.w} }
+func (op chanCatOp) Arity() int {
+	if op.part > 0 {
+		return 1
+	}
+	return 2
+}
+func (op chanCatOp) Type() hm.Type {
+	if op.part > 0 {
+		return fnType(4, 4)
+	}
+	return fnType(4, 4, 4)
+}
+func (op chanCatOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	if _, err := nodeShapes(op.String(), op.Arity(), ds); err != nil {
+		return nil, err
+	}
+	switch op.part {
+	case 1:
+		return tensor.Shape(op.shape(op.c1)), nil
+	case 2:
+		return tensor.Shape(op.shape(op.c2)), nil
+	}
+	return tensor.Shape(op.shape(op.c1 + op.c2)), nil
+}
+func (op chanCatOp) Do(vals ...G.Value) (G.Value, error) {
+	if len(vals) == 0 {
+		return nil, fmt.Errorf("layers: %s: no inputs", op)
+	}
+	if is32(vals[0]) {
+		return chanCatDo[float32](op, vals, true)
+	}
+	return chanCatDo[float64](op, vals, false)
+}
+
+func chanCatDo[T float](op chanCatOp, vals []G.Value, f32 bool) (G.Value, error) {
+	n1, n2, nt := op.c1*op.hw, op.c2*op.hw, (op.c1+op.c2)*op.hw
+	sizes := []int{op.b * n1, op.b * n2}
+	if op.part > 0 {
+		sizes = []int{op.b * nt}
+	}
+	in, err := floats[T](op.String(), vals, sizes)
+	if err != nil {
+		return nil, err
+	}
+	shape := op.shape(op.c1 + op.c2)
+	switch op.part {
+	case 1:
+		shape = op.shape(op.c1)
+	case 2:
+		shape = op.shape(op.c2)
+	}
+	res, o64, o32 := newOut(f32, shape)
+	var out []T
+	if f32 {
+		out = any(o32).([]T)
+	} else {
+		out = any(o64).([]T)
+	}
+	for b := range op.b {
+		switch op.part {
+		case 0:
+			copy(out[b*nt:b*nt+n1], in[0][b*n1:(b+1)*n1])
+			copy(out[b*nt+n1:(b+1)*nt], in[1][b*n2:(b+1)*n2])
+		case 1:
+			copy(out[b*n1:(b+1)*n1], in[0][b*nt:b*nt+n1])
+		case 2:
+			copy(out[b*n2:(b+1)*n2], in[0][b*nt+n1:(b+1)*nt])
+		}
+	}
+	return res, nil
+}
+func (op chanCatOp) ReturnsPtr() bool     { return true }
+func (op chanCatOp) CallsExtern() bool    { return false }
+func (op chanCatOp) OverwritesInput() int { return -1 }
+func (op chanCatOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "rgflow.chancat|%d|%d|%d|%d|%d|%d", op.b, op.c1, op.c2, op.h, op.w, op.part)
+}
+func (op chanCatOp) Hashcode() uint32 { return hash32(op) }
+func (op chanCatOp) String() string {
+	if op.part > 0 {
+		return fmt.Sprintf("ChannelSplit%d", op.part)
+	}
+	return "ConcatChannels"
+}
+func (op chanCatOp) DiffWRT(n int) []bool {
+	d := make([]bool, n)
+	for i := range d {
+		d[i] = op.part == 0
+	}
+	return d
+}
+func (op chanCatOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
+	if op.part > 0 {
+		return nil, fmt.Errorf("layers: %s is first-order only", op)
+	}
+	a, b := op, op
+	a.part, b.part = 1, 2
+	ga, err := G.ApplyOp(a, grad)
+	if err != nil {
+		return nil, err
+	}
+	gb, err := G.ApplyOp(b, grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{ga, gb}, nil
+}
