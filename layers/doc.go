@@ -139,4 +139,10 @@
 //     graphs (an ODE with 32 RK4 steps has tens of thousands of nodes) make collisions likelier; a 32-step
 //     graph of the kernel field once failed at run time with an input of the wrong size, which a
 //     reformulation with fewer nodes removed. The ODE tests compare against independent results.
+//  9. G.Sum over two trailing axes at once (G.Sum(x, 2, 3) on a (B, C, H, W) node) gave a wrong derivative
+//     for C > 1 inside the effective-action score's graph (the gradient landed on the wrong channel; the
+//     score test against finite differences of the host action, with C = 2, catches it), while summing one
+//     axis at a time was right. Small standalone probes (a weighted square of the sum, a channel sum after
+//     it, a second path from x) did not reproduce it, so the trigger is narrower than "any multi-axis Sum":
+//     sum one axis at a time wherever the result is differentiated.
 package layers

@@ -83,66 +83,61 @@ func (op circOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	out, o64, o32 := newOut(a.is32, outShape)
-	var x, y []float64
 	if a.is32 {
-		x, y = widen(a.f32[0]), widen(a.f32[1])
+		circCompute(op, a.f32[0], a.f32[1], o32)
 	} else {
-		x, y = a.f64[0], a.f64[1]
-	}
-	res := o64
-	if a.is32 {
-		res = make([]float64, len(o32))
-	}
-	op.compute(x, y, res)
-	if a.is32 {
-		for i, v := range res {
-			o32[i] = float32(v)
-		}
+		circCompute(op, a.f64[0], a.f64[1], o64)
 	}
 	return out, nil
 }
 
-func widen(v []float32) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(x)
-	}
-	return out
-}
-
-// compute evaluates the op in Fourier space: with X̂ the unnormalised 2-D DFT,
+// circCompute evaluates the op in Fourier space: with X̂ the unnormalised 2-D DFT,
 // F: ĝ[n,o] = Σ_j ŵ[o,j] ĥ[n,j];  T: ĥ[n,j] = Σ_o conj(ŵ[o,j]) ĝ[n,o];  Wg: ŵ[o,j] = Σ_n ĝ[n,o] conj(ĥ[n,j]).
-func (op circOp) compute(x, y, out []float64) {
+// Every plane is real, so its spectrum is Hermitian (X̂[−k] = conj X̂[k]): only the half-plane of rows
+// 0 … H/2 is kept and multiplied, and the other rows are filled by symmetry before the inverse transforms.
+// Inputs and outputs are read and written in their own dtype; the spectra are complex128.
+func circCompute[T float32 | float64](op circOp, x, y, out []T) {
 	v := op.hh * op.ww
+	hr := op.hh/2 + 1
+	vh := hr * op.ww // the kept half-plane, rows 0 … H/2
 	f := newFFT2(op.hh, op.ww)
-	// neg[k] is the index of −k modulo the lattice.
+	// neg[k] is the index of −k modulo the lattice; for k outside the half-plane it lies inside it.
 	neg := make([]int, v)
 	for k := range neg {
 		ki, kj := k/op.ww, k%op.ww
 		neg[k] = ((op.hh-ki)%op.hh)*op.ww + (op.ww-kj)%op.ww
 	}
 	// spec transforms real planes two at a time: z = a + i b, then â[k] = (ẑ[k] + conj ẑ[−k])/2 and
-	// b̂[k] = (ẑ[k] − conj ẑ[−k])/(2i).
-	spec := func(src []float64, planes int) []complex128 {
-		s := make([]complex128, planes*v)
+	// b̂[k] = (ẑ[k] − conj ẑ[−k])/(2i), for k in the half-plane.
+	spec := func(src []T, planes int) []complex128 {
+		s := make([]complex128, planes*vh)
 		z := make([]complex128, v)
 		for p := 0; p < planes; p += 2 {
 			two := p+1 < planes
-			for i := 0; i < v; i++ {
-				im := 0.0
-				if two {
-					im = src[(p+1)*v+i]
+			pa := src[p*v : (p+1)*v]
+			if two {
+				pb := src[(p+1)*v : (p+2)*v]
+				for i := range z {
+					z[i] = complex(float64(pa[i]), float64(pb[i]))
 				}
-				z[i] = complex(src[p*v+i], im)
+			} else {
+				for i := range z {
+					z[i] = complex(float64(pa[i]), 0)
+				}
 			}
-			f.transform(z, false)
-			a := s[p*v : (p+1)*v]
+			// a pair's unpacking reads ẑ[−k], outside the half-plane: then every row is transformed
+			rows := hr
+			if two {
+				rows = op.hh
+			}
+			f.transform(z, false, rows)
+			a := s[p*vh : (p+1)*vh]
 			if !two {
-				copy(a, z)
+				copy(a, z[:vh])
 				continue
 			}
-			b := s[(p+1)*v : (p+2)*v]
-			for k := 0; k < v; k++ {
+			b := s[(p+1)*vh : (p+2)*vh]
+			for k := range a {
 				zk, zn := z[k], z[neg[k]]
 				// (ẑ[k] ± conj ẑ[−k]) / 2, written out (complex division is slow)
 				a[k] = complex(0.5*(real(zk)+real(zn)), 0.5*(imag(zk)-imag(zn)))
@@ -151,27 +146,43 @@ func (op circOp) compute(x, y, out []float64) {
 		}
 		return s
 	}
-	// acc fills the spectra of the output planes (Hermitian: their inverses are real) and inverts them two
-	// at a time: IFFT(â + i b̂) = a + i b.
-	acc := func(dst []float64, planes int, fill func(p int, buf []complex128)) {
-		buf := make([]complex128, v)
-		bb := make([]complex128, v)
+	// acc fills the half-plane spectra of the output planes, completes them by symmetry and inverts them
+	// two at a time: IFFT(â + i b̂) = a + i b.
+	acc := func(dst []T, planes int, fill func(p int, buf []complex128)) {
+		ba := make([]complex128, vh)
+		bb := make([]complex128, vh)
+		z := make([]complex128, v)
+		inv := 1 / float64(v)
 		for p := 0; p < planes; p += 2 {
-			clear(buf)
-			fill(p, buf)
+			clear(ba)
+			fill(p, ba)
 			two := p+1 < planes
 			if two {
 				clear(bb)
 				fill(p+1, bb)
-				for i := range buf {
-					buf[i] += complex(-imag(bb[i]), real(bb[i])) // i·b̂
+				for k, av := range ba {
+					bv := bb[k]
+					z[k] = complex(real(av)-imag(bv), imag(av)+real(bv)) // â + i b̂
+				}
+				for k := vh; k < v; k++ {
+					av, bv := ba[neg[k]], bb[neg[k]] // conj â[−k] + i conj b̂[−k]
+					z[k] = complex(real(av)+imag(bv), -imag(av)+real(bv))
+				}
+			} else {
+				copy(z, ba)
+				for k := vh; k < v; k++ {
+					z[k] = cmplx.Conj(ba[neg[k]])
 				}
 			}
-			f.transform(buf, true)
-			for i := 0; i < v; i++ {
-				dst[p*v+i] = real(buf[i]) / float64(v)
-				if two {
-					dst[(p+1)*v+i] = imag(buf[i]) / float64(v)
+			f.transform(z, true, op.hh)
+			da := dst[p*v : (p+1)*v]
+			for i := range da {
+				da[i] = T(real(z[i]) * inv)
+			}
+			if two {
+				db := dst[(p+1)*v : (p+2)*v]
+				for i := range db {
+					db[i] = T(imag(z[i]) * inv)
 				}
 			}
 		}
@@ -182,7 +193,7 @@ func (op circOp) compute(x, y, out []float64) {
 		acc(out, op.b*op.o, func(p int, buf []complex128) {
 			n, o := p/op.o, p%op.o
 			for j := 0; j < op.j; j++ {
-				hp, wp := hs[(n*op.j+j)*v:], ws[(o*op.j+j)*v:]
+				hp, wp := hs[(n*op.j+j)*vh:(n*op.j+j+1)*vh], ws[(o*op.j+j)*vh:(o*op.j+j+1)*vh]
 				for i := range buf {
 					buf[i] += wp[i] * hp[i]
 				}
@@ -193,7 +204,7 @@ func (op circOp) compute(x, y, out []float64) {
 		acc(out, op.b*op.j, func(p int, buf []complex128) {
 			n, j := p/op.j, p%op.j
 			for o := 0; o < op.o; o++ {
-				gp, wp := gs[(n*op.o+o)*v:], ws[(o*op.j+j)*v:]
+				gp, wp := gs[(n*op.o+o)*vh:(n*op.o+o+1)*vh], ws[(o*op.j+j)*vh:(o*op.j+j+1)*vh]
 				for i := range buf {
 					buf[i] += cmplx.Conj(wp[i]) * gp[i]
 				}
@@ -204,7 +215,7 @@ func (op circOp) compute(x, y, out []float64) {
 		acc(out, op.o*op.j, func(p int, buf []complex128) {
 			o, j := p/op.j, p%op.j
 			for n := 0; n < op.b; n++ {
-				gp, hp := gs[(n*op.o+o)*v:], hs[(n*op.j+j)*v:]
+				gp, hp := gs[(n*op.o+o)*vh:(n*op.o+o+1)*vh], hs[(n*op.j+j)*vh:(n*op.j+j+1)*vh]
 				for i := range buf {
 					buf[i] += gp[i] * cmplx.Conj(hp[i])
 				}
@@ -253,28 +264,88 @@ func (op circOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 }
 
 // fft2 is an unnormalised 2-D DFT on row-major h×w complex arrays: X̂[k] = Σ_x e^{∓2πi k·x/(h,w)} X[x]
-// (minus sign forward, plus inverse), by 1-D transforms along rows and then columns.
+// (minus sign forward, plus inverse). transform(a, inverse, rows) returns only output rows 0 … rows−1
+// correct (the rest hold partial results): the forward pass transforms the columns first and then just the
+// rows asked for. When h is a power of two the column transforms run on whole rows at a time (radix-2
+// butterflies between rows, contiguous in memory); otherwise column by column.
 type fft2 struct {
 	rows, cols *fft1
 	col        []complex128
+	tmp        []complex128
 }
 
 func newFFT2(h, w int) *fft2 {
-	return &fft2{rows: newFFT1(w), cols: newFFT1(h), col: make([]complex128, h)}
+	return &fft2{rows: newFFT1(w), cols: newFFT1(h), col: make([]complex128, h), tmp: make([]complex128, w)}
 }
 
-func (f *fft2) transform(a []complex128, inverse bool) {
+func (f *fft2) transform(a []complex128, inverse bool, rows int) {
 	h, w := f.cols.n, f.rows.n
-	for i := 0; i < h; i++ {
-		f.rows.transform(a[i*w:(i+1)*w], inverse)
-	}
-	for j := 0; j < w; j++ {
+	if inverse {
 		for i := 0; i < h; i++ {
-			f.col[i] = a[i*w+j]
+			f.rows.transform(a[i*w:(i+1)*w], true)
 		}
-		f.cols.transform(f.col, inverse)
-		for i := 0; i < h; i++ {
-			a[i*w+j] = f.col[i]
+		f.columns(a, true)
+		return
+	}
+	f.columns(a, false)
+	for i := 0; i < rows; i++ {
+		f.rows.transform(a[i*w:(i+1)*w], false)
+	}
+}
+
+// columns transforms every column of a.
+func (f *fft2) columns(a []complex128, inverse bool) {
+	h, w := f.cols.n, f.rows.n
+	c := f.cols
+	if h == 1 {
+		return
+	}
+	if c.rev == nil {
+		for j := 0; j < w; j++ {
+			for i := 0; i < h; i++ {
+				f.col[i] = a[i*w+j]
+			}
+			c.transform(f.col, inverse)
+			for i := 0; i < h; i++ {
+				a[i*w+j] = f.col[i]
+			}
+		}
+		return
+	}
+	tw := c.tw
+	if inverse {
+		tw = c.twi
+	}
+	for i, r := range c.rev {
+		if i < r {
+			ri, rr := a[i*w:(i+1)*w], a[r*w:(r+1)*w]
+			copy(f.tmp, ri)
+			copy(ri, rr)
+			copy(rr, f.tmp)
+		}
+	}
+	for size := 2; size <= h; size <<= 1 {
+		half, step := size/2, h/size
+		for start := 0; start < h; start += size {
+			for k := 0; k < half; k++ {
+				lo := a[(start+k)*w : (start+k+1)*w]
+				hi := a[(start+k+half)*w : (start+k+half+1)*w]
+				if k == 0 {
+					for j, hv := range hi {
+						lv := lo[j]
+						hi[j] = lv - hv
+						lo[j] = lv + hv
+					}
+					continue
+				}
+				t := tw[k*step]
+				for j, hv := range hi {
+					u := t * hv
+					lv := lo[j]
+					hi[j] = lv - u
+					lo[j] = lv + u
+				}
+			}
 		}
 	}
 }
@@ -328,11 +399,18 @@ func (f *fft1) transform(a []complex128, inverse bool) {
 			a[i], a[r] = a[r], a[i]
 		}
 	}
-	for size := 2; size <= n; size <<= 1 {
+	// the first stage and every k = 0 butterfly have the twiddle 1: no multiplication
+	for start := 0; start+1 < n; start += 2 {
+		lv, hv := a[start], a[start+1]
+		a[start], a[start+1] = lv+hv, lv-hv
+	}
+	for size := 4; size <= n; size <<= 1 {
 		half, step := size/2, n/size
 		for start := 0; start < n; start += size {
 			lo, hi := a[start:start+half], a[start+half:start+size]
-			for k := range lo {
+			lv, hv := lo[0], hi[0]
+			lo[0], hi[0] = lv+hv, lv-hv
+			for k := 1; k < half; k++ {
 				t := tw[k*step] * hi[k]
 				hi[k] = lo[k] - t
 				lo[k] += t
@@ -517,14 +595,16 @@ func (op featOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	out, o64, o32 := newOut(a.is32, []int{op.b, op.nf() * op.c, op.v})
-	x := a.f64[0]
 	if a.is32 {
-		x = widen(a.f32[0])
+		featCompute(op, a.f32[0], o32)
+	} else {
+		featCompute(op, a.f64[0], o64)
 	}
-	res := o64
-	if a.is32 {
-		res = make([]float64, len(o32))
-	}
+	return out, nil
+}
+
+// featCompute fills res from x in their own dtype; the sines and cosines are evaluated in float64.
+func featCompute[T float32 | float64](op featOp, x, res []T) {
 	n, cv := len(op.freqs), op.c*op.v
 	row := op.nf() * cv
 	pw := make([]float64, n) // ω^order
@@ -533,42 +613,43 @@ func (op featOp) Do(vals ...G.Value) (G.Value, error) {
 		pw[k] = math.Pow(w, float64(op.order))
 		harmonic = harmonic && w == float64(k+1)
 	}
+	var zero T
+	_, is32 := any(zero).(float32)
+	sincos := sincos64
+	if is32 {
+		sincos = sincos32
+	}
 	for b := 0; b < op.b; b++ {
 		xs, dst := x[b*cv:(b+1)*cv], res[b*row:(b+1)*row]
-		for i, xv := range xs {
+		for i, xt := range xs {
+			xv := float64(xt)
 			switch op.order {
 			case 0:
-				dst[i] = xv
+				dst[i] = xt
 			case 1:
 				dst[i] = 1
 			} // higher derivatives of x vanish
 			var s1, c1, s, c float64
 			if harmonic {
-				s1, c1 = math.Sincos(xv)
+				s1, c1 = sincos(xv)
 			}
 			for k, w := range op.freqs {
 				switch {
 				case !harmonic:
-					s, c = math.Sincos(w * xv)
+					s, c = sincos(w * xv)
 				case k == 0:
 					s, c = s1, c1
 				default: // sin(k+1)x = sin kx cos x + cos kx sin x; cos(k+1)x = cos kx cos x − sin kx sin x
 					s, c = s*c1+c*s1, c*c1-s*s1
 				}
 				ds, dc := derivSinCos(op.order, pw[k], s, c)
-				dst[(1+k)*cv+i] = ds
+				dst[(1+k)*cv+i] = T(ds)
 				if !op.odd {
-					dst[(1+n+k)*cv+i] = dc
+					dst[(1+n+k)*cv+i] = T(dc)
 				}
 			}
 		}
 	}
-	if a.is32 {
-		for i, v := range res {
-			o32[i] = float32(v)
-		}
-	}
-	return out, nil
 }
 func (op featOp) ReturnsPtr() bool     { return true }
 func (op featOp) CallsExtern() bool    { return false }
@@ -603,4 +684,55 @@ func (op featOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 		return nil, err
 	}
 	return G.Nodes{g}, nil
+}
+
+// sincos32 is sin x and cos x to about 2e-9 absolute, ample for float32 results and several times cheaper
+// than math.Sincos: x = k·π/2 + r with |r| ≤ π/4 (float64 reduction, exact enough for |x| < 2^20), then the
+// Taylor series of sin r to r⁹ and cos r to r¹⁰ (truncation below (π/4)¹¹/11! ≈ 1.7e-9), rotated by the
+// quadrant k. Larger |x|, infinities and NaN go to math.Sincos.
+func sincos32(x float64) (s, c float64) {
+	if !(math.Abs(x) < 1<<20) {
+		return math.Sincos(x)
+	}
+	k := math.Round(x * (2 / math.Pi))
+	r := x - k*(math.Pi/2)
+	r2 := r * r
+	sr := r * (1 + r2*(-1.0/6+r2*(1.0/120+r2*(-1.0/5040+r2*(1.0/362880)))))
+	cr := 1 + r2*(-0.5+r2*(1.0/24+r2*(-1.0/720+r2*(1.0/40320+r2*(-1.0/3628800)))))
+	switch int64(k) & 3 {
+	case 0:
+		return sr, cr
+	case 1:
+		return cr, -sr
+	case 2:
+		return -sr, -cr
+	}
+	return -cr, sr
+}
+
+// sincos64 is sin x and cos x to a few ulp for |x| < 2^20, cheaper than math.Sincos here: x = k·π/2 + r
+// with π/2 split in three parts (the first two with short mantissas, so that k times them is exact) and
+// |r| ≤ π/4, then the Taylor series of sin r to r¹⁷ and cos r to r¹⁸ (truncation below (π/4)¹⁹/19! ≈ 1e-19),
+// rotated by the quadrant k. It is odd and even in x exactly like sin and cos (round-half-away reduction,
+// odd and even series). Larger |x|, infinities and NaN go to math.Sincos.
+func sincos64(x float64) (s, c float64) {
+	if !(math.Abs(x) < 1<<20) {
+		return math.Sincos(x)
+	}
+	// twice the three-part π/4 of the math package's reduction
+	const pio2a, pio2b, pio2c = 2 * 7.85398125648498535156e-1, 2 * 3.77489470793079817668e-8, 2 * 2.69515142907905952645e-15
+	k := math.Round(x * (2 / math.Pi))
+	r := ((x - k*pio2a) - k*pio2b) - k*pio2c
+	r2 := r * r
+	sr := r * (1 + r2*(-1.0/6+r2*(1.0/120+r2*(-1.0/5040+r2*(1.0/362880+r2*(-1.0/39916800+r2*(1.0/6227020800+r2*(-1.0/1307674368000+r2*(1.0/355687428096000)))))))))
+	cr := 1 + r2*(-0.5+r2*(1.0/24+r2*(-1.0/720+r2*(1.0/40320+r2*(-1.0/3628800+r2*(1.0/479001600+r2*(-1.0/87178291200+r2*(1.0/20922789888000+r2*(-1.0/6402373705728000)))))))))
+	switch int64(k) & 3 {
+	case 0:
+		return sr, cr
+	case 1:
+		return cr, -sr
+	case 2:
+		return -sr, -cr
+	}
+	return -cr, sr
 }

@@ -204,3 +204,199 @@ func checkFeatureDerivatives(t *testing.T, freqs []float64, x []float64) {
 		}
 	}
 }
+
+func TestSincos32(t *testing.T) {
+	// Against math.Sincos on a grid over [−300, 300] (every quadrant, reductions up to k ≈ 190) and at
+	// the quadrant boundaries; the bound 5e-9 is the Taylor truncation (1.7e-9) plus the reduction's
+	// rounding (|x|·1e-16 ≲ 3e-14), with margin. Beyond 2^20, infinities and NaN fall back to math.Sincos.
+	xs := []float64{0, math.Pi / 4, math.Pi / 2, math.Pi, -math.Pi / 2, 3 * math.Pi / 4, 1 << 21, math.Inf(1), math.NaN()}
+	for x := -300.0; x <= 300; x += 0.0137 {
+		xs = append(xs, x)
+	}
+	for _, x := range xs {
+		s, c := sincos32(x)
+		ws, wc := math.Sincos(x)
+		if math.IsNaN(ws) {
+			if !math.IsNaN(s) || !math.IsNaN(c) {
+				t.Fatalf("sincos32(%g) = %g, %g, want NaN", x, s, c)
+			}
+			continue
+		}
+		if math.Abs(s-ws) > 5e-9 || math.Abs(c-wc) > 5e-9 {
+			t.Fatalf("sincos32(%g) = %g, %g, want %g, %g", x, s, c, ws, wc)
+		}
+	}
+}
+
+func TestSincos64(t *testing.T) {
+	// Against math.Sincos on the same grid: both are within about an ulp of the true values, so they agree
+	// to 4e-16 absolute (|values| ≤ 1, ulp 1.1e-16 near 1); exactly odd / even in x.
+	xs := []float64{0, math.Pi / 4, math.Pi / 2, math.Pi, -math.Pi / 2, 3 * math.Pi / 4, 1e-300, 1 << 21, math.Inf(-1), math.NaN()}
+	for x := -300.0; x <= 300; x += 0.0137 {
+		xs = append(xs, x)
+	}
+	for _, x := range xs {
+		s, c := sincos64(x)
+		ws, wc := math.Sincos(x)
+		if math.IsNaN(ws) {
+			if !math.IsNaN(s) || !math.IsNaN(c) {
+				t.Fatalf("sincos64(%g) = %g, %g, want NaN", x, s, c)
+			}
+			continue
+		}
+		if math.Abs(s-ws) > 4e-16 || math.Abs(c-wc) > 4e-16 {
+			t.Fatalf("sincos64(%g) = %g, %g, want %g, %g (off by %g, %g)", x, s, c, ws, wc, s-ws, c-wc)
+		}
+		if ns, nc := sincos64(-x); ns != -s || nc != c {
+			t.Fatalf("sincos64(−%g) = %g, %g, want %g, %g", x, ns, nc, -s, c)
+		}
+	}
+}
+
+func TestCircConvFloat32(t *testing.T) {
+	// The three ops in float32 against the direct periodic sums in float64 on 8×8 (radix-2 path, the
+	// row-vector column transforms) and 5×6 (direct DFTs, odd H): the float32 inputs are exactly
+	// representable, the spectra are complex128, so the only float32 error is the final rounding of each
+	// output (relative 6e-8 of values up to ~30: 1e-5 absolute leaves margin). The float64 ops are
+	// checked against the same sums to 1e-12 (FFT round-off of partial sums ≲ 30).
+	for _, sz := range [][2]int{{8, 8}, {5, 6}} {
+		hh, ww := sz[0], sz[1]
+		v := hh * ww
+		const nb, nj, no = 3, 3, 2
+		rng := rand.New(rand.NewPCG(uint64(v), 7))
+		rnd := func(n int) ([]float64, []float32) {
+			d := make([]float64, n)
+			f := make([]float32, n)
+			for i := range d {
+				f[i] = float32(rng.NormFloat64())
+				d[i] = float64(f[i])
+			}
+			return d, f
+		}
+		// direct: out[n,o,x] = Σ_j Σ_y w[o,j,x−y] h[n,j,y]
+		fwd := func(h, w []float64) []float64 {
+			out := make([]float64, nb*no*v)
+			for n := 0; n < nb; n++ {
+				for o := 0; o < no; o++ {
+					for x := 0; x < v; x++ {
+						for j := 0; j < nj; j++ {
+							for y := 0; y < v; y++ {
+								r := ((x/ww-y/ww+hh)%hh)*ww + (x%ww-y%ww+ww)%ww
+								out[(n*no+o)*v+x] += w[(o*nj+j)*v+r] * h[(n*nj+j)*v+y]
+							}
+						}
+					}
+				}
+			}
+			return out
+		}
+		// the adjoints by brute force: T(g, w)[n,j,y] = Σ_o Σ_x w[o,j,x−y] g[n,o,x];
+		// Wg(h, g)[o,j,r] = Σ_n Σ_x g[n,o,x] h[n,j,x−r]
+		bwdData := func(g, w []float64) []float64 {
+			out := make([]float64, nb*nj*v)
+			for n := 0; n < nb; n++ {
+				for j := 0; j < nj; j++ {
+					for y := 0; y < v; y++ {
+						for o := 0; o < no; o++ {
+							for x := 0; x < v; x++ {
+								r := ((x/ww-y/ww+hh)%hh)*ww + (x%ww-y%ww+ww)%ww
+								out[(n*nj+j)*v+y] += w[(o*nj+j)*v+r] * g[(n*no+o)*v+x]
+							}
+						}
+					}
+				}
+			}
+			return out
+		}
+		bwdW := func(h, g []float64) []float64 {
+			out := make([]float64, no*nj*v)
+			for o := 0; o < no; o++ {
+				for j := 0; j < nj; j++ {
+					for r := 0; r < v; r++ {
+						for n := 0; n < nb; n++ {
+							for x := 0; x < v; x++ {
+								y := ((x/ww-r/ww+hh)%hh)*ww + (x%ww-r%ww+ww)%ww
+								out[(o*nj+j)*v+r] += g[(n*no+o)*v+x] * h[(n*nj+j)*v+y]
+							}
+						}
+					}
+				}
+			}
+			return out
+		}
+		h64, h32 := rnd(nb * nj * v)
+		w64, w32 := rnd(no * nj * v)
+		g64, g32 := rnd(nb * no * v)
+		cases := []struct {
+			kind     convKind
+			a64, b64 []float64
+			a32, b32 []float32
+			n        int
+			want     []float64
+		}{
+			{convFwd, h64, w64, h32, w32, nb * no * v, fwd(h64, w64)},
+			{convBwdData, g64, w64, g32, w32, nb * nj * v, bwdData(g64, w64)},
+			{convBwdWeight, h64, g64, h32, g32, no * nj * v, bwdW(h64, g64)},
+		}
+		for _, c := range cases {
+			op := circOp{kind: c.kind, b: nb, j: nj, o: no, hh: hh, ww: ww}
+			o64 := make([]float64, c.n)
+			o32 := make([]float32, c.n)
+			circCompute(op, c.a64, c.b64, o64)
+			circCompute(op, c.a32, c.b32, o32)
+			for i, want := range c.want {
+				if d := math.Abs(o64[i] - want); d > 1e-12 {
+					t.Fatalf("%v float64: out[%d] off by %g", op, i, d)
+				}
+				if d := math.Abs(float64(o32[i]) - want); d > 1e-5 {
+					t.Fatalf("%v float32: out[%d] = %g, want %g", op, i, o32[i], want)
+				}
+			}
+		}
+	}
+}
+
+func TestKernelFeaturesFloat32(t *testing.T) {
+	// Orders 0–3 in float32 (sincos32) against math.Sin / math.Cos in float64 of the same float32 inputs, on both the angle-addition path ({1, 2, 3}) and one sincos per frequency
+	// ({1, 2.5}): float32 rounding of values up to ω³ ≤ 27 (relative 6e-8) plus sincos32's 5e-9 times ω³.
+	x32 := []float64{-2.75, -1.3, 0.2, 0.7, 2.9, 11.5}
+	for _, freqs := range [][]float64{{1, 2, 3}, {1, 2.5}} {
+		for _, odd := range []bool{false, true} {
+			for order := 0; order < 4; order++ {
+				op := featOp{order: order, freqs: freqs, odd: odd, b: 2, c: 1, v: 3}
+				out, err := op.Do(NewDense(tensor.Float32, []int{2, 1, 3}, x32))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := ValueFloats(out)
+				nf := op.nf()
+				for b := 0; b < 2; b++ {
+					for i := 0; i < 3; i++ {
+						x := float64(float32(x32[b*3+i])) // the op's input, rounded to float32
+						want := make([]float64, nf)
+						switch order {
+						case 0:
+							want[0] = x
+						case 1:
+							want[0] = 1
+						}
+						for k, w := range freqs {
+							p := math.Pow(w, float64(order))
+							// d^n/dx^n sin(ωx) = ω^n sin(ωx + nπ/2), likewise cos
+							want[1+k] = p * math.Sin(w*x+float64(order)*math.Pi/2)
+							if !odd {
+								want[1+len(freqs)+k] = p * math.Cos(w*x+float64(order)*math.Pi/2)
+							}
+						}
+						for f := range want {
+							g := got[(b*nf+f)*3+i]
+							if d := math.Abs(g - want[f]); d > 1e-7*(1+math.Abs(want[f]))+5e-9*27 {
+								t.Fatalf("freqs %v odd %v order %d: feature %d at x=%g: %g, want %g", freqs, odd, order, f, x, g, want[f])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -269,9 +269,33 @@ func TestEffectiveScoreStartsFree(t *testing.T) {
 }
 
 // The DSM loss of the effective score depends on a gradient (layers.Grad inside the graph); the Trainer's
-// second derivative with respect to the MLP weights is checked against central finite differences.
+// second derivative with respect to the MLP weights is checked against central finite differences, for
+// the effective action with and without the zero-mode quartic and for the effective action plus a CNN
+// remainder (whose gain, zero at the start, is perturbed with the rest).
 func TestEffectiveScoreSecondOrder(t *testing.T) {
-	d, _ := effectiveDSM(t, 16)
+	for _, kind := range []string{"effective", "zero quartic", "effective+cnn"} {
+		t.Run(kind, func(t *testing.T) {
+			d, v0 := effectiveDSM(t, 16)
+			e := d.Net.(*diffusion.EffectiveScore)
+			switch kind {
+			case "zero quartic":
+				e.ZeroQuartic = true
+			case "effective+cnn":
+				e.ZeroQuartic = true
+				cnn, err := diffusion.NewCNNScore(e.SDE, 1, 3, 1, false, v0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Net, err = diffusion.NewEffectiveCNNScore(e, cnn); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkDSMSecondOrder(t, d)
+		})
+	}
+}
+
+func checkDSMSecondOrder(t *testing.T, d *DSM) {
 	store := layers.NewStore(tensor.Float64, 3)
 	g := G.NewGraph()
 	sc := layers.NewScope(g, store)

@@ -74,7 +74,8 @@ func TestEvaluateDiffusionExactScore(t *testing.T) {
 }
 
 // TestEvalDiffusionCLI: rgflow eval on diffusion runs prints the documented JSON keys, names the divergence
-// it used (Hutchinson for the CNN, exact for the effective action), gives KL only for a free field, and
+// it used (Hutchinson for the CNN and the effective action plus a CNN remainder, exact for the effective
+// action), gives KL only for a free field, and
 // rejects bad input.
 func TestEvalDiffusionCLI(t *testing.T) {
 	dir := t.TempDir()
@@ -82,10 +83,11 @@ func TestEvalDiffusionCLI(t *testing.T) {
 	writeFreeSamples(t, data, 40)
 	common := []string{"train", "diffusion", "--data", data, "--action", "free", "--L", "4", "--m2", "0.5",
 		"--steps", "3", "--batch", "8", "--width", "4", "--depth", "1", "--log-every", "1"}
-	cnn, eff := filepath.Join(dir, "cnn"), filepath.Join(dir, "eff")
+	cnn, eff, ec := filepath.Join(dir, "cnn"), filepath.Join(dir, "eff"), filepath.Join(dir, "effcnn")
 	runOK(t, append(common, "--out", cnn)...)
 	runOK(t, append(common, "--out", eff, "--score", "effective")...)
-	for r, div := range map[string]string{cnn: "hutchinson (1 probes)", eff: "exact (trace)"} {
+	runOK(t, append(common, "--out", ec, "--score", "effective+cnn")...) // the CNN remainder has no exact divergence
+	for r, div := range map[string]string{cnn: "hutchinson (1 probes)", eff: "exact (trace)", ec: "hutchinson (1 probes)"} {
 		out := runOK(t, "eval", r, "--json", "--n", "8", "--kl-n", "4", "--steps", "10")
 		var m map[string]any
 		if err := json.Unmarshal([]byte(out), &m); err != nil {

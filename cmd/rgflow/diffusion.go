@@ -62,12 +62,15 @@ type processSpec struct {
 
 // scoreSpec selects the score network.
 type scoreSpec struct {
-	Kind  string `json:"kind"` // cnn or effective
+	Kind  string `json:"kind"` // cnn, effective or effective+cnn
 	Width int    `json:"width"`
 	Depth int    `json:"depth"`
 	D4    bool   `json:"d4"`
 	// GlobalMean feeds the lattice average of the field as extra input channels.
 	GlobalMean bool `json:"global_mean,omitempty"`
+	// ZeroQuartic adds the zero-mode quartic (Σφ)⁴/V³ to the effective action (new runs: on; absent from
+	// the configs of runs saved before it existed, which therefore load without it).
+	ZeroQuartic bool `json:"zero_quartic,omitempty"`
 }
 
 func defaultDiffusionRun() diffusionRun {
@@ -75,7 +78,7 @@ func defaultDiffusionRun() diffusionRun {
 		Kind:    "diffusion",
 		Physics: actionSpec{Action: "free", L: 8, M2: 0.5, Convention: "standard"},
 		Process: processSpec{Name: "carosso", Horizon: 4, Omega: 1, Mu2: 1, PolM2: 1, BetaMin: 0.1, BetaMax: 20, SigmaMin: 0.01, SigmaMax: 10},
-		Score:   scoreSpec{Kind: "cnn", Width: 16, Depth: 2},
+		Score:   scoreSpec{Kind: "cnn", Width: 16, Depth: 2, ZeroQuartic: true},
 		// 0.02 keeps the smallest noise variance Ω·t_min well below the data's per-mode variance.
 		Weighting: "variance", TMin: 0.02, TSampling: "uniform", ChainEvery: 1, ChainThermalize: 500,
 		Train: trainSpec{Steps: 2000, Batch: 64, LR: 2e-3, Schedule: "cosine", Warmup: -1, FinalLR: 1e-5, Clip: 100,
@@ -121,8 +124,9 @@ func newDiffusionFlags(run *diffusionRun, stderr io.Writer) *diffusionFlags {
 	fs.Float64Var(&p.SigmaMax, "sigma-max", p.SigmaMax, "ve: σ_max")
 	fs.Float64Var(&p.Gamma, "gamma", p.Gamma, "renormalized variant: rescale the field by e^{γt} (ψ = e^{γt}φ, every mode; 0: off). Space rescaling p → b_t p is not available on a fixed lattice (see the README)")
 	s := &run.Score
-	fs.StringVar(&s.Kind, "score", s.Kind, "score network: cnn (periodic CNN with FiLM time conditioning) or effective (−∇ of a learned action Σ f_i(t) O_i over φ², φ⁴, (∇φ)² and the zero mode²)")
-	fs.IntVar(&s.Width, "width", s.Width, "CNN hidden channels; effective: hidden units of the MLP of t")
+	fs.StringVar(&s.Kind, "score", s.Kind, "score network: cnn (periodic CNN with FiLM time conditioning), effective (−∇ of a learned action Σ f_i(t) O_i over φ², φ⁴, (∇φ)², the zero mode² and the zero mode⁴) or effective+cnn (the effective score plus a CNN remainder with a zero-initialised gain)")
+	fs.IntVar(&s.Width, "width", s.Width, "CNN hidden channels; effective: hidden units of the MLP of t (effective+cnn: both)")
+	fs.BoolVar(&s.ZeroQuartic, "zero-quartic", s.ZeroQuartic, "effective, effective+cnn: include the zero-mode quartic (Σφ)⁴/V³ with a learned coupling f₅(t) ≥ 0")
 	fs.IntVar(&s.Depth, "depth", s.Depth, "CNN hidden layers")
 	fs.BoolVar(&s.GlobalMean, "global-mean", s.GlobalMean, "give the CNN the field's lattice average as extra input channels (direct access to the zero mode)")
 	fs.BoolVar(&s.D4, "d4", s.D4, "average the CNN over the 8 lattice rotations and reflections (8× the cost)")
@@ -164,7 +168,7 @@ func parseDiffusionRun(args []string, stderr io.Writer) (*diffusionRun, *diffusi
 	run.Physics.noteSet(f.fs)
 	if pf.session.resume != "" {
 		set := setFlags(f.fs)
-		for _, n := range []string{"action", "L", "process", "score", "width", "depth", "d4", "global-mean", "data", "chains", "chain-thermalize"} {
+		for _, n := range []string{"action", "L", "process", "score", "width", "depth", "d4", "global-mean", "zero-quartic", "data", "chains", "chain-thermalize"} {
 			if set[n] {
 				return nil, nil, fmt.Errorf("%s: --%s cannot change when resuming (it changes the model or its data)", cmd, n)
 			}
@@ -241,26 +245,39 @@ func (r *diffusionRun) model(cmd string) (lattice.Action, diffusion.GraphScore, 
 	if err != nil {
 		return nil, nil, err
 	}
+	var eff *diffusion.EffectiveScore
 	switch r.Score.Kind {
 	case "cnn":
-	case "effective":
+	case "effective", "effective+cnn":
 		m2 := r.Physics.M2
 		if !(m2 > 0) {
 			m2 = 1
 		}
-		e, err := diffusion.NewEffectiveScore(sde, act.Channels(), r.Score.Width, m2)
-		if err != nil {
+		if eff, err = diffusion.NewEffectiveScore(sde, act.Channels(), r.Score.Width, m2); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", cmd, err)
 		}
-		return act, e, nil
+		eff.ZeroQuartic = r.Score.ZeroQuartic
+		if r.Score.Kind == "effective" {
+			return act, eff, nil
+		}
+		if r.Score.GlobalMean {
+			return nil, nil, fmt.Errorf("%s: --global-mean with --score effective+cnn: the effective action already reads the zero mode", cmd)
+		}
 	default:
-		return nil, nil, fmt.Errorf("%s: --score %q, want cnn or effective", cmd, r.Score.Kind)
+		return nil, nil, fmt.Errorf("%s: --score %q, want cnn, effective or effective+cnn", cmd, r.Score.Kind)
 	}
 	net, err := diffusion.NewCNNScore(sde, act.Channels(), r.Score.Width, r.Score.Depth, r.Score.D4, r.V0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	net.GlobalMean = r.Score.GlobalMean
+	if eff != nil {
+		ec, err := diffusion.NewEffectiveCNNScore(eff, net)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", cmd, err)
+		}
+		return act, ec, nil
+	}
 	return act, net, nil
 }
 
@@ -456,8 +473,8 @@ type diffusionSampleReport struct {
 
 type couplingReport struct {
 	T    float64    `json:"t"`
-	F    [4]jsonNum `json:"f"` // coefficients of Σφ², Σφ⁴, Σ(∇φ)², (Σφ)²/V
-	Free [4]jsonNum `json:"free_projection,omitempty"`
+	F    [5]jsonNum `json:"f"` // coefficients of Σφ², Σφ⁴, Σ(∇φ)², (Σφ)²/V, (Σφ)⁴/V³
+	Free [5]jsonNum `json:"free_projection,omitempty"`
 }
 
 func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) error {
@@ -556,7 +573,7 @@ func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) err
 	for _, o := range res.Observables {
 		rep.Observables[o.Name] = [2]jsonNum{jsonNum(o.Value), jsonNum(o.Err)}
 	}
-	if e, ok := net.(*diffusion.EffectiveScore); ok {
+	if e := effectivePart(net); e != nil {
 		if rep.Couplings, err = effectiveCouplings(e, store, run); err != nil {
 			return fmt.Errorf("%s: %w", cmd, err)
 		}
@@ -575,9 +592,9 @@ func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "  %-8s %s ± %s\n", o.Name, fmtNum(o.Value), fmtNum(o.Err))
 	}
 	for _, c := range rep.Couplings {
-		fmt.Fprintf(stdout, "  t=%-6.3g f(φ², φ⁴, (∇φ)², M²/V) = %s, %s, %s, %s", c.T, fmtNum(float64(c.F[0])), fmtNum(float64(c.F[1])), fmtNum(float64(c.F[2])), fmtNum(float64(c.F[3])))
+		fmt.Fprintf(stdout, "  t=%-6.3g f(φ², φ⁴, (∇φ)², M²/V, M⁴/V³) = %s, %s, %s, %s, %s", c.T, fmtNum(float64(c.F[0])), fmtNum(float64(c.F[1])), fmtNum(float64(c.F[2])), fmtNum(float64(c.F[3])), fmtNum(float64(c.F[4])))
 		if run.Physics.Action == "free" {
-			fmt.Fprintf(stdout, "   exact free projection %s, 0, %s, %s", fmtNum(float64(c.Free[0])), fmtNum(float64(c.Free[2])), fmtNum(float64(c.Free[3])))
+			fmt.Fprintf(stdout, "   exact free projection %s, 0, %s, %s, 0", fmtNum(float64(c.Free[0])), fmtNum(float64(c.Free[2])), fmtNum(float64(c.Free[3])))
 		}
 		fmt.Fprintln(stdout)
 	}
@@ -604,4 +621,15 @@ func isDiffusionRun(dir string) bool {
 func effectiveCouplings(e *diffusion.EffectiveScore, store *layers.Store, run diffusionRun) ([]couplingReport, error) {
 	T := e.SDE.T()
 	return couplingsAt(e, store, &run, []float64{0, run.TMin, 0.1 * T, 0.25 * T, 0.5 * T, T})
+}
+
+// effectivePart returns the effective action of an effective or effective+cnn score (nil for others).
+func effectivePart(net diffusion.GraphScore) *diffusion.EffectiveScore {
+	switch n := net.(type) {
+	case *diffusion.EffectiveScore:
+		return n
+	case *diffusion.EffectiveCNNScore:
+		return n.Eff
+	}
+	return nil
 }

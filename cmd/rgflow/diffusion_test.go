@@ -104,8 +104,27 @@ func TestDiffusionTrainSampleResume(t *testing.T) {
 	if len(r.Couplings) != 6 || r.Couplings[0].T != 0 {
 		t.Fatalf("effective: couplings %v", r.Couplings)
 	}
-	if c := r.Couplings[0].Free; math.Abs(float64(c[0])-0.25) > 1e-12 || math.Abs(float64(c[2])-0.5) > 1e-12 || math.Abs(float64(c[3])) > 1e-12 {
-		t.Errorf("exact free projection at t=0: %v, want [0.25 0 0.5 0] (a fit that is exact there, to rounding)", c)
+	if c := r.Couplings[0].Free; math.Abs(float64(c[0])-0.25) > 1e-12 || math.Abs(float64(c[2])-0.5) > 1e-12 || math.Abs(float64(c[3])) > 1e-12 || c[4] != 0 {
+		t.Errorf("exact free projection at t=0: %v, want [0.25 0 0.5 0 0] (a fit that is exact there, to rounding)", c)
+	}
+	// The zero-mode quartic is on by default (f₅ > 0, softplus of a learned value); a run without it has
+	// the config of a run saved before the option existed (no zero_quartic key) and reports f₅ = 0.
+	if f5 := float64(r.Couplings[0].F[4]); !(f5 > 0) {
+		t.Errorf("default run: f₅ = %v, want > 0", f5)
+	}
+	old := filepath.Join(dir, "old")
+	runOK(t, append(common, "--out", old, "--score", "effective", "--zero-quartic=false")...)
+	if _, raw, err := runConfig(old, "sample"); err != nil || strings.Contains(string(raw), "zero_quartic") {
+		t.Errorf("--zero-quartic=false config %s (%v): want no zero_quartic key, like an older run's", raw, err)
+	}
+	if r := sample(old, "--nfe", "3"); len(r.Couplings) != 6 || r.Couplings[2].F[4] != 0 || r.Couplings[2].F[1] == 0 {
+		t.Errorf("without the zero quartic: couplings %v", r.Couplings)
+	}
+	// The effective action plus a CNN remainder samples and reports the couplings of its effective part.
+	ec := filepath.Join(dir, "effcnn")
+	runOK(t, append(common, "--out", ec, "--score", "effective+cnn")...)
+	if r := sample(ec, "--nfe", "3"); r.NFE != 3 || len(r.Couplings) != 6 || !(r.Couplings[0].F[4] > 0) {
+		t.Errorf("effective+cnn: nfe %d, couplings %v", r.NFE, r.Couplings)
 	}
 
 	// Bad input: a clear error naming the flag.
@@ -119,6 +138,8 @@ func TestDiffusionTrainSampleResume(t *testing.T) {
 		"--nfe":              {"sample", a, "--sampler", "ode", "--nfe", "3"},
 		"cannot change":      {"train", "diffusion", "--resume", a, "--width", "8"},
 		"--score":            {"train", "diffusion", "--data", data, "--L", "4", "--m2", "0.5", "--score", "unet", "--out", filepath.Join(dir, "x5")},
+		"--global-mean":      {"train", "diffusion", "--data", data, "--L", "4", "--m2", "0.5", "--score", "effective+cnn", "--global-mean", "--out", filepath.Join(dir, "x6")},
+		"zero-quartic":       {"train", "diffusion", "--resume", a, "--zero-quartic=false"},
 	}
 	for want, args := range bad {
 		err := run(args, io.Discard, io.Discard)

@@ -259,7 +259,7 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 		rep.Gaussian.MR, rep.Gaussian.Z = append(rep.Gaussian.MR, jsonNum(mR)), append(rep.Gaussian.Z, jsonNum(Z))
 		rep.Gaussian.Chi = append(rep.Gaussian.Chi, jsonNum(float64(C)*v[0]))
 	}
-	if e, ok := net.(*diffusion.EffectiveScore); ok {
+	if e := effectivePart(net); e != nil {
 		if rep.Couplings, err = couplingsAt(e, store, run, ts); err != nil {
 			return fmt.Errorf("%s: %w", cmd, err)
 		}
@@ -294,13 +294,13 @@ func couplingsAt(e *diffusion.EffectiveScore, store *layers.Store, run *diffusio
 	}
 	out := make([]couplingReport, len(ts))
 	for i, t := range ts {
-		out[i] = couplingReport{T: t, F: [4]jsonNum{jsonNum(f[i][0]), jsonNum(f[i][1]), jsonNum(f[i][2]), jsonNum(f[i][3])}}
+		out[i] = couplingReport{T: t, F: [5]jsonNum{jsonNum(f[i][0]), jsonNum(f[i][1]), jsonNum(f[i][2]), jsonNum(f[i][3]), jsonNum(f[i][4])}}
 		if v0 != nil {
 			f1, f3, f4, err := diffusion.GaussianCouplings(e.SDE, v0, t)
 			if err != nil {
 				return nil, err
 			}
-			out[i].Free = [4]jsonNum{jsonNum(f1), 0, jsonNum(f3), jsonNum(f4)}
+			out[i].Free = [5]jsonNum{jsonNum(f1), 0, jsonNum(f3), jsonNum(f4), 0}
 		}
 	}
 	return out, nil
@@ -324,10 +324,10 @@ func printFlow(w io.Writer, r *flowReport) {
 	}
 	fmt.Fprintln(w)
 	for _, c := range r.Couplings {
-		fmt.Fprintf(w, "  t=%-6.3g f(φ², φ⁴, (∇φ)², M²/V) = %s, %s, %s, %s", c.T,
-			fmtNum(float64(c.F[0])), fmtNum(float64(c.F[1])), fmtNum(float64(c.F[2])), fmtNum(float64(c.F[3])))
-		if c.Free != [4]jsonNum{} {
-			fmt.Fprintf(w, "   free projection %s, 0, %s, %s", fmtNum(float64(c.Free[0])), fmtNum(float64(c.Free[2])), fmtNum(float64(c.Free[3])))
+		fmt.Fprintf(w, "  t=%-6.3g f(φ², φ⁴, (∇φ)², M²/V, M⁴/V³) = %s, %s, %s, %s, %s", c.T,
+			fmtNum(float64(c.F[0])), fmtNum(float64(c.F[1])), fmtNum(float64(c.F[2])), fmtNum(float64(c.F[3])), fmtNum(float64(c.F[4])))
+		if c.Free != [5]jsonNum{} {
+			fmt.Fprintf(w, "   free projection %s, 0, %s, %s, 0", fmtNum(float64(c.Free[0])), fmtNum(float64(c.Free[2])), fmtNum(float64(c.Free[3])))
 		}
 		fmt.Fprintln(w)
 	}
@@ -433,9 +433,9 @@ func plotFlow(r *flowReport, path string) error {
 	rows := [][]*plot.Plot{{mr, z}, {lr, mx}}
 	if len(r.Couplings) > 0 {
 		cp := panel("couplings f_i(t)")
-		names := []string{"f₁ φ²", "f₂ φ⁴", "f₃ (grad φ)²", "f₄ M²/V"}
-		cols := []color.Color{color.RGBA{R: 200, A: 255}, color.RGBA{G: 150, A: 255}, color.RGBA{B: 200, A: 255}, color.RGBA{R: 150, B: 150, A: 255}}
-		for k := range 4 {
+		names := []string{"f₁ φ²", "f₂ φ⁴", "f₃ (grad φ)²", "f₄ M²/V", "f₅ M⁴/V³"}
+		cols := []color.Color{color.RGBA{R: 200, A: 255}, color.RGBA{G: 150, A: 255}, color.RGBA{B: 200, A: 255}, color.RGBA{R: 150, B: 150, A: 255}, color.RGBA{R: 200, G: 120, A: 255}}
+		for k := range 5 {
 			learned := make([][2]jsonNum, len(r.T))
 			exact := make([]jsonNum, len(r.T))
 			for i, c := range r.Couplings {
@@ -445,7 +445,7 @@ func plotFlow(r *flowReport, path string) error {
 			if err := series(cp, r.T, learned, cols[k], names[k]); err != nil {
 				return err
 			}
-			if k != 1 && r.Couplings[0].Free != [4]jsonNum{} {
+			if k != 1 && k != 4 && r.Couplings[0].Free != [5]jsonNum{} {
 				if err := exactLine(cp, r.T, exact, cols[k], names[k]+" free"); err != nil {
 					return err
 				}

@@ -3,7 +3,8 @@
 // exact transitions and marginals, the exact score of a free field, and the samplers (reverse-SDE
 // Euler–Maruyama, predictor–corrector, probability-flow ODE with RK4 or adaptive RK45) with the
 // probability-flow log-likelihood. Anything that implements Score plugs in; the learned scores are graph
-// networks (GraphScore: CNNScore, a periodic CNN conditioned on t; EffectiveScore, −∇ of a learned action)
+// networks (GraphScore: CNNScore, a periodic CNN conditioned on t; EffectiveScore, −∇ of a learned action;
+// EffectiveCNNScore, that plus a CNN remainder),
 // trained by losses.DSM and run on the host by NetScore.
 //
 // Conventions, stated once:

@@ -20,11 +20,14 @@ type TraceScore interface {
 
 // EffectiveHostScore runs an EffectiveScore on the host: Score through a NetScore, and the exact weighted
 // trace of its Jacobian (TraceScore) from the couplings f(t) alone. With s = −∇S_t and
-// S_t = f₁ Σφ² + f₂ Σφ⁴ + f₃ Σ(∇φ)² + f₄ u₀², in mode coordinates (orthogonal, so Σφ² = Σ_j u_j² and
-// Σ(∇φ)² = Σ_j p̂²_j u_j²) the diagonal of the Hessian is 2f₁ + 2f₃ p̂²_j (+ 2f₄ for j = 0) plus, from the
-// quartic term, 12 f₂ Σ_x φ_x² e_j(x)² with e_j the basis field of coordinate j. Hence
+// S_t = f₁ Σφ² + f₂ Σφ⁴ + f₃ Σ(∇φ)² + f₄ u₀² + f₅ u₀⁴/V, in mode coordinates (orthogonal, so Σφ² = Σ_j u_j²,
+// Σ(∇φ)² = Σ_j p̂²_j u_j² and u₀ = Σφ/√V) the diagonal of the Hessian is 2f₁ + 2f₃ p̂²_j (+ 2f₄ + 12 f₅ u₀²/V
+// for j = 0) plus, from the local quartic term, 12 f₂ Σ_x φ_x² e_j(x)² with e_j the basis field of
+// coordinate j. Hence
 //
-//	Σ_j w_j ∂s_j/∂u_j = −[ Σ_j w_j (2f₁ + 2f₃ p̂²_j) + 2 f₄ w₀ + 12 f₂ Σ_x W(x) φ_x² ],   W(x) = Σ_j w_j e_j(x)².
+//	Σ_j w_j ∂s_j/∂u_j = −[ Σ_j w_j (2f₁ + 2f₃ p̂²_j) + (2f₄ + 12 f₅ u₀²/V) w₀ + 12 f₂ Σ_x W(x) φ_x² ],
+//
+// with W(x) = Σ_j w_j e_j(x)².
 //
 // A real mode has e_j(x)² = 1/V; the two coordinates of a pair ±k have 2cos²θ/V and 2sin²θ/V (θ = 2πk·x/L),
 // so W(x) = Σ_j w_j / V whenever the two coordinates of every pair have the same weight (every process of
@@ -72,7 +75,7 @@ func (h *EffectiveHostScore) Close() error {
 	return err
 }
 
-// Couplings evaluates (f₁, f₂, f₃, f₄) at t.
+// Couplings evaluates (f₁, …, f₅) at t (f₅ = 0 without ZeroQuartic).
 func (h *EffectiveHostScore) Couplings(t float64) ([NumOperators]float64, error) {
 	if h.have && t == h.lastT {
 		return h.lastF, nil
@@ -84,6 +87,7 @@ func (h *EffectiveHostScore) Couplings(t float64) ([NumOperators]float64, error)
 	if err := h.vm.RunAll(); err != nil {
 		return h.lastF, fmt.Errorf("diffusion: effective score couplings at t=%v: %w", t, err)
 	}
+	h.lastF = [NumOperators]float64{}
 	copy(h.lastF[:], layers.ValueFloats(h.f.Value()))
 	h.lastT, h.have = t, true
 	return h.lastF, nil
@@ -121,7 +125,8 @@ func (h *EffectiveHostScore) WeightedTrace(t float64, u, w, dst []float64) error
 				q += W[i] * v * v
 			}
 		}
-		dst[b] = -(quad + 12*f[1]*q)
+		u0 := u[b*V]
+		dst[b] = -(quad + 12*f[1]*q + 12*f[4]*u0*u0*w[0]/float64(V))
 	}
 	return nil
 }

@@ -11,10 +11,12 @@ import (
 )
 
 // randomEffective returns an effective-action score on an L×L lattice (C channels) with random weights, so
-// that every coupling, the quartic one included, is non-zero and depends on t.
-func randomEffective(t *testing.T, sde SDE, C int) (*EffectiveHostScore, *layers.Store) {
+// that every coupling, the quartic ones included, is non-zero and depends on t; zq selects the zero-mode
+// quartic.
+func randomEffective(t *testing.T, sde SDE, C int, zq bool) (*EffectiveHostScore, *layers.Store) {
 	t.Helper()
 	e := must[*EffectiveScore](t)(NewEffectiveScore(sde, C, 5, 0.7))
+	e.ZeroQuartic = zq
 	store := layers.NewStore(tensor.Float64, 3)
 	h := must[*EffectiveHostScore](t)(NewEffectiveHostScore(e, store, 2))
 	store.Perturb(rand.New(rand.NewPCG(5, 6)), 0.1)
@@ -30,8 +32,12 @@ func randomEffective(t *testing.T, sde SDE, C int) (*EffectiveHostScore, *layers
 func TestEffectiveTraceFiniteDifference(t *testing.T) {
 	l := mustLat(t, 4)
 	sde := must[*Polchinski](t)(NewPolchinski(l, MassRegulator{Mu2: 0.1}, 0.5, 1))
-	for _, C := range []int{1, 2} {
-		h, _ := randomEffective(t, sde, C)
+	for _, tc := range []struct {
+		C  int
+		zq bool
+	}{{1, false}, {2, false}, {1, true}, {2, true}} {
+		C := tc.C
+		h, _ := randomEffective(t, sde, C, tc.zq)
 		V := l.V
 		n := 2 * C // two samples of C fields
 		rng := rand.New(rand.NewPCG(1, uint64(C)))
@@ -43,8 +49,8 @@ func TestEffectiveTraceFiniteDifference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f[1] < 1e-3 {
-			t.Fatalf("quartic coupling %v: the test needs a non-zero one", f[1])
+		if f[1] < 1e-3 || tc.zq != (f[4] > 1e-3) {
+			t.Fatalf("quartic couplings %v, %v (zero quartic %v): the test needs non-zero ones", f[1], f[4], tc.zq)
 		}
 		a, b := make([]float64, V), make([]float64, V)
 		if err := sde.Coefficients(0.3, a, b); err != nil {
@@ -90,7 +96,7 @@ func TestEffectiveTraceFiniteDifference(t *testing.T) {
 			}
 			for f := range n {
 				if math.Abs(got[f]-want[f]) > 1e-6*math.Abs(want[f]) {
-					t.Errorf("C=%d %s field %d: trace %.10g, finite differences %.10g", C, name, f, got[f], want[f])
+					t.Errorf("C=%d zero quartic %v %s field %d: trace %.10g, finite differences %.10g", C, tc.zq, name, f, got[f], want[f])
 				}
 			}
 		}
@@ -148,8 +154,9 @@ func TestTraceLikelihoodPath(t *testing.T) {
 			t.Errorf("field %d: mode-diagonal %.12g, trace %.12g", i, a[i], b[i])
 		}
 	}
-	h, _ := randomEffective(t, sde, 1)
-	for name, sc := range map[string]Score{"free": free, "effective": h} {
+	h, _ := randomEffective(t, sde, 1, false)
+	hz, _ := randomEffective(t, sde, 1, true)
+	for name, sc := range map[string]Score{"free": free, "effective": h, "effective, zero quartic": hz} {
 		y := make([]float64, 2*l.V)
 		prior.Sample(rng, y)
 		rt := LikelihoodOptions{RTol: 1e-7, ATol: 1e-7}
