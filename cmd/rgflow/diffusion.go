@@ -99,6 +99,9 @@ rgflow eval RUN and rgflow flow RUN.
 flags:
 `
 
+func (f *diffusionFlags) flagSet() *flag.FlagSet   { return f.fs }
+func (f *diffusionFlags) sessionOf() *sessionFlags { return &f.session }
+
 type diffusionFlags struct {
 	fs      *flag.FlagSet
 	session sessionFlags
@@ -142,31 +145,12 @@ func newDiffusionFlags(run *diffusionRun, stderr io.Writer) *diffusionFlags {
 
 func parseDiffusionRun(args []string, stderr io.Writer) (*diffusionRun, *diffusionFlags, error) {
 	const cmd = "train diffusion"
-	probe := defaultDiffusionRun()
-	pf := newDiffusionFlags(&probe, io.Discard)
-	if err := pf.fs.Parse(args); err != nil {
-		return nil, nil, err
-	}
-	if pf.fs.NArg() > 0 {
-		return nil, nil, fmt.Errorf("%s: unexpected argument %q (flags only)", cmd, pf.fs.Arg(0))
-	}
-	if err := pf.session.check(cmd); err != nil {
-		return nil, nil, err
-	}
-	run := defaultDiffusionRun()
-	if pf.session.resume != "" {
-		run = diffusionRun{}
-		if err := loadRunConfig(pf.session.resume, "diffusion", &run, cmd); err != nil {
-			return nil, nil, err
-		}
-		run.Train.keepHorizon()
-	}
-	f := newDiffusionFlags(&run, stderr)
-	if err := f.fs.Parse(args); err != nil {
+	run, f, err := parseTrainRun(cmd, "diffusion", args, stderr, defaultDiffusionRun, newDiffusionFlags, func(r *diffusionRun) *trainSpec { return &r.Train })
+	if err != nil {
 		return nil, nil, err
 	}
 	run.Physics.noteSet(f.fs)
-	if pf.session.resume != "" {
+	if f.session.resume != "" {
 		set := setFlags(f.fs)
 		for _, n := range []string{"action", "L", "process", "score", "width", "depth", "d4", "global-mean", "zero-quartic", "data", "chains", "chain-thermalize"} {
 			if set[n] {
@@ -201,7 +185,7 @@ func parseDiffusionRun(args []string, stderr io.Writer) (*diffusionRun, *diffusi
 	if run.Chains > 0 {
 		f.session.workers = 1 // the chains feed the whole batch of each step
 	}
-	return &run, f, nil
+	return run, f, nil
 }
 
 // sde builds the run's forward process.

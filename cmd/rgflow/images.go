@@ -69,6 +69,9 @@ synthetic[:N] (the default: generated multiscale images, no data needed).
 flags:
 `
 
+func (f *imageFlags) flagSet() *flag.FlagSet   { return f.fs }
+func (f *imageFlags) sessionOf() *sessionFlags { return &f.session }
+
 type imageFlags struct {
 	fs      *flag.FlagSet
 	session sessionFlags
@@ -95,27 +98,8 @@ func newImageFlags(run *imageRun, stderr io.Writer) *imageFlags {
 }
 
 func parseImageRun(args []string, stderr io.Writer) (*imageRun, *imageFlags, error) {
-	probe := defaultImageRun()
-	pf := newImageFlags(&probe, io.Discard)
-	if err := pf.fs.Parse(args); err != nil {
-		return nil, nil, err
-	}
-	if pf.fs.NArg() > 0 {
-		return nil, nil, fmt.Errorf("train images: unexpected argument %q (flags only)", pf.fs.Arg(0))
-	}
-	if err := pf.session.check("train images"); err != nil {
-		return nil, nil, err
-	}
-	run := defaultImageRun()
-	if pf.session.resume != "" {
-		run = imageRun{}
-		if err := loadRunConfig(pf.session.resume, "images", &run, "train images"); err != nil {
-			return nil, nil, err
-		}
-		run.Train.keepHorizon()
-	}
-	f := newImageFlags(&run, stderr)
-	if err := f.fs.Parse(args); err != nil {
+	run, f, err := parseTrainRun("train images", "images", args, stderr, defaultImageRun, newImageFlags, func(r *imageRun) *trainSpec { return &r.Train })
+	if err != nil {
 		return nil, nil, err
 	}
 	if f.session.resume != "" {
@@ -124,7 +108,7 @@ func parseImageRun(args []string, stderr io.Writer) (*imageRun, *imageFlags, err
 	if run.Data.EvalN < 0 || run.Data.Limit < 0 {
 		return nil, nil, fmt.Errorf("train images: --eval-n=%d --limit=%d, want ≥ 0", run.Data.EvalN, run.Data.Limit)
 	}
-	return &run, f, run.Train.validate("train images")
+	return run, f, run.Train.validate("train images")
 }
 
 // load reads the run's data: the training and test splits.

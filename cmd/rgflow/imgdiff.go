@@ -86,6 +86,9 @@ rgflow eval RUN (bits/dim by the probability-flow ODE, and SWD).
 flags:
 `
 
+func (f *imgDiffFlags) flagSet() *flag.FlagSet   { return f.fs }
+func (f *imgDiffFlags) sessionOf() *sessionFlags { return &f.session }
+
 type imgDiffFlags struct {
 	fs      *flag.FlagSet
 	session sessionFlags
@@ -130,30 +133,11 @@ func newImgDiffFlags(run *imgDiffRun, stderr io.Writer) *imgDiffFlags {
 
 func parseImgDiffRun(args []string, stderr io.Writer) (*imgDiffRun, *imgDiffFlags, error) {
 	const cmd = "train diffusion images"
-	probe := defaultImgDiffRun()
-	pf := newImgDiffFlags(&probe, io.Discard)
-	if err := pf.fs.Parse(args); err != nil {
+	run, f, err := parseTrainRun(cmd, "imgdiff", args, stderr, defaultImgDiffRun, newImgDiffFlags, func(r *imgDiffRun) *trainSpec { return &r.Train })
+	if err != nil {
 		return nil, nil, err
 	}
-	if pf.fs.NArg() > 0 {
-		return nil, nil, fmt.Errorf("%s: unexpected argument %q (flags only)", cmd, pf.fs.Arg(0))
-	}
-	if err := pf.session.check(cmd); err != nil {
-		return nil, nil, err
-	}
-	run := defaultImgDiffRun()
-	if pf.session.resume != "" {
-		run = imgDiffRun{}
-		if err := loadRunConfig(pf.session.resume, "imgdiff", &run, cmd); err != nil {
-			return nil, nil, err
-		}
-		run.Train.keepHorizon()
-	}
-	f := newImgDiffFlags(&run, stderr)
-	if err := f.fs.Parse(args); err != nil {
-		return nil, nil, err
-	}
-	if pf.session.resume != "" {
+	if f.session.resume != "" {
 		set := setFlags(f.fs)
 		for _, n := range []string{"data", "size", "channels", "limit", "process", "schedule", "beta-min", "beta-max", "logsnr-min",
 			"logsnr-max", "sigma-min", "sigma-max", "blur-sigma", "blur-min", "preset", "t-min", "seed", "dtype"} {
@@ -172,7 +156,7 @@ func parseImgDiffRun(args []string, stderr io.Writer) (*imgDiffRun, *imgDiffFlag
 	if _, err := layers.UNetPreset(run.Preset, 1); err != nil {
 		return nil, nil, fmt.Errorf("%s: --preset: %w", cmd, err)
 	}
-	return &run, f, nil
+	return run, f, nil
 }
 
 // process builds the run's forward process on its image shape.

@@ -256,6 +256,9 @@ func registerTrainFlags(fs *flag.FlagSet, t *trainSpec) {
 }
 
 // latticeFlags binds a lattice run's settings to a flag set; parsing sets only the flags given.
+func (f *latticeFlags) flagSet() *flag.FlagSet   { return f.fs }
+func (f *latticeFlags) sessionOf() *sessionFlags { return &f.session }
+
 type latticeFlags struct {
 	fs      *flag.FlagSet
 	session sessionFlags
@@ -281,31 +284,51 @@ func newLatticeFlags(run *latticeRun, stderr io.Writer) *latticeFlags {
 	return f
 }
 
+// trainFlags is what parseTrainRun needs of a train command's flags: the flag set and the session flags.
+type trainFlags interface {
+	flagSet() *flag.FlagSet
+	sessionOf() *sessionFlags
+}
+
+// parseTrainRun parses a train command's flags in two passes over args. The first, over throw-away defaults,
+// only learns --resume and checks the session flags; the second parses over the resumed run's saved config
+// (of kind, its training horizon kept) or the defaults, so explicitly given flags apply on top of either.
+func parseTrainRun[R any, F trainFlags](cmd, kind string, args []string, stderr io.Writer, defaults func() R,
+	newFlags func(*R, io.Writer) F, train func(*R) *trainSpec) (*R, F, error) {
+	var none F
+	probe := defaults()
+	pf := newFlags(&probe, io.Discard)
+	if err := pf.flagSet().Parse(args); err != nil {
+		return nil, none, err
+	}
+	if pf.flagSet().NArg() > 0 {
+		return nil, none, fmt.Errorf("%s: unexpected argument %q (flags only)", cmd, pf.flagSet().Arg(0))
+	}
+	if err := pf.sessionOf().check(cmd); err != nil {
+		return nil, none, err
+	}
+	run := defaults()
+	if resume := pf.sessionOf().resume; resume != "" {
+		var saved R
+		if err := loadRunConfig(resume, kind, &saved, cmd); err != nil {
+			return nil, none, err
+		}
+		run = saved
+		train(&run).keepHorizon()
+	}
+	f := newFlags(&run, stderr)
+	if err := f.flagSet().Parse(args); err != nil {
+		return nil, none, err
+	}
+	return &run, f, nil
+}
+
 // parseLatticeRun resolves a run's settings: the defaults, or the saved config when resuming, with the
 // explicitly given flags applied on top.
 func parseLatticeRun(args []string, stderr io.Writer) (*latticeRun, *latticeFlags, error) {
 	// First pass: only to learn --resume.
-	probe := defaultLatticeRun()
-	pf := newLatticeFlags(&probe, io.Discard)
-	if err := pf.fs.Parse(args); err != nil {
-		return nil, nil, err
-	}
-	if pf.fs.NArg() > 0 {
-		return nil, nil, fmt.Errorf("train lattice: unexpected argument %q (flags only)", pf.fs.Arg(0))
-	}
-	if err := pf.session.check("train lattice"); err != nil {
-		return nil, nil, err
-	}
-	run := defaultLatticeRun()
-	if pf.session.resume != "" {
-		run = latticeRun{}
-		if err := loadRunConfig(pf.session.resume, "lattice", &run, "train lattice"); err != nil {
-			return nil, nil, err
-		}
-		run.Train.keepHorizon()
-	}
-	f := newLatticeFlags(&run, stderr)
-	if err := f.fs.Parse(args); err != nil {
+	run, f, err := parseTrainRun("train lattice", "lattice", args, stderr, defaultLatticeRun, newLatticeFlags, func(r *latticeRun) *trainSpec { return &r.Train })
+	if err != nil {
 		return nil, nil, err
 	}
 	run.Physics.noteSet(f.fs)
@@ -314,7 +337,7 @@ func parseLatticeRun(args []string, stderr io.Writer) (*latticeRun, *latticeFlag
 	if run.Physics.Action == "o2" {
 		channels = 2
 	}
-	rebuild := pf.session.resume == "" || set["preset"] || set["L"] || set["action"]
+	rebuild := f.session.resume == "" || set["preset"] || set["L"] || set["action"]
 	if L := run.Physics.L; L >= 2 && L%2 == 0 && L&(L-1) != 0 {
 		return nil, nil, fmt.Errorf("train lattice: --L %d: the hierarchical (MERA) flows need L a power of two (4, 8, 16, …); "+
 			"rgflow mcmc takes any even L", L)
@@ -325,7 +348,7 @@ func parseLatticeRun(args []string, stderr io.Writer) (*latticeRun, *latticeFlag
 	if f.session.resume != "" {
 		f.session.note = run.Train.resolveHorizon(f.session.reschedule)
 	}
-	return &run, f, run.validate()
+	return run, f, run.validate()
 }
 
 // setFlags is the set of flags given explicitly on fs.
