@@ -15,7 +15,8 @@ import (
 )
 
 // DSM is denoising score matching for a linear, mode-diagonal diffusion process (package diffusion) with a
-// graph score network (diffusion.GraphScore: CNNScore or EffectiveScore). For a data field x_0 (C channels, each a lattice field with mode
+// graph score network (diffusion.GraphScore: CNNScore or EffectiveScore; a diffusion.Residual network
+// regresses onto the target minus its exact Gaussian base, −u/v(t) per mode, so that the sum is the score). For a data field x_0 (C channels, each a lattice field with mode
 // coordinates u_0 = F x_0, F orthogonal), a time t uniform in [TMin, T] (or by importance: TSampling) and white noise ε in mode
 // coordinates, the exact transition gives
 //
@@ -240,6 +241,10 @@ func (d *DSM) draw(j, idx int, rng *rand.Rand, b *dsmBufs, xt, eps []float64) (f
 	}
 	b.t[j] = t
 	u := d.scratch.u
+	var v0 []float64 // the exact Gaussian base of a residual network (its score −u/v(t) leaves the target)
+	if r, ok := d.Net.(diffusion.Residual); ok {
+		v0 = r.ResidualBase().V0
+	}
 	for ch := range C {
 		x0 := src[(idx*C+ch)*V : (idx*C+ch+1)*V]
 		lat.ToModes(u, x0)
@@ -251,6 +256,9 @@ func (d *DSM) draw(j, idx int, rng *rand.Rand, b *dsmBufs, xt, eps []float64) (f
 			sl := math.Sqrt(lam[k] * corr)
 			b.w[row+k] = sl * c
 			b.target[row+k] = -sl * e / sq
+			if v0 != nil {
+				b.target[row+k] += sl * u[k] / (m[k]*m[k]*v0[k] + q[k])
+			}
 			if eps != nil {
 				eps[ch*V+k] = e
 			}
@@ -405,7 +413,7 @@ func (d *DSM) Evaluate(score diffusion.Score, n int, rng *rand.Rand) (mean, se f
 	C, V := d.Net.Channels(), lat.V
 	var b dsmBufs
 	b.x, b.t, b.w, b.target = make([]float64, C*V), make([]float64, 1), make([]float64, C*V), make([]float64, C*V)
-	xt, s, u := make([]float64, C*V), make([]float64, C*V), make([]float64, V)
+	xt, s, sb, u := make([]float64, C*V), make([]float64, C*V), make([]float64, C*V), make([]float64, V)
 	vals := make([]float64, n)
 	for i := range n {
 		t, err := d.draw(0, d.index(int64(i)), rng, &b, xt, nil)
@@ -414,6 +422,14 @@ func (d *DSM) Evaluate(score diffusion.Score, n int, rng *rand.Rand) (mean, se f
 		}
 		if err := score.Score(t, xt, s); err != nil {
 			return 0, 0, err
+		}
+		if r, ok := d.Net.(diffusion.Residual); ok { // the target is the residual's: compare s − base
+			if err := r.ResidualBase().Score(t, xt, sb); err != nil {
+				return 0, 0, err
+			}
+			for i := range s {
+				s[i] -= sb[i]
+			}
 		}
 		cs, err := d.Net.Scale(t)
 		if err != nil {

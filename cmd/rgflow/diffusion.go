@@ -71,6 +71,9 @@ type scoreSpec struct {
 	// ZeroQuartic adds the zero-mode quartic (Σφ)⁴/V³ to the effective action (new runs: on; absent from
 	// the configs of runs saved before it existed, which therefore load without it).
 	ZeroQuartic bool `json:"zero_quartic,omitempty"`
+	// GaussianBase learns the score as a residual over the exact score of the Gaussian with the data's
+	// spectrum V0 (diffusion.GaussianResidual).
+	GaussianBase bool `json:"gaussian_base,omitempty"`
 }
 
 func defaultDiffusionRun() diffusionRun {
@@ -132,6 +135,7 @@ func newDiffusionFlags(run *diffusionRun, stderr io.Writer) *diffusionFlags {
 	fs.BoolVar(&s.ZeroQuartic, "zero-quartic", s.ZeroQuartic, "effective, effective+cnn: include the zero-mode quartic (Σφ)⁴/V³ with a learned coupling f₅(t) ≥ 0")
 	fs.IntVar(&s.Depth, "depth", s.Depth, "CNN hidden layers")
 	fs.BoolVar(&s.GlobalMean, "global-mean", s.GlobalMean, "give the CNN the field's lattice average as extra input channels (direct access to the zero mode)")
+	fs.BoolVar(&s.GaussianBase, "gaussian-base", s.GaussianBase, "learn the score as a residual over the exact score of the Gaussian with the data's spectrum (the network learns only the interaction; needed for the polchinski flow, whose exact score spans many orders of magnitude between modes)")
 	fs.BoolVar(&s.D4, "d4", s.D4, "average the CNN over the 8 lattice rotations and reflections (8× the cost)")
 	fs.StringVar(&run.Data, "data", run.Data, "training samples: an .npz with phi (N, C, L, L), e.g. from rgflow mcmc --out")
 	fs.StringVar(&run.Weighting, "weighting", run.Weighting, "loss weighting per mode: variance (λ = q) or likelihood (λ = b²)")
@@ -152,7 +156,7 @@ func parseDiffusionRun(args []string, stderr io.Writer) (*diffusionRun, *diffusi
 	run.Physics.noteSet(f.fs)
 	if f.session.resume != "" {
 		set := setFlags(f.fs)
-		for _, n := range []string{"action", "L", "process", "score", "width", "depth", "d4", "global-mean", "zero-quartic", "data", "chains", "chain-thermalize"} {
+		for _, n := range []string{"action", "L", "process", "score", "width", "depth", "d4", "global-mean", "zero-quartic", "gaussian-base", "data", "chains", "chain-thermalize"} {
 			if set[n] {
 				return nil, nil, fmt.Errorf("%s: --%s cannot change when resuming (it changes the model or its data)", cmd, n)
 			}
@@ -241,8 +245,9 @@ func (r *diffusionRun) model(cmd string) (lattice.Action, diffusion.GraphScore, 
 			return nil, nil, fmt.Errorf("%s: %w", cmd, err)
 		}
 		eff.ZeroQuartic = r.Score.ZeroQuartic
+		eff.Residual = r.Score.GaussianBase
 		if r.Score.Kind == "effective" {
-			return act, eff, nil
+			return r.wrapBase(cmd, act, eff)
 		}
 		if r.Score.GlobalMean {
 			return nil, nil, fmt.Errorf("%s: --global-mean with --score effective+cnn: the effective action already reads the zero mode", cmd)
@@ -260,9 +265,21 @@ func (r *diffusionRun) model(cmd string) (lattice.Action, diffusion.GraphScore, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", cmd, err)
 		}
-		return act, ec, nil
+		return r.wrapBase(cmd, act, ec)
 	}
-	return act, net, nil
+	return r.wrapBase(cmd, act, net)
+}
+
+// wrapBase makes net a residual over the exact Gaussian score of V0 when the run asks for it.
+func (r *diffusionRun) wrapBase(cmd string, act lattice.Action, net diffusion.GraphScore) (lattice.Action, diffusion.GraphScore, error) {
+	if !r.Score.GaussianBase {
+		return act, net, nil
+	}
+	res, err := diffusion.NewGaussianResidual(net, r.V0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: --gaussian-base: %w", cmd, err)
+	}
+	return act, res, nil
 }
 
 // readLatticeSamples reads the phi array (N, C, L, L) of an .npz and checks its shape.
@@ -427,9 +444,9 @@ func newDiffusionSampleFlags(stderr io.Writer) *diffusionSampleFlags {
 	fs := f.fs
 	fs.SetOutput(stderr)
 	fs.IntVar(&f.n, "n", 1000, "number of samples")
-	fs.IntVar(&f.nfe, "nfe", 200, "score evaluations per sample (em: steps; pc: 2 per step; ode: RK4, 4 per step)")
+	fs.IntVar(&f.nfe, "nfe", 200, "score evaluations per sample (em, ancestral: steps; pc: 2 per step; ode: RK4, 4 per step)")
 	fs.IntVar(&f.batch, "batch", 256, "samples per forward graph of the score network")
-	fs.StringVar(&f.sampler, "sampler", "em", "em (reverse-SDE Euler–Maruyama), pc (predictor–corrector) or ode (probability flow, RK4)")
+	fs.StringVar(&f.sampler, "sampler", "em", "em (reverse-SDE Euler–Maruyama), pc (predictor–corrector), ancestral (posterior-mean steps with the exact transition: exact for a Gaussian at any step count, no stiffness bias) or ode (probability flow, RK4)")
 	fs.StringVar(&f.out, "out", "", "write the samples (phi (n, C, L, L)) to this .npz file")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
 	fs.BoolVar(&f.asJSON, "json", false, "print the observables as JSON")
@@ -475,8 +492,8 @@ func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("%s: --n=%d, want ≥ 2", cmd, f.n)
 	case f.batch < 1:
 		return fmt.Errorf("%s: --batch=%d, want ≥ 1", cmd, f.batch)
-	case f.sampler != "em" && f.sampler != "pc" && f.sampler != "ode":
-		return fmt.Errorf("%s: --sampler %q, want em, pc or ode", cmd, f.sampler)
+	case f.sampler != "em" && f.sampler != "pc" && f.sampler != "ode" && f.sampler != "ancestral":
+		return fmt.Errorf("%s: --sampler %q, want em, pc, ancestral or ode", cmd, f.sampler)
 	case f.nfe < 1 || f.sampler == "pc" && f.nfe < 2 || f.sampler == "ode" && f.nfe < 4:
 		return fmt.Errorf("%s: --nfe=%d is too small for --sampler %s (em ≥ 1, pc ≥ 2, ode ≥ 4)", cmd, f.nfe, f.sampler)
 	}
@@ -531,6 +548,8 @@ func runSampleDiffusion(dir string, args []string, stdout, stderr io.Writer) err
 		nfe, err = diffusion.PredictorCorrector(sde, score, x, f.nfe/2, tEnd, f.snr, 1, rng)
 	case "ode":
 		nfe, err = diffusion.ProbabilityFlowRK4(sde, score, x, sde.T(), tEnd, f.nfe/4)
+	case "ancestral":
+		nfe, err = diffusion.Ancestral(sde, score, run.V0, x, sde.T(), tEnd, f.nfe, rng)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %s sampler: %w", cmd, f.sampler, err)
@@ -609,7 +628,7 @@ func effectiveCouplings(e *diffusion.EffectiveScore, store *layers.Store, run di
 
 // effectivePart returns the effective action of an effective or effective+cnn score (nil for others).
 func effectivePart(net diffusion.GraphScore) *diffusion.EffectiveScore {
-	switch n := net.(type) {
+	switch n := diffusion.Unwrap(net).(type) {
 	case *diffusion.EffectiveScore:
 		return n
 	case *diffusion.EffectiveCNNScore:

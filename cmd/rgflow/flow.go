@@ -60,7 +60,7 @@ func newFlowFlags(stderr io.Writer) *flowFlags {
 	fs.IntVar(&f.points, "points", 9, "times t = T·i/(points−1), i = 0 … points−1")
 	fs.IntVar(&f.nfe, "nfe", 200, "score evaluations of the reverse process from T to 0 (em: steps; pc: 2 per step; ode: RK4, 4 per step), spread over the intervals by length")
 	fs.IntVar(&f.batch, "batch", 256, "samples per forward graph of the score network")
-	fs.StringVar(&f.sampler, "sampler", "em", "reverse process: em, pc (predictor–corrector) or ode (probability flow, RK4)")
+	fs.StringVar(&f.sampler, "sampler", "em", "reverse process: em, pc (predictor–corrector), ancestral (exact-Gaussian posterior steps: exact for a Gaussian at any step count) or ode (probability flow, RK4)")
 	fs.Float64Var(&f.snr, "snr", 0.16, "pc: the corrector's signal-to-noise ratio")
 	fs.StringVar(&f.data, "data", "", "HMC samples (phi (N, C, L, L) .npz) that start the forward process (default: the run's --data; fresh HMC chains for a run trained on --chains)")
 	fs.StringVar(&f.png, "png", "", "plot m_R, Z, λ_R, max|φ| (and the couplings) against t into this PNG file")
@@ -128,10 +128,10 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%s: --points=%d, want ≥ 2 (t = 0 and T at least)", cmd, f.points)
 	case f.batch < 1:
 		return fmt.Errorf("%s: --batch=%d, want ≥ 1", cmd, f.batch)
-	case f.sampler != "em" && f.sampler != "pc" && f.sampler != "ode":
-		return fmt.Errorf("%s: --sampler %q, want em, pc or ode", cmd, f.sampler)
+	case f.sampler != "em" && f.sampler != "pc" && f.sampler != "ode" && f.sampler != "ancestral":
+		return fmt.Errorf("%s: --sampler %q, want em, pc, ancestral or ode", cmd, f.sampler)
 	}
-	perStep := map[string]int{"em": 1, "pc": 2, "ode": 4}[f.sampler]
+	perStep := map[string]int{"em": 1, "pc": 2, "ode": 4, "ancestral": 1}[f.sampler]
 	if f.nfe < perStep*(f.points-1) {
 		return fmt.Errorf("%s: --nfe=%d is too small: %s needs %d per step and at least one step per interval (%d intervals)", cmd, f.nfe, f.sampler, perStep, f.points-1)
 	}
@@ -224,6 +224,8 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 				nfe, err = diffusion.ReverseSDE(sde, score, y, ts[i+1], ts[i], k, f.snr, 1, rng)
 			case "ode":
 				nfe, err = diffusion.ProbabilityFlowRK4(sde, score, y, ts[i+1], ts[i], k)
+			case "ancestral":
+				nfe, err = diffusion.Ancestral(sde, score, run.V0, y, ts[i+1], ts[i], k, rng)
 			}
 			if err != nil {
 				return fmt.Errorf("%s: %s from t=%g to %g: %w", cmd, f.sampler, ts[i+1], ts[i], err)

@@ -59,6 +59,10 @@ type EffectiveScore struct {
 	M2Init float64
 	// ZeroQuartic adds the operator (Σφ)⁴/V³ with a learned f₅ ≥ 0 (set it before the first Build).
 	ZeroQuartic bool
+	// Residual starts the couplings at (0, softplus(−4), 0, 0[, softplus(−4)]) instead of the free action:
+	// for an action that is a correction on top of an exact Gaussian part (GaussianResidual). Set it
+	// before the first Build.
+	Residual bool
 }
 
 // outputs is the number of learned couplings (the MLP's width): 4, or 5 with ZeroQuartic.
@@ -94,9 +98,12 @@ func (e *EffectiveScore) Couplings(s *layers.Scope, t *G.Node) (*G.Node, error) 
 	b1 := s.Param("b1", []int{e.Hidden}, layers.Zeros)
 	K := e.outputs()
 	w2 := s.Param("w2", []int{e.Hidden, K}, layers.Zeros)
-	m2 := e.M2Init
+	m2, grad := e.M2Init/2, 0.5
+	if e.Residual {
+		m2, grad = 0, 0
+	}
 	b2 := s.Param("b2", []int{K}, func(_ *rand.Rand, _ []int, d []float64) {
-		d[0], d[1], d[2], d[3] = m2/2, quarticInit, 0.5, 0
+		d[0], d[1], d[2], d[3] = m2, quarticInit, grad, 0
 		if len(d) > 4 {
 			d[4] = quarticInit
 		}

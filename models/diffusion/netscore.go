@@ -120,10 +120,12 @@ func (c *CNNScore) Build(s *layers.Scope, xin, t *G.Node) (*G.Node, error) {
 }
 
 // NetScore evaluates a GraphScore on the host (a diffusion Score): it runs a forward graph of a fixed batch
-// and pads the last chunk of a larger batch. A batch holds fields of C·V values (a sample's channels are
+// and pads the last chunk of a larger batch. A Residual network's exact base is added on the host. A batch holds fields of C·V values (a sample's channels are
 // consecutive fields of V values each).
 type NetScore struct {
 	net     GraphScore
+	base    *FreeScore // the exact base of a Residual network (nil: none)
+	bs      []float64
 	batch   int
 	x, t    *G.Node
 	out     *G.Node
@@ -154,6 +156,9 @@ func NewNetScore(net GraphScore, store *layers.Store, batch int) (*NetScore, err
 	n.xv = make([]float64, batch*net.InputChannels()*L*L)
 	n.xs = make([]float64, batch*net.Channels()*L*L)
 	n.tv = make([]float64, batch)
+	if r, ok := net.(Residual); ok {
+		n.base = r.ResidualBase()
+	}
 	return n, nil
 }
 
@@ -194,6 +199,17 @@ func (n *NetScore) Score(t float64, x, dst []float64) error {
 		n.vm.Reset()
 		for i := range dst[b:e] {
 			dst[b+i] = c * out[i]
+		}
+	}
+	if n.base != nil {
+		if len(n.bs) != len(x) {
+			n.bs = make([]float64, len(x))
+		}
+		if err := n.base.Score(t, x, n.bs); err != nil {
+			return fmt.Errorf("diffusion: net score: gaussian base: %w", err)
+		}
+		for i, v := range n.bs {
+			dst[i] += v
 		}
 	}
 	return nil
