@@ -126,9 +126,25 @@ func TestDiffusionTrainSampleResume(t *testing.T) {
 	if r := sample(ec, "--nfe", "3"); r.NFE != 3 || len(r.Couplings) != 6 || !(r.Couplings[0].F[4] > 0) {
 		t.Errorf("effective+cnn: nfe %d, couplings %v", r.NFE, r.Couplings)
 	}
+	// A residual over the exact Gaussian score (--gaussian-base, cnn and effective) sampled by the ancestral
+	// sampler; the config records the base, and an effective residual starts at zero couplings (f₁ = f₃ = 0
+	// at the first step's weights, up to one Adam step of the lr).
+	gb, gbe := filepath.Join(dir, "gb"), filepath.Join(dir, "gbe")
+	runOK(t, append(common, "--out", gb, "--gaussian-base", "--process", "polchinski")...)
+	if _, raw, err := runConfig(gb, "sample"); err != nil || !strings.Contains(string(raw), `"gaussian_base": true`) {
+		t.Errorf("--gaussian-base config %s (%v): want gaussian_base true", raw, err)
+	}
+	if r := sample(gb, "--sampler", "ancestral", "--nfe", "4"); r.NFE != 4 || r.Sampler != "ancestral" {
+		t.Errorf("ancestral: nfe %d, sampler %q", r.NFE, r.Sampler)
+	}
+	runOK(t, append(common, "--out", gbe, "--gaussian-base", "--score", "effective", "--steps", "1")...)
+	if r := sample(gbe, "--nfe", "3"); len(r.Couplings) != 6 || math.Abs(float64(r.Couplings[0].F[2])) > 0.05 || math.Abs(float64(r.Couplings[0].F[0])) > 0.05 {
+		t.Errorf("effective residual: couplings %v, want f₁, f₃ near 0 after one step of lr 2e-3", r.Couplings)
+	}
 
 	// Bad input: a clear error naming the flag.
 	bad := map[string][]string{
+		"gaussian-base": {"train", "diffusion", "--resume", a, "--gaussian-base"},
 		"--data is required": {"train", "diffusion", "--L", "4", "--out", filepath.Join(dir, "x1")},
 		"phi has shape":      {"train", "diffusion", "--data", data, "--L", "8", "--m2", "0.5", "--out", filepath.Join(dir, "x2")},
 		"--process":          {"train", "diffusion", "--data", data, "--L", "4", "--m2", "0.5", "--process", "heat", "--out", filepath.Join(dir, "x3")},

@@ -4,8 +4,10 @@
 // Euler–Maruyama, predictor–corrector, probability-flow ODE with RK4 or adaptive RK45) with the
 // probability-flow log-likelihood. Anything that implements Score plugs in; the learned scores are graph
 // networks (GraphScore: CNNScore, a periodic CNN conditioned on t; EffectiveScore, −∇ of a learned action;
-// EffectiveCNNScore, that plus a CNN remainder),
-// trained by losses.DSM and run on the host by NetScore.
+// EffectiveCNNScore, that plus a CNN remainder; GaussianResidual, any of them as a residual over the exact
+// score of the Gaussian with the data's spectrum), trained by losses.DSM and run on the host by NetScore.
+// Ancestral is a fourth reverse sampler: posterior-mean steps with the exact transition, exact for a
+// Gaussian at any step count, without Euler–Maruyama's bias where the rates |a| dt are not small.
 //
 // Conventions, stated once:
 //
