@@ -137,6 +137,10 @@ func TestDiffusionTrainSampleResume(t *testing.T) {
 	if r := sample(gb, "--sampler", "ancestral", "--nfe", "4"); r.NFE != 4 || r.Sampler != "ancestral" {
 		t.Errorf("ancestral: nfe %d, sampler %q", r.NFE, r.Sampler)
 	}
+	var ev diffusionEval
+	if out := runOK(t, "eval", gb, "--json", "--n", "8", "--kl-n", "4", "--steps", "10"); json.Unmarshal([]byte(out), &ev) != nil || !(ev.DSMLoss[0] > 0) || ev.KL == nil {
+		t.Errorf("eval of a gaussian-base run: %s", out)
+	}
 	runOK(t, append(common, "--out", gbe, "--gaussian-base", "--score", "effective", "--steps", "1")...)
 	if r := sample(gbe, "--nfe", "3"); len(r.Couplings) != 6 || math.Abs(float64(r.Couplings[0].F[2])) > 0.05 || math.Abs(float64(r.Couplings[0].F[0])) > 0.05 {
 		t.Errorf("effective residual: couplings %v, want f₁, f₃ near 0 after one step of lr 2e-3", r.Couplings)
