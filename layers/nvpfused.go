@@ -491,7 +491,7 @@ func (op segmentOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(append([]int(nil), op.shape...)), nil
 }
 func (op segmentOp) Do(vals ...G.Value) (G.Value, error) {
-	d, err := argData(op.String(), 1, vals)
+	d, err := argData("Segment", 1, vals)
 	if err != nil {
 		return nil, err
 	}
