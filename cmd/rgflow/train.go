@@ -179,7 +179,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
 	fs.Float64Var(&f.odeKinetic, "ode-kinetic", 0, "weight λ of the kinetic-energy regulariser λ∫|v|²dt added to the loss of the ode- presets (0: off)")
 }
 
-const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where the conditioner has a fused kernel, mlp; graph otherwise)"
+const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where there is a fused kernel, the mlp conditioners and the ode-gerdes kernel field; graph otherwise)"
 
 // overrideEngine applies --engine (when given) to a model config loaded from a run, and validates it.
 func overrideEngine(m *models.Config, engine, cmd string) error {
