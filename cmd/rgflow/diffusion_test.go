@@ -148,7 +148,7 @@ func TestDiffusionTrainSampleResume(t *testing.T) {
 
 	// Bad input: a clear error naming the flag.
 	bad := map[string][]string{
-		"gaussian-base": {"train", "diffusion", "--resume", a, "--gaussian-base"},
+		"gaussian-base":      {"train", "diffusion", "--resume", a, "--gaussian-base"},
 		"--data is required": {"train", "diffusion", "--L", "4", "--out", filepath.Join(dir, "x1")},
 		"phi has shape":      {"train", "diffusion", "--data", data, "--L", "8", "--m2", "0.5", "--out", filepath.Join(dir, "x2")},
 		"--process":          {"train", "diffusion", "--data", data, "--L", "4", "--m2", "0.5", "--process", "heat", "--out", filepath.Join(dir, "x3")},
