@@ -388,6 +388,8 @@ type odeWork struct {
 	spec     []complex128 // (F·C, nh)
 	vspec    []complex128 // (C, nh)
 	plane    []float64    // (V)
+	cosk     []float64    // (|freqs|, V) cos ωφ of one channel
+	arg      []float64    // (V) ωφ
 }
 
 func newODEWork[T float](p *odePlan, wp []T) *odeWork {
@@ -398,7 +400,8 @@ func newODEWork[T float](p *odePlan, wp []T) *odeWork {
 	_, is32 := any(zero).(float32)
 	ow := &odeWork{p: p, fft: fft, nh: nh, fast: is32, harmonic: true,
 		feat: make([]float64, fc*v), dfeat: make([]float64, fc*v), ddfeat: make([]float64, fc*v),
-		spec: make([]complex128, fc*nh), vspec: make([]complex128, p.c*nh), plane: make([]float64, v)}
+		spec: make([]complex128, fc*nh), vspec: make([]complex128, p.c*nh), plane: make([]float64, v),
+		cosk: make([]float64, len(p.freqs)*v), arg: make([]float64, v)}
 	for k, w := range p.freqs {
 		ow.harmonic = ow.harmonic && w == float64(k+1)
 	}
@@ -444,53 +447,104 @@ func newODEWork[T float](p *odePlan, wp []T) *odeWork {
 	return ow
 }
 
-// features fills feat (and dfeat, and ddfeat when second) from the state y (C, V) of one sample.
+// features fills feat and dfeat (and ddfeat when second) from the state y (C, V) of one sample: one
+// sincos per site and frequency, or per site when the frequencies are 1, 2, … (angle addition), in
+// streaming loops over the sites.
 func (ow *odeWork) features(y []float64, second bool) {
 	p := ow.p
 	v, n := p.v(), len(p.freqs)
-	sincos := sincos64
-	if ow.fast {
-		sincos = sincos32
-	}
 	for c := 0; c < p.c; c++ {
 		ys := y[c*v : (c+1)*v]
-		plane := func(f int) int { return (f*p.c + c) * v }
-		copy(ow.feat[plane(0):plane(0)+v], ys)
-		d0 := ow.dfeat[plane(0) : plane(0)+v]
+		plane := func(buf []float64, f int) []float64 { return buf[(f*p.c+c)*v : (f*p.c+c+1)*v] }
+		copy(plane(ow.feat, 0), ys)
+		d0 := plane(ow.dfeat, 0)
 		for i := range d0 {
 			d0[i] = 1
 		}
 		if second {
-			clear(ow.ddfeat[plane(0) : plane(0)+v])
+			clear(plane(ow.ddfeat, 0))
 		}
-		for i, x := range ys {
-			var s1, c1, s, c float64
-			if ow.harmonic {
-				s1, c1 = sincos(x)
+		var s1, c1 []float64
+		for k, w := range p.freqs {
+			sk := plane(ow.feat, 1+k)
+			ck := ow.cosk[k*v : (k+1)*v]
+			switch {
+			case !ow.harmonic:
+				for i, x := range ys {
+					ow.arg[i] = w * x
+				}
+				sincosSlice(ow.arg[:v], sk, ck, ow.fast)
+			case k == 0:
+				sincosSlice(ys, sk, ck, ow.fast)
+				s1, c1 = sk, ck
+			default: // sin(k+1)x = sin kx cos x + cos kx sin x; cos(k+1)x = cos kx cos x − sin kx sin x
+				sp, cp := plane(ow.feat, k), ow.cosk[(k-1)*v:k*v]
+				sp, cp, s1, c1 = sp[:v], cp[:v], s1[:v], c1[:v]
+				sk, ck = sk[:v], ck[:v]
+				for i := range sk {
+					sk[i] = sp[i]*c1[i] + cp[i]*s1[i]
+					ck[i] = cp[i]*c1[i] - sp[i]*s1[i]
+				}
 			}
-			for k, w := range p.freqs {
-				switch {
-				case !ow.harmonic:
-					s, c = sincos(w * x)
-				case k == 0:
-					s, c = s1, c1
-				default: // sin(k+1)x = sin kx cos x + cos kx sin x; cos(k+1)x = cos kx cos x − sin kx sin x
-					s, c = s*c1+c*s1, c*c1-s*s1
+			ds := plane(ow.dfeat, 1+k)
+			for i, cv := range ck[:len(ds)] {
+				ds[i] = w * cv
+			}
+			if second {
+				dds := plane(ow.ddfeat, 1+k)
+				for i, sv := range sk[:len(dds)] {
+					dds[i] = -w * w * sv
 				}
-				ps := plane(1+k) + i
-				ow.feat[ps], ow.dfeat[ps] = s, w*c
+			}
+			if !p.odd {
+				copy(plane(ow.feat, 1+n+k), ck)
+				dc := plane(ow.dfeat, 1+n+k)
+				for i, sv := range sk[:len(dc)] {
+					dc[i] = -w * sv
+				}
 				if second {
-					ow.ddfeat[ps] = -w * w * s
-				}
-				if !p.odd {
-					pc := plane(1+n+k) + i
-					ow.feat[pc], ow.dfeat[pc] = c, -w*s
-					if second {
-						ow.ddfeat[pc] = -w * w * c
+					ddc := plane(ow.ddfeat, 1+n+k)
+					for i, cv := range ck[:len(ddc)] {
+						ddc[i] = -w * w * cv
 					}
 				}
 			}
 		}
+	}
+}
+
+// sincosSlice sets s[i], c[i] to sin x[i], cos x[i]: sincos32 (fast) or sincos64, bit for bit, with the
+// quadrant rotation done on the bits instead of by branches (the quadrants of a field's values are
+// random, which defeats branch prediction).
+func sincosSlice(x, s, c []float64, fast bool) {
+	s, c = s[:len(x)], c[:len(x)]
+	const sign = 1 << 63
+	for i, xv := range x {
+		if !(math.Abs(xv) < 1<<20) {
+			s[i], c[i] = math.Sincos(xv)
+			continue
+		}
+		k := math.Round(xv * (2 / math.Pi))
+		var sr, cr float64
+		if fast {
+			r := xv - k*(math.Pi/2)
+			r2 := r * r
+			sr = r * (1 + r2*(-1.0/6+r2*(1.0/120+r2*(-1.0/5040+r2*(1.0/362880)))))
+			cr = 1 + r2*(-0.5+r2*(1.0/24+r2*(-1.0/720+r2*(1.0/40320+r2*(-1.0/3628800)))))
+		} else {
+			const pio2a, pio2b, pio2c = 2 * 7.85398125648498535156e-1, 2 * 3.77489470793079817668e-8, 2 * 2.69515142907905952645e-15
+			r := ((xv - k*pio2a) - k*pio2b) - k*pio2c
+			r2 := r * r
+			sr = r * (1 + r2*(-1.0/6+r2*(1.0/120+r2*(-1.0/5040+r2*(1.0/362880+r2*(-1.0/39916800+r2*(1.0/6227020800+r2*(-1.0/1307674368000+r2*(1.0/355687428096000)))))))))
+			cr = 1 + r2*(-0.5+r2*(1.0/24+r2*(-1.0/720+r2*(1.0/40320+r2*(-1.0/3628800+r2*(1.0/479001600+r2*(-1.0/87178291200+r2*(1.0/20922789888000+r2*(-1.0/6402373705728000)))))))))
+		}
+		// quadrant q: odd q swaps (sin, cos) → (cos, −sin); q & 2 negates both
+		q := uint64(int64(k))
+		odd := -(q & 1)
+		neg := (q & 2) << 62
+		sb, cb := math.Float64bits(sr), math.Float64bits(cr)
+		s[i] = math.Float64frombits((sb&^odd | cb&odd) ^ neg)
+		c[i] = math.Float64frombits((cb&^odd | (sb^sign)&odd) ^ neg)
 	}
 }
 
