@@ -390,6 +390,8 @@ type odeWork struct {
 	plane    []float64    // (V)
 	cosk     []float64    // (|freqs|, V) cos ωφ of one channel
 	arg      []float64    // (V) ωφ
+	dsum     []float64    // (F·C) Σ_x h_j′
+	tmp      []complex128 // (nh)
 }
 
 func newODEWork[T float](p *odePlan, wp []T) *odeWork {
@@ -401,7 +403,7 @@ func newODEWork[T float](p *odePlan, wp []T) *odeWork {
 	ow := &odeWork{p: p, fft: fft, nh: nh, fast: is32, harmonic: true,
 		feat: make([]float64, fc*v), dfeat: make([]float64, fc*v), ddfeat: make([]float64, fc*v),
 		spec: make([]complex128, fc*nh), vspec: make([]complex128, p.c*nh), plane: make([]float64, v),
-		cosk: make([]float64, len(p.freqs)*v), arg: make([]float64, v)}
+		cosk: make([]float64, len(p.freqs)*v), arg: make([]float64, v), dsum: make([]float64, fc), tmp: make([]complex128, nh)}
 	for k, w := range p.freqs {
 		ow.harmonic = ow.harmonic && w == float64(k+1)
 	}
@@ -447,23 +449,17 @@ func newODEWork[T float](p *odePlan, wp []T) *odeWork {
 	return ow
 }
 
-// features fills feat and dfeat (and ddfeat when second) from the state y (C, V) of one sample: one
-// sincos per site and frequency, or per site when the frequencies are 1, 2, … (angle addition), in
-// streaming loops over the sites.
-func (ow *odeWork) features(y []float64, second bool) {
+// features evaluates the features of the state y (C, V) of one sample: the planes f ≥ 1 of feat (plane
+// f = 0 is y itself), and either (deriv false) the sums Σ_x h_j′ into dsum, or (deriv true) the planes of
+// dfeat (f ≥ 1; h_0′ = 1) and, when second, of ddfeat. One sincos per site and frequency, or per site when
+// the frequencies are 1, 2, … (angle addition), in streaming loops over the sites.
+func (ow *odeWork) features(y []float64, deriv, second bool) {
 	p := ow.p
 	v, n := p.v(), len(p.freqs)
 	for c := 0; c < p.c; c++ {
 		ys := y[c*v : (c+1)*v]
 		plane := func(buf []float64, f int) []float64 { return buf[(f*p.c+c)*v : (f*p.c+c+1)*v] }
-		copy(plane(ow.feat, 0), ys)
-		d0 := plane(ow.dfeat, 0)
-		for i := range d0 {
-			d0[i] = 1
-		}
-		if second {
-			clear(plane(ow.ddfeat, 0))
-		}
+		ow.dsum[c] = float64(v)
 		var s1, c1 []float64
 		for k, w := range p.freqs {
 			sk := plane(ow.feat, 1+k)
@@ -486,6 +482,23 @@ func (ow *odeWork) features(y []float64, second bool) {
 					ck[i] = cp[i]*c1[i] - sp[i]*s1[i]
 				}
 			}
+			if !p.odd {
+				copy(plane(ow.feat, 1+n+k), ck)
+			}
+			if !deriv {
+				var ss, cs float64
+				for i, cv := range ck {
+					cs += cv
+					if !p.odd {
+						ss += sk[i]
+					}
+				}
+				ow.dsum[(1+k)*p.c+c] = w * cs
+				if !p.odd {
+					ow.dsum[(1+n+k)*p.c+c] = -w * ss
+				}
+				continue
+			}
 			ds := plane(ow.dfeat, 1+k)
 			for i, cv := range ck[:len(ds)] {
 				ds[i] = w * cv
@@ -497,7 +510,6 @@ func (ow *odeWork) features(y []float64, second bool) {
 				}
 			}
 			if !p.odd {
-				copy(plane(ow.feat, 1+n+k), ck)
 				dc := plane(ow.dfeat, 1+n+k)
 				for i, sv := range sk[:len(dc)] {
 					dc[i] = -w * sv
@@ -548,22 +560,25 @@ func sincosSlice(x, s, c []float64, fast bool) {
 	}
 }
 
-// field evaluates v (C, V) and div v at the state y (C, V) of one sample, stage si.
-func (ow *odeWork) field(y []float64, si int, v []float64) (div float64) {
+// field evaluates v (C, V) and div v at the state y (C, V) of one sample, stage si, given the spectrum
+// of y in yspec (C·nh; the features f = 0); it leaves the spectrum of v in vspec.
+func (ow *odeWork) field(y []float64, yspec []complex128, si int, v []float64) (div float64) {
 	p := ow.p
 	nv, fc, nh := p.v(), p.fc(), ow.nh
-	ow.features(y, false)
-	for j := 0; j < fc; j++ {
+	ow.features(y, false, false)
+	copy(ow.spec, yspec[:p.c*nh])
+	for j := p.c; j < fc; j++ {
 		ow.fft.forward(ow.feat[j*nv:(j+1)*nv], ow.spec[j*nh:(j+1)*nh])
 	}
 	wt := ow.what[si*p.c*fc*nh:]
 	for o := 0; o < p.c; o++ {
 		dst := ow.vspec[o*nh : (o+1)*nh]
-		clear(dst)
-		for j := 0; j < fc; j++ {
+		cmulSet(dst, wt[o*fc*nh:(o*fc+1)*nh], ow.spec[:nh])
+		for j := 1; j < fc; j++ {
 			cmulAdd(dst, wt[(o*fc+j)*nh:(o*fc+j+1)*nh], ow.spec[j*nh:(j+1)*nh])
 		}
-		ow.fft.inverse(dst, v[o*nv:(o+1)*nv])
+		copy(ow.tmp, dst)
+		ow.fft.inverse(ow.tmp, v[o*nv:(o+1)*nv])
 	}
 	scale := 1 / float64(nv)
 	for i := range v[:p.c*nv] {
@@ -571,14 +586,36 @@ func (ow *odeWork) field(y []float64, si int, v []float64) (div float64) {
 	}
 	for o := 0; o < p.c; o++ {
 		for f := 0; f < p.nf; f++ {
-			var s float64
-			for _, d := range ow.dfeat[(f*p.c+o)*nv : (f*p.c+o+1)*nv] {
-				s += d
-			}
-			div += ow.centre[(si*p.c+o)*p.nf+f] * s
+			div += ow.centre[(si*p.c+o)*p.nf+f] * ow.dsum[f*p.c+o]
 		}
 	}
 	return div
+}
+
+// cmulSet sets dst = a ⊙ b.
+func cmulSet(dst, a, b []complex128) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i, x := range a {
+		y := b[i]
+		dst[i] = complex(real(x)*real(y)-imag(x)*imag(y), real(x)*imag(y)+imag(x)*real(y))
+	}
+}
+
+// cmulConjSet sets dst = conj(a) ⊙ b.
+func cmulConjSet(dst, a, b []complex128) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i, x := range a {
+		y := b[i]
+		dst[i] = complex(real(x)*real(y)+imag(x)*imag(y), real(x)*imag(y)-imag(x)*real(y))
+	}
+}
+
+// caxpy does y += a·x for a real a.
+func caxpy(y, x []complex128, a float64) {
+	x = x[:len(y)]
+	for i, e := range x {
+		y[i] += complex(a*real(e), a*imag(e))
+	}
 }
 
 // cmulAdd does dst += a ⊙ b.
@@ -606,23 +643,33 @@ func odeForward[T float](p *odePlan, x, wp, acts []T) {
 	h := p.hstep()
 	xe, ld, kin := acts[:p.xSize()], acts[p.xSize():p.xSize()+p.b], acts[p.xSize()+p.b:p.outSize()]
 	states := acts[p.outSize():]
+	// The states' spectra (the features f = 0) follow the steps by linearity: Ŷ_i = X̂ + h Σ_j a_ij v̂_j.
+	nh, c := ow.nh, p.c
 	cur := make([]float64, cv)
 	y := make([]float64, cv)
 	ks := make([]float64, S*cv)
 	dx := make([]float64, cv)
+	curSpec, ySpec, dxSpec := make([]complex128, c*nh), make([]complex128, c*nh), make([]complex128, c*nh)
+	kSpec := make([]complex128, S*c*nh)
 	for b := 0; b < p.b; b++ {
 		for i, e := range x[b*cv : (b+1)*cv] {
 			cur[i] = float64(e)
 		}
+		for o := 0; o < c; o++ {
+			ow.fft.forward(cur[o*p.v():(o+1)*p.v()], curSpec[o*nh:(o+1)*nh])
+		}
 		var l, kn float64
 		for n := 0; n < p.steps; n++ {
 			clear(dx)
+			clear(dxSpec)
 			var dl, dk float64
 			for i := 0; i < S; i++ {
 				copy(y, cur)
+				copy(ySpec, curSpec)
 				for j, a := range p.tab.a[i] {
 					if a != 0 {
 						axpy(y, ks[j*cv:(j+1)*cv], h*a)
+						caxpy(ySpec, kSpec[j*c*nh:(j+1)*c*nh], h*a)
 					}
 				}
 				si := n*S + i
@@ -631,7 +678,8 @@ func odeForward[T float](p *odePlan, x, wp, acts []T) {
 					st[e] = T(val)
 				}
 				k := ks[i*cv : (i+1)*cv]
-				d := ow.field(y, si, k)
+				d := ow.field(y, ySpec, si, k)
+				copy(kSpec[i*c*nh:(i+1)*c*nh], ow.vspec)
 				if p.kinetic {
 					kst := states[(p.b*ns+b*ns+si)*cv : (p.b*ns+b*ns+si+1)*cv]
 					for e, val := range k {
@@ -640,6 +688,7 @@ func odeForward[T float](p *odePlan, x, wp, acts []T) {
 				}
 				if bi := p.tab.b[i]; bi != 0 {
 					axpy(dx, k, h*bi)
+					caxpy(dxSpec, kSpec[i*c*nh:(i+1)*c*nh], h*bi)
 					dl += h * bi * d
 					var e2 float64
 					for _, val := range k {
@@ -650,6 +699,9 @@ func odeForward[T float](p *odePlan, x, wp, acts []T) {
 			}
 			for e := range cur {
 				cur[e] += dx[e]
+			}
+			for e := range curSpec {
+				curSpec[e] += dxSpec[e]
 			}
 			l += dl
 			kn += dk
@@ -725,7 +777,7 @@ func odeBackward[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 				for e, val := range states[(b*ns+si)*cv : (b*ns+si+1)*cv] {
 					y[e] = float64(val)
 				}
-				ow.features(y, dbar != 0)
+				ow.features(y, true, dbar != 0)
 				// the field's vector-Jacobian product at Y_i
 				for o := 0; o < p.c; o++ {
 					ow.fft.forward(kbar[o*nv:(o+1)*nv], gspec[o*nh:(o+1)*nh])
@@ -734,40 +786,49 @@ func odeBackward[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 				ac := acc[si*oj*nh:]
 				scale := 1 / float64(nv)
 				for j := 0; j < fc; j++ {
+					f, c := j/p.c, j%p.c
 					hs := ow.spec[j*nh : (j+1)*nh]
-					ow.fft.forward(ow.feat[j*nv:(j+1)*nv], hs)
+					if f == 0 {
+						ow.fft.forward(y[c*nv:(c+1)*nv], hs)
+					} else {
+						ow.fft.forward(ow.feat[j*nv:(j+1)*nv], hs)
+					}
 					for o := 0; o < p.c; o++ {
 						cmulConjAdd(ac[(o*fc+j)*nh:(o*fc+j+1)*nh], hs, gspec[o*nh:(o+1)*nh])
 					}
-					// h̄_j = IDFT(Σ_o conj Ŵ_{o,j} ĝ_o), then Ȳ_c += h̄_j h_f′(Y_c) for j = (f, c)
+					// h̄_j = IDFT(Σ_o conj Ŵ_{o,j} ĝ_o), then Ȳ_c += h̄_j h_f′(Y_c) (+ d̄ W_{c,j}(0) h_f″(Y_c))
 					hbs := ow.vspec[:nh]
-					clear(hbs)
-					for o := 0; o < p.c; o++ {
+					cmulConjSet(hbs, wt[j*nh:(j+1)*nh], gspec[:nh])
+					for o := 1; o < p.c; o++ {
 						cmulConjAdd(hbs, wt[(o*fc+j)*nh:(o*fc+j+1)*nh], gspec[o*nh:(o+1)*nh])
 					}
 					ow.fft.inverse(hbs, hb)
-					c := j % p.c
 					dst := yb[c*nv : (c+1)*nv]
-					dh := ow.dfeat[j*nv : (j+1)*nv]
-					for e, g := range hb {
-						dst[e] += scale * g * dh[e]
-					}
-				}
-				if dbar != 0 {
-					for c := 0; c < p.c; c++ {
-						dst := yb[c*nv : (c+1)*nv]
-						for f := 0; f < p.nf; f++ {
-							j := f*p.c + c
-							wc := dbar * ow.centre[(si*p.c+c)*p.nf+f]
-							var s float64
-							for e, d2 := range ow.ddfeat[j*nv : (j+1)*nv] {
-								dst[e] += wc * d2
-							}
-							for _, d := range ow.dfeat[j*nv : (j+1)*nv] {
-								s += d
-							}
-							dacc[(si*p.c+c)*p.nf+f] += dbar * s
+					dst = dst[:len(hb)]
+					switch {
+					case f == 0: // h′ = 1, h″ = 0
+						for e, g := range hb {
+							dst[e] += scale * g
 						}
+						if dbar != 0 {
+							dacc[(si*p.c+c)*p.nf] += dbar * float64(nv)
+						}
+					case dbar == 0:
+						dh := ow.dfeat[j*nv : (j+1)*nv]
+						dh = dh[:len(hb)]
+						for e, g := range hb {
+							dst[e] += scale * g * dh[e]
+						}
+					default:
+						dh, ddh := ow.dfeat[j*nv:(j+1)*nv], ow.ddfeat[j*nv:(j+1)*nv]
+						dh, ddh = dh[:len(hb)], ddh[:len(hb)]
+						wc := dbar * ow.centre[(si*p.c+c)*p.nf+f]
+						var sum float64
+						for e, g := range hb {
+							dst[e] += scale*g*dh[e] + wc*ddh[e]
+							sum += dh[e]
+						}
+						dacc[(si*p.c+c)*p.nf+f] += dbar * sum
 					}
 				}
 			}
