@@ -382,13 +382,11 @@ type odeWork struct {
 	centre   []float64    // per stage: W_{o,(f,o)}(0, t_i), (stages, C, F)
 	harmonic bool         // freqs are 1, 2, …: sin kx, cos kx by angle addition
 	fast     bool         // float32 tensors: the cheaper sincos
-	feat     []float64    // (F·C, V) features h_j
-	dfeat    []float64    // (F·C, V) h_j′
-	ddfeat   []float64    // (F·C, V) h_j″ (backward)
+	feat     []float64    // (F·C, V) features h_j (not f = 0: the state itself)
 	spec     []complex128 // (F·C, nh)
 	vspec    []complex128 // (C, nh)
 	plane    []float64    // (V)
-	cosk     []float64    // (|freqs|, V) cos ωφ of one channel
+	cosk     []float64    // (C, |freqs|, V) cos ωφ
 	arg      []float64    // (V) ωφ
 	dsum     []float64    // (F·C) Σ_x h_j′
 	tmp      []complex128 // (nh)
@@ -401,9 +399,9 @@ func newODEWork[T float](p *odePlan, wp []T) *odeWork {
 	var zero T
 	_, is32 := any(zero).(float32)
 	ow := &odeWork{p: p, fft: fft, nh: nh, fast: is32, harmonic: true,
-		feat: make([]float64, fc*v), dfeat: make([]float64, fc*v), ddfeat: make([]float64, fc*v),
+		feat: make([]float64, fc*v),
 		spec: make([]complex128, fc*nh), vspec: make([]complex128, p.c*nh), plane: make([]float64, v),
-		cosk: make([]float64, len(p.freqs)*v), arg: make([]float64, v), dsum: make([]float64, fc), tmp: make([]complex128, nh)}
+		cosk: make([]float64, p.c*len(p.freqs)*v), arg: make([]float64, v), dsum: make([]float64, fc), tmp: make([]complex128, nh)}
 	for k, w := range p.freqs {
 		ow.harmonic = ow.harmonic && w == float64(k+1)
 	}
@@ -450,20 +448,20 @@ func newODEWork[T float](p *odePlan, wp []T) *odeWork {
 }
 
 // features evaluates the features of the state y (C, V) of one sample: the planes f ≥ 1 of feat (plane
-// f = 0 is y itself), and either (deriv false) the sums Σ_x h_j′ into dsum, or (deriv true) the planes of
-// dfeat (f ≥ 1; h_0′ = 1) and, when second, of ddfeat. One sincos per site and frequency, or per site when
-// the frequencies are 1, 2, … (angle addition), in streaming loops over the sites.
-func (ow *odeWork) features(y []float64, deriv, second bool) {
+// f = 0 is y itself), cos ω_k y of every channel and frequency in cosk (the derivatives: h′ = ω cos ωy,
+// h″ = −ω² sin ωy for the sine features, −ω sin ωy and −ω² cos ωy for the cosine ones) and, when sums,
+// Σ_x h_j′ in dsum. One sincos per site and frequency, or per site when the frequencies are 1, 2, …
+// (angle addition), in streaming loops over the sites.
+func (ow *odeWork) features(y []float64, sums bool) {
 	p := ow.p
 	v, n := p.v(), len(p.freqs)
 	for c := 0; c < p.c; c++ {
 		ys := y[c*v : (c+1)*v]
-		plane := func(buf []float64, f int) []float64 { return buf[(f*p.c+c)*v : (f*p.c+c+1)*v] }
+		plane := func(f int) []float64 { return ow.feat[(f*p.c+c)*v : (f*p.c+c+1)*v] }
 		ow.dsum[c] = float64(v)
 		var s1, c1 []float64
 		for k, w := range p.freqs {
-			sk := plane(ow.feat, 1+k)
-			ck := ow.cosk[k*v : (k+1)*v]
+			sk, ck := plane(1+k), ow.cosPlane(c, k)
 			switch {
 			case !ow.harmonic:
 				for i, x := range ys {
@@ -474,7 +472,7 @@ func (ow *odeWork) features(y []float64, deriv, second bool) {
 				sincosSlice(ys, sk, ck, ow.fast)
 				s1, c1 = sk, ck
 			default: // sin(k+1)x = sin kx cos x + cos kx sin x; cos(k+1)x = cos kx cos x − sin kx sin x
-				sp, cp := plane(ow.feat, k), ow.cosk[(k-1)*v:k*v]
+				sp, cp := plane(k), ow.cosPlane(c, k-1)
 				sp, cp, s1, c1 = sp[:v], cp[:v], s1[:v], c1[:v]
 				sk, ck = sk[:v], ck[:v]
 				for i := range sk {
@@ -483,9 +481,9 @@ func (ow *odeWork) features(y []float64, deriv, second bool) {
 				}
 			}
 			if !p.odd {
-				copy(plane(ow.feat, 1+n+k), ck)
+				copy(plane(1+n+k), ck)
 			}
-			if !deriv {
+			if sums {
 				var ss, cs float64
 				for i, cv := range ck {
 					cs += cv
@@ -497,32 +495,16 @@ func (ow *odeWork) features(y []float64, deriv, second bool) {
 				if !p.odd {
 					ow.dsum[(1+n+k)*p.c+c] = -w * ss
 				}
-				continue
-			}
-			ds := plane(ow.dfeat, 1+k)
-			for i, cv := range ck[:len(ds)] {
-				ds[i] = w * cv
-			}
-			if second {
-				dds := plane(ow.ddfeat, 1+k)
-				for i, sv := range sk[:len(dds)] {
-					dds[i] = -w * w * sv
-				}
-			}
-			if !p.odd {
-				dc := plane(ow.dfeat, 1+n+k)
-				for i, sv := range sk[:len(dc)] {
-					dc[i] = -w * sv
-				}
-				if second {
-					ddc := plane(ow.ddfeat, 1+n+k)
-					for i, cv := range ck[:len(ddc)] {
-						ddc[i] = -w * w * cv
-					}
-				}
 			}
 		}
 	}
+}
+
+// cosPlane is cos ω_k y of channel c (after features).
+func (ow *odeWork) cosPlane(c, k int) []float64 {
+	v := ow.p.v()
+	i := c*len(ow.p.freqs) + k
+	return ow.cosk[i*v : (i+1)*v]
 }
 
 // sincosSlice sets s[i], c[i] to sin x[i], cos x[i]: sincos32 (fast) or sincos64, bit for bit, with the
@@ -565,7 +547,7 @@ func sincosSlice(x, s, c []float64, fast bool) {
 func (ow *odeWork) field(y []float64, yspec []complex128, si int, v []float64) (div float64) {
 	p := ow.p
 	nv, fc, nh := p.v(), p.fc(), ow.nh
-	ow.features(y, false, false)
+	ow.features(y, true)
 	copy(ow.spec, yspec[:p.c*nh])
 	for j := p.c; j < fc; j++ {
 		ow.fft.forward(ow.feat[j*nv:(j+1)*nv], ow.spec[j*nh:(j+1)*nh])
@@ -777,7 +759,7 @@ func odeBackward[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 				for e, val := range states[(b*ns+si)*cv : (b*ns+si+1)*cv] {
 					y[e] = float64(val)
 				}
-				ow.features(y, true, dbar != 0)
+				ow.features(y, false)
 				// the field's vector-Jacobian product at Y_i
 				for o := 0; o < p.c; o++ {
 					ow.fft.forward(kbar[o*nv:(o+1)*nv], gspec[o*nh:(o+1)*nh])
@@ -813,22 +795,32 @@ func odeBackward[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 						if dbar != 0 {
 							dacc[(si*p.c+c)*p.nf] += dbar * float64(nv)
 						}
-					case dbar == 0:
-						dh := ow.dfeat[j*nv : (j+1)*nv]
-						dh = dh[:len(hb)]
-						for e, g := range hb {
-							dst[e] += scale * g * dh[e]
-						}
 					default:
-						dh, ddh := ow.dfeat[j*nv:(j+1)*nv], ow.ddfeat[j*nv:(j+1)*nv]
-						dh, ddh = dh[:len(hb)], ddh[:len(hb)]
-						wc := dbar * ow.centre[(si*p.c+c)*p.nf+f]
+						// h′ = a·u, h″ = −ω²·u′ with (u, u′, a) = (cos, sin, ω) for sin ωy, (sin, cos, −ω) for cos ωy
+						k, isCos := f-1, false
+						if k >= len(p.freqs) {
+							k, isCos = k-len(p.freqs), true
+						}
+						w := p.freqs[k]
+						u, u2, a := ow.cosPlane(c, k), ow.feat[((1+k)*p.c+c)*nv:((2+k)*p.c+c)*nv], w
+						if isCos {
+							u, u2, a = u2, u, -w
+						}
+						u, u2 = u[:len(hb)], u2[:len(hb)]
+						ga := scale * a
+						if dbar == 0 {
+							for e, g := range hb {
+								dst[e] += ga * g * u[e]
+							}
+							continue
+						}
+						wc := -dbar * ow.centre[(si*p.c+c)*p.nf+f] * w * w
 						var sum float64
 						for e, g := range hb {
-							dst[e] += scale*g*dh[e] + wc*ddh[e]
-							sum += dh[e]
+							dst[e] += ga*g*u[e] + wc*u2[e]
+							sum += u[e]
 						}
-						dacc[(si*p.c+c)*p.nf+f] += dbar * sum
+						dacc[(si*p.c+c)*p.nf+f] += dbar * a * sum
 					}
 				}
 			}
