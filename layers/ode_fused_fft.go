@@ -90,10 +90,11 @@ type realFFT2 struct {
 	h, w, wh int
 	row, col *pow2FFT
 	z        []complex128 // one row, scratch
+	z2       []complex128 // one column, scratch
 }
 
 func newRealFFT2(h, w int) *realFFT2 {
-	return &realFFT2{h: h, w: w, wh: w/2 + 1, row: newPow2FFT(w), col: newPow2FFT(h), z: make([]complex128, w)}
+	return &realFFT2{h: h, w: w, wh: w/2 + 1, row: newPow2FFT(w), col: newPow2FFT(h), z: make([]complex128, w), z2: make([]complex128, h)}
 }
 
 // supportedFFT reports whether realFFT2 handles an h×w lattice.
@@ -122,7 +123,21 @@ func (f *realFFT2) forward(x []float64, out []complex128) {
 			out[k*h+r+1] = complex(0.5*(q+s), 0.5*(rr-p))
 		}
 	}
-	for k := 0; k < f.wh; k++ {
+	// Columns 0 and w/2 are real (the rows' spectra at k₂ = 0 and w/2): one complex transform of
+	// col₀ + i·col_{w/2}, split like the rows.
+	c0, cn, z2 := out[:h], out[(f.wh-1)*h:f.wh*h], f.z2
+	for r := range z2 {
+		z2[r] = complex(real(c0[r]), real(cn[r]))
+	}
+	f.col.transform(z2, false)
+	for k := range z2 {
+		p, q := real(z2[k]), imag(z2[k])
+		zm := z2[(h-k)&(h-1)]
+		rr, s := real(zm), imag(zm)
+		c0[k] = complex(0.5*(p+rr), 0.5*(q-s))
+		cn[k] = complex(0.5*(q+s), 0.5*(rr-p))
+	}
+	for k := 1; k < f.wh-1; k++ {
 		f.col.transform(out[k*h:(k+1)*h], false)
 	}
 }
@@ -132,7 +147,17 @@ func (f *realFFT2) forward(x []float64, out []complex128) {
 func (f *realFFT2) inverse(spec []complex128, x []float64) {
 	h, w, wh, z := f.h, f.w, f.wh, f.z
 	spec = spec[:wh*h]
-	for k := 0; k < wh; k++ {
+	// Columns 0 and w/2 transform back to real sequences: one complex transform of col₀ + i·col_{w/2}.
+	c0, cn, z2 := spec[:h], spec[(wh-1)*h:wh*h], f.z2
+	for k, a := range c0 {
+		b := cn[k]
+		z2[k] = complex(real(a)-imag(b), imag(a)+real(b))
+	}
+	f.col.transform(z2, true)
+	for r, v := range z2 {
+		c0[r], cn[r] = complex(real(v), 0), complex(imag(v), 0)
+	}
+	for k := 1; k < wh-1; k++ {
 		f.col.transform(spec[k*h:(k+1)*h], true)
 	}
 	for r := 0; r < h; r += 2 {
