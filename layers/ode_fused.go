@@ -74,6 +74,13 @@ func (p *odePlan) actsSize() int {
 	}
 	return p.outSize() + per*p.stages()*p.xSize()
 }
+
+// Offsets in the activation vector of sample b's stage si: its input Y_i and (kinetic only) its velocity k_i.
+func (p *odePlan) stateOff(b, si int) int { return p.outSize() + (b*p.stages()+si)*p.c*p.v() }
+func (p *odePlan) velOff(b, si int) int {
+	return p.outSize() + (p.b*p.stages()+b*p.stages()+si)*p.c*p.v()
+}
+
 func (p *odePlan) hstep() float64 { return (p.t1 - p.t0) / float64(p.steps) }
 
 // stageTime is the time of stage i of step n.
@@ -366,8 +373,10 @@ func (op odeSegOp) OverwritesInput() int { return -1 }
 func (op odeSegOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "rgflow.odeseg|%d|%d|%d|%v", op.off, op.n, op.total, op.shape)
 }
-func (op odeSegOp) Hashcode() uint32     { return hash32(op) }
-func (op odeSegOp) String() string       { return fmt.Sprintf("FusedODEGradSegment[%d:%d]", op.off, op.off+op.n) }
+func (op odeSegOp) Hashcode() uint32 { return hash32(op) }
+func (op odeSegOp) String() string {
+	return fmt.Sprintf("FusedODEGradSegment[%d:%d]", op.off, op.off+op.n)
+}
 func (op odeSegOp) DiffWRT(n int) []bool { return []bool{true}[:n] }
 func (op odeSegOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, fmt.Errorf("layers: %s: the fused ODE's gradient is first-order only (integrate without ODE.Fused for second derivatives)", op)
@@ -709,7 +718,6 @@ func odeBackward[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 	nv, cv, fc, nh, ns, S := p.v(), p.c*p.v(), p.fc(), ow.nh, p.stages(), len(p.tab.c)
 	h := p.hstep()
 	gx, gld, gkin := gout[:p.xSize()], gout[p.xSize():p.xSize()+p.b], gout[p.xSize()+p.b:]
-	states := acts[p.outSize():]
 	if !p.kinetic {
 		for b, g := range gkin {
 			if g != 0 {
@@ -718,55 +726,62 @@ func odeBackward[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 		}
 	}
 	oj := p.c * fc
-	acc := make([]complex128, ns*oj*nh) // per stage: Σ_samples ĝ_o conj ĥ_j
+	acc := make([]complex128, ns*oj*nh)  // per stage: Σ_samples ĝ_o conj ĥ_j
 	dacc := make([]float64, ns*p.c*p.nf) // per stage: Σ_samples d̄ Σ_x h_f′(Y_o)
-	xbar := make([]float64, cv)
-	ybar := make([]float64, S*cv)
-	kbar := make([]float64, cv)
+	// The adjoints X̄, Ȳ_i and k̄_i are kept as spectra (k̄_i is only ever transformed): Ȳ_i's part from
+	// the feature f = 0 (h′ = 1) is then Σ_o conj Ŵ_{o,c} ĝ_o with no transform, and the rest, computed on
+	// the sites, takes one transform per channel.
+	cnh := p.c * nh
+	xbarS := make([]complex128, cnh)
+	ybarS := make([]complex128, S*cnh)
+	gspec := make([]complex128, cnh)
+	kspec := make([]complex128, cnh)
+	rest := make([]float64, cv)
 	y := make([]float64, cv)
 	kv := make([]float64, cv)
-	gspec := make([]complex128, p.c*nh)
 	hb := make([]float64, nv)
+	scale := 1 / float64(nv)
 	for b := 0; b < p.b; b++ {
-		for i, e := range gx[b*cv : (b+1)*cv] {
-			xbar[i] = float64(e)
+		for o := 0; o < p.c; o++ {
+			for i, e := range gx[b*cv+o*nv : b*cv+(o+1)*nv] {
+				kv[i] = float64(e)
+			}
+			ow.fft.forward(kv[:nv], xbarS[o*nh:(o+1)*nh])
 		}
 		lbar, kbarE := float64(gld[b]), float64(gkin[b])
 		for n := p.steps - 1; n >= 0; n-- {
 			for i := S - 1; i >= 0; i-- {
 				si := n*S + i
-				// k̄_i = h b_i X̄' + 2|h| b_i κ̄ k_i + h Σ_{j>i} a_ji Ȳ_j
-				clear(kbar)
+				// k̄_i = h b_i X̄' + 2|h| b_i κ̄ k_i + h Σ_{j>i} a_ji Ȳ_j, as ĝ
+				clear(gspec)
 				bi := p.tab.b[i]
 				if bi != 0 {
-					axpy(kbar, xbar, h*bi)
+					caxpy(gspec, xbarS, h*bi)
 					if kbarE != 0 {
-						ks := states[(p.b*ns+b*ns+si)*cv : (p.b*ns+b*ns+si+1)*cv]
-						for e, val := range ks {
+						for e, val := range acts[p.velOff(b, si):][:cv] {
 							kv[e] = float64(val)
 						}
-						axpy(kbar, kv, 2*math.Abs(h)*bi*kbarE)
+						for o := 0; o < p.c; o++ {
+							ow.fft.forward(kv[o*nv:(o+1)*nv], kspec[o*nh:(o+1)*nh])
+						}
+						caxpy(gspec, kspec, 2*math.Abs(h)*bi*kbarE)
 					}
 				}
 				for j := i + 1; j < S; j++ {
 					if a := p.tab.a[j][i]; a != 0 {
-						axpy(kbar, ybar[j*cv:(j+1)*cv], h*a)
+						caxpy(gspec, ybarS[j*cnh:(j+1)*cnh], h*a)
 					}
 				}
 				dbar := h * bi * lbar
-				yb := ybar[i*cv : (i+1)*cv]
-				clear(yb)
-				for e, val := range states[(b*ns+si)*cv : (b*ns+si+1)*cv] {
+				ybs := ybarS[i*cnh : (i+1)*cnh]
+				clear(rest)
+				for e, val := range acts[p.stateOff(b, si):][:cv] {
 					y[e] = float64(val)
 				}
 				ow.features(y, false)
 				// the field's vector-Jacobian product at Y_i
-				for o := 0; o < p.c; o++ {
-					ow.fft.forward(kbar[o*nv:(o+1)*nv], gspec[o*nh:(o+1)*nh])
-				}
 				wt := ow.what[si*oj*nh:]
 				ac := acc[si*oj*nh:]
-				scale := 1 / float64(nv)
 				for j := 0; j < fc; j++ {
 					f, c := j/p.c, j%p.c
 					hs := ow.spec[j*nh : (j+1)*nh]
@@ -778,58 +793,66 @@ func odeBackward[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 					for o := 0; o < p.c; o++ {
 						cmulConjAdd(ac[(o*fc+j)*nh:(o*fc+j+1)*nh], hs, gspec[o*nh:(o+1)*nh])
 					}
-					// h̄_j = IDFT(Σ_o conj Ŵ_{o,j} ĝ_o), then Ȳ_c += h̄_j h_f′(Y_c) (+ d̄ W_{c,j}(0) h_f″(Y_c))
+					// ĥ̄_j = Σ_o conj Ŵ_{o,j} ĝ_o; Ȳ_c += h̄_j h_f′(Y_c) (+ d̄ W_{c,j}(0) h_f″(Y_c))
+					if f == 0 { // h′ = 1, h″ = 0: straight into the spectrum of Ȳ_c
+						dst := ybs[c*nh : (c+1)*nh]
+						for o := 0; o < p.c; o++ {
+							cmulConjAdd(dst, wt[(o*fc+j)*nh:(o*fc+j+1)*nh], gspec[o*nh:(o+1)*nh])
+						}
+						if dbar != 0 {
+							dacc[(si*p.c+c)*p.nf] += dbar * float64(nv)
+						}
+						continue
+					}
 					hbs := ow.vspec[:nh]
 					cmulConjSet(hbs, wt[j*nh:(j+1)*nh], gspec[:nh])
 					for o := 1; o < p.c; o++ {
 						cmulConjAdd(hbs, wt[(o*fc+j)*nh:(o*fc+j+1)*nh], gspec[o*nh:(o+1)*nh])
 					}
 					ow.fft.inverse(hbs, hb)
-					dst := yb[c*nv : (c+1)*nv]
+					dst := rest[c*nv : (c+1)*nv]
 					dst = dst[:len(hb)]
-					switch {
-					case f == 0: // h′ = 1, h″ = 0
-						for e, g := range hb {
-							dst[e] += scale * g
-						}
-						if dbar != 0 {
-							dacc[(si*p.c+c)*p.nf] += dbar * float64(nv)
-						}
-					default:
-						// h′ = a·u, h″ = −ω²·u′ with (u, u′, a) = (cos, sin, ω) for sin ωy, (sin, cos, −ω) for cos ωy
-						k, isCos := f-1, false
-						if k >= len(p.freqs) {
-							k, isCos = k-len(p.freqs), true
-						}
-						w := p.freqs[k]
-						u, u2, a := ow.cosPlane(c, k), ow.feat[((1+k)*p.c+c)*nv:((2+k)*p.c+c)*nv], w
-						if isCos {
-							u, u2, a = u2, u, -w
-						}
-						u, u2 = u[:len(hb)], u2[:len(hb)]
-						ga := scale * a
-						if dbar == 0 {
-							for e, g := range hb {
-								dst[e] += ga * g * u[e]
-							}
-							continue
-						}
-						wc := -dbar * ow.centre[(si*p.c+c)*p.nf+f] * w * w
-						var sum float64
-						for e, g := range hb {
-							dst[e] += ga*g*u[e] + wc*u2[e]
-							sum += u[e]
-						}
-						dacc[(si*p.c+c)*p.nf+f] += dbar * a * sum
+					// h′ = a·u, h″ = −ω²·u′ with (u, u′, a) = (cos, sin, ω) for sin ωy, (sin, cos, −ω) for cos ωy
+					k, isCos := f-1, false
+					if k >= len(p.freqs) {
+						k, isCos = k-len(p.freqs), true
 					}
+					w := p.freqs[k]
+					u, u2, a := ow.cosPlane(c, k), ow.feat[((1+k)*p.c+c)*nv:((2+k)*p.c+c)*nv], w
+					if isCos {
+						u, u2, a = u2, u, -w
+					}
+					u, u2 = u[:len(hb)], u2[:len(hb)]
+					ga := scale * a
+					if dbar == 0 {
+						for e, g := range hb {
+							dst[e] += ga * g * u[e]
+						}
+						continue
+					}
+					wc := -dbar * ow.centre[(si*p.c+c)*p.nf+f] * w * w
+					var sum float64
+					for e, g := range hb {
+						dst[e] += ga*g*u[e] + wc*u2[e]
+						sum += u[e]
+					}
+					dacc[(si*p.c+c)*p.nf+f] += dbar * a * sum
+				}
+				for c := 0; c < p.c; c++ {
+					ow.fft.forward(rest[c*nv:(c+1)*nv], kspec[c*nh:(c+1)*nh])
+					caxpy(ybs[c*nh:(c+1)*nh], kspec[c*nh:(c+1)*nh], 1)
 				}
 			}
 			for i := 0; i < S; i++ {
-				axpy(xbar, ybar[i*cv:(i+1)*cv], 1)
+				caxpy(xbarS, ybarS[i*cnh:(i+1)*cnh], 1)
+				clear(ybarS[i*cnh : (i+1)*cnh])
 			}
 		}
-		for i, val := range xbar {
-			out[b*cv+i] = T(val)
+		for o := 0; o < p.c; o++ {
+			ow.fft.inverse(xbarS[o*nh:(o+1)*nh], kv[:nv])
+			for i, val := range kv[:nv] {
+				out[b*cv+o*nv+i] = T(scale * val)
+			}
 		}
 	}
 	// ∂w[k] = Σ_stages b_k(t_i) (the inverse transform of acc_i / N, summed over each parameter's offsets),
@@ -837,7 +860,7 @@ func odeBackward[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 	dw := out[p.xSize():]
 	spec := make([]complex128, oj*nh)
 	grad := make([]float64, nv)
-	scale := 1 / float64(nv)
+
 	for k := 0; k < p.k; k++ {
 		clear(spec)
 		cen := make([]float64, p.c*p.nf)

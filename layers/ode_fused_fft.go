@@ -203,7 +203,7 @@ func cmul(a, b complex128) complex128 {
 // W₁₆^k = e^{−2πik/16} for k = 1, 2, 3, 6, 9 (the inverse uses their conjugates).
 const (
 	c16, s16 = 0.92387953251128675613, 0.38268343236508977173 // cos, sin π/8
-	h16      = 0.70710678118654752440                          // √2/2
+	h16      = 0.70710678118654752440                         // √2/2
 )
 
 // fft16 is the forward 16-point DFT in place.
