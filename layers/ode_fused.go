@@ -471,35 +471,37 @@ func (ow *odeWork) features(y []float64, sums bool) {
 		var s1, c1 []float64
 		for k, w := range p.freqs {
 			sk, ck := plane(1+k), ow.cosPlane(c, k)
+			var ss, cs float64 // Σ sin, Σ cos (the derivative sums)
 			switch {
 			case !ow.harmonic:
 				for i, x := range ys {
 					ow.arg[i] = w * x
 				}
 				sincosSlice(ow.arg[:v], sk, ck, ow.fast)
+				if sums {
+					ss, cs = sum2(sk, ck)
+				}
 			case k == 0:
 				sincosSlice(ys, sk, ck, ow.fast)
 				s1, c1 = sk, ck
+				if sums {
+					ss, cs = sum2(sk, ck)
+				}
 			default: // sin(k+1)x = sin kx cos x + cos kx sin x; cos(k+1)x = cos kx cos x − sin kx sin x
 				sp, cp := plane(k), ow.cosPlane(c, k-1)
 				sp, cp, s1, c1 = sp[:v], cp[:v], s1[:v], c1[:v]
 				sk, ck = sk[:v], ck[:v]
 				for i := range sk {
-					sk[i] = sp[i]*c1[i] + cp[i]*s1[i]
-					ck[i] = cp[i]*c1[i] - sp[i]*s1[i]
+					sn, cn := sp[i]*c1[i]+cp[i]*s1[i], cp[i]*c1[i]-sp[i]*s1[i]
+					sk[i], ck[i] = sn, cn
+					ss += sn
+					cs += cn
 				}
 			}
 			if !p.odd {
 				copy(plane(1+n+k), ck)
 			}
 			if sums {
-				var ss, cs float64
-				for i, cv := range ck {
-					cs += cv
-					if !p.odd {
-						ss += sk[i]
-					}
-				}
 				ow.dsum[(1+k)*p.c+c] = w * cs
 				if !p.odd {
 					ow.dsum[(1+n+k)*p.c+c] = -w * ss
@@ -507,6 +509,16 @@ func (ow *odeWork) features(y []float64, sums bool) {
 			}
 		}
 	}
+}
+
+// sum2 returns Σ a and Σ b.
+func sum2(a, b []float64) (sa, sb float64) {
+	b = b[:len(a)]
+	for i, x := range a {
+		sa += x
+		sb += b[i]
+	}
+	return sa, sb
 }
 
 // cosPlane is cos ω_k y of channel c (after features).
