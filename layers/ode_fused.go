@@ -56,7 +56,8 @@ type odePlan struct {
 	steps      int
 	t0, t1     float64
 	tab        tableau
-	kinetic    bool // keep the k_i: the kinetic energy is differentiable
+	kinetic    bool   // keep the k_i: the kinetic energy is differentiable
+	ar         *Arena // where the ops' outputs come from (nil: allocated afresh)
 }
 
 func (p *odePlan) v() int      { return p.h * p.w }
@@ -122,6 +123,7 @@ func (o ODE) integrateFused(s *Scope, x *G.Node, t0, t1 float64, kinetic bool) (
 	}
 	// the parameter of KernelField.Velocity: same name, shape and initialisation
 	wp := s.Param("w", []int{p.k, p.c, p.fc(), p.np}, Zeros)
+	p.ar = s.Arena()
 	if xe, ld, kin, err = fusedNodes(p, x, wp); err != nil {
 		return nil, nil, nil, wrap(err)
 	}
@@ -159,17 +161,17 @@ func fusedNodes(p *odePlan, x, wp *G.Node) (xe, ld, kin *G.Node, err error) {
 		return nil, nil, nil, err
 	}
 	n := p.xSize()
-	if xe, err = Narrow(out, 0, 0, n); err != nil {
+	if xe, err = narrowIn(p.ar, out, 0, 0, n); err != nil {
 		return nil, nil, nil, err
 	}
-	if xe, err = Reshape(xe, p.b, p.c, p.h, p.w); err != nil {
+	if xe, err = reshapeIn(p.ar, xe, p.b, p.c, p.h, p.w); err != nil {
 		return nil, nil, nil, err
 	}
-	if ld, err = Narrow(out, 0, n, p.b); err != nil {
+	if ld, err = narrowIn(p.ar, out, 0, n, p.b); err != nil {
 		return nil, nil, nil, err
 	}
 	if p.kinetic {
-		if kin, err = Narrow(out, 0, n+p.b, p.b); err != nil {
+		if kin, err = narrowIn(p.ar, out, 0, n+p.b, p.b); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -195,7 +197,7 @@ func (op odeFwdOp) Do(vals ...G.Value) (G.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, _, o := newOut(true, []int{p.actsSize()})
+		res, _, o := newOutIn(p.ar, true, []int{p.actsSize()})
 		odeForward(p, in[0], in[1], o)
 		return res, nil
 	}
@@ -203,7 +205,7 @@ func (op odeFwdOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o, _ := newOut(false, []int{p.actsSize()})
+	res, o, _ := newOutIn(p.ar, false, []int{p.actsSize()})
 	odeForward(p, in[0], in[1], o)
 	return res, nil
 }
@@ -241,7 +243,7 @@ func (op odeOutOp) Do(vals ...G.Value) (G.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, _, o := newOut(true, []int{n})
+		res, _, o := newOutIn(p.ar, true, []int{n})
 		copy(o, in[0][:n])
 		return res, nil
 	}
@@ -249,7 +251,7 @@ func (op odeOutOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o, _ := newOut(false, []int{n})
+	res, o, _ := newOutIn(p.ar, false, []int{n})
 	copy(o, in[0][:n])
 	return res, nil
 }
@@ -270,11 +272,11 @@ func (op odeOutOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 		return nil, err
 	}
 	total := p.xSize() + p.wSize()
-	dx, err := G.ApplyOp(odeSegOp{off: 0, n: p.xSize(), total: total, shape: []int{p.b, p.c, p.h, p.w}}, bw)
+	dx, err := G.ApplyOp(odeSegOp{off: 0, n: p.xSize(), total: total, shape: []int{p.b, p.c, p.h, p.w}, ar: p.ar}, bw)
 	if err != nil {
 		return nil, err
 	}
-	dw, err := G.ApplyOp(odeSegOp{off: p.xSize(), n: p.wSize(), total: total, shape: []int{p.k, p.c, p.fc(), p.np}}, bw)
+	dw, err := G.ApplyOp(odeSegOp{off: p.xSize(), n: p.wSize(), total: total, shape: []int{p.k, p.c, p.fc(), p.np}, ar: p.ar}, bw)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +303,7 @@ func (op odeGradOp) Do(vals ...G.Value) (G.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, _, o := newOut(true, []int{n})
+		res, _, o := newOutIn(p.ar, true, []int{n})
 		if err := odeBackward(p, in[1], in[2], in[3], o); err != nil {
 			return nil, fmt.Errorf("layers: %s: %w", op, err)
 		}
@@ -311,7 +313,7 @@ func (op odeGradOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o, _ := newOut(false, []int{n})
+	res, o, _ := newOutIn(p.ar, false, []int{n})
 	if err := odeBackward(p, in[1], in[2], in[3], o); err != nil {
 		return nil, fmt.Errorf("layers: %s: %w", op, err)
 	}
@@ -339,6 +341,7 @@ func (op odeGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 type odeSegOp struct {
 	off, n, total int
 	shape         []int
+	ar            *Arena
 }
 
 func (op odeSegOp) Arity() int    { return 1 }
@@ -355,7 +358,7 @@ func (op odeSegOp) Do(vals ...G.Value) (G.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, _, o := newOut(true, op.shape)
+		res, _, o := newOutIn(op.ar, true, op.shape)
 		copy(o, in[0][op.off:op.off+op.n])
 		return res, nil
 	}
@@ -363,7 +366,7 @@ func (op odeSegOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o, _ := newOut(false, op.shape)
+	res, o, _ := newOutIn(op.ar, false, op.shape)
 	copy(o, in[0][op.off:op.off+op.n])
 	return res, nil
 }

@@ -108,11 +108,15 @@ func (f *realFFT2) forward(x []float64, out []complex128) {
 	out = out[:f.wh*h]
 	for r := 0; r < h; r += 2 {
 		a, b := x[r*w:(r+1)*w], x[(r+1)*w:(r+2)*w]
-		b = b[:len(a)]
-		for i := range z {
-			z[i] = complex(a[i], b[i])
+		if w == 16 {
+			fft16Pair((*[16]float64)(a), (*[16]float64)(b), (*[16]complex128)(z))
+		} else {
+			b = b[:len(a)]
+			for i := range z {
+				z[i] = complex(a[i], b[i])
+			}
+			f.row.transform(z, false)
 		}
-		f.row.transform(z, false)
 		// Z = A + iB with A, B the spectra of the real rows: A[k] = (Z[k] + conj Z[−k])/2,
 		// B[k] = (Z[k] − conj Z[−k])/(2i).
 		for k := 0; k < f.wh; k++ {
@@ -169,8 +173,12 @@ func (f *realFFT2) inverse(spec []complex128, x []float64) {
 			a, b := spec[(w-k)*h+r], spec[(w-k)*h+r+1]
 			z[k] = complex(real(a)+imag(b), real(b)-imag(a)) // conj A[−k] + i conj B[−k]
 		}
-		f.row.transform(z, true)
 		xa, xb := x[r*w:(r+1)*w], x[(r+1)*w:(r+2)*w]
+		if w == 16 {
+			ifft16Pair((*[16]complex128)(z), (*[16]float64)(xa), (*[16]float64)(xb))
+			continue
+		}
+		f.row.transform(z, true)
 		xb = xb[:len(xa)]
 		for i, v := range z[:len(xa)] {
 			xa[i], xb[i] = real(v), imag(v)
@@ -248,4 +256,53 @@ func ifft16(a *[16]complex128) {
 	a[1], a[5], a[9], a[13] = idft4(y01, y11, y21, y31)
 	a[2], a[6], a[10], a[14] = idft4(y02, y12, y22, y32)
 	a[3], a[7], a[11], a[15] = idft4(y03, y13, y23, y33)
+}
+
+// fft16Pair is fft16 of the sequence a + i·b (two real rows), written to z.
+func fft16Pair(a, b *[16]float64, z *[16]complex128) {
+	const (
+		w1 = complex(c16, -s16)
+		w2 = complex(h16, -h16)
+		w3 = complex(s16, -c16)
+		w6 = complex(-h16, -h16)
+		w9 = complex(-c16, s16)
+	)
+	y00, y01, y02, y03 := dft4(complex(a[0], b[0]), complex(a[4], b[4]), complex(a[8], b[8]), complex(a[12], b[12]))
+	y10, y11, y12, y13 := dft4(complex(a[1], b[1]), complex(a[5], b[5]), complex(a[9], b[9]), complex(a[13], b[13]))
+	y20, y21, y22, y23 := dft4(complex(a[2], b[2]), complex(a[6], b[6]), complex(a[10], b[10]), complex(a[14], b[14]))
+	y30, y31, y32, y33 := dft4(complex(a[3], b[3]), complex(a[7], b[7]), complex(a[11], b[11]), complex(a[15], b[15]))
+	y11, y12, y13 = cmul(y11, w1), cmul(y12, w2), cmul(y13, w3)
+	y21, y22, y23 = cmul(y21, w2), complex(imag(y22), -real(y22)), cmul(y23, w6)
+	y31, y32, y33 = cmul(y31, w3), cmul(y32, w6), cmul(y33, w9)
+	z[0], z[4], z[8], z[12] = dft4(y00, y10, y20, y30)
+	z[1], z[5], z[9], z[13] = dft4(y01, y11, y21, y31)
+	z[2], z[6], z[10], z[14] = dft4(y02, y12, y22, y32)
+	z[3], z[7], z[11], z[15] = dft4(y03, y13, y23, y33)
+}
+
+// ifft16Pair is ifft16 of z written as its real parts to a and imaginary parts to b.
+func ifft16Pair(z *[16]complex128, a, b *[16]float64) {
+	const (
+		w1 = complex(c16, s16)
+		w2 = complex(h16, h16)
+		w3 = complex(s16, c16)
+		w6 = complex(-h16, h16)
+		w9 = complex(-c16, -s16)
+	)
+	y00, y01, y02, y03 := idft4(z[0], z[4], z[8], z[12])
+	y10, y11, y12, y13 := idft4(z[1], z[5], z[9], z[13])
+	y20, y21, y22, y23 := idft4(z[2], z[6], z[10], z[14])
+	y30, y31, y32, y33 := idft4(z[3], z[7], z[11], z[15])
+	y11, y12, y13 = cmul(y11, w1), cmul(y12, w2), cmul(y13, w3)
+	y21, y22, y23 = cmul(y21, w2), complex(-imag(y22), real(y22)), cmul(y23, w6)
+	y31, y32, y33 = cmul(y31, w3), cmul(y32, w6), cmul(y33, w9)
+	var x0, x1, x2, x3 complex128
+	x0, x1, x2, x3 = idft4(y00, y10, y20, y30)
+	a[0], b[0], a[4], b[4], a[8], b[8], a[12], b[12] = real(x0), imag(x0), real(x1), imag(x1), real(x2), imag(x2), real(x3), imag(x3)
+	x0, x1, x2, x3 = idft4(y01, y11, y21, y31)
+	a[1], b[1], a[5], b[5], a[9], b[9], a[13], b[13] = real(x0), imag(x0), real(x1), imag(x1), real(x2), imag(x2), real(x3), imag(x3)
+	x0, x1, x2, x3 = idft4(y02, y12, y22, y32)
+	a[2], b[2], a[6], b[6], a[10], b[10], a[14], b[14] = real(x0), imag(x0), real(x1), imag(x1), real(x2), imag(x2), real(x3), imag(x3)
+	x0, x1, x2, x3 = idft4(y03, y13, y23, y33)
+	a[3], b[3], a[7], b[7], a[11], b[11], a[15], b[15] = real(x0), imag(x0), real(x1), imag(x1), real(x2), imag(x2), real(x3), imag(x3)
 }
