@@ -68,12 +68,30 @@ func (p *odePlan) wSize() int  { return p.k * p.c * p.fc() * p.np }
 func (p *odePlan) outSize() int {
 	return p.xSize() + 2*p.b
 }
-func (p *odePlan) actsSize() int {
+func (p *odePlan) actsSize() int { return p.trigOff(p.b, 0) }
+
+// harmonic reports whether the frequencies are 1, 2, …: the features follow from sin y and cos y by angle
+// addition, and the forward pass keeps sin Y_i and cos Y_i for the backward one.
+func (p *odePlan) harmonic() bool {
+	for k, w := range p.freqs {
+		if w != float64(k+1) {
+			return false
+		}
+	}
+	return len(p.freqs) > 0
+}
+
+// trigOff is the offset of sin Y_i, cos Y_i (C·V each) of sample b's stage si (harmonic only).
+func (p *odePlan) trigOff(b, si int) int {
 	per := 1
 	if p.kinetic {
 		per = 2
 	}
-	return p.outSize() + per*p.stages()*p.xSize()
+	off := p.outSize() + per*p.stages()*p.xSize()
+	if !p.harmonic() {
+		return off
+	}
+	return off + (b*p.stages()+si)*2*p.c*p.v()
 }
 
 // Offsets in the activation vector of sample b's stage si: its input Y_i and (kinetic only) its velocity k_i.
@@ -392,7 +410,7 @@ type odeWork struct {
 	nh       int          // half-spectrum size h·(w/2+1)
 	what     []complex128 // per stage: Ŵ_{o,j}(t_i), (stages, C, F·C, nh)
 	centre   []float64    // per stage: W_{o,(f,o)}(0, t_i), (stages, C, F)
-	harmonic bool         // freqs are 1, 2, …: sin kx, cos kx by angle addition
+	harmonic bool         // freqs are 1, 2, … (odePlan.harmonic)
 	fast     bool         // float32 tensors: the cheaper sincos
 	feat     []float64    // (F·C, V) features h_j (not f = 0: the state itself)
 	spec     []complex128 // (F·C, nh)
@@ -401,6 +419,7 @@ type odeWork struct {
 	cosk     []float64    // (C, |freqs|, V) cos ωφ
 	arg      []float64    // (V) ωφ
 	dsum     []float64    // (F·C) Σ_x h_j′
+	trig     []float64    // (2, C, V) sin y, cos y kept by the forward pass, or nil: compute them
 	tmp      []complex128 // (nh)
 }
 
@@ -410,13 +429,10 @@ func newODEWork[T float](p *odePlan, wp []T) *odeWork {
 	nh := p.h * fft.wh
 	var zero T
 	_, is32 := any(zero).(float32)
-	ow := &odeWork{p: p, fft: fft, nh: nh, fast: is32, harmonic: true,
+	ow := &odeWork{p: p, fft: fft, nh: nh, fast: is32, harmonic: p.harmonic(),
 		feat: make([]float64, fc*v),
 		spec: make([]complex128, fc*nh), vspec: make([]complex128, p.c*nh), plane: make([]float64, v),
 		cosk: make([]float64, p.c*len(p.freqs)*v), arg: make([]float64, v), dsum: make([]float64, fc), tmp: make([]complex128, nh)}
-	for k, w := range p.freqs {
-		ow.harmonic = ow.harmonic && w == float64(k+1)
-	}
 	// the spectra of the K basis kernels, then their combinations at every stage time
 	oj := p.c * fc
 	base := make([]complex128, p.k*oj*nh)
@@ -485,7 +501,12 @@ func (ow *odeWork) features(y []float64, sums bool) {
 					ss, cs = sum2(sk, ck)
 				}
 			case k == 0:
-				sincosSlice(ys, sk, ck, ow.fast)
+				if ow.trig != nil { // kept by the forward pass
+					copy(sk, ow.trig[c*v:(c+1)*v])
+					copy(ck, ow.trig[(p.c+c)*v:(p.c+c+1)*v])
+				} else {
+					sincosSlice(ys, sk, ck, ow.fast)
+				}
 				s1, c1 = sk, ck
 				if sums {
 					ss, cs = sum2(sk, ck)
@@ -686,6 +707,17 @@ func odeForward[T float](p *odePlan, x, wp, acts []T) {
 				k := ks[i*cv : (i+1)*cv]
 				d := ow.field(y, ySpec, si, k)
 				copy(kSpec[i*c*nh:(i+1)*c*nh], ow.vspec)
+				if ow.harmonic {
+					tr := acts[p.trigOff(b, si):][:2*cv]
+					for o := 0; o < c; o++ {
+						for e, val := range ow.feat[(c+o)*p.v() : (c+o+1)*p.v()] { // the plane f = 1: sin y
+							tr[o*p.v()+e] = T(val)
+						}
+						for e, val := range ow.cosPlane(o, 0) {
+							tr[(c+o)*p.v()+e] = T(val)
+						}
+					}
+				}
 				if p.kinetic {
 					kst := states[(p.b*ns+b*ns+si)*cv : (p.b*ns+b*ns+si+1)*cv]
 					for e, val := range k {
@@ -752,6 +784,7 @@ func odeBackward[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 	gspec := make([]complex128, cnh)
 	kspec := make([]complex128, cnh)
 	rest := make([]float64, cv)
+	trig := make([]float64, 2*cv)
 	y := make([]float64, cv)
 	kv := make([]float64, cv)
 	hb := make([]float64, nv)
@@ -792,6 +825,12 @@ func odeBackward[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 				clear(rest)
 				for e, val := range acts[p.stateOff(b, si):][:cv] {
 					y[e] = float64(val)
+				}
+				if ow.harmonic {
+					for e, val := range acts[p.trigOff(b, si):][:2*cv] {
+						trig[e] = float64(val)
+					}
+					ow.trig = trig
 				}
 				ow.features(y, false)
 				// the field's vector-Jacobian product at Y_i
