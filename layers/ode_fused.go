@@ -19,9 +19,10 @@ import (
 // The same numbers as the graph (ODE without Fused, the reference; tests compare values and gradients):
 // each stage evaluates the features h_j of the field, their spectra by real 2-D FFTs, v̂_o = Σ_j Ŵ_{o,j}(t)
 // ĥ_j and one inverse FFT per channel, the kernels' spectra computed once per run (W(t) = Σ_k b_k(t) W_k
-// is linear in the parameters, so Ŵ(t) = Σ_k b_k(t) Ŵ_k). Samples evolve independently, so the op runs
-// one sample's whole trajectory at a time, in float64 whatever the dtype (sines and cosines to ~2e-9 for
-// float32 tensors, to a few ulp for float64).
+// is linear in the parameters, so Ŵ(t) = Σ_k b_k(t) Ŵ_k); the spectrum of the state itself (the feature
+// φ) follows the Runge–Kutta combinations by linearity, Ŷ_i = X̂ + h Σ_j a_ij v̂_j, with no transform.
+// Samples evolve independently, so the op runs one sample's whole trajectory at a time, in float64
+// whatever the dtype (sines and cosines to ~2e-9 for float32 tensors, to a few ulp for float64).
 //
 // The backward pass is the discrete adjoint of the unrolled scheme (reverse-mode differentiation of the
 // Runge–Kutta stages, not the continuous adjoint ODE), so its gradients are the graph's to rounding. For a
@@ -33,15 +34,19 @@ import (
 // The field's vector-Jacobian product in Fourier space: h̄_j = IDFT(Σ_o conj Ŵ_{o,j} ĝ_o) with ĝ the
 // spectrum of k̄, Ȳ_c = Σ_f h̄_{(f,c)} h_f′(Y_c) + d̄ Σ_f W_{c,(f,c)}(0, t) h_f″(Y_c), and the kernels'
 // gradient Σ_samples ĝ_o conj ĥ_j, accumulated per stage in Fourier space and transformed back once.
+// The adjoints X̄, Ȳ_i are kept as spectra (k̄_i is only ever transformed): the part of Ȳ_i from the
+// feature φ (h′ = 1) is then Σ_o conj Ŵ_{o,c} ĝ_o itself, and the rest takes one transform per channel.
 //
 // Everything the backward pass needs travels through the graph; the ops keep no state between runs:
 //
-//	acts = odeFwdOp(x, w)              [x(t₁) | log-det | kinetic | the stage inputs Y_i (| the k_i)]
+//	acts = odeFwdOp(x, w)              [x(t₁) | log-det | kinetic | the stage inputs Y_i (| the k_i) (| sin Y_i, cos Y_i)]
 //	out  = odeOutOp(x, w, acts)        [x(t₁) | log-det | kinetic], differentiable in x and w
 //	∂    = odeGradOp(x, w, acts, ∂out) [∂x | ∂w] (built by out's SymDiff)
 //
 // The stage inputs take stages·|x| numbers (32·|x| for 8 RK4 steps); the velocities k_i are kept too
-// only when the kinetic energy is differentiated. The fused ops are first-order only: the backward op's
+// only when the kinetic energy is differentiated, and sin Y_i, cos Y_i (from which the features and their
+// derivatives follow by angle addition) when the frequencies are 1, 2, …. The outputs come from the
+// scope's arena when it has one (Scope.SetArena). The fused ops are first-order only: the backward op's
 // derivative is an error (use the graph for second derivatives).
 
 // odePlan is the static description of one fused integration.
