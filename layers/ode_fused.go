@@ -877,7 +877,7 @@ func odeBackward[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 						k, isCos = k-len(p.freqs), true
 					}
 					w := p.freqs[k]
-					u, u2, a := ow.cosPlane(c, k), ow.feat[((1+k)*p.c+c)*nv:((2+k)*p.c+c)*nv], w
+					u, u2, a := ow.cosPlane(c, k), ow.feat[((1+k)*p.c+c)*nv:((1+k)*p.c+c+1)*nv], w
 					if isCos {
 						u, u2, a = u2, u, -w
 					}

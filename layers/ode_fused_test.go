@@ -34,6 +34,8 @@ func fusedCases() []fusedCase {
 		{"2ch-cos-midpoint", layers.KernelField{Channels: 2, Freqs: []float64{1.5, 0.7}, TimeBasis: 2}, []int{2, 2, 4, 4}, 2, "midpoint", 0, 1, 0.1},
 		// a rectangular lattice (no D4), Euler, one time function
 		{"rect-euler", layers.KernelField{Channels: 1, Freqs: []float64{2}, TimeBasis: 1}, []int{2, 1, 4, 8}, 3, "euler", 0, 1, 0.1},
+		// two channels with odd harmonic features (the kept sin/cos of every channel), generation direction
+		{"2ch-odd-harmonic", layers.KernelField{Channels: 2, Freqs: []float64{1, 2}, Odd: true, D4: true}, []int{2, 2, 4, 4}, 2, "rk4", 1, 0, 0.1},
 		// the smallest lattice the FFTs take, D4 and odd, RK4 forward
 		{"2x2-rk4", layers.KernelField{Channels: 1, Freqs: []float64{1, 2}, Odd: true, D4: true}, []int{2, 1, 2, 2}, 2, "rk4", 0, 1, 0.3},
 	}
