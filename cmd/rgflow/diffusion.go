@@ -96,7 +96,7 @@ const diffusionUsage = `usage: rgflow train diffusion --data samples.npz [flags]
 Trains a score network s_θ(x, t) by denoising score matching on lattice samples (the phi array of
 rgflow mcmc --out samples.npz, or K HMC chains that advance during training, their state in every
 checkpoint) under a linear forward process that acts mode by mode (carosso heat flow, polchinski with a
-mass regulator, vp, ve). Sample the run with rgflow sample RUN --sampler em|pc|ode, measure it with
+mass regulator, vp, ve). Sample the run with rgflow sample RUN --sampler em|pc|ancestral|ode, measure it with
 rgflow eval RUN and rgflow flow RUN.
 
 flags:
