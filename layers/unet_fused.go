@@ -214,26 +214,87 @@ func (op gnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	return res, nil
 }
 
-// stats computes the mean and 1/√(var + eps) of every (sample, group).
+// stats computes the mean and 1/√(var + eps) of every (sample, group): two passes (mean, then the
+// squared deviations from it), each summed in float64 with eight independent accumulators.
 func gnStats[T float](g gnGeom, x []T) (mean, inv []float64) {
 	cg := g.c / g.groups
 	n := cg * g.hw
 	mean, inv = make([]float64, g.b*g.groups), make([]float64, g.b*g.groups)
 	for k := range mean {
 		v := x[k*n : (k+1)*n]
-		var s float64
-		for _, e := range v {
-			s += float64(e)
-		}
-		m := s / float64(n)
-		var q float64
-		for _, e := range v {
-			d := float64(e) - m
-			q += d * d
-		}
-		mean[k], inv[k] = m, 1/math.Sqrt(q/float64(n)+g.eps)
+		m := sum8(v) / float64(n)
+		mean[k], inv[k] = m, 1/math.Sqrt(sqDev8(v, m)/float64(n)+g.eps)
 	}
 	return mean, inv
+}
+
+// sum8 is Σ v in float64, eight partial sums (independent chains: the adds overlap instead of waiting on
+// each other).
+func sum8[T float](v []T) float64 {
+	var s [8]float64
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		w := v[i : i+8 : i+8]
+		s[0] += float64(w[0])
+		s[1] += float64(w[1])
+		s[2] += float64(w[2])
+		s[3] += float64(w[3])
+		s[4] += float64(w[4])
+		s[5] += float64(w[5])
+		s[6] += float64(w[6])
+		s[7] += float64(w[7])
+	}
+	for ; i < len(v); i++ {
+		s[i%8] += float64(v[i])
+	}
+	return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+}
+
+// sqDev8 is Σ (v − m)² in float64, eight partial sums.
+func sqDev8[T float](v []T, m float64) float64 {
+	var s [8]float64
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		w := v[i : i+8 : i+8]
+		d0, d1, d2, d3 := float64(w[0])-m, float64(w[1])-m, float64(w[2])-m, float64(w[3])-m
+		d4, d5, d6, d7 := float64(w[4])-m, float64(w[5])-m, float64(w[6])-m, float64(w[7])-m
+		s[0] += d0 * d0
+		s[1] += d1 * d1
+		s[2] += d2 * d2
+		s[3] += d3 * d3
+		s[4] += d4 * d4
+		s[5] += d5 * d5
+		s[6] += d6 * d6
+		s[7] += d7 * d7
+	}
+	for ; i < len(v); i++ {
+		d := float64(v[i]) - m
+		s[i%8] += d * d
+	}
+	return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+}
+
+// sumDot4 returns Σ d and Σ d·(x·a − c) in T, four partial sums each.
+func sumDot4[T float](d, x []T, a, c T) (T, T) {
+	x = x[:len(d)]
+	var s0, s1, s2, s3, p0, p1, p2, p3 T
+	i := 0
+	for ; i+4 <= len(d); i += 4 {
+		dd, xx := d[i:i+4:i+4], x[i:i+4:i+4]
+		s0 += dd[0]
+		s1 += dd[1]
+		s2 += dd[2]
+		s3 += dd[3]
+		p0 += dd[0] * (xx[0]*a - c)
+		p1 += dd[1] * (xx[1]*a - c)
+		p2 += dd[2] * (xx[2]*a - c)
+		p3 += dd[3] * (xx[3]*a - c)
+	}
+	for ; i < len(d); i++ {
+		s0 += d[i]
+		p0 += d[i] * (x[i]*a - c)
+	}
+	return (s0 + s1) + (s2 + s3), (p0 + p1) + (p2 + p3)
 }
 
 func gnForward[T float](g gnGeom, in [][]T, out []T) {
@@ -252,8 +313,9 @@ func gnForward[T float](g gnGeom, in [][]T, out []T) {
 			}
 			base := (b*g.c + c) * g.hw
 			xs, os := x[base:base+g.hw], out[base:base+g.hw]
+			A1, A0 := T(a1), T(a0) // in T: no conversions per element
 			for i, e := range xs {
-				os[i] = T(float64(e)*a1 + a0)
+				os[i] = e*A1 + A0
 			}
 			if g.swish {
 				applyAct(os, os, actSwish) // the vector swish of the Swish op
@@ -355,11 +417,7 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 				} else {
 					copy(d, dys)
 				}
-				var sd, pd T
-				for i, e := range xs {
-					sd += d[i]
-					pd += d[i] * (e*ivT - mivT)
-				}
+				sd, pd := sumDot4(d, xs, ivT, mivT)
 				S, P := float64(sd), float64(pd)
 				if g.film {
 					dbeta[b*g.c+c], dgamma[b*g.c+c] = T(S), T(sc*P+bi*S)
