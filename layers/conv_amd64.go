@@ -36,6 +36,12 @@ func convWgt2F32(n int, tab *uintptr, ldg int, rows *[2]int, acc *float32)
 func convWgt2F64(n int, tab *uintptr, ldg int, rows *[2]int, acc *float64)
 
 //go:noescape
+func padRowsF32(j *padJob)
+
+//go:noescape
+func padRowsF64(j *padJob)
+
+//go:noescape
 func fmaPeakF32(n int)
 
 //go:noescape
@@ -93,6 +99,16 @@ func convWgt2Kernel[T float](tab []uintptr, ldg int, rows *[2]int, acc []T) {
 		convWgt2F32(len(tab)/3, &tab[0], ldg, rows, &a[0])
 	case []float64:
 		convWgt2F64(len(tab)/3, &tab[0], ldg, rows, &a[0])
+	}
+}
+
+// padRowsKernel runs the padded copy of one plane (see padRowsF32) in T's precision.
+func padRowsKernel[T float](j *padJob) {
+	switch any(*new(T)).(type) {
+	case float32:
+		padRowsF32(j)
+	default:
+		padRowsF64(j)
 	}
 }
 

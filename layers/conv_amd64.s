@@ -1190,6 +1190,117 @@ peakdoneF32:
 	VZEROUPPER
 	RET
 
+// func padRowsF32(j *padJob)
+// For every padded row yy < j.nrows: src row j.rows[yy] (or zeros when it is negative) into dst row yy
+// (j.rowLen entries apart) at column j.padL, then the j.nl columns left of it and the j.nr right of it
+// from the source columns j.lsrc[k], j.rsrc[k] (0 where negative). The row copies are 16-lane
+// vectors, the last one under a mask: nothing outside the padded row is written.
+TEXT ·padRowsF32(SB), NOSPLIT, $0-8
+	MOVQ j+0(FP), DI
+	MOVQ 0(DI), R8
+	MOVQ 8(DI), R9
+	MOVQ 16(DI), R10
+	MOVQ 24(DI), R11
+	MOVQ 40(DI), R12
+	MOVQ R12, CX
+	ANDQ $15, CX
+	MOVL $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K1
+	MOVQ 32(DI), CX
+	ANDQ $15, CX
+	MOVL $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K2
+	VPXORD Z1, Z1, Z1
+	TESTQ R11, R11
+	JZ paddoneF32
+padrowF32:
+	MOVQ (R10), BX
+	TESTQ BX, BX
+	JS padzeroF32
+	IMULQ R12, BX
+	LEAQ (R9)(BX*4), SI
+	MOVQ 48(DI), DX
+	LEAQ (R8)(DX*4), DX
+	XORQ AX, AX
+	MOVQ R12, CX
+	SHRQ $4, CX
+	TESTQ CX, CX
+	JZ padtailF32
+padvecF32:
+	VMOVUPS (SI)(AX*1), Z0
+	VMOVUPS Z0, (DX)(AX*1)
+	ADDQ $64, AX
+	DECQ CX
+	JNZ padvecF32
+padtailF32:
+	VMOVUPS.Z (SI)(AX*1), K1, Z0
+	VMOVUPS Z0, K1, (DX)(AX*1)
+	MOVQ 64(DI), CX
+	TESTQ CX, CX
+	JZ padldoneF32
+	MOVQ 56(DI), AX
+	MOVQ R8, DX
+padlloopF32:
+	MOVQ (AX), BX
+	XORQ R13, R13
+	TESTQ BX, BX
+	JS padlstoreF32
+	MOVL (SI)(BX*4), R13
+padlstoreF32:
+	MOVL R13, (DX)
+	ADDQ $8, AX
+	ADDQ $4, DX
+	DECQ CX
+	JNZ padlloopF32
+padldoneF32:
+	MOVQ 80(DI), CX
+	TESTQ CX, CX
+	JZ padrdoneF32
+	MOVQ 72(DI), AX
+	MOVQ 48(DI), DX
+	ADDQ R12, DX
+	LEAQ (R8)(DX*4), DX
+padrloopF32:
+	MOVQ (AX), BX
+	XORQ R13, R13
+	TESTQ BX, BX
+	JS padrstoreF32
+	MOVL (SI)(BX*4), R13
+padrstoreF32:
+	MOVL R13, (DX)
+	ADDQ $8, AX
+	ADDQ $4, DX
+	DECQ CX
+	JNZ padrloopF32
+padrdoneF32:
+	JMP padnextF32
+padzeroF32:
+	XORQ AX, AX
+	MOVQ 32(DI), CX
+	SHRQ $4, CX
+	TESTQ CX, CX
+	JZ padztailF32
+padzvecF32:
+	VMOVUPS Z1, (R8)(AX*1)
+	ADDQ $64, AX
+	DECQ CX
+	JNZ padzvecF32
+padztailF32:
+	VMOVUPS Z1, K2, (R8)(AX*1)
+padnextF32:
+	MOVQ 32(DI), AX
+	LEAQ (R8)(AX*4), R8
+	ADDQ $8, R10
+	DECQ R11
+	JNZ padrowF32
+paddoneF32:
+	VZEROUPPER
+	RET
+
 // func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[4]uint64)
 // For 8 output channels × 3 vectors of 8 positions: acc[j][v] = Σ_r w[r·8+j] · x_v[off[r] + lane]
 // (x_v = xa, xb, xc; lanes outside masks[v] read as 0), then *outs[3j+v] += acc[j][v] on the masked lanes
@@ -1975,5 +2086,116 @@ peakloopF64:
 	DECQ CX
 	JNZ peakloopF64
 peakdoneF64:
+	VZEROUPPER
+	RET
+
+// func padRowsF64(j *padJob)
+// For every padded row yy < j.nrows: src row j.rows[yy] (or zeros when it is negative) into dst row yy
+// (j.rowLen entries apart) at column j.padL, then the j.nl columns left of it and the j.nr right of it
+// from the source columns j.lsrc[k], j.rsrc[k] (0 where negative). The row copies are 8-lane
+// vectors, the last one under a mask: nothing outside the padded row is written.
+TEXT ·padRowsF64(SB), NOSPLIT, $0-8
+	MOVQ j+0(FP), DI
+	MOVQ 0(DI), R8
+	MOVQ 8(DI), R9
+	MOVQ 16(DI), R10
+	MOVQ 24(DI), R11
+	MOVQ 40(DI), R12
+	MOVQ R12, CX
+	ANDQ $7, CX
+	MOVL $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K1
+	MOVQ 32(DI), CX
+	ANDQ $7, CX
+	MOVL $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K2
+	VPXORD Z1, Z1, Z1
+	TESTQ R11, R11
+	JZ paddoneF64
+padrowF64:
+	MOVQ (R10), BX
+	TESTQ BX, BX
+	JS padzeroF64
+	IMULQ R12, BX
+	LEAQ (R9)(BX*8), SI
+	MOVQ 48(DI), DX
+	LEAQ (R8)(DX*8), DX
+	XORQ AX, AX
+	MOVQ R12, CX
+	SHRQ $3, CX
+	TESTQ CX, CX
+	JZ padtailF64
+padvecF64:
+	VMOVUPD (SI)(AX*1), Z0
+	VMOVUPD Z0, (DX)(AX*1)
+	ADDQ $64, AX
+	DECQ CX
+	JNZ padvecF64
+padtailF64:
+	VMOVUPD.Z (SI)(AX*1), K1, Z0
+	VMOVUPD Z0, K1, (DX)(AX*1)
+	MOVQ 64(DI), CX
+	TESTQ CX, CX
+	JZ padldoneF64
+	MOVQ 56(DI), AX
+	MOVQ R8, DX
+padlloopF64:
+	MOVQ (AX), BX
+	XORQ R13, R13
+	TESTQ BX, BX
+	JS padlstoreF64
+	MOVQ (SI)(BX*8), R13
+padlstoreF64:
+	MOVQ R13, (DX)
+	ADDQ $8, AX
+	ADDQ $8, DX
+	DECQ CX
+	JNZ padlloopF64
+padldoneF64:
+	MOVQ 80(DI), CX
+	TESTQ CX, CX
+	JZ padrdoneF64
+	MOVQ 72(DI), AX
+	MOVQ 48(DI), DX
+	ADDQ R12, DX
+	LEAQ (R8)(DX*8), DX
+padrloopF64:
+	MOVQ (AX), BX
+	XORQ R13, R13
+	TESTQ BX, BX
+	JS padrstoreF64
+	MOVQ (SI)(BX*8), R13
+padrstoreF64:
+	MOVQ R13, (DX)
+	ADDQ $8, AX
+	ADDQ $8, DX
+	DECQ CX
+	JNZ padrloopF64
+padrdoneF64:
+	JMP padnextF64
+padzeroF64:
+	XORQ AX, AX
+	MOVQ 32(DI), CX
+	SHRQ $3, CX
+	TESTQ CX, CX
+	JZ padztailF64
+padzvecF64:
+	VMOVUPD Z1, (R8)(AX*1)
+	ADDQ $64, AX
+	DECQ CX
+	JNZ padzvecF64
+padztailF64:
+	VMOVUPD Z1, K2, (R8)(AX*1)
+padnextF64:
+	MOVQ 32(DI), AX
+	LEAQ (R8)(AX*8), R8
+	ADDQ $8, R10
+	DECQ R11
+	JNZ padrowF64
+paddoneF64:
 	VZEROUPPER
 	RET

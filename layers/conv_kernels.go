@@ -115,6 +115,25 @@ func (p *convPlan) base(n, y int) int { return n*p.imgStride + p.g.stride*y*p.ro
 func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 	g := p.g
 	pw, pr := p.padL, p.wp-p.padL-p.g.w
+	if hasConvAVX512 && g.stride == 1 {
+		// One kernel call per plane (the per-row work of the loops below, in vector moves).
+		j := padJob{rows: &p.rowSrc[0], nrows: p.hp, rowLen: p.rowLen, w: g.w, padL: pw,
+			lsrc: &p.colSrc[0], nl: pw, rsrc: &p.colSrc[pw+g.w-1], nr: pr}
+		if pr > 0 {
+			j.rsrc = &p.colSrc[pw+g.w]
+		}
+		for n := 0; n < nb; n++ {
+			for i := 0; i < g.cin; i++ {
+				j.src = addr(&x[((n0+n)*g.cin+i)*g.h*g.w])
+				j.dst = addr(&buf[n*p.imgStride+i*p.chStride])
+				_ = buf[n*p.imgStride+i*p.chStride+p.plane-1] // the plane lies inside buf
+				padRowsKernel[T](&j)
+			}
+		}
+		runtime.KeepAlive(x)
+		runtime.KeepAlive(buf)
+		return
+	}
 	for n := 0; n < nb; n++ {
 		for i := 0; i < g.cin; i++ {
 			src := x[((n0+n)*g.cin+i)*g.h*g.w:][:g.h*g.w]
@@ -154,6 +173,21 @@ func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 			}
 		}
 	}
+}
+
+// padJob describes the padded copy of one plane for padRowsKernel (field offsets are read by the
+// assembly: keep the order). Counts are in elements.
+type padJob struct {
+	dst, src uintptr // the padded plane and the source plane
+	rows     *int    // per padded row: the source row, or −1 for zeros (nrows entries)
+	nrows    int
+	rowLen   int  // entries per padded row
+	w        int  // source row length
+	padL     int  // the column where source column 0 goes
+	lsrc     *int // the source columns of padded columns 0 … nl−1 (−1: zero)
+	nl       int
+	rsrc     *int // the source columns of padded columns padL+w … (−1: zero)
+	nr       int
 }
 
 // convForward sets y (b, cout, ho, wo) = F(x, w) + bias (bias may be nil).

@@ -24,4 +24,8 @@ func convWgt2Kernel[T float](tab []uintptr, ldg int, rows *[2]int, acc []T) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 
+func padRowsKernel[T float](j *padJob) {
+	panic("layers: no vector convolution kernel on this architecture")
+}
+
 func fmaPeak[T float](n int) bool { return false }
