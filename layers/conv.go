@@ -410,14 +410,14 @@ func (op chanSumOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	return out, nil
 }
+// chanSum adds Σ_{n, pixels} x[n, o, ·] to dst[o]: each plane summed as a dot product with ones (the
+// vector dot kernel's independent partial sums instead of one serial chain of adds).
 func chanSum[T float](dst, x []T, b, c, hw int) {
+	ones := make([]T, hw)
+	fill(ones, 1)
 	for n := 0; n < b; n++ {
 		for o := 0; o < c; o++ {
-			var s T
-			for _, v := range x[(n*c+o)*hw : (n*c+o+1)*hw] {
-				s += v
-			}
-			dst[o] += s
+			dst[o] += dot(x[(n*c+o)*hw:(n*c+o+1)*hw], ones)
 		}
 	}
 }

@@ -492,6 +492,43 @@ func convUnits(g convGeom, p *convPlan, vl int) []convUnit {
 	return us
 }
 
+// useVirtualRows reports whether the AVX-512 kernels should run over whole padded planes ("virtual rows")
+// instead of row by row: a stride-1 convolution whose output rows fill their vectors badly (8×8 maps use
+// half the lanes of a float32 vector) computes every position of the padded plane from the first output
+// position on, the positions in the padding columns under a zero mask, and copies the real ones out.
+func useVirtualRows(g convGeom, p *convPlan, vl int) bool {
+	if p.direct || g.stride != 1 {
+		return false
+	}
+	rows := float64(g.wo) / float64((g.wo+vl-1)/vl*vl) // lanes in use row by row
+	virt := float64(g.wo) / float64(p.rowLen)          // … over the padded plane
+	return virt > 1.15*rows
+}
+
+// vplane is the length of one plane of output positions in the virtual-row layout (ho padded rows,
+// rounded up to whole vectors).
+func vplane(g convGeom, p *convPlan, vl int) int { return (g.ho*p.rowLen + vl - 1) / vl * vl }
+
+// convUnitsVirtual lists the vectors of one image in the virtual-row layout: x the buffer offset (as
+// convUnits), y the offset in a plane of vplane positions (output row yy at yy·rowLen), mask the lanes on
+// real output positions.
+func convUnitsVirtual(g convGeom, p *convPlan, vl int) []convUnit {
+	n := g.ho * p.rowLen
+	us := make([]convUnit, 0, (n+vl-1)/vl)
+	for q := 0; q < n; q += vl {
+		var m uint64
+		for l := 0; l < vl && q+l < n; l++ {
+			if (q+l)%p.rowLen < g.wo {
+				m |= 1 << l
+			}
+		}
+		if m != 0 {
+			us = append(us, convUnit{x: p.base(0, 0) + q, y: q, mask: m})
+		}
+	}
+	return us
+}
+
 func addr[T float](v *T) uintptr { return uintptr(unsafe.Pointer(v)) }
 
 // convFwdVec runs F with the vector kernels: mr output channels × 3 vectors of positions per call, the
@@ -508,6 +545,9 @@ type convFwdVec[T float] struct {
 	us    []convUnit // the vectors of one image
 	rest  []convUnit // AVX2: the positions after the last full vector of each row, (offsets, count in mask)
 	gus   []convUnit // scratch: the vectors of a group
+	// virtual-row layout (useVirtualRows): the kernels write to vout, (group, cout, vpl), copied out to y
+	vpl  int
+	vout []T
 }
 
 func newConvFwdVec[T float](g convGeom, p *convPlan, w []T, avx2 bool) *convFwdVec[T] {
@@ -527,6 +567,9 @@ func newConvFwdVec[T float](g convGeom, p *convPlan, w []T, avx2 bool) *convFwdV
 				v.rest = append(v.rest, convUnit{x: u.x, y: u.y, mask: uint64(n)})
 			}
 		}
+	} else if useVirtualRows(g, p, vl) {
+		v.us, v.vpl = convUnitsVirtual(g, p, vl), vplane(g, p, vl)
+		v.vout = make([]T, p.group*g.cout*v.vpl)
 	} else {
 		v.us = convUnits(g, p, vl)
 	}
@@ -553,9 +596,18 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 	nob := (g.cout + mr - 1) / mr
 	// The group's vectors as (buffer offset, output offset of channel 0, mask), in threes.
 	us := v.gus[:0]
+	out, ost := y, hw // where the kernels write: y itself, or the virtual-row planes
+	if v.vout != nil {
+		out, ost = v.vout, v.vpl
+		clear(v.vout[:nb*g.cout*v.vpl])
+	}
 	for n := 0; n < nb; n++ {
+		yb := (n0 + n) * g.cout * hw
+		if v.vout != nil {
+			yb = n * g.cout * v.vpl
+		}
 		for _, u := range v.us {
-			us = append(us, convUnit{x: n*v.p.imgStride + u.x, y: (n0+n)*g.cout*hw + u.y, mask: u.mask})
+			us = append(us, convUnit{x: n*v.p.imgStride + u.x, y: yb + u.y, mask: u.mask})
 		}
 	}
 	filler := len(us)
@@ -576,12 +628,12 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 			masks[3] = 1
 			for k, uk := range us[u : u+3] {
 				xs[k], masks[k] = &buf[uk.x], uk.mask
-				if u+k < filler && uk.mask != full {
+				if u+k < filler && uk.mask != full && v.vout == nil { // the virtual planes have room for whole vectors
 					masks[3] = 0
 				}
 				for j := 0; j < mr; j++ {
 					if o := ob*mr + j; o < g.cout && u+k < filler {
-						outs[3*j+k] = addr(&y[o*hw+uk.y])
+						outs[3*j+k] = addr(&out[o*ost+uk.y])
 					} else {
 						outs[3*j+k] = v.dummy
 					}
@@ -596,6 +648,19 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 	}
 	runtime.KeepAlive(y)
 	runtime.KeepAlive(v.wp)
+	runtime.KeepAlive(v.vout)
+	if v.vout != nil { // add the real positions of the virtual planes to y
+		for pl := 0; pl < nb*g.cout; pl++ {
+			src := v.vout[pl*v.vpl:][:v.vpl]
+			dst := y[(n0*g.cout+pl)*hw:][:hw]
+			for yy := 0; yy < g.ho; yy++ {
+				sr, dr := src[yy*v.p.rowLen:][:g.wo], dst[yy*g.wo:][:g.wo]
+				for x, e := range sr {
+					dr[x] += e
+				}
+			}
+		}
+	}
 	for n := 0; n < nb; n++ { // AVX2: the positions after the last full vector of each row
 		for _, u := range v.rest {
 			cnt := int(u.mask)
@@ -635,6 +700,7 @@ type convWgtVec[T float] struct {
 	tab      []uintptr
 	us       []convUnit
 	rest     []convUnit // AVX2: those positions, as (offsets, count in mask)
+	gst      int        // distance between output-gradient planes in gy: ho·wo, or vplane for virtual rows
 }
 
 func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgtVec[T] {
@@ -659,11 +725,28 @@ func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgt
 			}
 		}
 		v.tail = make([]T, g.cout*K)
+	} else if useVirtualRows(g, p, vl) {
+		v.us = convUnitsVirtual(g, p, vl)
 	} else {
 		v.us = convUnits(g, p, vl)
 	}
 	v.cpad = (g.cout + v.cb - 1) / v.cb * v.cb
-	if v.cpad != g.cout { // the kernel reads cb channels at a time: pad with zero channels
+	v.gst = hw
+	if !avx2 && useVirtualRows(g, p, vl) {
+		// The output gradient in the virtual-row layout (zeros in the padding columns), Cout padded.
+		v.gst = vplane(g, p, vl)
+		rl := p.rowLen
+		v.gy = make([]T, g.b*v.cpad*v.gst)
+		for n := 0; n < g.b; n++ {
+			for o := 0; o < g.cout; o++ {
+				src := gy[(n*g.cout+o)*hw:][:hw]
+				dst := v.gy[(n*v.cpad+o)*v.gst:][:v.gst]
+				for yy := 0; yy < g.ho; yy++ {
+					copy(dst[yy*rl:yy*rl+g.wo], src[yy*g.wo:(yy+1)*g.wo])
+				}
+			}
+		}
+	} else if v.cpad != g.cout { // the kernel reads cb channels at a time: pad with zero channels
 		v.gy = make([]T, g.b*v.cpad*hw)
 		for n := 0; n < g.b; n++ {
 			copy(v.gy[n*v.cpad*hw:], gy[n*g.cout*hw:(n+1)*g.cout*hw])
@@ -686,7 +769,7 @@ func (v *convWgtVec[T]) run(buf []T, n0, nb int) {
 	for ob := 0; ob < v.nob && len(t) > 0; ob++ {
 		i := 0
 		for n := 0; n < nb; n++ {
-			gbase, xbase := ((n0+n)*v.cpad+ob*v.cb)*hw, n*p.imgStride
+			gbase, xbase := ((n0+n)*v.cpad+ob*v.cb)*v.gst, n*p.imgStride
 			for _, u := range v.us {
 				t[i], t[i+1], t[i+2] = addr(&v.gy[gbase+u.y]), addr(&buf[xbase+u.x]), uintptr(u.mask)
 				i += 3
@@ -698,9 +781,9 @@ func (v *convWgtVec[T]) run(buf []T, n0, nb int) {
 			}
 			acc := v.acc[(ob*v.nrb+rb)*blk:][:blk]
 			if v.avx2 {
-				convWgt2Kernel(t, hw*size, (*[2]int)(rows[:2]), acc)
+				convWgt2Kernel(t, v.gst*size, (*[2]int)(rows[:2]), acc)
 			} else {
-				convWgtKernel(t, hw*size, &rows, acc, v.cb)
+				convWgtKernel(t, v.gst*size, &rows, acc, v.cb)
 			}
 		}
 	}

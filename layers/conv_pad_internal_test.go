@@ -75,3 +75,25 @@ func testPadInto[T float](t *testing.T, g convGeom) {
 		}
 	}
 }
+
+// TestVirtualRowsChosen: the virtual-row layout is taken where output rows fill float32 vectors badly (the
+// U-Net's 8×8 maps, the 6×11 and 8×8 cases of TestConvLargeMatchesNaive) and not where rows are whole
+// vectors (16×16 lattice, 32×32 images) or the convolution is strided or 1×1.
+func TestVirtualRowsChosen(t *testing.T) {
+	for _, c := range []struct {
+		h, w, k int
+		opts    ConvOpts
+		want    bool
+	}{
+		{8, 8, 3, ConvOpts{Pad: Zero}, true}, {6, 11, 3, ConvOpts{}, true}, {16, 16, 3, ConvOpts{}, false},
+		{32, 32, 3, ConvOpts{Pad: Zero}, false}, {16, 16, 3, ConvOpts{Pad: Zero, Stride: 2}, false}, {8, 8, 1, ConvOpts{}, false},
+	} {
+		g, err := newConvGeom("test", 2, 3, 4, c.h, c.w, c.k, c.k, c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := useVirtualRows(g, newConvPlan(g), 16); got != c.want {
+			t.Errorf("%v: virtual rows %v, want %v", g, got, c.want)
+		}
+	}
+}
