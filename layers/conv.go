@@ -410,6 +410,7 @@ func (op chanSumOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	return out, nil
 }
+
 // chanSum adds Σ_{n, pixels} x[n, o, ·] to dst[o]: each plane summed as a dot product with ones (the
 // vector dot kernel's independent partial sums instead of one serial chain of adds).
 func chanSum[T float](dst, x []T, b, c, hw int) {
