@@ -220,13 +220,30 @@ func gnStats[T float](g gnGeom, x []T) (mean, inv []float64) {
 	cg := g.c / g.groups
 	n := cg * g.hw
 	mean, inv = make([]float64, g.b*g.groups), make([]float64, g.b*g.groups)
+	if n < gnVecMin {
+		for k := range mean {
+			v := x[k*n : (k+1)*n]
+			m := sum8(v) / float64(n)
+			mean[k], inv[k] = m, 1/math.Sqrt(sqDev8(v, m)/float64(n)+g.eps)
+		}
+		return mean, inv
+	}
+	// Vector kernels: Σ x as a dot product with ones, then Σ (x − m)² as the dot product of x − m with
+	// itself (both two-pass, as above; the sums in T with the kernels' partial sums).
+	ones, dev := make([]T, n), make([]T, n)
+	fill(ones, 1)
 	for k := range mean {
 		v := x[k*n : (k+1)*n]
-		m := sum8(v) / float64(n)
-		mean[k], inv[k] = m, 1/math.Sqrt(sqDev8(v, m)/float64(n)+g.eps)
+		m := float64(dot(v, ones)) / float64(n)
+		axpyRowsSet(dev, []T{1}, v, n, T(-m))
+		mean[k], inv[k] = m, 1/math.Sqrt(float64(dot(dev, dev))/float64(n)+g.eps)
 	}
 	return mean, inv
 }
+
+// gnVecMin is the plane (and group) size from which GroupNormAct runs its passes through the vector
+// kernels of the package (affine rows, dot products) instead of plain loops.
+const gnVecMin = 64
 
 // sum8 is Σ v in float64, eight partial sums (independent chains: the adds overlap instead of waiting on
 // each other).
@@ -314,8 +331,12 @@ func gnForward[T float](g gnGeom, in [][]T, out []T) {
 			base := (b*g.c + c) * g.hw
 			xs, os := x[base:base+g.hw], out[base:base+g.hw]
 			A1, A0 := T(a1), T(a0) // in T: no conversions per element
-			for i, e := range xs {
-				os[i] = e*A1 + A0
+			if g.hw >= gnVecMin {
+				axpyRowsSet(os, []T{A1}, xs, g.hw, A0)
+			} else {
+				for i, e := range xs {
+					os[i] = e*A1 + A0
+				}
 			}
 			if g.swish {
 				applyAct(os, os, actSwish) // the vector swish of the Swish op
@@ -386,6 +407,12 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 	n := float64(cg * g.hw)
 	ds, db := make([]float64, g.c), make([]float64, g.c)
 	dz := make([]T, g.hw)
+	vec := g.hw >= gnVecMin
+	var ones, xh []T
+	if vec {
+		ones, xh = make([]T, g.hw), make([]T, g.hw)
+		fill(ones, 1)
+	}
 	// With x̂ = (x − μ)/σ, a = x̂·scale + bias, z = a(1 + γ) + β and d = ∂y·swish′(z) (or ∂y), every gradient
 	// follows from two sums per plane, S = Σ d and P = Σ d·x̂: ∂β = S, ∂γ = scale·P + bias·S,
 	// ∂bias += (1+γ) S, ∂scale += (1+γ) P, and with k = (1+γ)·scale per channel
@@ -407,8 +434,12 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 				if g.swish {
 					// z = x·A1 + A0
 					a1, a0 := T(iv*sc*f), T((bi-m*iv*sc)*f+be)
-					for i, e := range xs {
-						dz[i] = e*a1 + a0
+					if vec {
+						axpyRowsSet(dz, []T{a1}, xs, g.hw, a0)
+					} else {
+						for i, e := range xs {
+							dz[i] = e*a1 + a0
+						}
 					}
 					applyAct(dz, dz, actSwishD1) // swish′(z), vectorised as in the Swish op's gradient
 					for i, e := range dys {
@@ -417,7 +448,13 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 				} else {
 					copy(d, dys)
 				}
-				sd, pd := sumDot4(d, xs, ivT, mivT)
+				var sd, pd T
+				if vec { // S = Σ d, P = Σ d·x̂ with x̂ = x·(1/σ) − μ/σ
+					axpyRowsSet(xh, []T{ivT}, xs, g.hw, -mivT)
+					sd, pd = dot(d, ones), dot(d, xh)
+				} else {
+					sd, pd = sumDot4(d, xs, ivT, mivT)
+				}
 				S, P := float64(sd), float64(pd)
 				if g.film {
 					dbeta[b*g.c+c], dgamma[b*g.c+c] = T(S), T(sc*P+bi*S)
@@ -437,6 +474,13 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 				k *= scale[c]
 				base := (b*g.c + c) * g.hw
 				xs, d := x[base:base+g.hw], dx[base:base+g.hw]
+				if vec { // d = (k·d − m1 − x̂·m2)/σ: two affine row passes through dz
+					axpyRowsSet(xh, []T{ivT}, xs, g.hw, -mivT)
+					axpyRowsSet(dz, []T{k * ivT}, d, g.hw, -m1*ivT)
+					axpyRows(dz, []T{-m2 * ivT}, xh, g.hw)
+					copy(d, dz)
+					continue
+				}
 				for i, e := range xs {
 					xh := e*ivT - mivT
 					d[i] = (k*d[i] - m1 - xh*m2) * ivT

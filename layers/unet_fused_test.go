@@ -19,7 +19,8 @@ import (
 // with central finite differences (tolerance 1e-6, the kit's), with and without FiLM and swish, on
 // (B, C, H, W) and (B, C) inputs.
 func TestGroupNormAct(t *testing.T) {
-	for _, shape := range [][]int{{2, 4, 3, 2}, {3, 6}} {
+	// {2, 4, 9, 8}: planes of 72 ≥ gnVecMin, the vector-kernel passes (with tails).
+	for _, shape := range [][]int{{2, 4, 3, 2}, {3, 6}, {2, 4, 9, 8}} {
 		for _, film := range []bool{false, true} {
 			for _, act := range []bool{false, true} {
 				b, c := shape[0], shape[1]
@@ -83,11 +84,17 @@ func TestGroupNormAct(t *testing.T) {
 }
 
 // TestGroupNormActFloat32: in float32, on a (3, 4, 5, 7) map (35 positions per plane, 70 per group: the
-// unrolled sums of the statistics and of the backward pass run their tails too), the fused op's output and
+// unrolled sums of the statistics and of the backward pass run their tails too) and a (2, 4, 9, 9) map (81
+// positions per plane: the vector-kernel passes and their tails), the fused op's output and
 // its gradients with respect to every input match the unfused graph evaluated in float64 to 2e-4 relative
 // (float32 rounding, about 1e-7 per operation, accumulated over sums of up to 105 terms and the swish).
 func TestGroupNormActFloat32(t *testing.T) {
-	shape := []int{3, 4, 5, 7}
+	for _, shape := range [][]int{{3, 4, 5, 7}, {2, 4, 9, 9}} {
+		testGroupNormActFloat32(t, shape)
+	}
+}
+
+func testGroupNormActFloat32(t *testing.T, shape []int) {
 	b, c := shape[0], shape[1]
 	rng := rand.New(rand.NewPCG(5, 17))
 	shapes := [][]int{shape, {c}, {c}, {b * c}, {b * c}}
