@@ -343,7 +343,7 @@ func convBackwardData[T float](g convGeom, gy, w, dx []T) {
 	// With the vector kernels, phases narrower than a vector leave lanes idle; below that width spreading
 	// gy onto the fine grid (zeros between its entries) and running one stride-1 convolution there is
 	// faster despite its s² times larger arithmetic.
-	spread := g.stride > 1 && hasConvAVX512 && g.wo < vecLanes[T]()
+	spread := g.stride > 1 && hasConvAVX512 && g.wo <= vecLanes[T]()
 	if spread {
 		s := g.stride
 		fine := make([]T, g.b*g.cout*g.h*g.w)
