@@ -36,6 +36,30 @@ func convWgt2F32(n int, tab *uintptr, ldg int, rows *[2]int, acc *float32)
 func convWgt2F64(n int, tab *uintptr, ldg int, rows *[2]int, acc *float64)
 
 //go:noescape
+func convFwdN1F32(k int, off *int, x, w, out *float32, ostride int)
+
+//go:noescape
+func convFwdN1F64(k int, off *int, x, w, out *float64, ostride int)
+
+//go:noescape
+func convFwdN2F32(k int, off *int, x, w, out *float32, ostride int)
+
+//go:noescape
+func convFwdN2F64(k int, off *int, x, w, out *float64, ostride int)
+
+//go:noescape
+func convFwdN3F32(k int, off *int, x, w, out *float32, ostride int)
+
+//go:noescape
+func convFwdN3F64(k int, off *int, x, w, out *float64, ostride int)
+
+//go:noescape
+func convFwdN4F32(k int, off *int, x, w, out *float32, ostride int)
+
+//go:noescape
+func convFwdN4F64(k int, off *int, x, w, out *float64, ostride int)
+
+//go:noescape
 func padRowsF32(j *padJob)
 
 //go:noescape
@@ -99,6 +123,37 @@ func convWgt2Kernel[T float](tab []uintptr, ldg int, rows *[2]int, acc []T) {
 		convWgt2F32(len(tab)/3, &tab[0], ldg, rows, &a[0])
 	case []float64:
 		convWgt2F64(len(tab)/3, &tab[0], ldg, rows, &a[0])
+	}
+}
+
+// convFwdNKernel calls the narrow forward kernel for mr (1 … 4) output channels of T's precision (see
+// convFwdN1F32): mr channels × 24/mr consecutive vectors.
+func convFwdNKernel[T float](mr, k int, off []int, x, w, out *T, ostride int) {
+	switch any(*new(T)).(type) {
+	case float32:
+		xx, ww, oo := (*float32)(unsafe.Pointer(x)), (*float32)(unsafe.Pointer(w)), (*float32)(unsafe.Pointer(out))
+		switch mr {
+		case 1:
+			convFwdN1F32(k, &off[0], xx, ww, oo, ostride)
+		case 2:
+			convFwdN2F32(k, &off[0], xx, ww, oo, ostride)
+		case 3:
+			convFwdN3F32(k, &off[0], xx, ww, oo, ostride)
+		default:
+			convFwdN4F32(k, &off[0], xx, ww, oo, ostride)
+		}
+	default:
+		xx, ww, oo := (*float64)(unsafe.Pointer(x)), (*float64)(unsafe.Pointer(w)), (*float64)(unsafe.Pointer(out))
+		switch mr {
+		case 1:
+			convFwdN1F64(k, &off[0], xx, ww, oo, ostride)
+		case 2:
+			convFwdN2F64(k, &off[0], xx, ww, oo, ostride)
+		case 3:
+			convFwdN3F64(k, &off[0], xx, ww, oo, ostride)
+		default:
+			convFwdN4F64(k, &off[0], xx, ww, oo, ostride)
+		}
 	}
 }
 

@@ -197,6 +197,10 @@ func convForward[T float](g convGeom, x, w, bias, y []T) {
 
 // convForwardPlan sets y (b, cout, ho, wo) = Σ_r w[o, r] · tap r of x + bias for the plan's taps.
 func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
+	if hasConvAVX512 && g.cout <= 4 && g.stride == 1 && !p.direct {
+		convForwardNarrow(g, p, x, w, bias, y)
+		return
+	}
 	buf := x
 	if !p.direct {
 		buf = make([]T, p.bufLen)
@@ -254,6 +258,53 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 			}
 		}
 	}
+}
+
+// convForwardNarrow is convForwardPlan for 1 … 4 output channels with the AVX-512 narrow kernels: instead
+// of padding the channels to a block of 8 (mostly idle), each call computes all Cout channels for 24/Cout
+// consecutive vectors of the padded plane ("virtual rows": every position from the first output on,
+// those in padding columns discarded) into a scratch plane, whose real positions are then added to y.
+func convForwardNarrow[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
+	mr, vl := g.cout, vecLanes[T]()
+	chunk := 24 / mr * vl                      // positions per kernel call
+	n := g.ho * p.rowLen                       // virtual positions of one image
+	vpl := (n + chunk - 1) / chunk * chunk     // … rounded up to whole calls
+	buf := make([]T, p.bufLen+vpl+p.rowLen+vl) // slack: the last call reads up to a call's width past the plane
+	K := len(p.rowOff)
+	wp := make([]T, K*mr)
+	for o := 0; o < mr; o++ {
+		for r := 0; r < K; r++ {
+			wp[r*mr+o] = w[o*K+r]
+		}
+	}
+	scratch := make([]T, mr*vpl)
+	hw := g.ho * g.wo
+	for n0 := 0; n0 < g.b; n0 += p.group {
+		nb := min(p.group, g.b-n0)
+		padInto(p, buf, x, n0, nb)
+		for i := 0; i < nb; i++ {
+			base := i * p.imgStride
+			for q := 0; q < n; q += chunk {
+				convFwdNKernel(mr, K, p.rowOff, &buf[base+q], &wp[0], &scratch[q], vpl)
+			}
+			for o := 0; o < mr; o++ {
+				var b0 T
+				if bias != nil {
+					b0 = bias[o]
+				}
+				yo := y[((n0+i)*g.cout+o)*hw:][:hw]
+				so := scratch[o*vpl:][:vpl]
+				for yy := 0; yy < g.ho; yy++ {
+					sr, dr := so[yy*p.rowLen:][:g.wo], yo[yy*g.wo:][:g.wo]
+					for xx, v := range sr {
+						dr[xx] = v + b0
+					}
+				}
+			}
+		}
+	}
+	runtime.KeepAlive(buf)
+	runtime.KeepAlive(scratch)
 }
 
 // channelMajorWeights returns w (cout, cin·kt) reordered as (cout, kt, cin) when the plan's taps are

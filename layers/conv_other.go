@@ -24,6 +24,10 @@ func convWgt2Kernel[T float](tab []uintptr, ldg int, rows *[2]int, acc []T) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 
+func convFwdNKernel[T float](mr, k int, off []int, x, w, out *T, ostride int) {
+	panic("layers: no vector convolution kernel on this architecture")
+}
+
 func padRowsKernel[T float](j *padJob) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
