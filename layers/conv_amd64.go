@@ -9,10 +9,10 @@ import (
 )
 
 //go:noescape
-func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[4]uint64)
+func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[4]uint64, init *float32)
 
 //go:noescape
-func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[4]uint64)
+func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[4]uint64, init *float64)
 
 //go:noescape
 func convWgtF32(n int, tab *uintptr, ldg int, rows *[6]int, acc *float32)
@@ -77,15 +77,16 @@ var hasConvAVX512 = cpu.X86.HasAVX512F
 // hasConvAVX2 reports whether the AVX2 kernels (convFwd2F32/F64, convWgt2F32/F64) can run.
 var hasConvAVX2 = hasAVX2FMA
 
-// convFwdKernel calls the forward kernel of T's precision (see convFwdF32).
-func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[4]uint64) {
+// convFwdKernel calls the forward kernel of T's precision (see convFwdF32); init nil adds to the outputs,
+// else sets them to init[j] + the sums.
+func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[4]uint64, init *T) {
 	switch any(*new(T)).(type) {
 	case float32:
 		convFwdF32(k, &off[0], (*float32)(unsafe.Pointer(x[0])), (*float32)(unsafe.Pointer(x[1])), (*float32)(unsafe.Pointer(x[2])),
-			(*float32)(unsafe.Pointer(w)), outs, masks)
+			(*float32)(unsafe.Pointer(w)), outs, masks, (*float32)(unsafe.Pointer(init)))
 	default:
 		convFwdF64(k, &off[0], (*float64)(unsafe.Pointer(x[0])), (*float64)(unsafe.Pointer(x[1])), (*float64)(unsafe.Pointer(x[2])),
-			(*float64)(unsafe.Pointer(w)), outs, masks)
+			(*float64)(unsafe.Pointer(w)), outs, masks, (*float64)(unsafe.Pointer(init)))
 	}
 }
 

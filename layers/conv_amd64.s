@@ -8,11 +8,13 @@
 // the destination; "VFMADD231PS A, B, C" is C += B·A; ".Z" loads zero the lanes outside the K mask (and
 // never fault there).
 
-// func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[4]uint64)
+// func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[4]uint64, init *float32)
 // For 8 output channels × 3 vectors of 16 positions: acc[j][v] = Σ_r w[r·8+j] · x_v[off[r] + lane]
 // (x_v = xa, xb, xc; lanes outside masks[v] read as 0), then *outs[3j+v] += acc[j][v] on the masked lanes
 // (on all 16 lanes if masks[3] ≠ 0: the caller's promise that every vector is full or writes to scratch).
-TEXT ·convFwdF32(SB), NOSPLIT, $0-64
+// With init ≠ nil the sums start at init[j] and are stored, not added: *outs[3j+v] = init[j] + acc[j][v]
+// (no pass to fill the output with the bias first, and no load of it here).
+TEXT ·convFwdF32(SB), NOSPLIT, $0-72
 	MOVQ k+0(FP), CX
 	MOVQ off+8(FP), SI
 	MOVQ xa+16(FP), AX
@@ -23,6 +25,9 @@ TEXT ·convFwdF32(SB), NOSPLIT, $0-64
 	KMOVW (R9), K1
 	KMOVW 8(R9), K2
 	KMOVW 16(R9), K3
+	MOVQ init+64(FP), R10
+	TESTQ R10, R10
+	JNZ fwdinitF32
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -47,6 +52,33 @@ TEXT ·convFwdF32(SB), NOSPLIT, $0-64
 	VPXORD Z21, Z21, Z21
 	VPXORD Z22, Z22, Z22
 	VPXORD Z23, Z23, Z23
+	JMP fwdreadyF32
+fwdinitF32:
+	VBROADCASTSS 0(R10), Z0
+	VMOVAPS Z0, Z1
+	VMOVAPS Z0, Z2
+	VBROADCASTSS 4(R10), Z3
+	VMOVAPS Z3, Z4
+	VMOVAPS Z3, Z5
+	VBROADCASTSS 8(R10), Z6
+	VMOVAPS Z6, Z7
+	VMOVAPS Z6, Z8
+	VBROADCASTSS 12(R10), Z9
+	VMOVAPS Z9, Z10
+	VMOVAPS Z9, Z11
+	VBROADCASTSS 16(R10), Z12
+	VMOVAPS Z12, Z13
+	VMOVAPS Z12, Z14
+	VBROADCASTSS 20(R10), Z15
+	VMOVAPS Z15, Z16
+	VMOVAPS Z15, Z17
+	VBROADCASTSS 24(R10), Z18
+	VMOVAPS Z18, Z19
+	VMOVAPS Z18, Z20
+	VBROADCASTSS 28(R10), Z21
+	VMOVAPS Z21, Z22
+	VMOVAPS Z21, Z23
+fwdreadyF32:
 	TESTQ CX, CX
 	JZ fwdstoreF32
 fwdloopF32:
@@ -93,6 +125,9 @@ fwdloopF32:
 fwdstoreF32:
 	MOVQ outs+48(FP), SI
 	MOVQ masks+56(FP), R9
+	MOVQ init+64(FP), R10
+	TESTQ R10, R10
+	JNZ fwdsetF32
 	CMPQ 24(R9), $0
 	JNE fwdfullF32
 	MOVQ 0(SI), R9
@@ -191,6 +226,110 @@ fwdstoreF32:
 	VMOVUPS.Z (R9), K3, Z31
 	VADDPS Z31, Z23, Z23
 	VMOVUPS Z23, K3, (R9)
+	VZEROUPPER
+	RET
+fwdsetF32:
+	CMPQ 24(R9), $0
+	JNE fwdsetfullF32
+	MOVQ 0(SI), R9
+	VMOVUPS Z0, K1, (R9)
+	MOVQ 8(SI), R9
+	VMOVUPS Z1, K2, (R9)
+	MOVQ 16(SI), R9
+	VMOVUPS Z2, K3, (R9)
+	MOVQ 24(SI), R9
+	VMOVUPS Z3, K1, (R9)
+	MOVQ 32(SI), R9
+	VMOVUPS Z4, K2, (R9)
+	MOVQ 40(SI), R9
+	VMOVUPS Z5, K3, (R9)
+	MOVQ 48(SI), R9
+	VMOVUPS Z6, K1, (R9)
+	MOVQ 56(SI), R9
+	VMOVUPS Z7, K2, (R9)
+	MOVQ 64(SI), R9
+	VMOVUPS Z8, K3, (R9)
+	MOVQ 72(SI), R9
+	VMOVUPS Z9, K1, (R9)
+	MOVQ 80(SI), R9
+	VMOVUPS Z10, K2, (R9)
+	MOVQ 88(SI), R9
+	VMOVUPS Z11, K3, (R9)
+	MOVQ 96(SI), R9
+	VMOVUPS Z12, K1, (R9)
+	MOVQ 104(SI), R9
+	VMOVUPS Z13, K2, (R9)
+	MOVQ 112(SI), R9
+	VMOVUPS Z14, K3, (R9)
+	MOVQ 120(SI), R9
+	VMOVUPS Z15, K1, (R9)
+	MOVQ 128(SI), R9
+	VMOVUPS Z16, K2, (R9)
+	MOVQ 136(SI), R9
+	VMOVUPS Z17, K3, (R9)
+	MOVQ 144(SI), R9
+	VMOVUPS Z18, K1, (R9)
+	MOVQ 152(SI), R9
+	VMOVUPS Z19, K2, (R9)
+	MOVQ 160(SI), R9
+	VMOVUPS Z20, K3, (R9)
+	MOVQ 168(SI), R9
+	VMOVUPS Z21, K1, (R9)
+	MOVQ 176(SI), R9
+	VMOVUPS Z22, K2, (R9)
+	MOVQ 184(SI), R9
+	VMOVUPS Z23, K3, (R9)
+	VZEROUPPER
+	RET
+fwdsetfullF32:
+	MOVQ 0(SI), R9
+	VMOVUPS Z0, (R9)
+	MOVQ 8(SI), R9
+	VMOVUPS Z1, (R9)
+	MOVQ 16(SI), R9
+	VMOVUPS Z2, (R9)
+	MOVQ 24(SI), R9
+	VMOVUPS Z3, (R9)
+	MOVQ 32(SI), R9
+	VMOVUPS Z4, (R9)
+	MOVQ 40(SI), R9
+	VMOVUPS Z5, (R9)
+	MOVQ 48(SI), R9
+	VMOVUPS Z6, (R9)
+	MOVQ 56(SI), R9
+	VMOVUPS Z7, (R9)
+	MOVQ 64(SI), R9
+	VMOVUPS Z8, (R9)
+	MOVQ 72(SI), R9
+	VMOVUPS Z9, (R9)
+	MOVQ 80(SI), R9
+	VMOVUPS Z10, (R9)
+	MOVQ 88(SI), R9
+	VMOVUPS Z11, (R9)
+	MOVQ 96(SI), R9
+	VMOVUPS Z12, (R9)
+	MOVQ 104(SI), R9
+	VMOVUPS Z13, (R9)
+	MOVQ 112(SI), R9
+	VMOVUPS Z14, (R9)
+	MOVQ 120(SI), R9
+	VMOVUPS Z15, (R9)
+	MOVQ 128(SI), R9
+	VMOVUPS Z16, (R9)
+	MOVQ 136(SI), R9
+	VMOVUPS Z17, (R9)
+	MOVQ 144(SI), R9
+	VMOVUPS Z18, (R9)
+	MOVQ 152(SI), R9
+	VMOVUPS Z19, (R9)
+	MOVQ 160(SI), R9
+	VMOVUPS Z20, (R9)
+	MOVQ 168(SI), R9
+	VMOVUPS Z21, (R9)
+	MOVQ 176(SI), R9
+	VMOVUPS Z22, (R9)
+	MOVQ 184(SI), R9
+	VMOVUPS Z23, (R9)
 	VZEROUPPER
 	RET
 fwdfullF32:
@@ -1755,11 +1894,13 @@ fwdn4storeF32:
 	VZEROUPPER
 	RET
 
-// func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[4]uint64)
+// func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[4]uint64, init *float64)
 // For 8 output channels × 3 vectors of 8 positions: acc[j][v] = Σ_r w[r·8+j] · x_v[off[r] + lane]
 // (x_v = xa, xb, xc; lanes outside masks[v] read as 0), then *outs[3j+v] += acc[j][v] on the masked lanes
 // (on all 8 lanes if masks[3] ≠ 0: the caller's promise that every vector is full or writes to scratch).
-TEXT ·convFwdF64(SB), NOSPLIT, $0-64
+// With init ≠ nil the sums start at init[j] and are stored, not added: *outs[3j+v] = init[j] + acc[j][v]
+// (no pass to fill the output with the bias first, and no load of it here).
+TEXT ·convFwdF64(SB), NOSPLIT, $0-72
 	MOVQ k+0(FP), CX
 	MOVQ off+8(FP), SI
 	MOVQ xa+16(FP), AX
@@ -1770,6 +1911,9 @@ TEXT ·convFwdF64(SB), NOSPLIT, $0-64
 	KMOVW (R9), K1
 	KMOVW 8(R9), K2
 	KMOVW 16(R9), K3
+	MOVQ init+64(FP), R10
+	TESTQ R10, R10
+	JNZ fwdinitF64
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -1794,6 +1938,33 @@ TEXT ·convFwdF64(SB), NOSPLIT, $0-64
 	VPXORD Z21, Z21, Z21
 	VPXORD Z22, Z22, Z22
 	VPXORD Z23, Z23, Z23
+	JMP fwdreadyF64
+fwdinitF64:
+	VBROADCASTSD 0(R10), Z0
+	VMOVAPD Z0, Z1
+	VMOVAPD Z0, Z2
+	VBROADCASTSD 8(R10), Z3
+	VMOVAPD Z3, Z4
+	VMOVAPD Z3, Z5
+	VBROADCASTSD 16(R10), Z6
+	VMOVAPD Z6, Z7
+	VMOVAPD Z6, Z8
+	VBROADCASTSD 24(R10), Z9
+	VMOVAPD Z9, Z10
+	VMOVAPD Z9, Z11
+	VBROADCASTSD 32(R10), Z12
+	VMOVAPD Z12, Z13
+	VMOVAPD Z12, Z14
+	VBROADCASTSD 40(R10), Z15
+	VMOVAPD Z15, Z16
+	VMOVAPD Z15, Z17
+	VBROADCASTSD 48(R10), Z18
+	VMOVAPD Z18, Z19
+	VMOVAPD Z18, Z20
+	VBROADCASTSD 56(R10), Z21
+	VMOVAPD Z21, Z22
+	VMOVAPD Z21, Z23
+fwdreadyF64:
 	TESTQ CX, CX
 	JZ fwdstoreF64
 fwdloopF64:
@@ -1840,6 +2011,9 @@ fwdloopF64:
 fwdstoreF64:
 	MOVQ outs+48(FP), SI
 	MOVQ masks+56(FP), R9
+	MOVQ init+64(FP), R10
+	TESTQ R10, R10
+	JNZ fwdsetF64
 	CMPQ 24(R9), $0
 	JNE fwdfullF64
 	MOVQ 0(SI), R9
@@ -1938,6 +2112,110 @@ fwdstoreF64:
 	VMOVUPD.Z (R9), K3, Z31
 	VADDPD Z31, Z23, Z23
 	VMOVUPD Z23, K3, (R9)
+	VZEROUPPER
+	RET
+fwdsetF64:
+	CMPQ 24(R9), $0
+	JNE fwdsetfullF64
+	MOVQ 0(SI), R9
+	VMOVUPD Z0, K1, (R9)
+	MOVQ 8(SI), R9
+	VMOVUPD Z1, K2, (R9)
+	MOVQ 16(SI), R9
+	VMOVUPD Z2, K3, (R9)
+	MOVQ 24(SI), R9
+	VMOVUPD Z3, K1, (R9)
+	MOVQ 32(SI), R9
+	VMOVUPD Z4, K2, (R9)
+	MOVQ 40(SI), R9
+	VMOVUPD Z5, K3, (R9)
+	MOVQ 48(SI), R9
+	VMOVUPD Z6, K1, (R9)
+	MOVQ 56(SI), R9
+	VMOVUPD Z7, K2, (R9)
+	MOVQ 64(SI), R9
+	VMOVUPD Z8, K3, (R9)
+	MOVQ 72(SI), R9
+	VMOVUPD Z9, K1, (R9)
+	MOVQ 80(SI), R9
+	VMOVUPD Z10, K2, (R9)
+	MOVQ 88(SI), R9
+	VMOVUPD Z11, K3, (R9)
+	MOVQ 96(SI), R9
+	VMOVUPD Z12, K1, (R9)
+	MOVQ 104(SI), R9
+	VMOVUPD Z13, K2, (R9)
+	MOVQ 112(SI), R9
+	VMOVUPD Z14, K3, (R9)
+	MOVQ 120(SI), R9
+	VMOVUPD Z15, K1, (R9)
+	MOVQ 128(SI), R9
+	VMOVUPD Z16, K2, (R9)
+	MOVQ 136(SI), R9
+	VMOVUPD Z17, K3, (R9)
+	MOVQ 144(SI), R9
+	VMOVUPD Z18, K1, (R9)
+	MOVQ 152(SI), R9
+	VMOVUPD Z19, K2, (R9)
+	MOVQ 160(SI), R9
+	VMOVUPD Z20, K3, (R9)
+	MOVQ 168(SI), R9
+	VMOVUPD Z21, K1, (R9)
+	MOVQ 176(SI), R9
+	VMOVUPD Z22, K2, (R9)
+	MOVQ 184(SI), R9
+	VMOVUPD Z23, K3, (R9)
+	VZEROUPPER
+	RET
+fwdsetfullF64:
+	MOVQ 0(SI), R9
+	VMOVUPD Z0, (R9)
+	MOVQ 8(SI), R9
+	VMOVUPD Z1, (R9)
+	MOVQ 16(SI), R9
+	VMOVUPD Z2, (R9)
+	MOVQ 24(SI), R9
+	VMOVUPD Z3, (R9)
+	MOVQ 32(SI), R9
+	VMOVUPD Z4, (R9)
+	MOVQ 40(SI), R9
+	VMOVUPD Z5, (R9)
+	MOVQ 48(SI), R9
+	VMOVUPD Z6, (R9)
+	MOVQ 56(SI), R9
+	VMOVUPD Z7, (R9)
+	MOVQ 64(SI), R9
+	VMOVUPD Z8, (R9)
+	MOVQ 72(SI), R9
+	VMOVUPD Z9, (R9)
+	MOVQ 80(SI), R9
+	VMOVUPD Z10, (R9)
+	MOVQ 88(SI), R9
+	VMOVUPD Z11, (R9)
+	MOVQ 96(SI), R9
+	VMOVUPD Z12, (R9)
+	MOVQ 104(SI), R9
+	VMOVUPD Z13, (R9)
+	MOVQ 112(SI), R9
+	VMOVUPD Z14, (R9)
+	MOVQ 120(SI), R9
+	VMOVUPD Z15, (R9)
+	MOVQ 128(SI), R9
+	VMOVUPD Z16, (R9)
+	MOVQ 136(SI), R9
+	VMOVUPD Z17, (R9)
+	MOVQ 144(SI), R9
+	VMOVUPD Z18, (R9)
+	MOVQ 152(SI), R9
+	VMOVUPD Z19, (R9)
+	MOVQ 160(SI), R9
+	VMOVUPD Z20, (R9)
+	MOVQ 168(SI), R9
+	VMOVUPD Z21, (R9)
+	MOVQ 176(SI), R9
+	VMOVUPD Z22, (R9)
+	MOVQ 184(SI), R9
+	VMOVUPD Z23, (R9)
 	VZEROUPPER
 	RET
 fwdfullF64:

@@ -61,11 +61,13 @@ def fwd3(t):
     ty = 'float32' if f32 else 'float64'
     L = []
     a = L.append
-    a(f"// func convFwd{t}(k int, off *int, xa, xb, xc, w *{ty}, outs *[24]uintptr, masks *[4]uint64)")
+    a(f"// func convFwd{t}(k int, off *int, xa, xb, xc, w *{ty}, outs *[24]uintptr, masks *[4]uint64, init *{ty})")
     a(f"// For 8 output channels × 3 vectors of {lanes} positions: acc[j][v] = Σ_r w[r·8+j] · x_v[off[r] + lane]")
     a(f"// (x_v = xa, xb, xc; lanes outside masks[v] read as 0), then *outs[3j+v] += acc[j][v] on the masked lanes")
     a(f"// (on all {lanes} lanes if masks[3] ≠ 0: the caller's promise that every vector is full or writes to scratch).")
-    a(f"TEXT ·convFwd{t}(SB), NOSPLIT, $0-64")
+    a(f"// With init ≠ nil the sums start at init[j] and are stored, not added: *outs[3j+v] = init[j] + acc[j][v]")
+    a(f"// (no pass to fill the output with the bias first, and no load of it here).")
+    a(f"TEXT ·convFwd{t}(SB), NOSPLIT, $0-72")
     a("\tMOVQ k+0(FP), CX")
     a("\tMOVQ off+8(FP), SI")
     a("\tMOVQ xa+16(FP), AX")
@@ -76,8 +78,18 @@ def fwd3(t):
     a("\tKMOVW (R9), K1")
     a("\tKMOVW 8(R9), K2")
     a("\tKMOVW 16(R9), K3")
+    a("\tMOVQ init+64(FP), R10")
+    a("\tTESTQ R10, R10")
+    a(f"\tJNZ fwdinit{t}")
     for i in range(24):
         a(f"\tVPXORD Z{i}, Z{i}, Z{i}")
+    a(f"\tJMP fwdready{t}")
+    a(f"fwdinit{t}:")
+    for j in range(8):
+        a(f"\t{BC} {j*sz}(R10), Z{3*j}")
+        a(f"\tVMOVAP{P[1]} Z{3*j}, Z{3*j+1}")
+        a(f"\tVMOVAP{P[1]} Z{3*j}, Z{3*j+2}")
+    a(f"fwdready{t}:")
     a("\tTESTQ CX, CX")
     a(f"\tJZ fwdstore{t}")
     a(f"fwdloop{t}:")
@@ -101,6 +113,9 @@ def fwd3(t):
     # (mask 0, 16 stores to one scratch address) cost the whole forward pass ~15%; taking the unmasked path
     # only when all three vectors are full gained nothing.
     a("\tMOVQ masks+56(FP), R9")
+    a("\tMOVQ init+64(FP), R10")
+    a("\tTESTQ R10, R10")
+    a(f"\tJNZ fwdset{t}")
     a("\tCMPQ 24(R9), $0")
     a(f"\tJNE fwdfull{t}")
     for j in range(8):
@@ -111,6 +126,20 @@ def fwd3(t):
             a(f"\tVMOVUP{P[1]}.Z (R9), {k}, Z31")
             a(f"\tVADD{P} Z31, Z{acc}, Z{acc}")
             a(f"\tVMOVUP{P[1]} Z{acc}, {k}, (R9)")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    a(f"fwdset{t}:")
+    a("\tCMPQ 24(R9), $0")
+    a(f"\tJNE fwdsetfull{t}")
+    for acc in range(24):
+        a(f"\tMOVQ {8*acc}(SI), R9")
+        a(f"\tVMOVUP{P[1]} Z{acc}, {['K1', 'K2', 'K3'][acc % 3]}, (R9)")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    a(f"fwdsetfull{t}:")
+    for acc in range(24):
+        a(f"\tMOVQ {8*acc}(SI), R9")
+        a(f"\tVMOVUP{P[1]} Z{acc}, (R9)")
     a("\tVZEROUPPER")
     a("\tRET")
     a(f"fwdfull{t}:")

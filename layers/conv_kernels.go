@@ -207,7 +207,7 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 	}
 	K := len(p.rowOff)
 	hw := g.ho * g.wo
-	if bias != nil {
+	if bias != nil && !hasConvAVX512 { // the AVX-512 kernels start their sums at the bias and store them
 		for n := 0; n < g.b; n++ {
 			for o := 0; o < g.cout; o++ {
 				fill(y[(n*g.cout+o)*hw:][:hw], bias[o])
@@ -220,7 +220,7 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 		kt  int
 	)
 	if hasConvAVX512 || hasConvAVX2 {
-		vec = newConvFwdVec(g, p, w, !hasConvAVX512)
+		vec = newConvFwdVec(g, p, w, bias, !hasConvAVX512)
 	} else {
 		wt, kt = channelMajorWeights(g, p, w)
 	}
@@ -599,9 +599,12 @@ type convFwdVec[T float] struct {
 	// virtual-row layout (useVirtualRows): the kernels write to vout, (group, cout, vpl), copied out to y
 	vpl  int
 	vout []T
+	// AVX-512: the bias (zeros without one) per block of mr channels, the value every sum starts at (the
+	// kernel stores its sums instead of adding them to y)
+	init []T
 }
 
-func newConvFwdVec[T float](g convGeom, p *convPlan, w []T, avx2 bool) *convFwdVec[T] {
+func newConvFwdVec[T float](g convGeom, p *convPlan, w, bias []T, avx2 bool) *convFwdVec[T] {
 	K := len(p.rowOff)
 	v := &convFwdVec[T]{g: g, p: p, avx2: avx2, mr: 8, w: w}
 	vl := vecLanes[T]()
@@ -626,6 +629,10 @@ func newConvFwdVec[T float](g convGeom, p *convPlan, w []T, avx2 bool) *convFwdV
 	}
 	mr := v.mr
 	nob := (g.cout + mr - 1) / mr
+	if !avx2 {
+		v.init = make([]T, nob*mr)
+		copy(v.init, bias)
+	}
 	v.wp = make([]T, nob*K*mr+16)
 	for o := 0; o < g.cout; o++ {
 		ob, j := o/mr, o%mr
@@ -650,7 +657,6 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 	out, ost := y, hw // where the kernels write: y itself, or the virtual-row planes
 	if v.vout != nil {
 		out, ost = v.vout, v.vpl
-		clear(v.vout[:nb*g.cout*v.vpl])
 	}
 	for n := 0; n < nb; n++ {
 		yb := (n0 + n) * g.cout * hw
@@ -693,22 +699,20 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 			if v.avx2 {
 				convFwd2Kernel(K, v.p.rowOff, &xs, &v.wp[ob*K*mr], (*[12]uintptr)(outs[:12]))
 			} else {
-				convFwdKernel(K, v.p.rowOff, &xs, &v.wp[ob*K*mr], &outs, &masks)
+				convFwdKernel(K, v.p.rowOff, &xs, &v.wp[ob*K*mr], &outs, &masks, &v.init[ob*mr])
 			}
 		}
 	}
 	runtime.KeepAlive(y)
 	runtime.KeepAlive(v.wp)
 	runtime.KeepAlive(v.vout)
-	if v.vout != nil { // add the real positions of the virtual planes to y
+	runtime.KeepAlive(v.init)
+	if v.vout != nil { // the real positions of the virtual planes into y
 		for pl := 0; pl < nb*g.cout; pl++ {
 			src := v.vout[pl*v.vpl:][:v.vpl]
 			dst := y[(n0*g.cout+pl)*hw:][:hw]
 			for yy := 0; yy < g.ho; yy++ {
-				sr, dr := src[yy*v.p.rowLen:][:g.wo], dst[yy*g.wo:][:g.wo]
-				for x, e := range sr {
-					dr[x] += e
-				}
+				copy(dst[yy*g.wo:(yy+1)*g.wo], src[yy*v.p.rowLen:][:g.wo])
 			}
 		}
 	}

@@ -8,7 +8,7 @@ var hasConvAVX512 = false
 // hasConvAVX2 is false: no AVX2 weight-gradient kernel.
 var hasConvAVX2 = false
 
-func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[4]uint64) {
+func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[4]uint64, init *T) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 
