@@ -34,6 +34,7 @@ var convBenchCases = []struct {
 	{"zero-B32-C64to32-16x16", 32, 64, 32, 16, 3, ConvOpts{Pad: Zero}},
 	{"zero-B32-C32-8x8", 32, 32, 32, 8, 3, ConvOpts{Pad: Zero}},
 	{"zero-s2-B32-C16-32x32", 32, 16, 16, 32, 3, ConvOpts{Pad: Zero, Stride: 2}},
+	{"k1-B32-C48to16-32x32", 32, 48, 16, 32, 1, ConvOpts{Pad: Zero}},
 }
 
 // convFlops is 2·B·Cout·Cin·k²·Ho·Wo, the multiply-adds of one pass (forward, or either backward op).

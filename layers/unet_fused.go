@@ -508,22 +508,21 @@ func (op unpackOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(append([]int(nil), op.shape...)), nil
 }
 func (op unpackOp) Do(vals ...G.Value) (G.Value, error) {
+	// The result is a view of its part of the packed tensor, not a copy (the packed tensor's only readers
+	// are the unpack ops, and the parts do not overlap, so an op that later works in place on one part
+	// touches nothing another reader needs).
 	if len(vals) == 1 && is32(vals[0]) {
 		in, err := floats[float32](op.String(), vals, []int{op.total})
 		if err != nil {
 			return nil, err
 		}
-		res, _, o := newOut(true, op.shape)
-		copy(o, in[0][op.off:op.off+op.n])
-		return res, nil
+		return tensor.New(tensor.WithShape(op.shape...), tensor.WithBacking(in[0][op.off:op.off+op.n:op.off+op.n])), nil
 	}
 	in, err := floats[float64](op.String(), vals, []int{op.total})
 	if err != nil {
 		return nil, err
 	}
-	res, o, _ := newOut(false, op.shape)
-	copy(o, in[0][op.off:op.off+op.n])
-	return res, nil
+	return tensor.New(tensor.WithShape(op.shape...), tensor.WithBacking(in[0][op.off:op.off+op.n:op.off+op.n])), nil
 }
 func (op unpackOp) ReturnsPtr() bool     { return true }
 func (op unpackOp) CallsExtern() bool    { return false }
