@@ -60,6 +60,12 @@ func convFwdN4F32(k int, off *int, x, w, out *float32, ostride int)
 func convFwdN4F64(k int, off *int, x, w, out *float64, ostride int)
 
 //go:noescape
+func mulVecF32(dst, a, b *float32, n int)
+
+//go:noescape
+func mulVecF64(dst, a, b *float64, n int)
+
+//go:noescape
 func padRowsF32(j *padJob)
 
 //go:noescape
@@ -155,6 +161,23 @@ func convFwdNKernel[T float](mr, k int, off []int, x, w, out *T, ostride int) {
 		default:
 			convFwdN4F64(k, &off[0], xx, ww, oo, ostride)
 		}
+	}
+}
+
+// mulElems sets dst[i] = a[i]·b[i] (equal lengths), with the AVX-512 kernel where it runs.
+func mulElems[T float](dst, a, b []T) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	if !hasConvAVX512 || len(dst) == 0 {
+		for i := range dst {
+			dst[i] = a[i] * b[i]
+		}
+		return
+	}
+	switch d := any(dst).(type) {
+	case []float32:
+		mulVecF32(&d[0], &any(a).([]float32)[0], &any(b).([]float32)[0], len(d))
+	case []float64:
+		mulVecF64(&d[0], &any(a).([]float64)[0], &any(b).([]float64)[0], len(d))
 	}
 }
 

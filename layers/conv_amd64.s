@@ -1440,6 +1440,39 @@ paddoneF32:
 	VZEROUPPER
 	RET
 
+// func mulVecF32(dst, a, b *float32, n int)
+// dst[i] = a[i]·b[i] for i < n, 16 lanes at a time, the last vector under a mask.
+TEXT ·mulVecF32(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ CX, BX
+	ANDQ $15, BX
+	SHRQ $4, CX
+	XORQ AX, AX
+	TESTQ CX, CX
+	JZ mulvtailF32
+mulvloopF32:
+	VMOVUPS (SI)(AX*1), Z0
+	VMULPS (DX)(AX*1), Z0, Z0
+	VMOVUPS Z0, (DI)(AX*1)
+	ADDQ $64, AX
+	DECQ CX
+	JNZ mulvloopF32
+mulvtailF32:
+	MOVQ BX, CX
+	MOVL $1, BX
+	SHLQ CX, BX
+	DECQ BX
+	KMOVW BX, K1
+	VMOVUPS.Z (SI)(AX*1), K1, Z0
+	VMOVUPS.Z (DX)(AX*1), K1, Z1
+	VMULPS Z1, Z0, Z0
+	VMOVUPS Z0, K1, (DI)(AX*1)
+	VZEROUPPER
+	RET
+
 // func convFwdN1F32(k int, off *int, x, w, out *float32, ostride int)
 // For 1 output channel(s) × 24 consecutive vectors of 16 positions from x: acc[j][v] =
 // Σ_r w[r·1+j] · x[off[r] + 16·v + lane], stored (not added) to out[j·ostride + 16·v + lane]
@@ -2929,6 +2962,39 @@ padnextF64:
 	DECQ R11
 	JNZ padrowF64
 paddoneF64:
+	VZEROUPPER
+	RET
+
+// func mulVecF64(dst, a, b *float64, n int)
+// dst[i] = a[i]·b[i] for i < n, 8 lanes at a time, the last vector under a mask.
+TEXT ·mulVecF64(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ CX, BX
+	ANDQ $7, BX
+	SHRQ $3, CX
+	XORQ AX, AX
+	TESTQ CX, CX
+	JZ mulvtailF64
+mulvloopF64:
+	VMOVUPD (SI)(AX*1), Z0
+	VMULPD (DX)(AX*1), Z0, Z0
+	VMOVUPD Z0, (DI)(AX*1)
+	ADDQ $64, AX
+	DECQ CX
+	JNZ mulvloopF64
+mulvtailF64:
+	MOVQ BX, CX
+	MOVL $1, BX
+	SHLQ CX, BX
+	DECQ BX
+	KMOVW BX, K1
+	VMOVUPD.Z (SI)(AX*1), K1, Z0
+	VMOVUPD.Z (DX)(AX*1), K1, Z1
+	VMULPD Z1, Z0, Z0
+	VMOVUPD Z0, K1, (DI)(AX*1)
 	VZEROUPPER
 	RET
 

@@ -28,6 +28,14 @@ func convFwdNKernel[T float](mr, k int, off []int, x, w, out *T, ostride int) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 
+// mulElems sets dst[i] = a[i]·b[i] (equal lengths).
+func mulElems[T float](dst, a, b []T) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i := range dst {
+		dst[i] = a[i] * b[i]
+	}
+}
+
 func padRowsKernel[T float](j *padJob) {
 	panic("layers: no vector convolution kernel on this architecture")
 }

@@ -442,9 +442,7 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 						}
 					}
 					applyAct(dz, dz, actSwishD1) // swish′(z), vectorised as in the Swish op's gradient
-					for i, e := range dys {
-						d[i] = e * dz[i]
-					}
+					mulElems(d, dys, dz)
 				} else {
 					copy(d, dys)
 				}
