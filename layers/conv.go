@@ -136,7 +136,7 @@ func check4D(op string, x *G.Node, what string) error {
 // differentiable to any order in x and w (the gradients are ConvTranspose-type and weight-correlation ops
 // of the same family).
 func Conv2D(x, w *G.Node, opts ConvOpts) (*G.Node, error) {
-	return conv2D("Conv2D", x, w, nil, opts)
+	return conv2D(nil, "Conv2D", x, w, nil, opts)
 }
 
 // Conv2DBias is Conv2D plus a per-output-channel bias b (Cout), fused into the same pass.
@@ -144,10 +144,11 @@ func Conv2DBias(x, w, b *G.Node, opts ConvOpts) (*G.Node, error) {
 	if err := checkNode("Conv2DBias", b, 1); err != nil {
 		return nil, err
 	}
-	return conv2D("Conv2DBias", x, w, b, opts)
+	return conv2D(nil, "Conv2DBias", x, w, b, opts)
 }
 
-func conv2D(op string, x, w, b *G.Node, opts ConvOpts) (*G.Node, error) {
+// conv2D builds F; its output, and those of its derivatives, come from ar (nil: allocated afresh).
+func conv2D(ar *Arena, op string, x, w, b *G.Node, opts ConvOpts) (*G.Node, error) {
 	if err := check4D(op, x, "input"); err != nil {
 		return nil, err
 	}
@@ -174,7 +175,7 @@ func conv2D(op string, x, w, b *G.Node, opts ConvOpts) (*G.Node, error) {
 			return nil, fmt.Errorf("layers: %s: bias %v has shape %s, want (%d)", op, b.Name(), shapeStr(b.Shape()), g.cout)
 		}
 	}
-	return G.ApplyOp(convOp{kind: convFwd, g: g, bias: b != nil}, nodes...)
+	return G.ApplyOp(convOp{kind: convFwd, g: g, bias: b != nil, ar: ar}, nodes...)
 }
 
 // ConvTranspose2D is the transposed (fractionally strided) convolution, PyTorch's ConvTranspose2d with
@@ -182,6 +183,10 @@ func conv2D(op string, x, w, b *G.Node, opts ConvOpts) (*G.Node, error) {
 // (B, Cout, s·H, s·W). It is exactly the adjoint (in its input) of Conv2D(·, w, opts) mapping
 // (B, Cout, s·H, s·W) to (B, Cin, H, W); with Stride 2 it up-samples. Differentiable to any order.
 func ConvTranspose2D(x, w *G.Node, opts ConvOpts) (*G.Node, error) {
+	return convTranspose2D(nil, x, w, opts)
+}
+
+func convTranspose2D(ar *Arena, x, w *G.Node, opts ConvOpts) (*G.Node, error) {
 	const op = "ConvTranspose2D"
 	if err := check4D(op, x, "input"); err != nil {
 		return nil, err
@@ -208,7 +213,7 @@ func ConvTranspose2D(x, w *G.Node, opts ConvOpts) (*G.Node, error) {
 	if g.ho != xs[2] || g.wo != xs[3] {
 		return nil, fmt.Errorf("layers: %s: internal geometry %v does not invert to %d×%d", op, g, xs[2], xs[3])
 	}
-	return G.ApplyOp(convOp{kind: convBwdData, g: g}, x, w)
+	return G.ApplyOp(convOp{kind: convBwdData, g: g, ar: ar}, x, w)
 }
 
 // convKind selects one of the three bilinear ops of the family.
@@ -226,7 +231,8 @@ var convNames = [...]string{"Conv2D", "ConvBwdData", "ConvBwdWeight"}
 type convOp struct {
 	kind convKind
 	g    convGeom
-	bias bool // F only: a third input b (Cout)
+	bias bool   // F only: a third input b (Cout)
+	ar   *Arena // where outputs come from (nil: afresh); not part of the op's identity
 }
 
 func (op convOp) Arity() int {
@@ -283,7 +289,7 @@ func (op convOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, o64, o32 := newOut(a.is32, outShape)
+	out, o64, o32 := newOutIn(op.ar, a.is32, outShape)
 	if a.is32 {
 		convDo(op, a.f32, o32)
 	} else {
@@ -321,7 +327,7 @@ func (op convOp) DiffWRT(n int) []bool {
 func (op convOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	g := op.g
 	apply := func(kind convKind, a, b *G.Node) (*G.Node, error) {
-		return G.ApplyOp(convOp{kind: kind, g: g}, a, b)
+		return G.ApplyOp(convOp{kind: kind, g: g, ar: op.ar}, a, b)
 	}
 	var d0, d1 *G.Node
 	var err error
@@ -587,6 +593,7 @@ type Conv struct {
 	Opts       ConvOpts
 	Transposed bool
 	W, B       *G.Node
+	ar         *Arena // the scope's arena at NewConv: the convolutions' outputs come from it
 }
 
 // ConvInit is the default weight initialisation of Conv layers: U(−a, a) with
@@ -632,7 +639,7 @@ func newConvLayer(s *Scope, name string, cin, cout, k int, opts ConvOpts, transp
 		ws = []int{cin, cout, k, k}
 	}
 	return &Conv{Name: ls.Prefix(), Cin: cin, Cout: cout, K: k, Opts: opts, Transposed: transposed,
-		W: ls.Param("w", ws, ConvInit(1)), B: ls.Param("b", []int{cout}, Zeros)}, nil
+		W: ls.Param("w", ws, ConvInit(1)), B: ls.Param("b", []int{cout}, Zeros), ar: s.Arena()}, nil
 }
 
 // Apply runs the layer on x (B, Cin, H, W).
@@ -647,13 +654,16 @@ func (c *Conv) Apply(x *G.Node) (*G.Node, error) {
 		return nil, fmt.Errorf("layers: %s: input has %d channels, want %d", c.Name, got, c.Cin)
 	}
 	if c.Transposed {
-		y, err := ConvTranspose2D(x, c.W, c.Opts)
+		y, err := convTranspose2D(c.ar, x, c.W, c.Opts)
 		if err != nil {
 			return nil, fmt.Errorf("layers: %s: %w", c.Name, err)
 		}
 		return ChannelBias(y, c.B)
 	}
-	y, err := Conv2DBias(x, c.W, c.B, c.Opts)
+	if err := checkNode("Conv2DBias", c.B, 1); err != nil {
+		return nil, fmt.Errorf("layers: %s: %w", c.Name, err)
+	}
+	y, err := conv2D(c.ar, "Conv2DBias", x, c.W, c.B, c.Opts)
 	if err != nil {
 		return nil, fmt.Errorf("layers: %s: %w", c.Name, err)
 	}

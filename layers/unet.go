@@ -263,7 +263,7 @@ func (u UNet) conv(s *Scope, name string, x *G.Node, cin, cout, k int, opts Conv
 		return c.Apply(x)
 	}
 	ls := s.Sub(name)
-	c := &Conv{Name: ls.Prefix(), Cin: cin, Cout: cout, K: k, Opts: opts,
+	c := &Conv{Name: ls.Prefix(), Cin: cin, Cout: cout, K: k, Opts: opts, ar: s.Arena(),
 		W: ls.Param("w", []int{cout, cin, k, k}, Zeros), B: ls.Param("b", []int{cout}, Zeros)}
 	return c.Apply(x)
 }
