@@ -485,12 +485,15 @@ func ChannelBias(x, b *G.Node) (*G.Node, error) {
 
 // Upsample2x repeats every pixel of x (B, C, H, W) into a 2×2 block: (B, C, 2H, 2W) (nearest-neighbour
 // up-sampling). Its gradient is the 2×2 block sum, whose gradient is Upsample2x again.
-func Upsample2x(x *G.Node) (*G.Node, error) {
+func Upsample2x(x *G.Node) (*G.Node, error) { return upsample2xIn(nil, x) }
+
+// upsample2xIn is Upsample2x with its output and its gradients drawn from ar.
+func upsample2xIn(ar *Arena, x *G.Node) (*G.Node, error) {
 	if err := check4D("Upsample2x", x, "input"); err != nil {
 		return nil, err
 	}
 	s := x.Shape()
-	return G.ApplyOp(upsampleOp{b: s[0], c: s[1], h: s[2], w: s[3]}, x)
+	return G.ApplyOp(upsampleOp{b: s[0], c: s[1], h: s[2], w: s[3], ar: ar}, x)
 }
 
 // upsampleOp is nearest-neighbour ×2 up-sampling of (b, c, h, w), or with adj its adjoint, the 2×2 block sum
@@ -498,6 +501,7 @@ func Upsample2x(x *G.Node) (*G.Node, error) {
 type upsampleOp struct {
 	b, c, h, w int
 	adj        bool
+	ar         *Arena // where outputs come from (nil: afresh); not part of the op's identity
 }
 
 func (op upsampleOp) small() []int { return []int{op.b, op.c, op.h, op.w} }
@@ -529,7 +533,7 @@ func (op upsampleOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o64, o32 := newOut(a.is32, out)
+	res, o64, o32 := newOutIn(op.ar, a.is32, out)
 	if a.is32 {
 		upsample2(o32, a.f32[0], op.b*op.c, op.h, op.w, op.adj)
 	} else {

@@ -23,6 +23,11 @@ import (
 // packed tensor, unpacked by copies; it is first-order only (its nodes have no derivative of their own),
 // so use the unfused graph inside a loss that is differentiated twice.
 func GroupNormAct(x *G.Node, groups int, eps float64, scale, bias, gamma, beta *G.Node, swish bool) (*G.Node, error) {
+	return groupNormActIn(nil, x, groups, eps, scale, bias, gamma, beta, swish)
+}
+
+// groupNormActIn is GroupNormAct with its output and its gradients' packed tensor drawn from ar.
+func groupNormActIn(ar *Arena, x *G.Node, groups int, eps float64, scale, bias, gamma, beta *G.Node, swish bool) (*G.Node, error) {
 	const op = "GroupNormAct"
 	if err := checkNode(op, x, 2); err != nil {
 		return nil, err
@@ -66,7 +71,7 @@ func GroupNormAct(x *G.Node, groups int, eps float64, scale, bias, gamma, beta *
 		return nil, err
 	}
 	g := gnGeom{b: b, c: c, hw: hw, groups: groups, eps: eps, film: gamma != nil, swish: swish, shape: shape}
-	return G.ApplyOp(gnActOp{g}, in...)
+	return G.ApplyOp(gnActOp{g: g, ar: ar}, in...)
 }
 
 type gnGeom struct {
@@ -149,7 +154,10 @@ func is32(v G.Value) bool {
 }
 
 // gnActOp is the forward op.
-type gnActOp struct{ g gnGeom }
+type gnActOp struct {
+	g  gnGeom
+	ar *Arena // where outputs come from (nil: afresh); not part of the op's identity
+}
 
 func (op gnActOp) Arity() int    { return op.g.arity() }
 func (op gnActOp) Type() hm.Type { return fnType(len(op.g.shape), inputTypes(op.g)...) }
@@ -168,7 +176,7 @@ func (op gnActOp) Do(vals ...G.Value) (G.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, _, o := newOut(true, op.g.shape)
+		res, _, o := newOutIn(op.ar, true, op.g.shape)
 		gnForward(op.g, in, o)
 		return res, nil
 	}
@@ -176,7 +184,7 @@ func (op gnActOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o, _ := newOut(false, op.g.shape)
+	res, o, _ := newOutIn(op.ar, false, op.g.shape)
 	gnForward(op.g, in, o)
 	return res, nil
 }
@@ -196,7 +204,7 @@ func (op gnActOp) DiffWRT(n int) []bool {
 	return d
 }
 func (op gnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	packed, err := G.ApplyOp(gnGradOp{op.g}, append(append(G.Nodes(nil), in...), grad)...)
+	packed, err := G.ApplyOp(gnGradOp{g: op.g, ar: op.ar}, append(append(G.Nodes(nil), in...), grad)...)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +354,10 @@ func gnForward[T float](g gnGeom, in [][]T, out []T) {
 }
 
 // gnGradOp is the backward op: inputs (x, scale, bias[, γ, β], ∂y), output the packed gradients.
-type gnGradOp struct{ g gnGeom }
+type gnGradOp struct {
+	g  gnGeom
+	ar *Arena
+}
 
 func (op gnGradOp) Arity() int { return op.g.arity() + 1 }
 func (op gnGradOp) Type() hm.Type {
@@ -368,7 +379,7 @@ func (op gnGradOp) Do(vals ...G.Value) (G.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, _, o := newOut(true, []int{op.g.packed()})
+		res, _, o := newOutIn(op.ar, true, []int{op.g.packed()})
 		gnBackward(op.g, in, o)
 		return res, nil
 	}
@@ -376,7 +387,7 @@ func (op gnGradOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o, _ := newOut(false, []int{op.g.packed()})
+	res, o, _ := newOutIn(op.ar, false, []int{op.g.packed()})
 	gnBackward(op.g, in, o)
 	return res, nil
 }
@@ -538,7 +549,10 @@ func (op unpackOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 // ConcatChannels concatenates x (B, C1, H, W) and y (B, C2, H, W) along the channels with plain copies
 // (Gorgonia's Concat walks element iterators, forward and backward). Its gradient splits the output
 // gradient back into the two parts (copies too); first-order only.
-func ConcatChannels(x, y *G.Node) (*G.Node, error) {
+func ConcatChannels(x, y *G.Node) (*G.Node, error) { return concatChannelsIn(nil, x, y) }
+
+// concatChannelsIn is ConcatChannels with its output and its gradients drawn from ar.
+func concatChannelsIn(ar *Arena, x, y *G.Node) (*G.Node, error) {
 	const op = "ConcatChannels"
 	if err := check4D(op, x, "first input"); err != nil {
 		return nil, err
@@ -553,7 +567,7 @@ func ConcatChannels(x, y *G.Node) (*G.Node, error) {
 	if xs[0] != ys[0] || xs[2] != ys[2] || xs[3] != ys[3] {
 		return nil, fmt.Errorf("layers: %s: shapes %s and %s differ outside the channel axis", op, shapeStr(xs), shapeStr(ys))
 	}
-	return G.ApplyOp(chanCatOp{b: xs[0], c1: xs[1], c2: ys[1], hw: xs[2] * xs[3], h: xs[2], w: xs[3]}, x, y)
+	return G.ApplyOp(chanCatOp{b: xs[0], c1: xs[1], c2: ys[1], hw: xs[2] * xs[3], h: xs[2], w: xs[3], ar: ar}, x, y)
 }
 
 // chanCatOp concatenates two (b, c, h, w) tensors along c; with part ≥ 1 it is instead the split of a
@@ -561,6 +575,7 @@ func ConcatChannels(x, y *G.Node) (*G.Node, error) {
 type chanCatOp struct {
 	b, c1, c2, hw, h, w int
 	part                int
+	ar                  *Arena // where outputs come from (nil: afresh); not part of the op's identity
 }
 
 func (op chanCatOp) shape(c int) []int { return []int{op.b, c, op.h, op.w} }
@@ -615,7 +630,7 @@ func chanCatDo[T float](op chanCatOp, vals []G.Value, f32 bool) (G.Value, error)
 	case 2:
 		shape = op.shape(op.c2)
 	}
-	res, o64, o32 := newOut(f32, shape)
+	res, o64, o32 := newOutIn(op.ar, f32, shape)
 	var out []T
 	if f32 {
 		out = any(o32).([]T)
