@@ -678,22 +678,29 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 		masks [4]uint64
 	)
 	full := uint64(1)<<vecLanes[T]() - 1
+	step := uintptr(ost) * unsafe.Sizeof(*new(T)) // from one output channel to the next
 	for ob := 0; ob < nob && len(us) > 0; ob++ {
+		jn := min(mr, g.cout-ob*mr) // the block's real channels
 		for u := 0; u < len(us); u += 3 {
 			// masks[3] ≠ 0 lets the kernel store without masks (masked stores are slow): every vector is
 			// full, or a filler whose outputs go to the scratch.
 			masks[3] = 1
 			for k, uk := range us[u : u+3] {
 				xs[k], masks[k] = &buf[uk.x], uk.mask
-				if u+k < filler && uk.mask != full && v.vout == nil { // the virtual planes have room for whole vectors
-					masks[3] = 0
-				}
-				for j := 0; j < mr; j++ {
-					if o := ob*mr + j; o < g.cout && u+k < filler {
-						outs[3*j+k] = addr(&out[o*ost+uk.y])
-					} else {
-						outs[3*j+k] = v.dummy
+				j := 0
+				if u+k < filler {
+					if uk.mask != full && v.vout == nil { // the virtual planes have room for whole vectors
+						masks[3] = 0
 					}
+					_ = out[(ob*mr+jn-1)*ost+uk.y] // the block's last channel lies inside out
+					a := addr(&out[ob*mr*ost+uk.y])
+					for ; j < jn; j++ {
+						outs[3*j+k] = a
+						a += step
+					}
+				}
+				for ; j < mr; j++ {
+					outs[3*j+k] = v.dummy
 				}
 			}
 			if v.avx2 {
