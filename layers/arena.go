@@ -82,7 +82,13 @@ func keyOf(dt tensor.Dtype, shape []int) (arenaKey, bool) {
 
 // dense returns a zeroed tensor of dtype dt and the given (non-empty) shape: a recycled one when the arena
 // has one free, else a new one (also when a is nil).
-func (a *Arena) dense(dt tensor.Dtype, shape []int) *tensor.Dense {
+func (a *Arena) dense(dt tensor.Dtype, shape []int) *tensor.Dense { return a.take(dt, shape, true) }
+
+// denseDirty is dense for ops that write every element of their output: a recycled tensor keeps the values
+// of its last use (not cleared); a new one is zero.
+func (a *Arena) denseDirty(dt tensor.Dtype, shape []int) *tensor.Dense { return a.take(dt, shape, false) }
+
+func (a *Arena) take(dt tensor.Dtype, shape []int, zero bool) *tensor.Dense {
 	if a == nil {
 		return tensor.New(tensor.WithShape(shape...), tensor.Of(dt))
 	}
@@ -98,10 +104,11 @@ func (a *Arena) dense(dt tensor.Dtype, shape []int) *tensor.Dense {
 		t = fl[len(fl)-1]
 		fl[len(fl)-1] = nil
 		a.free[k] = fl[:len(fl)-1]
-		switch dt {
-		case tensor.Float32:
+		switch {
+		case !zero:
+		case dt == tensor.Float32:
 			clear(t.Float32s())
-		case tensor.Float64:
+		case dt == tensor.Float64:
 			clear(t.Float64s())
 		default:
 			t.Zero()

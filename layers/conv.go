@@ -289,13 +289,51 @@ func (op convOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, o64, o32 := newOutIn(op.ar, a.is32, outShape)
+	var (
+		out G.Value
+		o64 []float64
+		o32 []float32
+	)
+	if op.writesAll() {
+		out, o64, o32 = newOutSetIn(op.ar, a.is32, outShape)
+	} else {
+		out, o64, o32 = newOutIn(op.ar, a.is32, outShape)
+	}
 	if a.is32 {
 		convDo(op, a.f32, o32)
 	} else {
 		convDo(op, a.f64, o64)
 	}
 	return out, nil
+}
+
+// writesAll reports whether the code path that will run sets every element of the output (rather than
+// adding to a zeroed one): the AVX-512 forward pass (its kernels start at the bias and store), the input
+// gradient of a stride-1 convolution (a forward pass) and the weight gradient with the vector kernels
+// (copied out of their sums). Those outputs may come from the arena uncleared.
+func (op convOp) writesAll() bool {
+	switch op.kind {
+	case convFwd:
+		return hasConvAVX512
+	case convBwdData:
+		return hasConvAVX512 && op.g.stride == 1
+	default:
+		return hasConvAVX512 || hasConvAVX2
+	}
+}
+
+// newOutSetIn is newOutIn for outputs whose every element the op writes: a tensor recycled from the
+// arena is not cleared first.
+func newOutSetIn(ar *Arena, is32 bool, shape []int) (G.Value, []float64, []float32) {
+	if ar == nil || len(shape) == 0 {
+		return newOutIn(ar, is32, shape)
+	}
+	if is32 {
+		t := ar.denseDirty(tensor.Float32, shape)
+		return t, nil, t.Float32s()
+	}
+	t := ar.denseDirty(tensor.Float64, shape)
+	return t, t.Float64s(), nil
 }
 
 func convDo[T float](op convOp, in [3][]T, out []T) {
@@ -533,7 +571,7 @@ func (op upsampleOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o64, o32 := newOutIn(op.ar, a.is32, out)
+	res, o64, o32 := newOutSetIn(op.ar, a.is32, out) // every element is written
 	if a.is32 {
 		upsample2(o32, a.f32[0], op.b*op.c, op.h, op.w, op.adj)
 	} else {

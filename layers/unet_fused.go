@@ -176,7 +176,7 @@ func (op gnActOp) Do(vals ...G.Value) (G.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, _, o := newOutIn(op.ar, true, op.g.shape)
+		res, _, o := newOutSetIn(op.ar, true, op.g.shape) // gnForward writes every element
 		gnForward(op.g, in, o)
 		return res, nil
 	}
@@ -184,7 +184,7 @@ func (op gnActOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o, _ := newOutIn(op.ar, false, op.g.shape)
+	res, o, _ := newOutSetIn(op.ar, false, op.g.shape)
 	gnForward(op.g, in, o)
 	return res, nil
 }
@@ -379,7 +379,7 @@ func (op gnGradOp) Do(vals ...G.Value) (G.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, _, o := newOutIn(op.ar, true, []int{op.g.packed()})
+		res, _, o := newOutSetIn(op.ar, true, []int{op.g.packed()}) // gnBackward writes every element
 		gnBackward(op.g, in, o)
 		return res, nil
 	}
@@ -387,7 +387,7 @@ func (op gnGradOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o, _ := newOutIn(op.ar, false, []int{op.g.packed()})
+	res, o, _ := newOutSetIn(op.ar, false, []int{op.g.packed()})
 	gnBackward(op.g, in, o)
 	return res, nil
 }
@@ -630,7 +630,7 @@ func chanCatDo[T float](op chanCatOp, vals []G.Value, f32 bool) (G.Value, error)
 	case 2:
 		shape = op.shape(op.c2)
 	}
-	res, o64, o32 := newOutIn(op.ar, f32, shape)
+	res, o64, o32 := newOutSetIn(op.ar, f32, shape) // the copies write every element
 	var out []T
 	if f32 {
 		out = any(o32).([]T)
