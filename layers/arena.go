@@ -86,7 +86,9 @@ func (a *Arena) dense(dt tensor.Dtype, shape []int) *tensor.Dense { return a.tak
 
 // denseDirty is dense for ops that write every element of their output: a recycled tensor keeps the values
 // of its last use (not cleared); a new one is zero.
-func (a *Arena) denseDirty(dt tensor.Dtype, shape []int) *tensor.Dense { return a.take(dt, shape, false) }
+func (a *Arena) denseDirty(dt tensor.Dtype, shape []int) *tensor.Dense {
+	return a.take(dt, shape, false)
+}
 
 func (a *Arena) take(dt tensor.Dtype, shape []int, zero bool) *tensor.Dense {
 	if a == nil {
