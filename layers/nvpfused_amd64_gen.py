@@ -92,4 +92,121 @@ tail_{typ}:
     return "\n".join(o) + "\n"
 
 
-print(HEAD + kernel(True) + kernel(False), end="")
+
+
+def axpy(R, f32):
+    """c[r·ldc + j] = init[r] (or c's old value when init is nil) + Σ_{l<k} a[r·sr + l·sl]·b[l·ldb + j] for
+    the R rows r < R and the columns j < len(c)."""
+    s, w, sz = ("PS", 16, 4) if f32 else ("PD", 8, 8)
+    typ = "float32" if f32 else "float64"
+    name = f"rowsAxpy{R}{'F32' if f32 else 'F64'}AVX512"
+    mov = "VMOVUPS" if f32 else "VMOVUPD"
+    bc = "VBROADCASTSS" if f32 else "VBROADCASTSD"
+    shift = 2 if f32 else 3
+    o = []
+    p = o.append
+    p(f"""
+// func {name}(c []{typ}, ldc int, a []{typ}, sr, sl, k int, b []{typ}, ldb int, init *{typ})
+// {R} output rows at once (see axpyRVec): each load of b serves {R} rows. {2 * w} columns at a time, then
+// {w}, then the last len(c) mod {w} under a mask.
+TEXT ·{name}(SB), NOSPLIT, $0-120
+	MOVQ c_base+0(FP), DI
+	MOVQ ldc+24(FP), R13
+	SHLQ ${shift}, R13
+	MOVQ a_base+32(FP), SI
+	MOVQ sr+56(FP), R8
+	SHLQ ${shift}, R8
+	MOVQ sl+64(FP), R9
+	SHLQ ${shift}, R9
+	MOVQ b_base+80(FP), DX
+	MOVQ ldb+104(FP), R10
+	SHLQ ${shift}, R10
+	MOVQ init+112(FP), R14
+	MOVQ c_len+8(FP), BX
+	SHRQ ${4 if f32 else 3}, BX""")
+
+    def block(nv, masked, lab):
+        k = ", K1" if masked else ""
+        z = ".Z" if masked else ""
+        # initial values
+        p(f"\tTESTQ R14, R14\n\tJNZ  init_{lab}")
+        p("\tMOVQ DI, AX")
+        for r in range(R):
+            for v in range(nv):
+                p(f"\t{mov}{z} {64 * v}(AX){k}, Z{nv * r + v}")
+            if r + 1 < R:
+                p("\tADDQ R13, AX")
+        p(f"\tJMP  go_{lab}\ninit_{lab}:")
+        for r in range(R):
+            p(f"\t{bc} {sz * r}(R14), Z{nv * r}")
+            for v in range(1, nv):
+                p(f"\tVMOVAP{s[1]} Z{nv * r}, Z{nv * r + v}")
+        p(f"go_{lab}:\n\tMOVQ SI, R11\n\tMOVQ DX, R12\n\tMOVQ k+72(FP), CX\n\tTESTQ CX, CX\n\tJZ   store_{lab}\nk_{lab}:")
+        for v in range(nv):
+            p(f"\t{mov}{z} {64 * v}(R12){k}, Z{24 + v}")
+        p("\tMOVQ R11, AX")
+        for r in range(R):
+            p(f"\t{bc} (AX), Z{16 + r}")
+            if r + 1 < R:
+                p("\tADDQ R8, AX")
+        for r in range(R):
+            for v in range(nv):
+                p(f"\tVFMADD231{s} Z{24 + v}, Z{16 + r}, Z{nv * r + v}")
+        p(f"\tADDQ R9, R11\n\tADDQ R10, R12\n\tDECQ CX\n\tJNZ  k_{lab}\nstore_{lab}:\n\tMOVQ DI, AX")
+        for r in range(R):
+            for v in range(nv):
+                p(f"\t{mov} Z{nv * r + v}, {'K1, ' if masked else ''}{64 * v}(AX)")
+            if r + 1 < R:
+                p("\tADDQ R13, AX")
+
+    p(f"""	TESTQ BX, BX
+	JZ   tail_{name}
+vec_{name}:""")
+    # One vector (w columns) per iteration keeps 2R ≤ 16 accumulators free for R ≤ 8 with two vectors;
+    # with R ≤ 4 use two vectors per iteration.
+    nv = 2 if R <= 4 else 1
+    if nv == 2:
+        # BX counts vectors; do pairs while BX ≥ 2.
+        o.pop()
+        p(f"""	CMPQ BX, $2
+	JLT  one_{name}
+pair_{name}:""")
+        block(2, False, f"p{name}")
+        p(f"""	ADDQ ${2 * 64}, DI
+	ADDQ ${2 * 64}, DX
+	SUBQ $2, BX
+	CMPQ BX, $2
+	JGE  pair_{name}
+one_{name}:
+	TESTQ BX, BX
+	JZ   tail_{name}""")
+        block(1, False, f"o{name}")
+        p(f"""	ADDQ $64, DI
+	ADDQ $64, DX
+tail_{name}:""")
+    else:
+        block(1, False, f"v{name}")
+        p(f"""	ADDQ $64, DI
+	ADDQ $64, DX
+	DECQ BX
+	JNZ  vec_{name}
+tail_{name}:""")
+    p(f"""	MOVQ c_len+8(FP), CX
+	ANDQ ${w - 1}, CX
+	JZ   done_{name}
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K1""")
+    block(1, True, f"t{name}")
+    p(f"done_{name}:\n\tVZEROUPPER\n\tRET")
+    return "\n".join(o) + "\n"
+
+
+if __name__ == "__main__":
+    out = HEAD + kernel(True) + kernel(False)
+    for f32 in (True, False):
+        for R in range(1, 9):
+            out += axpy(R, f32)
+    import sys
+    sys.stdout.write(out)
