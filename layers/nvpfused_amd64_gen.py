@@ -159,20 +159,13 @@ TEXT ·{name}(SB), NOSPLIT, $0-120
             if r + 1 < R:
                 p("\tADDQ R13, AX")
 
-    p(f"""	TESTQ BX, BX
-	JZ   tail_{name}
-vec_{name}:""")
-    # One vector (w columns) per iteration keeps 2R ≤ 16 accumulators free for R ≤ 8 with two vectors;
-    # with R ≤ 4 use two vectors per iteration.
-    nv = 2 if R <= 4 else 1
-    if nv == 2:
-        # BX counts vectors; do pairs while BX ≥ 2.
-        o.pop()
-        p(f"""	CMPQ BX, $2
+    # Two vectors (2w columns) per iteration: 2R ≤ 16 accumulators, R broadcasts and two loads of b, so
+    # that every broadcast serves two products; then one vector, then the masked tail. BX counts vectors.
+    p(f"""	CMPQ BX, $2
 	JLT  one_{name}
 pair_{name}:""")
-        block(2, False, f"p{name}")
-        p(f"""	ADDQ ${2 * 64}, DI
+    block(2, False, f"p{name}")
+    p(f"""	ADDQ ${2 * 64}, DI
 	ADDQ ${2 * 64}, DX
 	SUBQ $2, BX
 	CMPQ BX, $2
@@ -180,16 +173,9 @@ pair_{name}:""")
 one_{name}:
 	TESTQ BX, BX
 	JZ   tail_{name}""")
-        block(1, False, f"o{name}")
-        p(f"""	ADDQ $64, DI
+    block(1, False, f"o{name}")
+    p(f"""	ADDQ $64, DI
 	ADDQ $64, DX
-tail_{name}:""")
-    else:
-        block(1, False, f"v{name}")
-        p(f"""	ADDQ $64, DI
-	ADDQ $64, DX
-	DECQ BX
-	JNZ  vec_{name}
 tail_{name}:""")
     p(f"""	MOVQ c_len+8(FP), CX
 	ANDQ ${w - 1}, CX
