@@ -492,17 +492,21 @@ func (op segmentOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(append([]int(nil), op.shape...)), nil
 }
 func (op segmentOp) Do(vals ...G.Value) (G.Value, error) {
-	d, err := argData("Segment", 1, vals)
-	if err != nil {
-		return nil, err
+	// The packed gradient is always a dense float tensor; read it without boxing its data (this op runs
+	// once per parameter per step).
+	t, ok := vals[0].(*tensor.Dense)
+	if len(vals) != 1 || !ok || t.IsView() || t.DataSize() < op.off+prod(op.shape) {
+		return nil, fmt.Errorf("layers: Segment: want one packed gradient tensor of at least %d values", op.off+prod(op.shape))
 	}
-	out := newValueIn(op.plan.ar, dtypeOf(d[0]), op.shape)
+	out := newValueIn(op.plan.ar, t.Dtype(), op.shape)
 	n := prod(op.shape)
-	switch x := d[0].(type) {
-	case []float32:
-		copy(outData(out).([]float32), x[op.off:op.off+n])
-	case []float64:
-		copy(outData(out).([]float64), x[op.off:op.off+n])
+	switch t.Dtype() {
+	case tensor.Float32:
+		copy(outData(out).([]float32), t.Float32s()[op.off:op.off+n])
+	case tensor.Float64:
+		copy(outData(out).([]float64), t.Float64s()[op.off:op.off+n])
+	default:
+		return nil, fmt.Errorf("layers: Segment: dtype %v", t.Dtype())
 	}
 	return out, nil
 }
