@@ -621,24 +621,32 @@ func newResWork[T float](p *resPlan) *resWork[T] {
 }
 
 // effectiveWeights sets every layer's weight: the parameter itself, or diag(g/‖v_row‖)·v with weight norm.
-func (c *resWork[T]) effectiveWeights(ps [][]T) {
+// For the backward pass (backward set) the second layer of every residual block is scaled by 1/√2, the
+// factor of the residual sum (see backwardCols).
+func (c *resWork[T]) effectiveWeights(ps [][]T, backward bool) {
+	invSqrt2 := T(1 / math.Sqrt2)
 	for ci, cp := range c.p.couplings {
 		for li, l := range cp.layers {
 			w := c.w[ci][li]
 			if !c.p.weightNorm {
 				copy(w, ps[l.w])
-				continue
-			}
-			v, g := ps[l.w], ps[l.g]
-			for i := 0; i < l.out; i++ {
-				row := v[i*l.in : (i+1)*l.in]
-				var n2 T
-				for _, e := range row {
-					n2 += e * e
+			} else {
+				v, g := ps[l.w], ps[l.g]
+				for i := 0; i < l.out; i++ {
+					row := v[i*l.in : (i+1)*l.in]
+					var n2 T
+					for _, e := range row {
+						n2 += e * e
+					}
+					sc := g[i] / T(math.Sqrt(float64(n2)))
+					for j, e := range row {
+						w[i*l.in+j] = e * sc
+					}
 				}
-				sc := g[i] / T(math.Sqrt(float64(n2)))
-				for j, e := range row {
-					w[i*l.in+j] = e * sc
+			}
+			if backward && li > 0 && li < len(cp.layers)-1 && li%2 == 0 {
+				for j := range w {
+					w[j] *= invSqrt2
 				}
 			}
 		}
@@ -648,7 +656,7 @@ func (c *resWork[T]) effectiveWeights(ps [][]T) {
 // resChunkBytes is how much of one row the fused kernel processes per pass: every coupling of the stack runs
 // on a block of columns before the next block starts, so that a hidden layer's (width, block) input stays in
 // the core's cache while the product reads it once per four output rows.
-const resChunkBytes = 1024
+const resChunkBytes = 4096
 
 func resChunkCols[T float](p *resPlan) int {
 	if p.chunk > 0 {
@@ -665,8 +673,12 @@ func swishWithGrad[T float](a, d, z []T, rows, n, lo, hi int) {
 		zr := z[r*n+lo : r*n+hi]
 		ar, dr := a[r*n+lo:r*n+hi], d[r*n+lo:r*n+hi]
 		if z32, ok := any(zr).([]float32); ok {
-			applyAct32(any(ar).([]float32), z32, actSwish)
-			applyAct32(any(dr).([]float32), z32, actSwishD1)
+			// One exp per element in the vector kernel (the bits of the Swish op's kernels); the remainder as
+			// the Swish op computes it.
+			a32, d32 := any(ar).([]float32), any(dr).([]float32)
+			k := swishBothVector(a32, d32, z32)
+			applyAct32(a32[k:], z32[k:], actSwish)
+			applyAct32(d32[k:], z32[k:], actSwishD1)
 			continue
 		}
 		// float64: e^{−|z|} by the vector exp, then σ = 1/(1+e) for z ≥ 0 and e/(1+e) below.
@@ -687,13 +699,70 @@ func swishWithGrad[T float](a, d, z []T, rows, n, lo, hi int) {
 	}
 }
 
+// mulABtCols4x4 accumulates C (m×k) += A[:, lo:hi]·B[:, lo:hi]ᵀ for A (m×ld), B (k×ld), C row-major (m×k):
+// the weight gradient of a layer from its output gradient A and its input B. Where the CPU has the kernel it
+// takes 4×4 blocks of C per pass over four rows of A and four of B (each load serves four products, where
+// mulABtCols' four dot products per pass load A once per four rows of B); the rest as mulABtCols.
+func mulABtCols4x4[T float](m, k int, a, b, c []T, ld, lo, hi int) {
+	i := 0
+	if k >= 4 && hi > lo {
+		var out [16]T
+	rows:
+		for ; i+4 <= m; i += 4 {
+			j := 0
+			for ; j+4 <= k; j += 4 {
+				if !dot4x4Vec(a[i*ld+lo:], ld, b[j*ld+lo:], ld, hi-lo, &out) {
+					break rows
+				}
+				for r := 0; r < 4; r++ {
+					cr := c[(i+r)*k+j : (i+r)*k+j+4]
+					for q := range cr {
+						cr[q] += out[4*r+q]
+					}
+				}
+			}
+			if j < k {
+				mulABtColsStrided(4, k-j, a[i*ld:], b[j*ld:], c[i*k+j:], k, 1, ld, lo, hi)
+			}
+		}
+	}
+	if i < m {
+		mulABtColsStrided(m-i, k, a[i*ld:], b, c[i*k:], k, 1, ld, lo, hi)
+	}
+}
+
 // mulRowsInPlace multiplies the columns [lo, hi) of rows (rows, n) of g by those of d.
 func mulRowsInPlace[T float](g, d []T, rows, n, lo, hi int) {
 	for r := 0; r < rows; r++ {
 		gr, dr := g[r*n+lo:r*n+hi], d[r*n+lo:r*n+hi]
-		dr = dr[:len(gr)]
+		k := mulVector(gr, dr)
+		gr, dr = gr[k:], dr[k:len(gr)]
 		for j := range gr {
 			gr[j] *= dr[j]
+		}
+	}
+}
+
+// addScaleRows sets h = (h + f)·s on the columns [lo, hi) of rows (rows, n).
+func addScaleRows[T float](h, f []T, s T, rows, n, lo, hi int) {
+	for r := 0; r < rows; r++ {
+		hr, fr := h[r*n+lo:r*n+hi], f[r*n+lo:r*n+hi]
+		k := addScaleVector(hr, fr, s)
+		hr, fr = hr[k:], fr[k:len(hr)]
+		for j := range hr {
+			hr[j] = (hr[j] + fr[j]) * s
+		}
+	}
+}
+
+// scaleAddMulRows sets x = x·s + y⊙z on the columns [lo, hi) of rows (rows, n).
+func scaleAddMulRows[T float](x, y, z []T, s T, rows, n, lo, hi int) {
+	for r := 0; r < rows; r++ {
+		xr, yr, zr := x[r*n+lo:r*n+hi], y[r*n+lo:r*n+hi], z[r*n+lo:r*n+hi]
+		k := scaleAddMulVector(xr, yr, zr, s)
+		xr, yr, zr = xr[k:], yr[k:len(xr)], zr[k:len(xr)]
+		for j := range xr {
+			xr[j] = T(xr[j]*s) + T(yr[j]*zr[j]) // two roundings each, as the vector kernel
 		}
 	}
 }
@@ -701,7 +770,7 @@ func mulRowsInPlace[T float](g, d []T, rows, n, lo, hi int) {
 // forward runs the stack on x (dim, n), filling y, the log-det and the activations, one block of columns at
 // a time.
 func (c *resWork[T]) forward(x []T, ps [][]T) {
-	c.effectiveWeights(ps)
+	c.effectiveWeights(ps, false)
 	p, n := c.p, c.p.n
 	step := resChunkCols[T](p)
 	for lo := 0; lo < n; lo += step {
@@ -739,13 +808,7 @@ func (c *resWork[T]) forwardCols(x []T, ps [][]T, lo, hi int) {
 			mulABBiasCols(l0.out, l0.in, ws[1+2*b], as[2*b], ps[l0.b], c.s2, n, lo, hi)
 			swishWithGrad(as[2*b+1], ds[2*b+1], c.s2, width, n, lo, hi)
 			mulABBiasCols(l1.out, l1.in, ws[2+2*b], as[2*b+1], ps[l1.b], c.s2, n, lo, hi)
-			for r := 0; r < width; r++ {
-				h, f := c.s1[r*n+lo:r*n+hi], c.s2[r*n+lo:r*n+hi]
-				f = f[:len(h)]
-				for j := range h {
-					h[j] = (h[j] + f[j]) * invSqrt2
-				}
-			}
+			addScaleRows(c.s1, c.s2, invSqrt2, width, n, lo, hi)
 		}
 		last := 2 * p.blocks
 		swishWithGrad(as[last], ds[last], c.s1, width, n, lo, hi)
@@ -785,7 +848,7 @@ func (c *resWork[T]) forwardCols(x []T, ps [][]T, lo, hi int) {
 // rows and the weight workspace.
 func (c *resWork[T]) backward(ps [][]T, gOut []T, out []T) {
 	p, n := c.p, c.p.n
-	c.effectiveWeights(ps)
+	c.effectiveWeights(ps, true)
 	fill(c.ones, 1)
 	gps := make([][]T, len(p.shapes)) // views of the parameter gradients inside out
 	off := p.dim * n
@@ -810,6 +873,18 @@ func (c *resWork[T]) backward(ps [][]T, gOut []T, out []T) {
 		c.backwardCols(ps, gOut, gps, gw, lo, min(lo+step, n))
 	}
 	copy(out[:p.dim*n], c.g)
+	// The residual blocks' second layers: their gradients were summed from ∂h' without the 1/√2.
+	invSqrt2 := T(1 / math.Sqrt2)
+	for ci, cp := range p.couplings {
+		for b := 0; b < p.blocks; b++ {
+			l1 := cp.layers[2+2*b]
+			for _, g := range [][]T{gw[ci][2+2*b], gps[l1.b]} {
+				for j := range g {
+					g[j] *= invSqrt2
+				}
+			}
+		}
+	}
 	if !p.weightNorm {
 		return
 	}
@@ -886,38 +961,27 @@ func (c *resWork[T]) backwardCols(ps [][]T, gOut []T, gps [][]T, gw [][][]T, lo,
 		last := 2 * p.blocks
 		lOut := cp.layers[nl-1]
 		gO := c.gOut[:2*du*n]
-		mulABtColsWide(lOut.out, lOut.in, gO, as[last], gws[nl-1], n, lo, hi)
+		mulABtCols4x4(lOut.out, lOut.in, gO, as[last], gws[nl-1], n, lo, hi)
 		mulABtColsWide(lOut.out, 1, gO, c.ones, gps[lOut.b], n, lo, hi)
 		mulAtBCols(lOut.out, lOut.in, ws[nl-1], gO, c.s1, n, lo, hi)
 		mulRowsInPlace(c.s1, ds[last], width, n, lo, hi) // s1: ∂h of the last residual output
 		for b := p.blocks - 1; b >= 0; b-- {
-			// h' = (h + W₁·a₁ + b₁)/√2 with a₁ = swish(W₀·a₀ + b₀), a₀ = swish(h).
-			for r := 0; r < width; r++ {
-				hr := c.s1[r*n+lo : r*n+hi]
-				for j := range hr {
-					hr[j] *= invSqrt2
-				}
-			}
+			// h' = (h + W₁·a₁ + b₁)/√2 with a₁ = swish(W₀·a₀ + b₀), a₀ = swish(h). s1 holds ∂h' unscaled:
+			// the 1/√2 is in the backward weights of l1 (effectiveWeights) and applied to l1's gradients at
+			// the end, and ∂h = ∂h'/√2 + swish'(h)⊙W₀ᵀ∂(W₀·a₀) in one pass.
 			l0, l1 := cp.layers[1+2*b], cp.layers[2+2*b]
-			mulABtColsWide(l1.out, l1.in, c.s1, as[2*b+1], gws[2+2*b], n, lo, hi)
+			mulABtCols4x4(l1.out, l1.in, c.s1, as[2*b+1], gws[2+2*b], n, lo, hi)
 			mulABtColsWide(l1.out, 1, c.s1, c.ones, gps[l1.b], n, lo, hi)
 			mulAtBCols(l1.out, l1.in, ws[2+2*b], c.s1, c.s2, n, lo, hi)
 			mulRowsInPlace(c.s2, ds[2*b+1], width, n, lo, hi)
-			mulABtColsWide(l0.out, l0.in, c.s2, as[2*b], gws[1+2*b], n, lo, hi)
+			mulABtCols4x4(l0.out, l0.in, c.s2, as[2*b], gws[1+2*b], n, lo, hi)
 			mulABtColsWide(l0.out, 1, c.s2, c.ones, gps[l0.b], n, lo, hi)
 			mulAtBCols(l0.out, l0.in, ws[1+2*b], c.s2, c.s3, n, lo, hi)
-			mulRowsInPlace(c.s3, ds[2*b], width, n, lo, hi)
-			for r := 0; r < width; r++ {
-				hr, qr := c.s1[r*n+lo:r*n+hi], c.s3[r*n+lo:r*n+hi]
-				qr = qr[:len(hr)]
-				for j := range hr {
-					hr[j] += qr[j]
-				}
-			}
+			scaleAddMulRows(c.s1, c.s3, ds[2*b], invSqrt2, width, n, lo, hi)
 		}
 		// Input layer: h = W_in·v + b_in; the input gradient adds to the conditioning rows.
 		lIn := cp.layers[0]
-		mulABtColsWide(lIn.out, lIn.in, c.s1, c.v[k], gws[0], n, lo, hi)
+		mulABtCols4x4(lIn.out, lIn.in, c.s1, c.v[k], gws[0], n, lo, hi)
 		mulABtColsWide(lIn.out, 1, c.s1, c.ones, gps[lIn.b], n, lo, hi)
 		mulAtBCols(lIn.out, lIn.in, ws[0], c.s1, c.gv, n, lo, hi)
 		addRowsAt(c.g, cp.v, c.gv, n, lo, hi)

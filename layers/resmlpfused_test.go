@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -348,9 +349,13 @@ func TestFusedResMLPMachinesShareStore(t *testing.T) {
 // The fused op of a training step of rgflow-small's level-0 block bijector (16 rows, 4 couplings, width 64,
 // one residual block, weight norm, 2048 columns: batch 32 of 32×32 images in 4×4 blocks), against the graph.
 func BenchmarkFusedResMLP(b *testing.B) {
-	for _, unfused := range []bool{false, true} {
-		b.Run(fmt.Sprintf("unfused=%v", unfused), func(b *testing.B) {
-			r := &RealNVP{Dim: 16, Couplings: 4, Joint: true, Unfused: unfused,
+	for _, cfg := range []struct {
+		unfused bool
+		chunk   int
+	}{{false, 0}, {false, 128}, {false, 512}, {false, 1024}, {true, 0}} {
+		unfused := cfg.unfused
+		b.Run(fmt.Sprintf("unfused=%v/chunk=%d", unfused, cfg.chunk), func(b *testing.B) {
+			r := &RealNVP{Dim: 16, Couplings: 4, Joint: true, Unfused: unfused, chunk: cfg.chunk,
 				S:      ResMLP{Width: 64, Blocks: 1, WeightNorm: true, ZeroLast: true},
 				Splits: []Split{CheckerboardSplit(1, 4), CheckerboardSplit(1, 4)}}
 			store := NewStore(tensor.Float32, 1)
@@ -372,6 +377,7 @@ func BenchmarkFusedResMLP(b *testing.B) {
 			xv := NewDense(tensor.Float32, []int{16, n}, randVec(rand.New(rand.NewPCG(1, 2)), 16*n))
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := processCPU()
 			for i := 0; i < b.N; i++ {
 				if err := G.Let(xn, xv); err != nil {
 					b.Fatal(err)
@@ -381,6 +387,111 @@ func BenchmarkFusedResMLP(b *testing.B) {
 				}
 				m.Reset()
 			}
+			if cpu := processCPU() - cpu0; cpu > 0 { // CPU time: a loaded machine's waits for a core not counted
+				b.ReportMetric(float64(cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+			}
 		})
 	}
+}
+
+// The product and elementwise kernels of the fused op against direct loops, over lengths that cover the
+// vector bodies and every remainder: the weight-gradient product to rounding (1e-12 relative in float64,
+// 1e-5 in float32: sums of up to 70 products in another order), the elementwise kernels bit for bit
+// (they round each operation as the loops do), and the fused swish/swish' kernel bit for bit against the
+// Swish op's own kernels.
+func TestFusedResMLPKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 7, 8, 9, 15, 16, 17, 33, 70} {
+		for _, mk := range [][2]int{{4, 4}, {8, 12}, {5, 7}, {16, 3}, {3, 9}} {
+			m, k := mk[0], mk[1]
+			const ld, lo = 80, 3
+			a, b := randVec(rng, m*ld), randVec(rng, k*ld)
+			for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+				var got []float64
+				c0 := randVec(rng, m*k)
+				if dt == tensor.Float32 {
+					a32, b32, c32 := f32s(a), f32s(b), f32s(c0)
+					mulABtCols4x4(m, k, a32, b32, c32, ld, lo, lo+n)
+					got = f64s(c32)
+				} else {
+					c := slices.Clone(c0)
+					mulABtCols4x4(m, k, a, b, c, ld, lo, lo+n)
+					got = c
+				}
+				tol := 1e-12
+				if dt == tensor.Float32 {
+					tol = 1e-5
+				}
+				for i := 0; i < m; i++ {
+					for j := 0; j < k; j++ {
+						want := c0[i*k+j]
+						for q := lo; q < lo+n; q++ {
+							want += a[i*ld+q] * b[j*ld+q]
+						}
+						if d := math.Abs(got[i*k+j] - want); d > tol*(1+math.Abs(want)+float64(n)) {
+							t.Errorf("%v n=%d m=%d k=%d: C[%d,%d] = %g, want %g", dt, n, m, k, i, j, got[i*k+j], want)
+						}
+					}
+				}
+			}
+		}
+		x, y, z := randVec(rng, n), randVec(rng, n), randVec(rng, n)
+		const s = 0.7071067811865476
+		for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+			if dt == tensor.Float32 {
+				x32, y32, z32 := f32s(x), f32s(y), f32s(z)
+				m, as, sm := slices.Clone(x32), slices.Clone(x32), slices.Clone(x32)
+				mulRowsInPlace(m, y32, 1, n, 0, n)
+				addScaleRows(as, y32, float32(s), 1, n, 0, n)
+				scaleAddMulRows(sm, y32, z32, float32(s), 1, n, 0, n)
+				for j := range x32 {
+					if m[j] != x32[j]*y32[j] || as[j] != (x32[j]+y32[j])*float32(s) || sm[j] != float32(x32[j]*float32(s))+float32(y32[j]*z32[j]) {
+						t.Fatalf("float32 n=%d: elementwise kernels differ from the loops at %d", n, j)
+					}
+				}
+				sw, sd, wantA, wantD := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+				swishWithGrad(sw, sd, x32, 1, n, 0, n)
+				applyAct32(wantA, x32, actSwish)
+				applyAct32(wantD, x32, actSwishD1)
+				if !slices.Equal(sw, wantA) || !slices.Equal(sd, wantD) {
+					t.Errorf("float32 n=%d: swish and swish' differ from the Swish op's kernels", n)
+				}
+				continue
+			}
+			m, as, sm := slices.Clone(x), slices.Clone(x), slices.Clone(x)
+			mulRowsInPlace(m, y, 1, n, 0, n)
+			addScaleRows(as, y, s, 1, n, 0, n)
+			scaleAddMulRows(sm, y, z, s, 1, n, 0, n)
+			for j := range x {
+				if m[j] != x[j]*y[j] || as[j] != (x[j]+y[j])*s || sm[j] != float64(x[j]*s)+float64(y[j]*z[j]) {
+					t.Fatalf("float64 n=%d: elementwise kernels differ from the loops at %d", n, j)
+				}
+			}
+			// float64 swish against the formulas (math.Exp; the fused op's exp is within 1 ulp).
+			sw, sd := make([]float64, n), make([]float64, n)
+			swishWithGrad(sw, sd, x, 1, n, 0, n)
+			for j, v := range x {
+				sg := 1 / (1 + math.Exp(-v))
+				if math.Abs(sw[j]-v*sg) > 1e-15*(1+math.Abs(v)) || math.Abs(sd[j]-sg*(1+v*(1-sg))) > 1e-15 {
+					t.Errorf("float64 swish(%g) = %g, %g, want %g, %g", v, sw[j], sd[j], v*sg, sg*(1+v*(1-sg)))
+				}
+			}
+		}
+	}
+}
+
+func f32s(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, a := range v {
+		out[i] = float32(a)
+	}
+	return out
+}
+
+func f64s(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, a := range v {
+		out[i] = float64(a)
+	}
+	return out
 }
