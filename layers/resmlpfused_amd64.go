@@ -8,6 +8,9 @@ import "fmt"
 func swishBothF32AVX2(a, d, x []float32, c *[16]float32)
 
 //go:noescape
+func swishBothF32AVX512(a, d, x []float32, c *[16]float32)
+
+//go:noescape
 func mulF32AVX2(x, y []float32)
 
 //go:noescape
@@ -42,8 +45,13 @@ func swishBothVector(a, d, x []float32) int {
 	if !hasAVX2FMA {
 		return 0
 	}
-	swishBothF32AVX2(a, d, x, &eluConst32)
-	return len(x) &^ 7
+	k := 0
+	if hasAVX512 {
+		swishBothF32AVX512(a, d, x, &eluConst32)
+		k = len(x) &^ 15
+	}
+	swishBothF32AVX2(a[k:], d[k:], x[k:], &eluConst32)
+	return k + (len(x)-k)&^7
 }
 
 // mulVector does x *= y on a leading part of x and returns how many elements it did.

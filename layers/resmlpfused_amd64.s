@@ -234,3 +234,75 @@ sloop64:
 sdone64:
 	VZEROUPPER
 	RET
+
+// func swishBothF32AVX512(a, d, x []float32, c *[16]float32)
+// swishBothF32AVX2 with twice the lanes: the same steps and constants, so every element gets the same bits
+// (VRNDSCALE $0 rounds to nearest even as VROUND $0 does; the sign-bit selects are masked moves). On the
+// first len(x)&^15 elements.
+TEXT ·swishBothF32AVX512(SB), NOSPLIT, $0-80
+	MOVQ a_base+0(FP), DI
+	MOVQ d_base+24(FP), R8
+	MOVQ x_base+48(FP), SI
+	MOVQ x_len+56(FP), CX
+	MOVQ c+72(FP), DX
+	SHRQ $4, CX
+	JZ   zdone
+	VBROADCASTSS 52(DX), Z4  // the lower clamp −104
+	VBROADCASTSS 4(DX), Z5   // log2 e
+	VBROADCASTSS 8(DX), Z6   // c1
+	VBROADCASTSS 12(DX), Z7  // c2
+	VBROADCASTSS 16(DX), Z8  // p0 … p5
+	VBROADCASTSS 20(DX), Z9
+	VBROADCASTSS 24(DX), Z10
+	VBROADCASTSS 28(DX), Z11
+	VBROADCASTSS 32(DX), Z12
+	VBROADCASTSS 36(DX), Z13
+	VBROADCASTSS 40(DX), Z14 // 1.0
+	VBROADCASTSS 44(DX), Z15 // the sign mask
+
+zloop:
+	VMOVUPS      (SI), Z0      // x
+	VPORD        Z15, Z0, Z1   // −|x|
+	VMAXPS       Z1, Z4, Z1    // clamped; NaN stays NaN
+	VMULPS       Z5, Z1, Z2
+	VRNDSCALEPS  $0, Z2, Z2    // n
+	VFNMADD231PS Z6, Z2, Z1
+	VFNMADD231PS Z7, Z2, Z1    // r
+	VMOVAPS      Z8, Z3
+	VFMADD213PS  Z9, Z1, Z3
+	VFMADD213PS  Z10, Z1, Z3
+	VFMADD213PS  Z11, Z1, Z3
+	VFMADD213PS  Z12, Z1, Z3
+	VFMADD213PS  Z13, Z1, Z3
+	VFMADD213PS  Z14, Z1, Z3
+	VFMADD213PS  Z14, Z1, Z3   // e^r
+	VCVTPS2DQ    Z2, Z2
+	VPSRAD       $1, Z2, Z1    // n₁ = n>>1
+	VPSUBD       Z1, Z2, Z2    // n − n₁
+	VPSLLD       $23, Z1, Z1
+	VPADDD       Z14, Z1, Z1
+	VPSLLD       $23, Z2, Z2
+	VPADDD       Z14, Z2, Z2
+	VMULPS       Z1, Z3, Z3
+	VMULPS       Z2, Z3, Z3    // e = e^{−|x|}
+	VADDPS       Z14, Z3, Z1   // 1 + e
+	VMOVAPS      Z14, Z2
+	VPTESTMD     Z15, Z0, K1   // lanes whose x has its sign bit set
+	VMOVAPS      Z3, K1, Z2    // x < 0 ? e : 1
+	VDIVPS       Z1, Z2, Z2    // σ(x)
+	VMULPS       Z2, Z0, Z3
+	VMOVUPS      Z3, (DI)
+	VSUBPS       Z2, Z14, Z1   // 1 − σ
+	VMULPS       Z0, Z1, Z1    // x(1 − σ)
+	VADDPS       Z14, Z1, Z1   // 1 + x(1 − σ)
+	VMULPS       Z2, Z1, Z3
+	VMOVUPS      Z3, (R8)
+	ADDQ         $64, SI
+	ADDQ         $64, DI
+	ADDQ         $64, R8
+	DECQ         CX
+	JNZ          zloop
+	VZEROUPPER
+
+zdone:
+	RET

@@ -352,7 +352,7 @@ func BenchmarkFusedResMLP(b *testing.B) {
 	for _, cfg := range []struct {
 		unfused bool
 		chunk   int
-	}{{false, 0}, {false, 128}, {false, 512}, {false, 1024}, {true, 0}} {
+	}{{false, 0}, {false, 256}, {false, 512}, {false, 2048}, {true, 0}} {
 		unfused := cfg.unfused
 		b.Run(fmt.Sprintf("unfused=%v/chunk=%d", unfused, cfg.chunk), func(b *testing.B) {
 			r := &RealNVP{Dim: 16, Couplings: 4, Joint: true, Unfused: unfused, chunk: cfg.chunk,
