@@ -47,11 +47,17 @@ const (
 // With Kinetic = λ > 0 every integration also registers λ·∫ Σ_i v_i² dt per sample (the kinetic energy of
 // the path, which straightens trajectories and keeps the fixed-step integrator accurate) as a regulariser
 // of the graph (Scope.AddAux); objectives that support regularisers (losses.ReverseKL) add it to their loss.
+//
+// With Fused the whole integration of a whole-lattice KernelField (Radius 0, power-of-two lattice sides)
+// runs as one fused op with a hand-written backward pass (ode_fused.go): the same values and first
+// derivatives as the graph, several times faster, but no second derivatives. Other fields with Fused are an
+// error.
 type ODE struct {
 	Field   VelocityField
 	Steps   int
 	Method  string
 	Kinetic float64
+	Fused   bool
 }
 
 // Validate checks the step count and method.
@@ -140,6 +146,9 @@ func (o ODE) integrate(s *Scope, x *G.Node, t0, t1 float64, kinetic bool) (xe, l
 	}
 	if x == nil || x.Dims() < 2 {
 		return nil, nil, nil, fmt.Errorf("layers: ODE %s: input must be (B, …)", s.Prefix())
+	}
+	if o.Fused {
+		return o.integrateFused(s, x, t0, t1, kinetic)
 	}
 	if _, ok := o.Field.(BlockMLPField); ok && kinetic {
 		return nil, nil, nil, fmt.Errorf("layers: ODE %s: the kinetic regulariser needs sample-major tensors; BlockMLPField's are feature-major", s.Prefix())

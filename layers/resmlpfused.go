@@ -683,7 +683,7 @@ func swishWithGrad[T float](a, d, z []T, rows, n, lo, hi int) {
 		}
 		// float64: e^{−|z|} by the vector exp, then σ = 1/(1+e) for z ≥ 0 and e/(1+e) below.
 		for j, v := range zr {
-			dr[j] = -abs(v)
+			dr[j] = T(-math.Abs(float64(v)))
 		}
 		expInPlace(dr)
 		ar, dr = ar[:len(zr)], dr[:len(zr)]

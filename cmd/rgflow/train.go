@@ -117,6 +117,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 type sessionFlags struct {
 	resume, out string
 	stopAfter   int64
+	timeLimit   time.Duration // wall time of this session (0: none)
+	cpuLimit    time.Duration // CPU time of this process in this session (0: none)
 	reschedule  bool
 	workers     int
 	note        string // what resuming does to the schedule, printed when the session starts
@@ -126,6 +128,8 @@ func (f *sessionFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.resume, "resume", "", "continue the run in this directory from its newest valid checkpoint (it writes there: --out, if given, must name the same directory)")
 	fs.StringVar(&f.out, "out", "", "run directory (default runs/<what>-<time>)")
 	fs.Int64Var(&f.stopAfter, "stop-after", 0, "stop after this many steps of this session, with a checkpoint (for time-limited jobs; 0: run to --steps)")
+	fs.DurationVar(&f.timeLimit, "time-limit", 0, "stop with a checkpoint once this session has trained for this wall time, e.g. 30m (0: no limit; the step under way finishes first)")
+	fs.DurationVar(&f.cpuLimit, "cpu-limit", 0, "stop with a checkpoint once this process has used this much CPU time training in this session, e.g. 60m = 30 minutes on 2 busy cores (0: no limit); equal budgets on a shared machine")
 	registerWorkers(fs, &f.workers, "worker goroutines, each with its own graph over a shard of the batch (the global --batch is fixed: the numbers agree to rounding on any count; under mpirun: per process)")
 	fs.BoolVar(&f.reschedule, "reschedule", false, "with --resume and a larger --steps: stretch the cosine schedule to the new --steps (default: keep the run's schedule, the extra steps run at --final-lr)")
 }
@@ -138,6 +142,14 @@ func (f sessionFlags) check(cmd string) error {
 	}
 	if err := checkWorkers(cmd, f.workers); err != nil {
 		return err
+	}
+	if f.timeLimit < 0 || f.cpuLimit < 0 {
+		return fmt.Errorf("%s: --time-limit %s, --cpu-limit %s: a limit must be ≥ 0 (0: none)", cmd, f.timeLimit, f.cpuLimit)
+	}
+	if f.cpuLimit > 0 {
+		if _, ok := processCPU(); !ok {
+			return fmt.Errorf("%s: --cpu-limit: this operating system does not report the process's CPU time; use --time-limit", cmd)
+		}
 	}
 	if f.reschedule && f.resume == "" {
 		return fmt.Errorf("%s: --reschedule only applies to a resumed run (--resume DIR --steps N --reschedule)", cmd)
@@ -167,7 +179,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
 	fs.Float64Var(&f.odeKinetic, "ode-kinetic", 0, "weight λ of the kinetic-energy regulariser λ∫|v|²dt added to the loss of the ode- presets (0: off)")
 }
 
-const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where the conditioner has a fused kernel, mlp and resmlp; graph otherwise)"
+const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where there is a fused kernel, the mlp and resmlp conditioners and the ode-gerdes kernel field; graph otherwise)"
 
 // overrideEngine applies --engine (when given) to a model config loaded from a run, and validates it.
 func overrideEngine(m *models.Config, engine, cmd string) error {
@@ -602,6 +614,18 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// limits names the time limits set, for messages ("" when none).
+func (f sessionFlags) limits() string {
+	var l []string
+	if f.timeLimit > 0 {
+		l = append(l, "--time-limit")
+	}
+	if f.cpuLimit > 0 {
+		l = append(l, "--cpu-limit")
+	}
+	return strings.Join(l, " and ")
+}
+
 // dir is the run directory: --resume's, --out, or runs/<what>-<time>.
 func (f sessionFlags) dir(what string) string {
 	switch {
@@ -664,6 +688,28 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 			return nil
 		}})
 	}
+	limits := sess.limits()
+	if limits != "" && group.Size() > 1 {
+		// Each rank would read its own clock and could stop at another step than the others, leaving them
+		// waiting in an all-reduce: a step count is the same on every rank.
+		return nil, false, fmt.Errorf("%s: %s under mpirun would stop the ranks at different steps; use --stop-after N (a step count) instead", cmd, limits)
+	}
+	var limitHit string // which limit stopped the session, for the final message
+	var startWall time.Time
+	var startCPU time.Duration
+	if limits != "" {
+		hooks.OnStep = append(hooks.OnStep, train.Hook{Name: "time limits", Fn: func(r train.Record) error {
+			if sess.timeLimit > 0 && time.Since(startWall) >= sess.timeLimit {
+				limitHit = "--time-limit " + sess.timeLimit.String()
+				cancel()
+			}
+			if cpu, _ := processCPU(); sess.cpuLimit > 0 && cpu-startCPU >= sess.cpuLimit {
+				limitHit = "--cpu-limit " + sess.cpuLimit.String()
+				cancel()
+			}
+			return nil
+		}})
+	}
 	workers := sess.workers
 	if _, ok := obj.(train.ShardedObjective); !ok {
 		workers = 1 // an objective that cannot be split runs on one worker
@@ -701,10 +747,19 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 	}
 	start := time.Now()
 	startStep = tr.Step()
+	startWall, startCPU = start, 0
+	if limits != "" {
+		startCPU, _ = processCPU()
+	}
 	if err := tr.Run(pause); err != nil {
-		if sess.stopAfter > 0 && ctx.Err() == nil && errors.Is(err, train.ErrInterrupted) {
-			fmt.Fprintf(stdout, "stopped after %d steps at step %d of %d as asked; continue with:\n  rgflow %s --resume %s\n",
-				tr.Step()-startStep, tr.Step(), t.Steps, cmd, shellQuote(out))
+		if (sess.stopAfter > 0 || limits != "") && ctx.Err() == nil && errors.Is(err, train.ErrInterrupted) {
+			why := "as asked"
+			if limitHit != "" {
+				cpu, _ := processCPU()
+				why = fmt.Sprintf("at %s (%s wall, %s CPU)", limitHit, time.Since(start).Round(time.Second), (cpu - startCPU).Round(time.Second))
+			}
+			fmt.Fprintf(stdout, "stopped after %d steps at step %d of %d %s; continue with:\n  rgflow %s --resume %s\n",
+				tr.Step()-startStep, tr.Step(), t.Steps, why, cmd, shellQuote(out))
 			return closeOnErr(nil)
 		}
 		return closeOnErr(err)
