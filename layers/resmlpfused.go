@@ -31,8 +31,9 @@ import (
 // parameters "v" and "g" at the start of every forward and backward run (cheap: a few thousand weights). For
 // every swish the forward pass stores the activation a = swish(z) and its derivative swish'(z); the backward
 // pass needs nothing else from the hidden layers (the residual sums need no values). The op writes into a
-// buffer of its own workspace (resPool), recycled after every reader of a run has read it, so a training
-// step allocates only the small unpacked output and the gradient vector. The fused op is first-order only:
+// buffer of its own workspace (resPool), recycled after every reader of a run has read it, and the unpacked
+// output and the gradients come from the scope's Arena when it has one, so a training step allocates
+// nothing per step in the steady state. The fused op is first-order only:
 // its backward node has no derivative of its own, and Grad refuses a cost that depends on it.
 
 // resFusable reports whether the stack runs as the fused residual-MLP op.
@@ -91,6 +92,7 @@ type resPlan struct {
 	scratch    int       // first scratch row
 	total      int       // rows of the activation tensor
 	maxU, maxV int
+	ar         *Arena // where the unpacked outputs and gradients come from (nil: allocated afresh)
 }
 
 // layout places y (dim rows), the log-det (1 row), every coupling's activations and the scratch rows (g: dim;
@@ -171,7 +173,8 @@ func resLinear(ls *Scope, inputs []*G.Node, shapes [][]int, in, out int, zeroIni
 func (r *RealNVP) applyResFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, error) {
 	n := x.Shape()[1]
 	m := r.S.(ResMLP)
-	plan := &resPlan{dim: r.Dim, n: n, inverse: inverse, chunk: r.chunk, width: m.Width, blocks: m.Blocks, weightNorm: m.WeightNorm}
+	plan := &resPlan{dim: r.Dim, n: n, inverse: inverse, chunk: r.chunk, width: m.Width, blocks: m.Blocks, weightNorm: m.WeightNorm,
+		ar: s.Arena()}
 	inputs := []*G.Node{x}
 	var shapes [][]int
 	for c := 0; c < r.Couplings; c++ {
@@ -211,15 +214,15 @@ func (r *RealNVP) applyResFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.
 	if err != nil {
 		return nil, nil, fmt.Errorf("layers: fused residual RealNVP %s: %w", s.Prefix(), err)
 	}
-	y, err := Narrow(out, 0, 0, r.Dim)
+	y, err := narrowIn(plan.ar, out, 0, 0, r.Dim)
 	if err != nil {
 		return nil, nil, err
 	}
-	ldRow, err := Narrow(out, 0, r.Dim, 1)
+	ldRow, err := narrowIn(plan.ar, out, 0, r.Dim, 1)
 	if err != nil {
 		return nil, nil, err
 	}
-	ld, err := Reshape(ldRow, n)
+	ld, err := reshapeIn(plan.ar, ldRow, n)
 	return y, ld, err
 }
 
@@ -400,7 +403,7 @@ func (op *resOutOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	p := op.fwd.plan
-	out := newValue(t.Dtype(), []int{p.dim + 1, p.n})
+	out := newValueIn(p.ar, t.Dtype(), []int{p.dim + 1, p.n})
 	switch w := ws.(type) {
 	case *resWork[float32]:
 		copy(outData(out).([]float32), w.buf[:(p.dim+1)*p.n])
@@ -490,7 +493,7 @@ func (op *resGradOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	p := op.fwd.plan
-	out := newValue(dtypeOf(d[0]), []int{p.packedGradSize()})
+	out := newValueIn(p.ar, dtypeOf(d[0]), []int{p.packedGradSize()})
 	switch w := ws.(type) {
 	case *resWork[float32]:
 		w.backward(params[float32](d[:nps]), d[nps+1].([]float32), outData(out).([]float32))
@@ -530,7 +533,7 @@ func (op resSegmentOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := newValue(dtypeOf(d[0]), op.shape)
+	out := newValueIn(op.plan.ar, dtypeOf(d[0]), op.shape)
 	n := prod(op.shape)
 	switch x := d[0].(type) {
 	case []float32:
