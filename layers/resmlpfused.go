@@ -299,7 +299,8 @@ func (p *resPool) leased(t *tensor.Dense) any {
 }
 
 // workOf checks that v is an activation tensor of op's plan that is still leased and returns its workspace.
-func (op *resOp) workOf(who string, v G.Value) (*tensor.Dense, any, error) {
+// who names the reader in errors (formatted only then).
+func (op *resOp) workOf(who fmt.Stringer, v G.Value) (*tensor.Dense, any, error) {
 	t, ok := v.(*tensor.Dense)
 	if !ok || t.Shape().Dims() != 2 || t.Shape()[0] != op.plan.total || t.Shape()[1] != op.plan.n {
 		return nil, nil, fmt.Errorf("layers: %s: the activations input is %T %v, want a (%d, %d) tensor", who, v, shapeOfValue(v), op.plan.total, op.plan.n)
@@ -341,7 +342,7 @@ func (op *resOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{op.plan.total, op.plan.n}, nil
 }
 func (op *resOp) Do(vals ...G.Value) (G.Value, error) {
-	d, err := argData(op.String(), op.Arity(), vals)
+	d, err := argData("FusedResRealNVP", op.Arity(), vals)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +399,7 @@ func (op *resOutOp) Do(vals ...G.Value) (G.Value, error) {
 	if len(vals) != op.Arity() {
 		return nil, fmt.Errorf("layers: %s: got %d inputs, want %d", op, len(vals), op.Arity())
 	}
-	t, ws, err := op.fwd.workOf(op.String(), vals[len(vals)-1])
+	t, ws, err := op.fwd.workOf(op, vals[len(vals)-1])
 	if err != nil {
 		return nil, err
 	}
@@ -484,11 +485,11 @@ func (op *resGradOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("layers: %s: got %d inputs, want %d", op, len(vals), op.Arity())
 	}
 	nps := len(op.fwd.plan.shapes)
-	t, ws, err := op.fwd.workOf(op.String(), vals[nps])
+	t, ws, err := op.fwd.workOf(op, vals[nps])
 	if err != nil {
 		return nil, err
 	}
-	d, err := argData(op.String(), op.Arity(), vals)
+	d, err := argData("∇FusedResRealNVP", op.Arity(), vals)
 	if err != nil {
 		return nil, err
 	}
@@ -529,7 +530,7 @@ func (op resSegmentOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(append([]int(nil), op.shape...)), nil
 }
 func (op resSegmentOp) Do(vals ...G.Value) (G.Value, error) {
-	d, err := argData(op.String(), 1, vals)
+	d, err := argData("ResSegment", 1, vals) // a constant name: formatting String() would cost every run
 	if err != nil {
 		return nil, err
 	}
