@@ -27,6 +27,3 @@ func scaleAddMulVector[T float](x, y, z []T, s T) int {
 	checkSameLen("scaleAddMul", "x", len(x), "z", len(z))
 	return 0
 }
-
-// dot4x4Vec has no vector kernel on this build.
-func dot4x4Vec[T float](a []T, lda int, b []T, ldb int, n int, out *[16]T) bool { return false }
