@@ -535,6 +535,15 @@ func (t *trainSpec) resolveHorizon(reschedule bool) string {
 	return ""
 }
 
+// engineAction is the action as the objective's graph should hold it: its fused op by default, its
+// elementary-op graph with --engine graph (the reference every fused kernel is tested against).
+func engineAction(act lattice.Action, m models.Config) lattice.Action {
+	if m.EngineName() == models.EngineGraph {
+		return lattice.GraphForm(act)
+	}
+	return act
+}
+
 // latticeModel builds a run's action, flow and (empty) store.
 func (r *latticeRun) latticeModel(cmd string) (lattice.Action, *models.Flow, *layers.Store, error) {
 	act, err := r.Physics.build(cmd)
@@ -566,7 +575,7 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	if run.Train.Symmetrize && !act.Z2() {
 		return fmt.Errorf("train lattice: --symmetrize needs a Z₂-symmetric action; %s is not", act.Name())
 	}
-	obj := &losses.ReverseKL{Flow: flow, Action: act, Symmetrize: run.Train.Symmetrize,
+	obj := &losses.ReverseKL{Flow: flow, Action: engineAction(act, run.Model), Symmetrize: run.Train.Symmetrize,
 		BetaStart: run.Train.BetaStart, BetaSteps: run.Train.BetaSteps}
 	out := f.session.dir(fmt.Sprintf("%s-L%d", run.Physics.Action, run.Physics.L))
 	what := fmt.Sprintf("%s (%s engine) on %s L=%d %v (%s", run.Model.Preset, run.Model.EngineName(), act.Name(), act.Size(), act.Params(), flow.Hier.String())

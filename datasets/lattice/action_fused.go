@@ -8,6 +8,7 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+	"rgflow/layers"
 )
 
 // The φ⁴ action (and O(N)) as one Gorgonia op: S per sample from the host formulas (Eval, in float64 for
@@ -175,4 +176,36 @@ func hashOf(op G.Op) uint32 {
 	h := fnv.New32a()
 	op.WriteHash(h)
 	return h.Sum32()
+}
+
+// GraphForm returns a with its graph form built from elementary ops (ActionGraph) where a has one besides
+// its fused op, and a itself otherwise. It is what `--engine graph` trains with: the whole step as the graph
+// of elementary ops that every fused kernel is checked against. Only Action differs; Eval, Force and the
+// rest are a's.
+func GraphForm(a Action) Action {
+	if g, ok := a.(graphFormer); ok {
+		return graphAction{base: a, g: g}
+	}
+	return a
+}
+
+type graphFormer interface {
+	ActionGraph(s *layers.Scope, phi *G.Node) (*G.Node, error)
+}
+
+// graphAction is an Action whose graph form is its elementary-op graph.
+type graphAction struct {
+	base Action
+	g    graphFormer
+}
+
+func (a graphAction) Name() string               { return a.base.Name() }
+func (a graphAction) Channels() int              { return a.base.Channels() }
+func (a graphAction) Size() int                  { return a.base.Size() }
+func (a graphAction) Params() map[string]float64 { return a.base.Params() }
+func (a graphAction) Z2() bool                   { return a.base.Z2() }
+func (a graphAction) Eval(phi []float64) float64 { return a.base.Eval(phi) }
+func (a graphAction) Force(dst, phi []float64)   { a.base.Force(dst, phi) }
+func (a graphAction) Action(s *layers.Scope, phi *G.Node) (*G.Node, error) {
+	return a.g.ActionGraph(s, phi)
 }
