@@ -34,6 +34,10 @@ type ODEConfig struct {
 	D4           bool      `json:"d4"`
 	// Kinetic is the weight λ of the kinetic-energy regulariser λ ∫ |v|² dt (layers.ODE.Kinetic; 0: off).
 	Kinetic float64 `json:"kinetic,omitempty"`
+	// Jacobian is the weight of the Jacobian regulariser ∫ ‖εᵀ ∂v/∂x‖² dt, Hutchinson's estimate of the
+	// integrated squared Frobenius norm of the field's Jacobian (layers.ODE.Jacobian; 0: off). It enters
+	// only training losses that collect regularisers (losses.ReverseKL), never sampling or evaluation.
+	Jacobian float64 `json:"jacobian,omitempty"`
 }
 
 func (o *ODEConfig) clone() *ODEConfig {
@@ -72,6 +76,9 @@ func (c Config) validateODE() error {
 	}
 	if !(o.Kinetic >= 0) || math.IsInf(o.Kinetic, 0) {
 		return fmt.Errorf("models: %s: kinetic-energy weight %g, want a finite number ≥ 0", c.Preset, o.Kinetic)
+	}
+	if !(o.Jacobian >= 0) || math.IsInf(o.Jacobian, 0) {
+		return fmt.Errorf("models: %s: Jacobian regulariser weight %g, want a finite number ≥ 0", c.Preset, o.Jacobian)
 	}
 	if o.TimeBasis < 1 {
 		return fmt.Errorf("models: %s: time basis of %d functions, want ≥ 1", c.Preset, o.TimeBasis)
@@ -126,12 +133,12 @@ func (c Config) odeBijector() (layers.Bijector, layers.Hierarchy) {
 	h, _ := layers.NewHierarchy(c.L, 2)
 	o := c.ODE
 	if !o.Hierarchical {
-		return layers.Named{Name: "ode", Bijector: layers.ODE{Field: o.field(c.Channels, c.L), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic}}, h
+		return layers.Named{Name: "ode", Bijector: layers.ODE{Field: o.field(c.Channels, c.L), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic, Jacobian: o.Jacobian}}, h
 	}
 	var chain layers.Chain
 	for l := 0; l < h.Levels(); l++ {
 		st := 1 << l
-		ode := layers.ODE{Field: o.field(c.Channels, c.L/st), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic}
+		ode := layers.ODE{Field: o.field(c.Channels, c.L/st), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic, Jacobian: o.Jacobian}
 		chain = append(chain, layers.Named{Name: fmt.Sprintf("level%d/ode", l), Bijector: layers.Sublattice{Stride: st, Inner: ode}})
 	}
 	return chain, h
