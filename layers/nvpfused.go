@@ -75,6 +75,7 @@ type nvpPlan struct {
 	scratch   int       // first scratch row
 	total     int       // rows of the activation tensor
 	maxW      int
+	ar        *Arena // where the unpacked outputs and gradients come from (nil: allocated afresh)
 }
 
 func (p *nvpPlan) layers() int { return len(p.couplings[0].widths) - 1 }
@@ -121,7 +122,7 @@ func (p *nvpPlan) order() []int {
 func (r *RealNVP) applyFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, error) {
 	n := x.Shape()[1]
 	hidden := r.S.(MLP).Hidden
-	plan := &nvpPlan{dim: r.Dim, n: n, inverse: inverse, chunk: r.chunk}
+	plan := &nvpPlan{dim: r.Dim, n: n, inverse: inverse, chunk: r.chunk, ar: s.Arena()}
 	inputs := []*G.Node{x}
 	for c := 0; c < r.Couplings; c++ {
 		sp := r.Splits[c/2]
@@ -160,15 +161,15 @@ func (r *RealNVP) applyFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Nod
 	if err != nil {
 		return nil, nil, fmt.Errorf("layers: fused RealNVP %s: %w", s.Prefix(), err)
 	}
-	y, err := Narrow(out, 0, 0, r.Dim)
+	y, err := narrowIn(plan.ar, out, 0, 0, r.Dim)
 	if err != nil {
 		return nil, nil, err
 	}
-	ldRow, err := Narrow(out, 0, r.Dim, 1)
+	ldRow, err := narrowIn(plan.ar, out, 0, r.Dim, 1)
 	if err != nil {
 		return nil, nil, err
 	}
-	ld, err := Reshape(ldRow, n)
+	ld, err := reshapeIn(plan.ar, ldRow, n)
 	return y, ld, err
 }
 
@@ -357,7 +358,7 @@ func (op *nvpOutOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	p := op.fwd.plan
-	out := newValue(t.Dtype(), []int{p.dim + 1, p.n})
+	out := newValueIn(p.ar, t.Dtype(), []int{p.dim + 1, p.n})
 	switch a := acts.(type) {
 	case *nvpActs[float32]:
 		copy(outData(out).([]float32), a.buf[:(p.dim+1)*p.n])
@@ -455,7 +456,7 @@ func (op *nvpGradOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	p := op.fwd.plan
-	out := newValue(dtypeOf(d[0]), []int{packedGradSize(p)})
+	out := newValueIn(p.ar, dtypeOf(d[0]), []int{packedGradSize(p)})
 	switch a := acts.(type) {
 	case *nvpActs[float32]:
 		a.backward(params[float32](d[:nps]), d[nps+1].([]float32), outData(out).([]float32))
@@ -491,11 +492,11 @@ func (op segmentOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(append([]int(nil), op.shape...)), nil
 }
 func (op segmentOp) Do(vals ...G.Value) (G.Value, error) {
-	d, err := argData(op.String(), 1, vals)
+	d, err := argData("Segment", 1, vals)
 	if err != nil {
 		return nil, err
 	}
-	out := newValue(dtypeOf(d[0]), op.shape)
+	out := newValueIn(op.plan.ar, dtypeOf(d[0]), op.shape)
 	n := prod(op.shape)
 	switch x := d[0].(type) {
 	case []float32:

@@ -53,12 +53,19 @@ const (
 // (Scope.CollectsAux) also registers μ·∫ ‖εᵀ ∂v/∂x‖² dt per sample, Hutchinson's estimate of the integrated
 // squared Frobenius norm of the field's Jacobian, ∫ ‖∂v/∂x‖²_F dt (see IntegrateJacobian): it penalises
 // stiff fields, whose fixed-step integration is inaccurate. Other graphs (sampling, evaluation) leave it out.
+// It differentiates the field twice, so it needs the graph integrator (not Fused).
+//
+// With Fused the whole integration of a whole-lattice KernelField (Radius 0, power-of-two lattice sides)
+// runs as one fused op with a hand-written backward pass (ode_fused.go): the same values and first
+// derivatives as the graph, several times faster, but no second derivatives. Other fields with Fused are an
+// error.
 type ODE struct {
 	Field    VelocityField
 	Steps    int
 	Method   string
 	Kinetic  float64
 	Jacobian float64
+	Fused    bool
 }
 
 // Validate checks the step count and method.
@@ -165,6 +172,13 @@ func (o ODE) integrate(s *Scope, x *G.Node, t0, t1 float64, kinetic bool, probe 
 	}
 	if x == nil || x.Dims() < 2 {
 		return nil, nil, nil, nil, fmt.Errorf("layers: ODE %s: input must be (B, …)", s.Prefix())
+	}
+	if o.Fused {
+		if probe != nil {
+			return nil, nil, nil, nil, fmt.Errorf("layers: ODE %s: the Jacobian regulariser differentiates the field twice, which the fused integrator cannot: use the graph integrator", s.Prefix())
+		}
+		xe, ld, kin, err = o.integrateFused(s, x, t0, t1, kinetic)
+		return xe, ld, kin, nil, err
 	}
 	if _, ok := o.Field.(BlockMLPField); ok && (kinetic || probe != nil) {
 		return nil, nil, nil, nil, fmt.Errorf("layers: ODE %s: the kinetic and Jacobian regularisers need sample-major tensors; BlockMLPField's are feature-major", s.Prefix())

@@ -238,6 +238,7 @@ type binding struct {
 	aux     []*G.Node          // per-sample regularisers registered while building (see AddAux)
 	noise   []*G.Node          // inputs that hold fresh standard-normal noise at every run (see Noise)
 	collect bool               // the objective adds registered regularisers to its loss (see CollectAux)
+	arena   *Arena             // where the kit's ops built in this graph take their outputs (nil: fresh)
 }
 
 // NewScope returns the root scope of graph g over store.
@@ -247,6 +248,15 @@ func NewScope(g *G.ExprGraph, store *Store) *Scope {
 
 // Graph is the scope's graph.
 func (s *Scope) Graph() *G.ExprGraph { return s.g }
+
+// SetArena makes the ops built from now on in this scope's graph (every sub-scope included) that support it
+// take their outputs from a (see Arena); the caller then owns the duty to Reset a before each run of the
+// graph's machine, and never while values of the last run are still to be read. nil (the default) lets
+// every op allocate its outputs afresh.
+func (s *Scope) SetArena(a *Arena) { s.bound.arena = a }
+
+// Arena is the scope's arena (nil: none).
+func (s *Scope) Arena() *Arena { return s.bound.arena }
 
 // Store is the scope's parameter store.
 func (s *Scope) Store() *Store { return s.store }

@@ -58,7 +58,7 @@ const (
 // HasFusedKernel reports whether the configured block bijectors have a fused kernel (EngineFused).
 func (c Config) HasFusedKernel() bool {
 	if c.ODE != nil {
-		return false
+		return c.ODE.hasFusedKernel()
 	}
 	s, t, joint := c.conditioners()
 	return !joint && layers.FusedKernel(s, t)
@@ -132,7 +132,7 @@ func Preset(name string, L, channels int) (Config, error) {
 	p.Preset, p.L, p.Channels = name, L, channels
 	if p.ODE != nil {
 		p.ODE = p.ODE.clone()
-		p.Engine = EngineGraph
+		p.Engine = p.EngineName()
 		return p, p.Validate()
 	}
 	p.Depths = append([]int(nil), p.Depths...)

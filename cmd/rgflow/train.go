@@ -180,7 +180,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
 	fs.Float64Var(&f.odeJacobian, "ode-jacobian", 0, "weight W of the Jacobian regulariser W∫‖εᵀ∂v/∂x‖²dt (Hutchinson's estimate of the Frobenius norm, a fresh Gaussian probe ε per sample and integration) added to the reverse-KL loss of the ode- presets (0: off)")
 }
 
-const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where the conditioner has a fused kernel, mlp; graph otherwise)"
+const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where there is a fused kernel, the mlp conditioners and the ode-gerdes kernel field; graph otherwise)"
 
 // overrideEngine applies --engine (when given) to a model config loaded from a run, and validates it.
 func overrideEngine(m *models.Config, engine, cmd string) error {
