@@ -3,6 +3,7 @@ package models_test
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -37,6 +38,7 @@ func TestODEJacobianRegulariser(t *testing.T) {
 		c.ODE = &models.ODEConfig{}
 		*c.ODE = *cfg.ODE
 		c.ODE.Jacobian = w
+		c.Engine = models.EngineGraph // the same integrator with and without the regulariser
 		flow, err := models.Build(c)
 		if err != nil {
 			t.Fatal(err)
@@ -114,7 +116,7 @@ func TestODEJacobianRegulariser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rg.ODE.Steps, rg.ODE.Jacobian = 1, 1
+	rg.ODE.Steps, rg.ODE.Jacobian, rg.Engine = 1, 1, ""
 	rflow, err := models.Build(rg)
 	if err != nil {
 		t.Fatal(err)
@@ -148,5 +150,28 @@ func TestODEJacobianRegulariser(t *testing.T) {
 	defer sm.Close()
 	if _, _, _, err := sm.Sample(rand.New(rand.NewPCG(1, 2))); err != nil {
 		t.Fatalf("sampling a flow with the Jacobian regulariser: %v", err)
+	}
+}
+
+func TestODEJacobianRegulariserEngine(t *testing.T) {
+	// The regulariser differentiates the field twice: ode-gerdes, fused by default, runs on the graph
+	// with it when no engine is named, and naming the fused engine with it is an error.
+	cfg, err := models.Preset("ode-gerdes", 8, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.EngineName() != models.EngineFused {
+		t.Fatalf("ode-gerdes engine %q by default, want fused (the test assumes it)", cfg.EngineName())
+	}
+	cfg.ODE.Jacobian, cfg.Engine = 0.1, ""
+	if cfg.EngineName() != models.EngineGraph {
+		t.Errorf("engine %q with the Jacobian regulariser, want graph", cfg.EngineName())
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("default engine with the Jacobian regulariser: %v", err)
+	}
+	cfg.Engine = models.EngineFused
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "fused integrator cannot") {
+		t.Errorf("fused engine with the Jacobian regulariser: %v, want an error", err)
 	}
 }

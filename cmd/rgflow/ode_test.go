@@ -95,9 +95,10 @@ func TestODEFlagErrors(t *testing.T) {
 		{[]string{"--preset", "ode-gerdes", "--ode-kinetic", "-1"}, "kinetic-energy weight"},
 		{[]string{"--preset", "neuralrg", "--ode-jacobian", "1"}, "--ode-jacobian applies to the ode- presets"},
 		{[]string{"--preset", "ode-gerdes", "--ode-jacobian", "-1"}, "Jacobian regulariser weight"},
+		{[]string{"--preset", "ode-gerdes", "--engine", "fused", "--ode-jacobian", "1"}, "fused integrator cannot"},
 		{[]string{"--preset", "ode-gerdes", "--L", "6"}, "power of two"},
 		{[]string{"--preset", "ode-gerdes", "--L", "7"}, "L=7, want an even L"},
-		{[]string{"--preset", "ode-gerdes", "--engine", "fused"}, "no fused kernel"},
+		{[]string{"--preset", "ode-cnn", "--engine", "fused"}, "no fused kernel"}, // ode-gerdes has one
 	} {
 		args := append([]string{"lattice", "--steps", "1", "--out", filepath.Join(t.TempDir(), "x")}, tc.args...)
 		var out, errb bytes.Buffer

@@ -253,6 +253,9 @@ func (f *modelFlags) apply(m *models.Config, set map[string]bool, rebuild bool, 
 			return fmt.Errorf("%s: --ode-jacobian applies to the reverse-KL loss of train lattice; the image likelihood takes no regularisers", cmd)
 		}
 		m.ODE.Jacobian = f.odeJacobian
+		if m.ODE.Jacobian > 0 && !set["engine"] && m.Engine == models.EngineFused {
+			m.Engine = models.EngineGraph // the regulariser needs second derivatives, which the fused ODE lacks
+		}
 	}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
