@@ -19,7 +19,8 @@ import (
 // BenchmarkODEGerdesReverseKLStep times one reverse-KL step of the ode-gerdes preset at L=16, batch 256
 // (φ⁴ at m² = −4, λ = 1.2): prior draw, generation z → x by RK4 (8 steps, 32 field evaluations), the
 // action, log q, the mean loss and its gradient for every parameter, without the optimiser update, with
-// the fused integration (the preset's default engine) and with the graph of elementary ops.
+// the fused integration (the preset's default engine) and with the graph of elementary ops; op outputs
+// come from an arena reset before each run, as in train.Trainer.
 // bench/ode_torch.py times the same model in PyTorch.
 func BenchmarkODEGerdesReverseKLStep(b *testing.B) {
 	for _, engine := range []string{models.EngineFused, models.EngineGraph} {
@@ -50,6 +51,9 @@ func benchODEGerdes(b *testing.B, engine string, dt tensor.Dtype) {
 		obj := &losses.ReverseKL{Flow: f, Action: act}
 		g := G.NewGraph()
 		s := layers.NewScope(g, store)
+		// op outputs recycled from run to run, as in train.Trainer's steps
+		arena := layers.NewArena()
+		s.SetArena(arena)
 		loss, err := obj.Build(s, batch)
 		if err != nil {
 			b.Fatal(err)
@@ -68,6 +72,7 @@ func benchODEGerdes(b *testing.B, engine string, dt tensor.Dtype) {
 			if err := obj.Feed(rng); err != nil {
 				b.Fatal(err)
 			}
+			arena.Reset()
 			if err := m.RunAll(); err != nil {
 				b.Fatal(err)
 			}

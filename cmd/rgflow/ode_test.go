@@ -98,7 +98,7 @@ func TestODEFlagErrors(t *testing.T) {
 		{[]string{"--preset", "ode-gerdes", "--engine", "fused", "--ode-jacobian", "1"}, "fused integrator cannot"},
 		{[]string{"--preset", "ode-gerdes", "--L", "6"}, "power of two"},
 		{[]string{"--preset", "ode-gerdes", "--L", "7"}, "L=7, want an even L"},
-		{[]string{"--preset", "ode-cnn", "--engine", "fused"}, "no fused kernel"}, // ode-gerdes has one
+		{[]string{"--preset", "ode-cnn", "--engine", "fused"}, "no fused kernel"},
 	} {
 		args := append([]string{"lattice", "--steps", "1", "--out", filepath.Join(t.TempDir(), "x")}, tc.args...)
 		var out, errb bytes.Buffer

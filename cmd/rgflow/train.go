@@ -180,7 +180,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
 	fs.Float64Var(&f.odeJacobian, "ode-jacobian", 0, "weight W of the Jacobian regulariser W∫‖εᵀ∂v/∂x‖²dt (Hutchinson's estimate of the Frobenius norm, a fresh Gaussian probe ε per sample and integration) added to the reverse-KL loss of the ode- presets (0: off)")
 }
 
-const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where there is a fused kernel, the mlp conditioners and the ode-gerdes kernel field; graph otherwise)"
+const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where there is a fused kernel, the mlp and resmlp conditioners and the ode-gerdes kernel field; graph otherwise)"
 
 // overrideEngine applies --engine (when given) to a model config loaded from a run, and validates it.
 func overrideEngine(m *models.Config, engine, cmd string) error {
@@ -425,7 +425,7 @@ type weightChoice struct {
 func (w *weightChoice) register(fs *flag.FlagSet, log io.Writer) {
 	w.log = log
 	fs.BoolVar(&w.ema, "ema", true, "use the moving average of the weights when the checkpoint has one (--ema=false: the raw weights)")
-	fs.StringVar(&w.engine, "engine", "", "graph or fused: run the flow with this engine instead of the run's (the same parameters and numbers; fused only for mlp conditioners)")
+	fs.StringVar(&w.engine, "engine", "", "graph or fused: run the flow with this engine instead of the run's (the same parameters and numbers; fused only for mlp and resmlp conditioners)")
 }
 
 // loadWeights binds the flow's parameters into store, loads the newest checkpoint's weights (the moving
