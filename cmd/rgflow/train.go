@@ -163,7 +163,7 @@ type modelFlags struct {
 	depth, repeat, width, resBlocks int
 	inputActNorm                    bool
 	odeSteps                        int
-	odeKinetic                      float64
+	odeKinetic, odeJacobian         float64
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
@@ -177,6 +177,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
 	fs.StringVar(&f.engine, "engine", "", engineUsage)
 	fs.IntVar(&f.odeSteps, "ode-steps", 0, "fixed RK4 steps over t ∈ [0, 1] of the ode- presets (per level for ode-rg; default: the preset's)")
 	fs.Float64Var(&f.odeKinetic, "ode-kinetic", 0, "weight λ of the kinetic-energy regulariser λ∫|v|²dt added to the loss of the ode- presets (0: off)")
+	fs.Float64Var(&f.odeJacobian, "ode-jacobian", 0, "weight W of the Jacobian regulariser W∫‖εᵀ∂v/∂x‖²dt (Hutchinson's estimate of the Frobenius norm, a fresh Gaussian probe ε per sample and integration) added to the reverse-KL loss of the ode- presets (0: off)")
 }
 
 const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where there is a fused kernel, the mlp and resmlp conditioners and the ode-gerdes kernel field; graph otherwise)"
@@ -243,6 +244,18 @@ func (f *modelFlags) apply(m *models.Config, set map[string]bool, rebuild bool, 
 			return fmt.Errorf("%s: --ode-kinetic applies to the ode- presets, not %s", cmd, m.Preset)
 		}
 		m.ODE.Kinetic = f.odeKinetic
+	}
+	if set["ode-jacobian"] {
+		if m.ODE == nil {
+			return fmt.Errorf("%s: --ode-jacobian applies to the ode- presets, not %s", cmd, m.Preset)
+		}
+		if cmd == "train images" && f.odeJacobian != 0 {
+			return fmt.Errorf("%s: --ode-jacobian applies to the reverse-KL loss of train lattice; the image likelihood takes no regularisers", cmd)
+		}
+		m.ODE.Jacobian = f.odeJacobian
+		if m.ODE.Jacobian > 0 && !set["engine"] && m.Engine == models.EngineFused {
+			m.Engine = models.EngineGraph // the regulariser needs second derivatives, which the fused ODE lacks
+		}
 	}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
