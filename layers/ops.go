@@ -151,6 +151,12 @@ func newValueIn(ar *Arena, dt tensor.Dtype, shape []int) G.Value {
 func outData(v G.Value) any {
 	switch t := v.(type) {
 	case *tensor.Dense:
+		switch t.Dtype() { // the typed accessors do not box the slice (Data does, allocating)
+		case tensor.Float32:
+			return t.Float32s()
+		case tensor.Float64:
+			return t.Float64s()
+		}
 		return t.Data()
 	case *G.F64:
 		return unsafe.Slice((*float64)(t), 1)

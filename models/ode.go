@@ -25,7 +25,7 @@ import (
 // Engines: the gerdes field with whole-lattice kernels (Radius 0) has a fused kernel (layers.ODE.Fused:
 // the whole integration as one op with a hand-written backward pass, first derivatives only), the
 // default; Config.Engine "graph" runs the graph of elementary ops (the reference, second-order safe).
-// The other fields run on the graph only.
+// The other fields, and flows trained with the Jacobian regulariser, run on the graph only.
 type ODEConfig struct {
 	Field        string    `json:"field"`
 	Steps        int       `json:"steps"`
@@ -39,6 +39,10 @@ type ODEConfig struct {
 	D4           bool      `json:"d4"`
 	// Kinetic is the weight λ of the kinetic-energy regulariser λ ∫ |v|² dt (layers.ODE.Kinetic; 0: off).
 	Kinetic float64 `json:"kinetic,omitempty"`
+	// Jacobian is the weight of the Jacobian regulariser ∫ ‖εᵀ ∂v/∂x‖² dt, Hutchinson's estimate of the
+	// integrated squared Frobenius norm of the field's Jacobian (layers.ODE.Jacobian; 0: off). It enters
+	// only training losses that collect regularisers (losses.ReverseKL), never sampling or evaluation.
+	Jacobian float64 `json:"jacobian,omitempty"`
 }
 
 func (o *ODEConfig) clone() *ODEConfig {
@@ -78,6 +82,9 @@ func (c Config) validateODE() error {
 	if !(o.Kinetic >= 0) || math.IsInf(o.Kinetic, 0) {
 		return fmt.Errorf("models: %s: kinetic-energy weight %g, want a finite number ≥ 0", c.Preset, o.Kinetic)
 	}
+	if !(o.Jacobian >= 0) || math.IsInf(o.Jacobian, 0) {
+		return fmt.Errorf("models: %s: Jacobian regulariser weight %g, want a finite number ≥ 0", c.Preset, o.Jacobian)
+	}
 	if o.TimeBasis < 1 {
 		return fmt.Errorf("models: %s: time basis of %d functions, want ≥ 1", c.Preset, o.TimeBasis)
 	}
@@ -111,6 +118,9 @@ func (c Config) validateODE() error {
 	switch c.Engine {
 	case "", EngineGraph:
 	case EngineFused:
+		if o.Jacobian > 0 {
+			return fmt.Errorf("models: %s: engine fused: the Jacobian regulariser differentiates the field twice, which the fused integrator cannot; use engine graph", c.Preset)
+		}
 		if !o.hasFusedKernel() {
 			return fmt.Errorf("models: %s: engine fused: the %s velocity field (radius %d) has no fused kernel (only gerdes with whole-lattice kernels, radius 0, has); use engine graph", c.Preset, o.Field, o.Radius)
 		}
@@ -121,8 +131,10 @@ func (c Config) validateODE() error {
 }
 
 // hasFusedKernel reports whether the flow's integrations can run fused (layers.ODE.Fused): the gerdes
-// field with whole-lattice kernels.
-func (o *ODEConfig) hasFusedKernel() bool { return o.Field == "gerdes" && o.Radius == 0 }
+// field with whole-lattice kernels, without the Jacobian regulariser (which needs second derivatives).
+func (o *ODEConfig) hasFusedKernel() bool {
+	return o.Field == "gerdes" && o.Radius == 0 && o.Jacobian == 0
+}
 
 // fused reports whether the ODE on an l×l lattice runs fused under the configured engine (the fused
 // FFTs need a side of at least 2; every lattice of the hierarchy has a power-of-two side).
@@ -148,12 +160,13 @@ func (c Config) odeBijector() (layers.Bijector, layers.Hierarchy) {
 	o := c.ODE
 	if !o.Hierarchical {
 		return layers.Named{Name: "ode", Bijector: layers.ODE{Field: o.field(c.Channels, c.L), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic,
-			Fused: c.fused(c.L)}}, h
+			Jacobian: o.Jacobian, Fused: c.fused(c.L)}}, h
 	}
 	var chain layers.Chain
 	for l := 0; l < h.Levels(); l++ {
 		st := 1 << l
-		ode := layers.ODE{Field: o.field(c.Channels, c.L/st), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic, Fused: c.fused(c.L / st)}
+		ode := layers.ODE{Field: o.field(c.Channels, c.L/st), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic,
+			Jacobian: o.Jacobian, Fused: c.fused(c.L / st)}
 		chain = append(chain, layers.Named{Name: fmt.Sprintf("level%d/ode", l), Bijector: layers.Sublattice{Stride: st, Inner: ode}})
 	}
 	return chain, h
