@@ -9,14 +9,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
-go test -c -o /tmp/rgflow-layers.test ./layers
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go test -c -o "$tmp/layers.test" ./layers
 py=${RGFLOW_PYTHON:-/usr/bin/python3}
 # One thread on the PyTorch side too: torch.set_num_threads(1) does not reach the BLAS library's own pool
 # (with Debian's OpenBLAS installed, float64 convolutions otherwise run on every core).
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # gobench PATTERN FIELD: one run of the Go benchmark; prints the value before FIELD (ns/op → ms).
-gorun() { GOMAXPROCS=1 /tmp/rgflow-layers.test -test.run '^$' -test.bench "$1" -test.cpu 1 -test.benchtime "${2:-10x}"; }
+gorun() { GOMAXPROCS=1 "$tmp/layers.test" -test.run '^$' -test.bench "$1" -test.cpu 1 -test.benchtime "${2:-10x}"; }
 field() { awk -v f="$1" '{for (i = 2; i <= NF; i++) if ($i == f) print $(i-1)}'; }
 
 peak32=(); peak64=()

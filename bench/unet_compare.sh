@@ -10,14 +10,16 @@ cd "$(dirname "$0")/.."
 rounds=${1:-5}
 preset=${2:-unet-tiny}
 dt=${3:-float32}
-go test -c -o /tmp/rgflow-losses.test ./losses
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go test -c -o "$tmp/losses.test" ./losses
 py=${RGFLOW_PYTHON:-/usr/bin/python3}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 field() { awk -v f="$1" '{for (i = 2; i <= NF; i++) if ($i == f) print $(i-1)}'; }
 gw=(); gc=(); pw=(); pc=()
 for r in $(seq "$rounds"); do
-  out=$(GOMAXPROCS=1 /tmp/rgflow-losses.test -test.run '^$' -test.bench "^BenchmarkImageDSMStep\$/^$preset/$dt\$" -test.cpu 1 -test.benchtime 5x | grep "^BenchmarkImageDSMStep/")
+  out=$(GOMAXPROCS=1 "$tmp/losses.test" -test.run '^$' -test.bench "^BenchmarkImageDSMStep\$/^$preset/$dt\$" -test.cpu 1 -test.benchtime 5x | grep "^BenchmarkImageDSMStep/")
   gw+=("$(echo "$out" | field ns/op | awk '{print $1 / 1e6}')")
   gc+=("$(echo "$out" | field cpu-ms/op)")
   js=$("$py" bench/unet_torch.py --preset "$preset" --dtype "$dt" --steps 5)

@@ -205,10 +205,14 @@ func (n CNN) conv(s *Scope, x *G.Node, cin, cout, k int, opts ConvOpts, zero boo
 			return nil, err
 		}
 	}
+	// Conv2D / Conv2DBias with the outputs drawn from the scope's arena.
 	if n.NoBias {
-		y, err = Conv2D(x, w, opts)
+		y, err = conv2D(s.Arena(), "Conv2D", x, w, nil, opts)
 	} else {
-		y, err = Conv2DBias(x, w, s.Param("b", []int{cout}, Zeros), opts)
+		b := s.Param("b", []int{cout}, Zeros)
+		if err = checkNode("Conv2DBias", b, 1); err == nil {
+			y, err = conv2D(s.Arena(), "Conv2DBias", x, w, b, opts)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("layers: CNN %s: %w", s.Prefix(), err)

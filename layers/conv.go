@@ -136,7 +136,7 @@ func check4D(op string, x *G.Node, what string) error {
 // differentiable to any order in x and w (the gradients are ConvTranspose-type and weight-correlation ops
 // of the same family).
 func Conv2D(x, w *G.Node, opts ConvOpts) (*G.Node, error) {
-	return conv2D("Conv2D", x, w, nil, opts)
+	return conv2D(nil, "Conv2D", x, w, nil, opts)
 }
 
 // Conv2DBias is Conv2D plus a per-output-channel bias b (Cout), fused into the same pass.
@@ -144,10 +144,11 @@ func Conv2DBias(x, w, b *G.Node, opts ConvOpts) (*G.Node, error) {
 	if err := checkNode("Conv2DBias", b, 1); err != nil {
 		return nil, err
 	}
-	return conv2D("Conv2DBias", x, w, b, opts)
+	return conv2D(nil, "Conv2DBias", x, w, b, opts)
 }
 
-func conv2D(op string, x, w, b *G.Node, opts ConvOpts) (*G.Node, error) {
+// conv2D builds F; its output, and those of its derivatives, come from ar (nil: allocated afresh).
+func conv2D(ar *Arena, op string, x, w, b *G.Node, opts ConvOpts) (*G.Node, error) {
 	if err := check4D(op, x, "input"); err != nil {
 		return nil, err
 	}
@@ -174,7 +175,7 @@ func conv2D(op string, x, w, b *G.Node, opts ConvOpts) (*G.Node, error) {
 			return nil, fmt.Errorf("layers: %s: bias %v has shape %s, want (%d)", op, b.Name(), shapeStr(b.Shape()), g.cout)
 		}
 	}
-	return G.ApplyOp(convOp{kind: convFwd, g: g, bias: b != nil}, nodes...)
+	return G.ApplyOp(convOp{kind: convFwd, g: g, bias: b != nil, ar: ar}, nodes...)
 }
 
 // ConvTranspose2D is the transposed (fractionally strided) convolution, PyTorch's ConvTranspose2d with
@@ -182,6 +183,10 @@ func conv2D(op string, x, w, b *G.Node, opts ConvOpts) (*G.Node, error) {
 // (B, Cout, s·H, s·W). It is exactly the adjoint (in its input) of Conv2D(·, w, opts) mapping
 // (B, Cout, s·H, s·W) to (B, Cin, H, W); with Stride 2 it up-samples. Differentiable to any order.
 func ConvTranspose2D(x, w *G.Node, opts ConvOpts) (*G.Node, error) {
+	return convTranspose2D(nil, x, w, opts)
+}
+
+func convTranspose2D(ar *Arena, x, w *G.Node, opts ConvOpts) (*G.Node, error) {
 	const op = "ConvTranspose2D"
 	if err := check4D(op, x, "input"); err != nil {
 		return nil, err
@@ -208,7 +213,7 @@ func ConvTranspose2D(x, w *G.Node, opts ConvOpts) (*G.Node, error) {
 	if g.ho != xs[2] || g.wo != xs[3] {
 		return nil, fmt.Errorf("layers: %s: internal geometry %v does not invert to %d×%d", op, g, xs[2], xs[3])
 	}
-	return G.ApplyOp(convOp{kind: convBwdData, g: g}, x, w)
+	return G.ApplyOp(convOp{kind: convBwdData, g: g, ar: ar}, x, w)
 }
 
 // convKind selects one of the three bilinear ops of the family.
@@ -226,7 +231,8 @@ var convNames = [...]string{"Conv2D", "ConvBwdData", "ConvBwdWeight"}
 type convOp struct {
 	kind convKind
 	g    convGeom
-	bias bool // F only: a third input b (Cout)
+	bias bool   // F only: a third input b (Cout)
+	ar   *Arena // where outputs come from (nil: afresh); not part of the op's identity
 }
 
 func (op convOp) Arity() int {
@@ -283,13 +289,51 @@ func (op convOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, o64, o32 := newOut(a.is32, outShape)
+	var (
+		out G.Value
+		o64 []float64
+		o32 []float32
+	)
+	if op.writesAll() {
+		out, o64, o32 = newOutSetIn(op.ar, a.is32, outShape)
+	} else {
+		out, o64, o32 = newOutIn(op.ar, a.is32, outShape)
+	}
 	if a.is32 {
 		convDo(op, a.f32, o32)
 	} else {
 		convDo(op, a.f64, o64)
 	}
 	return out, nil
+}
+
+// writesAll reports whether the code path that will run sets every element of the output (rather than
+// adding to a zeroed one): the AVX-512 forward pass (its kernels start at the bias and store), the input
+// gradient of a stride-1 convolution (a forward pass) and the weight gradient with the vector kernels
+// (copied out of their sums). Those outputs may come from the arena uncleared.
+func (op convOp) writesAll() bool {
+	switch op.kind {
+	case convFwd:
+		return hasConvAVX512
+	case convBwdData:
+		return hasConvAVX512 && op.g.stride == 1
+	default:
+		return hasConvAVX512 || hasConvAVX2
+	}
+}
+
+// newOutSetIn is newOutIn for outputs whose every element the op writes: a tensor recycled from the
+// arena is not cleared first.
+func newOutSetIn(ar *Arena, is32 bool, shape []int) (G.Value, []float64, []float32) {
+	if ar == nil || len(shape) == 0 {
+		return newOutIn(ar, is32, shape)
+	}
+	if is32 {
+		t := ar.denseDirty(tensor.Float32, shape)
+		return t, nil, t.Float32s()
+	}
+	t := ar.denseDirty(tensor.Float64, shape)
+	return t, t.Float64s(), nil
 }
 
 func convDo[T float](op convOp, in [3][]T, out []T) {
@@ -321,7 +365,7 @@ func (op convOp) DiffWRT(n int) []bool {
 func (op convOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	g := op.g
 	apply := func(kind convKind, a, b *G.Node) (*G.Node, error) {
-		return G.ApplyOp(convOp{kind: kind, g: g}, a, b)
+		return G.ApplyOp(convOp{kind: kind, g: g, ar: op.ar}, a, b)
 	}
 	var d0, d1 *G.Node
 	var err error
@@ -410,14 +454,15 @@ func (op chanSumOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	return out, nil
 }
+
+// chanSum adds Σ_{n, pixels} x[n, o, ·] to dst[o]: each plane summed as a dot product with ones (the
+// vector dot kernel's independent partial sums instead of one serial chain of adds).
 func chanSum[T float](dst, x []T, b, c, hw int) {
+	ones := make([]T, hw)
+	fill(ones, 1)
 	for n := 0; n < b; n++ {
 		for o := 0; o < c; o++ {
-			var s T
-			for _, v := range x[(n*c+o)*hw : (n*c+o+1)*hw] {
-				s += v
-			}
-			dst[o] += s
+			dst[o] += dot(x[(n*c+o)*hw:(n*c+o+1)*hw], ones)
 		}
 	}
 }
@@ -478,12 +523,15 @@ func ChannelBias(x, b *G.Node) (*G.Node, error) {
 
 // Upsample2x repeats every pixel of x (B, C, H, W) into a 2×2 block: (B, C, 2H, 2W) (nearest-neighbour
 // up-sampling). Its gradient is the 2×2 block sum, whose gradient is Upsample2x again.
-func Upsample2x(x *G.Node) (*G.Node, error) {
+func Upsample2x(x *G.Node) (*G.Node, error) { return upsample2xIn(nil, x) }
+
+// upsample2xIn is Upsample2x with its output and its gradients drawn from ar.
+func upsample2xIn(ar *Arena, x *G.Node) (*G.Node, error) {
 	if err := check4D("Upsample2x", x, "input"); err != nil {
 		return nil, err
 	}
 	s := x.Shape()
-	return G.ApplyOp(upsampleOp{b: s[0], c: s[1], h: s[2], w: s[3]}, x)
+	return G.ApplyOp(upsampleOp{b: s[0], c: s[1], h: s[2], w: s[3], ar: ar}, x)
 }
 
 // upsampleOp is nearest-neighbour ×2 up-sampling of (b, c, h, w), or with adj its adjoint, the 2×2 block sum
@@ -491,6 +539,7 @@ func Upsample2x(x *G.Node) (*G.Node, error) {
 type upsampleOp struct {
 	b, c, h, w int
 	adj        bool
+	ar         *Arena // where outputs come from (nil: afresh); not part of the op's identity
 }
 
 func (op upsampleOp) small() []int { return []int{op.b, op.c, op.h, op.w} }
@@ -522,7 +571,7 @@ func (op upsampleOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o64, o32 := newOut(a.is32, out)
+	res, o64, o32 := newOutSetIn(op.ar, a.is32, out) // every element is written
 	if a.is32 {
 		upsample2(o32, a.f32[0], op.b*op.c, op.h, op.w, op.adj)
 	} else {
@@ -586,6 +635,7 @@ type Conv struct {
 	Opts       ConvOpts
 	Transposed bool
 	W, B       *G.Node
+	ar         *Arena // the scope's arena at NewConv: the convolutions' outputs come from it
 }
 
 // ConvInit is the default weight initialisation of Conv layers: U(−a, a) with
@@ -631,7 +681,7 @@ func newConvLayer(s *Scope, name string, cin, cout, k int, opts ConvOpts, transp
 		ws = []int{cin, cout, k, k}
 	}
 	return &Conv{Name: ls.Prefix(), Cin: cin, Cout: cout, K: k, Opts: opts, Transposed: transposed,
-		W: ls.Param("w", ws, ConvInit(1)), B: ls.Param("b", []int{cout}, Zeros)}, nil
+		W: ls.Param("w", ws, ConvInit(1)), B: ls.Param("b", []int{cout}, Zeros), ar: s.Arena()}, nil
 }
 
 // Apply runs the layer on x (B, Cin, H, W).
@@ -646,13 +696,16 @@ func (c *Conv) Apply(x *G.Node) (*G.Node, error) {
 		return nil, fmt.Errorf("layers: %s: input has %d channels, want %d", c.Name, got, c.Cin)
 	}
 	if c.Transposed {
-		y, err := ConvTranspose2D(x, c.W, c.Opts)
+		y, err := convTranspose2D(c.ar, x, c.W, c.Opts)
 		if err != nil {
 			return nil, fmt.Errorf("layers: %s: %w", c.Name, err)
 		}
 		return ChannelBias(y, c.B)
 	}
-	y, err := Conv2DBias(x, c.W, c.B, c.Opts)
+	if err := checkNode("Conv2DBias", c.B, 1); err != nil {
+		return nil, fmt.Errorf("layers: %s: %w", c.Name, err)
+	}
+	y, err := conv2D(c.ar, "Conv2DBias", x, c.W, c.B, c.Opts)
 	if err != nil {
 		return nil, fmt.Errorf("layers: %s: %w", c.Name, err)
 	}

@@ -9,10 +9,10 @@ import (
 )
 
 //go:noescape
-func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[4]uint64)
+func convFwdF32(k int, off *int, xa, xb, xc, w *float32, outs *[24]uintptr, masks *[4]uint64, init *float32)
 
 //go:noescape
-func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[4]uint64)
+func convFwdF64(k int, off *int, xa, xb, xc, w *float64, outs *[24]uintptr, masks *[4]uint64, init *float64)
 
 //go:noescape
 func convWgtF32(n int, tab *uintptr, ldg int, rows *[6]int, acc *float32)
@@ -36,6 +36,42 @@ func convWgt2F32(n int, tab *uintptr, ldg int, rows *[2]int, acc *float32)
 func convWgt2F64(n int, tab *uintptr, ldg int, rows *[2]int, acc *float64)
 
 //go:noescape
+func convFwdN1F32(k int, off *int, x, w, out *float32, ostride int)
+
+//go:noescape
+func convFwdN1F64(k int, off *int, x, w, out *float64, ostride int)
+
+//go:noescape
+func convFwdN2F32(k int, off *int, x, w, out *float32, ostride int)
+
+//go:noescape
+func convFwdN2F64(k int, off *int, x, w, out *float64, ostride int)
+
+//go:noescape
+func convFwdN3F32(k int, off *int, x, w, out *float32, ostride int)
+
+//go:noescape
+func convFwdN3F64(k int, off *int, x, w, out *float64, ostride int)
+
+//go:noescape
+func convFwdN4F32(k int, off *int, x, w, out *float32, ostride int)
+
+//go:noescape
+func convFwdN4F64(k int, off *int, x, w, out *float64, ostride int)
+
+//go:noescape
+func mulVecF32(dst, a, b *float32, n int)
+
+//go:noescape
+func mulVecF64(dst, a, b *float64, n int)
+
+//go:noescape
+func padRowsF32(j *padJob)
+
+//go:noescape
+func padRowsF64(j *padJob)
+
+//go:noescape
 func fmaPeakF32(n int)
 
 //go:noescape
@@ -47,15 +83,16 @@ var hasConvAVX512 = cpu.X86.HasAVX512F
 // hasConvAVX2 reports whether the AVX2 kernels (convFwd2F32/F64, convWgt2F32/F64) can run.
 var hasConvAVX2 = hasAVX2FMA
 
-// convFwdKernel calls the forward kernel of T's precision (see convFwdF32).
-func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[4]uint64) {
+// convFwdKernel calls the forward kernel of T's precision (see convFwdF32); init nil adds to the outputs,
+// else sets them to init[j] + the sums.
+func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[4]uint64, init *T) {
 	switch any(*new(T)).(type) {
 	case float32:
 		convFwdF32(k, &off[0], (*float32)(unsafe.Pointer(x[0])), (*float32)(unsafe.Pointer(x[1])), (*float32)(unsafe.Pointer(x[2])),
-			(*float32)(unsafe.Pointer(w)), outs, masks)
+			(*float32)(unsafe.Pointer(w)), outs, masks, (*float32)(unsafe.Pointer(init)))
 	default:
 		convFwdF64(k, &off[0], (*float64)(unsafe.Pointer(x[0])), (*float64)(unsafe.Pointer(x[1])), (*float64)(unsafe.Pointer(x[2])),
-			(*float64)(unsafe.Pointer(w)), outs, masks)
+			(*float64)(unsafe.Pointer(w)), outs, masks, (*float64)(unsafe.Pointer(init)))
 	}
 }
 
@@ -93,6 +130,64 @@ func convWgt2Kernel[T float](tab []uintptr, ldg int, rows *[2]int, acc []T) {
 		convWgt2F32(len(tab)/3, &tab[0], ldg, rows, &a[0])
 	case []float64:
 		convWgt2F64(len(tab)/3, &tab[0], ldg, rows, &a[0])
+	}
+}
+
+// convFwdNKernel calls the narrow forward kernel for mr (1 … 4) output channels of T's precision (see
+// convFwdN1F32): mr channels × 24/mr consecutive vectors.
+func convFwdNKernel[T float](mr, k int, off []int, x, w, out *T, ostride int) {
+	switch any(*new(T)).(type) {
+	case float32:
+		xx, ww, oo := (*float32)(unsafe.Pointer(x)), (*float32)(unsafe.Pointer(w)), (*float32)(unsafe.Pointer(out))
+		switch mr {
+		case 1:
+			convFwdN1F32(k, &off[0], xx, ww, oo, ostride)
+		case 2:
+			convFwdN2F32(k, &off[0], xx, ww, oo, ostride)
+		case 3:
+			convFwdN3F32(k, &off[0], xx, ww, oo, ostride)
+		default:
+			convFwdN4F32(k, &off[0], xx, ww, oo, ostride)
+		}
+	default:
+		xx, ww, oo := (*float64)(unsafe.Pointer(x)), (*float64)(unsafe.Pointer(w)), (*float64)(unsafe.Pointer(out))
+		switch mr {
+		case 1:
+			convFwdN1F64(k, &off[0], xx, ww, oo, ostride)
+		case 2:
+			convFwdN2F64(k, &off[0], xx, ww, oo, ostride)
+		case 3:
+			convFwdN3F64(k, &off[0], xx, ww, oo, ostride)
+		default:
+			convFwdN4F64(k, &off[0], xx, ww, oo, ostride)
+		}
+	}
+}
+
+// mulElems sets dst[i] = a[i]·b[i] (equal lengths), with the AVX-512 kernel where it runs.
+func mulElems[T float](dst, a, b []T) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	if !hasConvAVX512 || len(dst) == 0 {
+		for i := range dst {
+			dst[i] = a[i] * b[i]
+		}
+		return
+	}
+	switch d := any(dst).(type) {
+	case []float32:
+		mulVecF32(&d[0], &any(a).([]float32)[0], &any(b).([]float32)[0], len(d))
+	case []float64:
+		mulVecF64(&d[0], &any(a).([]float64)[0], &any(b).([]float64)[0], len(d))
+	}
+}
+
+// padRowsKernel runs the padded copy of one plane (see padRowsF32) in T's precision.
+func padRowsKernel[T float](j *padJob) {
+	switch any(*new(T)).(type) {
+	case float32:
+		padRowsF32(j)
+	default:
+		padRowsF64(j)
 	}
 }
 

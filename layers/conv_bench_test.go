@@ -24,6 +24,17 @@ var convBenchCases = []struct {
 	// The first and last convolutions of the DSM benchmark's CNN score (losses.BenchmarkDSMStepL16).
 	{"periodic-B128-C2to32-16x16", 128, 2, 32, 16, 3, ConvOpts{Pad: Periodic}},
 	{"periodic-B128-C32to1-16x16", 128, 32, 1, 16, 3, ConvOpts{Pad: Periodic}},
+	// Layers of the unet-tiny DSM step (losses.BenchmarkImageDSMStep): batch 32, zero padding.
+	{"zero-B32-C3to16-32x32", 32, 3, 16, 32, 3, ConvOpts{Pad: Zero}},
+	{"zero-B32-C16-32x32", 32, 16, 16, 32, 3, ConvOpts{Pad: Zero}},
+	{"zero-B32-C48to16-32x32", 32, 48, 16, 32, 3, ConvOpts{Pad: Zero}},
+	{"zero-B32-C32-32x32", 32, 32, 32, 32, 3, ConvOpts{Pad: Zero}},
+	{"zero-B32-C16to3-32x32", 32, 16, 3, 32, 3, ConvOpts{Pad: Zero}},
+	{"zero-B32-C32-16x16", 32, 32, 32, 16, 3, ConvOpts{Pad: Zero}},
+	{"zero-B32-C64to32-16x16", 32, 64, 32, 16, 3, ConvOpts{Pad: Zero}},
+	{"zero-B32-C32-8x8", 32, 32, 32, 8, 3, ConvOpts{Pad: Zero}},
+	{"zero-s2-B32-C16-32x32", 32, 16, 16, 32, 3, ConvOpts{Pad: Zero, Stride: 2}},
+	{"k1-B32-C48to16-32x32", 32, 48, 16, 32, 1, ConvOpts{Pad: Zero}},
 }
 
 // convFlops is 2·B·Cout·Cin·k²·Ho·Wo, the multiply-adds of one pass (forward, or either backward op).

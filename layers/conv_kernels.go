@@ -115,6 +115,25 @@ func (p *convPlan) base(n, y int) int { return n*p.imgStride + p.g.stride*y*p.ro
 func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 	g := p.g
 	pw, pr := p.padL, p.wp-p.padL-p.g.w
+	if hasConvAVX512 && g.stride == 1 {
+		// One kernel call per plane (the per-row work of the loops below, in vector moves).
+		j := padJob{rows: &p.rowSrc[0], nrows: p.hp, rowLen: p.rowLen, w: g.w, padL: pw,
+			lsrc: &p.colSrc[0], nl: pw, rsrc: &p.colSrc[pw+g.w-1], nr: pr}
+		if pr > 0 {
+			j.rsrc = &p.colSrc[pw+g.w]
+		}
+		for n := 0; n < nb; n++ {
+			for i := 0; i < g.cin; i++ {
+				j.src = addr(&x[((n0+n)*g.cin+i)*g.h*g.w])
+				j.dst = addr(&buf[n*p.imgStride+i*p.chStride])
+				_ = buf[n*p.imgStride+i*p.chStride+p.plane-1] // the plane lies inside buf
+				padRowsKernel[T](&j)
+			}
+		}
+		runtime.KeepAlive(x)
+		runtime.KeepAlive(buf)
+		return
+	}
 	for n := 0; n < nb; n++ {
 		for i := 0; i < g.cin; i++ {
 			src := x[((n0+n)*g.cin+i)*g.h*g.w:][:g.h*g.w]
@@ -156,6 +175,21 @@ func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 	}
 }
 
+// padJob describes the padded copy of one plane for padRowsKernel (field offsets are read by the
+// assembly: keep the order). Counts are in elements.
+type padJob struct {
+	dst, src uintptr // the padded plane and the source plane
+	rows     *int    // per padded row: the source row, or −1 for zeros (nrows entries)
+	nrows    int
+	rowLen   int  // entries per padded row
+	w        int  // source row length
+	padL     int  // the column where source column 0 goes
+	lsrc     *int // the source columns of padded columns 0 … nl−1 (−1: zero)
+	nl       int
+	rsrc     *int // the source columns of padded columns padL+w … (−1: zero)
+	nr       int
+}
+
 // convForward sets y (b, cout, ho, wo) = F(x, w) + bias (bias may be nil).
 func convForward[T float](g convGeom, x, w, bias, y []T) {
 	convForwardPlan(g, newConvPlan(g), x, w, bias, y)
@@ -163,13 +197,17 @@ func convForward[T float](g convGeom, x, w, bias, y []T) {
 
 // convForwardPlan sets y (b, cout, ho, wo) = Σ_r w[o, r] · tap r of x + bias for the plan's taps.
 func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
+	if hasConvAVX512 && g.cout <= 4 && g.stride == 1 && !p.direct {
+		convForwardNarrow(g, p, x, w, bias, y)
+		return
+	}
 	buf := x
 	if !p.direct {
 		buf = make([]T, p.bufLen)
 	}
 	K := len(p.rowOff)
 	hw := g.ho * g.wo
-	if bias != nil {
+	if bias != nil && !hasConvAVX512 { // the AVX-512 kernels start their sums at the bias and store them
 		for n := 0; n < g.b; n++ {
 			for o := 0; o < g.cout; o++ {
 				fill(y[(n*g.cout+o)*hw:][:hw], bias[o])
@@ -182,7 +220,7 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 		kt  int
 	)
 	if hasConvAVX512 || hasConvAVX2 {
-		vec = newConvFwdVec(g, p, w, !hasConvAVX512)
+		vec = newConvFwdVec(g, p, w, bias, !hasConvAVX512)
 	} else {
 		wt, kt = channelMajorWeights(g, p, w)
 	}
@@ -220,6 +258,53 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 			}
 		}
 	}
+}
+
+// convForwardNarrow is convForwardPlan for 1 … 4 output channels with the AVX-512 narrow kernels: instead
+// of padding the channels to a block of 8 (mostly idle), each call computes all Cout channels for 24/Cout
+// consecutive vectors of the padded plane ("virtual rows": every position from the first output on,
+// those in padding columns discarded) into a scratch plane, whose real positions are then added to y.
+func convForwardNarrow[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
+	mr, vl := g.cout, vecLanes[T]()
+	chunk := 24 / mr * vl                      // positions per kernel call
+	n := g.ho * p.rowLen                       // virtual positions of one image
+	vpl := (n + chunk - 1) / chunk * chunk     // … rounded up to whole calls
+	buf := make([]T, p.bufLen+vpl+p.rowLen+vl) // slack: the last call reads up to a call's width past the plane
+	K := len(p.rowOff)
+	wp := make([]T, K*mr)
+	for o := 0; o < mr; o++ {
+		for r := 0; r < K; r++ {
+			wp[r*mr+o] = w[o*K+r]
+		}
+	}
+	scratch := make([]T, mr*vpl)
+	hw := g.ho * g.wo
+	for n0 := 0; n0 < g.b; n0 += p.group {
+		nb := min(p.group, g.b-n0)
+		padInto(p, buf, x, n0, nb)
+		for i := 0; i < nb; i++ {
+			base := i * p.imgStride
+			for q := 0; q < n; q += chunk {
+				convFwdNKernel(mr, K, p.rowOff, &buf[base+q], &wp[0], &scratch[q], vpl)
+			}
+			for o := 0; o < mr; o++ {
+				var b0 T
+				if bias != nil {
+					b0 = bias[o]
+				}
+				yo := y[((n0+i)*g.cout+o)*hw:][:hw]
+				so := scratch[o*vpl:][:vpl]
+				for yy := 0; yy < g.ho; yy++ {
+					sr, dr := so[yy*p.rowLen:][:g.wo], yo[yy*g.wo:][:g.wo]
+					for xx, v := range sr {
+						dr[xx] = v + b0
+					}
+				}
+			}
+		}
+	}
+	runtime.KeepAlive(buf)
+	runtime.KeepAlive(scratch)
 }
 
 // channelMajorWeights returns w (cout, cin·kt) reordered as (cout, kt, cin) when the plan's taps are
@@ -309,7 +394,7 @@ func convBackwardData[T float](g convGeom, gy, w, dx []T) {
 	// With the vector kernels, phases narrower than a vector leave lanes idle; below that width spreading
 	// gy onto the fine grid (zeros between its entries) and running one stride-1 convolution there is
 	// faster despite its s² times larger arithmetic.
-	spread := g.stride > 1 && hasConvAVX512 && g.wo < vecLanes[T]()
+	spread := g.stride > 1 && hasConvAVX512 && g.wo <= vecLanes[T]()
 	if spread {
 		s := g.stride
 		fine := make([]T, g.b*g.cout*g.h*g.w)
@@ -458,6 +543,43 @@ func convUnits(g convGeom, p *convPlan, vl int) []convUnit {
 	return us
 }
 
+// useVirtualRows reports whether the AVX-512 kernels should run over whole padded planes ("virtual rows")
+// instead of row by row: a stride-1 convolution whose output rows fill their vectors badly (8×8 maps use
+// half the lanes of a float32 vector) computes every position of the padded plane from the first output
+// position on, the positions in the padding columns under a zero mask, and copies the real ones out.
+func useVirtualRows(g convGeom, p *convPlan, vl int) bool {
+	if p.direct || g.stride != 1 {
+		return false
+	}
+	rows := float64(g.wo) / float64((g.wo+vl-1)/vl*vl) // lanes in use row by row
+	virt := float64(g.wo) / float64(p.rowLen)          // … over the padded plane
+	return virt > 1.15*rows
+}
+
+// vplane is the length of one plane of output positions in the virtual-row layout (ho padded rows,
+// rounded up to whole vectors).
+func vplane(g convGeom, p *convPlan, vl int) int { return (g.ho*p.rowLen + vl - 1) / vl * vl }
+
+// convUnitsVirtual lists the vectors of one image in the virtual-row layout: x the buffer offset (as
+// convUnits), y the offset in a plane of vplane positions (output row yy at yy·rowLen), mask the lanes on
+// real output positions.
+func convUnitsVirtual(g convGeom, p *convPlan, vl int) []convUnit {
+	n := g.ho * p.rowLen
+	us := make([]convUnit, 0, (n+vl-1)/vl)
+	for q := 0; q < n; q += vl {
+		var m uint64
+		for l := 0; l < vl && q+l < n; l++ {
+			if (q+l)%p.rowLen < g.wo {
+				m |= 1 << l
+			}
+		}
+		if m != 0 {
+			us = append(us, convUnit{x: p.base(0, 0) + q, y: q, mask: m})
+		}
+	}
+	return us
+}
+
 func addr[T float](v *T) uintptr { return uintptr(unsafe.Pointer(v)) }
 
 // convFwdVec runs F with the vector kernels: mr output channels × 3 vectors of positions per call, the
@@ -474,9 +596,15 @@ type convFwdVec[T float] struct {
 	us    []convUnit // the vectors of one image
 	rest  []convUnit // AVX2: the positions after the last full vector of each row, (offsets, count in mask)
 	gus   []convUnit // scratch: the vectors of a group
+	// virtual-row layout (useVirtualRows): the kernels write to vout, (group, cout, vpl), copied out to y
+	vpl  int
+	vout []T
+	// AVX-512: the bias (zeros without one) per block of mr channels, the value every sum starts at (the
+	// kernel stores its sums instead of adding them to y)
+	init []T
 }
 
-func newConvFwdVec[T float](g convGeom, p *convPlan, w []T, avx2 bool) *convFwdVec[T] {
+func newConvFwdVec[T float](g convGeom, p *convPlan, w, bias []T, avx2 bool) *convFwdVec[T] {
 	K := len(p.rowOff)
 	v := &convFwdVec[T]{g: g, p: p, avx2: avx2, mr: 8, w: w}
 	vl := vecLanes[T]()
@@ -493,11 +621,18 @@ func newConvFwdVec[T float](g convGeom, p *convPlan, w []T, avx2 bool) *convFwdV
 				v.rest = append(v.rest, convUnit{x: u.x, y: u.y, mask: uint64(n)})
 			}
 		}
+	} else if useVirtualRows(g, p, vl) {
+		v.us, v.vpl = convUnitsVirtual(g, p, vl), vplane(g, p, vl)
+		v.vout = make([]T, p.group*g.cout*v.vpl)
 	} else {
 		v.us = convUnits(g, p, vl)
 	}
 	mr := v.mr
 	nob := (g.cout + mr - 1) / mr
+	if !avx2 {
+		v.init = make([]T, nob*mr)
+		copy(v.init, bias)
+	}
 	v.wp = make([]T, nob*K*mr+16)
 	for o := 0; o < g.cout; o++ {
 		ob, j := o/mr, o%mr
@@ -519,9 +654,17 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 	nob := (g.cout + mr - 1) / mr
 	// The group's vectors as (buffer offset, output offset of channel 0, mask), in threes.
 	us := v.gus[:0]
+	out, ost := y, hw // where the kernels write: y itself, or the virtual-row planes
+	if v.vout != nil {
+		out, ost = v.vout, v.vpl
+	}
 	for n := 0; n < nb; n++ {
+		yb := (n0 + n) * g.cout * hw
+		if v.vout != nil {
+			yb = n * g.cout * v.vpl
+		}
 		for _, u := range v.us {
-			us = append(us, convUnit{x: n*v.p.imgStride + u.x, y: (n0+n)*g.cout*hw + u.y, mask: u.mask})
+			us = append(us, convUnit{x: n*v.p.imgStride + u.x, y: yb + u.y, mask: u.mask})
 		}
 	}
 	filler := len(us)
@@ -535,33 +678,51 @@ func (v *convFwdVec[T]) run(buf, y []T, n0, nb int) {
 		masks [4]uint64
 	)
 	full := uint64(1)<<vecLanes[T]() - 1
+	step := uintptr(ost) * unsafe.Sizeof(*new(T)) // from one output channel to the next
 	for ob := 0; ob < nob && len(us) > 0; ob++ {
+		jn := min(mr, g.cout-ob*mr) // the block's real channels
 		for u := 0; u < len(us); u += 3 {
 			// masks[3] ≠ 0 lets the kernel store without masks (masked stores are slow): every vector is
 			// full, or a filler whose outputs go to the scratch.
 			masks[3] = 1
 			for k, uk := range us[u : u+3] {
 				xs[k], masks[k] = &buf[uk.x], uk.mask
-				if u+k < filler && uk.mask != full {
-					masks[3] = 0
-				}
-				for j := 0; j < mr; j++ {
-					if o := ob*mr + j; o < g.cout && u+k < filler {
-						outs[3*j+k] = addr(&y[o*hw+uk.y])
-					} else {
-						outs[3*j+k] = v.dummy
+				j := 0
+				if u+k < filler {
+					if uk.mask != full && v.vout == nil { // the virtual planes have room for whole vectors
+						masks[3] = 0
 					}
+					_ = out[(ob*mr+jn-1)*ost+uk.y] // the block's last channel lies inside out
+					a := addr(&out[ob*mr*ost+uk.y])
+					for ; j < jn; j++ {
+						outs[3*j+k] = a
+						a += step
+					}
+				}
+				for ; j < mr; j++ {
+					outs[3*j+k] = v.dummy
 				}
 			}
 			if v.avx2 {
 				convFwd2Kernel(K, v.p.rowOff, &xs, &v.wp[ob*K*mr], (*[12]uintptr)(outs[:12]))
 			} else {
-				convFwdKernel(K, v.p.rowOff, &xs, &v.wp[ob*K*mr], &outs, &masks)
+				convFwdKernel(K, v.p.rowOff, &xs, &v.wp[ob*K*mr], &outs, &masks, &v.init[ob*mr])
 			}
 		}
 	}
 	runtime.KeepAlive(y)
 	runtime.KeepAlive(v.wp)
+	runtime.KeepAlive(v.vout)
+	runtime.KeepAlive(v.init)
+	if v.vout != nil { // the real positions of the virtual planes into y
+		for pl := 0; pl < nb*g.cout; pl++ {
+			src := v.vout[pl*v.vpl:][:v.vpl]
+			dst := y[(n0*g.cout+pl)*hw:][:hw]
+			for yy := 0; yy < g.ho; yy++ {
+				copy(dst[yy*g.wo:(yy+1)*g.wo], src[yy*v.p.rowLen:][:g.wo])
+			}
+		}
+	}
 	for n := 0; n < nb; n++ { // AVX2: the positions after the last full vector of each row
 		for _, u := range v.rest {
 			cnt := int(u.mask)
@@ -601,6 +762,7 @@ type convWgtVec[T float] struct {
 	tab      []uintptr
 	us       []convUnit
 	rest     []convUnit // AVX2: those positions, as (offsets, count in mask)
+	gst      int        // distance between output-gradient planes in gy: ho·wo, or vplane for virtual rows
 }
 
 func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgtVec[T] {
@@ -625,11 +787,28 @@ func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgt
 			}
 		}
 		v.tail = make([]T, g.cout*K)
+	} else if useVirtualRows(g, p, vl) {
+		v.us = convUnitsVirtual(g, p, vl)
 	} else {
 		v.us = convUnits(g, p, vl)
 	}
 	v.cpad = (g.cout + v.cb - 1) / v.cb * v.cb
-	if v.cpad != g.cout { // the kernel reads cb channels at a time: pad with zero channels
+	v.gst = hw
+	if !avx2 && useVirtualRows(g, p, vl) {
+		// The output gradient in the virtual-row layout (zeros in the padding columns), Cout padded.
+		v.gst = vplane(g, p, vl)
+		rl := p.rowLen
+		v.gy = make([]T, g.b*v.cpad*v.gst)
+		for n := 0; n < g.b; n++ {
+			for o := 0; o < g.cout; o++ {
+				src := gy[(n*g.cout+o)*hw:][:hw]
+				dst := v.gy[(n*v.cpad+o)*v.gst:][:v.gst]
+				for yy := 0; yy < g.ho; yy++ {
+					copy(dst[yy*rl:yy*rl+g.wo], src[yy*g.wo:(yy+1)*g.wo])
+				}
+			}
+		}
+	} else if v.cpad != g.cout { // the kernel reads cb channels at a time: pad with zero channels
 		v.gy = make([]T, g.b*v.cpad*hw)
 		for n := 0; n < g.b; n++ {
 			copy(v.gy[n*v.cpad*hw:], gy[n*g.cout*hw:(n+1)*g.cout*hw])
@@ -652,7 +831,7 @@ func (v *convWgtVec[T]) run(buf []T, n0, nb int) {
 	for ob := 0; ob < v.nob && len(t) > 0; ob++ {
 		i := 0
 		for n := 0; n < nb; n++ {
-			gbase, xbase := ((n0+n)*v.cpad+ob*v.cb)*hw, n*p.imgStride
+			gbase, xbase := ((n0+n)*v.cpad+ob*v.cb)*v.gst, n*p.imgStride
 			for _, u := range v.us {
 				t[i], t[i+1], t[i+2] = addr(&v.gy[gbase+u.y]), addr(&buf[xbase+u.x]), uintptr(u.mask)
 				i += 3
@@ -664,9 +843,9 @@ func (v *convWgtVec[T]) run(buf []T, n0, nb int) {
 			}
 			acc := v.acc[(ob*v.nrb+rb)*blk:][:blk]
 			if v.avx2 {
-				convWgt2Kernel(t, hw*size, (*[2]int)(rows[:2]), acc)
+				convWgt2Kernel(t, v.gst*size, (*[2]int)(rows[:2]), acc)
 			} else {
-				convWgtKernel(t, hw*size, &rows, acc, v.cb)
+				convWgtKernel(t, v.gst*size, &rows, acc, v.cb)
 			}
 		}
 	}

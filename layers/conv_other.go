@@ -8,7 +8,7 @@ var hasConvAVX512 = false
 // hasConvAVX2 is false: no AVX2 weight-gradient kernel.
 var hasConvAVX2 = false
 
-func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[4]uint64) {
+func convFwdKernel[T float](k int, off []int, x *[3]*T, w *T, outs *[24]uintptr, masks *[4]uint64, init *T) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 
@@ -21,6 +21,22 @@ func convFwd2Kernel[T float](k int, off []int, x *[3]*T, w *T, outs *[12]uintptr
 }
 
 func convWgt2Kernel[T float](tab []uintptr, ldg int, rows *[2]int, acc []T) {
+	panic("layers: no vector convolution kernel on this architecture")
+}
+
+func convFwdNKernel[T float](mr, k int, off []int, x, w, out *T, ostride int) {
+	panic("layers: no vector convolution kernel on this architecture")
+}
+
+// mulElems sets dst[i] = a[i]·b[i] (equal lengths).
+func mulElems[T float](dst, a, b []T) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i := range dst {
+		dst[i] = a[i] * b[i]
+	}
+}
+
+func padRowsKernel[T float](j *padJob) {
 	panic("layers: no vector convolution kernel on this architecture")
 }
 

@@ -490,6 +490,10 @@ func TestConvLargeMatchesNaive(t *testing.T) {
 		{name: "periodic-16x16-k3-cout1", x: [4]int{5, 6, 16, 16}, w: [4]int{1, 6, 3, 3}},
 		{name: "zero-9x37-k3-cout2", x: [4]int{2, 5, 9, 37}, w: [4]int{2, 5, 3, 3}, opts: layers.ConvOpts{Pad: layers.Zero}},
 		{name: "periodic-7x5-k5-d2-cout1", x: [4]int{3, 3, 7, 5}, w: [4]int{1, 3, 5, 5}, opts: layers.ConvOpts{Dilation: 2}},
+		// Narrow maps run over whole padded planes ("virtual rows", AVX-512): 8×8 as in the U-Net's
+		// coarsest level, a group spanning several images, channels not a multiple of the kernels' blocks.
+		{name: "zero-8x8-k3-virtual", x: [4]int{20, 12, 8, 8}, w: [4]int{10, 12, 3, 3}, opts: layers.ConvOpts{Pad: layers.Zero}},
+		{name: "periodic-6x11-k3-virtual", x: [4]int{3, 5, 6, 11}, w: [4]int{9, 5, 3, 3}},
 	}
 	for _, mode := range layers.ConvKernelModes() {
 		for k, c := range cases {

@@ -85,9 +85,10 @@ func sortInts(a []int) {
 // Within a split the two halves are kept as separate tensors: no masks, no slices in the hot path.
 // Parameters: coupling<c>/scale (|u|), coupling<c>/s/…, coupling<c>/t/….
 //
-// A stack whose S and T are ELU MLPs of equal widths (FusedKernel) runs as fused ops with a hand-written backward pass
-// (nvpfused.go), with the same parameters; Unfused forces the graph of elementary ops instead (the
-// reference the fused op is tested against, and the form that supports second derivatives).
+// A stack whose S and T are ELU MLPs of equal widths (FusedKernel), or whose joint S is a ResMLP
+// (FusedResKernel), runs as fused ops with a hand-written backward pass (nvpfused.go, resmlpfused.go), with
+// the same parameters; Unfused forces the graph of elementary ops instead (the reference the fused ops are
+// tested against, and the form that supports second derivatives).
 type RealNVP struct {
 	Dim       int
 	Splits    []Split
@@ -139,6 +140,9 @@ func (r *RealNVP) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node, er
 	}
 	if r.fusable() {
 		return r.applyFused(s, x, inverse)
+	}
+	if r.resFusable() {
+		return r.applyResFused(s, x, inverse)
 	}
 	n := x.Shape()[1]
 	nSplits := (r.Couplings + 1) / 2

@@ -38,8 +38,9 @@
 //	                                   BroadcastHadamardProd, Neg, Exp, Square, Sqrt, Tanh, Sigmoid, Softplus,
 //	                                   Log1p, Abs and Rectify (away from 0), Sum (all or one axis), Mean (one
 //	                                   axis), Transpose (2-D and 4-D), Concat, Max (one axis)
-//	silently wrong                     the fused RealNVP (its backward node has no derivative; Grad refuses a
-//	                                   cost that depends on it: use RealNVP.Unfused), G.Slice
+//	silently wrong                     the fused RealNVPs, ELU-MLP and residual-MLP (their backward nodes have no
+//	                                   derivative; Grad refuses a cost that depends on one: use
+//	                                   RealNVP.Unfused), G.Slice
 //	fails at run time (type mismatch)  arithmetic on scalar nodes: G.Mean over all axes, G.Mul or
 //	                                   G.HadamardProd of a scalar by a scalar or a constant; keep such values
 //	                                   as (1) vectors (Reshape(s, 1)) on the twice-differentiated path

@@ -401,25 +401,29 @@ func expInPlace[T float](x []T) {
 
 // tanhInPlace replaces every x by tanh x, through tanh|x| = −m/(2 + m) with m = e^{−2|x|} − 1 from the ELU
 // kernels (float32: absolute error about one ulp of 1; float64: a few ulp) and the sign of x; scratch has
-// len(x). NaN stays NaN.
+// len(x). NaN stays NaN. The absolute value and the sign are bit operations, not branches: the signs of a
+// coupling's s-net outputs are random, and a branch on them was mispredicted about every other element.
 func tanhInPlace[T float](x, scratch []T) {
-	m := scratch[:len(x)]
-	for i, a := range x {
-		m[i] = -2 * abs(a)
-	}
-	eluInPlace(m)
-	for i, a := range x {
-		t := -m[i] / (2 + m[i])
-		if a < 0 {
-			t = -t
+	switch v := any(x).(type) {
+	case []float32:
+		m := any(scratch).([]float32)[:len(v)]
+		for i, a := range v {
+			m[i] = -2 * math.Float32frombits(math.Float32bits(a)&^(1<<31))
 		}
-		x[i] = t
+		eluInPlace(m)
+		for i, a := range v {
+			t := -m[i] / (2 + m[i])
+			v[i] = math.Float32frombits(math.Float32bits(t)&^(1<<31) | math.Float32bits(a)&(1<<31))
+		}
+	case []float64:
+		m := any(scratch).([]float64)[:len(v)]
+		for i, a := range v {
+			m[i] = -2 * math.Abs(a)
+		}
+		eluInPlace(m)
+		for i, a := range v {
+			t := -m[i] / (2 + m[i])
+			v[i] = math.Float64frombits(math.Float64bits(t)&^(1<<63) | math.Float64bits(a)&(1<<63))
+		}
 	}
-}
-
-func abs[T float](a T) T {
-	if a < 0 {
-		return -a
-	}
-	return a
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
 // Continuous flows (neural ODEs).
@@ -47,11 +48,24 @@ const (
 // With Kinetic = λ > 0 every integration also registers λ·∫ Σ_i v_i² dt per sample (the kinetic energy of
 // the path, which straightens trajectories and keeps the fixed-step integrator accurate) as a regulariser
 // of the graph (Scope.AddAux); objectives that support regularisers (losses.ReverseKL) add it to their loss.
+//
+// With Jacobian = μ > 0 every integration in a graph whose objective collects regularisers
+// (Scope.CollectsAux) also registers μ·∫ ‖εᵀ ∂v/∂x‖² dt per sample, Hutchinson's estimate of the integrated
+// squared Frobenius norm of the field's Jacobian, ∫ ‖∂v/∂x‖²_F dt (see IntegrateJacobian): it penalises
+// stiff fields, whose fixed-step integration is inaccurate. Other graphs (sampling, evaluation) leave it out.
+// It differentiates the field twice, so it needs the graph integrator (not Fused).
+//
+// With Fused the whole integration of a whole-lattice KernelField (Radius 0, power-of-two lattice sides)
+// runs as one fused op with a hand-written backward pass (ode_fused.go): the same values and first
+// derivatives as the graph, several times faster, but no second derivatives. Other fields with Fused are an
+// error.
 type ODE struct {
-	Field   VelocityField
-	Steps   int
-	Method  string
-	Kinetic float64
+	Field    VelocityField
+	Steps    int
+	Method   string
+	Kinetic  float64
+	Jacobian float64
+	Fused    bool
 }
 
 // Validate checks the step count and method.
@@ -64,6 +78,9 @@ func (o ODE) Validate() error {
 	}
 	if !(o.Kinetic >= 0) || math.IsInf(o.Kinetic, 0) {
 		return fmt.Errorf("layers: ODE: kinetic-energy weight %g, want a finite number ≥ 0", o.Kinetic)
+	}
+	if !(o.Jacobian >= 0) || math.IsInf(o.Jacobian, 0) {
+		return fmt.Errorf("layers: ODE: Jacobian regulariser weight %g, want a finite number ≥ 0", o.Jacobian)
 	}
 	switch o.Method {
 	case "", RK4, Midpoint, Euler:
@@ -97,15 +114,27 @@ func (o ODE) Inverse(s *Scope, z *G.Node) (*G.Node, *G.Node, error) {
 // Integrate evolves x from t0 to t1 (either order) with o.Steps steps and returns the end point and the
 // integrated divergence ∫_{t0}^{t1} div v dt, shape (B).
 func (o ODE) Integrate(s *Scope, x *G.Node, t0, t1 float64) (*G.Node, *G.Node, error) {
-	xe, ld, kin, err := o.integrate(s, x, t0, t1, o.Kinetic > 0)
-	if err != nil || o.Kinetic == 0 {
-		return xe, ld, err
+	var probe *G.Node
+	if o.Jacobian > 0 && s.CollectsAux() && x != nil {
+		probe = s.Noise("jacobian_probe", x.Shape()...)
 	}
-	reg, err := G.Mul(kin, s.Scalar(o.Kinetic))
+	xe, ld, kin, jac, err := o.integrate(s, x, t0, t1, o.Kinetic > 0, probe)
 	if err != nil {
 		return nil, nil, err
 	}
-	s.AddAux(reg)
+	for _, r := range []struct {
+		term *G.Node
+		w    float64
+	}{{kin, o.Kinetic}, {jac, o.Jacobian}} {
+		if r.term == nil {
+			continue
+		}
+		reg, err := G.Mul(r.term, s.Scalar(r.w))
+		if err != nil {
+			return nil, nil, err
+		}
+		s.AddAux(reg)
+	}
 	return xe, ld, nil
 }
 
@@ -113,7 +142,8 @@ func (o ODE) Integrate(s *Scope, x *G.Node, t0, t1 float64) (*G.Node, *G.Node, e
 // sample (shape (B), integrated with the same quadrature weights as the log-det), the regulariser of
 // kinetic-energy-regularised neural ODEs.
 func (o ODE) IntegrateKinetic(s *Scope, x *G.Node, t0, t1 float64) (xe, ld, kin *G.Node, err error) {
-	return o.integrate(s, x, t0, t1, true)
+	xe, ld, kin, _, err = o.integrate(s, x, t0, t1, true, nil)
+	return xe, ld, kin, err
 }
 
 // stage is one Runge–Kutta stage: the time offset c (in units of h) and the weights a of the earlier stages.
@@ -134,15 +164,42 @@ func (o ODE) tableau() tableau {
 		b: []float64{1.0 / 6, 1.0 / 3, 1.0 / 3, 1.0 / 6}}
 }
 
-func (o ODE) integrate(s *Scope, x *G.Node, t0, t1 float64, kinetic bool) (xe, ld, kin *G.Node, err error) {
+// integrate is the unrolled integrator; with kinetic it also returns ∫|v|² dt, with a probe ε (x's shape)
+// ∫ ‖εᵀ ∂v/∂x‖² dt (both per sample, with the quadrature weights of the log-det; nil when not asked for).
+func (o ODE) integrate(s *Scope, x *G.Node, t0, t1 float64, kinetic bool, probe *G.Node) (xe, ld, kin, jac *G.Node, err error) {
 	if err := o.Validate(); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if x == nil || x.Dims() < 2 {
-		return nil, nil, nil, fmt.Errorf("layers: ODE %s: input must be (B, …)", s.Prefix())
+		return nil, nil, nil, nil, fmt.Errorf("layers: ODE %s: input must be (B, …)", s.Prefix())
 	}
-	if _, ok := o.Field.(BlockMLPField); ok && kinetic {
-		return nil, nil, nil, fmt.Errorf("layers: ODE %s: the kinetic regulariser needs sample-major tensors; BlockMLPField's are feature-major", s.Prefix())
+	if o.Fused {
+		if probe != nil {
+			return nil, nil, nil, nil, fmt.Errorf("layers: ODE %s: the Jacobian regulariser differentiates the field twice, which the fused integrator cannot: use the graph integrator", s.Prefix())
+		}
+		xe, ld, kin, err = o.integrateFused(s, x, t0, t1, kinetic)
+		return xe, ld, kin, nil, err
+	}
+	if _, ok := o.Field.(BlockMLPField); ok && (kinetic || probe != nil) {
+		return nil, nil, nil, nil, fmt.Errorf("layers: ODE %s: the kinetic and Jacobian regularisers need sample-major tensors; BlockMLPField's are feature-major", s.Prefix())
+	}
+	if probe != nil && !probe.Shape().Eq(x.Shape()) {
+		return nil, nil, nil, nil, fmt.Errorf("layers: ODE %s: Jacobian probe of shape %v for a state of shape %v", s.Prefix(), probe.Shape(), x.Shape())
+	}
+	var jacStage func(xi, v *G.Node, w float64) error
+	if probe != nil {
+		jacStage = func(xi, v *G.Node, w float64) error {
+			e, err := jacobianProbeNorm(xi, v, probe)
+			if err != nil {
+				return err
+			}
+			if jac == nil {
+				jac, err = linComb(e, w, nil, 0)
+			} else {
+				jac, err = linComb(jac, 1, e, w)
+			}
+			return err
+		}
 	}
 	tb := o.tableau()
 	h := (t1 - t0) / float64(o.Steps)
@@ -165,48 +222,53 @@ func (o ODE) integrate(s *Scope, x *G.Node, t0, t1 float64, kinetic bool) (xe, l
 			xi := x
 			for j, a := range tb.a[i] {
 				if xi, err = axpy(xi, ks[j], h*a); err != nil {
-					return nil, nil, nil, wrap(err)
+					return nil, nil, nil, nil, wrap(err)
 				}
 			}
 			v, div, err := o.Field.Velocity(s, xi, t+tb.c[i]*h)
 			if err != nil {
-				return nil, nil, nil, err
+				return nil, nil, nil, nil, err
 			}
 			ks[i] = v
 			if dx, err = axpy(dx, v, h*tb.b[i]); err != nil {
-				return nil, nil, nil, wrap(err)
+				return nil, nil, nil, nil, wrap(err)
 			}
 			if dl, err = axpy(dl, div, h*tb.b[i]); err != nil {
-				return nil, nil, nil, wrap(err)
+				return nil, nil, nil, nil, wrap(err)
 			}
 			if kinetic && tb.b[i] != 0 {
 				e, err := perSampleSumSquares(v)
 				if err != nil {
-					return nil, nil, nil, wrap(err)
+					return nil, nil, nil, nil, wrap(err)
 				}
 				// |h|: the kinetic energy is a positive integral whichever way time runs.
 				if dk, err = axpy(dk, e, math.Abs(h)*tb.b[i]); err != nil {
-					return nil, nil, nil, wrap(err)
+					return nil, nil, nil, nil, wrap(err)
+				}
+			}
+			if jacStage != nil && tb.b[i] != 0 {
+				if err := jacStage(xi, v, math.Abs(h)*tb.b[i]); err != nil {
+					return nil, nil, nil, nil, wrap(err)
 				}
 			}
 		}
 		if x, err = G.Add(x, dx); err != nil {
-			return nil, nil, nil, wrap(err)
+			return nil, nil, nil, nil, wrap(err)
 		}
 		if ld == nil {
 			ld = dl
 		} else if ld, err = G.Add(ld, dl); err != nil {
-			return nil, nil, nil, wrap(err)
+			return nil, nil, nil, nil, wrap(err)
 		}
 		if kinetic {
 			if kin == nil {
 				kin = dk
 			} else if kin, err = G.Add(kin, dk); err != nil {
-				return nil, nil, nil, wrap(err)
+				return nil, nil, nil, nil, wrap(err)
 			}
 		}
 	}
-	return x, ld, kin, nil
+	return x, ld, kin, jac, nil
 }
 
 // perSampleSumSquares is Σ v² over every axis but the first, shape (B).
@@ -236,6 +298,76 @@ func perSampleDot(a, b *G.Node) (*G.Node, error) {
 		return nil, err
 	}
 	return SumAxis(flat, 1)
+}
+
+// jacobianProbeNorm is ‖εᵀ ∂v/∂x‖² per sample (shape (B)) for v = v(x): the vector–Jacobian product comes
+// from one reverse-mode pass (Grad of Σ ε⊙v with respect to x; samples do not interact), so a loss that
+// contains it differentiates through the field twice, which the fields' ops support (second-order safe).
+func jacobianProbeNorm(x, v, eps *G.Node) (*G.Node, error) {
+	ev, err := G.HadamardProd(eps, v)
+	if err != nil {
+		return nil, err
+	}
+	cost, err := G.Sum(ev)
+	if err != nil {
+		return nil, err
+	}
+	g, err := gradWRTNode(cost, x)
+	if err != nil {
+		return nil, fmt.Errorf("Jacobian probe: %w", err)
+	}
+	return perSampleSumSquares(g)
+}
+
+// gradWRTNode is Grad with respect to any node of the graph, not only an input: the state at an
+// integrator stage is an intermediate node. G.Grad refuses non-input nodes, but its backpropagation
+// (G.Backpropagate) differentiates with respect to any node and stops there.
+func gradWRTNode(cost, x *G.Node) (*G.Node, error) {
+	if err := checkSecondOrder(cost); err != nil {
+		return nil, err
+	}
+	if err := clearDerivs(cost.Graph()); err != nil {
+		return nil, err
+	}
+	var one *G.Node
+	if cost.Dtype() == tensor.Float32 {
+		one = G.NewConstant(float32(1))
+	} else {
+		one = G.NewConstant(float64(1))
+	}
+	g, err := G.Backpropagate(G.Nodes{cost}, G.Nodes{cost.Graph().AddNode(one)}, G.Nodes{x})
+	if err != nil {
+		return nil, err
+	}
+	return g[0], nil
+}
+
+// IntegrateJacobian is Integrate that also returns ∫ ‖εᵀ ∂v/∂x‖² dt per sample (shape (B)) along the path
+// for the probe eps (x's shape), with the quadrature weights of the log-det. For ε with independent
+// zero-mean unit-variance entries (Gaussian or Rademacher), E_ε ‖εᵀ J‖² = tr(J Jᵀ) = ‖J‖²_F, so its mean
+// over probes is the integrated squared Frobenius norm of the field's Jacobian: the Jacobian regulariser of
+// regularised neural ODEs (Finlay et al., RNODE), built without the second-order divergence estimate it
+// pairs with, since the divergence here is exact. Use one probe per path, as the training graph does.
+func (o ODE) IntegrateJacobian(s *Scope, x, eps *G.Node, t0, t1 float64) (xe, ld, jac *G.Node, err error) {
+	if eps == nil {
+		return nil, nil, nil, fmt.Errorf("layers: ODE %s: IntegrateJacobian without a probe", s.Prefix())
+	}
+	xe, ld, _, jac, err = o.integrate(s, x, t0, t1, false, eps)
+	return xe, ld, jac, err
+}
+
+// HutchinsonJacobianNorm builds the one-probe estimate ‖εᵀ ∂v/∂x‖² of the squared Frobenius norm of the
+// field's Jacobian at (x, t), shape (B) (the integrand of IntegrateJacobian), and v.
+func HutchinsonJacobianNorm(s *Scope, f VelocityField, x, eps *G.Node, t float64) (est, v *G.Node, err error) {
+	v, _, err = f.Velocity(s, x, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	est, err = jacobianProbeNorm(x, v, eps)
+	if err != nil {
+		return nil, nil, fmt.Errorf("layers: HutchinsonJacobianNorm: %w", err)
+	}
+	return est, v, nil
 }
 
 // HutchinsonDivergence builds Hutchinson's one-probe estimate εᵀ (∂v/∂x) ε of div v(x, t) for a probe ε

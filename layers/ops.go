@@ -134,20 +134,29 @@ func valueData(v G.Value) (any, error) {
 }
 
 // newValue allocates a zeroed value of the given dtype and shape (a scalar for an empty shape).
-func newValue(dt tensor.Dtype, shape []int) G.Value {
+func newValue(dt tensor.Dtype, shape []int) G.Value { return newValueIn(nil, dt, shape) }
+
+// newValueIn is newValue drawing tensors from an arena (nil: allocated afresh).
+func newValueIn(ar *Arena, dt tensor.Dtype, shape []int) G.Value {
 	if len(shape) == 0 {
 		if dt == tensor.Float32 {
 			return G.NewF32(0)
 		}
 		return G.NewF64(0)
 	}
-	return tensor.New(tensor.WithShape(shape...), tensor.Of(dt))
+	return ar.dense(dt, shape)
 }
 
 // outData is the writable data of a value made by newValue.
 func outData(v G.Value) any {
 	switch t := v.(type) {
 	case *tensor.Dense:
+		switch t.Dtype() { // the typed accessors do not box the slice (Data does, allocating)
+		case tensor.Float32:
+			return t.Float32s()
+		case tensor.Float64:
+			return t.Float64s()
+		}
 		return t.Data()
 	case *G.F64:
 		return unsafe.Slice((*float64)(t), 1)
@@ -247,19 +256,24 @@ func getArgs(op string, vals []G.Value, sizes ...int) (a floatArgs, err error) {
 
 // newOut allocates a zeroed output of the args' dtype and returns it with its typed data.
 func newOut(is32 bool, shape []int) (G.Value, []float64, []float32) {
+	return newOutIn(nil, is32, shape)
+}
+
+// newOutIn is newOut drawing tensors from an arena (nil: allocated afresh).
+func newOutIn(ar *Arena, is32 bool, shape []int) (G.Value, []float64, []float32) {
 	if is32 {
 		if len(shape) == 0 {
 			v := G.NewF32(0)
 			return v, nil, unsafe.Slice((*float32)(v), 1)
 		}
-		t := tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
+		t := ar.dense(tensor.Float32, shape)
 		return t, nil, t.Float32s()
 	}
 	if len(shape) == 0 {
 		v := G.NewF64(0)
 		return v, unsafe.Slice((*float64)(v), 1), nil
 	}
-	t := tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float64))
+	t := ar.dense(tensor.Float64, shape)
 	return t, t.Float64s(), nil
 }
 
@@ -299,7 +313,10 @@ func checkShape(op string, i int, got, want []int) error {
 
 // Reshape copies x into a new node of the given shape (same total size). Use it instead of G.Reshape and
 // G.Ravel, which alias their input (Gorgonia pitfall 1 in the package doc). Its gradient is the reshape back.
-func Reshape(x *G.Node, shape ...int) (*G.Node, error) {
+func Reshape(x *G.Node, shape ...int) (*G.Node, error) { return reshapeIn(nil, x, shape...) }
+
+// reshapeIn is Reshape with its output (and its gradient's) drawn from an arena.
+func reshapeIn(ar *Arena, x *G.Node, shape ...int) (*G.Node, error) {
 	if err := checkNode("Reshape", x, 0); err != nil {
 		return nil, err
 	}
@@ -313,7 +330,7 @@ func Reshape(x *G.Node, shape ...int) (*G.Node, error) {
 		return nil, fmt.Errorf("layers: Reshape: %v has shape %s (%d elements), cannot reshape to %s (%d elements)",
 			x.Name(), shapeStr(in), prod(in), shapeStr(shape), prod(shape))
 	}
-	return G.ApplyOp(reshapeOp{in: append([]int(nil), in...), out: append([]int(nil), shape...)}, x)
+	return G.ApplyOp(reshapeOp{in: append([]int(nil), in...), out: append([]int(nil), shape...), ar: ar}, x)
 }
 
 // Roll is numpy.roll along one axis, periodic: out[..., i, ...] = x[..., (i-shift) mod n, ...]. Any shift,
@@ -339,6 +356,11 @@ func Roll(x *G.Node, axis, shift int) (*G.Node, error) {
 // Narrow keeps indices [start, start+length) along axis. Unlike Gorgonia's Slice, the result keeps every
 // dimension (a length of 1 stays 1). Its gradient pads the removed part with zeros.
 func Narrow(x *G.Node, axis, start, length int) (*G.Node, error) {
+	return narrowIn(nil, x, axis, start, length)
+}
+
+// narrowIn is Narrow with its output (and its gradient's) drawn from an arena.
+func narrowIn(ar *Arena, x *G.Node, axis, start, length int) (*G.Node, error) {
 	if err := checkNode("Narrow", x, 1); err != nil {
 		return nil, err
 	}
@@ -355,7 +377,7 @@ func Narrow(x *G.Node, axis, start, length int) (*G.Node, error) {
 		a[i] = start + i
 	}
 	m := newAxisMap(fmt.Sprintf("Narrow(axis=%d,start=%d,len=%d)", axis, start, length), in, axis, a)
-	return G.ApplyOp(mapOp{m: m}, x)
+	return G.ApplyOp(mapOp{m: m, ar: ar}, x)
 }
 
 // Pad adds before and after zeros along axis (every dimension is kept). Its gradient narrows back.

@@ -57,7 +57,8 @@ func checkSecondOrder(cost *G.Node) error {
 			continue
 		}
 		seen[n.ID()] = true
-		if _, ok := n.Op().(*nvpGradOp); ok {
+		switch n.Op().(type) {
+		case *nvpGradOp, *resGradOp:
 			return fmt.Errorf("layers: Grad: %v depends on the backward pass of a fused RealNVP (%v), which has no derivative of its own; "+
 				"build the flow with RealNVP.Unfused (models: engine graph, rgflow --engine graph) for objectives that differentiate twice", cost.Name(), n.Name())
 		}

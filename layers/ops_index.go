@@ -211,6 +211,7 @@ func scatterInto[T float](dst, src []T, m *indexMap, add bool) {
 type mapOp struct {
 	m   *indexMap
 	adj bool
+	ar  *Arena // where outputs come from (nil: allocated afresh); not part of the op's identity
 }
 
 func (op mapOp) shapes() (from, to []int) {
@@ -245,7 +246,7 @@ func (op mapOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, o64, o32 := newOut(a.is32, to)
+	out, o64, o32 := newOutIn(op.ar, a.is32, to)
 	switch {
 	case a.is32 && op.adj:
 		scatterInto(o32, a.f32[0], op.m, !op.m.injective)
@@ -273,7 +274,7 @@ func (op mapOp) String() string {
 }
 func (op mapOp) DiffWRT(int) []bool { return []bool{true} }
 func (op mapOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	g, err := G.ApplyOp(mapOp{m: op.m, adj: !op.adj}, grad)
+	g, err := G.ApplyOp(mapOp{m: op.m, adj: !op.adj, ar: op.ar}, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +289,10 @@ func hash32(op G.Op) uint32 {
 }
 
 // reshapeOp copies its input into a new tensor of another shape.
-type reshapeOp struct{ in, out []int }
+type reshapeOp struct {
+	in, out []int
+	ar      *Arena // where outputs come from (nil: allocated afresh)
+}
 
 func (op reshapeOp) Arity() int    { return 1 }
 func (op reshapeOp) Type() hm.Type { return fnType(len(op.out), len(op.in)) }
@@ -307,7 +311,7 @@ func (op reshapeOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, o64, o32 := newOut(a.is32, op.out)
+	out, o64, o32 := newOutIn(op.ar, a.is32, op.out)
 	copy(o64, a.f64[0])
 	copy(o32, a.f32[0])
 	return out, nil
@@ -320,7 +324,7 @@ func (op reshapeOp) Hashcode() uint32      { return hash32(op) }
 func (op reshapeOp) String() string        { return "Reshape" + shapeStr(op.out) }
 func (op reshapeOp) DiffWRT(int) []bool    { return []bool{true} }
 func (op reshapeOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	g, err := G.ApplyOp(reshapeOp{in: op.out, out: op.in}, grad)
+	g, err := G.ApplyOp(reshapeOp{in: op.out, out: op.in, ar: op.ar}, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -355,6 +359,11 @@ func checkIndices(op string, idx []int, shape []int, distinct bool) error {
 // When idx repeats with a constant offset for each index along x's first axis (every batch entry gathered
 // the same way, batch-major output), only one batch entry's table is stored. Do allocates only the output.
 func Gather(x *G.Node, idx []int, shape ...int) (*G.Node, error) {
+	return gatherIn(nil, x, idx, shape...)
+}
+
+// gatherIn is Gather with its output (and its gradient's) drawn from an arena.
+func gatherIn(ar *Arena, x *G.Node, idx []int, shape ...int) (*G.Node, error) {
 	if err := checkNode("Gather", x, 1); err != nil {
 		return nil, err
 	}
@@ -374,7 +383,7 @@ func Gather(x *G.Node, idx []int, shape ...int) (*G.Node, error) {
 		return nil, err
 	}
 	m := newFlatMap("Gather", in, shape, idx)
-	return G.ApplyOp(mapOp{m: m}, x)
+	return G.ApplyOp(mapOp{m: m, ar: ar}, x)
 }
 
 // ScatterReplace returns a node of x's shape equal to x except out.flat[idx[j]] = y.flat[j]. The entries
@@ -382,6 +391,11 @@ func Gather(x *G.Node, idx []int, shape ...int) (*G.Node, error) {
 // gradient with the idx positions zeroed; with respect to y, the output gradient gathered at idx.
 // It is the inverse of Gather for a block layer: gather blocks, transform them, scatter them back.
 func ScatterReplace(x, y *G.Node, idx []int) (*G.Node, error) {
+	return scatterReplaceIn(nil, x, y, idx)
+}
+
+// scatterReplaceIn is ScatterReplace with its output (and its gradients') drawn from an arena.
+func scatterReplaceIn(ar *Arena, x, y *G.Node, idx []int) (*G.Node, error) {
 	if err := checkNode("ScatterReplace", x, 1); err != nil {
 		return nil, err
 	}
@@ -407,11 +421,14 @@ func ScatterReplace(x, y *G.Node, idx []int) (*G.Node, error) {
 		mask[k] = -1
 	}
 	mk := newFlatMap("ScatterMask", in, in, mask)
-	return G.ApplyOp(scatterReplaceOp{m: m, mask: mk}, x, y)
+	return G.ApplyOp(scatterReplaceOp{m: m, mask: mk, ar: ar}, x, y)
 }
 
 // scatterReplaceOp: out = x with out[idx] = y. m maps x's shape to y's (the gather at idx); mask zeroes idx.
-type scatterReplaceOp struct{ m, mask *indexMap }
+type scatterReplaceOp struct {
+	m, mask *indexMap
+	ar      *Arena // where outputs come from (nil: allocated afresh)
+}
 
 func (op scatterReplaceOp) Arity() int    { return 2 }
 func (op scatterReplaceOp) Type() hm.Type { return fnType(len(op.m.in), len(op.m.in), len(op.m.out)) }
@@ -434,7 +451,7 @@ func (op scatterReplaceOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, o64, o32 := newOut(a.is32, op.m.in)
+	out, o64, o32 := newOutIn(op.ar, a.is32, op.m.in)
 	full := nx == ny // distinct indices covering every element: nothing of x survives
 	if a.is32 {
 		if !full {
@@ -459,11 +476,11 @@ func (op scatterReplaceOp) Hashcode() uint32   { return hash32(op) }
 func (op scatterReplaceOp) String() string     { return "ScatterReplace" }
 func (op scatterReplaceOp) DiffWRT(int) []bool { return []bool{true, true} }
 func (op scatterReplaceOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	gx, err := G.ApplyOp(mapOp{m: op.mask}, grad)
+	gx, err := G.ApplyOp(mapOp{m: op.mask, ar: op.ar}, grad)
 	if err != nil {
 		return nil, err
 	}
-	gy, err := G.ApplyOp(mapOp{m: op.m}, grad)
+	gy, err := G.ApplyOp(mapOp{m: op.m, ar: op.ar}, grad)
 	if err != nil {
 		return nil, err
 	}

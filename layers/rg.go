@@ -201,7 +201,7 @@ func (bl *BlockLayer) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node
 			}
 		}
 	}
-	rows, err := Gather(x, idx, dim, cols)
+	rows, err := gatherIn(s.Arena(), x, idx, dim, cols)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layers: %s: %w", bl.Name, err)
 	}
@@ -215,11 +215,11 @@ func (bl *BlockLayer) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node
 	if err != nil {
 		return nil, nil, fmt.Errorf("layers: %s: %w", bl.Name, err)
 	}
-	out, err := ScatterReplace(x, y, idx)
+	out, err := scatterReplaceIn(s.Arena(), x, y, idx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layers: %s: %w", bl.Name, err)
 	}
-	perSample, err := rowSums(ld, batch, nb)
+	perSample, err := rowSums(s.Arena(), ld, batch, nb)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layers: %s: %w", bl.Name, err)
 	}
@@ -227,11 +227,11 @@ func (bl *BlockLayer) apply(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Node
 }
 
 // rowSums sums a (batch·n) vector over consecutive groups of n.
-func rowSums(v *G.Node, batch, n int) (*G.Node, error) {
+func rowSums(ar *Arena, v *G.Node, batch, n int) (*G.Node, error) {
 	if n == 1 {
 		return v, nil
 	}
-	m, err := Reshape(v, batch, n)
+	m, err := reshapeIn(ar, v, batch, n)
 	if err != nil {
 		return nil, err
 	}

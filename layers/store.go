@@ -236,6 +236,9 @@ type binding struct {
 	order   []string
 	buffers map[string]*G.Node // bound buffers (see Scope.Buffer); nil until the first
 	aux     []*G.Node          // per-sample regularisers registered while building (see AddAux)
+	noise   []*G.Node          // inputs that hold fresh standard-normal noise at every run (see Noise)
+	collect bool               // the objective adds registered regularisers to its loss (see CollectAux)
+	arena   *Arena             // where the kit's ops built in this graph take their outputs (nil: fresh)
 }
 
 // NewScope returns the root scope of graph g over store.
@@ -245,6 +248,15 @@ func NewScope(g *G.ExprGraph, store *Store) *Scope {
 
 // Graph is the scope's graph.
 func (s *Scope) Graph() *G.ExprGraph { return s.g }
+
+// SetArena makes the ops built from now on in this scope's graph (every sub-scope included) that support it
+// take their outputs from a (see Arena); the caller then owns the duty to Reset a before each run of the
+// graph's machine, and never while values of the last run are still to be read. nil (the default) lets
+// every op allocate its outputs afresh.
+func (s *Scope) SetArena(a *Arena) { s.bound.arena = a }
+
+// Arena is the scope's arena (nil: none).
+func (s *Scope) Arena() *Arena { return s.bound.arena }
 
 // Store is the scope's parameter store.
 func (s *Scope) Store() *Store { return s.store }
@@ -303,6 +315,28 @@ func (s *Scope) AddAux(n *G.Node) { s.bound.aux = append(s.bound.aux, n) }
 
 // Aux returns the per-sample regularisers registered in this graph, in order.
 func (s *Scope) Aux() []*G.Node { return append([]*G.Node(nil), s.bound.aux...) }
+
+// CollectAux declares that the objective building this graph adds every registered regulariser (Aux) to
+// its loss and feeds every noise input (Noise) before each run. Layers whose regulariser needs random
+// probes build it only in such graphs (CollectsAux), so sampling and evaluation graphs have no extra
+// inputs to bind.
+func (s *Scope) CollectAux() { s.bound.collect = true }
+
+// CollectsAux reports whether CollectAux was called on this graph's scopes.
+func (s *Scope) CollectsAux() bool { return s.bound.collect }
+
+// Noise creates an input of the given shape (B, …) that must hold fresh independent standard-normal
+// noise at every run (a layer's random probe), and registers it: the objective fills it, row b from
+// sample b's random stream, before each run (NoiseInputs). The name is made unique within the graph.
+func (s *Scope) Noise(name string, shape ...int) *G.Node {
+	n := G.NewTensor(s.g, s.store.dtype, len(shape), G.WithShape(shape...),
+		G.WithName(fmt.Sprintf("%s#noise%d", s.path(name), len(s.bound.noise))))
+	s.bound.noise = append(s.bound.noise, n)
+	return n
+}
+
+// NoiseInputs returns the noise inputs registered in this graph, in order.
+func (s *Scope) NoiseInputs() []*G.Node { return append([]*G.Node(nil), s.bound.noise...) }
 
 // Input creates a named input node of the store's dtype (an input that is Let() every step).
 func (s *Scope) Input(name string, shape ...int) *G.Node {

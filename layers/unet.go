@@ -181,7 +181,7 @@ func (u UNet) Apply(s *Scope, x, t *G.Node) (*G.Node, error) {
 			if u.Unfused {
 				cat, err = G.Concat(1, h, sk)
 			} else {
-				cat, err = ConcatChannels(h, sk)
+				cat, err = concatChannelsIn(ls.Arena(), h, sk)
 			}
 			if err != nil {
 				return nil, err
@@ -198,7 +198,7 @@ func (u UNet) Apply(s *Scope, x, t *G.Node) (*G.Node, error) {
 		}
 		if r > 0 {
 			if u.Up == "nearest" {
-				if h, err = Upsample2x(h); err != nil {
+				if h, err = upsample2xIn(ls.Arena(), h); err != nil {
 					return nil, err
 				}
 				h, err = u.conv(ls, "upsample", h, ch, ch, 3, zero, false)
@@ -263,7 +263,7 @@ func (u UNet) conv(s *Scope, name string, x *G.Node, cin, cout, k int, opts Conv
 		return c.Apply(x)
 	}
 	ls := s.Sub(name)
-	c := &Conv{Name: ls.Prefix(), Cin: cin, Cout: cout, K: k, Opts: opts,
+	c := &Conv{Name: ls.Prefix(), Cin: cin, Cout: cout, K: k, Opts: opts, ar: s.Arena(),
 		W: ls.Param("w", []int{cout, cin, k, k}, Zeros), B: ls.Param("b", []int{cout}, Zeros)}
 	return c.Apply(x)
 }
@@ -320,7 +320,7 @@ func (u UNet) normAct(s *Scope, x *G.Node, groups int, gamma, beta *G.Node, act 
 	scale := s.Param("scale", []int{c}, Constant(1))
 	bias := s.Param("bias", []int{c}, Zeros)
 	if !u.Unfused {
-		y, err := GroupNormAct(x, groups, 0, scale, bias, gamma, beta, act)
+		y, err := groupNormActIn(s.Arena(), x, groups, 0, scale, bias, gamma, beta, act)
 		if err != nil {
 			return nil, fmt.Errorf("layers: %s: %w", s.Prefix(), err)
 		}

@@ -23,6 +23,11 @@ import (
 // packed tensor, unpacked by copies; it is first-order only (its nodes have no derivative of their own),
 // so use the unfused graph inside a loss that is differentiated twice.
 func GroupNormAct(x *G.Node, groups int, eps float64, scale, bias, gamma, beta *G.Node, swish bool) (*G.Node, error) {
+	return groupNormActIn(nil, x, groups, eps, scale, bias, gamma, beta, swish)
+}
+
+// groupNormActIn is GroupNormAct with its output and its gradients' packed tensor drawn from ar.
+func groupNormActIn(ar *Arena, x *G.Node, groups int, eps float64, scale, bias, gamma, beta *G.Node, swish bool) (*G.Node, error) {
 	const op = "GroupNormAct"
 	if err := checkNode(op, x, 2); err != nil {
 		return nil, err
@@ -66,7 +71,7 @@ func GroupNormAct(x *G.Node, groups int, eps float64, scale, bias, gamma, beta *
 		return nil, err
 	}
 	g := gnGeom{b: b, c: c, hw: hw, groups: groups, eps: eps, film: gamma != nil, swish: swish, shape: shape}
-	return G.ApplyOp(gnActOp{g}, in...)
+	return G.ApplyOp(gnActOp{g: g, ar: ar}, in...)
 }
 
 type gnGeom struct {
@@ -149,7 +154,10 @@ func is32(v G.Value) bool {
 }
 
 // gnActOp is the forward op.
-type gnActOp struct{ g gnGeom }
+type gnActOp struct {
+	g  gnGeom
+	ar *Arena // where outputs come from (nil: afresh); not part of the op's identity
+}
 
 func (op gnActOp) Arity() int    { return op.g.arity() }
 func (op gnActOp) Type() hm.Type { return fnType(len(op.g.shape), inputTypes(op.g)...) }
@@ -168,7 +176,7 @@ func (op gnActOp) Do(vals ...G.Value) (G.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, _, o := newOut(true, op.g.shape)
+		res, _, o := newOutSetIn(op.ar, true, op.g.shape) // gnForward writes every element
 		gnForward(op.g, in, o)
 		return res, nil
 	}
@@ -176,7 +184,7 @@ func (op gnActOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o, _ := newOut(false, op.g.shape)
+	res, o, _ := newOutSetIn(op.ar, false, op.g.shape)
 	gnForward(op.g, in, o)
 	return res, nil
 }
@@ -196,7 +204,7 @@ func (op gnActOp) DiffWRT(n int) []bool {
 	return d
 }
 func (op gnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	packed, err := G.ApplyOp(gnGradOp{op.g}, append(append(G.Nodes(nil), in...), grad)...)
+	packed, err := G.ApplyOp(gnGradOp{g: op.g, ar: op.ar}, append(append(G.Nodes(nil), in...), grad)...)
 	if err != nil {
 		return nil, err
 	}
@@ -214,26 +222,104 @@ func (op gnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	return res, nil
 }
 
-// stats computes the mean and 1/√(var + eps) of every (sample, group).
+// stats computes the mean and 1/√(var + eps) of every (sample, group): two passes (mean, then the
+// squared deviations from it), each summed in float64 with eight independent accumulators.
 func gnStats[T float](g gnGeom, x []T) (mean, inv []float64) {
 	cg := g.c / g.groups
 	n := cg * g.hw
 	mean, inv = make([]float64, g.b*g.groups), make([]float64, g.b*g.groups)
+	if n < gnVecMin {
+		for k := range mean {
+			v := x[k*n : (k+1)*n]
+			m := sum8(v) / float64(n)
+			mean[k], inv[k] = m, 1/math.Sqrt(sqDev8(v, m)/float64(n)+g.eps)
+		}
+		return mean, inv
+	}
+	// Vector kernels: Σ x as a dot product with ones, then Σ (x − m)² as the dot product of x − m with
+	// itself (both two-pass, as above; the sums in T with the kernels' partial sums).
+	ones, dev := make([]T, n), make([]T, n)
+	fill(ones, 1)
 	for k := range mean {
 		v := x[k*n : (k+1)*n]
-		var s float64
-		for _, e := range v {
-			s += float64(e)
-		}
-		m := s / float64(n)
-		var q float64
-		for _, e := range v {
-			d := float64(e) - m
-			q += d * d
-		}
-		mean[k], inv[k] = m, 1/math.Sqrt(q/float64(n)+g.eps)
+		m := float64(dot(v, ones)) / float64(n)
+		axpyRowsSet(dev, []T{1}, v, n, T(-m))
+		mean[k], inv[k] = m, 1/math.Sqrt(float64(dot(dev, dev))/float64(n)+g.eps)
 	}
 	return mean, inv
+}
+
+// gnVecMin is the plane (and group) size from which GroupNormAct runs its passes through the vector
+// kernels of the package (affine rows, dot products) instead of plain loops.
+const gnVecMin = 64
+
+// sum8 is Σ v in float64, eight partial sums (independent chains: the adds overlap instead of waiting on
+// each other).
+func sum8[T float](v []T) float64 {
+	var s [8]float64
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		w := v[i : i+8 : i+8]
+		s[0] += float64(w[0])
+		s[1] += float64(w[1])
+		s[2] += float64(w[2])
+		s[3] += float64(w[3])
+		s[4] += float64(w[4])
+		s[5] += float64(w[5])
+		s[6] += float64(w[6])
+		s[7] += float64(w[7])
+	}
+	for ; i < len(v); i++ {
+		s[i%8] += float64(v[i])
+	}
+	return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+}
+
+// sqDev8 is Σ (v − m)² in float64, eight partial sums.
+func sqDev8[T float](v []T, m float64) float64 {
+	var s [8]float64
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		w := v[i : i+8 : i+8]
+		d0, d1, d2, d3 := float64(w[0])-m, float64(w[1])-m, float64(w[2])-m, float64(w[3])-m
+		d4, d5, d6, d7 := float64(w[4])-m, float64(w[5])-m, float64(w[6])-m, float64(w[7])-m
+		s[0] += d0 * d0
+		s[1] += d1 * d1
+		s[2] += d2 * d2
+		s[3] += d3 * d3
+		s[4] += d4 * d4
+		s[5] += d5 * d5
+		s[6] += d6 * d6
+		s[7] += d7 * d7
+	}
+	for ; i < len(v); i++ {
+		d := float64(v[i]) - m
+		s[i%8] += d * d
+	}
+	return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+}
+
+// sumDot4 returns Σ d and Σ d·(x·a − c) in T, four partial sums each.
+func sumDot4[T float](d, x []T, a, c T) (T, T) {
+	x = x[:len(d)]
+	var s0, s1, s2, s3, p0, p1, p2, p3 T
+	i := 0
+	for ; i+4 <= len(d); i += 4 {
+		dd, xx := d[i:i+4:i+4], x[i:i+4:i+4]
+		s0 += dd[0]
+		s1 += dd[1]
+		s2 += dd[2]
+		s3 += dd[3]
+		p0 += dd[0] * (xx[0]*a - c)
+		p1 += dd[1] * (xx[1]*a - c)
+		p2 += dd[2] * (xx[2]*a - c)
+		p3 += dd[3] * (xx[3]*a - c)
+	}
+	for ; i < len(d); i++ {
+		s0 += d[i]
+		p0 += d[i] * (x[i]*a - c)
+	}
+	return (s0 + s1) + (s2 + s3), (p0 + p1) + (p2 + p3)
 }
 
 func gnForward[T float](g gnGeom, in [][]T, out []T) {
@@ -252,8 +338,13 @@ func gnForward[T float](g gnGeom, in [][]T, out []T) {
 			}
 			base := (b*g.c + c) * g.hw
 			xs, os := x[base:base+g.hw], out[base:base+g.hw]
-			for i, e := range xs {
-				os[i] = T(float64(e)*a1 + a0)
+			A1, A0 := T(a1), T(a0) // in T: no conversions per element
+			if g.hw >= gnVecMin {
+				axpyRowsSet(os, []T{A1}, xs, g.hw, A0)
+			} else {
+				for i, e := range xs {
+					os[i] = e*A1 + A0
+				}
 			}
 			if g.swish {
 				applyAct(os, os, actSwish) // the vector swish of the Swish op
@@ -263,7 +354,10 @@ func gnForward[T float](g gnGeom, in [][]T, out []T) {
 }
 
 // gnGradOp is the backward op: inputs (x, scale, bias[, γ, β], ∂y), output the packed gradients.
-type gnGradOp struct{ g gnGeom }
+type gnGradOp struct {
+	g  gnGeom
+	ar *Arena
+}
 
 func (op gnGradOp) Arity() int { return op.g.arity() + 1 }
 func (op gnGradOp) Type() hm.Type {
@@ -285,7 +379,7 @@ func (op gnGradOp) Do(vals ...G.Value) (G.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, _, o := newOut(true, []int{op.g.packed()})
+		res, _, o := newOutSetIn(op.ar, true, []int{op.g.packed()}) // gnBackward writes every element
 		gnBackward(op.g, in, o)
 		return res, nil
 	}
@@ -293,7 +387,7 @@ func (op gnGradOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, o, _ := newOut(false, []int{op.g.packed()})
+	res, o, _ := newOutSetIn(op.ar, false, []int{op.g.packed()})
 	gnBackward(op.g, in, o)
 	return res, nil
 }
@@ -324,6 +418,12 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 	n := float64(cg * g.hw)
 	ds, db := make([]float64, g.c), make([]float64, g.c)
 	dz := make([]T, g.hw)
+	vec := g.hw >= gnVecMin
+	var ones, xh []T
+	if vec {
+		ones, xh = make([]T, g.hw), make([]T, g.hw)
+		fill(ones, 1)
+	}
 	// With x̂ = (x − μ)/σ, a = x̂·scale + bias, z = a(1 + γ) + β and d = ∂y·swish′(z) (or ∂y), every gradient
 	// follows from two sums per plane, S = Σ d and P = Σ d·x̂: ∂β = S, ∂γ = scale·P + bias·S,
 	// ∂bias += (1+γ) S, ∂scale += (1+γ) P, and with k = (1+γ)·scale per channel
@@ -345,20 +445,24 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 				if g.swish {
 					// z = x·A1 + A0
 					a1, a0 := T(iv*sc*f), T((bi-m*iv*sc)*f+be)
-					for i, e := range xs {
-						dz[i] = e*a1 + a0
+					if vec {
+						axpyRowsSet(dz, []T{a1}, xs, g.hw, a0)
+					} else {
+						for i, e := range xs {
+							dz[i] = e*a1 + a0
+						}
 					}
 					applyAct(dz, dz, actSwishD1) // swish′(z), vectorised as in the Swish op's gradient
-					for i, e := range dys {
-						d[i] = e * dz[i]
-					}
+					mulElems(d, dys, dz)
 				} else {
 					copy(d, dys)
 				}
 				var sd, pd T
-				for i, e := range xs {
-					sd += d[i]
-					pd += d[i] * (e*ivT - mivT)
+				if vec { // S = Σ d, P = Σ d·x̂ with x̂ = x·(1/σ) − μ/σ
+					axpyRowsSet(xh, []T{ivT}, xs, g.hw, -mivT)
+					sd, pd = dot(d, ones), dot(d, xh)
+				} else {
+					sd, pd = sumDot4(d, xs, ivT, mivT)
 				}
 				S, P := float64(sd), float64(pd)
 				if g.film {
@@ -379,6 +483,13 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 				k *= scale[c]
 				base := (b*g.c + c) * g.hw
 				xs, d := x[base:base+g.hw], dx[base:base+g.hw]
+				if vec { // d = (k·d − m1 − x̂·m2)/σ: two affine row passes through dz
+					axpyRowsSet(xh, []T{ivT}, xs, g.hw, -mivT)
+					axpyRowsSet(dz, []T{k * ivT}, d, g.hw, -m1*ivT)
+					axpyRows(dz, []T{-m2 * ivT}, xh, g.hw)
+					copy(d, dz)
+					continue
+				}
 				for i, e := range xs {
 					xh := e*ivT - mivT
 					d[i] = (k*d[i] - m1 - xh*m2) * ivT
@@ -406,22 +517,21 @@ func (op unpackOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(append([]int(nil), op.shape...)), nil
 }
 func (op unpackOp) Do(vals ...G.Value) (G.Value, error) {
+	// The result is a view of its part of the packed tensor, not a copy (the packed tensor's only readers
+	// are the unpack ops, and the parts do not overlap, so an op that later works in place on one part
+	// touches nothing another reader needs).
 	if len(vals) == 1 && is32(vals[0]) {
 		in, err := floats[float32](op.String(), vals, []int{op.total})
 		if err != nil {
 			return nil, err
 		}
-		res, _, o := newOut(true, op.shape)
-		copy(o, in[0][op.off:op.off+op.n])
-		return res, nil
+		return tensor.New(tensor.WithShape(op.shape...), tensor.WithBacking(in[0][op.off:op.off+op.n:op.off+op.n])), nil
 	}
 	in, err := floats[float64](op.String(), vals, []int{op.total})
 	if err != nil {
 		return nil, err
 	}
-	res, o, _ := newOut(false, op.shape)
-	copy(o, in[0][op.off:op.off+op.n])
-	return res, nil
+	return tensor.New(tensor.WithShape(op.shape...), tensor.WithBacking(in[0][op.off:op.off+op.n:op.off+op.n])), nil
 }
 func (op unpackOp) ReturnsPtr() bool     { return true }
 func (op unpackOp) CallsExtern() bool    { return false }
@@ -439,7 +549,10 @@ func (op unpackOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 // ConcatChannels concatenates x (B, C1, H, W) and y (B, C2, H, W) along the channels with plain copies
 // (Gorgonia's Concat walks element iterators, forward and backward). Its gradient splits the output
 // gradient back into the two parts (copies too); first-order only.
-func ConcatChannels(x, y *G.Node) (*G.Node, error) {
+func ConcatChannels(x, y *G.Node) (*G.Node, error) { return concatChannelsIn(nil, x, y) }
+
+// concatChannelsIn is ConcatChannels with its output and its gradients drawn from ar.
+func concatChannelsIn(ar *Arena, x, y *G.Node) (*G.Node, error) {
 	const op = "ConcatChannels"
 	if err := check4D(op, x, "first input"); err != nil {
 		return nil, err
@@ -454,7 +567,7 @@ func ConcatChannels(x, y *G.Node) (*G.Node, error) {
 	if xs[0] != ys[0] || xs[2] != ys[2] || xs[3] != ys[3] {
 		return nil, fmt.Errorf("layers: %s: shapes %s and %s differ outside the channel axis", op, shapeStr(xs), shapeStr(ys))
 	}
-	return G.ApplyOp(chanCatOp{b: xs[0], c1: xs[1], c2: ys[1], hw: xs[2] * xs[3], h: xs[2], w: xs[3]}, x, y)
+	return G.ApplyOp(chanCatOp{b: xs[0], c1: xs[1], c2: ys[1], hw: xs[2] * xs[3], h: xs[2], w: xs[3], ar: ar}, x, y)
 }
 
 // chanCatOp concatenates two (b, c, h, w) tensors along c; with part ≥ 1 it is instead the split of a
@@ -462,6 +575,7 @@ func ConcatChannels(x, y *G.Node) (*G.Node, error) {
 type chanCatOp struct {
 	b, c1, c2, hw, h, w int
 	part                int
+	ar                  *Arena // where outputs come from (nil: afresh); not part of the op's identity
 }
 
 func (op chanCatOp) shape(c int) []int { return []int{op.b, c, op.h, op.w} }
@@ -516,7 +630,7 @@ func chanCatDo[T float](op chanCatOp, vals []G.Value, f32 bool) (G.Value, error)
 	case 2:
 		shape = op.shape(op.c2)
 	}
-	res, o64, o32 := newOut(f32, shape)
+	res, o64, o32 := newOutSetIn(op.ar, f32, shape) // the copies write every element
 	var out []T
 	if f32 {
 		out = any(o32).([]T)

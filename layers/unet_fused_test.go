@@ -1,6 +1,7 @@
 package layers_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -18,7 +19,8 @@ import (
 // with central finite differences (tolerance 1e-6, the kit's), with and without FiLM and swish, on
 // (B, C, H, W) and (B, C) inputs.
 func TestGroupNormAct(t *testing.T) {
-	for _, shape := range [][]int{{2, 4, 3, 2}, {3, 6}} {
+	// {2, 4, 9, 8}: planes of 72 ≥ gnVecMin, the vector-kernel passes (with tails).
+	for _, shape := range [][]int{{2, 4, 3, 2}, {3, 6}, {2, 4, 9, 8}} {
 		for _, film := range []bool{false, true} {
 			for _, act := range []bool{false, true} {
 				b, c := shape[0], shape[1]
@@ -78,6 +80,61 @@ func TestGroupNormAct(t *testing.T) {
 	}
 	if _, err := layers.GroupNormAct(x, 2, 0, sc, sc, sc, nil, true); err == nil || !strings.Contains(err.Error(), "both") {
 		t.Errorf("γ without β: %v", err)
+	}
+}
+
+// TestGroupNormActFloat32: in float32, on a (3, 4, 5, 7) map (35 positions per plane, 70 per group: the
+// unrolled sums of the statistics and of the backward pass run their tails too) and a (2, 4, 9, 9) map (81
+// positions per plane: the vector-kernel passes and their tails), the fused op's output and
+// its gradients with respect to every input match the unfused graph evaluated in float64 to 2e-4 relative
+// (float32 rounding, about 1e-7 per operation, accumulated over sums of up to 105 terms and the swish).
+func TestGroupNormActFloat32(t *testing.T) {
+	for _, shape := range [][]int{{3, 4, 5, 7}, {2, 4, 9, 9}} {
+		testGroupNormActFloat32(t, shape)
+	}
+}
+
+func testGroupNormActFloat32(t *testing.T, shape []int) {
+	b, c := shape[0], shape[1]
+	rng := rand.New(rand.NewPCG(5, 17))
+	shapes := [][]int{shape, {c}, {c}, {b * c}, {b * c}}
+	vals := [][]float64{randVals(rng, size(shape), -2, 3), randVals(rng, c, 0.5, 1.5), randVals(rng, c, -0.5, 0.5),
+		randVals(rng, b*c, -0.5, 0.5), randVals(rng, b*c, -0.5, 0.5)}
+	fused := func(in []*G.Node) (*G.Node, error) {
+		return layers.GroupNormAct(in[0], 2, 0, in[1], in[2], in[3], in[4], true)
+	}
+	graph := func(in []*G.Node) (*G.Node, error) {
+		y, err := layers.GroupNormalize(in[0], 2, 0, in[1], in[2])
+		if err != nil {
+			return nil, err
+		}
+		gr, err := layers.Reshape(in[3], b, c)
+		if err != nil {
+			return nil, err
+		}
+		br, err := layers.Reshape(in[4], b, c)
+		if err != nil {
+			return nil, err
+		}
+		if y, err = layers.Modulate(y, gr, br); err != nil {
+			return nil, err
+		}
+		return layers.Swish(y)
+	}
+	const tol = 2e-4
+	near := func(what string, got, want []float64) {
+		t.Helper()
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > tol*math.Max(1, math.Abs(want[i])) {
+				t.Fatalf("%s[%d]: float32 fused %v, float64 graph %v", what, i, got[i], want[i])
+			}
+		}
+	}
+	near("y", evalNodes(t, tensor.Float32, shapes, vals, fused), evalNodes(t, tensor.Float64, shapes, vals, graph))
+	cw := randVals(rng, size(shape), -1, 1)
+	g32, g64 := gradsOf(t, tensor.Float32, shapes, vals, cw, fused), gradsOf(t, tensor.Float64, shapes, vals, cw, graph)
+	for i := range g64 {
+		near(fmt.Sprintf("grad %d", i), g32[i], g64[i])
 	}
 }
 

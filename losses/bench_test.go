@@ -61,8 +61,8 @@ func BenchmarkReverseKLStep(b *testing.B) {
 }
 
 // BenchmarkNLLStep times one maximum-likelihood training step of the rgflow-small preset (residual-MLP
-// conditioners, graph engine) on 32×32 grey synthetic images, batch 32, float32, as `rgflow bench
-// --objective nll` does, on one and on two workers.
+// conditioners, the preset's default engine: fused) on 32×32 grey synthetic images, batch 32, float32, as
+// `rgflow bench --objective nll` does, on one and on two workers.
 func BenchmarkNLLStep(b *testing.B) {
 	for _, workers := range []int{1, 2} {
 		b.Run(fmt.Sprintf("rgflow-small/workers=%d", workers), func(b *testing.B) {

@@ -2,6 +2,7 @@ package losses
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -338,6 +339,37 @@ func BenchmarkNLLFeed(b *testing.B) {
 	for range b.N {
 		if err := obj.Feed(rng); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNLLStepEngines times one maximum-likelihood training step of the model bench/rgflow_torch.py
+// builds in PyTorch (rgflow-small with the input ActNorm, width 64 and 96; 32×32 grey synthetic images,
+// batch 32, float32, one worker) with either engine. Run it with -cpu 1 for the one-thread comparison;
+// cpu-ms/op is the process's CPU time per step (see runStepBench).
+func BenchmarkNLLStepEngines(b *testing.B) {
+	for _, width := range []int{64, 96} {
+		for _, engine := range []string{models.EngineFused, models.EngineGraph} {
+			b.Run(fmt.Sprintf("width=%d/%s", width, engine), func(b *testing.B) {
+				cfg, err := models.Preset("rgflow-small", 32, 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg.Width, cfg.InputActNorm, cfg.Engine = width, true, engine
+				flow, err := models.Build(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sp, err := images.ParseSpec("synthetic:256")
+				if err != nil {
+					b.Fatal(err)
+				}
+				data, _, err := sp.Load(images.LoadOptions{Size: 32, Channels: 1, TestFraction: -1, Seed: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				runStepBench(b, layers.NewStore(tensor.Float32, 1), &NLL{Flow: flow, Data: data, DataSeed: 1}, 32, 1)
+			})
 		}
 	}
 }

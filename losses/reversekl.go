@@ -44,6 +44,7 @@ type ReverseKL struct {
 	logqV, actV     G.Value
 	dtype           tensor.Dtype
 	lastLogq, lastS []float64
+	noise           noiseFeed // the flow's random probes (an ODE's Jacobian regulariser), if any
 }
 
 // SetStep tells the objective which optimiser step comes next (for β annealing).
@@ -90,6 +91,7 @@ func (r *ReverseKL) Build(s *layers.Scope, batch int) (*G.Node, error) {
 	r.batch, r.dtype = batch, s.Dtype()
 	r.z = s.Input("reversekl/z", r.Flow.Shape(batch)...)
 	r.zVal = layers.NewDense(s.Dtype(), r.Flow.Shape(batch), nil)
+	s.CollectAux()
 	x, logq, err := r.Flow.Generate(s, r.z)
 	if err != nil {
 		return nil, err
@@ -118,6 +120,9 @@ func (r *ReverseKL) Build(s *layers.Scope, batch int) (*G.Node, error) {
 		if per, err = G.Add(per, aux); err != nil {
 			return nil, err
 		}
+	}
+	if r.noise, err = newNoiseFeed(s, batch); err != nil {
+		return nil, err
 	}
 	G.Read(logq, &r.logqV)
 	G.Read(act, &r.actV)
@@ -154,12 +159,18 @@ func (r *ReverseKL) Feed(rng *rand.Rand) error {
 	if err := r.Flow.Prior.Sample(rng, r.zVal); err != nil {
 		return err
 	}
+	for k := range r.batch {
+		r.noise.fillRow(rng, k)
+	}
 	return r.letZBeta()
 }
 
 // letZBeta lets the latents and β of step r.step into the graph and advances the step.
 func (r *ReverseKL) letZBeta() error {
 	if err := G.Let(r.z, r.zVal); err != nil {
+		return err
+	}
+	if err := r.noise.let(); err != nil {
 		return err
 	}
 	b := r.Beta(r.step)

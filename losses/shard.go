@@ -39,10 +39,12 @@ func (r *ReverseKL) FeedShard(sh *train.Shard) error {
 		r.zOne = layers.NewDense(r.dtype, r.Flow.Shape(1), nil)
 	}
 	for k := range sh.Size {
-		if err := r.Flow.Prior.Sample(sh.Rand(sh.Offset+k), r.zOne); err != nil {
+		rng := sh.Rand(sh.Offset + k)
+		if err := r.Flow.Prior.Sample(rng, r.zOne); err != nil {
 			return fmt.Errorf("losses: ReverseKL: sample %d: %w", sh.Offset+k, err)
 		}
 		copyRow(r.zVal, r.zOne, k)
+		r.noise.fillRow(rng, k) // the sample's probes continue its own stream
 	}
 	r.step = sh.Step
 	return r.letZBeta()

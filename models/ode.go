@@ -21,6 +21,11 @@ import (
 // multiples of 2^ℓ are evolved by their own ODE (a field with its own weights, "level<ℓ>/ode/…"), and the
 // sites left behind are that level's latents (layers.Sublattice), organised by the same level map as the
 // coupling flows'. Levels whose lattice is too small for the CNN use the whole-lattice kernel field.
+//
+// Engines: the gerdes field with whole-lattice kernels (Radius 0) has a fused kernel (layers.ODE.Fused:
+// the whole integration as one op with a hand-written backward pass, first derivatives only), the
+// default; Config.Engine "graph" runs the graph of elementary ops (the reference, second-order safe).
+// The other fields, and flows trained with the Jacobian regulariser, run on the graph only.
 type ODEConfig struct {
 	Field        string    `json:"field"`
 	Steps        int       `json:"steps"`
@@ -34,6 +39,10 @@ type ODEConfig struct {
 	D4           bool      `json:"d4"`
 	// Kinetic is the weight λ of the kinetic-energy regulariser λ ∫ |v|² dt (layers.ODE.Kinetic; 0: off).
 	Kinetic float64 `json:"kinetic,omitempty"`
+	// Jacobian is the weight of the Jacobian regulariser ∫ ‖εᵀ ∂v/∂x‖² dt, Hutchinson's estimate of the
+	// integrated squared Frobenius norm of the field's Jacobian (layers.ODE.Jacobian; 0: off). It enters
+	// only training losses that collect regularisers (losses.ReverseKL), never sampling or evaluation.
+	Jacobian float64 `json:"jacobian,omitempty"`
 }
 
 func (o *ODEConfig) clone() *ODEConfig {
@@ -73,6 +82,9 @@ func (c Config) validateODE() error {
 	if !(o.Kinetic >= 0) || math.IsInf(o.Kinetic, 0) {
 		return fmt.Errorf("models: %s: kinetic-energy weight %g, want a finite number ≥ 0", c.Preset, o.Kinetic)
 	}
+	if !(o.Jacobian >= 0) || math.IsInf(o.Jacobian, 0) {
+		return fmt.Errorf("models: %s: Jacobian regulariser weight %g, want a finite number ≥ 0", c.Preset, o.Jacobian)
+	}
 	if o.TimeBasis < 1 {
 		return fmt.Errorf("models: %s: time basis of %d functions, want ≥ 1", c.Preset, o.TimeBasis)
 	}
@@ -103,10 +115,31 @@ func (c Config) validateODE() error {
 	if !(c.T > 0) {
 		return fmt.Errorf("models: %s: prior temperature T=%g, want > 0", c.Preset, c.T)
 	}
-	if c.Engine != "" && c.Engine != EngineGraph {
-		return fmt.Errorf("models: %s: engine %q: the ODE flows have no fused kernel; they run on the graph engine only", c.Preset, c.Engine)
+	switch c.Engine {
+	case "", EngineGraph:
+	case EngineFused:
+		if o.Jacobian > 0 {
+			return fmt.Errorf("models: %s: engine fused: the Jacobian regulariser differentiates the field twice, which the fused integrator cannot; use engine graph", c.Preset)
+		}
+		if !o.hasFusedKernel() {
+			return fmt.Errorf("models: %s: engine fused: the %s velocity field (radius %d) has no fused kernel (only gerdes with whole-lattice kernels, radius 0, has); use engine graph", c.Preset, o.Field, o.Radius)
+		}
+	default:
+		return fmt.Errorf("models: %s: engine %q, want graph or fused", c.Preset, c.Engine)
 	}
 	return nil
+}
+
+// hasFusedKernel reports whether the flow's integrations can run fused (layers.ODE.Fused): the gerdes
+// field with whole-lattice kernels, without the Jacobian regulariser (which needs second derivatives).
+func (o *ODEConfig) hasFusedKernel() bool {
+	return o.Field == "gerdes" && o.Radius == 0 && o.Jacobian == 0
+}
+
+// fused reports whether the ODE on an l×l lattice runs fused under the configured engine (the fused
+// FFTs need a side of at least 2; every lattice of the hierarchy has a power-of-two side).
+func (c Config) fused(l int) bool {
+	return c.EngineName() == EngineFused && c.ODE.hasFusedKernel() && l >= 2
 }
 
 // field is the velocity field of an ODE flow on an l×l lattice.
@@ -126,12 +159,14 @@ func (c Config) odeBijector() (layers.Bijector, layers.Hierarchy) {
 	h, _ := layers.NewHierarchy(c.L, 2)
 	o := c.ODE
 	if !o.Hierarchical {
-		return layers.Named{Name: "ode", Bijector: layers.ODE{Field: o.field(c.Channels, c.L), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic}}, h
+		return layers.Named{Name: "ode", Bijector: layers.ODE{Field: o.field(c.Channels, c.L), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic,
+			Jacobian: o.Jacobian, Fused: c.fused(c.L)}}, h
 	}
 	var chain layers.Chain
 	for l := 0; l < h.Levels(); l++ {
 		st := 1 << l
-		ode := layers.ODE{Field: o.field(c.Channels, c.L/st), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic}
+		ode := layers.ODE{Field: o.field(c.Channels, c.L/st), Steps: o.Steps, Method: o.Method, Kinetic: o.Kinetic,
+			Jacobian: o.Jacobian, Fused: c.fused(c.L / st)}
 		chain = append(chain, layers.Named{Name: fmt.Sprintf("level%d/ode", l), Bijector: layers.Sublattice{Stride: st, Inner: ode}})
 	}
 	return chain, h

@@ -40,7 +40,11 @@ func TestODEPresets(t *testing.T) {
 		if got := store.NumParams(); got != want || got == 0 {
 			t.Errorf("%s: store has %d parameters, Config.NumParams says %d", name, got, want)
 		}
-		if cfg.EngineName() != models.EngineGraph || cfg.ODE == nil || !models.IsODEPreset(name) {
+		wantEngine := models.EngineGraph // only the whole-lattice kernel field has a fused kernel
+		if name == "ode-gerdes" {
+			wantEngine = models.EngineFused
+		}
+		if cfg.EngineName() != wantEngine || cfg.ODE == nil || !models.IsODEPreset(name) {
 			t.Errorf("%s: engine %q, ODE %v", name, cfg.EngineName(), cfg.ODE)
 		}
 	}
@@ -59,7 +63,9 @@ func TestODEPresetErrors(t *testing.T) {
 		{"ode-cnn", 8, func(c *models.Config) { c.ODE.Method = "rk45" }, "method"},
 		{"ode-cnn", 8, func(c *models.Config) { c.ODE.Hidden = nil }, "hidden"},
 		{"ode-gerdes", 8, func(c *models.Config) { c.ODE.Radius = 5 }, "radius"},
-		{"ode-gerdes", 8, func(c *models.Config) { c.Engine = models.EngineFused }, "no fused kernel"},
+		{"ode-cnn", 8, func(c *models.Config) { c.Engine = models.EngineFused }, "no fused kernel"},
+		{"ode-gerdes", 8, func(c *models.Config) { c.ODE.Radius, c.Engine = 1, models.EngineFused }, "no fused kernel"},
+		{"ode-gerdes", 8, func(c *models.Config) { c.Engine = "turbo" }, "want graph or fused"},
 		{"ode-gerdes", 8, func(c *models.Config) { c.ODE.Field = "mlp" }, "velocity field"},
 	} {
 		cfg, err := models.Preset(tc.name, tc.L, 1)

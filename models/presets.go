@@ -40,7 +40,7 @@ type Config struct {
 	InputActNorm bool `json:"input_actnorm,omitempty"`
 	// Engine is how the block bijectors run: EngineGraph (Gorgonia's graph of elementary ops, the reference,
 	// second-order safe) or EngineFused (one hand-written op per block bijector with its backward pass;
-	// only for conditioners with a fused kernel, the mlp ones). Both have the same parameters, so weights
+	// first-order only; the mlp and resmlp conditioners have one). Both have the same parameters, so weights
 	// trained with one load and run with the other. Empty: fused where there is a fused kernel, graph
 	// otherwise (what Preset sets, and what configs saved before the field existed get).
 	Engine string `json:"engine"`
@@ -58,10 +58,10 @@ const (
 // HasFusedKernel reports whether the configured block bijectors have a fused kernel (EngineFused).
 func (c Config) HasFusedKernel() bool {
 	if c.ODE != nil {
-		return false
+		return c.ODE.hasFusedKernel()
 	}
 	s, t, joint := c.conditioners()
-	return !joint && layers.FusedKernel(s, t)
+	return layers.HasFusedKernel(s, t, joint)
 }
 
 // EngineName is the engine the flow runs with: Engine, or the default when it is empty.
@@ -132,7 +132,7 @@ func Preset(name string, L, channels int) (Config, error) {
 	p.Preset, p.L, p.Channels = name, L, channels
 	if p.ODE != nil {
 		p.ODE = p.ODE.clone()
-		p.Engine = EngineGraph
+		p.Engine = p.EngineName()
 		return p, p.Validate()
 	}
 	p.Depths = append([]int(nil), p.Depths...)
@@ -190,7 +190,7 @@ func (c Config) Validate() error {
 	case "", EngineGraph:
 	case EngineFused:
 		if !c.HasFusedKernel() {
-			return fmt.Errorf("models: %s: engine fused: the %s conditioner has no fused kernel (only mlp has); use engine graph", c.Preset, c.Conditioner)
+			return fmt.Errorf("models: %s: engine fused: the %s conditioner has no fused kernel (mlp and resmlp have); use engine graph", c.Preset, c.Conditioner)
 		}
 	default:
 		return fmt.Errorf("models: %s: engine %q, want graph or fused", c.Preset, c.Engine)

@@ -86,6 +86,9 @@ type Config struct {
 	// Comm is the group of processes the batch is split over (see package comm); nil means a single
 	// process. Every rank runs the same Trainer; rank 0 alone writes Out and shows progress.
 	Comm comm.Comm `json:"-"`
+	// FreshBuffers lets the kit's ops allocate their outputs afresh every step instead of recycling them
+	// through each worker's layers.Arena: the reference the recycling is tested against, bit for bit.
+	FreshBuffers bool `json:"-"`
 }
 
 // pcgStream is the second PCG seed word, a fixed odd constant so that Seed alone picks the stream.
@@ -314,9 +317,10 @@ type worker struct {
 	shard    *Shard  // nil for an objective that is not sharded
 	g        *G.ExprGraph
 	vm       G.VM
-	lossVal  G.Value   // filled by a Read node each run
-	gradVals []G.Value // filled by Read nodes each run
-	flat     []float64 // the shard's gradient and loss, weighted by its share of the batch
+	arena    *layers.Arena // the outputs of the kit's ops, recycled from step to step (Reset before each run)
+	lossVal  G.Value       // filled by a Read node each run
+	gradVals []G.Value     // filled by Read nodes each run
+	flat     []float64     // the shard's gradient and loss, weighted by its share of the batch
 }
 
 // mirror is a worker's private copy of the Store's parameters and buffers. Workers other than the first bind
@@ -363,7 +367,14 @@ func (m *mirror) sync() {
 // later ones must bind the same ones in the same order.
 func (t *Trainer) buildWorker(o Objective, n int, bind *layers.Store) (*worker, error) {
 	wk := &worker{obj: o, g: G.NewGraph()}
+	if !t.cfg.FreshBuffers {
+		wk.arena = layers.NewArena()
+	}
 	scope := layers.NewScope(wk.g, bind)
+	// Everything a step leaves for later is copied out of the graph (Read nodes, the gradient copied into
+	// flat, the objective's own Reads for its metrics) before the worker runs again, so the worker can hand
+	// the kit's op outputs back to its arena at the start of every run.
+	scope.SetArena(wk.arena)
 	loss, err := o.Build(scope, n)
 	if err != nil {
 		return nil, fmt.Errorf("train: building the objective (batch %d): %w", n, err)
@@ -748,6 +759,7 @@ func (t *Trainer) runWorker(wk *worker) error {
 		return fmt.Errorf("feeding the objective: %w", err)
 	}
 	defer wk.vm.Reset()
+	wk.arena.Reset()
 	if err := wk.vm.RunAll(); err != nil {
 		return fmt.Errorf("running the graph: %w", err)
 	}

@@ -115,7 +115,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
-		obj = &losses.ReverseKL{Flow: flow, Action: act, Symmetrize: *sym}
+		obj = &losses.ReverseKL{Flow: flow, Action: engineAction(act, cfg), Symmetrize: *sym}
 	case "nll":
 		if *sym {
 			return fmt.Errorf("bench: --symmetrize is for --objective reversekl")

@@ -107,7 +107,7 @@ func TestEngineErrors(t *testing.T) {
 		want string
 	}{
 		{small(filepath.Join(tmp, "a"), "--steps", "2", "--engine", "turbo"), `engine "turbo"`},
-		{small(filepath.Join(tmp, "b"), "--steps", "2", "--preset", "rgflow-tiny", "--engine", "fused"), "no fused kernel"},
+		{small(filepath.Join(tmp, "b"), "--steps", "2", "--preset", "ode-cnn", "--engine", "fused"), "no fused kernel"},
 	} {
 		var out, errb bytes.Buffer
 		if err := runTrain(tc.args, &out, &errb); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -120,7 +120,7 @@ func TestEngineErrors(t *testing.T) {
 	if err := runEval([]string{dir, "--engine", "turbo"}, &out, &errb); err == nil || !strings.Contains(err.Error(), `engine "turbo"`) {
 		t.Errorf("eval --engine turbo: error %v, want one naming the engine", err)
 	}
-	if err := runBench([]string{"--preset", "rgflow-tiny", "--engine", "fused", "--steps", "1"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "no fused kernel") {
-		t.Errorf("bench rgflow-tiny --engine fused: error %v, want no fused kernel", err)
+	if err := runBench([]string{"--preset", "ode-cnn", "--engine", "fused", "--steps", "1"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "no fused kernel") {
+		t.Errorf("bench ode-cnn --engine fused: error %v, want no fused kernel", err)
 	}
 }

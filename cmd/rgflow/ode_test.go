@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,7 +19,7 @@ func TestTrainEvalODEPresets(t *testing.T) {
 	for _, preset := range []string{"ode-gerdes", "ode-cnn", "ode-rg"} {
 		t.Run(preset, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "run")
-			runCmd(t, trainCmd, "lattice", "--L", "4", "--preset", preset, "--ode-steps", "2", "--ode-kinetic", "0.1",
+			runCmd(t, trainCmd, "lattice", "--L", "4", "--preset", preset, "--ode-steps", "2", "--ode-kinetic", "0.1", "--ode-jacobian", "0.05",
 				"--steps", "3", "--batch", "8", "--eval-n", "0", "--symmetrize=false", "--log-every", "1", "--out", dir)
 			raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
 			if err != nil {
@@ -28,15 +29,16 @@ func TestTrainEvalODEPresets(t *testing.T) {
 				Model struct {
 					Preset string `json:"preset"`
 					ODE    *struct {
-						Steps   int     `json:"steps"`
-						Kinetic float64 `json:"kinetic"`
+						Steps    int     `json:"steps"`
+						Kinetic  float64 `json:"kinetic"`
+						Jacobian float64 `json:"jacobian"`
 					} `json:"ode"`
 				} `json:"model"`
 			}
 			if err := json.Unmarshal(raw, &cfg); err != nil {
 				t.Fatal(err)
 			}
-			if cfg.Model.Preset != preset || cfg.Model.ODE == nil || cfg.Model.ODE.Steps != 2 || cfg.Model.ODE.Kinetic != 0.1 {
+			if cfg.Model.Preset != preset || cfg.Model.ODE == nil || cfg.Model.ODE.Steps != 2 || cfg.Model.ODE.Kinetic != 0.1 || cfg.Model.ODE.Jacobian != 0.05 {
 				t.Fatalf("config.json model: %s", raw)
 			}
 			var out, errb bytes.Buffer
@@ -91,9 +93,12 @@ func TestODEFlagErrors(t *testing.T) {
 		{[]string{"--preset", "neuralrg", "--ode-kinetic", "1"}, "--ode-kinetic applies to the ode- presets"},
 		{[]string{"--preset", "ode-gerdes", "--ode-steps", "0"}, "ODE steps"},
 		{[]string{"--preset", "ode-gerdes", "--ode-kinetic", "-1"}, "kinetic-energy weight"},
+		{[]string{"--preset", "neuralrg", "--ode-jacobian", "1"}, "--ode-jacobian applies to the ode- presets"},
+		{[]string{"--preset", "ode-gerdes", "--ode-jacobian", "-1"}, "Jacobian regulariser weight"},
+		{[]string{"--preset", "ode-gerdes", "--engine", "fused", "--ode-jacobian", "1"}, "fused integrator cannot"},
 		{[]string{"--preset", "ode-gerdes", "--L", "6"}, "power of two"},
 		{[]string{"--preset", "ode-gerdes", "--L", "7"}, "L=7, want an even L"},
-		{[]string{"--preset", "ode-gerdes", "--engine", "fused"}, "no fused kernel"},
+		{[]string{"--preset", "ode-cnn", "--engine", "fused"}, "no fused kernel"},
 	} {
 		args := append([]string{"lattice", "--steps", "1", "--out", filepath.Join(t.TempDir(), "x")}, tc.args...)
 		var out, errb bytes.Buffer
@@ -101,5 +106,47 @@ func TestODEFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want one containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestODEJacobianRegulariserWorkers(t *testing.T) {
+	// The Jacobian regulariser's probes are drawn from each sample's own random stream, so the losses of
+	// a run do not depend on how the batch is split over workers (equal to float64 rounding of the
+	// batch means, 1e-9 relative), and once the fields are no longer zero they differ from the run
+	// without the regulariser.
+	losses := func(workers string, jac string) []float64 {
+		dir := filepath.Join(t.TempDir(), "run")
+		runCmd(t, trainCmd, "lattice", "--L", "4", "--preset", "ode-rg", "--ode-steps", "2", "--ode-jacobian", jac,
+			"--steps", "3", "--batch", "8", "--eval-n", "0", "--symmetrize=false", "--log-every", "1", "--workers", workers, "--out", dir)
+		raw, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []float64
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			var m struct {
+				Loss *float64 `json:"loss"`
+			}
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Loss != nil {
+				out = append(out, *m.Loss)
+			}
+		}
+		if len(out) != 3 {
+			t.Fatalf("%d losses in metrics.jsonl, want 3:\n%s", len(out), raw)
+		}
+		return out
+	}
+	one, two, off := losses("1", "0.5"), losses("2", "0.5"), losses("1", "0")
+	for i := range one {
+		if math.Abs(one[i]-two[i]) > 1e-9*(1+math.Abs(one[i])) {
+			t.Errorf("step %d: loss %.15g with 1 worker, %.15g with 2", i+1, one[i], two[i])
+		}
+	}
+	// the fields start at zero (so does the regulariser): compare after two updates
+	if one[2] == off[2] {
+		t.Errorf("third loss %.15g with and without the Jacobian regulariser", one[2])
 	}
 }

@@ -163,7 +163,7 @@ type modelFlags struct {
 	depth, repeat, width, resBlocks int
 	inputActNorm                    bool
 	odeSteps                        int
-	odeKinetic                      float64
+	odeKinetic, odeJacobian         float64
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
@@ -177,9 +177,10 @@ func (f *modelFlags) register(fs *flag.FlagSet, preset string) {
 	fs.StringVar(&f.engine, "engine", "", engineUsage)
 	fs.IntVar(&f.odeSteps, "ode-steps", 0, "fixed RK4 steps over t ∈ [0, 1] of the ode- presets (per level for ode-rg; default: the preset's)")
 	fs.Float64Var(&f.odeKinetic, "ode-kinetic", 0, "weight λ of the kinetic-energy regulariser λ∫|v|²dt added to the loss of the ode- presets (0: off)")
+	fs.Float64Var(&f.odeJacobian, "ode-jacobian", 0, "weight W of the Jacobian regulariser W∫‖εᵀ∂v/∂x‖²dt (Hutchinson's estimate of the Frobenius norm, a fresh Gaussian probe ε per sample and integration) added to the reverse-KL loss of the ode- presets (0: off)")
 }
 
-const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where the conditioner has a fused kernel, mlp; graph otherwise)"
+const engineUsage = "graph or fused: run the block bijectors as Gorgonia's graph of elementary ops or as one fused op with a hand-written backward pass (same parameters, same numbers; default: fused where there is a fused kernel, the mlp and resmlp conditioners and the ode-gerdes kernel field; graph otherwise)"
 
 // overrideEngine applies --engine (when given) to a model config loaded from a run, and validates it.
 func overrideEngine(m *models.Config, engine, cmd string) error {
@@ -243,6 +244,18 @@ func (f *modelFlags) apply(m *models.Config, set map[string]bool, rebuild bool, 
 			return fmt.Errorf("%s: --ode-kinetic applies to the ode- presets, not %s", cmd, m.Preset)
 		}
 		m.ODE.Kinetic = f.odeKinetic
+	}
+	if set["ode-jacobian"] {
+		if m.ODE == nil {
+			return fmt.Errorf("%s: --ode-jacobian applies to the ode- presets, not %s", cmd, m.Preset)
+		}
+		if cmd == "train images" && f.odeJacobian != 0 {
+			return fmt.Errorf("%s: --ode-jacobian applies to the reverse-KL loss of train lattice; the image likelihood takes no regularisers", cmd)
+		}
+		m.ODE.Jacobian = f.odeJacobian
+		if m.ODE.Jacobian > 0 && !set["engine"] && m.Engine == models.EngineFused {
+			m.Engine = models.EngineGraph // the regulariser needs second derivatives, which the fused ODE lacks
+		}
 	}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
@@ -412,7 +425,7 @@ type weightChoice struct {
 func (w *weightChoice) register(fs *flag.FlagSet, log io.Writer) {
 	w.log = log
 	fs.BoolVar(&w.ema, "ema", true, "use the moving average of the weights when the checkpoint has one (--ema=false: the raw weights)")
-	fs.StringVar(&w.engine, "engine", "", "graph or fused: run the flow with this engine instead of the run's (the same parameters and numbers; fused only for mlp conditioners)")
+	fs.StringVar(&w.engine, "engine", "", "graph or fused: run the flow with this engine instead of the run's (the same parameters and numbers; fused only for mlp and resmlp conditioners)")
 }
 
 // loadWeights binds the flow's parameters into store, loads the newest checkpoint's weights (the moving
@@ -535,6 +548,15 @@ func (t *trainSpec) resolveHorizon(reschedule bool) string {
 	return ""
 }
 
+// engineAction is the action as the objective's graph should hold it: its fused op by default, its
+// elementary-op graph with --engine graph (the reference every fused kernel is tested against).
+func engineAction(act lattice.Action, m models.Config) lattice.Action {
+	if m.EngineName() == models.EngineGraph {
+		return lattice.GraphForm(act)
+	}
+	return act
+}
+
 // latticeModel builds a run's action, flow and (empty) store.
 func (r *latticeRun) latticeModel(cmd string) (lattice.Action, *models.Flow, *layers.Store, error) {
 	act, err := r.Physics.build(cmd)
@@ -566,7 +588,7 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	if run.Train.Symmetrize && !act.Z2() {
 		return fmt.Errorf("train lattice: --symmetrize needs a Z₂-symmetric action; %s is not", act.Name())
 	}
-	obj := &losses.ReverseKL{Flow: flow, Action: act, Symmetrize: run.Train.Symmetrize,
+	obj := &losses.ReverseKL{Flow: flow, Action: engineAction(act, run.Model), Symmetrize: run.Train.Symmetrize,
 		BetaStart: run.Train.BetaStart, BetaSteps: run.Train.BetaSteps}
 	out := f.session.dir(fmt.Sprintf("%s-L%d", run.Physics.Action, run.Physics.L))
 	what := fmt.Sprintf("%s (%s engine) on %s L=%d %v (%s", run.Model.Preset, run.Model.EngineName(), act.Name(), act.Size(), act.Params(), flow.Hier.String())

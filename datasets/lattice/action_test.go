@@ -66,12 +66,17 @@ func randomField(rng *rand.Rand, n int, scale float64) []float64 {
 // graphEval builds a graph for batch B at dtype dt, evaluates the action on fields and its gradient with
 // respect to the input, and returns S per sample and ∂(Σ_b S_b)/∂φ flattened (B·C·L·L).
 func graphEval(t *testing.T, a Action, dt tensor.Dtype, fields [][]float64) (S, grad []float64) {
+	return graphEvalWith(t, a, a.Action, dt, fields)
+}
+
+// graphEvalWith is graphEval with the graph built by build (a.Action, or the φ⁴ actions' ActionGraph).
+func graphEvalWith(t *testing.T, a Action, build func(*layers.Scope, *G.Node) (*G.Node, error), dt tensor.Dtype, fields [][]float64) (S, grad []float64) {
 	t.Helper()
 	B, C, L := len(fields), a.Channels(), a.Size()
 	g := G.NewGraph()
 	s := layers.NewScope(g, layers.NewStore(dt, 0))
 	phi := s.Input("phi", B, C, L, L)
-	out, err := a.Action(s, phi)
+	out, err := build(s, phi)
 	if err != nil {
 		t.Fatalf("%s: Action: %v", a.Name(), err)
 	}
@@ -126,32 +131,40 @@ func TestActionGraphMatchesHost(t *testing.T) {
 					}
 				}
 			}
-			S, grad := graphEval(t, a, dt, fields)
-			force := make([]float64, n)
-			var worstS, worstF float64
-			for b, f := range fields {
-				want := a.Eval(f)
-				scale := math.Max(math.Abs(want), float64(a.Size()*a.Size()))
-				worstS = math.Max(worstS, math.Abs(S[b]-want)/scale)
-				if math.Abs(S[b]-want) > tol*scale {
-					t.Errorf("%s %v sample %d: graph S = %.15g, host S = %.15g (rel diff %.3g)",
-						ta.name, dt, b, S[b], want, math.Abs(S[b]-want)/scale)
-				}
-				a.Force(force, f)
-				fmax := 1.0
-				for _, v := range force {
-					fmax = math.Max(fmax, math.Abs(v))
-				}
-				var worst float64
-				for i, v := range force {
-					worst = math.Max(worst, math.Abs(grad[b*n+i]+v))
-				}
-				worstF = math.Max(worstF, worst/fmax)
-				if worst > tol*fmax {
-					t.Errorf("%s %v sample %d: max |∂S/∂φ (graph) + Force| = %.3g (max |F| %.3g)", ta.name, dt, b, worst, fmax)
-				}
+			builds := []func(*layers.Scope, *G.Node) (*G.Node, error){a.Action}
+			if ga, ok := a.(interface {
+				ActionGraph(*layers.Scope, *G.Node) (*G.Node, error)
+			}); ok { // the fused op's reference: the graph of elementary ops
+				builds = append(builds, ga.ActionGraph)
 			}
-			t.Logf("%-18s %v: max rel |S_graph − S_host| = %.2g, max rel |∇S_graph + F| = %.2g", ta.name, dt, worstS, worstF)
+			for _, build := range builds {
+				S, grad := graphEvalWith(t, a, build, dt, fields)
+				force := make([]float64, n)
+				var worstS, worstF float64
+				for b, f := range fields {
+					want := a.Eval(f)
+					scale := math.Max(math.Abs(want), float64(a.Size()*a.Size()))
+					worstS = math.Max(worstS, math.Abs(S[b]-want)/scale)
+					if math.Abs(S[b]-want) > tol*scale {
+						t.Errorf("%s %v sample %d: graph S = %.15g, host S = %.15g (rel diff %.3g)",
+							ta.name, dt, b, S[b], want, math.Abs(S[b]-want)/scale)
+					}
+					a.Force(force, f)
+					fmax := 1.0
+					for _, v := range force {
+						fmax = math.Max(fmax, math.Abs(v))
+					}
+					var worst float64
+					for i, v := range force {
+						worst = math.Max(worst, math.Abs(grad[b*n+i]+v))
+					}
+					worstF = math.Max(worstF, worst/fmax)
+					if worst > tol*fmax {
+						t.Errorf("%s %v sample %d: max |∂S/∂φ (graph) + Force| = %.3g (max |F| %.3g)", ta.name, dt, b, worst, fmax)
+					}
+				}
+				t.Logf("%-18s %v: max rel |S_graph − S_host| = %.2g, max rel |∇S_graph + F| = %.2g", ta.name, dt, worstS, worstF)
+			}
 		}
 	}
 }

@@ -202,8 +202,22 @@ func forceLaplacian(dst, phi []float64, L int, a, b float64) {
 	}
 }
 
-// Action is the graph form: phi (B, C, L, L) → S per sample (B), in the scope's dtype.
+// Action is the graph form: phi (B, C, L, L) → S per sample (B), in the scope's dtype, as one fused op
+// (the host formulas, in float64) with a one-op gradient; differentiable once (see ActionGraph).
 func (p *phi4Core) Action(s *layers.Scope, phi *G.Node) (*G.Node, error) {
+	if err := checkGraphInput(p.name, s, phi, p.C, p.L); err != nil {
+		return nil, err
+	}
+	out, err := G.ApplyOp(phi4Op{p}, phi)
+	if err != nil {
+		return nil, fmt.Errorf("lattice: %s: graph action: %w", p.name, err)
+	}
+	return out, nil
+}
+
+// ActionGraph is Action built from Gorgonia's elementary ops (periodic shifts, differences, squares, sums):
+// the reference the fused op is tested against, and twice differentiable.
+func (p *phi4Core) ActionGraph(s *layers.Scope, phi *G.Node) (*G.Node, error) {
 	if err := checkGraphInput(p.name, s, phi, p.C, p.L); err != nil {
 		return nil, err
 	}
