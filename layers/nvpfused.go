@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"hash"
 	"slices"
-	"sync"
 	"unsafe"
 
 	"github.com/chewxy/hm"
@@ -27,7 +26,7 @@ import (
 //
 // out is differentiable with respect to x and the parameters (not acts), so Gorgonia schedules the
 // backward op after the forward op that made its activations, and a forward run of the same op on
-// another batch in between cannot change them. The activation buffers are recycled (nvpPool) only after
+// another batch in between cannot change them. The activation buffers are recycled (leasePool) only after
 // every reader of a run has read them; a reader handed activations that were already released fails with
 // an error instead of computing with someone else's numbers.
 //
@@ -152,7 +151,7 @@ func (r *RealNVP) applyFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Nod
 		plan.couplings = append(plan.couplings, cp)
 	}
 	plan.layout()
-	fwd := &nvpOp{plan: plan, pool: &nvpPool{readers: 1}}
+	fwd := &nvpOp{plan: plan, pool: &leasePool{readers: 1}}
 	acts, err := G.ApplyOp(fwd, inputs...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layers: fused RealNVP %s: %w", s.Prefix(), err)
@@ -173,76 +172,12 @@ func (r *RealNVP) applyFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Nod
 	return y, ld, err
 }
 
-// nvpPool recycles a fused op's activation buffers. Every forward run leases a buffer to the tensor it
-// returns; each reader of that tensor (the unpacking op and every backward op built on it) checks in once,
-// and the last one returns the buffer. A reader that finds no lease for its tensor (already fully read, or
-// dropped because too many runs were outstanding) fails. Leases of runs whose readers never all run (a
-// machine over part of the graph) are dropped after maxNVPLeases newer runs; their buffers are then left
-// to the garbage collector.
-type nvpPool struct {
-	mu      sync.Mutex
-	readers int // set while the graph is built: 1 + the number of backward ops
-	free    []any
-	leases  []nvpLease
-}
-
-type nvpLease struct {
-	t    *tensor.Dense
-	acts any // *nvpActs[T], the views of t's buffer
-	left int
-}
-
-const maxNVPLeases = 8
-
-// poolActs returns a free activation buffer of plan (with its views), or a new one.
-func poolActs[T float](p *nvpPool, plan *nvpPlan) *nvpActs[T] {
-	p.mu.Lock()
-	for i := len(p.free) - 1; i >= 0; i-- {
-		if a, ok := p.free[i].(*nvpActs[T]); ok {
-			p.free = slices.Delete(p.free, i, i+1)
-			p.mu.Unlock()
-			return a
-		}
+// poolActs returns a free activation buffer of plan (with its views) from the op's lease pool, or a new one.
+func poolActs[T float](p *leasePool, plan *nvpPlan) *nvpActs[T] {
+	if a, ok := takeFree[*nvpActs[T]](p); ok {
+		return a
 	}
-	p.mu.Unlock()
 	return viewActs(plan, make([]T, plan.total*plan.n))
-}
-
-// lease records that t, backed by the buffer of acts, holds a run that p.readers readers will read.
-func (p *nvpPool) lease(t *tensor.Dense, acts any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.leases) == maxNVPLeases {
-		p.leases = slices.Delete(p.leases, 0, 1)
-	}
-	p.leases = append(p.leases, nvpLease{t: t, acts: acts, left: p.readers})
-}
-
-// checkIn records one read of t, done; the last read returns t's buffer to the pool.
-func (p *nvpPool) checkIn(t *tensor.Dense) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for i := range p.leases {
-		if p.leases[i].t == t {
-			if p.leases[i].left--; p.leases[i].left == 0 {
-				p.free = append(p.free, p.leases[i].acts)
-				p.leases = slices.Delete(p.leases, i, i+1)
-			}
-			return
-		}
-	}
-}
-
-// leased returns the views of t's buffer if it still holds the run that made t, else nil.
-func (p *nvpPool) leased(t *tensor.Dense) any {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, l := range p.leases {
-		if l.t == t {
-			return l.acts
-		}
-	}
-	return nil
 }
 
 // actsOf checks that v is an activation tensor of op's plan that is still leased and returns its views
@@ -269,7 +204,7 @@ func shapeOfValue(v G.Value) []int {
 // nvpOp computes the stack's activation tensor (plan.total, n): [y; log-det; activations; scratch].
 type nvpOp struct {
 	plan *nvpPlan
-	pool *nvpPool
+	pool *leasePool
 }
 
 func (op *nvpOp) Arity() int { return 1 + len(op.plan.shapes) }

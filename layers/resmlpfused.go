@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"hash"
 	"math"
-	"slices"
-	"sync"
 	"unsafe"
 
 	"github.com/chewxy/hm"
@@ -31,7 +29,7 @@ import (
 // parameters "v" and "g" at the start of every forward and backward run (cheap: a few thousand weights). For
 // every swish the forward pass stores the activation a = swish(z) and its derivative swish'(z); the backward
 // pass needs nothing else from the hidden layers (the residual sums need no values). The op writes into a
-// buffer of its own workspace (resPool), recycled after every reader of a run has read it, and the unpacked
+// buffer of its own workspace (leasePool), recycled after every reader of a run has read it, and the unpacked
 // output and the gradients come from the scope's Arena when it has one, so a training step allocates
 // nothing per step in the steady state. The fused op is first-order only:
 // its backward node has no derivative of its own, and Grad refuses a cost that depends on it.
@@ -205,7 +203,7 @@ func (r *RealNVP) applyResFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.
 	}
 	plan.shapes = shapes
 	plan.layout()
-	fwd := &resOp{plan: plan, pool: &resPool{readers: 1}}
+	fwd := &resOp{plan: plan, pool: &leasePool{readers: 1}}
 	acts, err := G.ApplyOp(fwd, inputs...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layers: fused residual RealNVP %s: %w", s.Prefix(), err)
@@ -226,76 +224,12 @@ func (r *RealNVP) applyResFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.
 	return y, ld, err
 }
 
-// resPool recycles a fused op's workspaces (the activation buffer and the effective weights). Every forward
-// run leases a workspace to the tensor it returns; each reader of that tensor (the unpacking op and every
-// backward op built on it) checks in once, and the last one returns the workspace. A reader that finds no
-// lease for its tensor (already fully read, or dropped because too many runs were outstanding) fails.
-// Leases of runs whose readers never all run (a machine over part of the graph) are dropped after
-// maxResLeases newer runs; their workspaces are then left to the garbage collector.
-type resPool struct {
-	mu      sync.Mutex
-	readers int // set while the graph is built: 1 + the number of backward ops
-	free    []any
-	leases  []resLease
-}
-
-type resLease struct {
-	t    *tensor.Dense
-	ws   any // *resWork[T]
-	left int
-}
-
-const maxResLeases = 8
-
-// get returns a free workspace of plan for T, or a new one.
-func resGet[T float](p *resPool, plan *resPlan) *resWork[T] {
-	p.mu.Lock()
-	for i := len(p.free) - 1; i >= 0; i-- {
-		if a, ok := p.free[i].(*resWork[T]); ok {
-			p.free = slices.Delete(p.free, i, i+1)
-			p.mu.Unlock()
-			return a
-		}
+// resGet returns a free workspace of plan for T from the op's lease pool, or a new one.
+func resGet[T float](p *leasePool, plan *resPlan) *resWork[T] {
+	if w, ok := takeFree[*resWork[T]](p); ok {
+		return w
 	}
-	p.mu.Unlock()
 	return newResWork[T](plan)
-}
-
-// lease records that t, backed by ws's buffer, holds a run that p.readers readers will read.
-func (p *resPool) lease(t *tensor.Dense, ws any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.leases) == maxResLeases {
-		p.leases = slices.Delete(p.leases, 0, 1)
-	}
-	p.leases = append(p.leases, resLease{t: t, ws: ws, left: p.readers})
-}
-
-// checkIn records one read of t, done; the last read returns t's workspace to the pool.
-func (p *resPool) checkIn(t *tensor.Dense) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for i := range p.leases {
-		if p.leases[i].t == t {
-			if p.leases[i].left--; p.leases[i].left == 0 {
-				p.free = append(p.free, p.leases[i].ws)
-				p.leases = slices.Delete(p.leases, i, i+1)
-			}
-			return
-		}
-	}
-}
-
-// leased returns the workspace of t if it still holds the run that made t, else nil.
-func (p *resPool) leased(t *tensor.Dense) any {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, l := range p.leases {
-		if l.t == t {
-			return l.ws
-		}
-	}
-	return nil
 }
 
 // workOf checks that v is an activation tensor of op's plan that is still leased and returns its workspace.
@@ -315,7 +249,7 @@ func (op *resOp) workOf(who fmt.Stringer, v G.Value) (*tensor.Dense, any, error)
 // resOp computes the stack's activation tensor (plan.total, n): [y; log-det; activations; scratch].
 type resOp struct {
 	plan *resPlan
-	pool *resPool
+	pool *leasePool
 }
 
 func (op *resOp) Arity() int { return 1 + len(op.plan.shapes) }
