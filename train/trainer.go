@@ -775,7 +775,11 @@ func (t *Trainer) runWorker(wk *worker) error {
 	for i, v := range wk.gradVals {
 		d, ok := v.(*tensor.Dense)
 		if !ok || d.Shape().TotalSize() != t.sizes[i] {
-			return fmt.Errorf("gradient of %q is a %T, want a *tensor.Dense of %d values", t.names[i], v, t.sizes[i])
+			shape := "no shape"
+			if tt, isT := v.(tensor.Tensor); isT {
+				shape = fmt.Sprintf("shape %v", tt.Shape())
+			}
+			return fmt.Errorf("gradient of %q is a %T (%s), want a *tensor.Dense of %d values", t.names[i], v, shape, t.sizes[i])
 		}
 		dst := wk.flat[off : off+t.sizes[i]]
 		switch x := d.Data().(type) {
