@@ -75,7 +75,7 @@ func newArenaRig(t *testing.T, store *layers.Store, arena *layers.Arena) *arenaR
 	for i, gn := range grads {
 		G.Read(gn, &r.vals[1+i])
 	}
-	r.m = G.NewTapeMachine(g)
+	r.m = layers.MustNewTapeMachine(g)
 	return r
 }
 

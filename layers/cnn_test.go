@@ -90,7 +90,7 @@ func cnnFunc(store *layers.Store, net layers.CNN, emb []float64, e int) layerste
 		if err != nil {
 			return nil, nil, err
 		}
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		defer m.Close()
 		if err := m.RunAll(); err != nil {
 			return nil, nil, err

@@ -167,7 +167,7 @@ func runForward(t *testing.T, c convCase, dt tensor.Dtype, v [][]float64) ([]flo
 	if err != nil {
 		t.Fatalf("%s: %v", c.name, err)
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := m.RunAll(); err != nil {
 		t.Fatalf("%s: %v", c.name, err)
@@ -289,7 +289,7 @@ func TestUpsample2x(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := m.RunAll(); err != nil {
 		t.Fatal(err)
@@ -525,7 +525,7 @@ func TestConvLargeMatchesNaive(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					m := G.NewTapeMachine(g)
+					m := layers.MustNewTapeMachine(g)
 					defer m.Close()
 					if err := m.RunAll(); err != nil {
 						t.Fatal(err)

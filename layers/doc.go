@@ -136,14 +136,23 @@
 //     through G.Read. tensor.Dense.Data() allocates through reflection: use Float32s/Float64s.
 //  8. Graph nodes are deduplicated by a 32-bit hash, and on a hash match by comparing op, type, shape and
 //     the number of children, not the children themselves (equalities.go, nodeEq): a hash collision
-//     between two nodes of the same op and shape merges distinct computations silently. Long unrolled
-//     graphs (an ODE with 32 RK4 steps has tens of thousands of nodes) make collisions likelier; a 32-step
-//     graph of the kernel field once failed at run time with an input of the wrong size, which a
-//     reformulation with fewer nodes removed. The ODE tests compare against independent results.
+//     between two nodes of the same op and shape merges distinct computations silently. The chance is
+//     small (only nodes of the same op, type and shape can be merged; the fused neuralrg graph has 56 such
+//     pairs, a 10⁻⁸ chance), but it is not zero. The compiler's collision (10) is the likelier one.
 //  9. G.Sum over two trailing axes at once (G.Sum(x, 2, 3) on a (B, C, H, W) node) gave a wrong derivative
 //     for C > 1 inside the effective-action score's graph (the gradient landed on the wrong channel; the
 //     score test against finite differences of the host action, with C = 2, catches it), while summing one
 //     axis at a time was right. Small standalone probes (a weighted square of the sum, a channel sum after
 //     it, a second path from x) did not reproduce it, so the trigger is narrower than "any multi-axis Sum":
-//     sum one axis at a time wherever the result is differentiated.
+//     sum one axis at a time wherever the result is differentiated. (A collision of the kind
+//     in 10 in that one graph would explain it too; the probe predates the guard.)
+//  10. The tape machine's compiler numbers values by the nodes' 32-bit hashes alone (analysis.go,
+//     dataflow.vn): ANY two distinct nodes whose hashes collide are compiled as one, whatever their op or
+//     shape, and readers of the second read the first one's value. With N nodes that happens with
+//     probability about N²/2³³ (1 in 1,800 for the 2,200-node fused neuralrg gradient graph; 1 in 240 for
+//     6,000 nodes); fused ops hash their plan's address, so every process draws anew. Seen as a gradient of
+//     the wrong size (a bias gradient read as a 3×64 x-gradient segment) about once in a thousand runs, and
+//     once in an unrolled 32-step ODE graph as an input of the wrong size. NewTapeMachine (package tape)
+//     gives every node that repeats an earlier node's hash a fresh one before compiling; every machine of
+//     the kit is built through it, and a test fails on any direct G.NewTapeMachine call in the repository.
 package layers

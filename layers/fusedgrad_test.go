@@ -38,7 +38,7 @@ func gradsOf(t *testing.T, dt tensor.Dtype, shapes [][]int, vals [][]float64, c 
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := m.RunAll(); err != nil {
 		t.Fatal(err)

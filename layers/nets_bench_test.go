@@ -37,7 +37,7 @@ func benchStep(b *testing.B, dt tensor.Dtype, shape []int, f func(s *layers.Scop
 	if _, err := layers.Grad(loss, append(params, x)...); err != nil {
 		b.Fatal(err)
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -53,7 +53,7 @@ func fusedCase(t *testing.T, r *RealNVP, store *Store, x, w, v []float64, dim, n
 	for i, nm := range names {
 		keep("grad/"+nm, grads[i+1])
 	}
-	m := G.NewTapeMachine(g)
+	m := MustNewTapeMachine(g)
 	defer m.Close()
 	if err := G.Let(xn, NewDense(dt, []int{dim, n}, x)); err != nil {
 		t.Fatal(err)
@@ -160,7 +160,7 @@ func BenchmarkFusedVsUnfused(b *testing.B) {
 			if _, err := Grad(loss, params...); err != nil {
 				b.Fatal(err)
 			}
-			m := G.NewTapeMachine(g)
+			m := MustNewTapeMachine(g)
 			defer m.Close()
 			xv := NewDense(tensor.Float32, []int{4, n}, nil)
 			b.ReportAllocs()
@@ -263,7 +263,7 @@ func newFusedMachine(t *testing.T, r *RealNVP, store *Store, dim, n int, inverse
 			keep("grad/"+nm, grads[i+1])
 		}
 	}
-	fm.m = G.NewTapeMachine(g)
+	fm.m = MustNewTapeMachine(g)
 	return fm
 }
 

@@ -87,7 +87,7 @@ func fusedRun(t *testing.T, tc fusedCase, store *layers.Store, fused bool, x, cx
 	for i, n := range outs {
 		G.Read(n, &vals[i])
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := G.Let(xn, layers.NewDense(dt, tc.shape, x)); err != nil {
 		t.Fatal(err)
@@ -327,7 +327,7 @@ func TestFusedODEWithArena(t *testing.T) {
 	ar := layers.NewArena()
 	ga, xa, outsA := build(ar)
 	gf, xf, outsF := build(nil)
-	ma, mf := G.NewTapeMachine(ga), G.NewTapeMachine(gf)
+	ma, mf := layers.MustNewTapeMachine(ga), layers.MustNewTapeMachine(gf)
 	defer ma.Close()
 	defer mf.Close()
 	rng := rand.New(rand.NewPCG(8, 9))

@@ -38,7 +38,7 @@ func BenchmarkKernelField(b *testing.B) {
 				if _, err := Grad(loss, append(params, x)...); err != nil {
 					b.Fatal(err)
 				}
-				m := G.NewTapeMachine(g)
+				m := MustNewTapeMachine(g)
 				defer m.Close()
 				xv := NewDense(tensor.Float64, shape, make([]float64, batch*L*L))
 				cpu0 := processCPU()
@@ -86,7 +86,7 @@ func TestLinComb(t *testing.T) {
 	G.Read(l, &lv)
 	G.Read(grads[0], &ga)
 	G.Read(grads[1], &gb)
-	m := G.NewTapeMachine(g)
+	m := MustNewTapeMachine(g)
 	defer m.Close()
 	G.Let(a, NewDense(tensor.Float64, shape, av))
 	G.Let(b, NewDense(tensor.Float64, shape, r))
@@ -127,7 +127,7 @@ func BenchmarkCNNField(b *testing.B) {
 	if _, err := Grad(loss, append(params, x)...); err != nil {
 		b.Fatal(err)
 	}
-	m := G.NewTapeMachine(g)
+	m := MustNewTapeMachine(g)
 	defer m.Close()
 	xv := NewDense(tensor.Float64, shape, make([]float64, batch*L*L))
 	cpu0 := processCPU()

@@ -77,7 +77,7 @@ func TestHutchinsonJacobianNormExpectation(t *testing.T) {
 				}
 				var ev G.Value
 				G.Read(est, &ev)
-				m := G.NewTapeMachine(g)
+				m := layers.MustNewTapeMachine(g)
 				defer m.Close()
 				G.Let(xn, layers.NewDense(tensor.Float64, shape, xs))
 				G.Let(en, layers.NewDense(tensor.Float64, shape, probes))
@@ -232,7 +232,7 @@ func TestODEJacobianRegulariserParamGradient(t *testing.T) {
 				for i, n := range extra {
 					G.Read(n, &vals[1+i])
 				}
-				m := G.NewTapeMachine(g)
+				m := layers.MustNewTapeMachine(g)
 				defer m.Close()
 				G.Let(xn, layers.NewDense(tensor.Float64, shape, x))
 				if err := m.RunAll(); err != nil {

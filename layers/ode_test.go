@@ -58,7 +58,7 @@ func runNodes(t testing.TB, store *layers.Store, shape []int, x []float64, build
 	for i, o := range outs {
 		G.Read(o, &vals[i])
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := G.Let(xn, layers.NewDense(store.Dtype(), shape, x)); err != nil {
 		t.Fatal(err)
@@ -234,7 +234,7 @@ func TestVelocityFieldDivergenceBruteForce(t *testing.T) {
 			var gv, dv G.Value
 			G.Read(gr[0], &gv)
 			G.Read(div, &dv)
-			m := G.NewTapeMachine(g)
+			m := layers.MustNewTapeMachine(g)
 			defer m.Close()
 			trace := make([]float64, 2)
 			var divs []float64
@@ -465,7 +465,7 @@ func TestHutchinsonDivergence(t *testing.T) {
 	}
 	var ev G.Value
 	G.Read(est, &ev)
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	exact := runNodes(t, store, shape, x, func(s *layers.Scope, x *G.Node) ([]*G.Node, error) {
 		_, d, err := f.Velocity(s, x, 0.5)
@@ -544,7 +544,7 @@ func TestCircConv(t *testing.T) {
 		}
 		var ov G.Value
 		G.Read(out, &ov)
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		if err := m.RunAll(); err != nil {
 			t.Fatal(err)
 		}
@@ -619,7 +619,7 @@ func TestBlockMLPFieldDivergence(t *testing.T) {
 	var gv, dv G.Value
 	G.Read(gr[0], &gv)
 	G.Read(div, &dv)
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	trace := make([]float64, n)
 	var divs []float64

@@ -104,7 +104,7 @@ func TestGorgoniaLogSumExpBroken(t *testing.T) {
 			t.Logf("G.LogSumExp(x (3,4), %d) errors: %v", axis, err)
 			continue
 		}
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		err = m.RunAll()
 		m.Close()
 		if err != nil {

@@ -154,7 +154,7 @@ func evalNodes(t testing.TB, dt tensor.Dtype, shapes [][]int, vals [][]float64, 
 	if y.Dtype() != dt {
 		t.Fatalf("output dtype %v, want %v", y.Dtype(), dt)
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := m.RunAll(); err != nil {
 		t.Fatal(err)
@@ -409,7 +409,7 @@ func TestActivationsThirdOrderGraph(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		if err := m.RunAll(); err != nil {
 			t.Fatal(err)
 		}
@@ -582,7 +582,7 @@ func TestGradClearsDerivs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		if err := m.RunAll(); err != nil {
 			t.Fatal(err)
 		}

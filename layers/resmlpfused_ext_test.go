@@ -71,7 +71,7 @@ func TestFusedResMLPArena(t *testing.T) {
 			for i, gn := range grads {
 				G.Read(gn, &r.vals[1+i])
 			}
-			r.m = G.NewTapeMachine(g)
+			r.m = layers.MustNewTapeMachine(g)
 			return r
 		}
 		arena := layers.NewArena()

@@ -372,7 +372,7 @@ func BenchmarkFusedResMLP(b *testing.B) {
 			if _, err := Grad(loss, params...); err != nil {
 				b.Fatal(err)
 			}
-			m := G.NewTapeMachine(g)
+			m := MustNewTapeMachine(g)
 			defer m.Close()
 			xv := NewDense(tensor.Float32, []int{16, n}, randVec(rand.New(rand.NewPCG(1, 2)), 16*n))
 			b.ReportAllocs()

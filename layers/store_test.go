@@ -28,7 +28,7 @@ func linearGraph(t *testing.T, store *Store, batch int, withGrad bool) (*G.Node,
 			t.Fatal(err)
 		}
 	}
-	return x, y, grads, names, G.NewTapeMachine(g)
+	return x, y, grads, names, MustNewTapeMachine(g)
 }
 
 func runLinear(t *testing.T, x, y *G.Node, m G.VM, in []float64, dt tensor.Dtype) []float64 {

@@ -229,7 +229,7 @@ func graphFunc(f func(x *G.Node) (*G.Node, error)) layerstest.FieldFunc {
 		if err != nil {
 			return nil, nil, err
 		}
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		defer m.Close()
 		if err := m.RunAll(); err != nil {
 			return nil, nil, err

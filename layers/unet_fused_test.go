@@ -168,7 +168,7 @@ func TestUNetFusedEqualsUnfused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		if err := m.RunAll(); err != nil {
 			t.Fatal(err)
 		}

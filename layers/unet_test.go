@@ -104,7 +104,7 @@ func TestUNetGradient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		run := func() float64 {
 			if err := m.RunAll(); err != nil {
 				t.Fatal(err)

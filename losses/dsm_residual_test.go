@@ -62,7 +62,7 @@ func TestDSMResidualLoss(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		vm := G.NewTapeMachine(g)
+		vm := layers.MustNewTapeMachine(g)
 		rng := rand.New(rand.NewPCG(5, 6))
 		vals := make([]float64, 0, n/B)
 		for range n / B { // one epoch: every sample once

@@ -124,7 +124,7 @@ func checkDSMGraph(t *testing.T, d *DSM) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm := G.NewTapeMachine(g)
+	vm := layers.MustNewTapeMachine(g)
 	defer vm.Close()
 	if err := d.Feed(rand.New(rand.NewPCG(1, 1))); err != nil {
 		t.Fatal(err)
@@ -309,7 +309,7 @@ func checkDSMSecondOrder(t *testing.T, d *DSM) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm := G.NewTapeMachine(g)
+	vm := layers.MustNewTapeMachine(g)
 	defer vm.Close()
 	if err := d.Feed(rand.New(rand.NewPCG(4, 4))); err != nil {
 		t.Fatal(err)

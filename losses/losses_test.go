@@ -33,7 +33,7 @@ func TestReverseKLAtIdentityMatchesHost(t *testing.T) {
 		}
 		var lv G.Value
 		G.Read(loss, &lv)
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		if err := obj.Feed(rand.New(rand.NewPCG(2, 2))); err != nil {
 			t.Fatal(err)
 		}

@@ -107,7 +107,7 @@ func TestNLLIdentityBitsPerDim(t *testing.T) {
 		}
 		var lv G.Value
 		G.Read(loss, &lv)
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		if err := obj.Feed(nil); err != nil { // fixed u, no flips: no randomness needed
 			t.Fatal(err)
 		}

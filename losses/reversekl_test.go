@@ -73,7 +73,7 @@ func newSymKL(t *testing.T, sym bool) *symKL {
 		t.Fatal(err)
 	}
 	G.Read(loss, &k.loss)
-	k.m = G.NewTapeMachine(g)
+	k.m = layers.MustNewTapeMachine(g)
 	t.Cleanup(func() { k.m.Close() })
 	return k
 }

@@ -39,7 +39,7 @@ func BenchmarkNeuralRGForwardBackward(b *testing.B) {
 				if _, err := layers.Grad(loss, params...); err != nil {
 					b.Fatal(err)
 				}
-				m := G.NewTapeMachine(g)
+				m := layers.MustNewTapeMachine(g)
 				defer m.Close()
 				zv := layers.NewDense(dt, f.Shape(batch), nil)
 				rng := rand.New(rand.NewPCG(2, 2))

@@ -70,7 +70,7 @@ func engineRun(t *testing.T, cfg Config, engine string, store *layers.Store, z, 
 	for i, nm := range names {
 		keep("grad/"+nm, grads[i])
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := G.Let(zn, layers.NewDense(dt, f.Shape(batch), z)); err != nil {
 		t.Fatal(err)

@@ -79,7 +79,9 @@ func NewSampler(f *Flow, store *layers.Store, batch int) (*Sampler, error) {
 		zVal: tensor.New(tensor.WithShape(f.Shape(batch)...), tensor.Of(store.Dtype()))}
 	G.Read(x, &sm.xv)
 	G.Read(logq, &sm.lqv)
-	sm.m = G.NewTapeMachine(g)
+	if sm.m, err = layers.NewTapeMachine(g); err != nil {
+		return nil, fmt.Errorf("models: sampler: %w", err)
+	}
 	return sm, nil
 }
 
@@ -140,7 +142,9 @@ func NewEncoder(f *Flow, store *layers.Store, batch int) (*Encoder, error) {
 	e := &Encoder{flow: f, x: x, xVal: tensor.New(tensor.WithShape(f.Shape(batch)...), tensor.Of(store.Dtype()))}
 	G.Read(z, &e.zv)
 	G.Read(logq, &e.lqv)
-	e.m = G.NewTapeMachine(g)
+	if e.m, err = layers.NewTapeMachine(g); err != nil {
+		return nil, fmt.Errorf("models: encoder: %w", err)
+	}
 	return e, nil
 }
 

@@ -155,7 +155,7 @@ func TestPriorLogProb(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		if err := G.Let(zn, layers.NewDense(tensor.Float64, []int{1, 1, 4, 4}, z)); err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +228,7 @@ func TestSamplerLogQMatchesLogProb(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := G.Let(xn, layers.NewDense(tensor.Float64, f.Shape(5), x)); err != nil {
 		t.Fatal(err)

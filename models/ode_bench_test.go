@@ -63,7 +63,7 @@ func benchODEGerdes(b *testing.B, engine string, dt tensor.Dtype) {
 		if _, err := layers.Grad(loss, params...); err != nil {
 			b.Fatal(err)
 		}
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		defer m.Close()
 		rng := rand.New(rand.NewPCG(2, 2))
 		cpu0 := processCPU()

@@ -47,7 +47,7 @@ func BenchmarkODEJacobianRegulariserStep(b *testing.B) {
 			if _, err := layers.Grad(loss, params...); err != nil {
 				b.Fatal(err)
 			}
-			m := G.NewTapeMachine(g)
+			m := layers.MustNewTapeMachine(g)
 			defer m.Close()
 			rng := rand.New(rand.NewPCG(2, 2))
 			cpu0 := processCPU()

@@ -59,7 +59,7 @@ func TestODEJacobianRegulariser(t *testing.T) {
 		}
 		var lv G.Value
 		G.Read(l, &lv)
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		defer m.Close()
 		if err := obj.Feed(rand.New(rand.NewPCG(9, 9))); err != nil {
 			t.Fatal(err)
@@ -91,7 +91,7 @@ func TestODEJacobianRegulariser(t *testing.T) {
 	}
 	var jv G.Value
 	G.Read(jac, &jv)
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	G.Let(zn, zt)
 	if err := m.RunAll(); err != nil {

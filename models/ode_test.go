@@ -108,7 +108,7 @@ func TestSublatticeLeavesOtherSitesAlone(t *testing.T) {
 		}
 		var zv G.Value
 		G.Read(z, &zv)
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		G.Let(xn, layers.NewDense(tensor.Float64, []int{2, 1, L, L}, x))
 		if err := m.RunAll(); err != nil {
 			t.Fatal(err)
@@ -178,7 +178,7 @@ func TestODEKineticRegulariser(t *testing.T) {
 		}
 		var lv G.Value
 		G.Read(l, &lv)
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		defer m.Close()
 		if err := obj.Feed(rand.New(rand.NewPCG(9, 9))); err != nil {
 			t.Fatal(err)
@@ -207,7 +207,7 @@ func TestODEKineticRegulariser(t *testing.T) {
 	}
 	var kv G.Value
 	G.Read(kin, &kv)
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	G.Let(zn, zt)
 	if err := m.RunAll(); err != nil {

@@ -181,7 +181,7 @@ func TestTrainerGradientOfForceLoss(t *testing.T) {
 		if err != nil {
 			return "", err
 		}
-		vm := G.NewTapeMachine(g)
+		vm := layers.MustNewTapeMachine(g)
 		defer vm.Close()
 		if err := obj2.Feed(rand.New(rand.NewPCG(1, 2))); err != nil {
 			return "", err

@@ -427,7 +427,9 @@ func (t *Trainer) buildWorker(o Objective, n int, bind *layers.Store) (*worker, 
 	for i, gn := range gradNodes {
 		G.Read(gn, &wk.gradVals[i])
 	}
-	wk.vm = G.NewTapeMachine(wk.g)
+	if wk.vm, err = layers.NewTapeMachine(wk.g); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
 	return wk, nil
 }
 

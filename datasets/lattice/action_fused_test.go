@@ -121,7 +121,7 @@ func TestGraphFormIsElementaryGraph(t *testing.T) {
 	if _, err := layers.Grad(e, phi); err != nil {
 		t.Fatalf("second derivative through the graph form: %v", err)
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := G.Let(phi, tensor.New(tensor.WithShape(B, 1, 4, 4), tensor.WithBacking(x))); err != nil {
 		t.Fatal(err)

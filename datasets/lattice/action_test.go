@@ -100,7 +100,7 @@ func graphEvalWith(t *testing.T, a Action, build func(*layers.Scope, *G.Node) (*
 	if err := G.Let(phi, in); err != nil {
 		t.Fatal(err)
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := m.RunAll(); err != nil {
 		t.Fatalf("%s: run: %v", a.Name(), err)
@@ -338,7 +338,7 @@ func TestGorgoniaSoftplusStillTruncates(t *testing.T) {
 	if err := G.Let(x, 16.5); err != nil {
 		t.Fatal(err)
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := m.RunAll(); err != nil {
 		t.Fatal(err)

@@ -168,7 +168,10 @@ func run(c Case, store *layers.Store, shape []int, in []float64, inv bool) ([]fl
 	if !slices.Equal(out.Shape(), shape) {
 		return nil, nil, fmt.Errorf("output has shape %v, want %v", out.Shape(), shape)
 	}
-	m := G.NewTapeMachine(g)
+	m, err := layers.NewTapeMachine(g)
+	if err != nil {
+		return nil, nil, err
+	}
 	defer m.Close()
 	if err := G.Let(xn, layers.NewDense(store.Dtype(), shape, in)); err != nil {
 		return nil, nil, err
@@ -197,7 +200,7 @@ func checkJacobian(t *testing.T, c Case, store *layers.Store, x0 []float64, want
 	if err != nil {
 		t.Fatalf("%s: jacobian graph: %v", c.Name, err)
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	d := len(x0)
 	f := func(y, x []float64) {
@@ -256,7 +259,7 @@ func checkGradients(t *testing.T, c Case, store *layers.Store, x []float64) {
 	if err != nil {
 		t.Fatalf("%s: layers.Grad: %v", c.Name, err)
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := G.Let(xn, layers.NewDense(store.Dtype(), c.Shape, x)); err != nil {
 		t.Fatal(err)

@@ -45,6 +45,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"rgflow/layers/tape"
 )
 
 // Step is the central-difference step h.
@@ -172,7 +174,7 @@ func forward(t testing.TB, shapes [][]int, values [][]float64, build Build, extr
 	if extra != nil {
 		gr.out = extra(gr)
 	}
-	gr.m = G.NewTapeMachine(gr.g, G.TraceExec())
+	gr.m = tape.Must(gr.g, G.TraceExec())
 	return gr
 }
 
@@ -254,7 +256,7 @@ func GradCheck(t testing.TB, shapes [][]int, values [][]float64, build func(g *G
 	if gr.grads, err = G.Grad(loss, gr.in...); err != nil {
 		t.Fatalf("layerstest: G.Grad: %v", err)
 	}
-	gr.m = G.NewTapeMachine(gr.g)
+	gr.m = tape.Must(gr.g)
 	defer gr.m.Close()
 	sym := runGrads(t, gr)
 
@@ -350,7 +352,7 @@ func SecondOrderCheck(t testing.TB, shapes [][]int, values, v [][]float64, build
 	if gr.grads, err = G.Grad(s, gr.in...); err != nil {
 		t.Fatalf("layerstest: second G.Grad: %v", err)
 	}
-	gr.m = G.NewTapeMachine(gr.g)
+	gr.m = tape.Must(gr.g)
 	defer gr.m.Close()
 	sym := runGrads(t, gr)
 

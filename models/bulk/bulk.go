@@ -118,7 +118,9 @@ func (a *Action) newEvaluator() (*evaluator, error) {
 	G.Read(cost, &ev.gSeff)
 	G.Read(grads[0], &ev.gG)
 	ev.gzVal = tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float64))
-	ev.gm = G.NewTapeMachine(g)
+	if ev.gm, err = layers.NewTapeMachine(g); err != nil {
+		return nil, fmt.Errorf("bulk: %w", err)
+	}
 	// Forward-only graph.
 	fg := G.NewGraph()
 	fs := layers.NewScope(fg, a.store)
@@ -130,7 +132,9 @@ func (a *Action) newEvaluator() (*evaluator, error) {
 	G.Read(fseff, &ev.fSeff)
 	G.Read(fx, &ev.fX)
 	ev.fzVal = tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float64))
-	ev.fm = G.NewTapeMachine(fg)
+	if ev.fm, err = layers.NewTapeMachine(fg); err != nil {
+		return nil, fmt.Errorf("bulk: %w", err)
+	}
 	return ev, nil
 }
 

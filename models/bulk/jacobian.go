@@ -50,7 +50,10 @@ func Jacobian(flow *models.Flow, store *layers.Store, z []float64, chunk int) ([
 	}
 	var gv G.Value
 	G.Read(grads[0], &gv)
-	m := G.NewTapeMachine(g)
+	m, err := layers.NewTapeMachine(g)
+	if err != nil {
+		return nil, fmt.Errorf("bulk: Jacobian: %w", err)
+	}
 	defer m.Close()
 	zs := make([]float64, chunk*n)
 	for b := 0; b < chunk; b++ {

@@ -59,7 +59,9 @@ func NewPosterior(rep Repair, store *layers.Store) (*Posterior, error) {
 		return nil, errors.New("bulk: Posterior: the free latents are not in the store")
 	}
 	p.zc = t
-	p.m = G.NewTapeMachine(g)
+	if p.m, err = layers.NewTapeMachine(g); err != nil {
+		return nil, fmt.Errorf("bulk: Posterior: %w", err)
+	}
 	return p, nil
 }
 

@@ -260,7 +260,10 @@ func (d *ConeDecoder) fullDecode(store *layers.Store, z []float64) ([][]float64,
 	}
 	var ldv G.Value
 	G.Read(total, &ldv)
-	m := G.NewTapeMachine(g)
+	m, err := layers.NewTapeMachine(g)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bulk: ConeDecoder: %w", err)
+	}
 	defer m.Close()
 	if err := G.Let(in, layers.NewDense(store.Dtype(), shape, z)); err != nil {
 		return nil, nil, fmt.Errorf("bulk: ConeDecoder: %w", err)
@@ -287,7 +290,10 @@ func (d *ConeDecoder) runRestricted(store *layers.Store, z []float64) ([]float64
 	}
 	var v G.Value
 	G.Read(dld, &v)
-	m := G.NewTapeMachine(g)
+	m, err := layers.NewTapeMachine(g)
+	if err != nil {
+		return nil, fmt.Errorf("bulk: ConeDecoder: %w", err)
+	}
 	defer m.Close()
 	if err := G.Let(in, layers.NewDense(store.Dtype(), shape, z)); err != nil {
 		return nil, fmt.Errorf("bulk: ConeDecoder: %w", err)

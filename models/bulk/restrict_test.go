@@ -26,7 +26,7 @@ func fullInverse(t *testing.T, flow *models.Flow, store *layers.Store, z []float
 	var xv, lv G.Value
 	G.Read(x, &xv)
 	G.Read(ld, &lv)
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := G.Let(in, layers.NewDense(store.Dtype(), flow.Shape(1), z)); err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func restrictedInverse(t *testing.T, d *ConeDecoder, flow *models.Flow, store *l
 	if ld != nil {
 		G.Read(ld, &lv)
 	}
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := G.Let(in, layers.NewDense(store.Dtype(), flow.Shape(1), z)); err != nil {
 		t.Fatal(err)
@@ -280,7 +280,7 @@ func TestRepairRestrictedEqualsFull(t *testing.T) {
 			var lv, gv G.Value
 			G.Read(loss, &lv)
 			G.Read(grads[0], &gv)
-			m := G.NewTapeMachine(g)
+			m := layers.MustNewTapeMachine(g)
 			defer m.Close()
 			if err := rep.Feed(nil); err != nil {
 				t.Fatal(err)
@@ -371,7 +371,7 @@ func BenchmarkRepairStep(b *testing.B) {
 				if _, err := layers.Grad(loss, zc); err != nil {
 					b.Fatal(err)
 				}
-				m := G.NewTapeMachine(g)
+				m := layers.MustNewTapeMachine(g)
 				defer m.Close()
 				b.ResetTimer()
 				c0 := processCPU()
@@ -435,7 +435,7 @@ func TestRepairBatch(t *testing.T) {
 		var lv, gv G.Value
 		G.Read(loss, &lv)
 		G.Read(grads[0], &gv)
-		m := G.NewTapeMachine(g)
+		m := layers.MustNewTapeMachine(g)
 		defer m.Close()
 		if err := rep.Feed(nil); err != nil {
 			t.Fatal(err)
@@ -488,7 +488,7 @@ func TestRepairBatch(t *testing.T) {
 	var xv, lv G.Value
 	G.Read(x, &xv)
 	G.Read(ld, &lv)
-	m := G.NewTapeMachine(g)
+	m := layers.MustNewTapeMachine(g)
 	defer m.Close()
 	if err := G.Let(in, layers.NewDense(tensor.Float64, flow.Shape(2), z)); err != nil {
 		t.Fatal(err)

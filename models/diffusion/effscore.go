@@ -273,7 +273,10 @@ func (e *EffectiveScore) CouplingsAt(store *layers.Store, ts []float64) ([][NumO
 	if err != nil {
 		return nil, err
 	}
-	vm := G.NewTapeMachine(g)
+	vm, err := layers.NewTapeMachine(g)
+	if err != nil {
+		return nil, err
+	}
 	defer vm.Close()
 	if err := G.Let(t, layers.NewDense(store.Dtype(), []int{len(ts)}, ts)); err != nil {
 		return nil, err

@@ -95,7 +95,9 @@ func NewImageNetScore(net *ImageScore, store *layers.Store, batch int) (*ImageNe
 		return nil, fmt.Errorf("diffusion: image net score: %w", err)
 	}
 	n.out = out
-	n.vm = G.NewTapeMachine(g)
+	if n.vm, err = layers.NewTapeMachine(g); err != nil {
+		return nil, fmt.Errorf("diffusion: image net score: %w", err)
+	}
 	n.xv = make([]float64, batch*b.Size())
 	n.tv = make([]float64, batch)
 	n.q, n.u = make([]float64, b.Size()), make([]float64, b.Size())

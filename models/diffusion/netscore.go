@@ -152,7 +152,9 @@ func NewNetScore(net GraphScore, store *layers.Store, batch int) (*NetScore, err
 		return nil, fmt.Errorf("diffusion: net score: %w", err)
 	}
 	n.out = out
-	n.vm = G.NewTapeMachine(g)
+	if n.vm, err = layers.NewTapeMachine(g); err != nil {
+		return nil, fmt.Errorf("diffusion: net score: %w", err)
+	}
 	n.xv = make([]float64, batch*net.InputChannels()*L*L)
 	n.xs = make([]float64, batch*net.Channels()*L*L)
 	n.tv = make([]float64, batch)

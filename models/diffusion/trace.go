@@ -62,7 +62,12 @@ func NewEffectiveHostScore(e *EffectiveScore, store *layers.Store, batch int) (*
 		ns.Close()
 		return nil, fmt.Errorf("diffusion: effective score couplings: %w", err)
 	}
-	return &EffectiveHostScore{NetScore: ns, eff: e, g: g, vm: G.NewTapeMachine(g), tin: tin, f: f, store: store,
+	vm, err := layers.NewTapeMachine(g)
+	if err != nil {
+		ns.Close()
+		return nil, fmt.Errorf("diffusion: effective score couplings: %w", err)
+	}
+	return &EffectiveHostScore{NetScore: ns, eff: e, g: g, vm: vm, tin: tin, f: f, store: store,
 		p2: e.SDE.Lattice().P2Modes()}, nil
 }
 
