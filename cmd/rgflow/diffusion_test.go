@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"rgflow/checkpoints"
+	"rgflow/datasets/lattice"
+	"rgflow/losses"
 	"rgflow/models/diffusion"
 )
 
@@ -238,6 +240,41 @@ func TestDiffusionBadInput(t *testing.T) {
 		err := run(args, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("rgflow %s: error %v, want one containing %q", strings.Join(args, " "), err, want)
+		}
+	}
+}
+
+// TestChainSpectrum checks the reference spectrum of a chain-trained run against the exact free-field
+// variance 1/(p̂² + m²) per mode coordinate. With 32768 fields (τ_int of a few trajectories for this free
+// field) the statistical error per coordinate is at most √(2·2τ/32768) ≈ 1.6 % for τ = 2 (the zero mode and
+// the other single-coordinate orbits; larger orbits average more), so 8 % is ≥ 5σ; the earlier spectrum from
+// 256 fields (error ≈ 9–18 % per coordinate) exceeds it on some of the 64 coordinates.
+func TestChainSpectrum(t *testing.T) {
+	const L, m2 = 8, 0.5
+	act, err := lattice.NewFree(L, m2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chains, err := losses.NewHMCChains(act, losses.HMCChainsConfig{Chains: 4, Seed: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lat, err := diffusion.NewLattice(L)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := chainSpectrum(lat, chains, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact, err := lat.FreeVariance(m2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range v {
+		if r := v[j]/exact[j] - 1; math.Abs(r) > 0.08 {
+			kx, ky, part := lat.Momentum(j)
+			t.Errorf("mode (%d,%d) %s: chain spectrum %.4f, exact %.4f (%+.1f %%)", kx, ky, part, v[j], exact[j], 100*r)
 		}
 	}
 }

@@ -170,3 +170,64 @@ func TestCheckValues(t *testing.T) {
 	}
 	t.Logf("Carosso v_(0,1) = %.6f; Polchinski v_(0,1) = %.6f, G_t(0) = %.6f", closed, vk(0, 1), g0)
 }
+
+// TestSymmetrizeModes checks the orbit average against a brute-force enumeration of the 8 rotations and
+// reflections of each coordinate's momentum (and its negative, which names the same mode), and that the
+// free field's exact spectrum, which has the lattice symmetries, is left unchanged.
+func TestSymmetrizeModes(t *testing.T) {
+	for _, L := range []int{4, 6, 8, 10} {
+		lat := mustLat(t, L)
+		rng := rand.New(rand.NewPCG(uint64(L), 3))
+		v := make([]float64, lat.V)
+		for j := range v {
+			v[j] = rng.Float64()
+		}
+		want := make([]float64, lat.V)
+		mod := func(k int) int { return ((k % L) + L) % L }
+		for j := range v {
+			kx, ky, _ := lat.Momentum(j)
+			images := map[[2]int]bool{}
+			for _, p := range [][2]int{{kx, ky}, {ky, kx}} {
+				for _, sx := range []int{1, -1} {
+					for _, sy := range []int{1, -1} {
+						images[[2]int{mod(sx * p[0]), mod(sy * p[1])}] = true
+					}
+				}
+			}
+			s, n := 0.0, 0
+			for i := range v {
+				ix, iy, _ := lat.Momentum(i)
+				if images[[2]int{ix, iy}] {
+					s += v[i]
+					n++
+				}
+			}
+			want[j] = s / float64(n)
+		}
+		got := append([]float64(nil), v...)
+		if err := lat.SymmetrizeModes(got); err != nil {
+			t.Fatal(err)
+		}
+		for j := range got {
+			if math.Abs(got[j]-want[j]) > 1e-12 { // sums of ≤ 8 numbers in [0, 1): rounding only
+				t.Fatalf("L=%d coordinate %d: %v, brute force %v", L, j, got[j], want[j])
+			}
+		}
+		free, err := lat.FreeVariance(0.5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sym := append([]float64(nil), free...)
+		if err := lat.SymmetrizeModes(sym); err != nil {
+			t.Fatal(err)
+		}
+		for j := range sym {
+			if math.Abs(sym[j]-free[j]) > 1e-14*free[j] { // p̂² is computed once per coordinate: equal values, rounding only
+				t.Fatalf("L=%d coordinate %d: free spectrum changed %v → %v", L, j, free[j], sym[j])
+			}
+		}
+	}
+	if err := mustLat(t, 4).SymmetrizeModes(make([]float64, 15)); err == nil {
+		t.Fatal("SymmetrizeModes accepted 15 values on a 4×4 lattice")
+	}
+}

@@ -115,6 +115,32 @@ func (l *Lattice) FromModes(dst, u []float64) {
 	}
 }
 
+// SymmetrizeModes replaces v (one value per mode coordinate, length V) by its average over every orbit of
+// the lattice's symmetries: translations (which rotate the √2 Re and √2 Im coordinates of a mode into each
+// other and leave a self-conjugate mode alone) and the 8 rotations and reflections of the square, which map
+// momentum (kx, ky) to (±kx, ±ky) and (±ky, ±kx). The variance per mode coordinate of any translation- and
+// D4-invariant ensemble (every lattice action here) is constant on these orbits, so averaging a measured
+// spectrum over them removes noise and no signal.
+func (l *Lattice) SymmetrizeModes(v []float64) error {
+	if len(v) != l.V {
+		return fmt.Errorf("diffusion: SymmetrizeModes: %d values, want one per mode coordinate (V = %d)", len(v), l.V)
+	}
+	L := l.L
+	fold := func(k int) int { return min(k, L-k) }
+	key := make([]int, l.V)
+	sum, cnt := make([]float64, l.V), make([]int, l.V)
+	for j, k := range l.idx {
+		a, b := fold(k/L), fold(k%L)
+		key[j] = min(a, b)*L + max(a, b)
+		sum[key[j]] += v[j]
+		cnt[key[j]]++
+	}
+	for j := range v {
+		v[j] = sum[key[j]] / float64(cnt[key[j]])
+	}
+	return nil
+}
+
 // FreeVariance returns v_j = 1/(p̂²_j + m²) per mode coordinate: the free field of mass² m² > 0.
 func (l *Lattice) FreeVariance(m2 float64) ([]float64, error) {
 	if !(m2 > 0) || math.IsInf(m2, 1) {
