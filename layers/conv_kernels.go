@@ -192,18 +192,19 @@ type padJob struct {
 
 // convForward sets y (b, cout, ho, wo) = F(x, w) + bias (bias may be nil).
 func convForward[T float](g convGeom, x, w, bias, y []T) {
-	convForwardPlan(g, newConvPlan(g), x, w, bias, y)
+	convForwardPlan(nil, g, newConvPlan(g), x, w, bias, y)
 }
 
-// convForwardPlan sets y (b, cout, ho, wo) = Σ_r w[o, r] · tap r of x + bias for the plan's taps.
-func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
+// convForwardPlan sets y (b, cout, ho, wo) = Σ_r w[o, r] · tap r of x + bias for the plan's taps, with its
+// working memory from s.
+func convForwardPlan[T float](s *convScratch, g convGeom, p *convPlan, x, w, bias, y []T) {
 	if hasConvAVX512 && g.cout <= 4 && g.stride == 1 && !p.direct {
-		convForwardNarrow(g, p, x, w, bias, y)
+		convForwardNarrow(s, g, p, x, w, bias, y)
 		return
 	}
 	buf := x
 	if !p.direct {
-		buf = make([]T, p.bufLen)
+		buf = scratchBuf[T](s, p.bufLen, false) // padInto writes every entry a kernel reads
 	}
 	K := len(p.rowOff)
 	hw := g.ho * g.wo
@@ -220,7 +221,7 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 		kt  int
 	)
 	if hasConvAVX512 || hasConvAVX2 {
-		vec = newConvFwdVec(g, p, w, bias, !hasConvAVX512)
+		vec = newConvFwdVec(s, g, p, w, bias, !hasConvAVX512)
 	} else {
 		wt, kt = channelMajorWeights(g, p, w)
 	}
@@ -264,20 +265,21 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 // of padding the channels to a block of 8 (mostly idle), each call computes all Cout channels for 24/Cout
 // consecutive vectors of the padded plane ("virtual rows": every position from the first output on,
 // those in padding columns discarded) into a scratch plane, whose real positions are then added to y.
-func convForwardNarrow[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
+func convForwardNarrow[T float](s *convScratch, g convGeom, p *convPlan, x, w, bias, y []T) {
 	mr, vl := g.cout, vecLanes[T]()
-	chunk := 24 / mr * vl                      // positions per kernel call
-	n := g.ho * p.rowLen                       // virtual positions of one image
-	vpl := (n + chunk - 1) / chunk * chunk     // … rounded up to whole calls
-	buf := make([]T, p.bufLen+vpl+p.rowLen+vl) // slack: the last call reads up to a call's width past the plane
+	chunk := 24 / mr * vl                  // positions per kernel call
+	n := g.ho * p.rowLen                   // virtual positions of one image
+	vpl := (n + chunk - 1) / chunk * chunk // … rounded up to whole calls
+	// slack: the last call reads up to a call's width past the plane (what it computes there is discarded)
+	buf := scratchBuf[T](s, p.bufLen+vpl+p.rowLen+vl, false)
 	K := len(p.rowOff)
-	wp := make([]T, K*mr)
+	wp := scratchBuf[T](s, K*mr, false)
 	for o := 0; o < mr; o++ {
 		for r := 0; r < K; r++ {
 			wp[r*mr+o] = w[o*K+r]
 		}
 	}
-	scratch := make([]T, mr*vpl)
+	scratch := scratchBuf[T](s, mr*vpl, false)
 	hw := g.ho * g.wo
 	for n0 := 0; n0 < g.b; n0 += p.group {
 		nb := min(p.group, g.b-n0)
@@ -336,16 +338,21 @@ func channelMajorWeights[T float](g convGeom, p *convPlan, w []T) ([]T, int) {
 
 // convBackwardWeight sets dw (cout, cin, kh, kw) = Wg(x, gy): dw[o,r] = Σ_{n,y,x} gy[n,o,y,x]·B[r; n,y,x].
 func convBackwardWeight[T float](g convGeom, x, gy, dw []T) {
-	p := newConvPlan(g)
+	convBackwardWeightS(nil, g, x, gy, dw)
+}
+
+// convBackwardWeightS is convBackwardWeight with its working memory from s.
+func convBackwardWeightS[T float](s *convScratch, g convGeom, x, gy, dw []T) {
+	p := s.plan(g)
 	buf := x
 	if !p.direct {
-		buf = make([]T, p.bufLen)
+		buf = scratchBuf[T](s, p.bufLen, false)
 	}
 	K := len(p.rowOff)
 	hw := g.ho * g.wo
 	var vec *convWgtVec[T]
 	if hasConvAVX512 || hasConvAVX2 {
-		vec = newConvWgtVec(g, p, gy, !hasConvAVX512)
+		vec = newConvWgtVec(s, g, p, gy, !hasConvAVX512)
 	}
 	for n0 := 0; n0 < g.b; n0 += p.group {
 		nb := min(p.group, g.b-n0)
@@ -389,7 +396,10 @@ func convBackwardWeight[T float](g convGeom, x, gy, dw []T) {
 // taps (a, c) that reach that phase: dx[s·y'+py, s·x'+px] = Σ w[o,i,a,c]·gy[y'+δa, x'+δc] with
 // δa = (py + ph − d·a)/s where that is an integer. (Or, for narrow grids, the stride-1 transposed
 // convolution of gy spread onto the fine grid.)
-func convBackwardData[T float](g convGeom, gy, w, dx []T) {
+func convBackwardData[T float](g convGeom, gy, w, dx []T) { convBackwardDataS(nil, g, gy, w, dx) }
+
+// convBackwardDataS is convBackwardData with its working memory from s.
+func convBackwardDataS[T float](sc *convScratch, g convGeom, gy, w, dx []T) {
 	kk := g.kh * g.kw
 	// With the vector kernels, phases narrower than a vector leave lanes idle; below that width spreading
 	// gy onto the fine grid (zeros between its entries) and running one stride-1 convolution there is
@@ -397,7 +407,7 @@ func convBackwardData[T float](g convGeom, gy, w, dx []T) {
 	spread := g.stride > 1 && hasConvAVX512 && g.wo <= vecLanes[T]()
 	if spread {
 		s := g.stride
-		fine := make([]T, g.b*g.cout*g.h*g.w)
+		fine := scratchBuf[T](sc, g.b*g.cout*g.h*g.w, false) // zeros between the entries: the same ones set on every call
 		for pl := 0; pl < g.b*g.cout; pl++ {
 			for y := 0; y < g.ho; y++ {
 				srow := gy[(pl*g.ho+y)*g.wo:][:g.wo]
@@ -410,7 +420,7 @@ func convBackwardData[T float](g convGeom, gy, w, dx []T) {
 		gy, g.stride, g.ho, g.wo = fine, 1, g.h, g.w
 	}
 	if g.stride == 1 {
-		wt := make([]T, len(w))
+		wt := scratchBuf[T](sc, len(w), false) // every element is set below
 		for o := 0; o < g.cout; o++ {
 			for i := 0; i < g.cin; i++ {
 				src := w[(o*g.cin+i)*kk:][:kk]
@@ -422,7 +432,7 @@ func convBackwardData[T float](g convGeom, gy, w, dx []T) {
 		}
 		tg := convGeom{b: g.b, cin: g.cout, cout: g.cin, h: g.h, w: g.w, ho: g.h, wo: g.w,
 			kh: g.kh, kw: g.kw, stride: 1, dil: g.dil, periodic: g.periodic}
-		convForward(tg, gy, wt, nil, dx)
+		convForwardPlan(sc, tg, sc.plan(tg), gy, wt, nil, dx)
 		return
 	}
 	s := g.stride
@@ -471,7 +481,7 @@ func convBackwardData[T float](g convGeom, gy, w, dx []T) {
 				z = z[:need]
 				fill(z, 0)
 			}
-			convForwardPlan(pg, p, gy, wt, nil, z)
+			convForwardPlan(nil, pg, p, gy, wt, nil, z)
 			for pl := 0; pl < g.b*g.cin; pl++ {
 				for y := 0; y < hy; y++ {
 					zr := z[(pl*hy+y)*wx:][:wx]
@@ -604,7 +614,7 @@ type convFwdVec[T float] struct {
 	init []T
 }
 
-func newConvFwdVec[T float](g convGeom, p *convPlan, w, bias []T, avx2 bool) *convFwdVec[T] {
+func newConvFwdVec[T float](s *convScratch, g convGeom, p *convPlan, w, bias []T, avx2 bool) *convFwdVec[T] {
 	K := len(p.rowOff)
 	v := &convFwdVec[T]{g: g, p: p, avx2: avx2, mr: 8, w: w}
 	vl := vecLanes[T]()
@@ -623,17 +633,17 @@ func newConvFwdVec[T float](g convGeom, p *convPlan, w, bias []T, avx2 bool) *co
 		}
 	} else if useVirtualRows(g, p, vl) {
 		v.us, v.vpl = convUnitsVirtual(g, p, vl), vplane(g, p, vl)
-		v.vout = make([]T, p.group*g.cout*v.vpl)
+		v.vout = scratchBuf[T](s, p.group*g.cout*v.vpl, false) // the kernels write every vector the copy-out reads
 	} else {
 		v.us = convUnits(g, p, vl)
 	}
 	mr := v.mr
 	nob := (g.cout + mr - 1) / mr
 	if !avx2 {
-		v.init = make([]T, nob*mr)
+		v.init = scratchBuf[T](s, nob*mr, false) // zeros past Cout stay
 		copy(v.init, bias)
 	}
-	v.wp = make([]T, nob*K*mr+16)
+	v.wp = scratchBuf[T](s, nob*K*mr+16, false) // zeros past Cout stay
 	for o := 0; o < g.cout; o++ {
 		ob, j := o/mr, o%mr
 		for r := 0; r < K; r++ {
@@ -765,7 +775,7 @@ type convWgtVec[T float] struct {
 	gst      int        // distance between output-gradient planes in gy: ho·wo, or vplane for virtual rows
 }
 
-func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgtVec[T] {
+func newConvWgtVec[T float](s *convScratch, g convGeom, p *convPlan, gy []T, avx2 bool) *convWgtVec[T] {
 	hw := g.ho * g.wo
 	vl := vecLanes[T]()
 	K := len(p.rowOff)
@@ -786,7 +796,7 @@ func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgt
 				v.rest = append(v.rest, convUnit{x: u.x, y: u.y, mask: uint64(n)})
 			}
 		}
-		v.tail = make([]T, g.cout*K)
+		v.tail = scratchBuf[T](s, g.cout*K, true)
 	} else if useVirtualRows(g, p, vl) {
 		v.us = convUnitsVirtual(g, p, vl)
 	} else {
@@ -798,7 +808,7 @@ func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgt
 		// The output gradient in the virtual-row layout (zeros in the padding columns), Cout padded.
 		v.gst = vplane(g, p, vl)
 		rl := p.rowLen
-		v.gy = make([]T, g.b*v.cpad*v.gst)
+		v.gy = scratchBuf[T](s, g.b*v.cpad*v.gst, false) // the padding columns and channels stay zero
 		for n := 0; n < g.b; n++ {
 			for o := 0; o < g.cout; o++ {
 				src := gy[(n*g.cout+o)*hw:][:hw]
@@ -809,13 +819,13 @@ func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgt
 			}
 		}
 	} else if v.cpad != g.cout { // the kernel reads cb channels at a time: pad with zero channels
-		v.gy = make([]T, g.b*v.cpad*hw)
+		v.gy = scratchBuf[T](s, g.b*v.cpad*hw, false) // the padding channels stay zero
 		for n := 0; n < g.b; n++ {
 			copy(v.gy[n*v.cpad*hw:], gy[n*g.cout*hw:(n+1)*g.cout*hw])
 		}
 	}
 	v.nob, v.nrb = v.cpad/v.cb, (K+v.tb-1)/v.tb
-	v.acc = make([]T, v.nob*v.nrb*v.cb*v.tb)
+	v.acc = scratchBuf[T](s, v.nob*v.nrb*v.cb*v.tb, true)
 	v.tab = make([]uintptr, 3*p.group*len(v.us)+3)
 	return v
 }

@@ -339,8 +339,15 @@ func gnForward[T float](g gnGeom, in [][]T, out []T) {
 			base := (b*g.c + c) * g.hw
 			xs, os := x[base:base+g.hw], out[base:base+g.hw]
 			A1, A0 := T(a1), T(a0) // in T: no conversions per element
+			if g.hw >= gnVecMin && g.swish {
+				// one AVX-512 pass where there is one (the same bits as the two passes below)
+				done := swishAffine(os, xs, A1, A0)
+				if xs, os = xs[done:], os[done:]; len(xs) == 0 {
+					continue
+				}
+			}
 			if g.hw >= gnVecMin {
-				axpyRowsSet(os, []T{A1}, xs, g.hw, A0)
+				axpyRowsSet(os, []T{A1}, xs, len(xs), A0)
 			} else {
 				for i, e := range xs {
 					os[i] = e*A1 + A0
@@ -445,15 +452,21 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 				if g.swish {
 					// z = x·A1 + A0
 					a1, a0 := T(iv*sc*f), T((bi-m*iv*sc)*f+be)
-					if vec {
-						axpyRowsSet(dz, []T{a1}, xs, g.hw, a0)
-					} else {
-						for i, e := range xs {
-							dz[i] = e*a1 + a0
-						}
+					done := 0
+					if vec { // one AVX-512 pass where there is one (the same bits as the three below)
+						done = swishGradAffine(d, dys, xs, a1, a0)
 					}
-					applyAct(dz, dz, actSwishD1) // swish′(z), vectorised as in the Swish op's gradient
-					mulElems(d, dys, dz)
+					if xr, dz := xs[done:], dz[done:]; len(xr) > 0 {
+						if vec {
+							axpyRowsSet(dz, []T{a1}, xr, len(xr), a0)
+						} else {
+							for i, e := range xr {
+								dz[i] = e*a1 + a0
+							}
+						}
+						applyAct(dz, dz, actSwishD1) // swish′(z), vectorised as in the Swish op's gradient
+						mulElems(d[done:], dys[done:], dz)
+					}
 				} else {
 					copy(d, dys)
 				}
@@ -500,6 +513,24 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 	for c := range g.c {
 		dscale[c], dbias[c] = T(ds[c]), T(db[c])
 	}
+}
+
+// swishAffine sets the leading part of dst that the float32 AVX-512 kernel covers to swish(a·x + b) and
+// returns its length (0 for float64 or without the kernel).
+func swishAffine[T float](dst, x []T, a, b T) int {
+	if d, ok := any(dst).([]float32); ok {
+		return swishAffineVec(d, any(x).([]float32), float32(a), float32(b))
+	}
+	return 0
+}
+
+// swishGradAffine sets the leading part of dst that the float32 AVX-512 kernel covers to
+// dy · Swish'(a·x + b) and returns its length (0 for float64 or without the kernel).
+func swishGradAffine[T float](dst, dy, x []T, a, b T) int {
+	if d, ok := any(dst).([]float32); ok {
+		return swishGradAffineVec(d, any(dy).([]float32), any(x).([]float32), float32(a), float32(b))
+	}
+	return 0
 }
 
 // unpackOp copies elements [off, off+n) of a packed vector into a tensor of the given shape.
