@@ -33,6 +33,7 @@ type convPlan struct {
 	rowSrc    []int // per padded row: the source row, or −1 for a zero row
 	colSrc    []int // per padded column: the source column, or −1 for zero
 	colDst    []int // per padded column: its place in the phase-split row
+	padCols   []int // the padded columns outside the source columns (before padL and from padL + w on)
 	// direct: a 1×1 stride-1 convolution needs no padding, and the kernels read the input tensor itself
 	// (each image plane one long row of positions).
 	direct bool
@@ -98,6 +99,9 @@ func newConvPlanTaps(g convGeom, padT, padB, padL, padR int, taps []convTap, dir
 	for xx := 0; xx < p.wp; xx++ {
 		p.colSrc = append(p.colSrc, wrap(xx-padL, g.w))
 		p.colDst = append(p.colDst, (xx%s)*p.wq+xx/s)
+		if xx < padL || xx >= padL+g.w {
+			p.padCols = append(p.padCols, xx)
+		}
 	}
 	p.padL = padL
 	p.rowOff = make([]int, len(taps))
@@ -161,6 +165,32 @@ func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 							v = srow[c]
 						}
 						right[k] = v
+					}
+					continue
+				}
+				if g.stride == 2 {
+					// The two column phases as plain strided copies: source column c is padded column
+					// c + pw, i.e. phase (c+pw)&1, entry (c+pw)>>1; then the padding columns, and zero in the
+					// entry of a phase row past the padded width (wp odd), which no kernel tap reads.
+					pe, po := pw&1, (pw+1)&1
+					even, odd := drow[pe*p.wq+pw>>1:], drow[po*p.wq+(pw+1)>>1:]
+					n2 := g.w >> 1
+					even, odd = even[:n2+g.w&1], odd[:n2]
+					for j := range odd {
+						even[j], odd[j] = srow[2*j], srow[2*j+1]
+					}
+					if g.w&1 != 0 {
+						even[n2] = srow[g.w-1]
+					}
+					for _, xx := range p.padCols {
+						var v T
+						if c := p.colSrc[xx]; c >= 0 {
+							v = srow[c]
+						}
+						drow[p.colDst[xx]] = v
+					}
+					if p.wp&1 != 0 {
+						drow[p.rowLen-1] = 0
 					}
 					continue
 				}

@@ -426,9 +426,10 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 	ds, db := make([]float64, g.c), make([]float64, g.c)
 	dz := make([]T, g.hw)
 	vec := g.hw >= gnVecMin
-	var ones, xh []T
+	var ones, pair []T
 	if vec {
-		ones, xh = make([]T, g.hw), make([]T, g.hw)
+		// per channel of a group, d then x̂ (2·hw values): the two rows of the one pass that forms ∂x
+		ones, pair = make([]T, g.hw), make([]T, 2*cg*g.hw)
 		fill(ones, 1)
 	}
 	// With x̂ = (x − μ)/σ, a = x̂·scale + bias, z = a(1 + γ) + β and d = ∂y·swish′(z) (or ∂y), every gradient
@@ -449,6 +450,11 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 				sc, bi := float64(scale[c]), float64(bias[c])
 				base := (b*g.c + c) * g.hw
 				xs, dys, d := x[base:base+g.hw], dy[base:base+g.hw], dx[base:base+g.hw]
+				var xh []T
+				if vec { // d and x̂ into the group's scratch; ∂x is written in the second loop
+					pc := pair[2*(c-gr*cg)*g.hw:][:2*g.hw]
+					d, xh = pc[:g.hw], pc[g.hw:]
+				}
 				if g.swish {
 					// z = x·A1 + A0
 					a1, a0 := T(iv*sc*f), T((bi-m*iv*sc)*f+be)
@@ -496,11 +502,8 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 				k *= scale[c]
 				base := (b*g.c + c) * g.hw
 				xs, d := x[base:base+g.hw], dx[base:base+g.hw]
-				if vec { // d = (k·d − m1 − x̂·m2)/σ: two affine row passes through dz
-					axpyRowsSet(xh, []T{ivT}, xs, g.hw, -mivT)
-					axpyRowsSet(dz, []T{k * ivT}, d, g.hw, -m1*ivT)
-					axpyRows(dz, []T{-m2 * ivT}, xh, g.hw)
-					copy(d, dz)
+				if vec { // ∂x = (k·d − m1 − x̂·m2)/σ: one pass over the rows d and x̂ of the scratch
+					axpyRowsSet(d, []T{k * ivT, -m2 * ivT}, pair[2*(c-gr*cg)*g.hw:][:2*g.hw], g.hw, -m1*ivT)
 					continue
 				}
 				for i, e := range xs {
