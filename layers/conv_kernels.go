@@ -414,6 +414,12 @@ func convBackwardWeightS[T float](s *convScratch, g convGeom, x, gy, dw []T) {
 		conv1x1Weight(g, x, gy, dw)
 		return
 	}
+	convBackwardWeightPlan(s, g, p, x, gy, dw)
+}
+
+// convBackwardWeightPlan sets dw (cout, K) for the plan's K taps: dw[o,r] = Σ_{n,y,x} gy[n,o,y,x]·tap r of x
+// at (n, y, x) (the vector kernels' sums replace dw; the plain loops add to it).
+func convBackwardWeightPlan[T float](s *convScratch, g convGeom, p *convPlan, x, gy, dw []T) {
 	buf := x
 	if !p.direct {
 		buf = scratchBuf[T](s, p.bufLen, false)

@@ -14,6 +14,7 @@ package layers
 // *convScratch allocates every buffer afresh and caches nothing (ops built without an arena).
 type convScratch struct {
 	plans map[convGeom]*convPlan
+	up    map[[6]int]*convPlan // UpsampleConv2D's phase plans (convScratch.upPlan)
 	f32   [][]float32
 	f64   [][]float64
 	n32   int // slots of each type handed out in the current call
