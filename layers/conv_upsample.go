@@ -119,20 +119,47 @@ func upPhaseWeights[T float](g upGeom, w, wt []T, py, px int) {
 	}
 }
 
-// upPhaseGather copies phase (py, px) of v (b, c, 2h, 2w) into dst (b, c, h, w) with image stride
-// ldImg (c·h·w, or more to interleave phases as channel blocks).
-func upPhaseGather[T float](g upGeom, c int, v, dst []T, py, px, ldImg int) {
+// upSplit copies the four phases (Y mod 2, X mod 2) of v (b, c, 2h, 2w) into dst in one pass: phase
+// p = 2py + px of channel ch of image n to dst[p·pStride + n·ldImg + ch·h·w :] as an h×w plane.
+func upSplit[T float](g upGeom, c int, v, dst []T, pStride, ldImg int) {
 	hw := g.h * g.w
 	W2 := 2 * g.w
 	for n := 0; n < g.b; n++ {
 		for ch := 0; ch < c; ch++ {
 			src := v[(n*c+ch)*4*hw:][:4*hw]
-			d := dst[n*ldImg+ch*hw:][:hw]
+			o := n*ldImg + ch*hw
+			d00, d01 := dst[o:][:hw], dst[pStride+o:][:hw]
+			d10, d11 := dst[2*pStride+o:][:hw], dst[3*pStride+o:][:hw]
 			for y := 0; y < g.h; y++ {
-				sr, dr := src[(2*y+py)*W2+px:], d[y*g.w:(y+1)*g.w]
-				for x := range dr {
-					dr[x] = sr[2*x]
+				r0, r1 := src[2*y*W2:][:W2], src[(2*y+1)*W2:][:W2]
+				a, b := d00[y*g.w:][:g.w], d01[y*g.w:][:g.w]
+				cc, d := d10[y*g.w:][:g.w], d11[y*g.w:][:g.w]
+				for x := range a {
+					a[x], b[x] = r0[2*x], r0[2*x+1]
+					cc[x], d[x] = r1[2*x], r1[2*x+1]
 				}
+			}
+		}
+	}
+}
+
+// upMerge is the inverse of upSplit: y (b, c, 2h, 2w) from the four phase planes of z, phase p of channel
+// ch of image n at z[p·pStride + (n·c + ch)·h·w :].
+func upMerge[T float](g upGeom, c int, z, y []T, pStride int) {
+	hw := g.h * g.w
+	W2 := 2 * g.w
+	for pl := 0; pl < g.b*c; pl++ {
+		dst := y[pl*4*hw:][:4*hw]
+		o := pl * hw
+		z00, z01 := z[o:][:hw], z[pStride+o:][:hw]
+		z10, z11 := z[2*pStride+o:][:hw], z[3*pStride+o:][:hw]
+		for yy := 0; yy < g.h; yy++ {
+			r0, r1 := dst[2*yy*W2:][:W2], dst[(2*yy+1)*W2:][:W2]
+			a, b := z00[yy*g.w:][:g.w], z01[yy*g.w:][:g.w]
+			cc, d := z10[yy*g.w:][:g.w], z11[yy*g.w:][:g.w]
+			for x := range a {
+				r0[2*x], r0[2*x+1] = a[x], b[x]
+				r1[2*x], r1[2*x+1] = cc[x], d[x]
 			}
 		}
 	}
@@ -140,34 +167,22 @@ func upPhaseGather[T float](g upGeom, c int, v, dst []T, py, px, ldImg int) {
 
 // upConvForward sets y = UpsampleConv2D(x, w, bias).
 func upConvForward[T float](s *convScratch, g upGeom, x, w, bias, y []T) {
-	hw := g.h * g.w
-	z := scratchBuf[T](s, g.b*g.cout*hw, false) // set to the bias (or by the kernels that start there) first
+	ps := g.b * g.cout * g.h * g.w // one phase of the output
+	z := scratchBuf[T](s, 4*ps, false) // set to the bias (or by the kernels that start there) first
 	wt := scratchBuf[T](s, g.cout*g.cin*4, false)
 	cg := g.coarse(g.cin, g.cout)
 	for p := 0; p < 4; p++ {
-		py, px := p/2, p%2
-		upPhaseWeights(g, w, wt, py, px)
-		convForwardPlan(s, cg, s.upPlan(g, p), x, wt, bias, z)
-		W2 := 2 * g.w
-		for pl := 0; pl < g.b*g.cout; pl++ {
-			zp, yp := z[pl*hw:][:hw], y[pl*4*hw:][:4*hw]
-			for yy := 0; yy < g.h; yy++ {
-				zr, yr := zp[yy*g.w:][:g.w], yp[(2*yy+py)*W2+px:]
-				for xx, v := range zr {
-					yr[2*xx] = v
-				}
-			}
-		}
+		upPhaseWeights(g, w, wt, p/2, p%2)
+		convForwardPlan(s, cg, s.upPlan(g, p), x, wt, bias, z[p*ps:(p+1)*ps])
 	}
+	upMerge(g, g.cout, z, y, ps)
 }
 
 // upConvData sets dx (b, cin, h, w) to the input gradient of UpsampleConv2D for the output gradient gy.
 func upConvData[T float](s *convScratch, g upGeom, gy, w, dx []T) {
 	hw := g.h * g.w
-	stack := scratchBuf[T](s, g.b*4*g.cout*hw, false) // every element is gathered
-	for p := 0; p < 4; p++ {
-		upPhaseGather(g, g.cout, gy, stack[p*g.cout*hw:], p/2, p%2, 4*g.cout*hw)
-	}
+	stack := scratchBuf[T](s, g.b*4*g.cout*hw, false) // every element is set
+	upSplit(g, g.cout, gy, stack, g.cout*hw, 4*g.cout*hw)
 	// weights (cin, 4·cout·4): wb[i, (p·cout + o)·4 + ia·2 + ic] = phase p's summed weight (o, i, ia, ic)
 	wb := scratchBuf[T](s, g.cin*16*g.cout, false)
 	wt := scratchBuf[T](s, g.cout*g.cin*4, false)
@@ -186,15 +201,16 @@ func upConvData[T float](s *convScratch, g upGeom, gy, w, dx []T) {
 // gradient of its 2×2 convolution, folded onto the taps it sums.
 func upConvWeight[T float](s *convScratch, g upGeom, x, gy, dw []T) {
 	hw := g.h * g.w
-	gp := scratchBuf[T](s, g.b*g.cout*hw, false) // every element is gathered
+	ps := g.b * g.cout * hw
+	gp := scratchBuf[T](s, 4*ps, false) // every element is set
+	upSplit(g, g.cout, gy, gp, ps, g.cout*hw)
 	dwt := scratchBuf[T](s, g.cout*g.cin*4, false)
 	cg := g.coarse(g.cin, g.cout)
 	clear(dw)
 	for p := 0; p < 4; p++ {
 		py, px := p/2, p%2
-		upPhaseGather(g, g.cout, gy, gp, py, px, g.cout*hw)
 		clear(dwt) // the plain loops add to it
-		convBackwardWeightPlan(s, cg, s.upPlan(g, p), x, gp, dwt)
+		convBackwardWeightPlan(s, cg, s.upPlan(g, p), x, gp[p*ps:(p+1)*ps], dwt)
 		for o := 0; o < g.cout; o++ {
 			for i := 0; i < g.cin; i++ {
 				d := dw[(o*g.cin+i)*9:][:9]
