@@ -167,7 +167,7 @@ func upMerge[T float](g upGeom, c int, z, y []T, pStride int) {
 
 // upConvForward sets y = UpsampleConv2D(x, w, bias).
 func upConvForward[T float](s *convScratch, g upGeom, x, w, bias, y []T) {
-	ps := g.b * g.cout * g.h * g.w // one phase of the output
+	ps := g.b * g.cout * g.h * g.w     // one phase of the output
 	z := scratchBuf[T](s, 4*ps, false) // set to the bias (or by the kernels that start there) first
 	wt := scratchBuf[T](s, g.cout*g.cin*4, false)
 	cg := g.coarse(g.cin, g.cout)
