@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"gorgonia.org/tensor"
 )
 
 // The fused Swish kernels of GroupNormAct give the bits of the passes they replace: swish(a·x + b) those
@@ -50,6 +52,53 @@ func TestSwishAffineKernelsMatchPasses(t *testing.T) {
 			for i := 0; i < doneG; i++ {
 				if math.Float32bits(gotG[i]) != math.Float32bits(refG[i]) && !(gotG[i] != gotG[i] && refG[i] != refG[i]) {
 					t.Fatalf("n=%d a=%v b=%v: dy·Swish'(a·x+b) at %d (x=%v): got %v, want %v", n, a, b, i, x[i], gotG[i], refG[i])
+				}
+			}
+		}
+	}
+}
+
+// GroupNormAct's backward op with the forward op's statistics (ops built with an arena) gives the bits of
+// the one that recomputes them, for the x the forward op saw and for another x (which must not use them).
+func TestGroupNormActStatsCache(t *testing.T) {
+	for _, is32 := range []bool{false, true} {
+		dt := tensor.Float64
+		if is32 {
+			dt = tensor.Float32
+		}
+		rng := rand.New(rand.NewPCG(13, 14))
+		rnd := func(lo, hi float64, s ...int) *tensor.Dense {
+			v := make([]float64, prod(s))
+			for i := range v {
+				v[i] = lo + (hi-lo)*rng.Float64()
+			}
+			return NewDense(dt, s, v)
+		}
+		b, c, h, w := 3, 8, 8, 8
+		g := gnGeom{b: b, c: c, hw: h * w, groups: 2, eps: DefaultGroupNormEps, film: true, swish: true, shape: []int{b, c, h, w}}
+		st := &gnStatsCache{}
+		fwd, cached, fresh := gnActOp{g: g, st: st}, gnGradOp{g: g, st: st}, gnGradOp{g: g}
+		scale, bias, gamma, beta := rnd(0.5, 1.5, c), rnd(-0.5, 0.5, c), rnd(-0.5, 0.5, b*c), rnd(-0.5, 0.5, b*c)
+		for round := range 3 {
+			x, dy := rnd(-2, 3, b, c, h, w), rnd(-1, 1, b, c, h, w)
+			if _, err := fwd.Do(x, scale, bias, gamma, beta); err != nil {
+				t.Fatal(err)
+			}
+			if round == 1 { // the backward op of another x than the forward op's
+				x = rnd(-3, 2, b, c, h, w)
+			}
+			got, err := cached.Do(x, scale, bias, gamma, beta, dy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := fresh.Do(x, scale, bias, gamma, beta, dy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gv, wv := Float64s(got.(*tensor.Dense)), Float64s(want.(*tensor.Dense))
+			for i := range wv {
+				if math.Float64bits(gv[i]) != math.Float64bits(wv[i]) {
+					t.Fatalf("%v round %d: gradient %d with the forward op's statistics %v, recomputed %v", dt, round, i, gv[i], wv[i])
 				}
 			}
 		}
