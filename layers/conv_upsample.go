@@ -171,11 +171,49 @@ func upConvForward[T float](s *convScratch, g upGeom, x, w, bias, y []T) {
 	z := scratchBuf[T](s, 4*ps, false) // set to the bias (or by the kernels that start there) first
 	wt := scratchBuf[T](s, g.cout*g.cin*4, false)
 	cg := g.coarse(g.cin, g.cout)
-	for p := 0; p < 4; p++ {
-		upPhaseWeights(g, w, wt, p/2, p%2)
-		convForwardPlan(s, cg, s.upPlan(g, p), x, wt, bias, z[p*ps:(p+1)*ps])
+	if !upSharedPad(g.cout) {
+		for p := 0; p < 4; p++ {
+			upPhaseWeights(g, w, wt, p/2, p%2)
+			convForwardPlan(s, cg, s.upPlan(g, p), x, wt, bias, z[p*ps:(p+1)*ps])
+		}
+		upMerge(g, g.cout, z, y, ps)
+		return
+	}
+	// The four phases read the same padded copy of x (their plans differ in the taps only): one copy per
+	// group of images, four kernel runs on it.
+	var vecs [4]*convFwdVec[T]
+	nw := g.cout * g.cin * 4
+	wt4 := scratchBuf[T](s, 4*nw, false) // a phase's kernels keep reading its weights (AVX2: the row tails)
+	for p := range vecs {
+		wp := wt4[p*nw : (p+1)*nw]
+		upPhaseWeights(g, w, wp, p/2, p%2)
+		vecs[p] = newConvFwdVec(s, cg, s.upPlan(g, p), wp, bias, !hasConvAVX512)
+	}
+	if !hasConvAVX512 { // the AVX2 kernels add to their output: start it at the bias
+		hw := g.h * g.w
+		for pl := 0; pl < 4*g.b; pl++ {
+			for o := 0; o < g.cout; o++ {
+				fill(z[(pl*g.cout+o)*hw:][:hw], bias[o])
+			}
+		}
+	}
+	p0 := s.upPlan(g, 0)
+	buf := scratchBuf[T](s, p0.bufLen, false) // padInto writes every entry a kernel reads
+	for n0 := 0; n0 < g.b; n0 += p0.group {
+		nb := min(p0.group, g.b-n0)
+		padInto(p0, buf, x, n0, nb)
+		for p, v := range vecs {
+			v.run(buf, z[p*ps:(p+1)*ps], n0, nb)
+		}
 	}
 	upMerge(g, g.cout, z, y, ps)
+}
+
+// upSharedPad reports whether UpsampleConv2D runs its phases on one padded copy per group: with the
+// AVX-512 or AVX2 kernels, except the narrow AVX-512 forward kernels (cout ≤ 4), which have their own
+// buffer layout.
+func upSharedPad(cout int) bool {
+	return (hasConvAVX512 && cout > 4) || (!hasConvAVX512 && hasConvAVX2)
 }
 
 // upConvData sets dx (b, cin, h, w) to the input gradient of UpsampleConv2D for the output gradient gy.
@@ -207,10 +245,30 @@ func upConvWeight[T float](s *convScratch, g upGeom, x, gy, dw []T) {
 	dwt := scratchBuf[T](s, g.cout*g.cin*4, false)
 	cg := g.coarse(g.cin, g.cout)
 	clear(dw)
+	var vecs [4]*convWgtVec[T]
+	if hasConvAVX512 || hasConvAVX2 {
+		// one padded copy of x per group of images for the four phases' kernels (as in upConvForward)
+		for p := range vecs {
+			vecs[p] = newConvWgtVec(s, cg, s.upPlan(g, p), gp[p*ps:(p+1)*ps], !hasConvAVX512)
+		}
+		p0 := s.upPlan(g, 0)
+		buf := scratchBuf[T](s, p0.bufLen, false)
+		for n0 := 0; n0 < g.b; n0 += p0.group {
+			nb := min(p0.group, g.b-n0)
+			padInto(p0, buf, x, n0, nb)
+			for _, v := range vecs {
+				v.run(buf, n0, nb)
+			}
+		}
+	}
 	for p := 0; p < 4; p++ {
 		py, px := p/2, p%2
-		clear(dwt) // the plain loops add to it
-		convBackwardWeightPlan(s, cg, s.upPlan(g, p), x, gp[p*ps:(p+1)*ps], dwt)
+		if v := vecs[p]; v != nil {
+			v.finish(dwt)
+		} else {
+			clear(dwt) // the plain loops add to it
+			convBackwardWeightPlan(s, cg, s.upPlan(g, p), x, gp[p*ps:(p+1)*ps], dwt)
+		}
 		for o := 0; o < g.cout; o++ {
 			for i := 0; i < g.cin; i++ {
 				d := dw[(o*g.cin+i)*9:][:9]
