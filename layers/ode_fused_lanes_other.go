@@ -1,0 +1,6 @@
+//go:build !amd64 || purego
+
+package layers
+
+// fft16LanesVec has no vector kernel on this build: the Go loops run.
+func fft16LanesVec[T float](z []T, stride, count, step int, inverse bool) bool { return false }
