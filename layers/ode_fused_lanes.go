@@ -1,6 +1,9 @@
 package layers
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // The lane engine of the fused ODE op on 16×16 lattices: the integration of laneN samples at a time, every
 // per-site quantity stored as laneN consecutive numbers (one per sample of the block), so that the 2-D
@@ -71,5 +74,575 @@ func fft2Lanes[T float](z []T, np int, inverse bool) {
 	fft16Lanes(z, s, w*np, w*s, inverse) // along each row
 	for q := 0; q < np; q++ {
 		fft16Lanes(z[q*w*w*s:(q+1)*w*w*s], w*s, w, s, inverse) // along each column
+	}
+}
+
+// Offsets in the activation vector of the lane engine (odePlan.lanes): after [x(t₁) | log-det | kinetic],
+// per block and stage the stage inputs Y_i as real lane planes (C, V, laneN), then (kinetic only) the
+// velocities k_i, then (harmonic only) sin Y_i and cos Y_i (2, C, V, laneN). Lanes past the batch hold the
+// integration of a zero field and are never read out.
+func (p *odePlan) blocks() int      { return (p.b + laneN - 1) / laneN }
+func (p *odePlan) cvL() int         { return p.c * p.v() * laneN }
+func (p *odePlan) laneStateOff(blk, si int) int { return p.outSize() + (blk*p.stages()+si)*p.cvL() }
+func (p *odePlan) laneVelOff(blk, si int) int {
+	return p.outSize() + (p.blocks()*p.stages()+blk*p.stages()+si)*p.cvL()
+}
+func (p *odePlan) laneTrigOff(blk, si int) int {
+	per := 1
+	if p.kinetic {
+		per = 2
+	}
+	off := p.outSize() + per*p.blocks()*p.stages()*p.cvL()
+	if !p.harmonic() {
+		return off
+	}
+	return off + (blk*p.stages()+si)*2*p.cvL()
+}
+
+// laneWork holds one run's kernel spectra and a block's scratch, in the tensors' precision T.
+type laneWork[T float] struct {
+	p        *odePlan
+	np       int       // feature pairs ⌈F·C/2⌉: features 2q and 2q+1 share complex plane q
+	coef     []T       // (stages, C, np, V, 2): Ŵ_{o,2q}(t_i) − i·Ŵ_{o,2q+1}(t_i) at each spectral position
+	centre   []T       // (stages, C, F): W_{o,(f,o)}(0, t_i)
+	harmonic bool      // freqs are 1, 2, …
+	fast     bool      // float32: the cheaper sincos
+	sink     []T       // (C, |freqs|, V, L) sin ω_k y
+	cosk     []T       // (C, |freqs|, V, L) cos ω_k y
+	z        []T       // (np, V, 2, L) the feature pairs, then their spectra
+	vz       []T       // (V, 2, L) one channel's spectrum
+	dsum     []T       // (F·C, L) Σ_x h_j′
+	arg, s64 []float64 // (V·L) sincos scratch
+	c64      []float64
+}
+
+func newLaneWork[T float](p *odePlan, wp []T) *laneWork[T] {
+	v, fc, L, nfr := p.v(), p.fc(), laneN, len(p.freqs)
+	var zero T
+	_, is32 := any(zero).(float32)
+	lw := &laneWork[T]{p: p, np: (fc + 1) / 2, harmonic: p.harmonic(), fast: is32,
+		sink: make([]T, p.c*nfr*v*L), cosk: make([]T, p.c*nfr*v*L), dsum: make([]T, fc*L),
+		arg: make([]float64, v*L), s64: make([]float64, v*L), c64: make([]float64, v*L)}
+	lw.z = make([]T, lw.np*v*2*L)
+	lw.vz = make([]T, v*2*L)
+	// the spectra of the K·C·F·C basis kernels, one per lane, in float64
+	oj := p.c * fc
+	nk := p.k * oj
+	nb := (nk + L - 1) / L
+	base := make([]float64, nb*v*2*L)
+	for r := 0; r < nk; r++ {
+		src := wp[r*p.np : (r+1)*p.np]
+		blk, l := r/L, r%L
+		for d, pi := range p.param {
+			base[blk*v*2*L+d*2*L+l] = float64(src[pi])
+		}
+	}
+	fft2Lanes(base, nb, false)
+	bw := func(r, q int) (float64, float64) { // Ŵ_r at spectral position q
+		o := (r/L)*v*2*L + q*2*L + r%L
+		return base[o], base[o+L]
+	}
+	ns := p.stages()
+	lw.coef = make([]T, ns*p.c*lw.np*v*2)
+	lw.centre = make([]T, ns*p.c*p.nf)
+	S := len(p.tab.c)
+	for si := 0; si < ns; si++ {
+		bt := TimeBasis(p.k, p.stageTime(si/S, si%S))
+		for o := 0; o < p.c; o++ {
+			for q := 0; q < lw.np; q++ {
+				dst := lw.coef[((si*p.c+o)*lw.np+q)*v*2:][:v*2]
+				for pos := 0; pos < v; pos++ {
+					var ar, ai, br, bi float64
+					for k, c := range bt {
+						r := (k*p.c + o) * fc
+						x, y := bw(r+2*q, pos)
+						ar, ai = ar+c*x, ai+c*y
+						if 2*q+1 < fc {
+							x, y = bw(r+2*q+1, pos)
+							br, bi = br+c*x, bi+c*y
+						}
+					}
+					dst[2*pos], dst[2*pos+1] = T(ar+bi), T(ai-br) // Ŵ_a − iŴ_b
+				}
+			}
+			for f := 0; f < p.nf; f++ {
+				j := f*p.c + o
+				var s float64
+				for k, c := range bt {
+					s += c * float64(wp[((k*p.c+o)*fc+j)*p.np+p.param[0]])
+				}
+				lw.centre[(si*p.c+o)*p.nf+f] = T(s)
+			}
+		}
+	}
+	return lw
+}
+
+// plane returns lane plane i (V·L numbers) of a (…, V, L) buffer.
+func lanePlaneOf[T float](buf []T, i, v int) []T { return buf[i*v*laneN : (i+1)*v*laneN] }
+
+// putSlot copies the real lane plane src into the real or imaginary part of the complex lane plane of
+// feature j in z (features 2q, 2q+1 are the real and imaginary parts of plane q).
+func (lw *laneWork[T]) putSlot(j int, src []T) {
+	v, L := lw.p.v(), laneN
+	dst := lw.z[(j/2)*v*2*L+(j%2)*L:]
+	for s := 0; s < v; s++ {
+		copy(dst[s*2*L:s*2*L+L], src[s*L:(s+1)*L])
+	}
+}
+
+// sincos sets s, c to sin(w·x), cos(w·x) elementwise (the fused op's sincos, see sincosSlice).
+func (lw *laneWork[T]) sincos(x []T, w float64, s, c []T) {
+	arg := lw.arg[:len(x)]
+	for i, v := range x {
+		arg[i] = w * float64(v)
+	}
+	s64, c64 := lw.s64[:len(x)], lw.c64[:len(x)]
+	sincosSlice(arg, s64, c64, lw.fast)
+	for i := range s64 {
+		s[i], c[i] = T(s64[i]), T(c64[i])
+	}
+}
+
+// features evaluates, for the state y (C, V, L) of a block, sin ω_k y and cos ω_k y into sink, cosk (or,
+// with trig, sin y and cos y from the forward pass), the sums Σ_x h_j′ into dsum and the feature planes
+// into z (untransformed).
+func (lw *laneWork[T]) features(y, trig []T) {
+	p := lw.p
+	v, L, n := p.v(), laneN, len(p.freqs)
+	if p.fc()%2 == 1 { // the last plane's imaginary part: no feature
+		last := lw.z[(lw.np-1)*v*2*L:]
+		for s := 0; s < v; s++ {
+			clear(last[s*2*L+L : (s+1)*2*L])
+		}
+	}
+	for c := 0; c < p.c; c++ {
+		ys := lanePlaneOf(y, c, v)
+		ds := lw.dsum[c*L : (c+1)*L]
+		for l := range ds {
+			ds[l] = T(v)
+		}
+		lw.putSlot(c, ys)
+		for k, w := range p.freqs {
+			sk, ck := lanePlaneOf(lw.sink, c*n+k, v), lanePlaneOf(lw.cosk, c*n+k, v)
+			switch {
+			case !lw.harmonic:
+				lw.sincos(ys, w, sk, ck)
+			case k == 0 && trig != nil:
+				copy(sk, lanePlaneOf(trig, c, v))
+				copy(ck, lanePlaneOf(trig, p.c+c, v))
+			case k == 0:
+				lw.sincos(ys, 1, sk, ck)
+			default: // sin(k+1)x = sin kx cos x + cos kx sin x; cos(k+1)x = cos kx cos x − sin kx sin x
+				sp, cp := lanePlaneOf(lw.sink, c*n+k-1, v), lanePlaneOf(lw.cosk, c*n+k-1, v)
+				s1, c1 := lanePlaneOf(lw.sink, c*n, v), lanePlaneOf(lw.cosk, c*n, v)
+				sp, cp, s1, c1 = sp[:len(sk)], cp[:len(sk)], s1[:len(sk)], c1[:len(sk)]
+				ck = ck[:len(sk)]
+				for i := range sk {
+					sk[i], ck[i] = sp[i]*c1[i]+cp[i]*s1[i], cp[i]*c1[i]-sp[i]*s1[i]
+				}
+			}
+			// Σ_x h′: ω Σ cos ωy for the sine feature, −ω Σ sin ωy for the cosine one
+			dsS := lw.dsum[((1+k)*p.c+c)*L:][:L]
+			laneSum(ck, dsS, T(w))
+			lw.putSlot((1+k)*p.c+c, sk)
+			if !p.odd {
+				laneSum(sk, lw.dsum[((1+n+k)*p.c+c)*L:][:L], T(-w))
+				lw.putSlot((1+n+k)*p.c+c, ck)
+			}
+		}
+	}
+}
+
+// laneSum sets dst[l] = a·Σ_s x[s·L + l].
+func laneSum[T float](x, dst []T, a T) {
+	var acc [laneN]T
+	for s := 0; s+laneN <= len(x); s += laneN {
+		row := x[s : s+laneN]
+		for l, e := range row {
+			acc[l] += e
+		}
+	}
+	for l := range dst {
+		dst[l] = a * acc[l]
+	}
+}
+
+// spectral sets dst (V, 2, L) = Σ_q m_q ⊙ z_q with m_q = coef[q] a scalar per spectral position and z_q
+// the complex lane planes of src (nq of them).
+func spectral[T float](dst, src, coef []T, nq, v int) {
+	const L = laneN
+	for pos := 0; pos < v; pos++ {
+		dr, di := dst[pos*2*L:pos*2*L+L], dst[pos*2*L+L:pos*2*L+2*L]
+		for q := 0; q < nq; q++ {
+			cr, ci := coef[(q*v+pos)*2], coef[(q*v+pos)*2+1]
+			zr := src[(q*v+pos)*2*L:][:L]
+			zi := src[(q*v+pos)*2*L+L:][:L]
+			if q == 0 {
+				for l := range dr {
+					dr[l], di[l] = cr*zr[l]-ci*zi[l], cr*zi[l]+ci*zr[l]
+				}
+				continue
+			}
+			for l := range dr {
+				dr[l] += cr*zr[l] - ci*zi[l]
+				di[l] += cr*zi[l] + ci*zr[l]
+			}
+		}
+	}
+}
+
+// field evaluates v (C, V, L) and div v (per lane, into div) at the state y of a block, stage si.
+func (lw *laneWork[T]) field(y []T, si int, k []T, div *[laneN]float64) {
+	p := lw.p
+	v, L := p.v(), laneN
+	lw.features(y, nil)
+	fft2Lanes(lw.z, lw.np, false)
+	scale := 1 / T(v)
+	for o := 0; o < p.c; o++ {
+		spectral(lw.vz, lw.z, lw.coef[(si*p.c+o)*lw.np*v*2:], lw.np, v)
+		fft2Lanes(lw.vz, 1, true)
+		ko := lanePlaneOf(k, o, v)
+		for s := 0; s < v; s++ {
+			src := lw.vz[s*2*L : s*2*L+L]
+			dst := ko[s*L : (s+1)*L]
+			for l, e := range src {
+				dst[l] = scale * e
+			}
+		}
+	}
+	*div = [laneN]float64{}
+	for o := 0; o < p.c; o++ {
+		for f := 0; f < p.nf; f++ {
+			c := float64(lw.centre[(si*p.c+o)*p.nf+f])
+			for l, e := range lw.dsum[(f*p.c+o)*L:][:L] {
+				div[l] += c * float64(e)
+			}
+		}
+	}
+}
+
+// axpyT does y += a·x.
+func axpyT[T float](y, x []T, a T) {
+	x = x[:len(y)]
+	for i, e := range x {
+		y[i] += a * e
+	}
+}
+
+// odeForwardLanes integrates every sample (laneN at a time) and fills the activations (lane layout).
+func odeForwardLanes[T float](p *odePlan, x, wp, acts []T) {
+	lw := newLaneWork(p, wp)
+	cv, cvL, S, L := p.c*p.v(), p.cvL(), len(p.tab.c), laneN
+	h := p.hstep()
+	xe, ld, kin := acts[:p.xSize()], acts[p.xSize():p.xSize()+p.b], acts[p.xSize()+p.b:p.outSize()]
+	cur, y, dx := make([]T, cvL), make([]T, cvL), make([]T, cvL)
+	ks := make([]T, S*cvL)
+	var div [laneN]float64
+	for blk := 0; blk < p.blocks(); blk++ {
+		nb := min(L, p.b-blk*L)
+		clear(cur)
+		for l := 0; l < nb; l++ {
+			for e, val := range x[(blk*L+l)*cv : (blk*L+l+1)*cv] {
+				cur[e*L+l] = val
+			}
+		}
+		var lsum, ksum [laneN]float64
+		for n := 0; n < p.steps; n++ {
+			clear(dx)
+			for i := 0; i < S; i++ {
+				copy(y, cur)
+				for j, a := range p.tab.a[i] {
+					if a != 0 {
+						axpyT(y, ks[j*cvL:(j+1)*cvL], T(h*a))
+					}
+				}
+				si := n*S + i
+				copy(acts[p.laneStateOff(blk, si):][:cvL], y)
+				k := ks[i*cvL : (i+1)*cvL]
+				lw.field(y, si, k, &div)
+				if lw.harmonic {
+					tr := acts[p.laneTrigOff(blk, si):][:2*cvL]
+					n := len(p.freqs)
+					for c := 0; c < p.c; c++ {
+						copy(lanePlaneOf(tr, c, p.v()), lanePlaneOf(lw.sink, c*n, p.v()))
+						copy(lanePlaneOf(tr, p.c+c, p.v()), lanePlaneOf(lw.cosk, c*n, p.v()))
+					}
+				}
+				if p.kinetic {
+					copy(acts[p.laneVelOff(blk, si):][:cvL], k)
+				}
+				if bi := p.tab.b[i]; bi != 0 {
+					axpyT(dx, k, T(h*bi))
+					var e2 [laneN]float64
+					for s := 0; s+L <= len(k); s += L {
+						for l, e := range k[s : s+L] {
+							e2[l] += float64(e) * float64(e)
+						}
+					}
+					for l := range lsum {
+						lsum[l] += h * bi * div[l]
+						ksum[l] += math.Abs(h) * bi * e2[l]
+					}
+				}
+			}
+			for e, d := range dx {
+				cur[e] += d
+			}
+		}
+		for l := 0; l < nb; l++ {
+			b := blk*L + l
+			for e := 0; e < cv; e++ {
+				xe[b*cv+e] = cur[e*L+l]
+			}
+			ld[b], kin[b] = T(lsum[l]), T(ksum[l])
+		}
+	}
+}
+
+// odeBackwardLanes computes [∂x | ∂w] from the activations (lane layout) and the output gradient gout:
+// odeBackward's adjoint recursion with the adjoints X̄, Ȳ_i, k̄_i kept on the sites, and the field's
+// vector-Jacobian product by pairs of features (see the lane engine's doc).
+func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
+	gx, gld, gkin := gout[:p.xSize()], gout[p.xSize():p.xSize()+p.b], gout[p.xSize()+p.b:]
+	if !p.kinetic {
+		for b, g := range gkin {
+			if g != 0 {
+				return fmt.Errorf("sample %d: the kinetic energy has a gradient but was not kept differentiable", b)
+			}
+		}
+	}
+	lw := newLaneWork(p, wp)
+	v, cv, cvL, fc, ns, S, L := p.v(), p.c*p.v(), p.cvL(), p.fc(), p.stages(), len(p.tab.c), laneN
+	nfr := len(p.freqs)
+	h := p.hstep()
+	scale := 1 / T(v)
+	acc := make([]T, ns*p.c*lw.np*v*2)   // per stage: Σ_lanes ĝ_o conj Z_q, (C, np, V, 2)
+	dacc := make([]float64, ns*p.c*p.nf) // per stage: Σ_lanes d̄ Σ_x h_f′(Y_o)
+	xbar, gbar, y := make([]T, cvL), make([]T, cvL), make([]T, cvL)
+	ybar := make([]T, S*cvL)
+	gz := make([]T, p.c*v*2*L) // the spectra ĝ_o
+	hbar := make([]T, 2*v*L)   // h̄ of one pair, real lane planes
+	var lbar, kbar, dbar [laneN]T
+	for blk := 0; blk < p.blocks(); blk++ {
+		nb := min(L, p.b-blk*L)
+		clear(xbar)
+		lbar, kbar = [laneN]T{}, [laneN]T{}
+		for l := 0; l < nb; l++ {
+			b := blk*L + l
+			for e, val := range gx[b*cv : (b+1)*cv] {
+				xbar[e*L+l] = val
+			}
+			lbar[l], kbar[l] = gld[b], gkin[b]
+		}
+		for n := p.steps - 1; n >= 0; n-- {
+			for i := S - 1; i >= 0; i-- {
+				si := n*S + i
+				// k̄_i = h b_i X̄' + 2|h| b_i κ̄ k_i + h Σ_{j>i} a_ji Ȳ_j
+				bi := p.tab.b[i]
+				clear(gbar)
+				if bi != 0 {
+					axpyT(gbar, xbar, T(h*bi))
+					if p.kinetic {
+						kv := acts[p.laneVelOff(blk, si):][:cvL]
+						a := T(2 * math.Abs(h) * bi)
+						for s := 0; s < cvL; s += L {
+							g, k := gbar[s:s+L], kv[s:s+L]
+							for l := range g {
+								g[l] += a * kbar[l] * k[l]
+							}
+						}
+					}
+				}
+				for j := i + 1; j < S; j++ {
+					if a := p.tab.a[j][i]; a != 0 {
+						axpyT(gbar, ybar[j*cvL:(j+1)*cvL], T(h*a))
+					}
+				}
+				for l := range dbar {
+					dbar[l] = T(h*bi) * lbar[l]
+				}
+				// ĝ_o: one complex transform per channel
+				clear(gz)
+				for o := 0; o < p.c; o++ {
+					src, dst := lanePlaneOf(gbar, o, v), gz[o*v*2*L:]
+					for s := 0; s < v; s++ {
+						copy(dst[s*2*L:s*2*L+L], src[s*L:(s+1)*L])
+					}
+				}
+				fft2Lanes(gz, p.c, false)
+				// the features at Y_i and their spectra
+				copy(y, acts[p.laneStateOff(blk, si):][:cvL])
+				var trig []T
+				if lw.harmonic {
+					trig = acts[p.laneTrigOff(blk, si):][:2*cvL]
+				}
+				lw.features(y, trig)
+				fft2Lanes(lw.z, lw.np, false)
+				// the kernels' gradient: Σ_lanes ĝ_o conj Z_q
+				for o := 0; o < p.c; o++ {
+					gs := gz[o*v*2*L:]
+					for q := 0; q < lw.np; q++ {
+						dst := acc[((si*p.c+o)*lw.np+q)*v*2:][:v*2]
+						zs := lw.z[q*v*2*L:]
+						for pos := 0; pos < v; pos++ {
+							gr, gi := gs[pos*2*L:][:L], gs[pos*2*L+L:][:L]
+							zr, zi := zs[pos*2*L:][:L], zs[pos*2*L+L:][:L]
+							var sr, sim T
+							for l := range gr {
+								sr += gr[l]*zr[l] + gi[l]*zi[l]
+								sim += gi[l]*zr[l] - gr[l]*zi[l]
+							}
+							dst[2*pos] += sr
+							dst[2*pos+1] += sim
+						}
+					}
+				}
+				// Ȳ_c = Σ_f h̄_{(f,c)} h_f′(Y_c) + d̄ Σ_f W_{c,(f,c)}(0) h_f″(Y_c), h̄ by pairs
+				yb := ybar[i*cvL : (i+1)*cvL]
+				clear(yb)
+				for q := 0; q < lw.np; q++ {
+					lw.pairAdjoint(si, q, gz)
+					fft2Lanes(lw.vz, 1, true)
+					for part := 0; part < 2 && 2*q+part < fc; part++ {
+						hb := hbar[part*v*L : (part+1)*v*L]
+						for s := 0; s < v; s++ {
+							src := lw.vz[s*2*L+part*L:][:L]
+							dst := hb[s*L : (s+1)*L]
+							for l, e := range src {
+								dst[l] = scale * e
+							}
+						}
+						j := 2*q + part
+						f, c := j/p.c, j%p.c
+						yc := lanePlaneOf(yb, c, v)
+						cen := lw.centre[(si*p.c+c)*p.nf+f]
+						if f == 0 { // h′ = 1, h″ = 0
+							axpyT(yc, hb, 1)
+							for l := range dbar {
+								dacc[(si*p.c+c)*p.nf] += float64(dbar[l]) * float64(v)
+							}
+							continue
+						}
+						// h′ = a·u, h″ = −ω²·u′: (u, u′, a) = (cos, sin, ω) for sin ωy, (sin, cos, −ω) for cos ωy
+						k, isCos := f-1, false
+						if k >= nfr {
+							k, isCos = k-nfr, true
+						}
+						w := p.freqs[k]
+						u, u2, a := lanePlaneOf(lw.cosk, c*nfr+k, v), lanePlaneOf(lw.sink, c*nfr+k, v), T(w)
+						if isCos {
+							u, u2, a = u2, u, T(-w)
+						}
+						wc := -cen * T(w*w)
+						for s := 0; s < cvL/p.c; s += L {
+							ycs, hbs, us, u2s := yc[s:s+L], hb[s:s+L], u[s:s+L], u2[s:s+L]
+							for l := range ycs {
+								ycs[l] += a*hbs[l]*us[l] + wc*dbar[l]*u2s[l]
+							}
+						}
+						dsum := lw.dsum[j*L : (j+1)*L]
+						var t float64
+						for l, d := range dsum {
+							t += float64(dbar[l]) * float64(d)
+						}
+						dacc[(si*p.c+c)*p.nf+f] += t
+					}
+				}
+			}
+			for i := 0; i < S; i++ {
+				axpyT(xbar, ybar[i*cvL:(i+1)*cvL], 1)
+			}
+		}
+		for l := 0; l < nb; l++ {
+			b := blk*L + l
+			for e := 0; e < cv; e++ {
+				out[b*cv+e] = xbar[e*L+l]
+			}
+		}
+	}
+	// ∂w[k] = Σ_stages b_k(t_i) (pair q's features 2q, 2q+1: the real part and minus the imaginary part of
+	// the inverse transform of acc / V, summed over each parameter's offsets), plus the centre taps'
+	// divergence terms. One lane per (k, o, q).
+	dw := out[p.xSize():]
+	nl := p.k * p.c * lw.np
+	nbk := (nl + L - 1) / L
+	spec := make([]T, nbk*v*2*L)
+	bts := make([][]float64, ns)
+	for si := range bts {
+		bts[si] = TimeBasis(p.k, p.stageTime(si/S, si%S))
+	}
+	for k := 0; k < p.k; k++ {
+		for o := 0; o < p.c; o++ {
+			for q := 0; q < lw.np; q++ {
+				r := (k*p.c+o)*lw.np + q
+				dst := spec[(r/L)*v*2*L+r%L:]
+				for si := 0; si < ns; si++ {
+					bk := T(bts[si][k])
+					if bk == 0 {
+						continue
+					}
+					src := acc[((si*p.c+o)*lw.np+q)*v*2:][:v*2]
+					for pos := 0; pos < v; pos++ {
+						dst[pos*2*L] += bk * src[2*pos]
+						dst[pos*2*L+L] += bk * src[2*pos+1]
+					}
+				}
+			}
+		}
+	}
+	fft2Lanes(spec, nbk, true)
+	sums := make([]float64, p.np)
+	for k := 0; k < p.k; k++ {
+		for o := 0; o < p.c; o++ {
+			for j := 0; j < fc; j++ {
+				q, part := j/2, j%2
+				r := (k*p.c+o)*lw.np + q
+				src := spec[(r/L)*v*2*L+part*L+r%L:]
+				sign := float64(scale)
+				if part == 1 {
+					sign = -sign
+				}
+				clear(sums)
+				for d, pi := range p.param {
+					sums[pi] += sign * float64(src[d*2*L])
+				}
+				if c := j % p.c; c == o {
+					f := j / p.c
+					for si := 0; si < ns; si++ {
+						sums[p.param[0]] += bts[si][k] * dacc[(si*p.c+o)*p.nf+f]
+					}
+				}
+				dst := dw[((k*p.c+o)*fc+j)*p.np:][:p.np]
+				for pi, s := range sums {
+					dst[pi] = T(s)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// pairAdjoint sets lw.vz = Σ_o conj(coef_{o,q}) ĝ_o: the spectrum of h̄_{2q} + i·h̄_{2q+1}.
+func (lw *laneWork[T]) pairAdjoint(si, q int, gz []T) {
+	p := lw.p
+	v, L := p.v(), laneN
+	for o := 0; o < p.c; o++ {
+		coef := lw.coef[((si*p.c+o)*lw.np+q)*v*2:][:v*2]
+		for pos := 0; pos < v; pos++ {
+			dr, di := lw.vz[pos*2*L:][:L], lw.vz[pos*2*L+L:][:L]
+			gr, gi := gz[(o*v+pos)*2*L:][:L], gz[(o*v+pos)*2*L+L:][:L]
+			cr, ci := coef[2*pos], -coef[2*pos+1]
+			if o == 0 {
+				for l := range dr {
+					dr[l], di[l] = cr*gr[l]-ci*gi[l], cr*gi[l]+ci*gr[l]
+				}
+				continue
+			}
+			for l := range dr {
+				dr[l] += cr*gr[l] - ci*gi[l]
+				di[l] += cr*gi[l] + ci*gr[l]
+			}
+		}
 	}
 }
