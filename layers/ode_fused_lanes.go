@@ -81,8 +81,8 @@ func fft2Lanes[T float](z []T, np int, inverse bool) {
 // per block and stage the stage inputs Y_i as real lane planes (C, V, laneN), then (kinetic only) the
 // velocities k_i, then (harmonic only) sin Y_i and cos Y_i (2, C, V, laneN). Lanes past the batch hold the
 // integration of a zero field and are never read out.
-func (p *odePlan) blocks() int      { return (p.b + laneN - 1) / laneN }
-func (p *odePlan) cvL() int         { return p.c * p.v() * laneN }
+func (p *odePlan) blocks() int                  { return (p.b + laneN - 1) / laneN }
+func (p *odePlan) cvL() int                     { return p.c * p.v() * laneN }
 func (p *odePlan) laneStateOff(blk, si int) int { return p.outSize() + (blk*p.stages()+si)*p.cvL() }
 func (p *odePlan) laneVelOff(blk, si int) int {
 	return p.outSize() + (p.blocks()*p.stages()+blk*p.stages()+si)*p.cvL()
@@ -102,27 +102,22 @@ func (p *odePlan) laneTrigOff(blk, si int) int {
 // laneWork holds one run's kernel spectra and a block's scratch, in the tensors' precision T.
 type laneWork[T float] struct {
 	p        *odePlan
-	np       int       // feature pairs ⌈F·C/2⌉: features 2q and 2q+1 share complex plane q
-	coef     []T       // (stages, C, np, V, 2): Ŵ_{o,2q}(t_i) − i·Ŵ_{o,2q+1}(t_i) at each spectral position
-	centre   []T       // (stages, C, F): W_{o,(f,o)}(0, t_i)
-	harmonic bool      // freqs are 1, 2, …
-	fast     bool      // float32: the cheaper sincos
-	sink     []T       // (C, |freqs|, V, L) sin ω_k y
-	cosk     []T       // (C, |freqs|, V, L) cos ω_k y
-	z        []T       // (np, V, 2, L) the feature pairs, then their spectra
-	vz       []T       // (V, 2, L) one channel's spectrum
-	dsum     []T       // (F·C, L) Σ_x h_j′
-	arg, s64 []float64 // (V·L) sincos scratch
-	c64      []float64
+	np       int  // feature pairs ⌈F·C/2⌉: features 2q and 2q+1 share complex plane q
+	coef     []T  // (stages, C, np, V, 2): Ŵ_{o,2q}(t_i) − i·Ŵ_{o,2q+1}(t_i) at each spectral position
+	centre   []T  // (stages, C, F): W_{o,(f,o)}(0, t_i)
+	harmonic bool // freqs are 1, 2, …
+	sink     []T  // (C, |freqs|, V, L) sin ω_k y
+	cosk     []T  // (C, |freqs|, V, L) cos ω_k y
+	z        []T  // (np, V, 2, L) the feature pairs, then their spectra
+	vz       []T  // (V, 2, L) one channel's spectrum
+	dsum     []T  // (F·C, L) Σ_x h_j′
+	arg      []T  // (V·L) sincos scratch
 }
 
 func newLaneWork[T float](p *odePlan, wp []T) *laneWork[T] {
 	v, fc, L, nfr := p.v(), p.fc(), laneN, len(p.freqs)
-	var zero T
-	_, is32 := any(zero).(float32)
-	lw := &laneWork[T]{p: p, np: (fc + 1) / 2, harmonic: p.harmonic(), fast: is32,
-		sink: make([]T, p.c*nfr*v*L), cosk: make([]T, p.c*nfr*v*L), dsum: make([]T, fc*L),
-		arg: make([]float64, v*L), s64: make([]float64, v*L), c64: make([]float64, v*L)}
+	lw := &laneWork[T]{p: p, np: (fc + 1) / 2, harmonic: p.harmonic(),
+		sink: make([]T, p.c*nfr*v*L), cosk: make([]T, p.c*nfr*v*L), dsum: make([]T, fc*L), arg: make([]T, v*L)}
 	lw.z = make([]T, lw.np*v*2*L)
 	lw.vz = make([]T, v*2*L)
 	// the spectra of the K·C·F·C basis kernels, one per lane, in float64
@@ -191,17 +186,17 @@ func (lw *laneWork[T]) putSlot(j int, src []T) {
 	}
 }
 
-// sincos sets s, c to sin(w·x), cos(w·x) elementwise (the fused op's sincos, see sincosSlice).
+// sincos sets s, c to sin(w·x), cos(w·x) elementwise (sincosInPlace, vectorised).
 func (lw *laneWork[T]) sincos(x []T, w float64, s, c []T) {
+	if w == 1 {
+		sincosInPlace(x, s, c)
+		return
+	}
 	arg := lw.arg[:len(x)]
 	for i, v := range x {
-		arg[i] = w * float64(v)
+		arg[i] = T(w) * v
 	}
-	s64, c64 := lw.s64[:len(x)], lw.c64[:len(x)]
-	sincosSlice(arg, s64, c64, lw.fast)
-	for i := range s64 {
-		s[i], c[i] = T(s64[i]), T(c64[i])
-	}
+	sincosInPlace(arg, s, c)
 }
 
 // features evaluates, for the state y (C, V, L) of a block, sin ω_k y and cos ω_k y into sink, cosk (or,
