@@ -38,6 +38,10 @@ func fusedCases() []fusedCase {
 		{"2ch-odd-harmonic", layers.KernelField{Channels: 2, Freqs: []float64{1, 2}, Odd: true, D4: true}, []int{2, 2, 4, 4}, 2, "rk4", 1, 0, 0.1},
 		// the smallest lattice the FFTs take, D4 and odd, RK4 forward
 		{"2x2-rk4", layers.KernelField{Channels: 1, Freqs: []float64{1, 2}, Odd: true, D4: true}, []int{2, 1, 2, 2}, 2, "rk4", 0, 1, 0.3},
+		// 16×16: the lane engine (32 samples at a time, the batch padded), the ode-gerdes field
+		{"gerdes-16x16", layers.KernelField{Channels: 1, Freqs: []float64{1, 2, 3, 4}, Odd: true, D4: true}, []int{3, 1, 16, 16}, 2, "rk4", 1, 0, 0.01},
+		// 16×16 lane engine: two channels, sin and cos features of non-integer frequencies
+		{"2ch-cos-16x16", layers.KernelField{Channels: 2, Freqs: []float64{1.5, 0.7}, TimeBasis: 2}, []int{2, 2, 16, 16}, 2, "midpoint", 0, 1, 0.02},
 	}
 }
 
@@ -170,8 +174,12 @@ func maxAbsT(v []float64) float64 {
 func TestFusedODEGradCheck(t *testing.T) {
 	// Finite differences of the fused op itself, with the kernel parameter as an ordinary input: central
 	// differences of a loss of order 1–10 (GradCheck's 1e-6 tolerance), the kinetic energy included.
-	for _, tc := range fusedCases()[:3] {
+	cases := fusedCases()
+	for _, tc := range append(cases[:3:3], cases[5]) { // and the lane engine's 16×16
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.shape[2] == 16 && testing.Short() {
+				t.Skip("-short: the 16×16 finite differences take 1200 integrations of a 32-sample block")
+			}
 			tc.shape[0] = 2
 			rng := rand.New(rand.NewPCG(3, 4))
 			k := tc.f.TimeBasis
