@@ -249,13 +249,16 @@ func (lw *laneWork[T]) features(y, trig []T) {
 	}
 }
 
+// lv is the lane vector of buf at off.
+func lv[T float](buf []T, off int) *[laneN]T { return (*[laneN]T)(buf[off : off+laneN]) }
+
 // laneSum sets dst[l] = a·Σ_s x[s·L + l].
 func laneSum[T float](x, dst []T, a T) {
 	var acc [laneN]T
 	for s := 0; s+laneN <= len(x); s += laneN {
-		row := x[s : s+laneN]
-		for l, e := range row {
-			acc[l] += e
+		row := lv(x, s)
+		for l := range acc {
+			acc[l] += row[l]
 		}
 	}
 	for l := range dst {
@@ -268,11 +271,10 @@ func laneSum[T float](x, dst []T, a T) {
 func spectral[T float](dst, src, coef []T, nq, v int) {
 	const L = laneN
 	for pos := 0; pos < v; pos++ {
-		dr, di := dst[pos*2*L:pos*2*L+L], dst[pos*2*L+L:pos*2*L+2*L]
+		dr, di := lv(dst, pos*2*L), lv(dst, pos*2*L+L)
 		for q := 0; q < nq; q++ {
 			cr, ci := coef[(q*v+pos)*2], coef[(q*v+pos)*2+1]
-			zr := src[(q*v+pos)*2*L:][:L]
-			zi := src[(q*v+pos)*2*L+L:][:L]
+			zr, zi := lv(src, (q*v+pos)*2*L), lv(src, (q*v+pos)*2*L+L)
 			if q == 0 {
 				for l := range dr {
 					dr[l], di[l] = cr*zr[l]-ci*zi[l], cr*zi[l]+ci*zr[l]
@@ -299,10 +301,9 @@ func (lw *laneWork[T]) field(y []T, si int, k []T, div *[laneN]float64) {
 		fft2Lanes(lw.vz, 1, true)
 		ko := lanePlaneOf(k, o, v)
 		for s := 0; s < v; s++ {
-			src := lw.vz[s*2*L : s*2*L+L]
-			dst := ko[s*L : (s+1)*L]
-			for l, e := range src {
-				dst[l] = scale * e
+			src, dst := lv(lw.vz, s*2*L), lv(ko, s*L)
+			for l := range dst {
+				dst[l] = scale * src[l]
 			}
 		}
 	}
@@ -371,8 +372,9 @@ func odeForwardLanes[T float](p *odePlan, x, wp, acts []T) {
 					axpyT(dx, k, T(h*bi))
 					var e2 [laneN]float64
 					for s := 0; s+L <= len(k); s += L {
-						for l, e := range k[s : s+L] {
-							e2[l] += float64(e) * float64(e)
+						ke := lv(k, s)
+						for l := range e2 {
+							e2[l] += float64(ke[l]) * float64(ke[l])
 						}
 					}
 					for l := range lsum {
@@ -481,13 +483,16 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 						dst := acc[((si*p.c+o)*lw.np+q)*v*2:][:v*2]
 						zs := lw.z[q*v*2*L:]
 						for pos := 0; pos < v; pos++ {
-							gr, gi := gs[pos*2*L:][:L], gs[pos*2*L+L:][:L]
-							zr, zi := zs[pos*2*L:][:L], zs[pos*2*L+L:][:L]
-							var sr, sim T
-							for l := range gr {
+							gr, gi := lv(gs, pos*2*L), lv(gs, pos*2*L+L)
+							zr, zi := lv(zs, pos*2*L), lv(zs, pos*2*L+L)
+							var sr, sim, sr2, sim2 T
+							for l := 0; l < laneN; l += 2 {
 								sr += gr[l]*zr[l] + gi[l]*zi[l]
 								sim += gi[l]*zr[l] - gr[l]*zi[l]
+								sr2 += gr[l+1]*zr[l+1] + gi[l+1]*zi[l+1]
+								sim2 += gi[l+1]*zr[l+1] - gr[l+1]*zi[l+1]
 							}
+							sr, sim = sr+sr2, sim+sim2
 							dst[2*pos] += sr
 							dst[2*pos+1] += sim
 						}
@@ -502,10 +507,9 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 					for part := 0; part < 2 && 2*q+part < fc; part++ {
 						hb := hbar[part*v*L : (part+1)*v*L]
 						for s := 0; s < v; s++ {
-							src := lw.vz[s*2*L+part*L:][:L]
-							dst := hb[s*L : (s+1)*L]
-							for l, e := range src {
-								dst[l] = scale * e
+							src, dst := lv(lw.vz, s*2*L+part*L), lv(hb, s*L)
+							for l := range dst {
+								dst[l] = scale * src[l]
 							}
 						}
 						j := 2*q + part
@@ -530,10 +534,14 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 							u, u2, a = u2, u, T(-w)
 						}
 						wc := -cen * T(w*w)
+						var wd [laneN]T
+						for l := range wd {
+							wd[l] = wc * dbar[l]
+						}
 						for s := 0; s < cvL/p.c; s += L {
-							ycs, hbs, us, u2s := yc[s:s+L], hb[s:s+L], u[s:s+L], u2[s:s+L]
+							ycs, hbs, us, u2s := lv(yc, s), lv(hb, s), lv(u, s), lv(u2, s)
 							for l := range ycs {
-								ycs[l] += a*hbs[l]*us[l] + wc*dbar[l]*u2s[l]
+								ycs[l] += a*hbs[l]*us[l] + wd[l]*u2s[l]
 							}
 						}
 						dsum := lw.dsum[j*L : (j+1)*L]
@@ -625,8 +633,8 @@ func (lw *laneWork[T]) pairAdjoint(si, q int, gz []T) {
 	for o := 0; o < p.c; o++ {
 		coef := lw.coef[((si*p.c+o)*lw.np+q)*v*2:][:v*2]
 		for pos := 0; pos < v; pos++ {
-			dr, di := lw.vz[pos*2*L:][:L], lw.vz[pos*2*L+L:][:L]
-			gr, gi := gz[(o*v+pos)*2*L:][:L], gz[(o*v+pos)*2*L+L:][:L]
+			dr, di := lv(lw.vz, pos*2*L), lv(lw.vz, pos*2*L+L)
+			gr, gi := lv(gz, (o*v+pos)*2*L), lv(gz, (o*v+pos)*2*L+L)
 			cr, ci := coef[2*pos], -coef[2*pos+1]
 			if o == 0 {
 				for l := range dr {
