@@ -76,7 +76,7 @@ func (p *odePlan) outSize() int {
 }
 func (p *odePlan) actsSize() int {
 	if p.lanes {
-		return p.laneTrigOff(p.blocks(), 0)
+		return p.laneActsSize()
 	}
 	return p.trigOff(p.b, 0)
 }

@@ -79,24 +79,21 @@ func fft2Lanes[T float](z []T, np int, inverse bool) {
 
 // Offsets in the activation vector of the lane engine (odePlan.lanes): after [x(t₁) | log-det | kinetic],
 // per block and stage the stage inputs Y_i as real lane planes (C, V, laneN), then (kinetic only) the
-// velocities k_i, then (harmonic only) sin Y_i and cos Y_i (2, C, V, laneN). Lanes past the batch hold the
-// integration of a zero field and are never read out.
+// velocities k_i. Lanes past the batch hold the integration of a zero field and are never read out. The
+// backward pass recomputes the features from Y_i (the vector sincos costs less than storing and reloading
+// sin Y_i and cos Y_i).
 func (p *odePlan) blocks() int                  { return (p.b + laneN - 1) / laneN }
 func (p *odePlan) cvL() int                     { return p.c * p.v() * laneN }
 func (p *odePlan) laneStateOff(blk, si int) int { return p.outSize() + (blk*p.stages()+si)*p.cvL() }
 func (p *odePlan) laneVelOff(blk, si int) int {
 	return p.outSize() + (p.blocks()*p.stages()+blk*p.stages()+si)*p.cvL()
 }
-func (p *odePlan) laneTrigOff(blk, si int) int {
+func (p *odePlan) laneActsSize() int {
 	per := 1
 	if p.kinetic {
 		per = 2
 	}
-	off := p.outSize() + per*p.blocks()*p.stages()*p.cvL()
-	if !p.harmonic() {
-		return off
-	}
-	return off + (blk*p.stages()+si)*2*p.cvL()
+	return p.outSize() + per*p.blocks()*p.stages()*p.cvL()
 }
 
 // laneWork holds one run's kernel spectra and a block's scratch, in the tensors' precision T.
@@ -357,14 +354,6 @@ func odeForwardLanes[T float](p *odePlan, x, wp, acts []T) {
 				copy(acts[p.laneStateOff(blk, si):][:cvL], y)
 				k := ks[i*cvL : (i+1)*cvL]
 				lw.field(y, si, k, &div)
-				if lw.harmonic {
-					tr := acts[p.laneTrigOff(blk, si):][:2*cvL]
-					n := len(p.freqs)
-					for c := 0; c < p.c; c++ {
-						copy(lanePlaneOf(tr, c, p.v()), lanePlaneOf(lw.sink, c*n, p.v()))
-						copy(lanePlaneOf(tr, p.c+c, p.v()), lanePlaneOf(lw.cosk, c*n, p.v()))
-					}
-				}
 				if p.kinetic {
 					copy(acts[p.laneVelOff(blk, si):][:cvL], k)
 				}
@@ -416,7 +405,7 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 	scale := 1 / T(v)
 	acc := make([]T, ns*p.c*lw.np*v*2)   // per stage: Σ_lanes ĝ_o conj Z_q, (C, np, V, 2)
 	dacc := make([]float64, ns*p.c*p.nf) // per stage: Σ_lanes d̄ Σ_x h_f′(Y_o)
-	xbar, gbar, y := make([]T, cvL), make([]T, cvL), make([]T, cvL)
+	xbar, gbar := make([]T, cvL), make([]T, cvL)
 	ybar := make([]T, S*cvL)
 	gz := make([]T, p.c*v*2*L) // the spectra ĝ_o
 	hbar := make([]T, 2*v*L)   // h̄ of one pair, real lane planes
@@ -469,12 +458,7 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 				}
 				fft2Lanes(gz, p.c, false)
 				// the features at Y_i and their spectra
-				copy(y, acts[p.laneStateOff(blk, si):][:cvL])
-				var trig []T
-				if lw.harmonic {
-					trig = acts[p.laneTrigOff(blk, si):][:2*cvL]
-				}
-				lw.features(y, trig)
+				lw.features(acts[p.laneStateOff(blk, si):][:cvL], nil)
 				fft2Lanes(lw.z, lw.np, false)
 				// the kernels' gradient: Σ_lanes ĝ_o conj Z_q
 				for o := 0; o < p.c; o++ {
