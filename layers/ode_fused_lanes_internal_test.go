@@ -144,37 +144,41 @@ func TestODELaneEngineMatchesSampleEngine(t *testing.T) {
 	// The lane engine (full complex spectra by pairs of features, adjoints on the sites) against the
 	// per-sample engine (half spectra, adjoints as spectra), float64: the same sums in different orders,
 	// so they agree to rounding: 1e-11 relative to the largest value of each output (a few hundred
-	// roundings of order-one terms through the stages).
-	for _, tc := range laneCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			p := lanePlanFor(tc.kf, tc.b, tc.steps, tc.method, tc.t0, tc.t1, tc.kinetic)
-			x, w, gout := laneInputs(p, tc, 1)
-			o1, g1, err := runEngine(p, false, x, w, gout)
-			if err != nil {
-				t.Fatal(err)
-			}
-			o2, g2, err := runEngine(p, true, x, w, gout)
-			if err != nil {
-				t.Fatal(err)
-			}
-			compare := func(what string, a, b []float64) {
-				var m float64
-				for _, v := range a {
-					m = max(m, math.Abs(v))
+	// roundings of order-one terms through the stages). Every kernel form of the lane FFTs and sincos.
+	for _, mode := range productModes() {
+		restore := useProductKernels(mode)
+		for _, tc := range laneCases() {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				p := lanePlanFor(tc.kf, tc.b, tc.steps, tc.method, tc.t0, tc.t1, tc.kinetic)
+				x, w, gout := laneInputs(p, tc, 1)
+				o1, g1, err := runEngine(p, false, x, w, gout)
+				if err != nil {
+					t.Fatal(err)
 				}
-				for i := range a {
-					if d := math.Abs(a[i] - b[i]); d > 1e-11*m || math.IsNaN(b[i]) {
-						t.Fatalf("%s[%d]: per-sample %.15g, lanes %.15g (max %g)", what, i, a[i], b[i], m)
+				o2, g2, err := runEngine(p, true, x, w, gout)
+				if err != nil {
+					t.Fatal(err)
+				}
+				compare := func(what string, a, b []float64) {
+					var m float64
+					for _, v := range a {
+						m = max(m, math.Abs(v))
+					}
+					for i := range a {
+						if d := math.Abs(a[i] - b[i]); d > 1e-11*m || math.IsNaN(b[i]) {
+							t.Fatalf("%s[%d]: per-sample %.15g, lanes %.15g (max %g)", what, i, a[i], b[i], m)
+						}
 					}
 				}
-			}
-			n := p.xSize()
-			compare("x(t1)", o1[:n], o2[:n])
-			compare("log-det", o1[n:n+p.b], o2[n:n+p.b])
-			compare("kinetic", o1[n+p.b:], o2[n+p.b:])
-			compare("dx", g1[:n], g2[:n])
-			compare("dw", g1[n:], g2[n:])
-		})
+				n := p.xSize()
+				compare("x(t1)", o1[:n], o2[:n])
+				compare("log-det", o1[n:n+p.b], o2[n:n+p.b])
+				compare("kinetic", o1[n+p.b:], o2[n+p.b:])
+				compare("dx", g1[:n], g2[:n])
+				compare("dw", g1[n:], g2[n:])
+			})
+		}
+		restore()
 	}
 }
 
