@@ -215,6 +215,7 @@ func (lw *laneWork[T]) features(y, trig []T) {
 			ds[l] = T(v)
 		}
 		lw.putSlot(c, ys)
+		var csum [laneN]T // Σ_x cos ω_k y
 		for k, w := range p.freqs {
 			sk, ck := lanePlaneOf(lw.sink, c*n+k, v), lanePlaneOf(lw.cosk, c*n+k, v)
 			switch {
@@ -228,20 +229,42 @@ func (lw *laneWork[T]) features(y, trig []T) {
 			default: // sin(k+1)x = sin kx cos x + cos kx sin x; cos(k+1)x = cos kx cos x − sin kx sin x
 				sp, cp := lanePlaneOf(lw.sink, c*n+k-1, v), lanePlaneOf(lw.cosk, c*n+k-1, v)
 				s1, c1 := lanePlaneOf(lw.sink, c*n, v), lanePlaneOf(lw.cosk, c*n, v)
-				sp, cp, s1, c1 = sp[:len(sk)], cp[:len(sk)], s1[:len(sk)], c1[:len(sk)]
-				ck = ck[:len(sk)]
-				for i := range sk {
-					sk[i], ck[i] = sp[i]*c1[i]+cp[i]*s1[i], cp[i]*c1[i]-sp[i]*s1[i]
-				}
+				harmonicLanes(sp, cp, s1, c1, sk, ck, &csum)
 			}
 			// Σ_x h′: ω Σ cos ωy for the sine feature, −ω Σ sin ωy for the cosine one
 			dsS := lw.dsum[((1+k)*p.c+c)*L:][:L]
-			laneSum(ck, dsS, T(w))
+			if k == 0 || !lw.harmonic {
+				laneSum(ck, csum[:], 1)
+			}
+			for l := range dsS {
+				dsS[l] = T(w) * csum[l]
+			}
 			lw.putSlot((1+k)*p.c+c, sk)
 			if !p.odd {
 				laneSum(sk, lw.dsum[((1+n+k)*p.c+c)*L:][:L], T(-w))
 				lw.putSlot((1+n+k)*p.c+c, ck)
 			}
+		}
+	}
+}
+
+// harmonicLanes sets sk = sp·c1 + cp·s1 and ck = cp·c1 − sp·s1 (the angle addition from sin, cos kx and
+// sin, cos x to sin, cos (k+1)x) over lane planes of equal length, and sum[l] = Σ_sites ck of lane l.
+func harmonicLanes[T float](sp, cp, s1, c1, sk, ck []T, sum *[laneN]T) {
+	n := len(sp)
+	if len(cp) != n || len(s1) != n || len(c1) != n || len(sk) != n || len(ck) != n || n%laneN != 0 {
+		panic(fmt.Sprintf("layers: harmonicLanes: lengths %d, %d, %d, %d, %d, %d, want equal multiples of %d",
+			len(sp), len(cp), len(s1), len(c1), len(sk), len(ck), laneN))
+	}
+	if harmonicLanesVec(sp, cp, s1, c1, sk, ck, sum) {
+		return
+	}
+	*sum = [laneN]T{}
+	for s := 0; s < n; s += laneN {
+		a, b, c, d, e, f := lv(sp, s), lv(cp, s), lv(s1, s), lv(c1, s), lv(sk, s), lv(ck, s)
+		for l := range sum {
+			e[l], f[l] = a[l]*d[l]+b[l]*c[l], b[l]*d[l]-a[l]*c[l]
+			sum[l] += f[l]
 		}
 	}
 }

@@ -63,3 +63,41 @@ func fft16LanesVec[T float](z []T, stride, count, step int, inverse bool) bool {
 	}
 	return true
 }
+
+//go:noescape
+func odeHarmonicF32AVX512(sp, cp, s1, c1, sk, ck *float32, n int, sum *float32)
+
+//go:noescape
+func odeHarmonicF64AVX512(sp, cp, s1, c1, sk, ck *float64, n int, sum *float64)
+
+//go:noescape
+func odeHarmonicF32AVX2(sp, cp, s1, c1, sk, ck *float32, n int, sum *float32)
+
+//go:noescape
+func odeHarmonicF64AVX2(sp, cp, s1, c1, sk, ck *float64, n int, sum *float64)
+
+// harmonicLanesVec runs harmonicLanes with vector instructions and reports whether it could; the caller
+// has checked that every slice holds whole sites of laneN lanes, as many as sp.
+func harmonicLanesVec[T float](sp, cp, s1, c1, sk, ck []T, sum *[laneN]T) bool {
+	n := len(sp) / laneN
+	if !hasAVX2FMA || n == 0 {
+		return false
+	}
+	switch a := any(sp).(type) {
+	case []float32:
+		f := odeHarmonicF32AVX2
+		if hasAVX512 {
+			f = odeHarmonicF32AVX512
+		}
+		f(&a[0], &any(cp).([]float32)[0], &any(s1).([]float32)[0], &any(c1).([]float32)[0], &any(sk).([]float32)[0],
+			&any(ck).([]float32)[0], n, &any(sum).(*[laneN]float32)[0])
+	case []float64:
+		f := odeHarmonicF64AVX2
+		if hasAVX512 {
+			f = odeHarmonicF64AVX512
+		}
+		f(&a[0], &any(cp).([]float64)[0], &any(s1).([]float64)[0], &any(c1).([]float64)[0], &any(sk).([]float64)[0],
+			&any(ck).([]float64)[0], n, &any(sum).(*[laneN]float64)[0])
+	}
+	return true
+}

@@ -184,6 +184,56 @@ def gen(t, isa, inverse):
     return "\n".join(L)
 
 
+def harmonic(t, isa):
+    """sk = sp·c1 + cp·s1, ck = cp·c1 − sp·s1 over n sites of laneN lanes, and sum[l] = Σ_sites ck[·, l]."""
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    es = 4 if f32 else 8
+    vb = 64 if isa == 'AVX512' else 32
+    R = 'Z' if isa == 'AVX512' else 'Y'
+    chunks = LANES * es // vb
+    ety = 'float32' if f32 else 'float64'
+    name = f"odeHarmonic{t}{isa}"
+    L = []
+    a = L.append
+    a(f"// func {name}(sp, cp, s1, c1, sk, ck *{ety}, n int, sum *{ety})")
+    a(f"TEXT ·{name}(SB), NOSPLIT, $0-64")
+    for i, (nm, reg) in enumerate((('sp', 'AX'), ('cp', 'BX'), ('s1', 'DX'), ('c1', 'SI'), ('sk', 'DI'), ('ck', 'R8'))):
+        a(f"\tMOVQ {nm}+{8*i}(FP), {reg}")
+    a("\tMOVQ n+48(FP), CX")
+    acc = [8 + c for c in range(chunks)]
+    for r in acc:
+        a(f"\tVXORP{P[1]} {R}{r}, {R}{r}, {R}{r}" if isa == 'AVX2' else f"\tVPXORQ {R}{r}, {R}{r}, {R}{r}")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ done{name}")
+    a(f"loop{name}:")
+    for ch in range(chunks):
+        o = ch * vb
+        a(f"\tVMOVUP{P[1]} {o}(AX), {R}0")  # sp
+        a(f"\tVMOVUP{P[1]} {o}(BX), {R}1")  # cp
+        a(f"\tVMOVUP{P[1]} {o}(DX), {R}2")  # s1
+        a(f"\tVMOVUP{P[1]} {o}(SI), {R}3")  # c1
+        a(f"\tVMUL{P} {R}3, {R}0, {R}4")  # sp·c1
+        a(f"\tVFMADD231{P} {R}2, {R}1, {R}4")  # + cp·s1
+        a(f"\tVMUL{P} {R}3, {R}1, {R}5")  # cp·c1
+        a(f"\tVFNMADD231{P} {R}2, {R}0, {R}5")  # − sp·s1
+        a(f"\tVMOVUP{P[1]} {R}4, {o}(DI)")
+        a(f"\tVMOVUP{P[1]} {R}5, {o}(R8)")
+        a(f"\tVADD{P} {R}5, {R}{acc[ch]}, {R}{acc[ch]}")
+    step = LANES * es
+    for reg in ('AX', 'BX', 'DX', 'SI', 'DI', 'R8'):
+        a(f"\tADDQ ${step}, {reg}")
+    a("\tDECQ CX")
+    a(f"\tJNZ loop{name}")
+    a(f"done{name}:")
+    a("\tMOVQ sum+56(FP), AX")
+    for ch in range(chunks):
+        a(f"\tVMOVUP{P[1]} {R}{acc[ch]}, {ch*vb}(AX)")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
+
 def data():
     out = []
     for t in ('F32', 'F64'):
@@ -215,3 +265,5 @@ if __name__ == '__main__':
             for inv in (False, True):
                 print(gen(t, isa, inv))
                 print()
+            print(harmonic(t, isa))
+            print()

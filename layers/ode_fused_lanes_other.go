@@ -4,3 +4,6 @@ package layers
 
 // fft16LanesVec has no vector kernel on this build: the Go loops run.
 func fft16LanesVec[T float](z []T, stride, count, step int, inverse bool) bool { return false }
+
+// harmonicLanesVec has no vector kernel on this build: the Go loops run.
+func harmonicLanesVec[T float](sp, cp, s1, c1, sk, ck []T, sum *[laneN]T) bool { return false }
