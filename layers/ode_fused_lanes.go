@@ -21,6 +21,18 @@ const laneN = 32
 // laneSide is the lattice side the lane engine handles.
 const laneSide = 16
 
+// laneCS is the stride of the sites of a complex lane plane: laneN real parts, laneN imaginary parts and a
+// pad of one 64-byte line (float64) or 16 numbers (float32), so that the 16 points of a column transform
+// (16 site strides apart) are not a multiple of 4 KiB apart: at a power-of-two stride they all fall in
+// one set of the L1 cache and evict each other within a transform.
+func laneCS[T float]() int {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return 2*laneN + 16
+	}
+	return 2*laneN + 8
+}
+
 // fft16Lanes does, in place, count 16-point complex DFTs across the laneN lanes of z: transform t's point n
 // (the complex lane vector of laneN real parts then laneN imaginary parts) starts at t·step + n·stride
 // (elements). Forward: X[k] = Σ_n e^{−2πi kn/16} x[n], written in digit-reversed order (point 4a + b holds
@@ -70,7 +82,8 @@ func digitRev16(n int) int { return n>>2 | (n&3)<<2 }
 
 // fft2Lanes transforms np consecutive complex lane planes (16×16 sites) of z in place: rows, then columns.
 func fft2Lanes[T float](z []T, np int, inverse bool) {
-	const s, w = 2 * laneN, laneSide
+	const w = laneSide
+	s := laneCS[T]()
 	fft16Lanes(z, s, w*np, w*s, inverse) // along each row
 	for q := 0; q < np; q++ {
 		fft16Lanes(z[q*w*w*s:(q+1)*w*w*s], w*s, w, s, inverse) // along each column
@@ -115,23 +128,25 @@ func newLaneWork[T float](p *odePlan, wp []T) *laneWork[T] {
 	v, fc, L, nfr := p.v(), p.fc(), laneN, len(p.freqs)
 	lw := &laneWork[T]{p: p, np: (fc + 1) / 2, harmonic: p.harmonic(),
 		sink: make([]T, p.c*nfr*v*L), cosk: make([]T, p.c*nfr*v*L), dsum: make([]T, fc*L), arg: make([]T, v*L)}
-	lw.z = make([]T, lw.np*v*2*L)
-	lw.vz = make([]T, v*2*L)
+	cs := laneCS[T]()
+	lw.z = make([]T, lw.np*v*cs)
+	lw.vz = make([]T, v*cs)
 	// the spectra of the K·C·F·C basis kernels, one per lane, in float64
+	cs = laneCS[float64]()
 	oj := p.c * fc
 	nk := p.k * oj
 	nb := (nk + L - 1) / L
-	base := make([]float64, nb*v*2*L)
+	base := make([]float64, nb*v*cs)
 	for r := 0; r < nk; r++ {
 		src := wp[r*p.np : (r+1)*p.np]
 		blk, l := r/L, r%L
 		for d, pi := range p.param {
-			base[blk*v*2*L+d*2*L+l] = float64(src[pi])
+			base[blk*v*cs+d*cs+l] = float64(src[pi])
 		}
 	}
 	fft2Lanes(base, nb, false)
 	bw := func(r, q int) (float64, float64) { // Ŵ_r at spectral position q
-		o := (r/L)*v*2*L + q*2*L + r%L
+		o := (r/L)*v*cs + q*cs + r%L
 		return base[o], base[o+L]
 	}
 	ns := p.stages()
@@ -176,10 +191,11 @@ func lanePlaneOf[T float](buf []T, i, v int) []T { return buf[i*v*laneN : (i+1)*
 // putSlot copies the real lane plane src into the real or imaginary part of the complex lane plane of
 // feature j in z (features 2q, 2q+1 are the real and imaginary parts of plane q).
 func (lw *laneWork[T]) putSlot(j int, src []T) {
+	cs := laneCS[T]()
 	v, L := lw.p.v(), laneN
-	dst := lw.z[(j/2)*v*2*L+(j%2)*L:]
+	dst := lw.z[(j/2)*v*cs+(j%2)*L:]
 	for s := 0; s < v; s++ {
-		copy(dst[s*2*L:s*2*L+L], src[s*L:(s+1)*L])
+		copy(dst[s*cs:s*cs+L], src[s*L:(s+1)*L])
 	}
 }
 
@@ -200,12 +216,13 @@ func (lw *laneWork[T]) sincos(x []T, w float64, s, c []T) {
 // with trig, sin y and cos y from the forward pass), the sums Σ_x h_j′ into dsum and the feature planes
 // into z (untransformed).
 func (lw *laneWork[T]) features(y, trig []T) {
+	cs := laneCS[T]()
 	p := lw.p
 	v, L, n := p.v(), laneN, len(p.freqs)
 	if p.fc()%2 == 1 { // the last plane's imaginary part: no feature
-		last := lw.z[(lw.np-1)*v*2*L:]
+		last := lw.z[(lw.np-1)*v*cs:]
 		for s := 0; s < v; s++ {
-			clear(last[s*2*L+L : (s+1)*2*L])
+			clear(last[s*cs+L : (s+1)*cs])
 		}
 	}
 	for c := 0; c < p.c; c++ {
@@ -289,12 +306,13 @@ func laneSum[T float](x, dst []T, a T) {
 // spectral sets dst (V, 2, L) = Σ_q m_q ⊙ z_q with m_q = coef[q] a scalar per spectral position and z_q
 // the complex lane planes of src (nq of them).
 func spectral[T float](dst, src, coef []T, nq, v int) {
+	cs := laneCS[T]()
 	const L = laneN
 	for pos := 0; pos < v; pos++ {
-		dr, di := lv(dst, pos*2*L), lv(dst, pos*2*L+L)
+		dr, di := lv(dst, pos*cs), lv(dst, pos*cs+L)
 		for q := 0; q < nq; q++ {
 			cr, ci := coef[(q*v+pos)*2], coef[(q*v+pos)*2+1]
-			zr, zi := lv(src, (q*v+pos)*2*L), lv(src, (q*v+pos)*2*L+L)
+			zr, zi := lv(src, (q*v+pos)*cs), lv(src, (q*v+pos)*cs+L)
 			if q == 0 {
 				for l := range dr {
 					dr[l], di[l] = cr*zr[l]-ci*zi[l], cr*zi[l]+ci*zr[l]
@@ -311,6 +329,7 @@ func spectral[T float](dst, src, coef []T, nq, v int) {
 
 // field evaluates v (C, V, L) and div v (per lane, into div) at the state y of a block, stage si.
 func (lw *laneWork[T]) field(y []T, si int, k []T, div *[laneN]float64) {
+	cs := laneCS[T]()
 	p := lw.p
 	v, L := p.v(), laneN
 	lw.features(y, nil)
@@ -321,7 +340,7 @@ func (lw *laneWork[T]) field(y []T, si int, k []T, div *[laneN]float64) {
 		fft2Lanes(lw.vz, 1, true)
 		ko := lanePlaneOf(k, o, v)
 		for s := 0; s < v; s++ {
-			src, dst := lv(lw.vz, s*2*L), lv(ko, s*L)
+			src, dst := lv(lw.vz, s*cs), lv(ko, s*L)
 			for l := range dst {
 				dst[l] = scale * src[l]
 			}
@@ -413,6 +432,7 @@ func odeForwardLanes[T float](p *odePlan, x, wp, acts []T) {
 // odeBackward's adjoint recursion with the adjoints X̄, Ȳ_i, k̄_i kept on the sites, and the field's
 // vector-Jacobian product by pairs of features (see the lane engine's doc).
 func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
+	cs := laneCS[T]()
 	gx, gld, gkin := gout[:p.xSize()], gout[p.xSize():p.xSize()+p.b], gout[p.xSize()+p.b:]
 	if !p.kinetic {
 		for b, g := range gkin {
@@ -430,7 +450,7 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 	dacc := make([]float64, ns*p.c*p.nf) // per stage: Σ_lanes d̄ Σ_x h_f′(Y_o)
 	xbar, gbar := make([]T, cvL), make([]T, cvL)
 	ybar := make([]T, S*cvL)
-	gz := make([]T, p.c*v*2*L) // the spectra ĝ_o
+	gz := make([]T, p.c*v*cs) // the spectra ĝ_o
 	hbar := make([]T, 2*v*L)   // h̄ of one pair, real lane planes
 	var lbar, kbar, dbar [laneN]T
 	for blk := 0; blk < p.blocks(); blk++ {
@@ -474,9 +494,9 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 				// ĝ_o: one complex transform per channel
 				clear(gz)
 				for o := 0; o < p.c; o++ {
-					src, dst := lanePlaneOf(gbar, o, v), gz[o*v*2*L:]
+					src, dst := lanePlaneOf(gbar, o, v), gz[o*v*cs:]
 					for s := 0; s < v; s++ {
-						copy(dst[s*2*L:s*2*L+L], src[s*L:(s+1)*L])
+						copy(dst[s*cs:s*cs+L], src[s*L:(s+1)*L])
 					}
 				}
 				fft2Lanes(gz, p.c, false)
@@ -485,13 +505,13 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 				fft2Lanes(lw.z, lw.np, false)
 				// the kernels' gradient: Σ_lanes ĝ_o conj Z_q
 				for o := 0; o < p.c; o++ {
-					gs := gz[o*v*2*L:]
+					gs := gz[o*v*cs:]
 					for q := 0; q < lw.np; q++ {
 						dst := acc[((si*p.c+o)*lw.np+q)*v*2:][:v*2]
-						zs := lw.z[q*v*2*L:]
+						zs := lw.z[q*v*cs:]
 						for pos := 0; pos < v; pos++ {
-							gr, gi := lv(gs, pos*2*L), lv(gs, pos*2*L+L)
-							zr, zi := lv(zs, pos*2*L), lv(zs, pos*2*L+L)
+							gr, gi := lv(gs, pos*cs), lv(gs, pos*cs+L)
+							zr, zi := lv(zs, pos*cs), lv(zs, pos*cs+L)
 							var sr, sim, sr2, sim2 T
 							for l := 0; l < laneN; l += 2 {
 								sr += gr[l]*zr[l] + gi[l]*zi[l]
@@ -514,7 +534,7 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 					for part := 0; part < 2 && 2*q+part < fc; part++ {
 						hb := hbar[part*v*L : (part+1)*v*L]
 						for s := 0; s < v; s++ {
-							src, dst := lv(lw.vz, s*2*L+part*L), lv(hb, s*L)
+							src, dst := lv(lw.vz, s*cs+part*L), lv(hb, s*L)
 							for l := range dst {
 								dst[l] = scale * src[l]
 							}
@@ -577,7 +597,7 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 	dw := out[p.xSize():]
 	nl := p.k * p.c * lw.np
 	nbk := (nl + L - 1) / L
-	spec := make([]T, nbk*v*2*L)
+	spec := make([]T, nbk*v*cs)
 	bts := make([][]float64, ns)
 	for si := range bts {
 		bts[si] = TimeBasis(p.k, p.stageTime(si/S, si%S))
@@ -586,7 +606,7 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 		for o := 0; o < p.c; o++ {
 			for q := 0; q < lw.np; q++ {
 				r := (k*p.c+o)*lw.np + q
-				dst := spec[(r/L)*v*2*L+r%L:]
+				dst := spec[(r/L)*v*cs+r%L:]
 				for si := 0; si < ns; si++ {
 					bk := T(bts[si][k])
 					if bk == 0 {
@@ -594,8 +614,8 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 					}
 					src := acc[((si*p.c+o)*lw.np+q)*v*2:][:v*2]
 					for pos := 0; pos < v; pos++ {
-						dst[pos*2*L] += bk * src[2*pos]
-						dst[pos*2*L+L] += bk * src[2*pos+1]
+						dst[pos*cs] += bk * src[2*pos]
+						dst[pos*cs+L] += bk * src[2*pos+1]
 					}
 				}
 			}
@@ -608,14 +628,14 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 			for j := 0; j < fc; j++ {
 				q, part := j/2, j%2
 				r := (k*p.c+o)*lw.np + q
-				src := spec[(r/L)*v*2*L+part*L+r%L:]
+				src := spec[(r/L)*v*cs+part*L+r%L:]
 				sign := float64(scale)
 				if part == 1 {
 					sign = -sign
 				}
 				clear(sums)
 				for d, pi := range p.param {
-					sums[pi] += sign * float64(src[d*2*L])
+					sums[pi] += sign * float64(src[d*cs])
 				}
 				if c := j % p.c; c == o {
 					f := j / p.c
@@ -635,13 +655,14 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 
 // pairAdjoint sets lw.vz = Σ_o conj(coef_{o,q}) ĝ_o: the spectrum of h̄_{2q} + i·h̄_{2q+1}.
 func (lw *laneWork[T]) pairAdjoint(si, q int, gz []T) {
+	cs := laneCS[T]()
 	p := lw.p
 	v, L := p.v(), laneN
 	for o := 0; o < p.c; o++ {
 		coef := lw.coef[((si*p.c+o)*lw.np+q)*v*2:][:v*2]
 		for pos := 0; pos < v; pos++ {
-			dr, di := lv(lw.vz, pos*2*L), lv(lw.vz, pos*2*L+L)
-			gr, gi := lv(gz, (o*v+pos)*2*L), lv(gz, (o*v+pos)*2*L+L)
+			dr, di := lv(lw.vz, pos*cs), lv(lw.vz, pos*cs+L)
+			gr, gi := lv(gz, (o*v+pos)*cs), lv(gz, (o*v+pos)*cs+L)
 			cr, ci := coef[2*pos], -coef[2*pos+1]
 			if o == 0 {
 				for l := range dr {

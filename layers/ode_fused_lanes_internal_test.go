@@ -11,7 +11,7 @@ import (
 
 // lanePlane returns the complex value of lane l at site (a, b) of a complex lane plane.
 func lanePlane[T float](z []T, a, b, l int) complex128 {
-	o := (a*laneSide+b)*2*laneN + l
+	o := (a*laneSide+b)*laneCS[T]() + l
 	return complex(float64(z[o]), float64(z[o+laneN]))
 }
 
@@ -21,14 +21,14 @@ func testFFT2Lanes[T float](t *testing.T, tol float64) {
 	// 256·z. Both sides are sums of 256 order-one terms: tol relative to their number.
 	rng := rand.New(rand.NewPCG(5, 6))
 	const np = 2
-	n := np * laneSide * laneSide * 2 * laneN
+	n := np * laneSide * laneSide * laneCS[T]()
 	z := make([]T, n)
 	for i := range z {
 		z[i] = T(rng.NormFloat64())
 	}
 	orig := append([]T(nil), z...)
 	fft2Lanes(z, np, false)
-	plane := laneSide * laneSide * 2 * laneN
+	plane := laneSide * laneSide * laneCS[T]()
 	for q := 0; q < np; q++ {
 		for l := 0; l < laneN; l += 7 {
 			for k1 := 0; k1 < 16; k1++ {
@@ -50,6 +50,9 @@ func testFFT2Lanes[T float](t *testing.T, tol float64) {
 	}
 	fft2Lanes(z, np, true)
 	for i := range z {
+		if i%laneCS[T]() >= 2*laneN {
+			continue // the pad between sites
+		}
 		if want := 256 * float64(orig[i]); math.Abs(float64(z[i])-want) > tol*256 {
 			t.Fatalf("inverse: z[%d] = %.9g, want %.9g", i, z[i], want)
 		}
