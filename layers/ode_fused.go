@@ -21,8 +21,12 @@ import (
 // ĥ_j and one inverse FFT per channel, the kernels' spectra computed once per run (W(t) = Σ_k b_k(t) W_k
 // is linear in the parameters, so Ŵ(t) = Σ_k b_k(t) Ŵ_k); the spectrum of the state itself (the feature
 // φ) follows the Runge–Kutta combinations by linearity, Ŷ_i = X̂ + h Σ_j a_ij v̂_j, with no transform.
-// Samples evolve independently, so the op runs one sample's whole trajectory at a time, in float64
-// whatever the dtype (sines and cosines to ~2e-9 for float32 tensors, to a few ulp for float64).
+// Samples evolve independently. On 16×16 lattices the lane engine (ode_fused_lanes.go) integrates 32
+// samples together in the tensors' own precision, every per-site number a vector over the samples: lane
+// FFTs and sincos in assembly, full complex spectra of pairs of features, adjoints on the sites. On the
+// other lattices the per-sample engine below runs one sample's whole trajectory at a time, in float64
+// whatever the dtype (sines and cosines to ~2e-9 for float32 tensors, to a few ulp for float64); the
+// description that follows is the per-sample engine's, the lane engine computes the same numbers.
 //
 // The backward pass is the discrete adjoint of the unrolled scheme (reverse-mode differentiation of the
 // Runge–Kutta stages, not the continuous adjoint ODE), so its gradients are the graph's to rounding. For a
@@ -43,7 +47,8 @@ import (
 //	out  = odeOutOp(x, w, acts)        [x(t₁) | log-det | kinetic], differentiable in x and w
 //	∂    = odeGradOp(x, w, acts, ∂out) [∂x | ∂w] (built by out's SymDiff)
 //
-// The stage inputs take stages·|x| numbers (32·|x| for 8 RK4 steps); the velocities k_i are kept too
+// The stage inputs take stages·|x| numbers (32·|x| for 8 RK4 steps; the lane engine rounds the batch up
+// to whole blocks of 32 and keeps nothing else but the k_i); the velocities k_i are kept too
 // only when the kinetic energy is differentiated, and sin Y_i, cos Y_i (from which the features and their
 // derivatives follow by angle addition) when the frequencies are 1, 2, …. The outputs come from the
 // scope's arena when it has one (Scope.SetArena). The fused ops are first-order only: the backward op's

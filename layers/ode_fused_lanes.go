@@ -451,7 +451,7 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 	xbar, gbar := make([]T, cvL), make([]T, cvL)
 	ybar := make([]T, S*cvL)
 	gz := make([]T, p.c*v*cs) // the spectra ĝ_o
-	hbar := make([]T, 2*v*L)   // h̄ of one pair, real lane planes
+	hbar := make([]T, 2*v*L)  // h̄ of one pair, real lane planes
 	var lbar, kbar, dbar [laneN]T
 	for blk := 0; blk < p.blocks(); blk++ {
 		nb := min(L, p.b-blk*L)
