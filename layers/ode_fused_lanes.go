@@ -451,7 +451,6 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 	xbar, gbar := make([]T, cvL), make([]T, cvL)
 	ybar := make([]T, S*cvL)
 	gz := make([]T, p.c*v*cs) // the spectra ĝ_o
-	hbar := make([]T, 2*v*L)  // h̄ of one pair, real lane planes
 	var lbar, kbar, dbar [laneN]T
 	for blk := 0; blk < p.blocks(); blk++ {
 		nb := min(L, p.b-blk*L)
@@ -532,19 +531,18 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 					lw.pairAdjoint(si, q, gz)
 					fft2Lanes(lw.vz, 1, true)
 					for part := 0; part < 2 && 2*q+part < fc; part++ {
-						hb := hbar[part*v*L : (part+1)*v*L]
-						for s := 0; s < v; s++ {
-							src, dst := lv(lw.vz, s*cs+part*L), lv(hb, s*L)
-							for l := range dst {
-								dst[l] = scale * src[l]
-							}
-						}
+						// h̄ of feature 2q + part: the real or imaginary parts of vz, times scale
 						j := 2*q + part
 						f, c := j/p.c, j%p.c
 						yc := lanePlaneOf(yb, c, v)
 						cen := lw.centre[(si*p.c+c)*p.nf+f]
 						if f == 0 { // h′ = 1, h″ = 0
-							axpyT(yc, hb, 1)
+							for s := 0; s < v; s++ {
+								ycs, hbs := lv(yc, s*L), lv(lw.vz, s*cs+part*L)
+								for l := range ycs {
+									ycs[l] += scale * hbs[l]
+								}
+							}
 							for l := range dbar {
 								dacc[(si*p.c+c)*p.nf] += float64(dbar[l]) * float64(v)
 							}
@@ -565,10 +563,11 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 						for l := range wd {
 							wd[l] = wc * dbar[l]
 						}
-						for s := 0; s < cvL/p.c; s += L {
-							ycs, hbs, us, u2s := lv(yc, s), lv(hb, s), lv(u, s), lv(u2, s)
+						as := a * scale
+						for s := 0; s < v; s++ {
+							ycs, hbs, us, u2s := lv(yc, s*L), lv(lw.vz, s*cs+part*L), lv(u, s*L), lv(u2, s*L)
 							for l := range ycs {
-								ycs[l] += a*hbs[l]*us[l] + wd[l]*u2s[l]
+								ycs[l] += as*hbs[l]*us[l] + wd[l]*u2s[l]
 							}
 						}
 						dsum := lw.dsum[j*L : (j+1)*L]
