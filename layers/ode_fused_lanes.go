@@ -114,6 +114,7 @@ type laneWork[T float] struct {
 	p        *odePlan
 	np       int  // feature pairs ⌈F·C/2⌉: features 2q and 2q+1 share complex plane q
 	coef     []T  // (stages, C, np, V, 2): Ŵ_{o,2q}(t_i) − i·Ŵ_{o,2q+1}(t_i) at each spectral position
+	coefConj []T  // its complex conjugate
 	centre   []T  // (stages, C, F): W_{o,(f,o)}(0, t_i)
 	harmonic bool // freqs are 1, 2, …
 	sink     []T  // (C, |freqs|, V, L) sin ω_k y
@@ -181,6 +182,10 @@ func newLaneWork[T float](p *odePlan, wp []T) *laneWork[T] {
 				lw.centre[(si*p.c+o)*p.nf+f] = T(s)
 			}
 		}
+	}
+	lw.coefConj = make([]T, len(lw.coef))
+	for i := 0; i < len(lw.coef); i += 2 {
+		lw.coefConj[i], lw.coefConj[i+1] = lw.coef[i], -lw.coef[i+1]
 	}
 	return lw
 }
@@ -303,22 +308,25 @@ func laneSum[T float](x, dst []T, a T) {
 	}
 }
 
-// spectral sets dst (V, 2, L) = Σ_q m_q ⊙ z_q with m_q = coef[q] a scalar per spectral position and z_q
-// the complex lane planes of src (nq of them).
-func spectral[T float](dst, src, coef []T, nq, v int) {
+// spectral sets, at each of the v sites, dst = Σ_{q<n} c_q ⊙ z_q (complex) with c_q the scalar
+// coef[q·coefStride + 2·site] + i·coef[q·coefStride + 2·site + 1] and z_q the lane vector of complex lane
+// plane q of src (planes v·laneCS apart); dst is one complex lane plane.
+func spectral[T float](dst, src, coef []T, n, v, coefStride int) {
 	cs := laneCS[T]()
+	if n < 1 || len(dst) < v*cs || len(src) < n*v*cs || len(coef) < (n-1)*coefStride+2*v {
+		panic(fmt.Sprintf("layers: spectral: %d terms over %d sites: dst %d, src %d, coef %d (stride %d) too short",
+			n, v, len(dst), len(src), len(coef), coefStride))
+	}
+	if spectralVec(dst, src, coef, n, v*cs, coefStride, v) {
+		return
+	}
 	const L = laneN
 	for pos := 0; pos < v; pos++ {
 		dr, di := lv(dst, pos*cs), lv(dst, pos*cs+L)
-		for q := 0; q < nq; q++ {
-			cr, ci := coef[(q*v+pos)*2], coef[(q*v+pos)*2+1]
+		*dr, *di = [laneN]T{}, [laneN]T{}
+		for q := 0; q < n; q++ {
+			cr, ci := coef[q*coefStride+2*pos], coef[q*coefStride+2*pos+1]
 			zr, zi := lv(src, (q*v+pos)*cs), lv(src, (q*v+pos)*cs+L)
-			if q == 0 {
-				for l := range dr {
-					dr[l], di[l] = cr*zr[l]-ci*zi[l], cr*zi[l]+ci*zr[l]
-				}
-				continue
-			}
 			for l := range dr {
 				dr[l] += cr*zr[l] - ci*zi[l]
 				di[l] += cr*zi[l] + ci*zr[l]
@@ -336,7 +344,7 @@ func (lw *laneWork[T]) field(y []T, si int, k []T, div *[laneN]float64) {
 	fft2Lanes(lw.z, lw.np, false)
 	scale := 1 / T(v)
 	for o := 0; o < p.c; o++ {
-		spectral(lw.vz, lw.z, lw.coef[(si*p.c+o)*lw.np*v*2:], lw.np, v)
+		spectral(lw.vz, lw.z, lw.coef[(si*p.c+o)*lw.np*v*2:], lw.np, v, v*2)
 		fft2Lanes(lw.vz, 1, true)
 		ko := lanePlaneOf(k, o, v)
 		for s := 0; s < v; s++ {
@@ -654,25 +662,7 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 
 // pairAdjoint sets lw.vz = Σ_o conj(coef_{o,q}) ĝ_o: the spectrum of h̄_{2q} + i·h̄_{2q+1}.
 func (lw *laneWork[T]) pairAdjoint(si, q int, gz []T) {
-	cs := laneCS[T]()
 	p := lw.p
-	v, L := p.v(), laneN
-	for o := 0; o < p.c; o++ {
-		coef := lw.coef[((si*p.c+o)*lw.np+q)*v*2:][:v*2]
-		for pos := 0; pos < v; pos++ {
-			dr, di := lv(lw.vz, pos*cs), lv(lw.vz, pos*cs+L)
-			gr, gi := lv(gz, (o*v+pos)*cs), lv(gz, (o*v+pos)*cs+L)
-			cr, ci := coef[2*pos], -coef[2*pos+1]
-			if o == 0 {
-				for l := range dr {
-					dr[l], di[l] = cr*gr[l]-ci*gi[l], cr*gi[l]+ci*gr[l]
-				}
-				continue
-			}
-			for l := range dr {
-				dr[l] += cr*gr[l] - ci*gi[l]
-				di[l] += cr*gi[l] + ci*gr[l]
-			}
-		}
-	}
+	v := p.v()
+	spectral(lw.vz, gz, lw.coefConj[((si*p.c)*lw.np+q)*v*2:], p.c, v, lw.np*v*2)
 }

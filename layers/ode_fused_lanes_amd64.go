@@ -101,3 +101,39 @@ func harmonicLanesVec[T float](sp, cp, s1, c1, sk, ck []T, sum *[laneN]T) bool {
 	}
 	return true
 }
+
+//go:noescape
+func odeCMacF32AVX512(dst, src, coef *float32, n, srcStride, coefStride, sites, siteStride int)
+
+//go:noescape
+func odeCMacF64AVX512(dst, src, coef *float64, n, srcStride, coefStride, sites, siteStride int)
+
+//go:noescape
+func odeCMacF32AVX2(dst, src, coef *float32, n, srcStride, coefStride, sites, siteStride int)
+
+//go:noescape
+func odeCMacF64AVX2(dst, src, coef *float64, n, srcStride, coefStride, sites, siteStride int)
+
+// spectralVec runs spectral with vector instructions and reports whether it could; the caller has
+// checked the bounds and that n ≥ 1 (strides in elements).
+func spectralVec[T float](dst, src, coef []T, n, srcStride, coefStride, sites int) bool {
+	if !hasAVX2FMA || sites == 0 {
+		return false
+	}
+	cs := laneCS[T]()
+	switch d := any(dst).(type) {
+	case []float32:
+		f := odeCMacF32AVX2
+		if hasAVX512 {
+			f = odeCMacF32AVX512
+		}
+		f(&d[0], &any(src).([]float32)[0], &any(coef).([]float32)[0], n, 4*srcStride, 4*coefStride, sites, 4*cs)
+	case []float64:
+		f := odeCMacF64AVX2
+		if hasAVX512 {
+			f = odeCMacF64AVX512
+		}
+		f(&d[0], &any(src).([]float64)[0], &any(coef).([]float64)[0], n, 8*srcStride, 8*coefStride, sites, 8*cs)
+	}
+	return true
+}

@@ -234,6 +234,74 @@ def harmonic(t, isa):
     return "\n".join(L)
 
 
+def cmac(t, isa):
+    """dst[site] = Σ_{q<n} coef_q[site] ⊙ src_q[site] (complex; coef a scalar per site, src and dst lane vectors)."""
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    BC = 'VBROADCASTSS' if f32 else 'VBROADCASTSD'
+    es = 4 if f32 else 8
+    vb = 64 if isa == 'AVX512' else 32
+    R = 'Z' if isa == 'AVX512' else 'Y'
+    chunks = LANES * es // vb
+    group = 4 if isa == 'AVX2' else chunks  # accumulators per pass: 2 per chunk
+    imoff = LANES * es
+    ety = 'float32' if f32 else 'float64'
+    name = f"odeCMac{t}{isa}"
+    L = []
+    a = L.append
+    a(f"// func {name}(dst, src, coef *{ety}, n, srcStride, coefStride, sites, siteStride int)")
+    a(f"TEXT ·{name}(SB), NOSPLIT, $0-64")
+    a("\tMOVQ dst+0(FP), DI")
+    a("\tMOVQ src+8(FP), SI")
+    a("\tMOVQ coef+16(FP), DX")
+    a("\tMOVQ n+24(FP), BX")
+    a("\tMOVQ srcStride+32(FP), R8")
+    a("\tMOVQ coefStride+40(FP), R9")
+    a("\tMOVQ sites+48(FP), CX")
+    a("\tMOVQ siteStride+56(FP), R13")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ done{name}")
+    a(f"site{name}:")
+    for g0 in range(0, chunks, group):
+        chs = list(range(g0, min(chunks, g0 + group)))
+        accR = {ch: 4 + 2 * i for i, ch in enumerate(chs)}
+        accI = {ch: 5 + 2 * i for i, ch in enumerate(chs)}
+        for ch in chs:
+            for r in (accR[ch], accI[ch]):
+                a(f"\tVXORP{P[1]} {R}{r}, {R}{r}, {R}{r}" if isa == 'AVX2' else f"\tVPXORQ {R}{r}, {R}{r}, {R}{r}")
+        a("\tMOVQ SI, R10")
+        a("\tMOVQ DX, R11")
+        a("\tMOVQ BX, R12")
+        lbl = f"q{g0}{name}"
+        a(f"{lbl}:")
+        a(f"\t{BC} (R11), {R}0")
+        a(f"\t{BC} {es}(R11), {R}1")
+        for ch in chs:
+            o = ch * vb
+            a(f"\tVMOVUP{P[1]} {o}(R10), {R}2")
+            a(f"\tVMOVUP{P[1]} {o + imoff}(R10), {R}3")
+            a(f"\tVFMADD231{P} {R}0, {R}2, {R}{accR[ch]}")
+            a(f"\tVFNMADD231{P} {R}1, {R}3, {R}{accR[ch]}")
+            a(f"\tVFMADD231{P} {R}0, {R}3, {R}{accI[ch]}")
+            a(f"\tVFMADD231{P} {R}1, {R}2, {R}{accI[ch]}")
+        a("\tADDQ R8, R10")
+        a("\tADDQ R9, R11")
+        a("\tDECQ R12")
+        a(f"\tJNZ {lbl}")
+        for ch in chs:
+            a(f"\tVMOVUP{P[1]} {R}{accR[ch]}, {ch*vb}(DI)")
+            a(f"\tVMOVUP{P[1]} {R}{accI[ch]}, {ch*vb + imoff}(DI)")
+    a("\tADDQ R13, DI")
+    a("\tADDQ R13, SI")
+    a(f"\tADDQ ${2*es}, DX")
+    a("\tDECQ CX")
+    a(f"\tJNZ site{name}")
+    a(f"done{name}:")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
+
 def data():
     out = []
     for t in ('F32', 'F64'):
@@ -266,4 +334,6 @@ if __name__ == '__main__':
                 print(gen(t, isa, inv))
                 print()
             print(harmonic(t, isa))
+            print()
+            print(cmac(t, isa))
             print()

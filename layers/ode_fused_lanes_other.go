@@ -7,3 +7,6 @@ func fft16LanesVec[T float](z []T, stride, count, step int, inverse bool) bool {
 
 // harmonicLanesVec has no vector kernel on this build: the Go loops run.
 func harmonicLanesVec[T float](sp, cp, s1, c1, sk, ck []T, sum *[laneN]T) bool { return false }
+
+// spectralVec has no vector kernel on this build: the Go loops run.
+func spectralVec[T float](dst, src, coef []T, n, srcStride, coefStride, sites int) bool { return false }
