@@ -291,6 +291,25 @@ func harmonicLanes[T float](sp, cp, s1, c1, sk, ck []T, sum *[laneN]T) {
 	}
 }
 
+// adjointSites does yc[s] += as·h[s]·u[s] + wd ⊙ u2[s] over the first sites lane vectors of yc, u, u2
+// (laneN apart) and of h (hstride apart).
+func adjointSites[T float](yc, h, u, u2 []T, wd *[laneN]T, as T, sites, hstride int) {
+	n := sites * laneN
+	if len(yc) < n || len(u) < n || len(u2) < n || sites > 0 && len(h) < (sites-1)*hstride+laneN {
+		panic(fmt.Sprintf("layers: adjointSites: %d sites: yc %d, u %d, u2 %d, h %d (stride %d) too short",
+			sites, len(yc), len(u), len(u2), len(h), hstride))
+	}
+	if adjointSitesVec(yc, h, u, u2, wd, as, sites, hstride) {
+		return
+	}
+	for s := 0; s < sites; s++ {
+		ycs, hs, us, u2s := lv(yc, s*laneN), lv(h, s*hstride), lv(u, s*laneN), lv(u2, s*laneN)
+		for l := range ycs {
+			ycs[l] += as*hs[l]*us[l] + wd[l]*u2s[l]
+		}
+	}
+}
+
 // lv is the lane vector of buf at off.
 func lv[T float](buf []T, off int) *[laneN]T { return (*[laneN]T)(buf[off : off+laneN]) }
 
@@ -365,12 +384,10 @@ func (lw *laneWork[T]) field(y []T, si int, k []T, div *[laneN]float64) {
 	}
 }
 
-// axpyT does y += a·x.
+// axpyT does y += a·x (axpyRows: vectorised where the CPU allows).
 func axpyT[T float](y, x []T, a T) {
-	x = x[:len(y)]
-	for i, e := range x {
-		y[i] += a * e
-	}
+	c := [1]T{a}
+	axpyRows(y, c[:], x[:len(y)], len(y))
 }
 
 // odeForwardLanes integrates every sample (laneN at a time) and fills the activations (lane layout).
@@ -571,13 +588,7 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 						for l := range wd {
 							wd[l] = wc * dbar[l]
 						}
-						as := a * scale
-						for s := 0; s < v; s++ {
-							ycs, hbs, us, u2s := lv(yc, s*L), lv(lw.vz, s*cs+part*L), lv(u, s*L), lv(u2, s*L)
-							for l := range ycs {
-								ycs[l] += as*hbs[l]*us[l] + wd[l]*u2s[l]
-							}
-						}
+						adjointSites(yc, lw.vz[part*L:], u, u2, &wd, a*scale, v, cs)
 						dsum := lw.dsum[j*L : (j+1)*L]
 						var t float64
 						for l, d := range dsum {

@@ -137,3 +137,42 @@ func spectralVec[T float](dst, src, coef []T, n, srcStride, coefStride, sites in
 	}
 	return true
 }
+
+//go:noescape
+func odeYbarF32AVX512(yc, h, u, u2, wd, as *float32, sites, hstride int)
+
+//go:noescape
+func odeYbarF64AVX512(yc, h, u, u2, wd, as *float64, sites, hstride int)
+
+//go:noescape
+func odeYbarF32AVX2(yc, h, u, u2, wd, as *float32, sites, hstride int)
+
+//go:noescape
+func odeYbarF64AVX2(yc, h, u, u2, wd, as *float64, sites, hstride int)
+
+// adjointSitesVec runs adjointSites with vector instructions and reports whether it could; the caller has
+// checked the bounds (hstride in elements).
+func adjointSitesVec[T float](yc, h, u, u2 []T, wd *[laneN]T, as T, sites, hstride int) bool {
+	if !hasAVX2FMA || sites == 0 {
+		return false
+	}
+	switch y := any(yc).(type) {
+	case []float32:
+		f := odeYbarF32AVX2
+		if hasAVX512 {
+			f = odeYbarF32AVX512
+		}
+		a := float32(as)
+		f(&y[0], &any(h).([]float32)[0], &any(u).([]float32)[0], &any(u2).([]float32)[0], &any(wd).(*[laneN]float32)[0], &a,
+			sites, 4*hstride)
+	case []float64:
+		f := odeYbarF64AVX2
+		if hasAVX512 {
+			f = odeYbarF64AVX512
+		}
+		a := float64(as)
+		f(&y[0], &any(h).([]float64)[0], &any(u).([]float64)[0], &any(u2).([]float64)[0], &any(wd).(*[laneN]float64)[0], &a,
+			sites, 8*hstride)
+	}
+	return true
+}

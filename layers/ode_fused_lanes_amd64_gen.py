@@ -302,6 +302,53 @@ def cmac(t, isa):
     return "\n".join(L)
 
 
+def ybar(t, isa):
+    """yc[site] += as·h[site]·u[site] + wd·u2[site] over sites of laneN lanes (h at hstride bytes per site)."""
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    BC = 'VBROADCASTSS' if f32 else 'VBROADCASTSD'
+    es = 4 if f32 else 8
+    vb = 64 if isa == 'AVX512' else 32
+    R = 'Z' if isa == 'AVX512' else 'Y'
+    chunks = LANES * es // vb
+    ety = 'float32' if f32 else 'float64'
+    name = f"odeYbar{t}{isa}"
+    L = []
+    a = L.append
+    a(f"// func {name}(yc, h, u, u2, wd, as *{ety}, sites, hstride int)")
+    a(f"TEXT ·{name}(SB), NOSPLIT, $0-64")
+    for i, (nm, reg) in enumerate((('yc', 'DI'), ('h', 'SI'), ('u', 'DX'), ('u2', 'R8'), ('wd', 'R9'), ('as', 'R10'))):
+        a(f"\tMOVQ {nm}+{8*i}(FP), {reg}")
+    a("\tMOVQ sites+48(FP), CX")
+    a("\tMOVQ hstride+56(FP), R11")
+    wd = [5 + c for c in range(chunks)]
+    for ch in range(chunks):
+        a(f"\tVMOVUP{P[1]} {ch*vb}(R9), {R}{wd[ch]}")
+    a(f"\t{BC} (R10), {R}4")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ done{name}")
+    a(f"loop{name}:")
+    for ch in range(chunks):
+        o = ch * vb
+        a(f"\tVMOVUP{P[1]} {o}(SI), {R}0")
+        a(f"\tVMULP{P[1]} {o}(DX), {R}0, {R}0")  # h·u
+        a(f"\tVMOVUP{P[1]} {o}(DI), {R}1")
+        a(f"\tVFMADD231{P} {R}4, {R}0, {R}1")  # y += as·h·u
+        a(f"\tVMULP{P[1]} {o}(R8), {R}{wd[ch]}, {R}2")  # wd·u2
+        a(f"\tVADD{P} {R}2, {R}1, {R}1")
+        a(f"\tVMOVUP{P[1]} {R}1, {o}(DI)")
+    step = LANES * es
+    for reg in ('DI', 'DX', 'R8'):
+        a(f"\tADDQ ${step}, {reg}")
+    a("\tADDQ R11, SI")
+    a("\tDECQ CX")
+    a(f"\tJNZ loop{name}")
+    a(f"done{name}:")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
+
 def data():
     out = []
     for t in ('F32', 'F64'):
@@ -336,4 +383,6 @@ if __name__ == '__main__':
             print(harmonic(t, isa))
             print()
             print(cmac(t, isa))
+            print()
+            print(ybar(t, isa))
             print()

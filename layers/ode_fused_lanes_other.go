@@ -10,3 +10,8 @@ func harmonicLanesVec[T float](sp, cp, s1, c1, sk, ck []T, sum *[laneN]T) bool {
 
 // spectralVec has no vector kernel on this build: the Go loops run.
 func spectralVec[T float](dst, src, coef []T, n, srcStride, coefStride, sites int) bool { return false }
+
+// adjointSitesVec has no vector kernel on this build: the Go loops run.
+func adjointSitesVec[T float](yc, h, u, u2 []T, wd *[laneN]T, as T, sites, hstride int) bool {
+	return false
+}
