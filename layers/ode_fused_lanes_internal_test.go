@@ -233,3 +233,77 @@ func TestODELaneEngineFloat32AgreesWithFloat64(t *testing.T) {
 		})
 	}
 }
+
+func TestODELaneEngineSymmetries(t *testing.T) {
+	// The lane engine's flow of the ode-gerdes field (odd features, D4 kernels) commutes with the lattice
+	// translations, the rotation by 90° and φ → −φ, and its log-det is invariant under them, float64:
+	// the four inputs x, x shifted by (3, 5), x rotated and −x integrated in one batch. 1e-12 relative to
+	// the largest value (the same sums in different orders, a few hundred roundings).
+	const L = laneSide
+	tc := laneCases()[0]
+	p := lanePlanFor(tc.kf, 4, 3, "rk4", 1, 0, false)
+	rng := rand.New(rand.NewPCG(9, 10))
+	v := L * L
+	base := make([]float64, v)
+	for i := range base {
+		base[i] = rng.NormFloat64()
+	}
+	shift := func(x []float64) []float64 {
+		y := make([]float64, v)
+		for a := 0; a < L; a++ {
+			for b := 0; b < L; b++ {
+				y[((a+3)%L)*L+(b+5)%L] = x[a*L+b]
+			}
+		}
+		return y
+	}
+	rot := func(x []float64) []float64 {
+		y := make([]float64, v)
+		for a := 0; a < L; a++ {
+			for b := 0; b < L; b++ {
+				y[b*L+(L-1-a)] = x[a*L+b]
+			}
+		}
+		return y
+	}
+	neg := func(x []float64) []float64 {
+		y := make([]float64, v)
+		for i, e := range x {
+			y[i] = -e
+		}
+		return y
+	}
+	x := append(append(append(append([]float64(nil), base...), shift(base)...), rot(base)...), neg(base)...)
+	w := make([]float64, p.wSize())
+	for i := range w {
+		w[i] = tc.scale * rng.NormFloat64()
+	}
+	p.lanes = true
+	acts := make([]float64, p.actsSize())
+	odeForwardAny(p, x, w, acts)
+	out := acts[:p.xSize()]
+	ld := acts[p.xSize() : p.xSize()+p.b]
+	var m float64
+	for _, e := range out {
+		m = max(m, math.Abs(e))
+	}
+	moved := 0.0
+	for i := range base {
+		moved = max(moved, math.Abs(out[i]-base[i]))
+	}
+	if moved < 1e-3 || math.Abs(ld[0]) < 1e-3 {
+		t.Fatalf("trivial test: the field moved x by %.3g, log-det %g", moved, ld[0])
+	}
+	y0 := out[:v]
+	for k, want := range [][]float64{shift(y0), rot(y0), neg(y0)} {
+		got := out[(k+1)*v : (k+2)*v]
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 1e-12*m {
+				t.Fatalf("transform %d: site %d: %.15g, want %.15g", k, i, got[i], want[i])
+			}
+		}
+		if math.Abs(ld[k+1]-ld[0]) > 1e-12*max(1, math.Abs(ld[0])) {
+			t.Fatalf("transform %d: log-det %.15g, want %.15g", k, ld[k+1], ld[0])
+		}
+	}
+}
