@@ -123,12 +123,16 @@ type laneWork[T float] struct {
 	vz       []T  // (V, 2, L) one channel's spectrum
 	dsum     []T  // (F·C, L) Σ_x h_j′
 	arg      []T  // (V·L) sincos scratch
+	ones     []T  // (V) ones, for the sums over sites
 }
 
 func newLaneWork[T float](p *odePlan, wp []T) *laneWork[T] {
 	v, fc, L, nfr := p.v(), p.fc(), laneN, len(p.freqs)
 	lw := &laneWork[T]{p: p, np: (fc + 1) / 2, harmonic: p.harmonic(),
-		sink: make([]T, p.c*nfr*v*L), cosk: make([]T, p.c*nfr*v*L), dsum: make([]T, fc*L), arg: make([]T, v*L)}
+		sink: make([]T, p.c*nfr*v*L), cosk: make([]T, p.c*nfr*v*L), dsum: make([]T, fc*L), arg: make([]T, v*L), ones: make([]T, v)}
+	for i := range lw.ones {
+		lw.ones[i] = 1
+	}
 	cs := laneCS[T]()
 	lw.z = make([]T, lw.np*v*cs)
 	lw.vz = make([]T, v*cs)
@@ -256,14 +260,14 @@ func (lw *laneWork[T]) features(y, trig []T) {
 			// Σ_x h′: ω Σ cos ωy for the sine feature, −ω Σ sin ωy for the cosine one
 			dsS := lw.dsum[((1+k)*p.c+c)*L:][:L]
 			if k == 0 || !lw.harmonic {
-				laneSum(ck, csum[:], 1)
+				laneSum(ck, csum[:], 1, lw.ones)
 			}
 			for l := range dsS {
 				dsS[l] = T(w) * csum[l]
 			}
 			lw.putSlot((1+k)*p.c+c, sk)
 			if !p.odd {
-				laneSum(sk, lw.dsum[((1+n+k)*p.c+c)*L:][:L], T(-w))
+				laneSum(sk, lw.dsum[((1+n+k)*p.c+c)*L:][:L], T(-w), lw.ones)
 				lw.putSlot((1+n+k)*p.c+c, ck)
 			}
 		}
@@ -313,17 +317,13 @@ func adjointSites[T float](yc, h, u, u2 []T, wd *[laneN]T, as T, sites, hstride 
 // lv is the lane vector of buf at off.
 func lv[T float](buf []T, off int) *[laneN]T { return (*[laneN]T)(buf[off : off+laneN]) }
 
-// laneSum sets dst[l] = a·Σ_s x[s·L + l].
-func laneSum[T float](x, dst []T, a T) {
-	var acc [laneN]T
-	for s := 0; s+laneN <= len(x); s += laneN {
-		row := lv(x, s)
-		for l := range acc {
-			acc[l] += row[l]
-		}
-	}
-	for l := range dst {
-		dst[l] = a * acc[l]
+// laneSum sets dst[l] = a·Σ_s x[s·L + l], as the product onesᵀ·X of the sites × lanes matrix X (the
+// vector product kernels; ones holds at least len(x)/laneN ones).
+func laneSum[T float](x, dst []T, a T, ones []T) {
+	n := len(x) / laneN
+	axpyRowsSet(dst[:laneN], ones[:n], x, laneN, 0)
+	for l := range dst[:laneN] {
+		dst[l] *= a
 	}
 }
 
