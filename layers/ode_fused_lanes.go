@@ -314,6 +314,31 @@ func adjointSites[T float](yc, h, u, u2 []T, wd *[laneN]T, as T, sites, hstride 
 	}
 }
 
+// laneCDot does dst[2s] + i·dst[2s+1] += Σ_lanes g[s] conj z[s] at each of the first sites sites of the
+// complex lane planes g and z.
+func laneCDot[T float](dst, g, z []T, sites int) {
+	cs := laneCS[T]()
+	if n := (sites-1)*cs + 2*laneN; sites > 0 && (len(dst) < 2*sites || len(g) < n || len(z) < n) {
+		panic(fmt.Sprintf("layers: laneCDot: %d sites: dst %d, g %d, z %d too short", sites, len(dst), len(g), len(z)))
+	}
+	if laneCDotVec(dst, g, z, sites) {
+		return
+	}
+	for pos := 0; pos < sites; pos++ {
+		gr, gi := lv(g, pos*cs), lv(g, pos*cs+laneN)
+		zr, zi := lv(z, pos*cs), lv(z, pos*cs+laneN)
+		var sr, sim, sr2, sim2 T
+		for l := 0; l < laneN; l += 2 {
+			sr += gr[l]*zr[l] + gi[l]*zi[l]
+			sim += gi[l]*zr[l] - gr[l]*zi[l]
+			sr2 += gr[l+1]*zr[l+1] + gi[l+1]*zi[l+1]
+			sim2 += gi[l+1]*zr[l+1] - gr[l+1]*zi[l+1]
+		}
+		dst[2*pos] += sr + sr2
+		dst[2*pos+1] += sim + sim2
+	}
+}
+
 // lv is the lane vector of buf at off.
 func lv[T float](buf []T, off int) *[laneN]T { return (*[laneN]T)(buf[off : off+laneN]) }
 
@@ -533,20 +558,7 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 					for q := 0; q < lw.np; q++ {
 						dst := acc[((si*p.c+o)*lw.np+q)*v*2:][:v*2]
 						zs := lw.z[q*v*cs:]
-						for pos := 0; pos < v; pos++ {
-							gr, gi := lv(gs, pos*cs), lv(gs, pos*cs+L)
-							zr, zi := lv(zs, pos*cs), lv(zs, pos*cs+L)
-							var sr, sim, sr2, sim2 T
-							for l := 0; l < laneN; l += 2 {
-								sr += gr[l]*zr[l] + gi[l]*zi[l]
-								sim += gi[l]*zr[l] - gr[l]*zi[l]
-								sr2 += gr[l+1]*zr[l+1] + gi[l+1]*zi[l+1]
-								sim2 += gi[l+1]*zr[l+1] - gr[l+1]*zi[l+1]
-							}
-							sr, sim = sr+sr2, sim+sim2
-							dst[2*pos] += sr
-							dst[2*pos+1] += sim
-						}
+						laneCDot(dst, gs, zs, v)
 					}
 				}
 				// Ȳ_c = Σ_f h̄_{(f,c)} h_f′(Y_c) + d̄ Σ_f W_{c,(f,c)}(0) h_f″(Y_c), h̄ by pairs

@@ -176,3 +176,39 @@ func adjointSitesVec[T float](yc, h, u, u2 []T, wd *[laneN]T, as T, sites, hstri
 	}
 	return true
 }
+
+//go:noescape
+func odeCDotF32AVX512(dst, gp, zp *float32, sites, siteStride int)
+
+//go:noescape
+func odeCDotF64AVX512(dst, gp, zp *float64, sites, siteStride int)
+
+//go:noescape
+func odeCDotF32AVX2(dst, gp, zp *float32, sites, siteStride int)
+
+//go:noescape
+func odeCDotF64AVX2(dst, gp, zp *float64, sites, siteStride int)
+
+// laneCDotVec runs laneCDot with vector instructions and reports whether it could; the caller has checked
+// the bounds.
+func laneCDotVec[T float](dst, g, z []T, sites int) bool {
+	if !hasAVX2FMA || sites == 0 {
+		return false
+	}
+	cs := laneCS[T]()
+	switch d := any(dst).(type) {
+	case []float32:
+		f := odeCDotF32AVX2
+		if hasAVX512 {
+			f = odeCDotF32AVX512
+		}
+		f(&d[0], &any(g).([]float32)[0], &any(z).([]float32)[0], sites, 4*cs)
+	case []float64:
+		f := odeCDotF64AVX2
+		if hasAVX512 {
+			f = odeCDotF64AVX512
+		}
+		f(&d[0], &any(g).([]float64)[0], &any(z).([]float64)[0], sites, 8*cs)
+	}
+	return true
+}

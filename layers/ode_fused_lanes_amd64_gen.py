@@ -349,6 +349,71 @@ def ybar(t, isa):
     return "\n".join(L)
 
 
+def cdot(t, isa):
+    """dst[2s] += Σ_l gr zr + gi zi, dst[2s+1] += Σ_l gi zr − gr zi at each site s (Σ over the lanes of g conj z)."""
+    f32 = t == 'F32'
+    P = 'PS' if f32 else 'PD'
+    es = 4 if f32 else 8
+    z512 = isa == 'AVX512'
+    vb = 64 if z512 else 32
+    R = 'Z' if z512 else 'Y'
+    chunks = LANES * es // vb
+    imoff = LANES * es
+    ety = 'float32' if f32 else 'float64'
+    name = f"odeCDot{t}{isa}"
+    L = []
+    a = L.append
+    a(f"// func {name}(dst, gp, zp *{ety}, sites, siteStride int)")
+    a(f"TEXT ·{name}(SB), NOSPLIT, $0-40")
+    a("\tMOVQ dst+0(FP), DI")
+    a("\tMOVQ gp+8(FP), SI")
+    a("\tMOVQ zp+16(FP), DX")
+    a("\tMOVQ sites+24(FP), CX")
+    a("\tMOVQ siteStride+32(FP), R8")
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ done{name}")
+    a(f"loop{name}:")
+    for ch in range(chunks):
+        o = ch * vb
+        a(f"\tVMOVUP{P[1]} {o}(SI), {R}2")
+        a(f"\tVMOVUP{P[1]} {o + imoff}(SI), {R}3")
+        a(f"\tVMOVUP{P[1]} {o}(DX), {R}4")
+        a(f"\tVMOVUP{P[1]} {o + imoff}(DX), {R}5")
+        if ch == 0:
+            a(f"\tVMUL{P} {R}2, {R}4, {R}0")
+            a(f"\tVMUL{P} {R}3, {R}4, {R}1")
+        else:
+            a(f"\tVFMADD231{P} {R}2, {R}4, {R}0")
+            a(f"\tVFMADD231{P} {R}3, {R}4, {R}1")
+        a(f"\tVFMADD231{P} {R}3, {R}5, {R}0")
+        a(f"\tVFNMADD231{P} {R}2, {R}5, {R}1")
+    for r in (0, 1):
+        if z512:
+            a(f"\tVEXTRACTF64X4 $1, Z{r}, Y6")
+            a(f"\tVADD{P} Y6, Y{r}, Y{r}")
+        a(f"\tVEXTRACTF128 $1, Y{r}, X6")
+        a(f"\tVADD{P} X6, X{r}, X{r}")
+    a(f"\tVHADD{P} X1, X0, X0")
+    if f32:
+        a("\tVHADDPS X0, X0, X0")
+        a("\tVMOVSD (DI), X5")
+        a("\tVADDPS X0, X5, X5")
+        a("\tVMOVSD X5, (DI)")
+    else:
+        a("\tVMOVUPD (DI), X5")
+        a("\tVADDPD X0, X5, X5")
+        a("\tVMOVUPD X5, (DI)")
+    a("\tADDQ R8, SI")
+    a("\tADDQ R8, DX")
+    a(f"\tADDQ ${2*es}, DI")
+    a("\tDECQ CX")
+    a(f"\tJNZ loop{name}")
+    a(f"done{name}:")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
+
 def data():
     out = []
     for t in ('F32', 'F64'):
@@ -385,4 +450,6 @@ if __name__ == '__main__':
             print(cmac(t, isa))
             print()
             print(ybar(t, isa))
+            print()
+            print(cdot(t, isa))
             print()

@@ -15,3 +15,6 @@ func spectralVec[T float](dst, src, coef []T, n, srcStride, coefStride, sites in
 func adjointSitesVec[T float](yc, h, u, u2 []T, wd *[laneN]T, as T, sites, hstride int) bool {
 	return false
 }
+
+// laneCDotVec has no vector kernel on this build: the Go loops run.
+func laneCDotVec[T float](dst, g, z []T, sites int) bool { return false }
