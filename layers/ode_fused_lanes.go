@@ -111,27 +111,32 @@ func (p *odePlan) laneActsSize() int {
 
 // laneWork holds one run's kernel spectra and a block's scratch, in the tensors' precision T.
 type laneWork[T float] struct {
-	p        *odePlan
-	np       int  // feature pairs ⌈F·C/2⌉: features 2q and 2q+1 share complex plane q
-	coef     []T  // (stages, C, np, V, 2): Ŵ_{o,2q}(t_i) − i·Ŵ_{o,2q+1}(t_i) at each spectral position
-	coefConj []T  // its complex conjugate
-	centre   []T  // (stages, C, F): W_{o,(f,o)}(0, t_i)
-	harmonic bool // freqs are 1, 2, …
-	sink     []T  // (C, |freqs|, V, L) sin ω_k y
-	cosk     []T  // (C, |freqs|, V, L) cos ω_k y
-	z        []T  // (np, V, 2, L) the feature pairs, then their spectra
-	vz       []T  // (V, 2, L) one channel's spectrum
-	dsum     []T  // (F·C, L) Σ_x h_j′
-	arg      []T  // (V·L) sincos scratch
-	ones     []T  // (V) ones, for the sums over sites
+	p         *odePlan
+	np        int  // feature pairs ⌈F·C/2⌉: features 2q and 2q+1 share complex plane q
+	coef      []T  // (stages, C, np, V, 2): Ŵ_{o,2q}(t_i) − i·Ŵ_{o,2q+1}(t_i) at each spectral position
+	coefConj  []T  // its complex conjugate
+	centre    []T  // (stages, C, F): W_{o,(f,o)}(0, t_i)
+	harmonic  bool // freqs are 1, 2, …
+	sink      []T  // (C, |freqs|, V, L) sin ω_k y
+	cosk      []T  // (C, |freqs|, V, L) cos ω_k y
+	z         []T  // (np, V, 2, L) the feature pairs, then their spectra
+	vz        []T  // (V, 2, L) one channel's spectrum
+	dsum      []T  // (F·C, L) Σ_x h_j′
+	arg       []T  // (V·L) sincos scratch
+	ones      []T  // (V) ones, for the sums over sites
+	onesPlane []T  // (V·L) ones
 }
 
 func newLaneWork[T float](p *odePlan, wp []T) *laneWork[T] {
 	v, fc, L, nfr := p.v(), p.fc(), laneN, len(p.freqs)
 	lw := &laneWork[T]{p: p, np: (fc + 1) / 2, harmonic: p.harmonic(),
 		sink: make([]T, p.c*nfr*v*L), cosk: make([]T, p.c*nfr*v*L), dsum: make([]T, fc*L), arg: make([]T, v*L), ones: make([]T, v)}
+	lw.onesPlane = make([]T, v*L)
 	for i := range lw.ones {
 		lw.ones[i] = 1
+	}
+	for i := range lw.onesPlane {
+		lw.onesPlane[i] = 1
 	}
 	cs := laneCS[T]()
 	lw.z = make([]T, lw.np*v*cs)
@@ -574,12 +579,8 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 						yc := lanePlaneOf(yb, c, v)
 						cen := lw.centre[(si*p.c+c)*p.nf+f]
 						if f == 0 { // h′ = 1, h″ = 0
-							for s := 0; s < v; s++ {
-								ycs, hbs := lv(yc, s*L), lv(lw.vz, s*cs+part*L)
-								for l := range ycs {
-									ycs[l] += scale * hbs[l]
-								}
-							}
+							var zero [laneN]T
+							adjointSites(yc, lw.vz[part*L:], lw.onesPlane, lw.onesPlane, &zero, scale, v, cs)
 							for l := range dbar {
 								dacc[(si*p.c+c)*p.nf] += float64(dbar[l]) * float64(v)
 							}
