@@ -132,6 +132,16 @@ func (a *Adam) slot(name string) (*adamSlot, error) {
 
 // Step implements Optimizer. It does not allocate once every parameter has state.
 func (a *Adam) Step(lr, gradScale float64, grads []Grad) error {
+	if err := a.prepare(grads); err != nil {
+		return err
+	}
+	a.update(lr, gradScale, grads)
+	return nil
+}
+
+// prepare checks every gradient against its parameter and creates the state of parameters that have
+// none, so that update can then run on disjoint parts of grads at once.
+func (a *Adam) prepare(grads []Grad) error {
 	for _, g := range grads {
 		s, err := a.slot(g.Name)
 		if err != nil {
@@ -141,6 +151,16 @@ func (a *Adam) Step(lr, gradScale float64, grads []Grad) error {
 			return fmt.Errorf("train: Adam: gradient of %q is %v %v, parameter is %v %v",
 				g.Name, g.Value.Dtype(), g.Value.Shape(), s.param.Dtype(), s.param.Shape())
 		}
+	}
+	return nil
+}
+
+// update applies one step to the parameters of grads, which prepare has checked. Every parameter's update
+// reads and writes only its own tensors and state, so disjoint parts of a gradient list may be updated
+// concurrently, with the same bits as one call over the whole list.
+func (a *Adam) update(lr, gradScale float64, grads []Grad) {
+	for _, g := range grads {
+		s := a.slots[g.Name]
 		s.step++
 		c := a.coefs(lr, gradScale, s.step)
 		if s.m64 != nil {
@@ -149,7 +169,6 @@ func (a *Adam) Step(lr, gradScale float64, grads []Grad) error {
 			adamUpdate(s.param.Float32s(), g.Value.Float32s(), s.m32, s.v32, c)
 		}
 	}
-	return nil
 }
 
 // adamCoefs are the scalar factors of one update, computed in float64.
@@ -339,30 +358,42 @@ func dataLen(d any) int {
 	return 0
 }
 
-// GradNorm returns the global L2 norm √(Σ g²) over all gradients (accumulated in float64), or the name of
-// the first gradient holding a NaN or ±Inf together with that value.
+// GradNorm returns the global L2 norm √(Σ g²) over all gradients, or the name of the first gradient holding
+// a NaN or ±Inf together with that value. The squares are summed in float64, tensor by tensor (each in
+// element order), and the tensors' sums are added in list order, so the norm does not depend on how the
+// per-tensor sums were shared out (the Trainer computes them on several goroutines).
 func GradNorm(grads []Grad) (norm float64, bad string, badValue float64) {
 	var sum float64
 	for _, g := range grads {
-		switch g.Value.Dtype() {
-		case tensor.Float64:
-			for _, x := range g.Value.Float64s() {
-				if math.IsNaN(x) || math.IsInf(x, 0) {
-					return math.NaN(), g.Name, x
-				}
-				sum += x * x
-			}
-		case tensor.Float32:
-			for _, x32 := range g.Value.Float32s() {
-				x := float64(x32)
-				if math.IsNaN(x) || math.IsInf(x, 0) {
-					return math.NaN(), g.Name, x
-				}
-				sum += x * x
-			}
+		sq, ok, v := sumSquares(g.Value)
+		if !ok {
+			return math.NaN(), g.Name, v
 		}
+		sum += sq
 	}
 	return math.Sqrt(sum), "", 0
+}
+
+// sumSquares is Σ x² over g in element order (float64), or ok = false and the first NaN or ±Inf.
+func sumSquares(g *tensor.Dense) (sum float64, ok bool, bad float64) {
+	switch g.Dtype() {
+	case tensor.Float64:
+		for _, x := range g.Float64s() {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return 0, false, x
+			}
+			sum += x * x
+		}
+	case tensor.Float32:
+		for _, x32 := range g.Float32s() {
+			x := float64(x32)
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return 0, false, x
+			}
+			sum += x * x
+		}
+	}
+	return sum, true, 0
 }
 
 // ClipScale is the factor torch's clip_grad_norm_ applies for a pre-clip norm and a maximum: 1 when maxNorm ≤ 0
