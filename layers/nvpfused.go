@@ -810,3 +810,34 @@ func (c *nvpActs[T]) backwardCols(ps [][]T, gOut []T, gps [][]T, lo, hi int) {
 		addRowsAt(c.g, cp.v, c.gv, n, lo, hi)
 	}
 }
+
+// PackedGradient reports whether n is one tensor's slice of a fused op's packed gradient (the backward
+// output of a fused RealNVP or residual-MLP stack, which holds the gradients of the stack's input and of
+// all its parameters end to end), and if so returns the packed node, the slice's offset in it (in
+// elements) and its size. The slice equals packed[off : off+size] in the packed node's value of the same
+// run, so a caller that reads the packed node once may take every parameter's gradient from it and leave
+// the slicing nodes out of its machine (each is one more instruction per run). The packed node is
+// produced afresh every run (from the scope's arena when it has one), like any op output.
+func PackedGradient(n *G.Node) (packed *G.Node, off, size int, ok bool) {
+	if n == nil || n.Graph() == nil {
+		return nil, 0, 0, false
+	}
+	var shape []int
+	switch op := n.Op().(type) {
+	case segmentOp:
+		off, shape = op.off, op.shape
+	case resSegmentOp:
+		off, shape = op.off, op.shape
+	default:
+		return nil, 0, 0, false
+	}
+	ch := n.Graph().From(n.ID())
+	if ch.Len() != 1 || !ch.Next() {
+		return nil, 0, 0, false
+	}
+	src, isNode := ch.Node().(*G.Node)
+	if !isNode {
+		return nil, 0, 0, false
+	}
+	return src, off, prod(shape), true
+}

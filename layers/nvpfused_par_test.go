@@ -71,3 +71,84 @@ func BenchmarkFusedNVPConcurrent(b *testing.B) {
 		}
 	}
 }
+
+// Every parameter gradient of a fused RealNVP is its slice of the backward op's packed vector
+// (PackedGradient): after a run, packed[off : off+size] holds the same numbers as the slicing node, for
+// every parameter, and the offsets tile the parameter part of the packed vector without gaps or overlaps.
+// Nodes that are not such slices (the loss, an input, the packed node itself) are not reported as one.
+func TestPackedGradient(t *testing.T) {
+	r, _ := fusedPair(4)
+	g := G.NewGraph()
+	s := NewScope(g, NewStore(tensor.Float64, 3))
+	n := 6
+	xn := s.Input("x", 4, n)
+	y, ld, err := r.Forward(s, xn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := G.Sum(y)
+	c, _ := G.Sum(ld)
+	loss, _ := G.Add(a, c)
+	names, params := s.Params()
+	grads, err := Grad(loss, params...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := make([]G.Value, len(grads))
+	var packed *G.Node
+	var packedVal G.Value
+	offs := map[int]int{}
+	for i, gn := range grads {
+		G.Read(gn, &vals[i])
+		pk, off, size, ok := PackedGradient(gn)
+		if !ok {
+			t.Fatalf("gradient of %s (%v) is not reported as a slice of a packed gradient", names[i], gn.Op())
+		}
+		if packed == nil {
+			packed = pk
+			G.Read(pk, &packedVal)
+		} else if pk != packed {
+			t.Fatalf("gradient of %s comes from another packed node", names[i])
+		}
+		if size != gn.Shape().TotalSize() {
+			t.Errorf("%s: size %d, the node has %d values", names[i], size, gn.Shape().TotalSize())
+		}
+		offs[off] = size
+	}
+	for _, nd := range []*G.Node{loss, xn, packed} {
+		if _, _, _, ok := PackedGradient(nd); ok {
+			t.Errorf("%v is reported as a slice of a packed gradient", nd)
+		}
+	}
+	// The parameters follow dx (4·n values) end to end.
+	at := 4 * n
+	for range offs {
+		size, ok := offs[at]
+		if !ok {
+			t.Fatalf("no parameter slice starts at %d (offsets %v)", at, offs)
+		}
+		at += size
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	if err := G.Let(xn, NewDense(tensor.Float64, []int{4, n}, randVec(rng, 4*n))); err != nil {
+		t.Fatal(err)
+	}
+	m := MustNewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	pv := packedVal.(*tensor.Dense).Float64s()
+	if len(pv) != at {
+		t.Fatalf("packed gradient has %d values, the slices cover %d", len(pv), at)
+	}
+	for i, gn := range grads {
+		_, off, size, _ := PackedGradient(gn)
+		got := vals[i].(*tensor.Dense).Float64s()
+		for k := range size {
+			if got[k] != pv[off+k] {
+				t.Fatalf("%s[%d] = %v, packed[%d] = %v", names[i], k, got[k], off+k, pv[off+k])
+			}
+		}
+	}
+}

@@ -159,10 +159,14 @@ func (a *Adam) prepare(grads []Grad) error {
 // reads and writes only its own tensors and state, so disjoint parts of a gradient list may be updated
 // concurrently, with the same bits as one call over the whole list.
 func (a *Adam) update(lr, gradScale float64, grads []Grad) {
+	var c adamCoefs
+	cStep := int64(-1) // the step c was computed for (parameters usually share their step count)
 	for _, g := range grads {
 		s := a.slots[g.Name]
 		s.step++
-		c := a.coefs(lr, gradScale, s.step)
+		if s.step != cStep {
+			c, cStep = a.coefs(lr, gradScale, s.step), s.step
+		}
 		if s.m64 != nil {
 			adamUpdate(s.param.Float64s(), g.Value.Float64s(), s.m64, s.v64, c)
 		} else {

@@ -358,11 +358,17 @@ type worker struct {
 	vm       G.VM
 	arena    *layers.Arena // the outputs of the kit's ops, recycled from step to step (Reset before each run)
 	lossVal  G.Value       // filled by a Read node each run
-	gradVals []G.Value     // filled by Read nodes each run
+	gradVals []G.Value     // filled by Read nodes each run (where gradFrom[i].k < 0)
+	gradFrom []packedSlice // per trained parameter: where its gradient is read from
+	packed   []*G.Value    // packed gradients of fused ops, filled by Read nodes each run
 	flat     []float64     // the shard's gradient and loss, weighted by its share of the batch
 
 	syncTime, feedTime, runTime time.Duration // the last step's (see StepTimes)
 }
+
+// packedSlice locates a parameter's gradient: packed[k][off : off+size] of its worker, or, for k < 0, the
+// worker's gradVals entry.
+type packedSlice struct{ k, off int }
 
 // mirror is a worker's private copy of the Store's parameters and buffers. Workers other than the first bind
 // copies rather than the Store's own tensors because Gorgonia's matrix product transposes an operand in
@@ -464,11 +470,44 @@ func (t *Trainer) buildWorker(o Objective, n int, bind *layers.Store) (*worker, 
 	// Values are read through Read nodes, which copy them out as soon as they are computed: a node's own
 	// Value() may share a register that a later instruction reuses.
 	G.Read(loss, &wk.lossVal)
+	// A parameter whose gradient is its slice of a fused op's packed gradient (layers.PackedGradient) and
+	// that nothing else reads is taken from the packed vector, read once per fused op; the slicing nodes
+	// are left out of the machine. That is one Read per fused op instead of two instructions per
+	// parameter (the slice and its Read): Gorgonia's cost per instruction is paid again by every worker,
+	// and the neuralrg preset has 170 parameters per fused op.
 	wk.gradVals = make([]G.Value, len(gradNodes))
+	wk.gradFrom = make([]packedSlice, len(gradNodes))
+	packedAt := map[*G.Node]int{}
+	skip := map[*G.Node]bool{}
 	for i, gn := range gradNodes {
+		pk, off, size, ok := layers.PackedGradient(gn)
+		if ok && size == gn.Shape().TotalSize() && wk.g.To(gn.ID()).Len() == 0 {
+			k, seen := packedAt[pk]
+			if !seen {
+				k = len(wk.packed)
+				packedAt[pk] = k
+				v := new(G.Value)
+				wk.packed = append(wk.packed, v)
+				G.Read(pk, v)
+			}
+			wk.gradFrom[i] = packedSlice{k: k, off: off}
+			skip[gn] = true
+			continue
+		}
+		wk.gradFrom[i] = packedSlice{k: -1}
 		G.Read(gn, &wk.gradVals[i])
 	}
-	if wk.vm, err = layers.NewTapeMachine(wk.g); err != nil {
+	mg := wk.g
+	if len(skip) > 0 {
+		var roots G.Nodes
+		for _, n := range wk.g.AllNodes() {
+			if !skip[n] && wk.g.To(n.ID()).Len() == 0 {
+				roots = append(roots, n)
+			}
+		}
+		mg = wk.g.ExactSubgraphRoots(roots...)
+	}
+	if wk.vm, err = layers.NewTapeMachine(mg); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	return wk, nil
@@ -919,28 +958,33 @@ func (t *Trainer) runWorker(wk *worker, synced *sync.WaitGroup) error {
 	}
 	off := 0
 	for i, v := range wk.gradVals {
+		n := t.sizes[i]
+		lo := 0
+		if src := wk.gradFrom[i]; src.k >= 0 {
+			v, lo = *wk.packed[src.k], src.off
+		}
 		d, ok := v.(*tensor.Dense)
-		if !ok || d.Shape().TotalSize() != t.sizes[i] {
+		if !ok || d.Shape().TotalSize() < lo+n || src0(wk.gradFrom[i]) && d.Shape().TotalSize() != n {
 			shape := "no shape"
 			if tt, isT := v.(tensor.Tensor); isT {
 				shape = fmt.Sprintf("shape %v", tt.Shape())
 			}
-			return fmt.Errorf("gradient of %q is a %T (%s), want a *tensor.Dense of %d values", t.names[i], v, shape, t.sizes[i])
+			return fmt.Errorf("gradient of %q is a %T (%s), want a *tensor.Dense of %d values", t.names[i], v, shape, n)
 		}
-		dst := wk.flat[off : off+t.sizes[i]]
-		switch x := d.Data().(type) {
-		case []float64:
-			for k, g := range x {
+		dst := wk.flat[off : off+n]
+		switch d.Dtype() {
+		case tensor.Float64:
+			for k, g := range d.Float64s()[lo : lo+n] {
 				dst[k] = g * weight
 			}
-		case []float32:
-			for k, g := range x {
+		case tensor.Float32:
+			for k, g := range d.Float32s()[lo : lo+n] {
 				dst[k] = float64(g) * weight
 			}
 		default:
 			return fmt.Errorf("gradient of %q has dtype %v", t.names[i], d.Dtype())
 		}
-		off += t.sizes[i]
+		off += n
 	}
 	wk.flat[off] = loss * weight
 	return nil
@@ -1014,6 +1058,9 @@ func (t *Trainer) metrics() (map[string]float64, error) {
 	}
 	return sr.MetricsOf(all), nil
 }
+
+// src0 reports whether a gradient is read whole (not from a packed vector).
+func src0(s packedSlice) bool { return s.k < 0 }
 
 // scalarValue reads a scalar Value of either float dtype.
 func scalarValue(v G.Value) (float64, error) {
