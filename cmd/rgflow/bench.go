@@ -31,6 +31,9 @@ type benchReport struct {
 	Steps      int     `json:"steps"`
 	MedianMs   float64 `json:"median_ms_per_step"`
 	MinMs      float64 `json:"min_ms_per_step"`
+	// CPUMs is the process's CPU time (all threads) per timed step, their mean: the work of a step, which
+	// a loaded machine inflates much less than the wall time (it does not count the waits for a core).
+	CPUMs float64 `json:"cpu_ms_per_step"`
 	// Phases are the mean milliseconds per timed step of each phase (train.StepTimes).
 	Phases benchPhases `json:"phases"`
 }
@@ -170,6 +173,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	var times []time.Duration
 	var tr *train.Trainer
 	var warm train.StepTimes // the phase times after the warm-up steps
+	var cpuWarm time.Duration
 	last := time.Now()
 	hook := train.Hook{Name: "timer", Fn: func(r train.Record) error {
 		now := time.Now()
@@ -178,6 +182,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		if r.Step == int64(*warmup) {
 			warm = tr.Times()
+			cpuWarm, _ = processCPU()
 		}
 		last = now
 		return nil
@@ -190,21 +195,25 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	defer tr.Close()
+	cpuWarm, _ = processCPU()
 	last = time.Now()
 	if err := tr.Run(context.Background()); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	cpuEnd, _ := processCPU()
+	cpu := cpuEnd - cpuWarm
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	rep := benchReport{Preset: *preset, Engine: cfg.EngineName(), L: *L, Batch: *batch, Dtype: *dtypeName, Symmetrize: *sym,
 		Objective: f.objective, Workers: tr.Workers(),
 		Params: store.NumParams(), Steps: len(times), MedianMs: ms(times[len(times)/2]), MinMs: ms(times[0]),
+		CPUMs:  float64(cpu) / float64(time.Millisecond) / float64(len(times)),
 		Phases: phasesBetween(warm, tr.Times())}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s %s (%s engine) L=%d batch %d %s symmetrize=%v, %d worker(s) (%d parameters): median %.1f ms/step, min %.1f ms over %d steps\n",
-		rep.Objective, rep.Preset, rep.Engine, rep.L, rep.Batch, rep.Dtype, rep.Symmetrize, rep.Workers, rep.Params, rep.MedianMs, rep.MinMs, rep.Steps)
+	fmt.Fprintf(stdout, "%s %s (%s engine) L=%d batch %d %s symmetrize=%v, %d worker(s) (%d parameters): median %.1f ms/step, min %.1f ms over %d steps; %.1f ms of CPU per step\n",
+		rep.Objective, rep.Preset, rep.Engine, rep.L, rep.Batch, rep.Dtype, rep.Symmetrize, rep.Workers, rep.Params, rep.MedianMs, rep.MinMs, rep.Steps, rep.CPUMs)
 	ph := rep.Phases
 	fmt.Fprintf(stdout, "  mean ms per step: workers %.2f (process CPU %.2f), reduce %.2f, update %.2f",
 		ph.Parallel, ph.CPU, ph.Reduce, ph.Update)
