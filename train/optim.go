@@ -86,6 +86,9 @@ type Adam struct {
 	cfg   AdamConfig
 	store *layers.Store
 	slots map[string]*adamSlot
+
+	bound      []*adamSlot // the states of the gradient list prepare checked last, in its order
+	boundGrads []Grad      // that list (names and tensors)
 }
 
 type adamSlot struct {
@@ -135,34 +138,53 @@ func (a *Adam) Step(lr, gradScale float64, grads []Grad) error {
 	if err := a.prepare(grads); err != nil {
 		return err
 	}
-	a.update(lr, gradScale, grads)
+	a.update(lr, gradScale, grads, a.bound)
 	return nil
 }
 
-// prepare checks every gradient against its parameter and creates the state of parameters that have
-// none, so that update can then run on disjoint parts of grads at once.
+// prepare checks every gradient against its parameter, creates the state of parameters that have none
+// and leaves in a.bound the state of each gradient's parameter, in order, so that update can then run on
+// disjoint parts of grads at once. A list checked before (the same names and tensors, as a Trainer passes
+// every step) is not checked again.
 func (a *Adam) prepare(grads []Grad) error {
+	if len(grads) == len(a.bound) && len(a.boundGrads) == len(grads) {
+		same := true
+		for i, g := range grads {
+			if g.Name != a.boundGrads[i].Name || g.Value != a.boundGrads[i].Value {
+				same = false
+				break
+			}
+		}
+		if same {
+			return nil
+		}
+	}
+	a.bound, a.boundGrads = a.bound[:0], a.boundGrads[:0]
 	for _, g := range grads {
 		s, err := a.slot(g.Name)
 		if err != nil {
+			a.bound, a.boundGrads = nil, nil
 			return err
 		}
 		if g.Value.Dtype() != s.param.Dtype() || g.Value.Shape().TotalSize() != s.param.Shape().TotalSize() {
+			a.bound, a.boundGrads = nil, nil
 			return fmt.Errorf("train: Adam: gradient of %q is %v %v, parameter is %v %v",
 				g.Name, g.Value.Dtype(), g.Value.Shape(), s.param.Dtype(), s.param.Shape())
 		}
+		a.bound = append(a.bound, s)
+		a.boundGrads = append(a.boundGrads, g)
 	}
 	return nil
 }
 
-// update applies one step to the parameters of grads, which prepare has checked. Every parameter's update
-// reads and writes only its own tensors and state, so disjoint parts of a gradient list may be updated
-// concurrently, with the same bits as one call over the whole list.
-func (a *Adam) update(lr, gradScale float64, grads []Grad) {
+// update applies one step to the parameters of grads, whose states slots are (a part of a.bound after
+// prepare). Every parameter's update reads and writes only its own tensors and state, so disjoint parts
+// of a gradient list may be updated concurrently, with the same bits as one call over the whole list.
+func (a *Adam) update(lr, gradScale float64, grads []Grad, slots []*adamSlot) {
 	var c adamCoefs
 	cStep := int64(-1) // the step c was computed for (parameters usually share their step count)
-	for _, g := range grads {
-		s := a.slots[g.Name]
+	for i, g := range grads {
+		s := slots[i]
 		s.step++
 		if s.step != cStep {
 			c, cStep = a.coefs(lr, gradScale, s.step), s.step
@@ -343,6 +365,7 @@ func (a *Adam) Restore(state []checkpoints.Array) error {
 		slots[name] = s
 	}
 	a.slots = slots
+	a.bound, a.boundGrads = nil, nil // the states prepare found are replaced
 	return nil
 }
 
@@ -362,42 +385,31 @@ func dataLen(d any) int {
 	return 0
 }
 
-// GradNorm returns the global L2 norm √(Σ g²) over all gradients, or the name of the first gradient holding
-// a NaN or ±Inf together with that value. The squares are summed in float64, tensor by tensor (each in
-// element order), and the tensors' sums are added in list order, so the norm does not depend on how the
-// per-tensor sums were shared out (the Trainer computes them on several goroutines).
+// GradNorm returns the global L2 norm √(Σ g²) over all gradients (accumulated in float64, in one sum over
+// the tensors in order and each tensor's elements in order), or the name of the first gradient holding a
+// NaN or ±Inf together with that value.
 func GradNorm(grads []Grad) (norm float64, bad string, badValue float64) {
 	var sum float64
 	for _, g := range grads {
-		sq, ok, v := sumSquares(g.Value)
-		if !ok {
-			return math.NaN(), g.Name, v
+		switch g.Value.Dtype() {
+		case tensor.Float64:
+			for _, x := range g.Value.Float64s() {
+				if math.IsNaN(x) || math.IsInf(x, 0) {
+					return math.NaN(), g.Name, x
+				}
+				sum += x * x
+			}
+		case tensor.Float32:
+			for _, x32 := range g.Value.Float32s() {
+				x := float64(x32)
+				if math.IsNaN(x) || math.IsInf(x, 0) {
+					return math.NaN(), g.Name, x
+				}
+				sum += x * x
+			}
 		}
-		sum += sq
 	}
 	return math.Sqrt(sum), "", 0
-}
-
-// sumSquares is Σ x² over g in element order (float64), or ok = false and the first NaN or ±Inf.
-func sumSquares(g *tensor.Dense) (sum float64, ok bool, bad float64) {
-	switch g.Dtype() {
-	case tensor.Float64:
-		for _, x := range g.Float64s() {
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return 0, false, x
-			}
-			sum += x * x
-		}
-	case tensor.Float32:
-		for _, x32 := range g.Float32s() {
-			x := float64(x32)
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return 0, false, x
-			}
-			sum += x * x
-		}
-	}
-	return sum, true, 0
 }
 
 // ClipScale is the factor torch's clip_grad_norm_ applies for a pre-clip norm and a maximum: 1 when maxNorm ≤ 0

@@ -193,8 +193,6 @@ type Trainer struct {
 	grads   []Grad    // the reduced gradient, one tensor per trained parameter
 	offs    []int     // offs[i]: parameter i's offset in flat; offs[len(sizes)] is the loss's
 	parts   []int     // boundaries of the parameter ranges the work after the graphs is shared out by
-	gradSq  []float64 // per parameter: the sum of squares of its gradient (or its first NaN or ±Inf)
-	gradOK  []bool    // per parameter: its gradient is finite
 
 	pcg *rand.PCG
 	rng *rand.Rand
@@ -212,7 +210,7 @@ type Trainer struct {
 // StepTimes says where the time of the steps run so far went, summed over the steps (divide by Steps for
 // one step). The phases of a step follow one another: Parallel (from starting the workers until the last
 // one is done), Reduce (summing the shard gradients in worker order and across ranks, copying them into
-// the gradient tensors and their squares for the norm) and Update (metrics, optimiser and moving average).
+// the gradient tensors) and Update (gradient norm, metrics, optimiser and moving average).
 // ParallelCPU is the CPU time the whole process used during Parallel (all threads: the workers, the
 // garbage collector, the runtime; on Unix, 0 elsewhere). Per worker, Sync, Feed and Run are the wall times
 // of refreshing its copy of the weights (workers after the first), feeding its shard and running its
@@ -329,12 +327,14 @@ func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error)
 	}
 	t.flat = make([]float64, total+1)
 	t.splitParams(len(t.workers))
-	t.gradSq, t.gradOK = make([]float64, len(t.sizes)), make([]bool, len(t.sizes))
 	if store.Dtype() == tensor.Float32 && size > 1 {
 		t.flat32 = make([]float32, total+1)
 	}
 	for _, wk := range t.workers {
 		wk.flat = make([]float64, total+1)
+	}
+	if len(t.workers) == 1 {
+		t.workers[0].flat = t.flat // the sum over one worker is its own vector
 	}
 	if cfg.EMADecay > 0 {
 		if t.ema, err = NewEMA(store, t.names, cfg.EMADecay); err != nil {
@@ -760,10 +760,10 @@ func (t *Trainer) stopRequested(ctx context.Context) (bool, error) {
 
 // trainStep runs one step: every worker feeds and runs its shard (in parallel), the weighted shard
 // gradients and losses are summed in worker order and then across ranks, and the update is applied after
-// the finiteness checks and clipping. The work after the graphs (the sum over workers, the gradient norm
-// and the optimiser) is shared out over as many goroutines as there are workers, each taking a fixed
-// range of parameters (see parts); every element is computed as in a serial pass, so the result does not
-// depend on how many goroutines do it.
+// the finiteness checks and clipping. The work after the graphs (the sum over workers, the copy into the
+// gradient tensors and the optimiser) is shared out over as many goroutines as there are workers, each
+// taking a fixed range of parameters (see parts); every element is computed as in a serial pass, so the
+// result does not depend on how many goroutines do it. The gradient norm is one serial sum (GradNorm).
 func (t *Trainer) trainStep() (Record, error) {
 	n := t.step + 1
 	if len(t.times.Workers) != len(t.workers) {
@@ -794,7 +794,7 @@ func (t *Trainer) trainStep() (Record, error) {
 		}
 	}
 	// The sum in worker order, element by element: a fixed order, so the result does not depend on
-	// scheduling. With one rank the gradient tensors and their squares follow in the same pass.
+	// scheduling. With one rank the gradient tensors follow in the same pass.
 	single := t.comm.Size() == 1
 	t.forParts(func(p int) {
 		t.reduceRange(t.offs[t.parts[p]], t.offs[t.parts[p+1]])
@@ -814,14 +814,12 @@ func (t *Trainer) trainStep() (Record, error) {
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return Record{}, &NonFiniteError{Step: n, What: "the loss", Value: loss}
 	}
-	var sq float64 // as GradNorm: the tensors' sums of squares added in order
-	for i, ok := range t.gradOK {
-		if !ok {
-			return Record{}, &NonFiniteError{Step: n, What: fmt.Sprintf("the gradient of %q", t.names[i]), Value: t.gradSq[i]}
-		}
-		sq += t.gradSq[i]
+	// The norm is one serial pass (a parallel sum would add in another order): cheap next to the step,
+	// and the same bits as GradNorm.
+	norm, bad, badVal := GradNorm(t.grads)
+	if bad != "" {
+		return Record{}, &NonFiniteError{Step: n, What: fmt.Sprintf("the gradient of %q", bad), Value: badVal}
 	}
-	norm := math.Sqrt(sq)
 	if math.IsInf(norm, 0) {
 		return Record{}, &NonFiniteError{Step: n, What: "the gradient norm (overflow)", Value: norm}
 	}
@@ -837,7 +835,10 @@ func (t *Trainer) trainStep() (Record, error) {
 	if err := t.opt.prepare(t.grads); err != nil {
 		return Record{}, fmt.Errorf("train: step %d: %w", n, err)
 	}
-	t.forParts(func(p int) { t.opt.update(lr, scale, t.grads[t.parts[p]:t.parts[p+1]]) })
+	t.forParts(func(p int) {
+		a, b := t.parts[p], t.parts[p+1]
+		t.opt.update(lr, scale, t.grads[a:b], t.opt.bound[a:b])
+	})
 	if t.ema != nil {
 		t.ema.Update()
 	}
@@ -870,8 +871,12 @@ func (t *Trainer) forParts(f func(p int)) {
 	wg.Wait()
 }
 
-// reduceRange sets t.flat[lo:hi] to the sum of the workers' flat[lo:hi], in worker order.
+// reduceRange sets t.flat[lo:hi] to the sum of the workers' flat[lo:hi], in worker order. A single worker
+// writes into t.flat itself (see New): nothing to do.
 func (t *Trainer) reduceRange(lo, hi int) {
+	if len(t.workers) == 1 && &t.workers[0].flat[0] == &t.flat[0] {
+		return
+	}
 	dst := t.flat[lo:hi]
 	copy(dst, t.workers[0].flat[lo:hi])
 	for _, wk := range t.workers[1:] {
@@ -882,16 +887,20 @@ func (t *Trainer) reduceRange(lo, hi int) {
 	}
 }
 
-// gradRange copies the reduced gradients of parameters [a, b) into their tensors and computes their sums
-// of squares (or notes a NaN or ±Inf) for the norm.
+// gradRange copies the reduced gradients of parameters [a, b) into their tensors (rounded to the model's
+// dtype).
 func (t *Trainer) gradRange(a, b int) {
 	for i := a; i < b; i++ {
-		layers.SetData(t.grads[i].Value, t.flat[t.offs[i]:t.offs[i+1]])
-		sq, ok, bad := sumSquares(t.grads[i].Value)
-		if !ok {
-			sq = bad // the offending value, for the error
+		src := t.flat[t.offs[i]:t.offs[i+1]]
+		switch d := t.grads[i].Value.Data().(type) {
+		case []float64:
+			copy(d, src)
+		case []float32:
+			src = src[:len(d)]
+			for k, v := range src {
+				d[k] = float32(v)
+			}
 		}
-		t.gradSq[i], t.gradOK[i] = sq, ok
 	}
 }
 
