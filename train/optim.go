@@ -394,18 +394,23 @@ func GradNorm(grads []Grad) (norm float64, bad string, badValue float64) {
 		switch g.Value.Dtype() {
 		case tensor.Float64:
 			for _, x := range g.Value.Float64s() {
-				if math.IsNaN(x) || math.IsInf(x, 0) {
-					return math.NaN(), g.Name, x
-				}
 				sum += x * x
 			}
 		case tensor.Float32:
 			for _, x32 := range g.Value.Float32s() {
 				x := float64(x32)
+				sum += x * x
+			}
+		}
+	}
+	if math.IsNaN(sum) || math.IsInf(sum, 0) {
+		// A NaN or ±Inf anywhere makes the sum NaN or +Inf; find the first one (an overflow of finite
+		// squares has none and gives +Inf).
+		for _, g := range grads {
+			for _, x := range layers.Float64s(g.Value) {
 				if math.IsNaN(x) || math.IsInf(x, 0) {
 					return math.NaN(), g.Name, x
 				}
-				sum += x * x
 			}
 		}
 	}
