@@ -577,8 +577,12 @@ func mlpForward[T float](widths []int, ws, bs [][]T, in []T, hid [][]T, out []T,
 		o, i := widths[l+1], widths[l]
 		nvpMulABBias(o, i, ws[l], cur, bs[l], dst, n, lo, hi)
 		if l+2 < len(widths) {
-			for r := 0; r < o; r++ {
-				eluInPlace(dst[r*n+lo : r*n+hi])
+			if lo == 0 && hi == n { // whole rows: one call over the layer (ELU is elementwise)
+				eluInPlace(dst[:o*n])
+			} else {
+				for r := 0; r < o; r++ {
+					eluInPlace(dst[r*n+lo : r*n+hi])
+				}
 			}
 		}
 		cur = dst
@@ -672,9 +676,14 @@ func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, g
 		}
 		nvpMulAtB(o, i, ws[l], g, dst, n, lo, hi)
 		if l > 0 {
-			// Through the ELU: its derivative is 1 for y > 0 and y + 1 otherwise (y = e^x − 1).
-			for r := 0; r < i; r++ {
-				eluGradInPlace(dst[r*n+lo:r*n+hi], prev[r*n+lo:r*n+hi])
+			// Through the ELU: its derivative is 1 for y > 0 and y + 1 otherwise (y = e^x − 1); whole rows
+			// in one call (elementwise).
+			if lo == 0 && hi == n {
+				eluGradInPlace(dst[:i*n], prev[:i*n])
+			} else {
+				for r := 0; r < i; r++ {
+					eluGradInPlace(dst[r*n+lo:r*n+hi], prev[r*n+lo:r*n+hi])
+				}
 			}
 		}
 		g = dst
