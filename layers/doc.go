@@ -144,8 +144,7 @@
 //     score test against finite differences of the host action, with C = 2, catches it), while summing one
 //     axis at a time was right. Small standalone probes (a weighted square of the sum, a channel sum after
 //     it, a second path from x) did not reproduce it, so the trigger is narrower than "any multi-axis Sum":
-//     sum one axis at a time wherever the result is differentiated. (A collision of the kind
-//     in 10 in that one graph would explain it too; the probe predates the guard.)
+//     sum one axis at a time wherever the result is differentiated.
 //  10. The tape machine's compiler numbers values by the nodes' 32-bit hashes alone (analysis.go,
 //     dataflow.vn): ANY two distinct nodes whose hashes collide are compiled as one, whatever their op or
 //     shape, and readers of the second read the first one's value. With N nodes that happens with

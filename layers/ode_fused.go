@@ -21,8 +21,12 @@ import (
 // ĥ_j and one inverse FFT per channel, the kernels' spectra computed once per run (W(t) = Σ_k b_k(t) W_k
 // is linear in the parameters, so Ŵ(t) = Σ_k b_k(t) Ŵ_k); the spectrum of the state itself (the feature
 // φ) follows the Runge–Kutta combinations by linearity, Ŷ_i = X̂ + h Σ_j a_ij v̂_j, with no transform.
-// Samples evolve independently, so the op runs one sample's whole trajectory at a time, in float64
-// whatever the dtype (sines and cosines to ~2e-9 for float32 tensors, to a few ulp for float64).
+// Samples evolve independently. On 16×16 lattices the lane engine (ode_fused_lanes.go) integrates 32
+// samples together in the tensors' own precision, every per-site number a vector over the samples: lane
+// FFTs and sincos in assembly, full complex spectra of pairs of features, adjoints on the sites. On the
+// other lattices the per-sample engine below runs one sample's whole trajectory at a time, in float64
+// whatever the dtype (sines and cosines to ~2e-9 for float32 tensors, to a few ulp for float64); the
+// description that follows is the per-sample engine's, the lane engine computes the same numbers.
 //
 // The backward pass is the discrete adjoint of the unrolled scheme (reverse-mode differentiation of the
 // Runge–Kutta stages, not the continuous adjoint ODE), so its gradients are the graph's to rounding. For a
@@ -43,7 +47,8 @@ import (
 //	out  = odeOutOp(x, w, acts)        [x(t₁) | log-det | kinetic], differentiable in x and w
 //	∂    = odeGradOp(x, w, acts, ∂out) [∂x | ∂w] (built by out's SymDiff)
 //
-// The stage inputs take stages·|x| numbers (32·|x| for 8 RK4 steps); the velocities k_i are kept too
+// The stage inputs take stages·|x| numbers (32·|x| for 8 RK4 steps; the lane engine rounds the batch up
+// to whole blocks of 32 and keeps nothing else but the k_i); the velocities k_i are kept too
 // only when the kinetic energy is differentiated, and sin Y_i, cos Y_i (from which the features and their
 // derivatives follow by angle addition) when the frequencies are 1, 2, …. The outputs come from the
 // scope's arena when it has one (Scope.SetArena). The fused ops are first-order only: the backward op's
@@ -62,6 +67,7 @@ type odePlan struct {
 	t0, t1     float64
 	tab        tableau
 	kinetic    bool   // keep the k_i: the kinetic energy is differentiable
+	lanes      bool   // 16×16: the lane engine (ode_fused_lanes.go), laneN samples at a time
 	ar         *Arena // where the ops' outputs come from (nil: allocated afresh)
 }
 
@@ -73,7 +79,12 @@ func (p *odePlan) wSize() int  { return p.k * p.c * p.fc() * p.np }
 func (p *odePlan) outSize() int {
 	return p.xSize() + 2*p.b
 }
-func (p *odePlan) actsSize() int { return p.trigOff(p.b, 0) }
+func (p *odePlan) actsSize() int {
+	if p.lanes {
+		return p.laneActsSize()
+	}
+	return p.trigOff(p.b, 0)
+}
 
 // harmonic reports whether the frequencies are 1, 2, …: the features follow from sin y and cos y by angle
 // addition, and the forward pass keeps sin Y_i and cos Y_i for the backward one.
@@ -114,8 +125,8 @@ func (p *odePlan) stageTime(n, i int) float64 {
 }
 
 func (p *odePlan) String() string {
-	return fmt.Sprintf("%dx%dx%dx%d/f%v/odd%v/K%d/P%d/%d×%d/%g→%g/kin%v", p.b, p.c, p.h, p.w, p.freqs, p.odd, p.k, p.np,
-		p.steps, len(p.tab.c), p.t0, p.t1, p.kinetic)
+	return fmt.Sprintf("%dx%dx%dx%d/f%v/odd%v/K%d/P%d/%d×%d/%g→%g/kin%v/lanes%v", p.b, p.c, p.h, p.w, p.freqs, p.odd, p.k,
+		p.np, p.steps, len(p.tab.c), p.t0, p.t1, p.kinetic, p.lanes)
 }
 
 // fusable reports whether the integration can run fused: a whole-lattice KernelField on a power-of-two
@@ -163,7 +174,7 @@ func (o ODE) fusedPlan(x *G.Node, t0, t1 float64, kinetic bool) (*odePlan, error
 	_, _, param, np := k.kernelGeom(sh[2], sh[3])
 	return &odePlan{b: sh[0], c: sh[1], h: sh[2], w: sh[3], freqs: append([]float64(nil), k.freqs()...), odd: k.Odd,
 		nf: k.Features(), k: k.timeBasis(), np: np, param: param, steps: o.Steps, t0: t0, t1: t1, tab: o.tableau(),
-		kinetic: kinetic}, nil
+		kinetic: kinetic, lanes: sh[2] == laneSide && sh[3] == laneSide}, nil
 }
 
 // fusedNodes applies the fused ops to x and the kernel parameter wp (K, C, F·C, P) and unpacks x(t₁)
@@ -221,7 +232,7 @@ func (op odeFwdOp) Do(vals ...G.Value) (G.Value, error) {
 			return nil, err
 		}
 		res, _, o := newOutIn(p.ar, true, []int{p.actsSize()})
-		odeForward(p, in[0], in[1], o)
+		odeForwardAny(p, in[0], in[1], o)
 		return res, nil
 	}
 	in, err := floats[float64](op.String(), vals, sizes)
@@ -229,7 +240,7 @@ func (op odeFwdOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	res, o, _ := newOutIn(p.ar, false, []int{p.actsSize()})
-	odeForward(p, in[0], in[1], o)
+	odeForwardAny(p, in[0], in[1], o)
 	return res, nil
 }
 func (op odeFwdOp) ReturnsPtr() bool      { return true }
@@ -327,7 +338,7 @@ func (op odeGradOp) Do(vals ...G.Value) (G.Value, error) {
 			return nil, err
 		}
 		res, _, o := newOutIn(p.ar, true, []int{n})
-		if err := odeBackward(p, in[1], in[2], in[3], o); err != nil {
+		if err := odeBackwardAny(p, in[1], in[2], in[3], o); err != nil {
 			return nil, fmt.Errorf("layers: %s: %w", op, err)
 		}
 		return res, nil
@@ -337,7 +348,7 @@ func (op odeGradOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	res, o, _ := newOutIn(p.ar, false, []int{n})
-	if err := odeBackward(p, in[1], in[2], in[3], o); err != nil {
+	if err := odeBackwardAny(p, in[1], in[2], in[3], o); err != nil {
 		return nil, fmt.Errorf("layers: %s: %w", op, err)
 	}
 	return res, nil
@@ -666,6 +677,23 @@ func cmulConjAdd(dst, a, b []complex128) {
 		y := b[i]
 		dst[i] += complex(real(x)*real(y)+imag(x)*imag(y), real(x)*imag(y)-imag(x)*real(y))
 	}
+}
+
+// odeForwardAny runs the plan's engine forward.
+func odeForwardAny[T float](p *odePlan, x, wp, acts []T) {
+	if p.lanes {
+		odeForwardLanes(p, x, wp, acts)
+		return
+	}
+	odeForward(p, x, wp, acts)
+}
+
+// odeBackwardAny runs the plan's engine backward.
+func odeBackwardAny[T float](p *odePlan, wp, acts, gout []T, out []T) error {
+	if p.lanes {
+		return odeBackwardLanes(p, wp, acts, gout, out)
+	}
+	return odeBackward(p, wp, acts, gout, out)
 }
 
 // odeForward integrates every sample and fills the activations.

@@ -9,15 +9,47 @@ import (
 
 // BenchmarkFusedODE times the fused integration of the ode-gerdes field (odd features φ, sin ωφ for
 // ω = 1…4, whole-lattice D4 kernels, 8 RK4 steps) at batch 256, L = 16: the forward and the backward
-// computations called directly (no graph), in float64 and float32.
+// computations called directly (no graph), in float64 and float32, with the lane engine (the one a 16×16
+// lattice gets) and the per-sample one; and the transforms of each: one real 2-D FFT of the per-sample
+// engine, one complex 2-D lane FFT (32 samples) of the lane engine.
 func BenchmarkFusedODE(b *testing.B) {
 	const batch, L = 256, 16
 	o := ODE{Field: KernelField{Channels: 1, Freqs: []float64{1, 2, 3, 4}, Odd: true, D4: true}, Steps: 8}
 	_, _, param, np := o.Field.(KernelField).kernelGeom(L, L)
 	p := &odePlan{b: batch, c: 1, h: L, w: L, freqs: []float64{1, 2, 3, 4}, odd: true, nf: 5, k: 3, np: np, param: param,
 		steps: 8, t0: 1, t1: 0, tab: o.tableau()}
-	b.Run("float64", func(b *testing.B) { benchFused[float64](b, p) })
-	b.Run("float32", func(b *testing.B) { benchFused[float32](b, p) })
+	for _, lanes := range []bool{true, false} {
+		engine := "lanes"
+		if !lanes {
+			engine = "per-sample"
+		}
+		b.Run(engine, func(b *testing.B) {
+			p.lanes = lanes
+			b.Run("float64", func(b *testing.B) { benchFused[float64](b, p) })
+			b.Run("float32", func(b *testing.B) { benchFused[float32](b, p) })
+		})
+	}
+	for _, dt := range []string{"float64", "float32"} {
+		b.Run("lanefft2-16/"+dt, func(b *testing.B) {
+			run := func(z any) {
+				switch z := z.(type) {
+				case []float64:
+					fft2Lanes(z, 1, false)
+				case []float32:
+					fft2Lanes(z, 1, false)
+				}
+			}
+			var z any = make([]float64, L*L*laneCS[float64]())
+			if dt == "float32" {
+				z = make([]float32, L*L*laneCS[float32]())
+			}
+			c0 := cpuNow()
+			for i := 0; i < b.N; i++ {
+				run(z)
+			}
+			b.ReportMetric(float64(cpuNow()-c0)/float64(b.N), "cpu-ns/op")
+		})
+	}
 	f := newRealFFT2(L, L)
 	x := make([]float64, L*L)
 	spec := make([]complex128, L*(L/2+1))
@@ -55,15 +87,15 @@ func benchFused[T float](b *testing.B, p *odePlan) {
 	b.Run("forward", func(b *testing.B) {
 		c0 := cpuNow()
 		for i := 0; i < b.N; i++ {
-			odeForward(p, x, wp, acts)
+			odeForwardAny(p, x, wp, acts)
 		}
 		b.ReportMetric(float64(cpuNow()-c0)/float64(b.N), "cpu-ns/op")
 	})
-	odeForward(p, x, wp, acts)
+	odeForwardAny(p, x, wp, acts)
 	b.Run("backward", func(b *testing.B) {
 		c0 := cpuNow()
 		for i := 0; i < b.N; i++ {
-			if err := odeBackward(p, wp, acts, gout, out); err != nil {
+			if err := odeBackwardAny(p, wp, acts, gout, out); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -38,6 +38,10 @@ func fusedCases() []fusedCase {
 		{"2ch-odd-harmonic", layers.KernelField{Channels: 2, Freqs: []float64{1, 2}, Odd: true, D4: true}, []int{2, 2, 4, 4}, 2, "rk4", 1, 0, 0.1},
 		// the smallest lattice the FFTs take, D4 and odd, RK4 forward
 		{"2x2-rk4", layers.KernelField{Channels: 1, Freqs: []float64{1, 2}, Odd: true, D4: true}, []int{2, 1, 2, 2}, 2, "rk4", 0, 1, 0.3},
+		// 16×16: the lane engine (32 samples at a time, the batch padded), the ode-gerdes field
+		{"gerdes-16x16", layers.KernelField{Channels: 1, Freqs: []float64{1, 2, 3, 4}, Odd: true, D4: true}, []int{3, 1, 16, 16}, 2, "rk4", 1, 0, 0.01},
+		// 16×16 lane engine: two channels, sin and cos features of non-integer frequencies
+		{"2ch-cos-16x16", layers.KernelField{Channels: 2, Freqs: []float64{1.5, 0.7}, TimeBasis: 2}, []int{2, 2, 16, 16}, 2, "midpoint", 0, 1, 0.02},
 	}
 }
 
@@ -109,7 +113,8 @@ func TestFusedODEMatchesGraph(t *testing.T) {
 	// directions. float64: 1e-10 relative to the largest entry (both sides sum the same few hundred terms
 	// per output in different orders, FFTs of length ≤ 64, ~1e-14 each; measured 7e-16 at most, the margin
 	// covers growth through the steps). float32: the graph rounds to float32 at every node (ε = 6e-8, a few hundred nodes per
-	// path) while the fused op works in float64 and rounds once: measured 2.4e-7 relative at most, so 1e-5.
+	// path) while the fused op works in float64 and rounds once (on 16×16 lattices the lane engine works in
+	// float32 too): measured 2.4e-7 relative at most (3e-7 on 16×16), so 1e-5.
 	for _, tc := range fusedCases() {
 		for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 			t.Run(fmt.Sprintf("%s/%v", tc.name, dt), func(t *testing.T) {
@@ -170,8 +175,12 @@ func maxAbsT(v []float64) float64 {
 func TestFusedODEGradCheck(t *testing.T) {
 	// Finite differences of the fused op itself, with the kernel parameter as an ordinary input: central
 	// differences of a loss of order 1–10 (GradCheck's 1e-6 tolerance), the kinetic energy included.
-	for _, tc := range fusedCases()[:3] {
+	cases := fusedCases()
+	for _, tc := range append(cases[:3:3], cases[5]) { // and the lane engine's 16×16
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.shape[2] == 16 && testing.Short() {
+				t.Skip("-short: the 16×16 finite differences take 1200 integrations of a 32-sample block")
+			}
 			tc.shape[0] = 2
 			rng := rand.New(rand.NewPCG(3, 4))
 			k := tc.f.TimeBasis

@@ -19,7 +19,8 @@ import (
 // BenchmarkODEGerdesReverseKLStep times one reverse-KL step of the ode-gerdes preset at L=16, batch 256
 // (φ⁴ at m² = −4, λ = 1.2): prior draw, generation z → x by RK4 (8 steps, 32 field evaluations), the
 // action, log q, the mean loss and its gradient for every parameter, without the optimiser update, with
-// the fused integration (the preset's default engine) and with the graph of elementary ops; op outputs
+// the fused integration (the preset's default engine; at L=16 its lane engine, 32 samples at a time) and
+// with the graph of elementary ops; op outputs
 // come from an arena reset before each run, as in train.Trainer.
 // bench/ode_torch.py times the same model in PyTorch.
 func BenchmarkODEGerdesReverseKLStep(b *testing.B) {
