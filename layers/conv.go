@@ -175,7 +175,7 @@ func conv2D(ar *Arena, op string, x, w, b *G.Node, opts ConvOpts) (*G.Node, erro
 			return nil, fmt.Errorf("layers: %s: bias %v has shape %s, want (%d)", op, b.Name(), shapeStr(b.Shape()), g.cout)
 		}
 	}
-	return G.ApplyOp(convOp{kind: convFwd, g: g, bias: b != nil, ar: ar}, nodes...)
+	return G.ApplyOp(convOp{kind: convFwd, g: g, bias: b != nil, ar: ar, sc: scratchFor(ar)}, nodes...)
 }
 
 // ConvTranspose2D is the transposed (fractionally strided) convolution, PyTorch's ConvTranspose2d with
@@ -213,7 +213,7 @@ func convTranspose2D(ar *Arena, x, w *G.Node, opts ConvOpts) (*G.Node, error) {
 	if g.ho != xs[2] || g.wo != xs[3] {
 		return nil, fmt.Errorf("layers: %s: internal geometry %v does not invert to %d×%d", op, g, xs[2], xs[3])
 	}
-	return G.ApplyOp(convOp{kind: convBwdData, g: g, ar: ar}, x, w)
+	return G.ApplyOp(convOp{kind: convBwdData, g: g, ar: ar, sc: scratchFor(ar)}, x, w)
 }
 
 // convKind selects one of the three bilinear ops of the family.
@@ -233,6 +233,17 @@ type convOp struct {
 	g    convGeom
 	bias bool   // F only: a third input b (Cout)
 	ar   *Arena // where outputs come from (nil: afresh); not part of the op's identity
+	// working memory kept from call to call (ops built with an arena; nil: allocated per call); not part of
+	// the op's identity
+	sc *convScratch
+}
+
+// scratchFor is the working memory of a new op: kept when it has an arena (one machine at a time).
+func scratchFor(ar *Arena) *convScratch {
+	if ar == nil {
+		return nil
+	}
+	return newConvScratch()
 }
 
 func (op convOp) Arity() int {
@@ -337,13 +348,14 @@ func newOutSetIn(ar *Arena, is32 bool, shape []int) (G.Value, []float64, []float
 }
 
 func convDo[T float](op convOp, in [3][]T, out []T) {
+	op.sc.begin()
 	switch op.kind {
 	case convFwd:
-		convForward(op.g, in[0], in[1], in[2], out)
+		convForwardPlan(op.sc, op.g, op.sc.plan(op.g), in[0], in[1], in[2], out)
 	case convBwdData:
-		convBackwardData(op.g, in[0], in[1], out)
+		convBackwardDataS(op.sc, op.g, in[0], in[1], out)
 	case convBwdWeight:
-		convBackwardWeight(op.g, in[0], in[1], out)
+		convBackwardWeightS(op.sc, op.g, in[0], in[1], out)
 	}
 }
 
@@ -365,7 +377,7 @@ func (op convOp) DiffWRT(n int) []bool {
 func (op convOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	g := op.g
 	apply := func(kind convKind, a, b *G.Node) (*G.Node, error) {
-		return G.ApplyOp(convOp{kind: kind, g: g, ar: op.ar}, a, b)
+		return G.ApplyOp(convOp{kind: kind, g: g, ar: op.ar, sc: scratchFor(op.ar)}, a, b)
 	}
 	var d0, d1 *G.Node
 	var err error

@@ -33,6 +33,7 @@ type convPlan struct {
 	rowSrc    []int // per padded row: the source row, or −1 for a zero row
 	colSrc    []int // per padded column: the source column, or −1 for zero
 	colDst    []int // per padded column: its place in the phase-split row
+	padCols   []int // the padded columns outside the source columns (before padL and from padL + w on)
 	// direct: a 1×1 stride-1 convolution needs no padding, and the kernels read the input tensor itself
 	// (each image plane one long row of positions).
 	direct bool
@@ -98,6 +99,9 @@ func newConvPlanTaps(g convGeom, padT, padB, padL, padR int, taps []convTap, dir
 	for xx := 0; xx < p.wp; xx++ {
 		p.colSrc = append(p.colSrc, wrap(xx-padL, g.w))
 		p.colDst = append(p.colDst, (xx%s)*p.wq+xx/s)
+		if xx < padL || xx >= padL+g.w {
+			p.padCols = append(p.padCols, xx)
+		}
 	}
 	p.padL = padL
 	p.rowOff = make([]int, len(taps))
@@ -164,6 +168,32 @@ func padInto[T float](p *convPlan, buf, x []T, n0, nb int) {
 					}
 					continue
 				}
+				if g.stride == 2 {
+					// The two column phases as plain strided copies: source column c is padded column
+					// c + pw, i.e. phase (c+pw)&1, entry (c+pw)>>1; then the padding columns, and zero in the
+					// entry of a phase row past the padded width (wp odd), which no kernel tap reads.
+					pe, po := pw&1, (pw+1)&1
+					even, odd := drow[pe*p.wq+pw>>1:], drow[po*p.wq+(pw+1)>>1:]
+					n2 := g.w >> 1
+					even, odd = even[:n2+g.w&1], odd[:n2]
+					for j := range odd {
+						even[j], odd[j] = srow[2*j], srow[2*j+1]
+					}
+					if g.w&1 != 0 {
+						even[n2] = srow[g.w-1]
+					}
+					for _, xx := range p.padCols {
+						var v T
+						if c := p.colSrc[xx]; c >= 0 {
+							v = srow[c]
+						}
+						drow[p.colDst[xx]] = v
+					}
+					if p.wp&1 != 0 {
+						drow[p.rowLen-1] = 0
+					}
+					continue
+				}
 				fill(drow, 0)
 				for xx, c := range p.colSrc {
 					if c >= 0 {
@@ -192,18 +222,23 @@ type padJob struct {
 
 // convForward sets y (b, cout, ho, wo) = F(x, w) + bias (bias may be nil).
 func convForward[T float](g convGeom, x, w, bias, y []T) {
-	convForwardPlan(g, newConvPlan(g), x, w, bias, y)
+	convForwardPlan(nil, g, newConvPlan(g), x, w, bias, y)
 }
 
-// convForwardPlan sets y (b, cout, ho, wo) = Σ_r w[o, r] · tap r of x + bias for the plan's taps.
-func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
+// convForwardPlan sets y (b, cout, ho, wo) = Σ_r w[o, r] · tap r of x + bias for the plan's taps, with its
+// working memory from s.
+func convForwardPlan[T float](s *convScratch, g convGeom, p *convPlan, x, w, bias, y []T) {
+	if p.direct {
+		conv1x1Forward(s, g, x, w, bias, y)
+		return
+	}
 	if hasConvAVX512 && g.cout <= 4 && g.stride == 1 && !p.direct {
-		convForwardNarrow(g, p, x, w, bias, y)
+		convForwardNarrow(s, g, p, x, w, bias, y)
 		return
 	}
 	buf := x
 	if !p.direct {
-		buf = make([]T, p.bufLen)
+		buf = scratchBuf[T](s, p.bufLen, false) // padInto writes every entry a kernel reads
 	}
 	K := len(p.rowOff)
 	hw := g.ho * g.wo
@@ -220,7 +255,7 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 		kt  int
 	)
 	if hasConvAVX512 || hasConvAVX2 {
-		vec = newConvFwdVec(g, p, w, bias, !hasConvAVX512)
+		vec = newConvFwdVec(s, g, p, w, bias, !hasConvAVX512)
 	} else {
 		wt, kt = channelMajorWeights(g, p, w)
 	}
@@ -260,24 +295,57 @@ func convForwardPlan[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
 	}
 }
 
+// conv1x1Cols is the number of positions conv1x1Forward takes per block: the block's input rows (Cin of
+// them) stay in the core's L1 cache while every output row of the block is computed from them.
+const conv1x1Cols = 256
+
+// conv1x1Forward sets y (b, cout, hw) = w (cout, cin) · x (b, cin, hw) + bias for a 1×1 stride-1
+// convolution: per image one product of a short matrix by a long one, four output rows per pass over a
+// block of positions (the product kernels of the dense layers), instead of the convolution kernels'
+// channel blocks, whose Cin input rows lie a whole plane apart (at 32×32 float32, 4 KB: the same L1
+// cache sets for every channel).
+func conv1x1Forward[T float](s *convScratch, g convGeom, x, w, bias, y []T) {
+	hw := g.ho * g.wo
+	if bias == nil {
+		bias = scratchBuf[T](s, g.cout, true)
+	}
+	for n := 0; n < g.b; n++ {
+		xn, yn := x[n*g.cin*hw:(n+1)*g.cin*hw], y[n*g.cout*hw:(n+1)*g.cout*hw]
+		for lo := 0; lo < hw; lo += conv1x1Cols {
+			mulABBiasCols(g.cout, g.cin, w, xn, bias, yn, hw, lo, min(hw, lo+conv1x1Cols))
+		}
+	}
+}
+
+// conv1x1Weight sets dw (cout, cin) = Σ_n gy_n (cout, hw) · x_nᵀ for a 1×1 stride-1 convolution: 4×4
+// blocks of dot products over each image's positions.
+func conv1x1Weight[T float](g convGeom, x, gy, dw []T) {
+	hw := g.ho * g.wo
+	clear(dw)
+	for n := 0; n < g.b; n++ {
+		mulABtCols4x4(g.cout, g.cin, gy[n*g.cout*hw:(n+1)*g.cout*hw], x[n*g.cin*hw:(n+1)*g.cin*hw], dw, hw, 0, hw)
+	}
+}
+
 // convForwardNarrow is convForwardPlan for 1 … 4 output channels with the AVX-512 narrow kernels: instead
 // of padding the channels to a block of 8 (mostly idle), each call computes all Cout channels for 24/Cout
 // consecutive vectors of the padded plane ("virtual rows": every position from the first output on,
 // those in padding columns discarded) into a scratch plane, whose real positions are then added to y.
-func convForwardNarrow[T float](g convGeom, p *convPlan, x, w, bias, y []T) {
+func convForwardNarrow[T float](s *convScratch, g convGeom, p *convPlan, x, w, bias, y []T) {
 	mr, vl := g.cout, vecLanes[T]()
-	chunk := 24 / mr * vl                      // positions per kernel call
-	n := g.ho * p.rowLen                       // virtual positions of one image
-	vpl := (n + chunk - 1) / chunk * chunk     // … rounded up to whole calls
-	buf := make([]T, p.bufLen+vpl+p.rowLen+vl) // slack: the last call reads up to a call's width past the plane
+	chunk := 24 / mr * vl                  // positions per kernel call
+	n := g.ho * p.rowLen                   // virtual positions of one image
+	vpl := (n + chunk - 1) / chunk * chunk // … rounded up to whole calls
+	// slack: the last call reads up to a call's width past the plane (what it computes there is discarded)
+	buf := scratchBuf[T](s, p.bufLen+vpl+p.rowLen+vl, false)
 	K := len(p.rowOff)
-	wp := make([]T, K*mr)
+	wp := scratchBuf[T](s, K*mr, false)
 	for o := 0; o < mr; o++ {
 		for r := 0; r < K; r++ {
 			wp[r*mr+o] = w[o*K+r]
 		}
 	}
-	scratch := make([]T, mr*vpl)
+	scratch := scratchBuf[T](s, mr*vpl, false)
 	hw := g.ho * g.wo
 	for n0 := 0; n0 < g.b; n0 += p.group {
 		nb := min(p.group, g.b-n0)
@@ -336,16 +404,31 @@ func channelMajorWeights[T float](g convGeom, p *convPlan, w []T) ([]T, int) {
 
 // convBackwardWeight sets dw (cout, cin, kh, kw) = Wg(x, gy): dw[o,r] = Σ_{n,y,x} gy[n,o,y,x]·B[r; n,y,x].
 func convBackwardWeight[T float](g convGeom, x, gy, dw []T) {
-	p := newConvPlan(g)
+	convBackwardWeightS(nil, g, x, gy, dw)
+}
+
+// convBackwardWeightS is convBackwardWeight with its working memory from s.
+func convBackwardWeightS[T float](s *convScratch, g convGeom, x, gy, dw []T) {
+	p := s.plan(g)
+	if p.direct {
+		conv1x1Weight(g, x, gy, dw)
+		return
+	}
+	convBackwardWeightPlan(s, g, p, x, gy, dw)
+}
+
+// convBackwardWeightPlan sets dw (cout, K) for the plan's K taps: dw[o,r] = Σ_{n,y,x} gy[n,o,y,x]·tap r of x
+// at (n, y, x) (the vector kernels' sums replace dw; the plain loops add to it).
+func convBackwardWeightPlan[T float](s *convScratch, g convGeom, p *convPlan, x, gy, dw []T) {
 	buf := x
 	if !p.direct {
-		buf = make([]T, p.bufLen)
+		buf = scratchBuf[T](s, p.bufLen, false)
 	}
 	K := len(p.rowOff)
 	hw := g.ho * g.wo
 	var vec *convWgtVec[T]
 	if hasConvAVX512 || hasConvAVX2 {
-		vec = newConvWgtVec(g, p, gy, !hasConvAVX512)
+		vec = newConvWgtVec(s, g, p, gy, !hasConvAVX512)
 	}
 	for n0 := 0; n0 < g.b; n0 += p.group {
 		nb := min(p.group, g.b-n0)
@@ -389,7 +472,10 @@ func convBackwardWeight[T float](g convGeom, x, gy, dw []T) {
 // taps (a, c) that reach that phase: dx[s·y'+py, s·x'+px] = Σ w[o,i,a,c]·gy[y'+δa, x'+δc] with
 // δa = (py + ph − d·a)/s where that is an integer. (Or, for narrow grids, the stride-1 transposed
 // convolution of gy spread onto the fine grid.)
-func convBackwardData[T float](g convGeom, gy, w, dx []T) {
+func convBackwardData[T float](g convGeom, gy, w, dx []T) { convBackwardDataS(nil, g, gy, w, dx) }
+
+// convBackwardDataS is convBackwardData with its working memory from s.
+func convBackwardDataS[T float](sc *convScratch, g convGeom, gy, w, dx []T) {
 	kk := g.kh * g.kw
 	// With the vector kernels, phases narrower than a vector leave lanes idle; below that width spreading
 	// gy onto the fine grid (zeros between its entries) and running one stride-1 convolution there is
@@ -397,7 +483,7 @@ func convBackwardData[T float](g convGeom, gy, w, dx []T) {
 	spread := g.stride > 1 && hasConvAVX512 && g.wo <= vecLanes[T]()
 	if spread {
 		s := g.stride
-		fine := make([]T, g.b*g.cout*g.h*g.w)
+		fine := scratchBuf[T](sc, g.b*g.cout*g.h*g.w, false) // zeros between the entries: the same ones set on every call
 		for pl := 0; pl < g.b*g.cout; pl++ {
 			for y := 0; y < g.ho; y++ {
 				srow := gy[(pl*g.ho+y)*g.wo:][:g.wo]
@@ -410,7 +496,7 @@ func convBackwardData[T float](g convGeom, gy, w, dx []T) {
 		gy, g.stride, g.ho, g.wo = fine, 1, g.h, g.w
 	}
 	if g.stride == 1 {
-		wt := make([]T, len(w))
+		wt := scratchBuf[T](sc, len(w), false) // every element is set below
 		for o := 0; o < g.cout; o++ {
 			for i := 0; i < g.cin; i++ {
 				src := w[(o*g.cin+i)*kk:][:kk]
@@ -422,7 +508,7 @@ func convBackwardData[T float](g convGeom, gy, w, dx []T) {
 		}
 		tg := convGeom{b: g.b, cin: g.cout, cout: g.cin, h: g.h, w: g.w, ho: g.h, wo: g.w,
 			kh: g.kh, kw: g.kw, stride: 1, dil: g.dil, periodic: g.periodic}
-		convForward(tg, gy, wt, nil, dx)
+		convForwardPlan(sc, tg, sc.plan(tg), gy, wt, nil, dx)
 		return
 	}
 	s := g.stride
@@ -471,7 +557,7 @@ func convBackwardData[T float](g convGeom, gy, w, dx []T) {
 				z = z[:need]
 				fill(z, 0)
 			}
-			convForwardPlan(pg, p, gy, wt, nil, z)
+			convForwardPlan(nil, pg, p, gy, wt, nil, z)
 			for pl := 0; pl < g.b*g.cin; pl++ {
 				for y := 0; y < hy; y++ {
 					zr := z[(pl*hy+y)*wx:][:wx]
@@ -604,7 +690,7 @@ type convFwdVec[T float] struct {
 	init []T
 }
 
-func newConvFwdVec[T float](g convGeom, p *convPlan, w, bias []T, avx2 bool) *convFwdVec[T] {
+func newConvFwdVec[T float](s *convScratch, g convGeom, p *convPlan, w, bias []T, avx2 bool) *convFwdVec[T] {
 	K := len(p.rowOff)
 	v := &convFwdVec[T]{g: g, p: p, avx2: avx2, mr: 8, w: w}
 	vl := vecLanes[T]()
@@ -623,17 +709,17 @@ func newConvFwdVec[T float](g convGeom, p *convPlan, w, bias []T, avx2 bool) *co
 		}
 	} else if useVirtualRows(g, p, vl) {
 		v.us, v.vpl = convUnitsVirtual(g, p, vl), vplane(g, p, vl)
-		v.vout = make([]T, p.group*g.cout*v.vpl)
+		v.vout = scratchBuf[T](s, p.group*g.cout*v.vpl, false) // the kernels write every vector the copy-out reads
 	} else {
 		v.us = convUnits(g, p, vl)
 	}
 	mr := v.mr
 	nob := (g.cout + mr - 1) / mr
 	if !avx2 {
-		v.init = make([]T, nob*mr)
+		v.init = scratchBuf[T](s, nob*mr, false) // zeros past Cout stay
 		copy(v.init, bias)
 	}
-	v.wp = make([]T, nob*K*mr+16)
+	v.wp = scratchBuf[T](s, nob*K*mr+16, false) // zeros past Cout stay
 	for o := 0; o < g.cout; o++ {
 		ob, j := o/mr, o%mr
 		for r := 0; r < K; r++ {
@@ -765,7 +851,7 @@ type convWgtVec[T float] struct {
 	gst      int        // distance between output-gradient planes in gy: ho·wo, or vplane for virtual rows
 }
 
-func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgtVec[T] {
+func newConvWgtVec[T float](s *convScratch, g convGeom, p *convPlan, gy []T, avx2 bool) *convWgtVec[T] {
 	hw := g.ho * g.wo
 	vl := vecLanes[T]()
 	K := len(p.rowOff)
@@ -786,7 +872,7 @@ func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgt
 				v.rest = append(v.rest, convUnit{x: u.x, y: u.y, mask: uint64(n)})
 			}
 		}
-		v.tail = make([]T, g.cout*K)
+		v.tail = scratchBuf[T](s, g.cout*K, true)
 	} else if useVirtualRows(g, p, vl) {
 		v.us = convUnitsVirtual(g, p, vl)
 	} else {
@@ -798,7 +884,7 @@ func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgt
 		// The output gradient in the virtual-row layout (zeros in the padding columns), Cout padded.
 		v.gst = vplane(g, p, vl)
 		rl := p.rowLen
-		v.gy = make([]T, g.b*v.cpad*v.gst)
+		v.gy = scratchBuf[T](s, g.b*v.cpad*v.gst, false) // the padding columns and channels stay zero
 		for n := 0; n < g.b; n++ {
 			for o := 0; o < g.cout; o++ {
 				src := gy[(n*g.cout+o)*hw:][:hw]
@@ -809,13 +895,13 @@ func newConvWgtVec[T float](g convGeom, p *convPlan, gy []T, avx2 bool) *convWgt
 			}
 		}
 	} else if v.cpad != g.cout { // the kernel reads cb channels at a time: pad with zero channels
-		v.gy = make([]T, g.b*v.cpad*hw)
+		v.gy = scratchBuf[T](s, g.b*v.cpad*hw, false) // the padding channels stay zero
 		for n := 0; n < g.b; n++ {
 			copy(v.gy[n*v.cpad*hw:], gy[n*g.cout*hw:(n+1)*g.cout*hw])
 		}
 	}
 	v.nob, v.nrb = v.cpad/v.cb, (K+v.tb-1)/v.tb
-	v.acc = make([]T, v.nob*v.nrb*v.cb*v.tb)
+	v.acc = scratchBuf[T](s, v.nob*v.nrb*v.cb*v.tb, true)
 	v.tab = make([]uintptr, 3*p.group*len(v.us)+3)
 	return v
 }

@@ -84,7 +84,10 @@
 // AVX-512 the convolutions run on assembly kernels (conv_amd64.s) that read their input from a small
 // padded copy of a few images at a time (no im2col matrix); with AVX2 only on AVX2 forms of them (about
 // half the speed); elsewhere on plain Go loops (25–35 times slower). All three paths are tested against
-// direct loops.
+// direct loops. 1×1 stride-1 convolutions run as short-by-long matrix products per image (the dense
+// layers' product kernels). UpsampleConv2D is Upsample2x followed by a zero-padded 3×3 Conv2DBias as one
+// op: four 2×2 convolutions of the coarse map, one per output phase (4/9 of the multiply-adds);
+// first-order only.
 //
 // # Continuous flows
 //
@@ -103,9 +106,9 @@
 // UNet is the image score network of diffusion models (residual blocks with GroupNorm and FiLM or additive
 // time conditioning, stride-2 or average-pool down-sampling, nearest or transposed up-sampling, optional
 // self-attention; presets unet-tiny, unet-small and DDPM's CIFAR-10 network). By default its GroupNorms run
-// as GroupNormAct (GroupNorm, FiLM and swish fused into one op each way) and its skips are concatenated by
-// ConcatChannels: both are first-order only (their backward nodes have no derivative), fine for denoising
-// score matching; UNet.Unfused builds the same network from the second-order-safe graph ops above. Tests
+// as GroupNormAct (GroupNorm, FiLM and swish fused into one op each way), its skips are concatenated by
+// ConcatChannels and its nearest up-sampling and the convolution after it run as UpsampleConv2D: all three
+// are first-order only (their backward nodes have no derivative), fine for denoising score matching; UNet.Unfused builds the same network from the second-order-safe graph ops above. Tests
 // check the fused ops against that graph and against finite differences.
 //
 // # Gorgonia pitfalls

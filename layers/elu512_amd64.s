@@ -87,14 +87,91 @@ TEXT ·eluF64AVX512(SB), NOSPLIT, $0-32
 	VBROADCASTSD 544(DX), Z27
 	VBROADCASTSD 576(DX), Z28
 
-loop64:
-	VMOVUPD      (SI), Z0      // a
-	VPORQ        Z15, Z0, Z1   // x = −|a|
+	// Two vectors per pass, their steps interleaved: the 13-term polynomial is one chain of dependent
+	// FMAs per vector, and two independent chains keep the FMA units busy while each waits on the last.
+	MOVQ  CX, BX
+	SHRQ  $1, BX // pairs
+	ANDQ  $1, CX // a last single vector
+	TESTQ BX, BX
+	JZ    tail64
+
+pair64:
+	VMOVUPD      0(SI), Z0
+	VMOVUPD      64(SI), Z5
+	VPORQ        Z15, Z0, Z1
+	VPORQ        Z15, Z5, Z6
+	VMAXPD       Z1, Z8, Z1
+	VMAXPD       Z6, Z8, Z6
+	VMULPD       Z9, Z1, Z2
+	VMULPD       Z9, Z6, Z7
+	VRNDSCALEPD  $0, Z2, Z2
+	VRNDSCALEPD  $0, Z7, Z7
+	VFNMADD231PD Z10, Z2, Z1
+	VFNMADD231PD Z10, Z7, Z6
+	VFNMADD231PD Z11, Z2, Z1
+	VFNMADD231PD Z11, Z7, Z6
+	VMOVAPD      Z16, Z3
+	VMOVAPD      Z16, Z12
+	VFMADD213PD  Z17, Z1, Z3
+	VFMADD213PD  Z17, Z6, Z12
+	VFMADD213PD  Z18, Z1, Z3
+	VFMADD213PD  Z18, Z6, Z12
+	VFMADD213PD  Z19, Z1, Z3
+	VFMADD213PD  Z19, Z6, Z12
+	VFMADD213PD  Z20, Z1, Z3
+	VFMADD213PD  Z20, Z6, Z12
+	VFMADD213PD  Z21, Z1, Z3
+	VFMADD213PD  Z21, Z6, Z12
+	VFMADD213PD  Z22, Z1, Z3
+	VFMADD213PD  Z22, Z6, Z12
+	VFMADD213PD  Z23, Z1, Z3
+	VFMADD213PD  Z23, Z6, Z12
+	VFMADD213PD  Z24, Z1, Z3
+	VFMADD213PD  Z24, Z6, Z12
+	VFMADD213PD  Z25, Z1, Z3
+	VFMADD213PD  Z25, Z6, Z12
+	VFMADD213PD  Z26, Z1, Z3
+	VFMADD213PD  Z26, Z6, Z12
+	VFMADD213PD  Z27, Z1, Z3
+	VFMADD213PD  Z27, Z6, Z12
+	VFMADD213PD  Z28, Z1, Z3
+	VFMADD213PD  Z28, Z6, Z12
+	VFMADD213PD  Z14, Z1, Z3
+	VFMADD213PD  Z14, Z6, Z12
+	VMULPD       Z1, Z3, Z3
+	VMULPD       Z6, Z12, Z12
+	VCVTPD2DQ    Z2, Y2
+	VCVTPD2DQ    Z7, Y7
+	VPMOVSXDQ    Y2, Z2
+	VPMOVSXDQ    Y7, Z7
+	VPSLLQ       $52, Z2, Z2
+	VPSLLQ       $52, Z7, Z7
+	VPADDQ       Z14, Z2, Z2
+	VPADDQ       Z14, Z7, Z7
+	VSUBPD       Z14, Z2, Z4
+	VSUBPD       Z14, Z7, Z13
+	VFMADD213PD  Z4, Z2, Z3
+	VFMADD213PD  Z13, Z7, Z12
+	VPTESTMQ     Z15, Z0, K1
+	VPTESTMQ     Z15, Z5, K2
+	VMOVAPD      Z3, K1, Z0
+	VMOVAPD      Z12, K2, Z5
+	VMOVUPD      Z0, 0(SI)
+	VMOVUPD      Z5, 64(SI)
+	ADDQ         $128, SI
+	DECQ         BX
+	JNZ          pair64
+
+tail64:
+	TESTQ CX, CX
+	JZ    end64
+	VMOVUPD      0(SI), Z0    // a
+	VPORQ        Z15, Z0, Z1    // x = −|a|
 	VMAXPD       Z1, Z8, Z1    // x = max(−40, x); NaN stays NaN
 	VMULPD       Z9, Z1, Z2
 	VRNDSCALEPD  $0, Z2, Z2    // n
-	VFNMADD231PD Z10, Z2, Z1   // r = x − n·ln2hi
-	VFNMADD231PD Z11, Z2, Z1   // r −= n·ln2lo
+	VFNMADD231PD Z10, Z2, Z1    // r = x − n·ln2hi
+	VFNMADD231PD Z11, Z2, Z1    // r −= n·ln2lo
 	VMOVAPD      Z16, Z3
 	VFMADD213PD  Z17, Z1, Z3
 	VFMADD213PD  Z18, Z1, Z3
@@ -107,21 +184,20 @@ loop64:
 	VFMADD213PD  Z25, Z1, Z3
 	VFMADD213PD  Z26, Z1, Z3
 	VFMADD213PD  Z27, Z1, Z3
-	VFMADD213PD  Z28, Z1, Z3   // P(r), ending with 1/2!
-	VFMADD213PD  Z14, Z1, Z3   // 1 + r·P
+	VFMADD213PD  Z28, Z1, Z3    // P(r), ending with 1/2!
+	VFMADD213PD  Z14, Z1, Z3    // 1 + r·P
 	VMULPD       Z1, Z3, Z3    // q = e^r − 1
 	VCVTPD2DQ    Z2, Y2
 	VPMOVSXDQ    Y2, Z2
 	VPSLLQ       $52, Z2, Z2
-	VPADDQ       Z14, Z2, Z2   // 2ⁿ
-	VSUBPD       Z14, Z2, Z4   // 2ⁿ − 1
+	VPADDQ       Z14, Z2, Z2    // 2ⁿ
+	VSUBPD       Z14, Z2, Z4    // 2ⁿ − 1
 	VFMADD213PD  Z4, Z2, Z3    // 2ⁿ·q + (2ⁿ − 1)
-	VPTESTMQ     Z15, Z0, K1   // lanes whose a has its sign bit set
+	VPTESTMQ     Z15, Z0, K1    // lanes whose a has its sign bit set
 	VMOVAPD      Z3, K1, Z0
-	VMOVUPD      Z0, (SI)
-	ADDQ         $64, SI
-	DECQ         CX
-	JNZ          loop64
+	VMOVUPD      Z0, 0(SI)
+
+end64:
 	VZEROUPPER
 
 done64:

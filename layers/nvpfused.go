@@ -20,13 +20,16 @@ import (
 //
 // Everything the backward pass needs travels through the graph; no op keeps activations between calls:
 //
-//	acts = nvpOp(x, params…)           (rows, n): [y; log-det; activations; scratch]
+//	acts = nvpOp(x)                    (rows, n): [y; log-det; activations; scratch]
 //	out  = nvpOutOp(x, params…, acts)  (dim+1, n): the first dim+1 rows of acts
-//	∂    = nvpGradOp(params…, acts, ∂out)          (the gradient of out, built by out's SymDiff)
+//	∂    = nvpGradOp(acts, ∂out)                   (the gradient of out, built by out's SymDiff)
 //
 // out is differentiable with respect to x and the parameters (not acts), so Gorgonia schedules the
 // backward op after the forward op that made its activations, and a forward run of the same op on
-// another batch in between cannot change them. The activation buffers are recycled (leasePool) only after
+// another batch in between cannot change them. The forward and backward ops read the parameters' values
+// from the parameter nodes themselves (bound store tensors, which only change between runs) rather than
+// as inputs: Gorgonia's machine does bookkeeping for every input of every op on every run, and a NeuralRG
+// block has 170 parameters; only out, through which the gradient flows to them, takes them as inputs. The activation buffers are recycled (leasePool) only after
 // every reader of a run has read them; a reader handed activations that were already released fails with
 // an error instead of computing with someone else's numbers.
 //
@@ -151,8 +154,13 @@ func (r *RealNVP) applyFused(s *Scope, x *G.Node, inverse bool) (*G.Node, *G.Nod
 		plan.couplings = append(plan.couplings, cp)
 	}
 	plan.layout()
-	fwd := &nvpOp{plan: plan, pool: &leasePool{readers: 1}}
-	acts, err := G.ApplyOp(fwd, inputs...)
+	for i, pn := range inputs[1:] {
+		if !pn.IsVar() || !slices.Equal(pn.Shape(), plan.shapes[i]) {
+			return nil, nil, fmt.Errorf("layers: fused RealNVP %s: parameter %s is not a bound parameter of shape %v", s.Prefix(), pn.Name(), plan.shapes[i])
+		}
+	}
+	fwd := &nvpOp{plan: plan, pool: &leasePool{readers: 1}, params: inputs[1:]}
+	acts, err := G.ApplyOp(fwd, x)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layers: fused RealNVP %s: %w", s.Prefix(), err)
 	}
@@ -203,18 +211,13 @@ func shapeOfValue(v G.Value) []int {
 
 // nvpOp computes the stack's activation tensor (plan.total, n): [y; log-det; activations; scratch].
 type nvpOp struct {
-	plan *nvpPlan
-	pool *leasePool
+	plan   *nvpPlan
+	pool   *leasePool
+	params []*G.Node // the parameter nodes, in plan.shapes order (read by value, see the package notes above)
 }
 
-func (op *nvpOp) Arity() int { return 1 + len(op.plan.shapes) }
-func (op *nvpOp) Type() hm.Type {
-	in := []int{2}
-	for _, s := range op.plan.shapes {
-		in = append(in, len(s))
-	}
-	return fnType(2, in...)
-}
+func (op *nvpOp) Arity() int    { return 1 }
+func (op *nvpOp) Type() hm.Type { return fnType(2, 2) }
 func (op *nvpOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	s, err := nodeShapes(op.String(), op.Arity(), ds)
 	if err != nil {
@@ -223,15 +226,10 @@ func (op *nvpOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	if err := checkShape(op.String(), 0, s[0], []int{op.plan.dim, op.plan.n}); err != nil {
 		return nil, err
 	}
-	for i, want := range op.plan.shapes {
-		if err := checkShape(op.String(), i+1, s[i+1], want); err != nil {
-			return nil, err
-		}
-	}
 	return tensor.Shape{op.plan.total, op.plan.n}, nil
 }
 func (op *nvpOp) Do(vals ...G.Value) (G.Value, error) {
-	d, err := argData(op.String(), op.Arity(), vals)
+	d, err := argData("FusedRealNVP", 1, vals) // a constant name: formatting String() would cost every run
 	if err != nil {
 		return nil, err
 	}
@@ -239,12 +237,20 @@ func (op *nvpOp) Do(vals ...G.Value) (G.Value, error) {
 	var acts any
 	switch x := d[0].(type) {
 	case []float32:
+		ps, err := nodeParams[float32]("FusedRealNVP", op.params)
+		if err != nil {
+			return nil, err
+		}
 		a := poolActs[float32](op.pool, op.plan)
-		a.forward(x, params[float32](d[1:]))
+		a.forward(x, ps)
 		t, acts = tensor.New(tensor.WithShape(op.plan.total, op.plan.n), tensor.WithBacking(a.buf)), a
 	case []float64:
+		ps, err := nodeParams[float64]("FusedRealNVP", op.params)
+		if err != nil {
+			return nil, err
+		}
 		a := poolActs[float64](op.pool, op.plan)
-		a.forward(x, params[float64](d[1:]))
+		a.forward(x, ps)
 		t, acts = tensor.New(tensor.WithShape(op.plan.total, op.plan.n), tensor.WithBacking(a.buf)), a
 	}
 	op.pool.lease(t, acts)
@@ -273,7 +279,7 @@ func (op *nvpOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 // are the stack's x and parameters, with respect to which it is differentiable.
 type nvpOutOp struct{ fwd *nvpOp }
 
-func (op *nvpOutOp) Arity() int { return op.fwd.Arity() + 1 }
+func (op *nvpOutOp) Arity() int { return len(op.fwd.plan.shapes) + 2 }
 func (op *nvpOutOp) Type() hm.Type {
 	in := []int{2}
 	for _, s := range op.fwd.plan.shapes {
@@ -325,7 +331,7 @@ func (op *nvpOutOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	serial := pool.readers
 	pool.mu.Unlock()
 	acts := in[len(in)-1]
-	bw, err := G.ApplyOp(&nvpGradOp{fwd: op.fwd, serial: serial}, append(append(G.Nodes(nil), in[1:len(in)-1]...), acts, grad)...)
+	bw, err := G.ApplyOp(&nvpGradOp{fwd: op.fwd, serial: serial}, acts, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -358,22 +364,40 @@ func params[T float](d []any) [][]T {
 	return out
 }
 
+// nodeParams returns the values of parameter nodes as slices of T (their backing arrays, not copies).
+func nodeParams[T float](op string, nodes []*G.Node) ([][]T, error) {
+	out := make([][]T, len(nodes))
+	var z T
+	want := tensor.Float64
+	if unsafe.Sizeof(z) == 4 {
+		want = tensor.Float32
+	}
+	for i, n := range nodes {
+		t, ok := n.Value().(*tensor.Dense)
+		if !ok || t.IsView() || t.Dtype() != want {
+			return nil, fmt.Errorf("layers: %s: parameter %s holds %T, want a %v tensor", op, n.Name(), n.Value(), want)
+		}
+		var p unsafe.Pointer
+		if want == tensor.Float32 {
+			p = unsafe.Pointer(unsafe.SliceData(t.Float32s()))
+		} else {
+			p = unsafe.Pointer(unsafe.SliceData(t.Float64s()))
+		}
+		out[i] = unsafe.Slice((*T)(p), t.Shape().TotalSize())
+	}
+	return out, nil
+}
+
 // nvpGradOp computes the gradients of the fused stack with respect to x and every parameter, packed into one
-// vector in input order, from the parameters, the activation tensor of the forward run and the gradient of
-// the unpacked output.
+// vector in input order, from the activation tensor of the forward run and the gradient of the unpacked
+// output (inputs), and the parameters (read from the forward op's parameter nodes).
 type nvpGradOp struct {
 	fwd    *nvpOp
 	serial int // distinguishes the backward ops of several Grad calls
 }
 
-func (op *nvpGradOp) Arity() int { return len(op.fwd.plan.shapes) + 2 }
-func (op *nvpGradOp) Type() hm.Type {
-	var in []int
-	for _, s := range op.fwd.plan.shapes {
-		in = append(in, len(s))
-	}
-	return fnType(1, append(in, 2, 2)...)
-}
+func (op *nvpGradOp) Arity() int    { return 2 }
+func (op *nvpGradOp) Type() hm.Type { return fnType(1, 2, 2) }
 func (op *nvpGradOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{packedGradSize(op.fwd.plan)}, nil
 }
@@ -381,12 +405,11 @@ func (op *nvpGradOp) Do(vals ...G.Value) (G.Value, error) {
 	if len(vals) != op.Arity() {
 		return nil, fmt.Errorf("layers: %s: got %d inputs, want %d", op, len(vals), op.Arity())
 	}
-	nps := len(op.fwd.plan.shapes)
-	t, acts, err := op.fwd.actsOf(op.String(), vals[nps])
+	t, acts, err := op.fwd.actsOf(op.String(), vals[0])
 	if err != nil {
 		return nil, err
 	}
-	d, err := argData(op.String(), op.Arity(), vals)
+	d, err := argData("∇FusedRealNVP", 2, vals)
 	if err != nil {
 		return nil, err
 	}
@@ -394,9 +417,17 @@ func (op *nvpGradOp) Do(vals ...G.Value) (G.Value, error) {
 	out := newValueIn(p.ar, dtypeOf(d[0]), []int{packedGradSize(p)})
 	switch a := acts.(type) {
 	case *nvpActs[float32]:
-		a.backward(params[float32](d[:nps]), d[nps+1].([]float32), outData(out).([]float32))
+		ps, err := nodeParams[float32]("∇FusedRealNVP", op.fwd.params)
+		if err != nil {
+			return nil, err
+		}
+		a.backward(ps, d[1].([]float32), outData(out).([]float32))
 	case *nvpActs[float64]:
-		a.backward(params[float64](d[:nps]), d[nps+1].([]float64), outData(out).([]float64))
+		ps, err := nodeParams[float64]("∇FusedRealNVP", op.fwd.params)
+		if err != nil {
+			return nil, err
+		}
+		a.backward(ps, d[1].([]float64), outData(out).([]float64))
 	}
 	op.fwd.pool.checkIn(t)
 	return out, nil
@@ -577,8 +608,12 @@ func mlpForward[T float](widths []int, ws, bs [][]T, in []T, hid [][]T, out []T,
 		o, i := widths[l+1], widths[l]
 		nvpMulABBias(o, i, ws[l], cur, bs[l], dst, n, lo, hi)
 		if l+2 < len(widths) {
-			for r := 0; r < o; r++ {
-				eluInPlace(dst[r*n+lo : r*n+hi])
+			if lo == 0 && hi == n { // whole rows: one call over the layer (ELU is elementwise)
+				eluInPlace(dst[:o*n])
+			} else {
+				for r := 0; r < o; r++ {
+					eluInPlace(dst[r*n+lo : r*n+hi])
+				}
 			}
 		}
 		cur = dst
@@ -672,9 +707,14 @@ func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, g
 		}
 		nvpMulAtB(o, i, ws[l], g, dst, n, lo, hi)
 		if l > 0 {
-			// Through the ELU: its derivative is 1 for y > 0 and y + 1 otherwise (y = e^x − 1).
-			for r := 0; r < i; r++ {
-				eluGradInPlace(dst[r*n+lo:r*n+hi], prev[r*n+lo:r*n+hi])
+			// Through the ELU: its derivative is 1 for y > 0 and y + 1 otherwise (y = e^x − 1); whole rows
+			// in one call (elementwise).
+			if lo == 0 && hi == n {
+				eluGradInPlace(dst[:i*n], prev[:i*n])
+			} else {
+				for r := 0; r < i; r++ {
+					eluGradInPlace(dst[r*n+lo:r*n+hi], prev[r*n+lo:r*n+hi])
+				}
 			}
 		}
 		g = dst
@@ -809,4 +849,35 @@ func (c *nvpActs[T]) backwardCols(ps [][]T, gOut []T, gps [][]T, lo, hi int) {
 		mlpBackward(cp.widths, tW, c.v[k], c.ht[k], gt, gtW, gtB, c.gv, c.h1, c.h2, c.ones, n, lo, hi)
 		addRowsAt(c.g, cp.v, c.gv, n, lo, hi)
 	}
+}
+
+// PackedGradient reports whether n is one tensor's slice of a fused op's packed gradient (the backward
+// output of a fused RealNVP or residual-MLP stack, which holds the gradients of the stack's input and of
+// all its parameters end to end), and if so returns the packed node, the slice's offset in it (in
+// elements) and its size. The slice equals packed[off : off+size] in the packed node's value of the same
+// run, so a caller that reads the packed node once may take every parameter's gradient from it and leave
+// the slicing nodes out of its machine (each is one more instruction per run). The packed node is
+// produced afresh every run (from the scope's arena when it has one), like any op output.
+func PackedGradient(n *G.Node) (packed *G.Node, off, size int, ok bool) {
+	if n == nil || n.Graph() == nil {
+		return nil, 0, 0, false
+	}
+	var shape []int
+	switch op := n.Op().(type) {
+	case segmentOp:
+		off, shape = op.off, op.shape
+	case resSegmentOp:
+		off, shape = op.off, op.shape
+	default:
+		return nil, 0, 0, false
+	}
+	ch := n.Graph().From(n.ID())
+	if ch.Len() != 1 || !ch.Next() {
+		return nil, 0, 0, false
+	}
+	src, isNode := ch.Node().(*G.Node)
+	if !isNode {
+		return nil, 0, 0, false
+	}
+	return src, off, prod(shape), true
 }

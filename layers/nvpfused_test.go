@@ -426,16 +426,16 @@ func TestFusedBackwardUsesItsOwnForward(t *testing.T) {
 			ps[i], _ = store.Get(nm)
 		}
 		dense := func(shape []int, d []float64) G.Value { return NewDense(dt, shape, d) }
-		a1, err := fwd.Do(append([]G.Value{dense([]int{dim, n}, x1)}, ps...)...)
+		a1, err := fwd.Do(dense([]int{dim, n}, x1)) // the parameters come from fwd's parameter nodes
 		if err != nil {
 			t.Fatal(err)
 		}
-		a2, err := fwd.Do(append([]G.Value{dense([]int{dim, n}, x2)}, ps...)...) // another batch in between
+		a2, err := fwd.Do(dense([]int{dim, n}, x2)) // another batch in between
 		if err != nil {
 			t.Fatal(err)
 		}
 		gOut := dense([]int{dim + 1, n}, append(append([]float64(nil), w...), v...))
-		packed, err := grad.Do(append(append([]G.Value(nil), ps...), a1, gOut)...)
+		packed, err := grad.Do(a1, gOut)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -467,7 +467,7 @@ func TestFusedBackwardUsesItsOwnForward(t *testing.T) {
 			off += len(wv)
 		}
 		// Both readers of a1 have read it: its buffer is released, and another read fails.
-		if _, err := grad.Do(append(append([]G.Value(nil), ps...), a1, gOut)...); err == nil {
+		if _, err := grad.Do(a1, gOut); err == nil {
 			t.Errorf("%v: a backward run on released activations succeeded", dt)
 		}
 		// a2 is still intact.

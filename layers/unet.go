@@ -28,8 +28,8 @@ import (
 // additive conditioning (h + β; Cond "add"). The second convolution of every block starts at zero, so
 // each block starts as the identity (or its 1×1 projection). Convolutions use zero padding (images).
 // Down-sampling is a stride-2 3×3 convolution ("conv") or a 2×2 average (AvgPool2x; "avgpool");
-// up-sampling is nearest-neighbour (Upsample2x) followed by a 3×3 convolution ("nearest") or a stride-2
-// transposed convolution ("transpose"). Attention lists the sides (in pixels) at which a single-head
+// up-sampling is nearest-neighbour (Upsample2x) followed by a 3×3 convolution ("nearest"; one
+// UpsampleConv2D op unless Unfused) or a stride-2 transposed convolution ("transpose"). Attention lists the sides (in pixels) at which a single-head
 // self-attention block (GroupNorm, 1×1 q, k, v, softmax over positions, 1×1 output projection starting at
 // zero, residual) follows each residual block; the middle always has one when Attention is not empty.
 //
@@ -47,7 +47,8 @@ type UNet struct {
 	// TimeScale multiplies t inside the sinusoidal embedding (1000 for t ∈ [0, 1], DDPM's step count).
 	TimeScale float64
 	// Unfused builds every GroupNorm (with its FiLM and swish) from elementary graph ops instead of the
-	// fused GroupNormAct: the same numbers, slower, but differentiable twice.
+	// fused GroupNormAct, and the nearest up-sampling and its convolution as two ops instead of
+	// UpsampleConv2D: the same numbers, slower, but differentiable twice.
 	Unfused bool `json:"unfused,omitempty"`
 }
 
@@ -197,7 +198,13 @@ func (u UNet) Apply(s *Scope, x, t *G.Node) (*G.Node, error) {
 			}
 		}
 		if r > 0 {
-			if u.Up == "nearest" {
+			if u.Up == "nearest" && !u.Unfused {
+				// nearest ×2 and the 3×3 convolution as one op (four 2×2 convolutions on the coarse grid)
+				var c *Conv
+				if c, err = NewConv(ls, "upsample", ch, ch, 3, zero); err == nil {
+					h, err = upsampleConv2DIn(ls.Arena(), h, c.W, c.B)
+				}
+			} else if u.Up == "nearest" {
 				if h, err = upsample2xIn(ls.Arena(), h); err != nil {
 					return nil, err
 				}

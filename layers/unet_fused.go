@@ -71,7 +71,11 @@ func groupNormActIn(ar *Arena, x *G.Node, groups int, eps float64, scale, bias, 
 		return nil, err
 	}
 	g := gnGeom{b: b, c: c, hw: hw, groups: groups, eps: eps, film: gamma != nil, swish: swish, shape: shape}
-	return G.ApplyOp(gnActOp{g: g, ar: ar}, in...)
+	var st *gnStatsCache
+	if ar != nil {
+		st = &gnStatsCache{}
+	}
+	return G.ApplyOp(gnActOp{g: g, ar: ar, st: st}, in...)
 }
 
 type gnGeom struct {
@@ -156,7 +160,33 @@ func is32(v G.Value) bool {
 // gnActOp is the forward op.
 type gnActOp struct {
 	g  gnGeom
-	ar *Arena // where outputs come from (nil: afresh); not part of the op's identity
+	ar *Arena        // where outputs come from (nil: afresh); not part of the op's identity
+	st *gnStatsCache // with an arena: the statistics of the latest call, for the backward op
+}
+
+// gnStatsCache holds the group statistics the forward op computed from x (identified by the address
+// and length of its data), so that the backward op, which reads the same x, need not recompute them. x is
+// not modified between the two (it is live until the backward op reads it, and the tape machine
+// overwrites a value in place only at its last use), and one machine runs the graph at a time (the
+// arena's rule); an x at another address is recomputed. The numbers are the same either way.
+type gnStatsCache struct {
+	x         uintptr
+	n         int
+	mean, inv []float64
+}
+
+func (c *gnStatsCache) put(x uintptr, n int, mean, inv []float64) {
+	if c != nil {
+		c.x, c.n = x, n
+		c.mean, c.inv = append(c.mean[:0], mean...), append(c.inv[:0], inv...)
+	}
+}
+
+func (c *gnStatsCache) get(x uintptr, n int) (mean, inv []float64, ok bool) {
+	if c == nil || c.n == 0 || c.x != x || c.n != n {
+		return nil, nil, false
+	}
+	return c.mean, c.inv, true
 }
 
 func (op gnActOp) Arity() int    { return op.g.arity() }
@@ -177,7 +207,7 @@ func (op gnActOp) Do(vals ...G.Value) (G.Value, error) {
 			return nil, err
 		}
 		res, _, o := newOutSetIn(op.ar, true, op.g.shape) // gnForward writes every element
-		gnForward(op.g, in, o)
+		gnForward(op.g, op.st, in, o)
 		return res, nil
 	}
 	in, err := floats[float64](op.String(), vals, op.g.sizes())
@@ -185,7 +215,7 @@ func (op gnActOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	res, o, _ := newOutSetIn(op.ar, false, op.g.shape)
-	gnForward(op.g, in, o)
+	gnForward(op.g, op.st, in, o)
 	return res, nil
 }
 func (op gnActOp) ReturnsPtr() bool     { return true }
@@ -204,7 +234,7 @@ func (op gnActOp) DiffWRT(n int) []bool {
 	return d
 }
 func (op gnActOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
-	packed, err := G.ApplyOp(gnGradOp{g: op.g, ar: op.ar}, append(append(G.Nodes(nil), in...), grad)...)
+	packed, err := G.ApplyOp(gnGradOp{g: op.g, ar: op.ar, st: op.st}, append(append(G.Nodes(nil), in...), grad)...)
 	if err != nil {
 		return nil, err
 	}
@@ -322,9 +352,10 @@ func sumDot4[T float](d, x []T, a, c T) (T, T) {
 	return (s0 + s1) + (s2 + s3), (p0 + p1) + (p2 + p3)
 }
 
-func gnForward[T float](g gnGeom, in [][]T, out []T) {
+func gnForward[T float](g gnGeom, st *gnStatsCache, in [][]T, out []T) {
 	x, scale, bias := in[0], in[1], in[2]
 	mean, inv := gnStats(g, x)
+	st.put(addr(&x[0]), len(x), mean, inv)
 	cg := g.c / g.groups
 	for b := range g.b {
 		for c := range g.c {
@@ -339,8 +370,15 @@ func gnForward[T float](g gnGeom, in [][]T, out []T) {
 			base := (b*g.c + c) * g.hw
 			xs, os := x[base:base+g.hw], out[base:base+g.hw]
 			A1, A0 := T(a1), T(a0) // in T: no conversions per element
+			if g.hw >= gnVecMin && g.swish {
+				// one AVX-512 pass where there is one (the same bits as the two passes below)
+				done := swishAffine(os, xs, A1, A0)
+				if xs, os = xs[done:], os[done:]; len(xs) == 0 {
+					continue
+				}
+			}
 			if g.hw >= gnVecMin {
-				axpyRowsSet(os, []T{A1}, xs, g.hw, A0)
+				axpyRowsSet(os, []T{A1}, xs, len(xs), A0)
 			} else {
 				for i, e := range xs {
 					os[i] = e*A1 + A0
@@ -357,6 +395,7 @@ func gnForward[T float](g gnGeom, in [][]T, out []T) {
 type gnGradOp struct {
 	g  gnGeom
 	ar *Arena
+	st *gnStatsCache // the forward op's statistics (nil: recomputed); not part of the op's identity
 }
 
 func (op gnGradOp) Arity() int { return op.g.arity() + 1 }
@@ -380,7 +419,7 @@ func (op gnGradOp) Do(vals ...G.Value) (G.Value, error) {
 			return nil, err
 		}
 		res, _, o := newOutSetIn(op.ar, true, []int{op.g.packed()}) // gnBackward writes every element
-		gnBackward(op.g, in, o)
+		gnBackward(op.g, op.st, in, o)
 		return res, nil
 	}
 	in, err := floats[float64](op.String(), vals, sizes)
@@ -388,7 +427,7 @@ func (op gnGradOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	res, o, _ := newOutSetIn(op.ar, false, []int{op.g.packed()})
-	gnBackward(op.g, in, o)
+	gnBackward(op.g, op.st, in, o)
 	return res, nil
 }
 func (op gnGradOp) ReturnsPtr() bool     { return true }
@@ -404,7 +443,7 @@ func (op gnGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, fmt.Errorf("layers: %s is first-order only (use the unfused GroupNorm graph for second derivatives)", op)
 }
 
-func gnBackward[T float](g gnGeom, in [][]T, out []T) {
+func gnBackward[T float](g gnGeom, st *gnStatsCache, in [][]T, out []T) {
 	x, scale, bias := in[0], in[1], in[2]
 	dy := in[len(in)-1]
 	N := len(x)
@@ -413,15 +452,19 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 	if g.film {
 		dgamma, dbeta = out[N+2*g.c:N+2*g.c+g.b*g.c], out[N+2*g.c+g.b*g.c:]
 	}
-	mean, inv := gnStats(g, x)
+	mean, inv, ok := st.get(addr(&x[0]), len(x))
+	if !ok {
+		mean, inv = gnStats(g, x)
+	}
 	cg := g.c / g.groups
 	n := float64(cg * g.hw)
 	ds, db := make([]float64, g.c), make([]float64, g.c)
 	dz := make([]T, g.hw)
 	vec := g.hw >= gnVecMin
-	var ones, xh []T
+	var ones, pair []T
 	if vec {
-		ones, xh = make([]T, g.hw), make([]T, g.hw)
+		// per channel of a group, d then x̂ (2·hw values): the two rows of the one pass that forms ∂x
+		ones, pair = make([]T, g.hw), make([]T, 2*cg*g.hw)
 		fill(ones, 1)
 	}
 	// With x̂ = (x − μ)/σ, a = x̂·scale + bias, z = a(1 + γ) + β and d = ∂y·swish′(z) (or ∂y), every gradient
@@ -442,18 +485,29 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 				sc, bi := float64(scale[c]), float64(bias[c])
 				base := (b*g.c + c) * g.hw
 				xs, dys, d := x[base:base+g.hw], dy[base:base+g.hw], dx[base:base+g.hw]
+				var xh []T
+				if vec { // d and x̂ into the group's scratch; ∂x is written in the second loop
+					pc := pair[2*(c-gr*cg)*g.hw:][:2*g.hw]
+					d, xh = pc[:g.hw], pc[g.hw:]
+				}
 				if g.swish {
 					// z = x·A1 + A0
 					a1, a0 := T(iv*sc*f), T((bi-m*iv*sc)*f+be)
-					if vec {
-						axpyRowsSet(dz, []T{a1}, xs, g.hw, a0)
-					} else {
-						for i, e := range xs {
-							dz[i] = e*a1 + a0
-						}
+					done := 0
+					if vec { // one AVX-512 pass where there is one (the same bits as the three below)
+						done = swishGradAffine(d, dys, xs, a1, a0)
 					}
-					applyAct(dz, dz, actSwishD1) // swish′(z), vectorised as in the Swish op's gradient
-					mulElems(d, dys, dz)
+					if xr, dz := xs[done:], dz[done:]; len(xr) > 0 {
+						if vec {
+							axpyRowsSet(dz, []T{a1}, xr, len(xr), a0)
+						} else {
+							for i, e := range xr {
+								dz[i] = e*a1 + a0
+							}
+						}
+						applyAct(dz, dz, actSwishD1) // swish′(z), vectorised as in the Swish op's gradient
+						mulElems(d[done:], dys[done:], dz)
+					}
 				} else {
 					copy(d, dys)
 				}
@@ -483,11 +537,8 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 				k *= scale[c]
 				base := (b*g.c + c) * g.hw
 				xs, d := x[base:base+g.hw], dx[base:base+g.hw]
-				if vec { // d = (k·d − m1 − x̂·m2)/σ: two affine row passes through dz
-					axpyRowsSet(xh, []T{ivT}, xs, g.hw, -mivT)
-					axpyRowsSet(dz, []T{k * ivT}, d, g.hw, -m1*ivT)
-					axpyRows(dz, []T{-m2 * ivT}, xh, g.hw)
-					copy(d, dz)
+				if vec { // ∂x = (k·d − m1 − x̂·m2)/σ: one pass over the rows d and x̂ of the scratch
+					axpyRowsSet(d, []T{k * ivT, -m2 * ivT}, pair[2*(c-gr*cg)*g.hw:][:2*g.hw], g.hw, -m1*ivT)
 					continue
 				}
 				for i, e := range xs {
@@ -500,6 +551,24 @@ func gnBackward[T float](g gnGeom, in [][]T, out []T) {
 	for c := range g.c {
 		dscale[c], dbias[c] = T(ds[c]), T(db[c])
 	}
+}
+
+// swishAffine sets the leading part of dst that the float32 AVX-512 kernel covers to swish(a·x + b) and
+// returns its length (0 for float64 or without the kernel).
+func swishAffine[T float](dst, x []T, a, b T) int {
+	if d, ok := any(dst).([]float32); ok {
+		return swishAffineVec(d, any(x).([]float32), float32(a), float32(b))
+	}
+	return 0
+}
+
+// swishGradAffine sets the leading part of dst that the float32 AVX-512 kernel covers to
+// dy · Swish'(a·x + b) and returns its length (0 for float64 or without the kernel).
+func swishGradAffine[T float](dst, dy, x []T, a, b T) int {
+	if d, ok := any(dst).([]float32); ok {
+		return swishGradAffineVec(d, any(dy).([]float32), any(x).([]float32), float32(a), float32(b))
+	}
+	return 0
 }
 
 // unpackOp copies elements [off, off+n) of a packed vector into a tensor of the given shape.

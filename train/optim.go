@@ -86,6 +86,9 @@ type Adam struct {
 	cfg   AdamConfig
 	store *layers.Store
 	slots map[string]*adamSlot
+
+	bound      []*adamSlot // the states of the gradient list prepare checked last, in its order
+	boundGrads []Grad      // that list (names and tensors)
 }
 
 type adamSlot struct {
@@ -132,24 +135,66 @@ func (a *Adam) slot(name string) (*adamSlot, error) {
 
 // Step implements Optimizer. It does not allocate once every parameter has state.
 func (a *Adam) Step(lr, gradScale float64, grads []Grad) error {
+	if err := a.prepare(grads); err != nil {
+		return err
+	}
+	a.update(lr, gradScale, grads, a.bound)
+	return nil
+}
+
+// prepare checks every gradient against its parameter, creates the state of parameters that have none
+// and leaves in a.bound the state of each gradient's parameter, in order, so that update can then run on
+// disjoint parts of grads at once. A list checked before (the same names and tensors, as a Trainer passes
+// every step) is not checked again.
+func (a *Adam) prepare(grads []Grad) error {
+	if len(grads) == len(a.bound) && len(a.boundGrads) == len(grads) {
+		same := true
+		for i, g := range grads {
+			if g.Name != a.boundGrads[i].Name || g.Value != a.boundGrads[i].Value {
+				same = false
+				break
+			}
+		}
+		if same {
+			return nil
+		}
+	}
+	a.bound, a.boundGrads = a.bound[:0], a.boundGrads[:0]
 	for _, g := range grads {
 		s, err := a.slot(g.Name)
 		if err != nil {
+			a.bound, a.boundGrads = nil, nil
 			return err
 		}
 		if g.Value.Dtype() != s.param.Dtype() || g.Value.Shape().TotalSize() != s.param.Shape().TotalSize() {
+			a.bound, a.boundGrads = nil, nil
 			return fmt.Errorf("train: Adam: gradient of %q is %v %v, parameter is %v %v",
 				g.Name, g.Value.Dtype(), g.Value.Shape(), s.param.Dtype(), s.param.Shape())
 		}
+		a.bound = append(a.bound, s)
+		a.boundGrads = append(a.boundGrads, g)
+	}
+	return nil
+}
+
+// update applies one step to the parameters of grads, whose states slots are (a part of a.bound after
+// prepare). Every parameter's update reads and writes only its own tensors and state, so disjoint parts
+// of a gradient list may be updated concurrently, with the same bits as one call over the whole list.
+func (a *Adam) update(lr, gradScale float64, grads []Grad, slots []*adamSlot) {
+	var c adamCoefs
+	cStep := int64(-1) // the step c was computed for (parameters usually share their step count)
+	for i, g := range grads {
+		s := slots[i]
 		s.step++
-		c := a.coefs(lr, gradScale, s.step)
+		if s.step != cStep {
+			c, cStep = a.coefs(lr, gradScale, s.step), s.step
+		}
 		if s.m64 != nil {
 			adamUpdate(s.param.Float64s(), g.Value.Float64s(), s.m64, s.v64, c)
 		} else {
 			adamUpdate(s.param.Float32s(), g.Value.Float32s(), s.m32, s.v32, c)
 		}
 	}
-	return nil
 }
 
 // adamCoefs are the scalar factors of one update, computed in float64.
@@ -320,6 +365,7 @@ func (a *Adam) Restore(state []checkpoints.Array) error {
 		slots[name] = s
 	}
 	a.slots = slots
+	a.bound, a.boundGrads = nil, nil // the states prepare found are replaced
 	return nil
 }
 
@@ -339,26 +385,32 @@ func dataLen(d any) int {
 	return 0
 }
 
-// GradNorm returns the global L2 norm √(Σ g²) over all gradients (accumulated in float64), or the name of
-// the first gradient holding a NaN or ±Inf together with that value.
+// GradNorm returns the global L2 norm √(Σ g²) over all gradients (accumulated in float64, in one sum over
+// the tensors in order and each tensor's elements in order), or the name of the first gradient holding a
+// NaN or ±Inf together with that value.
 func GradNorm(grads []Grad) (norm float64, bad string, badValue float64) {
 	var sum float64
 	for _, g := range grads {
 		switch g.Value.Dtype() {
 		case tensor.Float64:
 			for _, x := range g.Value.Float64s() {
-				if math.IsNaN(x) || math.IsInf(x, 0) {
-					return math.NaN(), g.Name, x
-				}
 				sum += x * x
 			}
 		case tensor.Float32:
 			for _, x32 := range g.Value.Float32s() {
 				x := float64(x32)
+				sum += x * x
+			}
+		}
+	}
+	if math.IsNaN(sum) || math.IsInf(sum, 0) {
+		// A NaN or ±Inf anywhere makes the sum NaN or +Inf; find the first one (an overflow of finite
+		// squares has none and gives +Inf).
+		for _, g := range grads {
+			for _, x := range layers.Float64s(g.Value) {
 				if math.IsNaN(x) || math.IsInf(x, 0) {
 					return math.NaN(), g.Name, x
 				}
-				sum += x * x
 			}
 		}
 	}

@@ -191,6 +191,8 @@ type Trainer struct {
 	flat    []float64 // the step's reduced gradient (all parameters in order), then the loss
 	flat32  []float32 // flat in float32, for all-reducing a float32 model's gradient
 	grads   []Grad    // the reduced gradient, one tensor per trained parameter
+	offs    []int     // offs[i]: parameter i's offset in flat; offs[len(sizes)] is the loss's
+	parts   []int     // boundaries of the parameter ranges the work after the graphs is shared out by
 
 	pcg *rand.PCG
 	rng *rand.Rand
@@ -201,6 +203,39 @@ type Trainer struct {
 	resumed  bool          // Out holds this run's state (Resume was called or Run has started)
 
 	now func() time.Time // the clock Run reads wall times from (nil: time.Now; tests inject a fake)
+
+	times StepTimes // where the steps' time went (Times)
+}
+
+// StepTimes says where the time of the steps run so far went, summed over the steps (divide by Steps for
+// one step). The phases of a step follow one another: Parallel (from starting the workers until the last
+// one is done), Reduce (summing the shard gradients in worker order and across ranks, copying them into
+// the gradient tensors) and Update (gradient norm, metrics, optimiser and moving average).
+// ParallelCPU is the CPU time the whole process used during Parallel (all threads: the workers, the
+// garbage collector, the runtime; on Unix, 0 elsewhere). Per worker, Sync, Feed and Run are the wall times
+// of refreshing its copy of the weights (workers after the first), feeding its shard and running its
+// graph. Parallel well above the slowest worker's Sync + Feed + Run means the workers were started or
+// collected late; ParallelCPU well below Parallel × workers means they waited for a core (a loaded
+// machine); ParallelCPU growing with the number of workers for the same global batch is work the split
+// adds.
+type StepTimes struct {
+	Steps                    int64
+	Parallel, Reduce, Update time.Duration
+	ParallelCPU              time.Duration
+	Workers                  []WorkerTimes
+}
+
+// WorkerTimes are one worker's summed wall times (see StepTimes).
+type WorkerTimes struct {
+	Sync, Feed, Run time.Duration
+}
+
+// Times returns the summed phase times of the steps this Trainer has run (not counting earlier sessions of
+// a resumed run).
+func (t *Trainer) Times() StepTimes {
+	st := t.times
+	st.Workers = slices.Clone(t.times.Workers)
+	return st
 }
 
 // New builds obj's graph for cfg.Batch over store, its gradient with respect to every bound parameter that is
@@ -291,11 +326,15 @@ func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error)
 		t.grads[i].Value = tensor.New(tensor.WithShape(p.Shape().Clone()...), tensor.Of(store.Dtype()))
 	}
 	t.flat = make([]float64, total+1)
+	t.splitParams(len(t.workers))
 	if store.Dtype() == tensor.Float32 && size > 1 {
 		t.flat32 = make([]float32, total+1)
 	}
 	for _, wk := range t.workers {
 		wk.flat = make([]float64, total+1)
+	}
+	if len(t.workers) == 1 {
+		t.workers[0].flat = t.flat // the sum over one worker is its own vector
 	}
 	if cfg.EMADecay > 0 {
 		if t.ema, err = NewEMA(store, t.names, cfg.EMADecay); err != nil {
@@ -319,9 +358,17 @@ type worker struct {
 	vm       G.VM
 	arena    *layers.Arena // the outputs of the kit's ops, recycled from step to step (Reset before each run)
 	lossVal  G.Value       // filled by a Read node each run
-	gradVals []G.Value     // filled by Read nodes each run
+	gradVals []G.Value     // filled by Read nodes each run (where gradFrom[i].k < 0)
+	gradFrom []packedSlice // per trained parameter: where its gradient is read from
+	packed   []*G.Value    // packed gradients of fused ops, filled by Read nodes each run
 	flat     []float64     // the shard's gradient and loss, weighted by its share of the batch
+
+	syncTime, feedTime, runTime time.Duration // the last step's (see StepTimes)
 }
+
+// packedSlice locates a parameter's gradient: packed[k][off : off+size] of its worker, or, for k < 0, the
+// worker's gradVals entry.
+type packedSlice struct{ k, off int }
 
 // mirror is a worker's private copy of the Store's parameters and buffers. Workers other than the first bind
 // copies rather than the Store's own tensors because Gorgonia's matrix product transposes an operand in
@@ -423,11 +470,44 @@ func (t *Trainer) buildWorker(o Objective, n int, bind *layers.Store) (*worker, 
 	// Values are read through Read nodes, which copy them out as soon as they are computed: a node's own
 	// Value() may share a register that a later instruction reuses.
 	G.Read(loss, &wk.lossVal)
+	// A parameter whose gradient is its slice of a fused op's packed gradient (layers.PackedGradient) and
+	// that nothing else reads is taken from the packed vector, read once per fused op; the slicing nodes
+	// are left out of the machine. That is one Read per fused op instead of two instructions per
+	// parameter (the slice and its Read): Gorgonia's cost per instruction is paid again by every worker,
+	// and the neuralrg preset has 170 parameters per fused op.
 	wk.gradVals = make([]G.Value, len(gradNodes))
+	wk.gradFrom = make([]packedSlice, len(gradNodes))
+	packedAt := map[*G.Node]int{}
+	skip := map[*G.Node]bool{}
 	for i, gn := range gradNodes {
+		pk, off, size, ok := layers.PackedGradient(gn)
+		if ok && size == gn.Shape().TotalSize() && wk.g.To(gn.ID()).Len() == 0 {
+			k, seen := packedAt[pk]
+			if !seen {
+				k = len(wk.packed)
+				packedAt[pk] = k
+				v := new(G.Value)
+				wk.packed = append(wk.packed, v)
+				G.Read(pk, v)
+			}
+			wk.gradFrom[i] = packedSlice{k: k, off: off}
+			skip[gn] = true
+			continue
+		}
+		wk.gradFrom[i] = packedSlice{k: -1}
 		G.Read(gn, &wk.gradVals[i])
 	}
-	if wk.vm, err = layers.NewTapeMachine(wk.g); err != nil {
+	mg := wk.g
+	if len(skip) > 0 {
+		var roots G.Nodes
+		for _, n := range wk.g.AllNodes() {
+			if !skip[n] && wk.g.To(n.ID()).Len() == 0 {
+				roots = append(roots, n)
+			}
+		}
+		mg = wk.g.ExactSubgraphRoots(roots...)
+	}
+	if wk.vm, err = layers.NewTapeMachine(mg); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	return wk, nil
@@ -680,22 +760,31 @@ func (t *Trainer) stopRequested(ctx context.Context) (bool, error) {
 
 // trainStep runs one step: every worker feeds and runs its shard (in parallel), the weighted shard
 // gradients and losses are summed in worker order and then across ranks, and the update is applied after
-// the finiteness checks and clipping.
+// the finiteness checks and clipping. The work after the graphs (the sum over workers, the copy into the
+// gradient tensors and the optimiser) is shared out over as many goroutines as there are workers, each
+// taking a fixed range of parameters (see parts); every element is computed as in a serial pass, so the
+// result does not depend on how many goroutines do it. The gradient norm is one serial sum (GradNorm).
 func (t *Trainer) trainStep() (Record, error) {
 	n := t.step + 1
-	for _, wk := range t.workers[1:] { // before any worker runs: see mirror
-		wk.mirror.sync()
+	if len(t.times.Workers) != len(t.workers) {
+		t.times.Workers = make([]WorkerTimes, len(t.workers))
 	}
+	t0, cpu0 := time.Now(), processCPU()
 	errs := make([]error, len(t.workers))
 	if len(t.workers) == 1 {
-		errs[0] = t.runWorker(t.workers[0])
+		errs[0] = t.runWorker(t.workers[0], nil)
 	} else {
-		var wg sync.WaitGroup
+		// The extra workers refresh their copies of the weights first, in parallel; the first worker,
+		// whose graph binds the Store's own tensors, starts its graph only when they are done (see mirror).
+		var synced, wg sync.WaitGroup
+		synced.Add(len(t.workers) - 1)
 		for w, wk := range t.workers {
-			wg.Go(func() { errs[w] = t.runWorker(wk) })
+			wg.Go(func() { errs[w] = t.runWorker(wk, &synced) })
 		}
 		wg.Wait()
 	}
+	t1 := time.Now()
+	t.times.ParallelCPU += processCPU() - cpu0
 	for w, err := range errs {
 		if err != nil {
 			if len(t.workers) > 1 {
@@ -704,25 +793,29 @@ func (t *Trainer) trainStep() (Record, error) {
 			return Record{}, fmt.Errorf("train: step %d: %w", n, err)
 		}
 	}
-	// The sum in worker order: a fixed order, so the result does not depend on scheduling.
-	copy(t.flat, t.workers[0].flat)
-	for _, wk := range t.workers[1:] {
-		for i, v := range wk.flat {
-			t.flat[i] += v
+	// The sum in worker order, element by element: a fixed order, so the result does not depend on
+	// scheduling. With one rank the gradient tensors follow in the same pass.
+	single := t.comm.Size() == 1
+	t.forParts(func(p int) {
+		t.reduceRange(t.offs[t.parts[p]], t.offs[t.parts[p+1]])
+		if single {
+			t.gradRange(t.parts[p], t.parts[p+1])
 		}
+	})
+	t.reduceRange(len(t.flat)-1, len(t.flat)) // the loss
+	if !single {
+		if err := t.allReduce(); err != nil {
+			return Record{}, fmt.Errorf("train: step %d: all-reducing the gradient: %w", n, err)
+		}
+		t.forParts(func(p int) { t.gradRange(t.parts[p], t.parts[p+1]) })
 	}
-	if err := t.allReduce(); err != nil {
-		return Record{}, fmt.Errorf("train: step %d: all-reducing the gradient: %w", n, err)
-	}
+	t2 := time.Now()
 	loss := t.flat[len(t.flat)-1]
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return Record{}, &NonFiniteError{Step: n, What: "the loss", Value: loss}
 	}
-	off := 0
-	for i, sz := range t.sizes {
-		layers.SetData(t.grads[i].Value, t.flat[off:off+sz])
-		off += sz
-	}
+	// The norm is one serial pass (a parallel sum would add in another order): cheap next to the step,
+	// and the same bits as GradNorm.
 	norm, bad, badVal := GradNorm(t.grads)
 	if bad != "" {
 		return Record{}, &NonFiniteError{Step: n, What: fmt.Sprintf("the gradient of %q", bad), Value: badVal}
@@ -739,19 +832,112 @@ func (t *Trainer) trainStep() (Record, error) {
 	if t.ema != nil && !t.ema.Started() {
 		t.ema.Start() // the average begins at the weights before this run's first update
 	}
-	if err := t.opt.Step(lr, scale, t.grads); err != nil {
+	if err := t.opt.prepare(t.grads); err != nil {
 		return Record{}, fmt.Errorf("train: step %d: %w", n, err)
 	}
+	t.forParts(func(p int) {
+		a, b := t.parts[p], t.parts[p+1]
+		t.opt.update(lr, scale, t.grads[a:b], t.opt.bound[a:b])
+	})
 	if t.ema != nil {
 		t.ema.Update()
+	}
+	t3 := time.Now()
+	t.times.Steps++
+	t.times.Parallel += t1.Sub(t0)
+	t.times.Reduce += t2.Sub(t1)
+	t.times.Update += t3.Sub(t2)
+	for w, wk := range t.workers {
+		t.times.Workers[w].Sync += wk.syncTime
+		t.times.Workers[w].Feed += wk.feedTime
+		t.times.Workers[w].Run += wk.runTime
 	}
 	t.step = n
 	return Record{Step: n, Loss: loss, LR: lr, GradNorm: norm, Clipped: scale != 1, Metrics: metrics}, nil
 }
 
+// forParts runs f(p) for every part p of the parameters (see parts), on that many goroutines.
+func (t *Trainer) forParts(f func(p int)) {
+	np := len(t.parts) - 1
+	if np == 1 {
+		f(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for p := 1; p < np; p++ {
+		wg.Go(func() { f(p) })
+	}
+	f(0)
+	wg.Wait()
+}
+
+// reduceRange sets t.flat[lo:hi] to the sum of the workers' flat[lo:hi], in worker order. A single worker
+// writes into t.flat itself (see New): nothing to do.
+func (t *Trainer) reduceRange(lo, hi int) {
+	if len(t.workers) == 1 && &t.workers[0].flat[0] == &t.flat[0] {
+		return
+	}
+	dst := t.flat[lo:hi]
+	copy(dst, t.workers[0].flat[lo:hi])
+	for _, wk := range t.workers[1:] {
+		src := wk.flat[lo:hi]
+		for i := range dst {
+			dst[i] += src[i]
+		}
+	}
+}
+
+// gradRange copies the reduced gradients of parameters [a, b) into their tensors (rounded to the model's
+// dtype).
+func (t *Trainer) gradRange(a, b int) {
+	for i := a; i < b; i++ {
+		src := t.flat[t.offs[i]:t.offs[i+1]]
+		switch d := t.grads[i].Value.Data().(type) {
+		case []float64:
+			copy(d, src)
+		case []float32:
+			src = src[:len(d)]
+			for k, v := range src {
+				d[k] = float32(v)
+			}
+		}
+	}
+}
+
+// splitParams sets t.parts to k+1 boundaries in [0, len(sizes)] that cut the parameters into k ranges of
+// about equal element counts (fewer when there are fewer parameters), and t.offs to every parameter's
+// offset in the flat gradient.
+func (t *Trainer) splitParams(k int) {
+	t.offs = make([]int, len(t.sizes)+1)
+	for i, sz := range t.sizes {
+		t.offs[i+1] = t.offs[i] + sz
+	}
+	total := t.offs[len(t.sizes)]
+	k = max(1, min(k, len(t.sizes)))
+	t.parts = []int{0}
+	for p := 1; p < k; p++ {
+		target := total * p / k
+		i := t.parts[len(t.parts)-1]
+		for i < len(t.sizes) && t.offs[i+1] <= target {
+			i++
+		}
+		if i > t.parts[len(t.parts)-1] && i < len(t.sizes) {
+			t.parts = append(t.parts, i)
+		}
+	}
+	t.parts = append(t.parts, len(t.sizes))
+}
+
 // runWorker feeds and runs one worker's graph and leaves its gradient and loss, each times the shard's
 // share of the global batch, in wk.flat.
-func (t *Trainer) runWorker(wk *worker) error {
+func (t *Trainer) runWorker(wk *worker, synced *sync.WaitGroup) error {
+	if wk.mirror != nil {
+		s0 := time.Now()
+		wk.mirror.sync()
+		synced.Done()
+		wk.syncTime = time.Since(s0)
+	}
+	f0 := time.Now()
 	if wk.shard != nil {
 		wk.shard.Step = t.step
 		if err := wk.obj.(ShardedObjective).FeedShard(wk.shard); err != nil {
@@ -760,11 +946,17 @@ func (t *Trainer) runWorker(wk *worker) error {
 	} else if err := wk.obj.Feed(t.rng); err != nil {
 		return fmt.Errorf("feeding the objective: %w", err)
 	}
+	if wk.mirror == nil && synced != nil {
+		synced.Wait() // the other workers' copies of the Store's weights are taken
+	}
 	defer wk.vm.Reset()
 	wk.arena.Reset()
+	r0 := time.Now()
+	wk.feedTime = r0.Sub(f0)
 	if err := wk.vm.RunAll(); err != nil {
 		return fmt.Errorf("running the graph: %w", err)
 	}
+	wk.runTime = time.Since(r0)
 	weight := 1.0
 	if wk.shard != nil {
 		weight = float64(wk.shard.Size) / float64(t.cfg.Batch)
@@ -775,28 +967,33 @@ func (t *Trainer) runWorker(wk *worker) error {
 	}
 	off := 0
 	for i, v := range wk.gradVals {
+		n := t.sizes[i]
+		lo := 0
+		if src := wk.gradFrom[i]; src.k >= 0 {
+			v, lo = *wk.packed[src.k], src.off
+		}
 		d, ok := v.(*tensor.Dense)
-		if !ok || d.Shape().TotalSize() != t.sizes[i] {
+		if !ok || d.Shape().TotalSize() < lo+n || src0(wk.gradFrom[i]) && d.Shape().TotalSize() != n {
 			shape := "no shape"
 			if tt, isT := v.(tensor.Tensor); isT {
 				shape = fmt.Sprintf("shape %v", tt.Shape())
 			}
-			return fmt.Errorf("gradient of %q is a %T (%s), want a *tensor.Dense of %d values", t.names[i], v, shape, t.sizes[i])
+			return fmt.Errorf("gradient of %q is a %T (%s), want a *tensor.Dense of %d values", t.names[i], v, shape, n)
 		}
-		dst := wk.flat[off : off+t.sizes[i]]
-		switch x := d.Data().(type) {
-		case []float64:
-			for k, g := range x {
+		dst := wk.flat[off : off+n]
+		switch d.Dtype() {
+		case tensor.Float64:
+			for k, g := range d.Float64s()[lo : lo+n] {
 				dst[k] = g * weight
 			}
-		case []float32:
-			for k, g := range x {
+		case tensor.Float32:
+			for k, g := range d.Float32s()[lo : lo+n] {
 				dst[k] = float64(g) * weight
 			}
 		default:
 			return fmt.Errorf("gradient of %q has dtype %v", t.names[i], d.Dtype())
 		}
-		off += t.sizes[i]
+		off += n
 	}
 	wk.flat[off] = loss * weight
 	return nil
@@ -870,6 +1067,9 @@ func (t *Trainer) metrics() (map[string]float64, error) {
 	}
 	return sr.MetricsOf(all), nil
 }
+
+// src0 reports whether a gradient is read whole (not from a packed vector).
+func src0(s packedSlice) bool { return s.k < 0 }
 
 // scalarValue reads a scalar Value of either float dtype.
 func scalarValue(v G.Value) (float64, error) {

@@ -31,6 +31,43 @@ type benchReport struct {
 	Steps      int     `json:"steps"`
 	MedianMs   float64 `json:"median_ms_per_step"`
 	MinMs      float64 `json:"min_ms_per_step"`
+	// CPUMs is the process's CPU time (all threads) per timed step, their mean: the work of a step, which
+	// a loaded machine inflates much less than the wall time (it does not count the waits for a core).
+	CPUMs float64 `json:"cpu_ms_per_step"`
+	// Phases are the mean milliseconds per timed step of each phase (train.StepTimes).
+	Phases benchPhases `json:"phases"`
+}
+
+// benchPhases is train.StepTimes in milliseconds per step, over the timed steps.
+type benchPhases struct {
+	Parallel float64   `json:"parallel_ms"`
+	Reduce   float64   `json:"reduce_ms"`
+	Update   float64   `json:"update_ms"`
+	CPU      float64   `json:"parallel_cpu_ms"`
+	Sync     []float64 `json:"worker_sync_ms"`
+	Feed     []float64 `json:"worker_feed_ms"`
+	Run      []float64 `json:"worker_run_ms"`
+}
+
+// phasesBetween converts the difference of two StepTimes into milliseconds per step.
+func phasesBetween(a, b train.StepTimes) benchPhases {
+	n := float64(b.Steps - a.Steps)
+	if n <= 0 {
+		return benchPhases{}
+	}
+	ms := func(x, y time.Duration) float64 { return float64(y-x) / float64(time.Millisecond) / n }
+	p := benchPhases{Parallel: ms(a.Parallel, b.Parallel), Reduce: ms(a.Reduce, b.Reduce),
+		Update: ms(a.Update, b.Update), CPU: ms(a.ParallelCPU, b.ParallelCPU)}
+	for w, wb := range b.Workers {
+		var wa train.WorkerTimes
+		if w < len(a.Workers) {
+			wa = a.Workers[w]
+		}
+		p.Sync = append(p.Sync, ms(wa.Sync, wb.Sync))
+		p.Feed = append(p.Feed, ms(wa.Feed, wb.Feed))
+		p.Run = append(p.Run, ms(wa.Run, wb.Run))
+	}
+	return p
 }
 
 // runBench times reverse-KL training steps (sample z, generate, action, loss, backward, Adam) on real φ⁴
@@ -134,16 +171,23 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	store := layers.NewStore(dt, 1)
 	var times []time.Duration
+	var tr *train.Trainer
+	var warm train.StepTimes // the phase times after the warm-up steps
+	var cpuWarm time.Duration
 	last := time.Now()
 	hook := train.Hook{Name: "timer", Fn: func(r train.Record) error {
 		now := time.Now()
 		if r.Step > int64(*warmup) {
 			times = append(times, now.Sub(last))
 		}
+		if r.Step == int64(*warmup) {
+			warm = tr.Times()
+			cpuWarm, _ = processCPU()
+		}
 		last = now
 		return nil
 	}}
-	tr, err := train.New(store, obj, train.Config{
+	tr, err = train.New(store, obj, train.Config{
 		Steps: int64(*warmup + *steps), Batch: *batch, LR: 1e-4, CheckpointEvery: -1, LogEvery: 1 << 40,
 		Hooks: train.Hooks{OnStep: []train.Hook{hook}}, Workers: f.workers,
 	})
@@ -151,19 +195,31 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	defer tr.Close()
+	cpuWarm, _ = processCPU()
 	last = time.Now()
 	if err := tr.Run(context.Background()); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	cpuEnd, _ := processCPU()
+	cpu := cpuEnd - cpuWarm
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	rep := benchReport{Preset: *preset, Engine: cfg.EngineName(), L: *L, Batch: *batch, Dtype: *dtypeName, Symmetrize: *sym,
 		Objective: f.objective, Workers: tr.Workers(),
-		Params: store.NumParams(), Steps: len(times), MedianMs: ms(times[len(times)/2]), MinMs: ms(times[0])}
+		Params: store.NumParams(), Steps: len(times), MedianMs: ms(times[len(times)/2]), MinMs: ms(times[0]),
+		CPUMs:  float64(cpu) / float64(time.Millisecond) / float64(len(times)),
+		Phases: phasesBetween(warm, tr.Times())}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
-	fmt.Fprintf(stdout, "%s %s (%s engine) L=%d batch %d %s symmetrize=%v, %d worker(s) (%d parameters): median %.1f ms/step, min %.1f ms over %d steps\n",
-		rep.Objective, rep.Preset, rep.Engine, rep.L, rep.Batch, rep.Dtype, rep.Symmetrize, rep.Workers, rep.Params, rep.MedianMs, rep.MinMs, rep.Steps)
+	fmt.Fprintf(stdout, "%s %s (%s engine) L=%d batch %d %s symmetrize=%v, %d worker(s) (%d parameters): median %.1f ms/step, min %.1f ms over %d steps; %.1f ms of CPU per step\n",
+		rep.Objective, rep.Preset, rep.Engine, rep.L, rep.Batch, rep.Dtype, rep.Symmetrize, rep.Workers, rep.Params, rep.MedianMs, rep.MinMs, rep.Steps, rep.CPUMs)
+	ph := rep.Phases
+	fmt.Fprintf(stdout, "  mean ms per step: workers %.2f (process CPU %.2f), reduce %.2f, update %.2f",
+		ph.Parallel, ph.CPU, ph.Reduce, ph.Update)
+	for w := range ph.Feed {
+		fmt.Fprintf(stdout, "; worker %d sync %.2f feed %.2f run %.2f", w, ph.Sync[w], ph.Feed[w], ph.Run[w])
+	}
+	fmt.Fprintln(stdout)
 	return nil
 }

@@ -290,6 +290,15 @@ func (p *ImageProcess) Transition(s, t float64, mean, variance []float64) error 
 	}
 	logM, q := p.baseTransition(s, t)
 	_, _, qs, _ := p.base(s)
+	if p.kind != "heat" {
+		// No mode-dependent decay (lr = 0 below for every mode): the loop's numbers, computed once.
+		lr := 0.0
+		m, v := math.Exp(logM+lr), q+math.Exp(2*logM)*-math.Expm1(2*lr)*qs
+		for j := range p.lam {
+			mean[j], variance[j] = m, v
+		}
+		return nil
+	}
 	ts, _ := p.tau(s)
 	tt, _ := p.tau(t)
 	for j, lam := range p.lam {
