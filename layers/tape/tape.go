@@ -79,8 +79,15 @@ func distinctHashes(g *G.ExprGraph) (int, error) {
 	}
 	for _, n := range repeats {
 		h := n.Hashcode()
-		for seen[h] {
-			h = h*2654435761 + 0x9e3779b9 // any walk that leaves the used values works
+		// Avoid the hashes of this graph's nodes and every hash the graph's index knows (a subgraph shares
+		// its parent's index, which also holds nodes outside the subgraph). The walk is a full-period
+		// linear congruential sequence, so it reaches every 32-bit value.
+		for {
+			_, indexed := byHash[h]
+			if !seen[h] && !indexed {
+				break
+			}
+			h = h*2654435761 + 0x9e3779b9
 		}
 		seen[h] = true
 		p := unsafe.Pointer(n)
