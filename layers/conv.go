@@ -277,26 +277,37 @@ func (op convOp) shapes() (in [][]int, out []int) {
 }
 
 func (op convOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := nodeShapes(op.String(), op.Arity(), ds)
+	in, out := op.shapes()
+	return inferFixed(op.String(), op.Arity(), ds, in, out)
+}
+
+// inferFixed is the InferShape of an op whose inputs must have the shapes in and whose output has shape
+// out.
+func inferFixed(name string, arity int, ds []G.DimSizer, in [][]int, out []int) (tensor.Shape, error) {
+	s, err := nodeShapes(name, arity, ds)
 	if err != nil {
 		return nil, err
 	}
-	in, out := op.shapes()
 	for i := range in {
-		if err := checkShape(op.String(), i, s[i], in[i]); err != nil {
+		if err := checkShape(name, i, s[i], in[i]); err != nil {
 			return nil, err
 		}
 	}
 	return tensor.Shape(append([]int(nil), out...)), nil
 }
 
-func (op convOp) Do(vals ...G.Value) (G.Value, error) {
-	in, outShape := op.shapes()
+// argsOfShapes is getArgs for inputs of the given shapes.
+func argsOfShapes(name string, vals []G.Value, in [][]int) (floatArgs, error) {
 	sizes := make([]int, len(in))
 	for i, s := range in {
 		sizes[i] = prod(s)
 	}
-	a, err := getArgs(op.String(), vals, sizes...)
+	return getArgs(name, vals, sizes...)
+}
+
+func (op convOp) Do(vals ...G.Value) (G.Value, error) {
+	in, outShape := op.shapes()
+	a, err := argsOfShapes(op.String(), vals, in)
 	if err != nil {
 		return nil, err
 	}

@@ -345,26 +345,13 @@ func (op upConvOp) shapes() (in [][]int, out []int) {
 }
 
 func (op upConvOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := nodeShapes(op.String(), op.Arity(), ds)
-	if err != nil {
-		return nil, err
-	}
 	in, out := op.shapes()
-	for i := range in {
-		if err := checkShape(op.String(), i, s[i], in[i]); err != nil {
-			return nil, err
-		}
-	}
-	return tensor.Shape(append([]int(nil), out...)), nil
+	return inferFixed(op.String(), op.Arity(), ds, in, out)
 }
 
 func (op upConvOp) Do(vals ...G.Value) (G.Value, error) {
 	in, outShape := op.shapes()
-	sizes := make([]int, len(in))
-	for i, s := range in {
-		sizes[i] = prod(s)
-	}
-	a, err := getArgs(op.String(), vals, sizes...)
+	a, err := argsOfShapes(op.String(), vals, in)
 	if err != nil {
 		return nil, err
 	}
