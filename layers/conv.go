@@ -307,7 +307,17 @@ func argsOfShapes(name string, vals []G.Value, in [][]int) (floatArgs, error) {
 
 func (op convOp) Do(vals ...G.Value) (G.Value, error) {
 	in, outShape := op.shapes()
-	a, err := argsOfShapes(op.String(), vals, in)
+	return runConvLike(op.String(), vals, in, outShape, op.ar, op.writesAll(),
+		func(in [3][]float32, out []float32) { convDo(op, in, out) },
+		func(in [3][]float64, out []float64) { convDo(op, in, out) })
+}
+
+// runConvLike is the Do of the convolution ops: it gathers the inputs of the given shapes, draws the
+// output of shape outShape from the arena (uncleared when the code path writes every element) and runs
+// the float32 or float64 kernel on them.
+func runConvLike(name string, vals []G.Value, in [][]int, outShape []int, ar *Arena, writesAll bool,
+	run32 func(in [3][]float32, out []float32), run64 func(in [3][]float64, out []float64)) (G.Value, error) {
+	a, err := argsOfShapes(name, vals, in)
 	if err != nil {
 		return nil, err
 	}
@@ -316,15 +326,15 @@ func (op convOp) Do(vals ...G.Value) (G.Value, error) {
 		o64 []float64
 		o32 []float32
 	)
-	if op.writesAll() {
-		out, o64, o32 = newOutSetIn(op.ar, a.is32, outShape)
+	if writesAll {
+		out, o64, o32 = newOutSetIn(ar, a.is32, outShape)
 	} else {
-		out, o64, o32 = newOutIn(op.ar, a.is32, outShape)
+		out, o64, o32 = newOutIn(ar, a.is32, outShape)
 	}
 	if a.is32 {
-		convDo(op, a.f32, o32)
+		run32(a.f32, o32)
 	} else {
-		convDo(op, a.f64, o64)
+		run64(a.f64, o64)
 	}
 	return out, nil
 }

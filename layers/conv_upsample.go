@@ -351,28 +351,12 @@ func (op upConvOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 
 func (op upConvOp) Do(vals ...G.Value) (G.Value, error) {
 	in, outShape := op.shapes()
-	a, err := argsOfShapes(op.String(), vals, in)
-	if err != nil {
-		return nil, err
-	}
-	var (
-		out G.Value
-		o64 []float64
-		o32 []float32
-	)
 	// The forward pass writes every output element (its scatter), the input gradient too with the AVX-512
 	// kernels (which store their sums); the weight gradient is cleared and then added to.
-	if op.kind == convFwd || (op.kind == convBwdData && hasConvAVX512) || op.kind == convBwdWeight {
-		out, o64, o32 = newOutSetIn(op.ar, a.is32, outShape)
-	} else {
-		out, o64, o32 = newOutIn(op.ar, a.is32, outShape)
-	}
-	if a.is32 {
-		upConvDo(op, a.f32, o32)
-	} else {
-		upConvDo(op, a.f64, o64)
-	}
-	return out, nil
+	writesAll := op.kind == convFwd || (op.kind == convBwdData && hasConvAVX512) || op.kind == convBwdWeight
+	return runConvLike(op.String(), vals, in, outShape, op.ar, writesAll,
+		func(in [3][]float32, out []float32) { upConvDo(op, in, out) },
+		func(in [3][]float64, out []float64) { upConvDo(op, in, out) })
 }
 
 func upConvDo[T float](op upConvOp, in [3][]T, out []T) {
