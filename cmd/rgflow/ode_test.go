@@ -118,24 +118,9 @@ func TestODEJacobianRegulariserWorkers(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "run")
 		runCmd(t, trainCmd, "lattice", "--L", "4", "--preset", "ode-rg", "--ode-steps", "2", "--ode-jacobian", jac,
 			"--steps", "3", "--batch", "8", "--eval-n", "0", "--symmetrize=false", "--log-every", "1", "--workers", workers, "--out", dir)
-		raw, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []float64
-		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-			var m struct {
-				Loss *float64 `json:"loss"`
-			}
-			if err := json.Unmarshal([]byte(line), &m); err != nil {
-				t.Fatal(err)
-			}
-			if m.Loss != nil {
-				out = append(out, *m.Loss)
-			}
-		}
+		out := metricLosses(t, dir)
 		if len(out) != 3 {
-			t.Fatalf("%d losses in metrics.jsonl, want 3:\n%s", len(out), raw)
+			t.Fatalf("%d losses in %s/metrics.jsonl, want 3", len(out), dir)
 		}
 		return out
 	}
@@ -164,24 +149,9 @@ func TestODEIsingSymmetrize(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "run")
 		runCmd(t, trainCmd, "lattice", "--action", "ising", "--L", "4", "--preset", "ode-gerdes", "--ode-steps", steps, "--lr", "0.05",
 			"--steps", "3", "--batch", "8", "--eval-n", "0", "--symmetrize="+sym, "--log-every", "1", "--out", dir)
-		raw, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []float64
-		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-			var m struct {
-				Loss *float64 `json:"loss"`
-			}
-			if err := json.Unmarshal([]byte(line), &m); err != nil {
-				t.Fatal(err)
-			}
-			if m.Loss != nil {
-				out = append(out, *m.Loss)
-			}
-		}
+		out := metricLosses(t, dir)
 		if len(out) != 3 {
-			t.Fatalf("%d losses in metrics.jsonl, want 3:\n%s", len(out), raw)
+			t.Fatalf("%d losses in %s/metrics.jsonl, want 3", len(out), dir)
 		}
 		return out
 	}
