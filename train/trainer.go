@@ -965,7 +965,6 @@ func (t *Trainer) runWorker(wk *worker, synced *sync.WaitGroup) error {
 	if err != nil {
 		return fmt.Errorf("reading the loss: %w", err)
 	}
-	off := 0
 	for i, v := range wk.gradVals {
 		n := t.sizes[i]
 		lo := 0
@@ -973,14 +972,14 @@ func (t *Trainer) runWorker(wk *worker, synced *sync.WaitGroup) error {
 			v, lo = *wk.packed[src.k], src.off
 		}
 		d, ok := v.(*tensor.Dense)
-		if !ok || d.Shape().TotalSize() < lo+n || src0(wk.gradFrom[i]) && d.Shape().TotalSize() != n {
+		if !ok || d.Shape().TotalSize() < lo+n || wk.gradFrom[i].k < 0 && d.Shape().TotalSize() != n {
 			shape := "no shape"
 			if tt, isT := v.(tensor.Tensor); isT {
 				shape = fmt.Sprintf("shape %v", tt.Shape())
 			}
 			return fmt.Errorf("gradient of %q is a %T (%s), want a *tensor.Dense of %d values", t.names[i], v, shape, n)
 		}
-		dst := wk.flat[off : off+n]
+		dst := wk.flat[t.offs[i]:t.offs[i+1]]
 		switch d.Dtype() {
 		case tensor.Float64:
 			for k, g := range d.Float64s()[lo : lo+n] {
@@ -993,9 +992,8 @@ func (t *Trainer) runWorker(wk *worker, synced *sync.WaitGroup) error {
 		default:
 			return fmt.Errorf("gradient of %q has dtype %v", t.names[i], d.Dtype())
 		}
-		off += n
 	}
-	wk.flat[off] = loss * weight
+	wk.flat[t.offs[len(t.sizes)]] = loss * weight
 	return nil
 }
 
@@ -1067,9 +1065,6 @@ func (t *Trainer) metrics() (map[string]float64, error) {
 	}
 	return sr.MetricsOf(all), nil
 }
-
-// src0 reports whether a gradient is read whole (not from a packed vector).
-func src0(s packedSlice) bool { return s.k < 0 }
 
 // scalarValue reads a scalar Value of either float dtype.
 func scalarValue(v G.Value) (float64, error) {
