@@ -17,14 +17,19 @@ import math
 LANES = 32
 
 
-def gen(t, isa, inverse):
+def shape(t, isa):
+    """A kernel's element and vector parameters for dtype t ('F32', 'F64') and isa ('AVX512', 'AVX2'):
+    f32, the packed suffix P, the broadcast BC, the element bytes es, the vector bytes vb, the register prefix R,
+    the vectors per lane vector (chunks), the offset of the imaginary parts (imoff) and the Go element type."""
     f32 = t == 'F32'
-    P = 'PS' if f32 else 'PD'
     es = 4 if f32 else 8
     vb = 64 if isa == 'AVX512' else 32
-    R = 'Z' if isa == 'AVX512' else 'Y'
-    chunks = LANES * es // vb
-    imoff = LANES * es
+    return (f32, 'PS' if f32 else 'PD', 'VBROADCASTSS' if f32 else 'VBROADCASTSD', es, vb,
+            'Z' if isa == 'AVX512' else 'Y', LANES * es // vb, LANES * es, 'float32' if f32 else 'float64')
+
+
+def gen(t, isa, inverse):
+    f32, P, BC, es, vb, R, chunks, imoff, ety = shape(t, isa)
     name = f"odeFFT16{'Inv' if inverse else 'Fwd'}{t}{isa}"
     L = []
     a = L.append
@@ -186,13 +191,7 @@ def gen(t, isa, inverse):
 
 def harmonic(t, isa):
     """sk = sp·c1 + cp·s1, ck = cp·c1 − sp·s1 over n sites of laneN lanes, and sum[l] = Σ_sites ck[·, l]."""
-    f32 = t == 'F32'
-    P = 'PS' if f32 else 'PD'
-    es = 4 if f32 else 8
-    vb = 64 if isa == 'AVX512' else 32
-    R = 'Z' if isa == 'AVX512' else 'Y'
-    chunks = LANES * es // vb
-    ety = 'float32' if f32 else 'float64'
+    f32, P, BC, es, vb, R, chunks, imoff, ety = shape(t, isa)
     name = f"odeHarmonic{t}{isa}"
     L = []
     a = L.append
@@ -236,16 +235,8 @@ def harmonic(t, isa):
 
 def cmac(t, isa):
     """dst[site] = Σ_{q<n} coef_q[site] ⊙ src_q[site] (complex; coef a scalar per site, src and dst lane vectors)."""
-    f32 = t == 'F32'
-    P = 'PS' if f32 else 'PD'
-    BC = 'VBROADCASTSS' if f32 else 'VBROADCASTSD'
-    es = 4 if f32 else 8
-    vb = 64 if isa == 'AVX512' else 32
-    R = 'Z' if isa == 'AVX512' else 'Y'
-    chunks = LANES * es // vb
+    f32, P, BC, es, vb, R, chunks, imoff, ety = shape(t, isa)
     group = 4 if isa == 'AVX2' else chunks  # accumulators per pass: 2 per chunk
-    imoff = LANES * es
-    ety = 'float32' if f32 else 'float64'
     name = f"odeCMac{t}{isa}"
     L = []
     a = L.append
@@ -304,14 +295,7 @@ def cmac(t, isa):
 
 def ybar(t, isa):
     """yc[site] += as·h[site]·u[site] + wd·u2[site] over sites of laneN lanes (h at hstride bytes per site)."""
-    f32 = t == 'F32'
-    P = 'PS' if f32 else 'PD'
-    BC = 'VBROADCASTSS' if f32 else 'VBROADCASTSD'
-    es = 4 if f32 else 8
-    vb = 64 if isa == 'AVX512' else 32
-    R = 'Z' if isa == 'AVX512' else 'Y'
-    chunks = LANES * es // vb
-    ety = 'float32' if f32 else 'float64'
+    f32, P, BC, es, vb, R, chunks, imoff, ety = shape(t, isa)
     name = f"odeYbar{t}{isa}"
     L = []
     a = L.append
@@ -351,15 +335,8 @@ def ybar(t, isa):
 
 def cdot(t, isa):
     """dst[2s] += Σ_l gr zr + gi zi, dst[2s+1] += Σ_l gi zr − gr zi at each site s (Σ over the lanes of g conj z)."""
-    f32 = t == 'F32'
-    P = 'PS' if f32 else 'PD'
-    es = 4 if f32 else 8
+    f32, P, BC, es, vb, R, chunks, imoff, ety = shape(t, isa)
     z512 = isa == 'AVX512'
-    vb = 64 if z512 else 32
-    R = 'Z' if z512 else 'Y'
-    chunks = LANES * es // vb
-    imoff = LANES * es
-    ety = 'float32' if f32 else 'float64'
     name = f"odeCDot{t}{isa}"
     L = []
     a = L.append
