@@ -52,10 +52,6 @@ func distinctHashes(g *G.ExprGraph) (int, error) {
 	if !ok || hf.Type.Kind() != reflect.Uint32 {
 		return 0, fmt.Errorf("tape: this Gorgonia version has no Node.hash uint32 field; the hash-collision guard needs a review")
 	}
-	cf, ok := typ.FieldByName("hashed")
-	if !ok || cf.Type.Kind() != reflect.Bool {
-		return 0, fmt.Errorf("tape: this Gorgonia version has no Node.hashed bool field; the hash-collision guard needs a review")
-	}
 	bf, ok := reflect.TypeFor[G.ExprGraph]().FieldByName("byHash")
 	if !ok || bf.Type != reflect.TypeFor[map[uint32]*G.Node]() {
 		return 0, fmt.Errorf("tape: this Gorgonia version has no ExprGraph.byHash map[uint32]*Node field; the hash-collision guard needs a review")
@@ -90,9 +86,7 @@ func distinctHashes(g *G.ExprGraph) (int, error) {
 			h = h*2654435761 + 0x9e3779b9
 		}
 		seen[h] = true
-		p := unsafe.Pointer(n)
-		*(*uint32)(unsafe.Add(p, hf.Offset)) = h
-		*(*bool)(unsafe.Add(p, cf.Offset)) = true
+		*(*uint32)(unsafe.Add(unsafe.Pointer(n), hf.Offset)) = h // the first loop set Node.hashed
 		// Gorgonia re-adds every child of a new node to the graph by its hash (Node.fixChildren): register
 		// the new hash, or a node built on n later would add n to the graph a second time.
 		byHash[h] = n
