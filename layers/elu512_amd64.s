@@ -3,8 +3,9 @@
 #include "textflag.h"
 
 // AVX-512 forms of eluF32AVX2 and eluF64AVX2 (elu_amd64.s): the same steps and constants, twice the lanes,
-// so every element gets the same bits on either kernel (VRNDSCALE $0 rounds to nearest even as VROUND $0
-// does; the sign-bit select is a masked move).
+// so every element gets the same bits on either kernel (float32: VRNDSCALE $0 rounds to nearest even as
+// VROUND $0 does; float64: the table is read by permutes instead of a gather; the sign-bit select is a
+// masked move).
 
 // func eluF32AVX512(x []float32, c *[16]float32)
 // ELU in place on the first len(x)&^15 elements.
@@ -59,8 +60,10 @@ loop32:
 done32:
 	RET
 
-// func eluF64AVX512(x []float64, c *[20][4]float64)
-// ELU in place on the first len(x)&^7 elements.
+// func eluF64AVX512(x []float64, c *eluConsts64)
+// ELU in place on the first len(x)&^7 elements: the steps and constants of eluF64AVX2 (elu64Scalar) eight
+// lanes at a time, the table of 2^{j/16} held in four registers and read by two-table permutes (which
+// look at the low four bits of the shifter's sum, j = k mod 16, and ignore the rest).
 TEXT ·eluF64AVX512(SB), NOSPLIT, $0-32
 	MOVQ x_base+0(FP), SI
 	MOVQ x_len+8(FP), CX
@@ -68,136 +71,59 @@ TEXT ·eluF64AVX512(SB), NOSPLIT, $0-32
 	SHRQ $3, CX
 	JZ   done64
 	VBROADCASTSD 0(DX), Z8    // clamp −40
-	VBROADCASTSD 32(DX), Z9   // log2 e
-	VBROADCASTSD 64(DX), Z10  // ln2 hi
-	VBROADCASTSD 96(DX), Z11  // ln2 lo
-	VBROADCASTSD 128(DX), Z14 // 1.0
-	VBROADCASTSD 160(DX), Z15 // sign mask
-	VBROADCASTSD 192(DX), Z16 // 1/14! … 1/2!
-	VBROADCASTSD 224(DX), Z17
-	VBROADCASTSD 256(DX), Z18
-	VBROADCASTSD 288(DX), Z19
-	VBROADCASTSD 320(DX), Z20
-	VBROADCASTSD 352(DX), Z21
-	VBROADCASTSD 384(DX), Z22
-	VBROADCASTSD 416(DX), Z23
-	VBROADCASTSD 448(DX), Z24
-	VBROADCASTSD 480(DX), Z25
-	VBROADCASTSD 512(DX), Z26
-	VBROADCASTSD 544(DX), Z27
-	VBROADCASTSD 576(DX), Z28
+	VBROADCASTSD 32(DX), Z9   // 16/ln2
+	VBROADCASTSD 64(DX), Z10  // shifter
+	VBROADCASTSD 96(DX), Z11  // ln2/16 hi
+	VBROADCASTSD 128(DX), Z12 // ln2/16 lo
+	VBROADCASTSD 160(DX), Z13 // 1.0
+	VBROADCASTSD 192(DX), Z14 // sign mask
+	VBROADCASTSD 256(DX), Z15 // 1/8! … 1/2!
+	VBROADCASTSD 288(DX), Z16
+	VBROADCASTSD 320(DX), Z17
+	VBROADCASTSD 352(DX), Z18
+	VBROADCASTSD 384(DX), Z19
+	VBROADCASTSD 416(DX), Z20
+	VBROADCASTSD 448(DX), Z21
+	VBROADCASTSD 480(DX), Z27 // 1/16
+	VMOVUPD      512(DX), Z22 // 2^{j/16} hi, j = 0…7
+	VMOVUPD      576(DX), Z23 // j = 8…15
+	VMOVUPD      640(DX), Z24 // lo
+	VMOVUPD      704(DX), Z25
 
-	// Two vectors per pass, their steps interleaved: the 13-term polynomial is one chain of dependent
-	// FMAs per vector, and two independent chains keep the FMA units busy while each waits on the last.
-	MOVQ  CX, BX
-	SHRQ  $1, BX // pairs
-	ANDQ  $1, CX // a last single vector
-	TESTQ BX, BX
-	JZ    tail64
-
-pair64:
-	VMOVUPD      0(SI), Z0
-	VMOVUPD      64(SI), Z5
-	VPORQ        Z15, Z0, Z1
-	VPORQ        Z15, Z5, Z6
-	VMAXPD       Z1, Z8, Z1
-	VMAXPD       Z6, Z8, Z6
-	VMULPD       Z9, Z1, Z2
-	VMULPD       Z9, Z6, Z7
-	VRNDSCALEPD  $0, Z2, Z2
-	VRNDSCALEPD  $0, Z7, Z7
-	VFNMADD231PD Z10, Z2, Z1
-	VFNMADD231PD Z10, Z7, Z6
-	VFNMADD231PD Z11, Z2, Z1
-	VFNMADD231PD Z11, Z7, Z6
-	VMOVAPD      Z16, Z3
-	VMOVAPD      Z16, Z12
-	VFMADD213PD  Z17, Z1, Z3
-	VFMADD213PD  Z17, Z6, Z12
-	VFMADD213PD  Z18, Z1, Z3
-	VFMADD213PD  Z18, Z6, Z12
-	VFMADD213PD  Z19, Z1, Z3
-	VFMADD213PD  Z19, Z6, Z12
-	VFMADD213PD  Z20, Z1, Z3
-	VFMADD213PD  Z20, Z6, Z12
-	VFMADD213PD  Z21, Z1, Z3
-	VFMADD213PD  Z21, Z6, Z12
-	VFMADD213PD  Z22, Z1, Z3
-	VFMADD213PD  Z22, Z6, Z12
-	VFMADD213PD  Z23, Z1, Z3
-	VFMADD213PD  Z23, Z6, Z12
-	VFMADD213PD  Z24, Z1, Z3
-	VFMADD213PD  Z24, Z6, Z12
-	VFMADD213PD  Z25, Z1, Z3
-	VFMADD213PD  Z25, Z6, Z12
-	VFMADD213PD  Z26, Z1, Z3
-	VFMADD213PD  Z26, Z6, Z12
-	VFMADD213PD  Z27, Z1, Z3
-	VFMADD213PD  Z27, Z6, Z12
-	VFMADD213PD  Z28, Z1, Z3
-	VFMADD213PD  Z28, Z6, Z12
-	VFMADD213PD  Z14, Z1, Z3
-	VFMADD213PD  Z14, Z6, Z12
-	VMULPD       Z1, Z3, Z3
-	VMULPD       Z6, Z12, Z12
-	VCVTPD2DQ    Z2, Y2
-	VCVTPD2DQ    Z7, Y7
-	VPMOVSXDQ    Y2, Z2
-	VPMOVSXDQ    Y7, Z7
-	VPSLLQ       $52, Z2, Z2
-	VPSLLQ       $52, Z7, Z7
-	VPADDQ       Z14, Z2, Z2
-	VPADDQ       Z14, Z7, Z7
-	VSUBPD       Z14, Z2, Z4
-	VSUBPD       Z14, Z7, Z13
-	VFMADD213PD  Z4, Z2, Z3
-	VFMADD213PD  Z13, Z7, Z12
-	VPTESTMQ     Z15, Z0, K1
-	VPTESTMQ     Z15, Z5, K2
-	VMOVAPD      Z3, K1, Z0
-	VMOVAPD      Z12, K2, Z5
+loop64:
+	VMOVUPD      0(SI), Z0 // a
+	VPORQ        Z14, Z0, Z1 // x = −|a|
+	VMAXPD       Z1, Z8, Z1 // max(−40, x); NaN stays NaN
+	VMOVAPD      Z10, Z2
+	VFMADD231PD  Z9, Z1, Z2 // kd = x·16/ln2 + shifter: k in the low bits
+	VSUBPD       Z10, Z2, Z3 // k
+	VFNMADD231PD Z11, Z3, Z1 // r = x − k·ln2hi/16 (exact)
+	VFNMADD231PD Z12, Z3, Z1 // r −= k·ln2lo/16
+	VMOVDQA64    Z2, Z4
+	VPERMI2PD    Z23, Z22, Z4 // hi = 2^{j/16} (index: the low four bits)
+	VMOVDQA64    Z2, Z5
+	VPERMI2PD    Z25, Z24, Z5 // lo
+	VMULPD       Z27, Z3, Z6 // k/16 (exact)
+	VSCALEFPD    Z6, Z4, Z4 // hi·2ⁿ, n = ⌊k/16⌋ (exact: no overflow, no underflow)
+	VSCALEFPD    Z6, Z5, Z5 // lo·2ⁿ
+	VMOVAPD      Z15, Z7 // 1/8!
+	VFMADD213PD  Z16, Z1, Z7
+	VFMADD213PD  Z17, Z1, Z7
+	VFMADD213PD  Z18, Z1, Z7
+	VFMADD213PD  Z19, Z1, Z7
+	VFMADD213PD  Z20, Z1, Z7
+	VFMADD213PD  Z21, Z1, Z7 // P(r), ending with 1/2!
+	VMULPD       Z1, Z1, Z26 // r²
+	VFMADD213PD  Z1, Z26, Z7 // q = r²·P + r
+	VFMADD213PD  Z5, Z4, Z7 // hi·q + lo
+	VSUBPD       Z13, Z4, Z4 // hi − 1
+	VADDPD       Z7, Z4, Z4 // e^x − 1
+	VPTESTMQ     Z14, Z0, K1 // lanes whose a has its sign bit set
+	VMOVAPD      Z4, K1, Z0
 	VMOVUPD      Z0, 0(SI)
-	VMOVUPD      Z5, 64(SI)
-	ADDQ         $128, SI
-	DECQ         BX
-	JNZ          pair64
-
-tail64:
-	TESTQ CX, CX
-	JZ    end64
-	VMOVUPD      0(SI), Z0    // a
-	VPORQ        Z15, Z0, Z1    // x = −|a|
-	VMAXPD       Z1, Z8, Z1    // x = max(−40, x); NaN stays NaN
-	VMULPD       Z9, Z1, Z2
-	VRNDSCALEPD  $0, Z2, Z2    // n
-	VFNMADD231PD Z10, Z2, Z1    // r = x − n·ln2hi
-	VFNMADD231PD Z11, Z2, Z1    // r −= n·ln2lo
-	VMOVAPD      Z16, Z3
-	VFMADD213PD  Z17, Z1, Z3
-	VFMADD213PD  Z18, Z1, Z3
-	VFMADD213PD  Z19, Z1, Z3
-	VFMADD213PD  Z20, Z1, Z3
-	VFMADD213PD  Z21, Z1, Z3
-	VFMADD213PD  Z22, Z1, Z3
-	VFMADD213PD  Z23, Z1, Z3
-	VFMADD213PD  Z24, Z1, Z3
-	VFMADD213PD  Z25, Z1, Z3
-	VFMADD213PD  Z26, Z1, Z3
-	VFMADD213PD  Z27, Z1, Z3
-	VFMADD213PD  Z28, Z1, Z3    // P(r), ending with 1/2!
-	VFMADD213PD  Z14, Z1, Z3    // 1 + r·P
-	VMULPD       Z1, Z3, Z3    // q = e^r − 1
-	VCVTPD2DQ    Z2, Y2
-	VPMOVSXDQ    Y2, Z2
-	VPSLLQ       $52, Z2, Z2
-	VPADDQ       Z14, Z2, Z2    // 2ⁿ
-	VSUBPD       Z14, Z2, Z4    // 2ⁿ − 1
-	VFMADD213PD  Z4, Z2, Z3    // 2ⁿ·q + (2ⁿ − 1)
-	VPTESTMQ     Z15, Z0, K1    // lanes whose a has its sign bit set
-	VMOVAPD      Z3, K1, Z0
-	VMOVUPD      Z0, 0(SI)
-
-end64:
+	ADDQ         $64, SI
+	DECQ         CX
+	JNZ          loop64
 	VZEROUPPER
 
 done64:

@@ -12,13 +12,13 @@ import (
 func eluF32AVX2(x []float32, c *[16]float32)
 
 //go:noescape
-func eluF64AVX2(x []float64, c *[20][4]float64)
+func eluF64AVX2(x []float64, c *eluConsts64)
 
 //go:noescape
 func eluF32AVX512(x []float32, c *[16]float32)
 
 //go:noescape
-func eluF64AVX512(x []float64, c *[20][4]float64)
+func eluF64AVX512(x []float64, c *eluConsts64)
 
 // eluConst32 are the constants of eluF32AVX2 (see exp32).
 var eluConst32 = [16]float32{
@@ -26,27 +26,6 @@ var eluConst32 = [16]float32{
 	1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1,
 	1, math.Float32frombits(0x80000000), expHi32, expLo32,
 }
-
-// eluConst64 are the constants of eluF64AVX2, each repeated over the four lanes.
-var eluConst64 = func() (c [20][4]float64) {
-	row := func(i int, v float64) { c[i] = [4]float64{v, v, v, v} }
-	row(0, -40)
-	row(1, math.Log2E)
-	row(2, 6.93147180369123816490e-01)
-	row(3, 1.90821492927058770002e-10)
-	row(4, 1)
-	row(5, math.Float64frombits(1<<63))
-	f := 1.0
-	coef := make([]float64, 15)
-	for k := 1; k <= 14; k++ {
-		f *= float64(k)
-		coef[k] = 1 / f
-	}
-	for i := 0; i < 13; i++ { // 1/14!, 1/13!, …, 1/2!
-		row(6+i, coef[14-i])
-	}
-	return c
-}()
 
 // hasAVX2FMA reports whether the vector kernels can run (read once from the CPU's feature bits).
 var hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA

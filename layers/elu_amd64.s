@@ -101,10 +101,12 @@ loop32:
 done32:
 	RET
 
-// func eluF64AVX2(x []float64, c *[20][4]float64)
-// ELU in place on the first len(x)&^3 elements, with e^x − 1 = 2ⁿ(e^r − 1) + (2ⁿ − 1), x = n ln2 + r,
-// e^r − 1 = r(1 + r·P(r)), P the Taylor polynomial 1/2! + r/3! + … + r¹²/14!.
-// c rows: clamp, log2e, ln2hi, ln2lo, one, signmask, then the 13 coefficients 1/14!, 1/13!, …, 1/2!.
+// func eluF64AVX2(x []float64, c *eluConsts64)
+// ELU in place on the first len(x)&^3 elements: the steps of elu64Scalar (see there) four lanes at a time,
+// so that each element gets the same bits: k = round(x·16/ln2) by the shifter, r = x − k·ln2/16, 2^{j/16}
+// (hi, lo) gathered from the table, 2ⁿ from the shifter's bits, e^r − 1 to r⁸, then (hi − 1) + (hi·q + lo).
+// c rows (32 bytes each): clamp, 16/ln2, shifter, ln2/16 hi, lo, one, sign mask, index mask 15, then the
+// coefficients 1/8!, …, 1/2! (rows 8…14), 1/16; the tables at 512 (hi) and 640 (lo).
 TEXT ·eluF64AVX2(SB), NOSPLIT, $0-32
 	MOVQ x_base+0(FP), SI
 	MOVQ x_len+8(FP), CX
@@ -112,42 +114,46 @@ TEXT ·eluF64AVX2(SB), NOSPLIT, $0-32
 	SHRQ $2, CX
 	JZ   done64
 	VMOVUPD 0(DX), Y8    // clamp −40
-	VMOVUPD 32(DX), Y9   // log2 e
-	VMOVUPD 64(DX), Y10  // ln2 hi
-	VMOVUPD 96(DX), Y11  // ln2 lo
-	VMOVUPD 128(DX), Y14 // 1.0
-	VMOVUPD 160(DX), Y15 // sign mask
+	VMOVUPD 32(DX), Y9   // 16/ln2
+	VMOVUPD 64(DX), Y10  // shifter
+	VMOVUPD 96(DX), Y11  // ln2/16 hi
+	VMOVUPD 128(DX), Y12 // ln2/16 lo
+	VMOVUPD 160(DX), Y13 // 1.0
+	VMOVUPD 192(DX), Y14 // sign mask
+	VMOVUPD 224(DX), Y15 // 15
 
 loop64:
-	VMOVUPD      (SI), Y0      // a
-	VORPD        Y15, Y0, Y1   // x = −|a|
-	VMAXPD       Y1, Y8, Y1    // x = max(−40, x); NaN stays NaN
-	VMULPD       Y9, Y1, Y2
-	VROUNDPD     $0, Y2, Y2    // n
-	VFNMADD231PD Y10, Y2, Y1   // r = x − n·ln2hi
-	VFNMADD231PD Y11, Y2, Y1   // r −= n·ln2lo
-	VMOVUPD      192(DX), Y3   // 1/14!
-	VFMADD213PD  224(DX), Y1, Y3
-	VFMADD213PD  256(DX), Y1, Y3
-	VFMADD213PD  288(DX), Y1, Y3
-	VFMADD213PD  320(DX), Y1, Y3
-	VFMADD213PD  352(DX), Y1, Y3
-	VFMADD213PD  384(DX), Y1, Y3
-	VFMADD213PD  416(DX), Y1, Y3
-	VFMADD213PD  448(DX), Y1, Y3
-	VFMADD213PD  480(DX), Y1, Y3
-	VFMADD213PD  512(DX), Y1, Y3
-	VFMADD213PD  544(DX), Y1, Y3
-	VFMADD213PD  576(DX), Y1, Y3 // P(r), ending with 1/2!
-	VFMADD213PD  Y14, Y1, Y3     // 1 + r·P
-	VMULPD       Y1, Y3, Y3      // q = e^r − 1
-	VCVTPD2DQY   Y2, X2
-	VPMOVSXDQ    X2, Y2
-	VPSLLQ       $52, Y2, Y2
-	VPADDQ       Y14, Y2, Y2     // 2ⁿ
-	VSUBPD       Y14, Y2, Y4     // 2ⁿ − 1
-	VFMADD213PD  Y4, Y2, Y3      // 2ⁿ·q + (2ⁿ − 1)
-	VBLENDVPD    Y0, Y3, Y0, Y0
+	VMOVUPD      (SI), Y0            // a
+	VORPD        Y14, Y0, Y1         // x = −|a|
+	VMAXPD       Y1, Y8, Y1          // x = max(−40, x); NaN stays NaN
+	VMOVAPD      Y10, Y2
+	VFMADD231PD  Y9, Y1, Y2          // kd = x·16/ln2 + shifter: k in the low bits
+	VSUBPD       Y10, Y2, Y3         // k
+	VFNMADD231PD Y11, Y3, Y1         // r = x − k·ln2hi/16 (exact)
+	VFNMADD231PD Y12, Y3, Y1         // r −= k·ln2lo/16
+	VPAND        Y15, Y2, Y6         // j = k mod 16
+	VPCMPEQQ     Y7, Y7, Y7
+	VGATHERQPD   Y7, 512(DX)(Y6*8), Y4 // hi
+	VPCMPEQQ     Y7, Y7, Y7
+	VGATHERQPD   Y7, 640(DX)(Y6*8), Y5 // lo
+	VPSRLQ       $4, Y2, Y6
+	VPSLLQ       $52, Y6, Y6
+	VPADDQ       Y13, Y6, Y6         // 2ⁿ, n = k >> 4
+	VMULPD       Y6, Y4, Y4          // hi·2ⁿ
+	VMULPD       Y6, Y5, Y5          // lo·2ⁿ
+	VMOVUPD      256(DX), Y7         // 1/8!
+	VFMADD213PD  288(DX), Y1, Y7
+	VFMADD213PD  320(DX), Y1, Y7
+	VFMADD213PD  352(DX), Y1, Y7
+	VFMADD213PD  384(DX), Y1, Y7
+	VFMADD213PD  416(DX), Y1, Y7
+	VFMADD213PD  448(DX), Y1, Y7     // P(r), ending with 1/2!
+	VMULPD       Y1, Y1, Y3          // r²
+	VFMADD213PD  Y1, Y3, Y7          // q = r²·P + r
+	VFMADD213PD  Y5, Y4, Y7          // hi·q + lo
+	VSUBPD       Y13, Y4, Y4         // hi − 1
+	VADDPD       Y7, Y4, Y4          // e^x − 1
+	VBLENDVPD    Y0, Y4, Y0, Y0      // where a's sign bit is set
 	VMOVUPD      Y0, (SI)
 	ADDQ         $32, SI
 	DECQ         CX

@@ -282,52 +282,114 @@ func eluInPlace[T float](x []T) {
 			v[i] = math.Float32frombits(b&^m | neg&m)
 		}
 	case []float64:
-		// e^x − 1 for x = −|a| ≤ 0, branch-free apart from a rarely taken clamp, inlined (a call costs as
-		// much as the arithmetic). With x = (64k + j)·ln2/64 + r, |r| ≤ ln2/128,
-		// e^x − 1 = (s − 1) + s·(e^r − 1), s = 2^k·2^{j/64} = hi + lo from a table; e^r − 1 is its Taylor
-		// polynomial to r⁷ (truncation below 2·10⁻²² absolute, which matters because the result can be 200
-		// times smaller than e^r − 1 near x = −ln2/128); hi − 1 is exact (Sterbenz) wherever the result is
-		// small, and near 0 (s = 1) the result is the polynomial alone: within 2 ulp of math.Expm1.
-		const (
-			shifter = 6755399441055744 // 1.5·2⁵²: adding and subtracting it rounds to an integer
-			inv     = 64 / math.Ln2
-			ln2hi   = 6.93147180369123816490e-01 / 64
-			ln2lo   = 1.90821492927058770002e-10 / 64
-		)
-		for i, a := range v {
-			b := math.Float64bits(a)
-			x := math.Float64frombits(b | 1<<63)
-			if x < -40 {
-				x = -40 // e^−40 < 2⁻⁵⁷: the result is −1 to double precision
-			}
-			n := (x*inv + shifter) - shifter
-			r := x - n*ln2hi - n*ln2lo
-			ni := int64(n)
-			p2 := math.Float64frombits(uint64((ni>>6)+1023) << 52)
-			t := &exp2Table64[ni&63]
-			hi, lo := t[0]*p2, t[1]*p2
-			q := r + r*r*(0.5+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720+r*(1.0/5040))))))
-			neg := math.Float64bits((hi - 1) + (lo + (hi+lo)*q))
-			m := uint64(int64(b) >> 63)
-			v[i] = math.Float64frombits(b&^m | neg&m)
-		}
+		elu64Scalar(v)
 	}
 }
 
-// exp2Table64[j] holds 2^{j/64} as an unevaluated sum hi + lo (hi correctly rounded, lo the remainder),
+// elu64Scalar is the float64 ELU of every x in place, branch-free apart from a rarely taken clamp, the
+// same steps as the vector kernels eluF64AVX2 and eluF64AVX512 (elu_amd64.s, elu512_amd64.s) one element
+// at a time, so that every path gives the same bits. For a ≤ 0, with x = max(a, −40) (e^−40 < 2⁻⁵⁷: the
+// result is −1 to double precision):
+//
+//	k = round(x·16/ln2) (the 1.5·2⁵² shifter, one fused multiply-add), r = x − k·ln2/16 (ln2 in two parts,
+//	the first product exact), |r| ≤ ln2/32; k = 16n + j, j = k mod 16;
+//	s = 2ⁿ·2^{j/16} = hi + lo (hi the rounded table value, lo the remainder, both scaled exactly by 2ⁿ);
+//	q = e^r − 1 = r + r²·(1/2! + r/3! + … + r⁶/8!) (truncation below 3·10⁻²¹ absolute);
+//	e^x − 1 = (hi − 1) + (hi·q + lo)   (the lo·q term, below 2⁻⁵⁴·|q|, dropped).
+//
+// Near 0 (k = 0: hi = 1, lo = 0) the result is q alone, so tiny arguments keep their relative accuracy;
+// for −16 ≤ k < 0, hi ∈ [½, 1) and hi − 1 is exact (Sterbenz), which is where the result can be small;
+// further out the result lies in [½, 1) in magnitude and each of the two roundings costs at most half an
+// ulp. The tests measure at most 1 ulp against math.Expm1 (whose own error is below 1 ulp).
+// 2ⁿ comes from the shifter's bits (k sits in the low mantissa bits): ((bits >> 4) << 52) + bits(1.0), and
+// the table index is the low four bits, which is what the AVX-512 permute reads.
+func elu64Scalar(v []float64) {
+	t := &eluConst64
+	for i, a := range v {
+		b := math.Float64bits(a)
+		x := math.Float64frombits(b | 1<<63)
+		if x < -40 {
+			x = -40
+		}
+		kd := math.FMA(x, elu64Inv, elu64Shifter)
+		kf := kd - elu64Shifter
+		r := math.FMA(-kf, elu64Ln2Hi, x)
+		r = math.FMA(-kf, elu64Ln2Lo, r)
+		kb := math.Float64bits(kd)
+		p2 := math.Float64frombits((kb>>4)<<52 + 0x3ff0000000000000)
+		hi, lo := t.hi[kb&15]*p2, t.lo[kb&15]*p2
+		p := t.c[8][0]
+		for _, c := range t.c[9:15] { // 1/7!, …, 1/2!
+			p = math.FMA(p, r, c[0])
+		}
+		r2 := r * r
+		q := math.FMA(r2, p, r)
+		neg := math.Float64bits((hi - 1) + math.FMA(hi, q, lo))
+		m := uint64(int64(b) >> 63) // all ones when a is negative
+		v[i] = math.Float64frombits(b&^m | neg&m)
+	}
+}
+
+// The reduction constants of the float64 ELU (elu64Scalar): 16/ln2, the 1.5·2⁵² shifter, and ln2/16 in two
+// parts (the first with 21 trailing zero bits, so k·elu64Ln2Hi is exact for |k| < 2²¹; here |k| ≤ 924).
+const (
+	elu64Inv     = 16 / math.Ln2
+	elu64Shifter = 6755399441055744
+	elu64Ln2Hi   = 6.93147180369123816490e-01 / 16
+	elu64Ln2Lo   = 1.90821492927058770002e-10 / 16
+)
+
+// eluConsts64 are the constants of the float64 ELU, the layout its vector kernels read: c rows (each
+// repeated over four lanes) 0 the clamp −40, 1 16/ln2, 2 the shifter, 3 ln2/16 hi, 4 lo, 5 1.0, 6 the sign
+// bit, 7 the integer 15 (the AVX2 table-index mask), 8…14 the Taylor coefficients 1/8!, 1/7!, …, 1/2!,
+// 15 1/16 (AVX-512: n = k/16 for its scale instruction, which takes 2^⌊n⌋); then 2^{j/16} for j = 0…15 as
+// hi and lo (exp2Table16). Byte offsets: c 0, hi 512, lo 640.
+type eluConsts64 struct {
+	c      [16][4]float64
+	hi, lo [16]float64
+}
+
+// eluConst64 is the one set of float64 ELU constants (read-only after initialisation).
+var eluConst64 = func() (t eluConsts64) {
+	row := func(i int, v float64) { t.c[i] = [4]float64{v, v, v, v} }
+	row(0, -40)
+	row(1, elu64Inv)
+	row(2, elu64Shifter)
+	row(3, elu64Ln2Hi)
+	row(4, elu64Ln2Lo)
+	row(5, 1)
+	row(6, math.Float64frombits(1<<63))
+	row(7, math.Float64frombits(15))
+	f := 1.0
+	inv := make([]float64, 9)
+	for k := 1; k <= 8; k++ {
+		f *= float64(k)
+		inv[k] = 1 / f
+	}
+	for i := 0; i < 7; i++ { // 1/8!, 1/7!, …, 1/2!
+		row(8+i, inv[8-i])
+	}
+	row(15, 1.0/16)
+	for j := range t.hi {
+		t.hi[j], t.lo[j] = exp2Table16[j][0], exp2Table16[j][1]
+	}
+	return t
+}()
+
+// exp2Table16[j] holds 2^{j/16} as an unevaluated sum hi + lo (hi correctly rounded, lo the remainder),
 // computed once by Newton's method in 200-bit arithmetic.
-var exp2Table64 = func() (t [64][2]float64) {
+var exp2Table16 = func() (t [16][2]float64) {
 	for j := range t {
 		target := new(big.Float).SetPrec(200).SetMantExp(big.NewFloat(1), j) // 2^j
-		y := new(big.Float).SetPrec(200).SetFloat64(math.Exp2(float64(j) / 64))
-		for it := 0; it < 4; it++ { // y ← y − (y⁶⁴ − 2^j)/(64 y⁶³)
-			y63 := new(big.Float).SetPrec(200).SetFloat64(1)
-			for k := 0; k < 63; k++ {
-				y63.Mul(y63, y)
+		y := new(big.Float).SetPrec(200).SetFloat64(math.Exp2(float64(j) / 16))
+		for it := 0; it < 4; it++ { // y ← y − (y¹⁶ − 2^j)/(16 y¹⁵)
+			y15 := new(big.Float).SetPrec(200).SetFloat64(1)
+			for k := 0; k < 15; k++ {
+				y15.Mul(y15, y)
 			}
-			f := new(big.Float).SetPrec(200).Mul(y63, y)
+			f := new(big.Float).SetPrec(200).Mul(y15, y)
 			f.Sub(f, target)
-			d := new(big.Float).SetPrec(200).Mul(y63, big.NewFloat(64))
+			d := new(big.Float).SetPrec(200).Mul(y15, big.NewFloat(16))
 			y.Sub(y, f.Quo(f, d))
 		}
 		hi, _ := y.Float64()

@@ -192,6 +192,14 @@ func testELUWholeRange(t *testing.T) [2][]uint64 {
 			t.Errorf("float64 ELU(%v) = %v, want %v", x, got, want)
 		}
 	}
+	// The vector kernels evaluate elu64Scalar's steps: the same bits (NaN: any NaN).
+	ref := append([]float64(nil), xs64...)
+	elu64Scalar(ref)
+	for i, x := range xs64 {
+		if math.Float64bits(v64[i]) != math.Float64bits(ref[i]) && !(math.IsNaN(v64[i]) && math.IsNaN(ref[i])) {
+			t.Errorf("float64 ELU(%v) = %v, elu64Scalar %v", x, v64[i], ref[i])
+		}
+	}
 	positionIndependent(t, "ELU32", xs32, eluInPlace[float32])
 	positionIndependent(t, "ELU64", xs64, eluInPlace[float64])
 	var bits [2][]uint64
