@@ -66,6 +66,12 @@ func eluGradF64AVX2(g, y []float64)
 //go:noescape
 func eluGradToF32AVX2(dst, g, y []float32)
 
+//go:noescape
+func eluGradF32AVX512(g, y []float32)
+
+//go:noescape
+func eluGradF64AVX512(g, y []float64)
+
 // eluGradToVector sets a leading part of dst to g·ELU'(x) given y = ELU(x) with vector instructions and
 // returns how many elements it did.
 func eluGradToVector[T float](dst, g, y []T) int {
@@ -92,6 +98,16 @@ func eluGradVector[T float](g, y []T) int {
 	checkSameLen("eluGrad", "g", len(g), "y", len(y))
 	if !hasAVX2FMA {
 		return 0
+	}
+	if hasAVX512 {
+		switch v := any(g).(type) {
+		case []float32:
+			eluGradF32AVX512(v, any(y).([]float32))
+			return len(v) &^ 15
+		case []float64:
+			eluGradF64AVX512(v, any(y).([]float64))
+			return len(v) &^ 7
+		}
 	}
 	switch v := any(g).(type) {
 	case []float32:
