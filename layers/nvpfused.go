@@ -662,34 +662,33 @@ func nvpMulAtB[T float](m, k int, a, b, c []T, ld, lo, hi int) {
 }
 
 // weightGradCols accumulates C (m×k) += A[:, lo:hi] · B[:, lo:hi]ᵀ for A (m×ld), B (k×ld), a weight
-// gradient: blocks of four rows of A against four rows of B in one pass each where the CPU has the kernel
-// (eight loads per vector serve sixteen products, against five loads for four products in mulABtCols), the
-// leftover rows and columns as mulABtColsWide does them.
-func weightGradCols[T float](m, k int, a, b, c []T, ld, lo, hi int) {
-	var blk [16]T
-	i := 0
-	for ; i+4 <= m && k >= 4; i += 4 {
-		j := 0
-		for ; j+4 <= k; j += 4 {
-			if !dot4x4Vec(a[i*ld+lo:], ld, b[j*ld+lo:], ld, hi-lo, &blk) {
-				break
+// gradient, and bias[i] += Σ A[i, lo:hi], the bias gradient: where the CPU has the kernel, in blocks of up
+// to four rows of A against up to four rows of B, one pass over the columns each (M + N loads per vector
+// serve M·N products, and the row sums of A come with the first column block without loads of their own);
+// otherwise as mulABtColsWide, with the bias as products with the row of ones.
+func weightGradCols[T float](m, k int, a, b, c, bias, ones []T, ld, lo, hi int) {
+	var blk [20]T
+	for i := 0; i < m; i += 4 {
+		M := min(4, m-i)
+		for j := 0; j < k; j += 4 {
+			N := min(4, k-j)
+			if !dotBlkVec(M, N, a[i*ld+lo:], ld, b[j*ld+lo:], ld, hi-lo, &blk) {
+				mulABtColsWide(m, k, a, b, c, ld, lo, hi)
+				mulABtColsWide(m, 1, a, ones, bias, ld, lo, hi)
+				return
 			}
-			for p := range 4 {
-				cr := c[(i+p)*k+j : (i+p)*k+j+4]
+			for p := range M {
+				cr := c[(i+p)*k+j : (i+p)*k+j+N]
 				for q := range cr {
 					cr[q] += blk[4*p+q]
 				}
 			}
+			if j == 0 {
+				for p := range M {
+					bias[i+p] += blk[16+p]
+				}
+			}
 		}
-		if j == 0 { // no kernel
-			break
-		}
-		if j < k { // the last columns of C for these four rows: B's rows j… against A's four rows
-			mulABtColsStrided(k-j, 4, b[j*ld:], a[i*ld:], c[i*k+j:], 1, k, ld, lo, hi)
-		}
-	}
-	if i < m {
-		mulABtColsWide(m-i, k, a[i*ld:], b, c[i*k:], ld, lo, hi)
 	}
 }
 
@@ -705,8 +704,7 @@ func mlpBackward[T float](widths []int, ws [][]T, in []T, hid [][]T, gOut []T, g
 			prev = hid[l-1]
 		}
 		// dW += g·prevᵀ; db += Σ_columns g.
-		weightGradCols(o, i, g, prev, gws[l], n, lo, hi)
-		mulABtColsWide(o, 1, g, ones, gbs[l], n, lo, hi) // Σ over columns, as dot products with a row of ones
+		weightGradCols(o, i, g, prev, gws[l], gbs[l], ones, n, lo, hi)
 		dst := gIn
 		if l > 0 {
 			dst = s1

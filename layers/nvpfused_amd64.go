@@ -30,6 +30,135 @@ func dot4x4Vec[T float](a []T, lda int, b []T, ldb, n int, out *[16]T) bool {
 }
 
 //go:noescape
+func dotBlk1x1F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk1x2F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk1x3F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk1x4F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk2x1F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk2x2F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk2x3F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk2x4F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk3x1F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk3x2F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk3x3F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk3x4F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk4x1F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk4x2F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk4x3F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk4x4F32AVX512(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32)
+
+//go:noescape
+func dotBlk1x1F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk1x2F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk1x3F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk1x4F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk2x1F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk2x2F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk2x3F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk2x4F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk3x1F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk3x2F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk3x3F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk3x4F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk4x1F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk4x2F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk4x3F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+//go:noescape
+func dotBlk4x4F64AVX512(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64)
+
+// dotBlkF32 and dotBlkF64 are the block kernels above by [M−1][N−1].
+var (
+	dotBlkF32 = [4][4]func(a []float32, lda int, b []float32, ldb int, n int, out *[20]float32){
+		{dotBlk1x1F32AVX512, dotBlk1x2F32AVX512, dotBlk1x3F32AVX512, dotBlk1x4F32AVX512},
+		{dotBlk2x1F32AVX512, dotBlk2x2F32AVX512, dotBlk2x3F32AVX512, dotBlk2x4F32AVX512},
+		{dotBlk3x1F32AVX512, dotBlk3x2F32AVX512, dotBlk3x3F32AVX512, dotBlk3x4F32AVX512},
+		{dotBlk4x1F32AVX512, dotBlk4x2F32AVX512, dotBlk4x3F32AVX512, dotBlk4x4F32AVX512}}
+	dotBlkF64 = [4][4]func(a []float64, lda int, b []float64, ldb int, n int, out *[20]float64){
+		{dotBlk1x1F64AVX512, dotBlk1x2F64AVX512, dotBlk1x3F64AVX512, dotBlk1x4F64AVX512},
+		{dotBlk2x1F64AVX512, dotBlk2x2F64AVX512, dotBlk2x3F64AVX512, dotBlk2x4F64AVX512},
+		{dotBlk3x1F64AVX512, dotBlk3x2F64AVX512, dotBlk3x3F64AVX512, dotBlk3x4F64AVX512},
+		{dotBlk4x1F64AVX512, dotBlk4x2F64AVX512, dotBlk4x3F64AVX512, dotBlk4x4F64AVX512}}
+)
+
+// dotBlkVec sets out[4i + j] = Σ_{t<n} a[i·lda + t]·b[j·ldb + t] for i < M, j < N (1 ≤ M, N ≤ 4) and
+// out[16 + i] = Σ_{t<n} a[i·lda + t] in one pass with AVX-512 (nvpfused_amd64.s) and reports true; without
+// AVX-512 it does nothing and returns false. It panics, naming the slice, when a row would run past a or b.
+func dotBlkVec[T float](M, N int, a []T, lda int, b []T, ldb, n int, out *[20]T) bool {
+	if M < 1 || M > 4 || N < 1 || N > 4 || n < 0 || (M-1)*lda+n > len(a) || (N-1)*ldb+n > len(b) {
+		panic(fmt.Sprintf("layers: dotBlk: %d×%d rows of %d from a (%d elements, stride %d) and b (%d, stride %d)", M, N, n, len(a), lda, len(b), ldb))
+	}
+	if !hasAVX512 {
+		return false
+	}
+	switch aa := any(a).(type) {
+	case []float32:
+		dotBlkF32[M-1][N-1](aa, lda, any(b).([]float32), ldb, n, any(out).(*[20]float32))
+	case []float64:
+		dotBlkF64[M-1][N-1](aa, lda, any(b).([]float64), ldb, n, any(out).(*[20]float64))
+	}
+	return true
+}
+
+//go:noescape
 func rowsAxpy1F32AVX512(c []float32, ldc int, a []float32, sr, sl, k int, b []float32, ldb int, init *float32)
 
 //go:noescape

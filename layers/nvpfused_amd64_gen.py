@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes nvpfused_amd64.s: the AVX-512 4×4 dot-product blocks of the fused RealNVP's weight gradients.
+"""Writes nvpfused_amd64.s: the AVX-512 kernels of the fused RealNVP: the 4×4 and M×N (with row sums)
+dot-product blocks of its weight and bias gradients and the R-row products of its layers.
 
     python3 layers/nvpfused_amd64_gen.py > layers/nvpfused_amd64.s
 """
@@ -189,10 +190,109 @@ tail_{name}:""")
     return "\n".join(o) + "\n"
 
 
+def block(M, N, f32):
+    """out[4i + j] = Σ_t a[i·lda + t]·b[j·ldb + t] for i < M, j < N, and out[16 + i] = Σ_t a[i·lda + t]."""
+    s, w, sz = ("PS", 16, 4) if f32 else ("PD", 8, 8)
+    typ = "float32" if f32 else "float64"
+    name = f"dotBlk{M}x{N}{'F32' if f32 else 'F64'}AVX512"
+    mov = "VMOVUPS" if f32 else "VMOVUPD"
+    shift = 2 if f32 else 3
+    o = []
+    p = o.append
+    p(f"""
+// func {name}(a []{typ}, lda int, b []{typ}, ldb int, n int, out *[20]{typ})
+// out[4i + j] = Σ_{{t<n}} a[i·lda + t]·b[j·ldb + t] for i < {M}, j < {N}, and out[16 + i] = Σ_{{t<n}} a[i·lda + t]:
+// {M} rows of a against {N} rows of b, each of the {M + N} loads per {w} columns serving several products,
+// the last n mod {w} columns under a mask (zeroing, so the sums see zeros there).
+TEXT ·{name}(SB), NOSPLIT, $0-80
+	MOVQ a_base+0(FP), SI
+	MOVQ lda+24(FP), R8
+	MOVQ b_base+32(FP), DX
+	MOVQ ldb+56(FP), R11
+	MOVQ n+64(FP), CX
+	MOVQ out+72(FP), DI
+	SHLQ ${shift}, R8
+	SHLQ ${shift}, R11""")
+    arows = ["SI", "R9", "R10", "R8"][:M]
+    brows = ["DX", "R12", "R13", "R11"][:N]
+    chain = [("SI", "R9"), ("R9", "R10"), ("R10", "R8")]
+    for t in range(1, M):
+        src, dst = chain[t - 1]
+        p(f"\tLEAQ ({src})(R8*1), {dst}")
+    chain = [("DX", "R12"), ("R12", "R13"), ("R13", "R11")]
+    for t in range(1, N):
+        src, dst = chain[t - 1]
+        p(f"\tLEAQ ({src})(R11*1), {dst}")
+    acc = lambda i, j: 4 * i + j
+    for i in range(M):
+        for j in range(N):
+            p(f"\tVPXORQ Z{acc(i, j)}, Z{acc(i, j)}, Z{acc(i, j)}")
+        p(f"\tVPXORQ Z{16 + i}, Z{16 + i}, Z{16 + i}")
+    p(f"""	XORQ AX, AX
+	MOVQ CX, BX
+	SHRQ ${4 if f32 else 3}, BX
+	ANDQ ${w - 1}, CX
+	TESTQ BX, BX
+	JZ   tail_{name}
+loop_{name}:""")
+
+    def body(masked):
+        z = ".Z" if masked else ""
+        k = ", K1" if masked else ""
+        for i, r in enumerate(arows):
+            p(f"\t{mov}{z} ({r})(AX*1){k}, Z{20 + i}")
+        for j, r in enumerate(brows):
+            p(f"\t{mov}{z} ({r})(AX*1){k}, Z{24 + j}")
+        for i in range(M):
+            for j in range(N):
+                p(f"\tVFMADD231{s} Z{24 + j}, Z{20 + i}, Z{acc(i, j)}")
+            p(f"\tVADD{s} Z{20 + i}, Z{16 + i}, Z{16 + i}")
+
+    body(False)
+    p(f"""	ADDQ ${w * sz}, AX
+	DECQ BX
+	JNZ  loop_{name}
+tail_{name}:
+	TESTQ CX, CX
+	JZ   sum_{name}
+	MOVQ $1, BX
+	SHLQ CX, BX
+	DECQ BX
+	KMOVW BX, K1""")
+    body(True)
+    p(f"sum_{name}:")
+
+    def reduce(k, off):
+        p(f"\tVEXTRACTF64X4 $1, Z{k}, Y28")
+        p(f"\tVADD{s} Y28, Y{k}, Y{k}")
+        p(f"\tVEXTRACTF32X4 $1, Y{k}, X28")
+        p(f"\tVADD{s} X28, X{k}, X{k}")
+        p(f"\tVHADD{s} X{k}, X{k}, X{k}")
+        if f32:
+            p(f"\tVHADD{s} X{k}, X{k}, X{k}")
+            p(f"\tVMOVSS X{k}, {sz * off}(DI)")
+        else:
+            p(f"\tVMOVSD X{k}, {sz * off}(DI)")
+
+    for i in range(M):
+        for j in range(N):
+            reduce(acc(i, j), acc(i, j))
+    for i in range(M):
+        # VHADD has no EVEX form: the sums move to a low register first.
+        p(f"\tVMOVAP{s[1]} Z{16 + i}, Z0")
+        reduce(0, 16 + i)
+    p("\tVZEROUPPER\n\tRET")
+    return "\n".join(o) + "\n"
+
+
 if __name__ == "__main__":
     out = HEAD + kernel(True) + kernel(False)
     for f32 in (True, False):
         for R in range(1, 9):
             out += axpy(R, f32)
+    for f32 in (True, False):
+        for M in range(1, 5):
+            for N in range(1, 5):
+                out += block(M, N, f32)
     import sys
     sys.stdout.write(out)

@@ -7,9 +7,10 @@ import (
 	"testing"
 )
 
-// weightGradCols (the 4×4 dot-product blocks and the leftover rows and columns) adds A[:, lo:hi]·B[:, lo:hi]ᵀ
-// to C, checked against plain float64 sums for every shape from 1×1 to 9×9 and column ranges that end in
-// whole vectors, partial ones and none, in both dtypes. Tolerance: the kernel sums in another order and,
+// weightGradCols (the M×N dot-product blocks with their row sums, or the products of the other kernel
+// sets) adds A[:, lo:hi]·B[:, lo:hi]ᵀ to C and the row sums of A[:, lo:hi] to the bias, checked against
+// plain float64 sums for every shape from 1×1 to 9×9 and column ranges that end in whole vectors, partial
+// ones and none, in both dtypes, on every kernel set this CPU runs. Tolerance: the kernel sums in another order and,
 // in float32, in float32; n ≤ 70 terms of size ≤ 1 give an error below 70·2⁻²⁴ ≈ 4.2e-6 (float32) and
 // 70·2⁻⁵³ (float64); 1e-5 and 1e-13 leave room.
 func TestWeightGradCols(t *testing.T) {
@@ -31,49 +32,63 @@ func TestWeightGradCols(t *testing.T) {
 					for i := range c0 {
 						c0[i] = rng.Float64()
 					}
-					want := make([]float64, m*k)
-					for i := range m {
-						for j := range k {
-							s := c0[i*k+j]
-							for t := lo; t < hi; t++ {
-								s += a[i*ld+t] * b[j*ld+t]
+					bias0 := make([]float64, m)
+					for i := range bias0 {
+						bias0[i] = rng.Float64()
+					}
+					ones := make([]float64, ld)
+					for i := range ones {
+						ones[i] = 1
+					}
+					// want: C (m·k), then the bias (m).
+					want := make([]float64, m*k+m)
+					ref := func(a, b, c0, bias0 []float64) {
+						for i := range m {
+							for j := range k {
+								s := c0[i*k+j]
+								for t := lo; t < hi; t++ {
+									s += a[i*ld+t] * b[j*ld+t]
+								}
+								want[i*k+j] = s
 							}
-							want[i*k+j] = s
+							s := bias0[i]
+							for t := lo; t < hi; t++ {
+								s += a[i*ld+t]
+							}
+							want[m*k+i] = s
 						}
 					}
 					var got []float64
 					tol := 1e-13
 					if is32 {
-						a32, b32, c32 := to32(a), to32(b), to32(c0)
-						weightGradCols(m, k, a32, b32, c32, ld, lo, hi)
-						got = to64(c32)
+						a32, b32, c32, bias32 := to32(a), to32(b), to32(c0), to32(bias0)
+						weightGradCols(m, k, a32, b32, c32, bias32, to32(ones), ld, lo, hi)
+						got = append(to64(c32), to64(bias32)...)
 						tol = 1e-5
 						// The reference from the float32-rounded inputs.
-						for i := range m {
-							for j := range k {
-								s := float64(float32(c0[i*k+j]))
-								for t := lo; t < hi; t++ {
-									s += float64(a32[i*ld+t]) * float64(b32[j*ld+t])
-								}
-								want[i*k+j] = s
-							}
-						}
+						ref(to64(a32), to64(b32), to64(to32(c0)), to64(to32(bias0)))
 					} else {
-						c := append([]float64(nil), c0...)
-						weightGradCols(m, k, a, b, c, ld, lo, hi)
-						got = c
+						c, bias := append([]float64(nil), c0...), append([]float64(nil), bias0...)
+						weightGradCols(m, k, a, b, c, bias, ones, ld, lo, hi)
+						got = append(c, bias...)
+						ref(a, b, c0, bias0)
 					}
 					for i := range want {
 						if math.Abs(got[i]-want[i]) > tol {
-							t.Fatalf("m=%d k=%d cols [%d,%d): C[%d] = %.10g, want %.10g", m, k, lo, hi, i, got[i], want[i])
+							t.Fatalf("m=%d k=%d cols [%d,%d): element %d of [C; bias] = %.10g, want %.10g", m, k, lo, hi, i, got[i], want[i])
 						}
 					}
 				}
 			}
 		}
 	}
-	for _, is32 := range []bool{true, false} {
-		t.Run(fmt.Sprintf("float32=%v", is32), func(t *testing.T) { check(t, is32) })
+	for _, mode := range productModes() {
+		for _, is32 := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/float32=%v", mode, is32), func(t *testing.T) {
+				defer useProductKernels(mode)()
+				check(t, is32)
+			})
+		}
 	}
 }
 

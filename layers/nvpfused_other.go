@@ -2,6 +2,9 @@
 
 package layers
 
+// dotBlkVec has no vector kernel on this build.
+func dotBlkVec[T float](M, N int, a []T, lda int, b []T, ldb, n int, out *[20]T) bool { return false }
+
 // dot4x4Vec has no vector kernel on this build.
 func dot4x4Vec[T float](a []T, lda int, b []T, ldb, n int, out *[16]T) bool { return false }
 
