@@ -59,10 +59,10 @@ type nvpCoupling struct {
 	first  int   // index (among the op's inputs) of its first parameter: s-net w0,b0,…, t-net w0,b0,…, scale
 }
 
-// nvpRows is where one coupling's activations sit in the activation tensor (row offsets, in rows of n).
+// nvpRows is where one coupling's activations sit in the activation tensor (row offsets). The hidden
+// layers of its two nets are not kept: the backward pass recomputes them (see nvpPlan.layout).
 type nvpRows struct {
 	v, uIn, th, es, tOut int
-	hs, ht               []int
 }
 
 // nvpPlan is the static description of a fused stack and of its activation tensor's layout. Its address
@@ -78,13 +78,24 @@ type nvpPlan struct {
 	scratch   int       // first scratch row
 	total     int       // rows of the activation tensor
 	maxW      int
+	hidRows   int    // rows of the hidden-layer scratch (the widest net's hidden widths, summed)
 	ar        *Arena // where the unpacked outputs and gradients come from (nil: allocated afresh)
 }
 
 func (p *nvpPlan) layers() int { return len(p.couplings[0].widths) - 1 }
 
 // layout places y (dim rows), the log-det (1 row), every coupling's activations and the scratch of both
-// passes (g: dim rows; gs, gt, gv, h1, h2: maxW rows each; ones: 1 row) in one (total, n) tensor.
+// passes (g: dim rows; gs, gt, gv, h1, h2: maxW rows each; ones: 1 row; hid: the hidden layers of one
+// net) in one (total, ld) tensor.
+//
+// The hidden layers are scratch, not activations: the forward pass computes each net's hidden layers into
+// hid and discards them once the net's output is out, and the backward pass recomputes them from the
+// kept conditioning rows v, block of columns by block, just before it backpropagates through that net.
+// The recomputation runs the same kernels on the same inputs, so it gives the same bits. It costs the
+// hidden layers' products and ELUs once more, but those run on rows that stay in cache, while keeping them
+// meant writing 6 of every 7 rows of the tensor to main memory in the forward pass and reading them back
+// in the backward pass, a stream that took longer than the arithmetic (measured on the neuralrg preset:
+// the products that wrote or read kept rows ran several times slower per operation than those on scratch).
 func (p *nvpPlan) layout() {
 	row := p.dim + 1
 	take := func(k int) int { r := row; row += k; return r }
@@ -94,17 +105,18 @@ func (p *nvpPlan) layout() {
 		du := len(cp.u)
 		var r nvpRows
 		r.v, r.uIn, r.th, r.es, r.tOut = take(len(cp.v)), take(du), take(du), take(du), take(du)
+		hid := 0
 		for _, w := range cp.widths[1 : len(cp.widths)-1] {
-			r.hs = append(r.hs, take(w))
-			r.ht = append(r.ht, take(w))
+			hid += w
 		}
 		for _, w := range cp.widths {
 			p.maxW = max(p.maxW, w)
 		}
+		p.hidRows = max(p.hidRows, hid)
 		p.rows = append(p.rows, r)
 	}
 	p.scratch = row
-	p.total = row + p.dim + 5*p.maxW + 1
+	p.total = row + p.dim + 5*p.maxW + 1 + p.hidRows
 	p.ld = actsStride(p.n)
 }
 
@@ -504,15 +516,14 @@ type nvpActs[T float] struct {
 	buf   []T // the whole (total, n) tensor
 	y, ld []T
 	// per coupling, in execution order
-	v    [][]T   // conditioning rows (|v|, n)
-	uIn  [][]T   // transformed rows before the coupling (|u|, n)
-	th   [][]T   // tanh of the s-net output
-	es   [][]T   // exp(±s)
-	tOut [][]T   // t-net output
-	hs   [][][]T // s-net post-activations of the hidden layers
-	ht   [][][]T // t-net post-activations of the hidden layers
+	v    [][]T // conditioning rows (|v|, n)
+	uIn  [][]T // transformed rows before the coupling (|u|, n)
+	th   [][]T // tanh of the s-net output
+	es   [][]T // exp(±s)
+	tOut [][]T // t-net output
 	// scratch
 	g, gs, gt, gv, h1, h2 []T
+	hid                   [][]T // the post-activations of one net's hidden layers (recomputed, see layout)
 	ones                  []T   // n ones
 	views                 [][]T // scratch for splitParams (8 per layer)
 }
@@ -529,19 +540,15 @@ func viewActs[T float](p *nvpPlan, buf []T) *nvpActs[T] {
 		a.th = append(a.th, rows(r.th, du))
 		a.es = append(a.es, rows(r.es, du))
 		a.tOut = append(a.tOut, rows(r.tOut, du))
-		var hs, ht [][]T
-		for l, w := range cp.widths[1 : len(cp.widths)-1] {
-			hs = append(hs, rows(r.hs[l], w))
-			ht = append(ht, rows(r.ht[l], w))
-		}
-		a.hs = append(a.hs, hs)
-		a.ht = append(a.ht, ht)
 	}
 	row := p.scratch
 	next := func(k int) []T { s := rows(row, k); row += k; return s }
 	a.g = next(p.dim)
 	a.gs, a.gt, a.gv, a.h1, a.h2 = next(p.maxW), next(p.maxW), next(p.maxW), next(p.maxW), next(p.maxW)
 	a.ones = next(1)
+	for _, w := range p.couplings[0].widths[1 : len(p.couplings[0].widths)-1] {
+		a.hid = append(a.hid, next(w))
+	}
 	a.views = make([][]T, 8*p.layers())
 	return a
 }
@@ -613,21 +620,27 @@ func addRowsAt[T float](dst []T, rows []int, src []T, n, lo, hi int) {
 // mlpForward runs an MLP (weights ws[l] (out,in), biases bs[l]) on the columns [lo, hi) of in (widths[0], n);
 // hidden post-activations go to hid[l], the last layer's output (no activation) to out.
 func mlpForward[T float](widths []int, ws, bs [][]T, in []T, hid [][]T, out []T, n, lo, hi int) {
+	mlpHidden(widths, ws, bs, in, hid, n, lo, hi)
+	l := len(widths) - 2 // the output layer, without activation
+	prev := in
+	if l > 0 {
+		prev = hid[l-1]
+	}
+	nvpMulABBias(widths[l+1], widths[l], ws[l], prev, bs[l], out, n, lo, hi)
+}
+
+// mlpHidden computes the hidden layers of mlpForward only, into hid.
+func mlpHidden[T float](widths []int, ws, bs [][]T, in []T, hid [][]T, n, lo, hi int) {
 	cur := in
-	for l := 0; l+1 < len(widths); l++ {
-		dst := out
-		if l+2 < len(widths) {
-			dst = hid[l]
-		}
+	for l := 0; l+2 < len(widths); l++ {
+		dst := hid[l]
 		o, i := widths[l+1], widths[l]
 		nvpMulABBias(o, i, ws[l], cur, bs[l], dst, n, lo, hi)
-		if l+2 < len(widths) {
-			if lo == 0 && hi == n { // whole rows: one call over the layer (ELU is elementwise)
-				eluInPlace(dst[:o*n])
-			} else {
-				for r := 0; r < o; r++ {
-					eluInPlace(dst[r*n+lo : r*n+hi])
-				}
+		if lo == 0 && hi == n { // whole rows: one call over the layer (ELU is elementwise)
+			eluInPlace(dst[:o*n])
+		} else {
+			for r := 0; r < o; r++ {
+				eluInPlace(dst[r*n+lo : r*n+hi])
 			}
 		}
 		cur = dst
@@ -760,8 +773,8 @@ func (c *nvpActs[T]) forwardCols(x []T, ps [][]T, lo, hi int) {
 		gatherRows(c.v[k], c.y, cp.v, st, lo, hi)
 		gatherRows(c.uIn[k], c.y, cp.u, st, lo, hi)
 		th := c.th[k] // the s-net output, replaced by its tanh
-		mlpForward(cp.widths, sW, sB, c.v[k], c.hs[k], th, st, lo, hi)
-		mlpForward(cp.widths, tW, tB, c.v[k], c.ht[k], c.tOut[k], st, lo, hi)
+		mlpForward(cp.widths, sW, sB, c.v[k], c.hid, th, st, lo, hi)
+		mlpForward(cp.widths, tW, tB, c.v[k], c.hid, c.tOut[k], st, lo, hi)
 		for r, row := range cp.u {
 			sc := scale[r]
 			y := c.y[row*st+lo : row*st+hi]
@@ -826,7 +839,7 @@ func (c *nvpActs[T]) backwardCols(ps [][]T, gOut []T, gps [][]T, lo, hi int) {
 	order := p.order()
 	for k := len(order) - 1; k >= 0; k-- {
 		cp := p.couplings[order[k]]
-		sW, _, tW, _, scale := splitParams(c.views[:4*nl], ps, cp.first, nl)
+		sW, sB, tW, tB, scale := splitParams(c.views[:4*nl], ps, cp.first, nl)
 		gsW, gsB, gtW, gtB, gScale := splitParams(c.views[4*nl:], gps, cp.first, nl)
 		du := len(cp.u)
 		gs, gt := c.gs[:du*st], c.gt[:du*st]
@@ -855,10 +868,13 @@ func (c *nvpActs[T]) backwardCols(ps [][]T, gOut []T, gps [][]T, lo, hi int) {
 			}
 			gScale[r] += gsc
 		}
-		// Through the two nets; their input gradients add to the conditioning rows.
-		mlpBackward(cp.widths, sW, c.v[k], c.hs[k], gs, gsW, gsB, c.gv, c.h1, c.h2, c.ones, st, lo, hi)
+		// Through the two nets, each after recomputing its hidden layers (see layout); their input gradients
+		// add to the conditioning rows.
+		mlpHidden(cp.widths, sW, sB, c.v[k], c.hid, st, lo, hi)
+		mlpBackward(cp.widths, sW, c.v[k], c.hid, gs, gsW, gsB, c.gv, c.h1, c.h2, c.ones, st, lo, hi)
 		addRowsAt(c.g, cp.v, c.gv, st, lo, hi)
-		mlpBackward(cp.widths, tW, c.v[k], c.ht[k], gt, gtW, gtB, c.gv, c.h1, c.h2, c.ones, st, lo, hi)
+		mlpHidden(cp.widths, tW, tB, c.v[k], c.hid, st, lo, hi)
+		mlpBackward(cp.widths, tW, c.v[k], c.hid, gt, gtW, gtB, c.gv, c.h1, c.h2, c.ones, st, lo, hi)
 		addRowsAt(c.g, cp.v, c.gv, st, lo, hi)
 	}
 }
