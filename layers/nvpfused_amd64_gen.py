@@ -129,6 +129,10 @@ TEXT ·{name}(SB), NOSPLIT, $0-120
     def block(nv, masked, lab):
         k = ", K1" if masked else ""
         z = ".Z" if masked else ""
+        # Registers: nv·R accumulators from Z0, then R broadcasts, then nv vectors of b (at most 32 in all).
+        bz = max(16, nv * R)
+        vz = max(24, bz + R)
+        assert vz + nv <= 32
         # initial values
         p(f"\tTESTQ R14, R14\n\tJNZ  init_{lab}")
         p("\tMOVQ DI, AX")
@@ -144,15 +148,15 @@ TEXT ·{name}(SB), NOSPLIT, $0-120
                 p(f"\tVMOVAP{s[1]} Z{nv * r}, Z{nv * r + v}")
         p(f"go_{lab}:\n\tMOVQ SI, R11\n\tMOVQ DX, R12\n\tMOVQ k+72(FP), CX\n\tTESTQ CX, CX\n\tJZ   store_{lab}\nk_{lab}:")
         for v in range(nv):
-            p(f"\t{mov}{z} {64 * v}(R12){k}, Z{24 + v}")
+            p(f"\t{mov}{z} {64 * v}(R12){k}, Z{vz + v}")
         p("\tMOVQ R11, AX")
         for r in range(R):
-            p(f"\t{bc} (AX), Z{16 + r}")
+            p(f"\t{bc} (AX), Z{bz + r}")
             if r + 1 < R:
                 p("\tADDQ R8, AX")
         for r in range(R):
             for v in range(nv):
-                p(f"\tVFMADD231{s} Z{24 + v}, Z{16 + r}, Z{nv * r + v}")
+                p(f"\tVFMADD231{s} Z{vz + v}, Z{bz + r}, Z{nv * r + v}")
         p(f"\tADDQ R9, R11\n\tADDQ R10, R12\n\tDECQ CX\n\tJNZ  k_{lab}\nstore_{lab}:\n\tMOVQ DI, AX")
         for r in range(R):
             for v in range(nv):
@@ -160,8 +164,21 @@ TEXT ·{name}(SB), NOSPLIT, $0-120
             if r + 1 < R:
                 p("\tADDQ R13, AX")
 
-    # Two vectors (2w columns) per iteration: 2R ≤ 16 accumulators, R broadcasts and two loads of b, so
-    # that every broadcast serves two products; then one vector, then the masked tail. BX counts vectors.
+    # For R ≤ 5 first four vectors (4w columns) per iteration: 4R ≤ 20 accumulators, R broadcasts and four
+    # loads of b, so that every broadcast serves four products and the loop over k, the initial values and
+    # the stores are paid once per four vectors. Then two vectors per iteration: 2R ≤ 16 accumulators, R
+    # broadcasts and two loads of b; then one vector, then the masked tail. BX counts vectors.
+    if R <= 5:
+        p(f"""	CMPQ BX, $4
+	JLT  pair0_{name}
+quad_{name}:""")
+        block(4, False, f"q{name}")
+        p(f"""	ADDQ ${4 * 64}, DI
+	ADDQ ${4 * 64}, DX
+	SUBQ $4, BX
+	CMPQ BX, $4
+	JGE  quad_{name}
+pair0_{name}:""")
     p(f"""	CMPQ BX, $2
 	JLT  one_{name}
 pair_{name}:""")
