@@ -185,3 +185,113 @@ gloop64:
 
 gdone64:
 	RET
+
+// func tanhPrepF32AVX512(m, x []float32)
+// m = −2|x| on the first len(x)&^15 elements (exact).
+TEXT ·tanhPrepF32AVX512(SB), NOSPLIT, $0-48
+	MOVQ m_base+0(FP), DI
+	MOVQ x_base+24(FP), SI
+	MOVQ x_len+32(FP), CX
+	SHRQ $4, CX
+	JZ   tpdone32
+	MOVL         $0x80000000, AX
+	VPBROADCASTD AX, Z3
+	MOVL         $0x40000000, AX // 2.0
+	VPBROADCASTD AX, Z4
+
+tploop32:
+	VPORD   (SI), Z3, Z0 // −|x|
+	VADDPS  Z0, Z0, Z0   // −2|x| (exact)
+	VMOVUPS Z0, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     tploop32
+	VZEROUPPER
+
+tpdone32:
+	RET
+
+// func tanhPrepF64AVX512(m, x []float64)
+// m = −2|x| on the first len(x)&^7 elements (exact).
+TEXT ·tanhPrepF64AVX512(SB), NOSPLIT, $0-48
+	MOVQ m_base+0(FP), DI
+	MOVQ x_base+24(FP), SI
+	MOVQ x_len+32(FP), CX
+	SHRQ $3, CX
+	JZ   tpdone64
+	MOVQ         $0x8000000000000000, AX
+	VPBROADCASTQ AX, Z3
+
+tploop64:
+	VPORQ   (SI), Z3, Z0
+	VADDPD  Z0, Z0, Z0
+	VMOVUPD Z0, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     tploop64
+	VZEROUPPER
+
+tpdone64:
+	RET
+
+// func tanhDoneF32AVX512(x, m []float32)
+// x = sign(x)·|−m/(2 + m)| on the first len(x)&^15 elements (two roundings, as the Go loop).
+TEXT ·tanhDoneF32AVX512(SB), NOSPLIT, $0-48
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
+	MOVQ m_base+24(FP), SI
+	SHRQ $4, CX
+	JZ   tddone32
+	MOVL         $0x80000000, AX
+	VPBROADCASTD AX, Z3
+	MOVL         $0x40000000, AX // 2.0
+	VPBROADCASTD AX, Z4
+
+tdloop32:
+	VMOVUPS (SI), Z0
+	VADDPS  Z4, Z0, Z1   // 2 + m
+	VDIVPS  Z1, Z0, Z1   // m/(2 + m) = −t
+	VPANDND Z1, Z3, Z1   // |t|
+	VPANDD  (DI), Z3, Z2 // the sign of x
+	VPORD   Z2, Z1, Z1
+	VMOVUPS Z1, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     tdloop32
+	VZEROUPPER
+
+tddone32:
+	RET
+
+// func tanhDoneF64AVX512(x, m []float64)
+// x = sign(x)·|−m/(2 + m)| on the first len(x)&^7 elements.
+TEXT ·tanhDoneF64AVX512(SB), NOSPLIT, $0-48
+	MOVQ x_base+0(FP), DI
+	MOVQ x_len+8(FP), CX
+	MOVQ m_base+24(FP), SI
+	SHRQ $3, CX
+	JZ   tddone64
+	MOVQ         $0x8000000000000000, AX
+	VPBROADCASTQ AX, Z3
+	MOVQ         $0x4000000000000000, AX // 2.0
+	VPBROADCASTQ AX, Z4
+
+tdloop64:
+	VMOVUPD (SI), Z0
+	VADDPD  Z4, Z0, Z1
+	VDIVPD  Z1, Z0, Z1
+	VPANDNQ Z1, Z3, Z1
+	VPANDQ  (DI), Z3, Z2
+	VPORQ   Z2, Z1, Z1
+	VMOVUPD Z1, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     tdloop64
+	VZEROUPPER
+
+tddone64:
+	RET

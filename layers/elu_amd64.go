@@ -182,3 +182,51 @@ func expVector64(x []float64) int {
 	expF64AVX2(x, &expConst64)
 	return len(x) &^ 3
 }
+
+//go:noescape
+func tanhPrepF32AVX512(m, x []float32)
+
+//go:noescape
+func tanhPrepF64AVX512(m, x []float64)
+
+//go:noescape
+func tanhDoneF32AVX512(x, m []float32)
+
+//go:noescape
+func tanhDoneF64AVX512(x, m []float64)
+
+// tanhPrepVector sets a leading part of m to −2|x| (the first step of tanhInPlace) with AVX-512 and returns
+// how many elements it did (0 without AVX-512); m has at least len(x) elements.
+func tanhPrepVector[T float](m, x []T) int {
+	if !hasAVX512 {
+		return 0
+	}
+	m = m[:len(x)]
+	switch v := any(x).(type) {
+	case []float32:
+		tanhPrepF32AVX512(any(m).([]float32), v)
+		return len(v) &^ 15
+	case []float64:
+		tanhPrepF64AVX512(any(m).([]float64), v)
+		return len(v) &^ 7
+	}
+	return 0
+}
+
+// tanhDoneVector sets a leading part of x to its sign times |−m/(2 + m)| (the last step of tanhInPlace)
+// with AVX-512 and returns how many elements it did (0 without AVX-512); m has at least len(x) elements.
+func tanhDoneVector[T float](x, m []T) int {
+	if !hasAVX512 {
+		return 0
+	}
+	m = m[:len(x)]
+	switch v := any(x).(type) {
+	case []float32:
+		tanhDoneF32AVX512(v, any(m).([]float32))
+		return len(v) &^ 15
+	case []float64:
+		tanhDoneF64AVX512(v, any(m).([]float64))
+		return len(v) &^ 7
+	}
+	return 0
+}

@@ -65,3 +65,9 @@ func dot4Vec[T float](a, b []T, ldb int, out *[4]T) bool {
 func axpy4Vec[T float](c []T, off, n, ldc int, a []T, sr, sl, k int, b []T, ldb int, init *[4]T) bool {
 	return false
 }
+
+// tanhPrepVector has no vector kernel on this build.
+func tanhPrepVector[T float](m, x []T) int { return 0 }
+
+// tanhDoneVector has no vector kernel on this build.
+func tanhDoneVector[T float](x, m []T) int { return 0 }

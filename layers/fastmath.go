@@ -466,26 +466,30 @@ func expInPlace[T float](x []T) {
 // len(x). NaN stays NaN. The absolute value and the sign are bit operations, not branches: the signs of a
 // coupling's s-net outputs are random, and a branch on them was mispredicted about every other element.
 func tanhInPlace[T float](x, scratch []T) {
+	m := scratch[:len(x)]
+	k := tanhPrepVector(m, x) // the same operations, exact, on a leading part where the CPU has the kernel
 	switch v := any(x).(type) {
 	case []float32:
-		m := any(scratch).([]float32)[:len(v)]
-		for i, a := range v {
-			m[i] = -2 * math.Float32frombits(math.Float32bits(a)&^(1<<31))
+		m := any(m).([]float32)
+		for i, a := range v[k:] {
+			m[k+i] = -2 * math.Float32frombits(math.Float32bits(a)&^(1<<31))
 		}
 		eluInPlace(m)
-		for i, a := range v {
-			t := -m[i] / (2 + m[i])
-			v[i] = math.Float32frombits(math.Float32bits(t)&^(1<<31) | math.Float32bits(a)&(1<<31))
+		k = tanhDoneVector(v, m) // the same two roundings
+		for i, a := range v[k:] {
+			t := -m[k+i] / (2 + m[k+i])
+			v[k+i] = math.Float32frombits(math.Float32bits(t)&^(1<<31) | math.Float32bits(a)&(1<<31))
 		}
 	case []float64:
-		m := any(scratch).([]float64)[:len(v)]
-		for i, a := range v {
-			m[i] = -2 * math.Abs(a)
+		m := any(m).([]float64)
+		for i, a := range v[k:] {
+			m[k+i] = -2 * math.Abs(a)
 		}
 		eluInPlace(m)
-		for i, a := range v {
-			t := -m[i] / (2 + m[i])
-			v[i] = math.Float64frombits(math.Float64bits(t)&^(1<<63) | math.Float64bits(a)&(1<<63))
+		k = tanhDoneVector(v, m)
+		for i, a := range v[k:] {
+			t := -m[k+i] / (2 + m[k+i])
+			v[k+i] = math.Float64frombits(math.Float64bits(t)&^(1<<63) | math.Float64bits(a)&(1<<63))
 		}
 	}
 }

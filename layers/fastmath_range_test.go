@@ -431,3 +431,55 @@ func BenchmarkExpInPlace64(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(src)), "ns/exp")
 	})
 }
+
+// tanhInPlace gives the same bits on the kernel sets this CPU runs (the AVX-512 steps around the ELU and the
+// Go loops do the same exact operations and the same two roundings; see below for the float32 scalar set),
+// over the whole float32 range and beyond in float64, and at every position of a slice.
+func TestTanhKernelsAgree(t *testing.T) {
+	xs32 := rangeValues32()
+	var xs64 []float64
+	for _, x := range xs32 {
+		xs64 = append(xs64, float64(x)/3)
+	}
+	for e := -1074; e <= 1023; e += 5 {
+		v := math.Ldexp(1.25, e)
+		xs64 = append(xs64, v, -v)
+	}
+	run := func(mode string) ([]float32, []float64) {
+		defer useProductKernels(mode)()
+		v32, v64 := append([]float32(nil), xs32...), append([]float64(nil), xs64...)
+		tanhInPlace(v32, make([]float32, len(v32)))
+		tanhInPlace(v64, make([]float64, len(v64)))
+		return v32, v64
+	}
+	// float64: every set against the scalar loops (elu64Scalar takes the vector kernels' steps); float32:
+	// the vector sets against each other (the scalar float32 ELU loop has no fused multiply-adds).
+	var r32 []float32
+	var r64 []float64
+	for _, mode := range productModes() {
+		v32, v64 := run(mode)
+		if r64 == nil {
+			r64 = v64
+		}
+		for i := range v64 {
+			if math.Float64bits(v64[i]) != math.Float64bits(r64[i]) && !(v64[i] != v64[i] && r64[i] != r64[i]) {
+				t.Errorf("%s: float64 tanh(%v) = %v, the scalar loops give %v", mode, xs64[i], v64[i], r64[i])
+			}
+		}
+		if mode == "scalar" {
+			continue
+		}
+		if r32 == nil {
+			r32 = v32
+		}
+		for i := range v32 {
+			if math.Float32bits(v32[i]) != math.Float32bits(r32[i]) && !(v32[i] != v32[i] && r32[i] != r32[i]) {
+				t.Errorf("%s: float32 tanh(%v) = %v, the first vector set gives %v", mode, xs32[i], v32[i], r32[i])
+			}
+		}
+	}
+	tanh32 := func(x []float32) { tanhInPlace(x, make([]float32, len(x))) }
+	tanh64 := func(x []float64) { tanhInPlace(x, make([]float64, len(x))) }
+	positionIndependent(t, "tanh32", xs32[:200], tanh32)
+	positionIndependent(t, "tanh64", xs64[:200], tanh64)
+}

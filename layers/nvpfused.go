@@ -606,11 +606,13 @@ func gatherRows[T float](dst, x []T, rows []int, n, lo, hi int) {
 	}
 }
 
-// addRowsAt adds row r of src to row rows[r] of dst, columns [lo, hi).
+// addRowsAt adds row r of src to row rows[r] of dst, columns [lo, hi): with the vector kernel of
+// addScaleRows where the CPU has it ((d + s)·1 is d + s, one rounding), the rest in a loop.
 func addRowsAt[T float](dst []T, rows []int, src []T, n, lo, hi int) {
 	for r, to := range rows {
 		d, s := dst[to*n+lo:to*n+hi], src[r*n+lo:r*n+hi]
-		s = s[:len(d)]
+		k := addScaleVector(d, s, 1)
+		d, s = d[k:], s[k:len(d)]
 		for j := range d {
 			d[j] += s[j]
 		}
