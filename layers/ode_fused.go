@@ -174,7 +174,7 @@ func (o ODE) fusedPlan(x *G.Node, t0, t1 float64, kinetic bool) (*odePlan, error
 	_, _, param, np := k.kernelGeom(sh[2], sh[3])
 	return &odePlan{b: sh[0], c: sh[1], h: sh[2], w: sh[3], freqs: append([]float64(nil), k.freqs()...), odd: k.Odd,
 		nf: k.Features(), k: k.timeBasis(), np: np, param: param, steps: o.Steps, t0: t0, t1: t1, tab: o.tableau(),
-		kinetic: kinetic, lanes: sh[2] == laneSide && sh[3] == laneSide}, nil
+		kinetic: kinetic, lanes: laneSides(sh[2], sh[3])}, nil
 }
 
 // fusedNodes applies the fused ops to x and the kernel parameter wp (K, C, F·C, P) and unpacks x(t₁)

@@ -64,6 +64,11 @@ func fft16LanesVec[T float](z []T, stride, count, step int, inverse bool) bool {
 	return true
 }
 
+// butterfly32LanesVec has no vector kernel yet: the Go loops run.
+func butterfly32LanesVec[T float](z []T, stride, count, step int, inverse bool, tw *[32]T) bool {
+	return false
+}
+
 //go:noescape
 func odeHarmonicF32AVX512(sp, cp, s1, c1, sk, ck *float32, n int, sum *float32)
 
@@ -115,12 +120,11 @@ func odeCMacF32AVX2(dst, src, coef *float32, n, srcStride, coefStride, sites, si
 func odeCMacF64AVX2(dst, src, coef *float64, n, srcStride, coefStride, sites, siteStride int)
 
 // spectralVec runs spectral with vector instructions and reports whether it could; the caller has
-// checked the bounds and that n ≥ 1 (strides in elements).
-func spectralVec[T float](dst, src, coef []T, n, srcStride, coefStride, sites int) bool {
+// checked the bounds and that n ≥ 1 (strides in elements, cs the site stride).
+func spectralVec[T float](dst, src, coef []T, n, srcStride, coefStride, sites, cs int) bool {
 	if !hasAVX2FMA || sites == 0 {
 		return false
 	}
-	cs := laneCS[T]()
 	switch d := any(dst).(type) {
 	case []float32:
 		f := odeCMacF32AVX2
@@ -190,12 +194,11 @@ func odeCDotF32AVX2(dst, gp, zp *float32, sites, siteStride int)
 func odeCDotF64AVX2(dst, gp, zp *float64, sites, siteStride int)
 
 // laneCDotVec runs laneCDot with vector instructions and reports whether it could; the caller has checked
-// the bounds.
-func laneCDotVec[T float](dst, g, z []T, sites int) bool {
+// the bounds (cs the site stride in elements).
+func laneCDotVec[T float](dst, g, z []T, sites, cs int) bool {
 	if !hasAVX2FMA || sites == 0 {
 		return false
 	}
-	cs := laneCS[T]()
 	switch d := any(dst).(type) {
 	case []float32:
 		f := odeCDotF32AVX2
