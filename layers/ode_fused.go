@@ -21,11 +21,12 @@ import (
 // ĥ_j and one inverse FFT per channel, the kernels' spectra computed once per run (W(t) = Σ_k b_k(t) W_k
 // is linear in the parameters, so Ŵ(t) = Σ_k b_k(t) Ŵ_k); the spectrum of the state itself (the feature
 // φ) follows the Runge–Kutta combinations by linearity, Ŷ_i = X̂ + h Σ_j a_ij v̂_j, with no transform.
-// Samples evolve independently. On 16×16 lattices the lane engine (ode_fused_lanes.go) integrates 32
-// samples together in the tensors' own precision, every per-site number a vector over the samples: lane
-// FFTs and sincos in assembly, full complex spectra of pairs of features, adjoints on the sites. On the
-// other lattices the per-sample engine below runs one sample's whole trajectory at a time, in float64
-// whatever the dtype (sines and cosines to ~2e-9 for float32 tensors, to a few ulp for float64); the
+// Samples evolve independently. On 16×16 and 32×32 lattices the lane engine (ode_fused_lanes.go)
+// integrates 32 samples together in the tensors' own precision, every per-site number a vector over the
+// samples: lane FFTs (16-point radix-4×4; 32-point, one radix-2 step over two of those) and sincos in
+// assembly, full complex spectra of pairs of features, adjoints on the sites. On the other lattices the
+// per-sample engine below runs one sample's whole trajectory at a time, in float64 whatever the dtype
+// (sines and cosines to ~2e-9 for float32 tensors, to a few ulp for float64); the
 // description that follows is the per-sample engine's, the lane engine computes the same numbers.
 //
 // The backward pass is the discrete adjoint of the unrolled scheme (reverse-mode differentiation of the
@@ -67,7 +68,7 @@ type odePlan struct {
 	t0, t1     float64
 	tab        tableau
 	kinetic    bool   // keep the k_i: the kinetic energy is differentiable
-	lanes      bool   // 16×16: the lane engine (ode_fused_lanes.go), laneN samples at a time
+	lanes      bool   // 16×16 and 32×32 (laneSides): the lane engine (ode_fused_lanes.go), laneN samples at a time
 	ar         *Arena // where the ops' outputs come from (nil: allocated afresh)
 }
 
@@ -174,7 +175,7 @@ func (o ODE) fusedPlan(x *G.Node, t0, t1 float64, kinetic bool) (*odePlan, error
 	_, _, param, np := k.kernelGeom(sh[2], sh[3])
 	return &odePlan{b: sh[0], c: sh[1], h: sh[2], w: sh[3], freqs: append([]float64(nil), k.freqs()...), odd: k.Odd,
 		nf: k.Features(), k: k.timeBasis(), np: np, param: param, steps: o.Steps, t0: t0, t1: t1, tab: o.tableau(),
-		kinetic: kinetic, lanes: sh[2] == laneSide && sh[3] == laneSide}, nil
+		kinetic: kinetic, lanes: laneSides(sh[2], sh[3])}, nil
 }
 
 // fusedNodes applies the fused ops to x and the kernel parameter wp (K, C, F·C, P) and unpacks x(t₁)

@@ -8,12 +8,18 @@ import (
 )
 
 // BenchmarkFusedODE times the fused integration of the ode-gerdes field (odd features φ, sin ωφ for
-// ω = 1…4, whole-lattice D4 kernels, 8 RK4 steps) at batch 256, L = 16: the forward and the backward
-// computations called directly (no graph), in float64 and float32, with the lane engine (the one a 16×16
-// lattice gets) and the per-sample one; and the transforms of each: one real 2-D FFT of the per-sample
-// engine, one complex 2-D lane FFT (32 samples) of the lane engine.
+// ω = 1…4, whole-lattice D4 kernels, 8 RK4 steps) at batch 256, L = 16 and 32: the forward and the backward
+// computations called directly (no graph), in float64 and float32, with the lane engine (the one 16×16 and
+// 32×32 lattices get) and the per-sample one; and the transforms of each: one real 2-D FFT of the
+// per-sample engine, one complex 2-D lane FFT (32 samples) of the lane engine.
 func BenchmarkFusedODE(b *testing.B) {
-	const batch, L = 256, 16
+	for _, L := range []int{16, 32} {
+		b.Run(fmt.Sprint("L", L), func(b *testing.B) { benchFusedODE(b, L) })
+	}
+}
+
+func benchFusedODE(b *testing.B, L int) {
+	const batch = 256
 	o := ODE{Field: KernelField{Channels: 1, Freqs: []float64{1, 2, 3, 4}, Odd: true, D4: true}, Steps: 8}
 	_, _, param, np := o.Field.(KernelField).kernelGeom(L, L)
 	p := &odePlan{b: batch, c: 1, h: L, w: L, freqs: []float64{1, 2, 3, 4}, odd: true, nf: 5, k: 3, np: np, param: param,
@@ -30,18 +36,18 @@ func BenchmarkFusedODE(b *testing.B) {
 		})
 	}
 	for _, dt := range []string{"float64", "float32"} {
-		b.Run("lanefft2-16/"+dt, func(b *testing.B) {
+		b.Run(fmt.Sprintf("lanefft2-%d/%s", L, dt), func(b *testing.B) {
 			run := func(z any) {
 				switch z := z.(type) {
 				case []float64:
-					fft2Lanes(z, 1, false)
+					fft2Lanes(z, 1, L, false)
 				case []float32:
-					fft2Lanes(z, 1, false)
+					fft2Lanes(z, 1, L, false)
 				}
 			}
-			var z any = make([]float64, L*L*laneCS[float64]())
+			var z any = make([]float64, L*L*laneCS[float64](L))
 			if dt == "float32" {
-				z = make([]float32, L*L*laneCS[float32]())
+				z = make([]float32, L*L*laneCS[float32](L))
 			}
 			c0 := cpuNow()
 			for i := 0; i < b.N; i++ {

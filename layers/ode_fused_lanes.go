@@ -5,29 +5,40 @@ import (
 	"math"
 )
 
-// The lane engine of the fused ODE op on 16×16 lattices: the integration of laneN samples at a time, every
-// per-site quantity stored as laneN consecutive numbers (one per sample of the block), so that the 2-D
-// FFTs, the spectral products and the feature loops run across samples, the FFTs with vector instructions.
+// The lane engine of the fused ODE op on 16×16 and 32×32 lattices: the integration of laneN samples at a
+// time, every per-site quantity stored as laneN consecutive numbers (one per sample of the block), so that
+// the 2-D FFTs, the spectral products and the feature loops run across samples, with vector instructions.
 //
-// A real lane plane is V·laneN numbers, site-major ([site][lane]); a complex lane plane is V·2·laneN
-// numbers, [site][re, im][lane]. The spectra are full 16×16 complex spectra in digit-reversed order on both
-// axes (position 4a + b of an axis holds frequency a + 4b), the order the in-place radix-4×4 transform
-// leaves them in; the spectra of the kernels are computed by the same transform, so every spectral product
-// pairs matching frequencies, and the inverse transform takes that order back to the sites.
+// A real lane plane is V·laneN numbers, site-major ([site][lane]); a complex lane plane is V·laneCS
+// numbers, [site][re, im, pad][lane]. The spectra are full complex spectra in a fixed permuted order on
+// both axes, the order the in-place transforms leave them in: on a 16-point axis digit-reversed (position
+// 4a + b holds frequency a + 4b, laneFreq16); on a 32-point axis, one decimation-in-time radix-2 step over
+// two 16-point transforms, position 2n + e holds frequency digitRev16(n) + 16e (laneFreq32). The spectra of
+// the kernels are computed by the same transform, so every spectral product pairs matching frequencies,
+// and the inverse transform takes that order back to the sites.
 
 // laneN is the number of samples a lane block integrates together.
 const laneN = 32
 
-// laneSide is the lattice side the lane engine handles.
-const laneSide = 16
+// laneSides reports whether the lane engine handles an h×w lattice: square, side 16 or 32.
+func laneSides(h, w int) bool { return h == w && (h == 16 || h == 32) }
 
-// laneCS is the stride of the sites of a complex lane plane: laneN real parts, laneN imaginary parts and a
-// pad of one 64-byte line (float64) or 16 numbers (float32), so that the 16 points of a column transform
-// (16 site strides apart) are not a multiple of 4 KiB apart: at a power-of-two stride they all fall in
-// one set of the L1 cache and evict each other within a transform.
-func laneCS[T float]() int {
+// laneCS is the stride of the sites of a complex lane plane of side × side sites: laneN real parts, laneN
+// imaginary parts and a pad, so that the points of one column transform do not fall into one set of the
+// L1 cache (which happens when they are a multiple of 4 KiB apart: they evict each other within the
+// transform). Side 16: a pad of one 64-byte line (float64) or 16 numbers (float32); the 16 points of a
+// column are 16 site strides apart. Side 32: the two 16-point transforms of a column run at 64 site
+// strides, a multiple of 4 KiB for every line-aligned site stride, so the pad breaks the line alignment
+// (see laneCS32Pad).
+func laneCS[T float](side int) int {
 	var z T
-	if _, ok := any(z).(float32); ok {
+	_, f32 := any(z).(float32)
+	switch {
+	case side == 32 && f32:
+		return 2*laneN + laneCS32PadF32
+	case side == 32:
+		return 2*laneN + laneCS32PadF64
+	case f32:
 		return 2*laneN + 16
 	}
 	return 2*laneN + 8
@@ -80,13 +91,120 @@ func fft16Lanes[T float](z []T, stride, count, step int, inverse bool) {
 // digitRev16 is the base-4 digit reversal of n < 16: 4a + b ↦ a + 4b.
 func digitRev16(n int) int { return n>>2 | (n&3)<<2 }
 
-// fft2Lanes transforms np consecutive complex lane planes (16×16 sites) of z in place: rows, then columns.
-func fft2Lanes[T float](z []T, np int, inverse bool) {
-	const w = laneSide
-	s := laneCS[T]()
-	fft16Lanes(z, s, w*np, w*s, inverse) // along each row
+// laneFreq16 is the frequency a forward fft16Lanes leaves at position n < 16 (digit-reversed).
+func laneFreq16(n int) int { return digitRev16(n) }
+
+// laneFreq32 is the frequency a forward fft32Lanes leaves at position n < 32: 2m + e holds
+// digitRev16(m) + 16e.
+func laneFreq32(n int) int { return digitRev16(n>>1) + 16*(n&1) }
+
+// laneCS32PadF64 and laneCS32PadF32 are the pads of a site of a 32×32 complex lane plane (elements): the
+// two 16-point transforms of a column run at 64 site strides, (64·(2·laneN + pad)·size) mod 4096 bytes
+// apart. A line-aligned site (pad 8 float64, 16 float32) puts all 16 points of such a transform 0 mod 4 KiB
+// apart, in one L1 set: the 2-D transform took twice as long (measured, 32 samples: float64 70 µs against
+// 28–33 µs, float32 29 µs against 15–19 µs). float64 pad 4 keeps the sites 32-byte aligned and spreads the
+// points over two groups of sets (2 KiB apart); float32 pad 2 over eight (512 bytes apart).
+const (
+	laneCS32PadF64 = 4
+	laneCS32PadF32 = 2
+)
+
+// fft32Lanes does, in place, count 32-point complex DFTs across the laneN lanes of z (the layout of
+// fft16Lanes): forward, the 16-point transforms of the even and of the odd points (at twice the stride)
+// and then the butterflies X[k] = E[k] + w^k O[k], X[k+16] = E[k] − w^k O[k] (w = e^{−2πi/32}) on the pairs
+// of positions 2m, 2m + 1 (k = digitRev16(m)), leaving frequency laneFreq32(n) at position n; inverse, the
+// butterflies with conjugate twiddles first, then the 16-point inverses: the unnormalised inverse (32·x).
+func fft32Lanes[T float](z []T, stride, count, step int, inverse bool) {
+	if count <= 0 {
+		return
+	}
+	if need := (count-1)*step + 31*stride + 2*laneN; stride < 2*laneN || step < 0 || need > len(z) {
+		panic(fmt.Sprintf("layers: fft32Lanes: %d transforms of stride %d and step %d need %d elements, have %d",
+			count, stride, step, need, len(z)))
+	}
+	// a few transforms at a time: their three passes over the points then run in the L1 cache (passes over
+	// whole planes stream from L2, or from L3 when several float64 planes are transformed together: the
+	// ode-gerdes forward pass measured 5–10% slower that way)
+	tw := laneTwiddles32[T](inverse)
+	for t := 0; t < count; t += fft32Group {
+		zt, n := z[t*step:], min(fft32Group, count-t)
+		if !inverse {
+			fft16Lanes(zt, 2*stride, n, step, false)
+			fft16Lanes(zt[stride:], 2*stride, n, step, false)
+		}
+		butterfly32Lanes(zt, stride, n, step, inverse, &tw)
+		if inverse {
+			fft16Lanes(zt, 2*stride, n, step, true)
+			fft16Lanes(zt[stride:], 2*stride, n, step, true)
+		}
+	}
+}
+
+// fft32Group is the number of transforms fft32Lanes takes through its three passes together (2: 35 KB of
+// float64 points, within a 48 KB L1).
+const fft32Group = 2
+
+// laneTwiddles32 returns w^{digitRev16(m)} for m < 16, w = e^{∓2πi/32} (forward, inverse), as the real
+// parts then the imaginary parts.
+func laneTwiddles32[T float](inverse bool) (tw [32]T) {
+	for m := 0; m < 16; m++ {
+		s, c := math.Sincos(-2 * math.Pi * float64(digitRev16(m)) / 32)
+		if inverse {
+			s = -s
+		}
+		tw[m], tw[16+m] = T(c), T(s)
+	}
+	return tw
+}
+
+// butterfly32Lanes does the radix-2 pass of fft32Lanes: for each transform and m < 16, with e, o the
+// complex lane vectors at positions 2m and 2m + 1 and t the twiddle w^{digitRev16(m)}: forward
+// (e, o) ← (e + t·o, e − t·o); inverse (e, o) ← (e + o, conj(t)·(e − o)). tw is laneTwiddles32(inverse).
+func butterfly32Lanes[T float](z []T, stride, count, step int, inverse bool, tw *[32]T) {
+	if butterfly32LanesVec(z, stride, count, step, inverse, tw) {
+		return
+	}
+	for t := 0; t < count; t++ {
+		for m := 0; m < 16; m++ {
+			eo := t*step + 2*m*stride
+			oo := eo + stride
+			er, ei, or, oi := lv(z, eo), lv(z, eo+laneN), lv(z, oo), lv(z, oo+laneN)
+			wr, wi := tw[m], tw[16+m]
+			if inverse {
+				for l := range er {
+					dr, di := er[l]-or[l], ei[l]-oi[l]
+					er[l], ei[l] = er[l]+or[l], ei[l]+oi[l]
+					or[l], oi[l] = wr*dr-wi*di, wr*di+wi*dr
+				}
+				continue
+			}
+			for l := range er {
+				pr, pi := wr*or[l]-wi*oi[l], wr*oi[l]+wi*or[l]
+				or[l], oi[l] = er[l]-pr, ei[l]-pi
+				er[l], ei[l] = er[l]+pr, ei[l]+pi
+			}
+		}
+	}
+}
+
+// fft2Lanes transforms np consecutive complex lane planes (side × side sites, side 16 or 32) of z in
+// place: rows, then columns.
+func fft2Lanes[T float](z []T, np, side int, inverse bool) {
+	s := laneCS[T](side)
+	w := side
+	if side == 16 {
+		fft16Lanes(z, s, w*np, w*s, inverse) // along each row
+		for q := 0; q < np; q++ {
+			fft16Lanes(z[q*w*w*s:(q+1)*w*w*s], w*s, w, s, inverse) // along each column
+		}
+		return
+	}
+	if side != 32 {
+		panic(fmt.Sprintf("layers: fft2Lanes: side %d, want 16 or 32", side))
+	}
+	fft32Lanes(z, s, w*np, w*s, inverse)
 	for q := 0; q < np; q++ {
-		fft16Lanes(z[q*w*w*s:(q+1)*w*w*s], w*s, w, s, inverse) // along each column
+		fft32Lanes(z[q*w*w*s:(q+1)*w*w*s], w*s, w, s, inverse)
 	}
 }
 
@@ -138,11 +256,11 @@ func newLaneWork[T float](p *odePlan, wp []T) *laneWork[T] {
 	for i := range lw.onesPlane {
 		lw.onesPlane[i] = 1
 	}
-	cs := laneCS[T]()
+	cs := laneCS[T](p.h)
 	lw.z = make([]T, lw.np*v*cs)
 	lw.vz = make([]T, v*cs)
 	// the spectra of the K·C·F·C basis kernels, one per lane, in float64
-	cs = laneCS[float64]()
+	cs = laneCS[float64](p.h)
 	oj := p.c * fc
 	nk := p.k * oj
 	nb := (nk + L - 1) / L
@@ -154,7 +272,7 @@ func newLaneWork[T float](p *odePlan, wp []T) *laneWork[T] {
 			base[blk*v*cs+d*cs+l] = float64(src[pi])
 		}
 	}
-	fft2Lanes(base, nb, false)
+	fft2Lanes(base, nb, p.h, false)
 	bw := func(r, q int) (float64, float64) { // Ŵ_r at spectral position q
 		o := (r/L)*v*cs + q*cs + r%L
 		return base[o], base[o+L]
@@ -205,7 +323,7 @@ func lanePlaneOf[T float](buf []T, i, v int) []T { return buf[i*v*laneN : (i+1)*
 // putSlot copies the real lane plane src into the real or imaginary part of the complex lane plane of
 // feature j in z (features 2q, 2q+1 are the real and imaginary parts of plane q).
 func (lw *laneWork[T]) putSlot(j int, src []T) {
-	cs := laneCS[T]()
+	cs := laneCS[T](lw.p.h)
 	v, L := lw.p.v(), laneN
 	dst := lw.z[(j/2)*v*cs+(j%2)*L:]
 	for s := 0; s < v; s++ {
@@ -230,7 +348,7 @@ func (lw *laneWork[T]) sincos(x []T, w float64, s, c []T) {
 // with trig, sin y and cos y from the forward pass), the sums Σ_x h_j′ into dsum and the feature planes
 // into z (untransformed).
 func (lw *laneWork[T]) features(y, trig []T) {
-	cs := laneCS[T]()
+	cs := laneCS[T](lw.p.h)
 	p := lw.p
 	v, L, n := p.v(), laneN, len(p.freqs)
 	if p.fc()%2 == 1 { // the last plane's imaginary part: no feature
@@ -320,13 +438,12 @@ func adjointSites[T float](yc, h, u, u2 []T, wd *[laneN]T, as T, sites, hstride 
 }
 
 // laneCDot does dst[2s] + i·dst[2s+1] += Σ_lanes g[s] conj z[s] at each of the first sites sites of the
-// complex lane planes g and z.
-func laneCDot[T float](dst, g, z []T, sites int) {
-	cs := laneCS[T]()
+// complex lane planes g and z (sites cs elements apart).
+func laneCDot[T float](dst, g, z []T, sites, cs int) {
 	if n := (sites-1)*cs + 2*laneN; sites > 0 && (len(dst) < 2*sites || len(g) < n || len(z) < n) {
 		panic(fmt.Sprintf("layers: laneCDot: %d sites: dst %d, g %d, z %d too short", sites, len(dst), len(g), len(z)))
 	}
-	if laneCDotVec(dst, g, z, sites) {
+	if laneCDotVec(dst, g, z, sites, cs) {
 		return
 	}
 	for pos := 0; pos < sites; pos++ {
@@ -359,14 +476,13 @@ func laneSum[T float](x, dst []T, a T, ones []T) {
 
 // spectral sets, at each of the v sites, dst = Σ_{q<n} c_q ⊙ z_q (complex) with c_q the scalar
 // coef[q·coefStride + 2·site] + i·coef[q·coefStride + 2·site + 1] and z_q the lane vector of complex lane
-// plane q of src (planes v·laneCS apart); dst is one complex lane plane.
-func spectral[T float](dst, src, coef []T, n, v, coefStride int) {
-	cs := laneCS[T]()
+// plane q of src (sites cs elements apart, planes v·cs); dst is one complex lane plane.
+func spectral[T float](dst, src, coef []T, n, v, cs, coefStride int) {
 	if n < 1 || len(dst) < v*cs || len(src) < n*v*cs || len(coef) < (n-1)*coefStride+2*v {
 		panic(fmt.Sprintf("layers: spectral: %d terms over %d sites: dst %d, src %d, coef %d (stride %d) too short",
 			n, v, len(dst), len(src), len(coef), coefStride))
 	}
-	if spectralVec(dst, src, coef, n, v*cs, coefStride, v) {
+	if spectralVec(dst, src, coef, n, v*cs, coefStride, v, cs) {
 		return
 	}
 	const L = laneN
@@ -386,15 +502,15 @@ func spectral[T float](dst, src, coef []T, n, v, coefStride int) {
 
 // field evaluates v (C, V, L) and div v (per lane, into div) at the state y of a block, stage si.
 func (lw *laneWork[T]) field(y []T, si int, k []T, div *[laneN]float64) {
-	cs := laneCS[T]()
+	cs := laneCS[T](lw.p.h)
 	p := lw.p
 	v, L := p.v(), laneN
 	lw.features(y, nil)
-	fft2Lanes(lw.z, lw.np, false)
+	fft2Lanes(lw.z, lw.np, p.h, false)
 	scale := 1 / T(v)
 	for o := 0; o < p.c; o++ {
-		spectral(lw.vz, lw.z, lw.coef[(si*p.c+o)*lw.np*v*2:], lw.np, v, v*2)
-		fft2Lanes(lw.vz, 1, true)
+		spectral(lw.vz, lw.z, lw.coef[(si*p.c+o)*lw.np*v*2:], lw.np, v, cs, v*2)
+		fft2Lanes(lw.vz, 1, p.h, true)
 		ko := lanePlaneOf(k, o, v)
 		for s := 0; s < v; s++ {
 			src, dst := lv(lw.vz, s*cs), lv(ko, s*L)
@@ -487,7 +603,7 @@ func odeForwardLanes[T float](p *odePlan, x, wp, acts []T) {
 // odeBackward's adjoint recursion with the adjoints X̄, Ȳ_i, k̄_i kept on the sites, and the field's
 // vector-Jacobian product by pairs of features (see the lane engine's doc).
 func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
-	cs := laneCS[T]()
+	cs := laneCS[T](p.h)
 	gx, gld, gkin := gout[:p.xSize()], gout[p.xSize():p.xSize()+p.b], gout[p.xSize()+p.b:]
 	if !p.kinetic {
 		for b, g := range gkin {
@@ -553,17 +669,17 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 						copy(dst[s*cs:s*cs+L], src[s*L:(s+1)*L])
 					}
 				}
-				fft2Lanes(gz, p.c, false)
+				fft2Lanes(gz, p.c, p.h, false)
 				// the features at Y_i and their spectra
 				lw.features(acts[p.laneStateOff(blk, si):][:cvL], nil)
-				fft2Lanes(lw.z, lw.np, false)
+				fft2Lanes(lw.z, lw.np, p.h, false)
 				// the kernels' gradient: Σ_lanes ĝ_o conj Z_q
 				for o := 0; o < p.c; o++ {
 					gs := gz[o*v*cs:]
 					for q := 0; q < lw.np; q++ {
 						dst := acc[((si*p.c+o)*lw.np+q)*v*2:][:v*2]
 						zs := lw.z[q*v*cs:]
-						laneCDot(dst, gs, zs, v)
+						laneCDot(dst, gs, zs, v, cs)
 					}
 				}
 				// Ȳ_c = Σ_f h̄_{(f,c)} h_f′(Y_c) + d̄ Σ_f W_{c,(f,c)}(0) h_f″(Y_c), h̄ by pairs
@@ -571,7 +687,7 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 				clear(yb)
 				for q := 0; q < lw.np; q++ {
 					lw.pairAdjoint(si, q, gz)
-					fft2Lanes(lw.vz, 1, true)
+					fft2Lanes(lw.vz, 1, p.h, true)
 					for part := 0; part < 2 && 2*q+part < fc; part++ {
 						// h̄ of feature 2q + part: the real or imaginary parts of vz, times scale
 						j := 2*q + part
@@ -652,7 +768,7 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 			}
 		}
 	}
-	fft2Lanes(spec, nbk, true)
+	fft2Lanes(spec, nbk, p.h, true)
 	sums := make([]float64, p.np)
 	for k := 0; k < p.k; k++ {
 		for o := 0; o < p.c; o++ {
@@ -688,5 +804,5 @@ func odeBackwardLanes[T float](p *odePlan, wp, acts, gout []T, out []T) error {
 func (lw *laneWork[T]) pairAdjoint(si, q int, gz []T) {
 	p := lw.p
 	v := p.v()
-	spectral(lw.vz, gz, lw.coefConj[((si*p.c)*lw.np+q)*v*2:], p.c, v, lw.np*v*2)
+	spectral(lw.vz, gz, lw.coefConj[((si*p.c)*lw.np+q)*v*2:], p.c, v, laneCS[T](p.h), lw.np*v*2)
 }

@@ -1,5 +1,6 @@
 """Writes ode_fused_lanes_amd64.s: the 16-point complex FFTs across sample lanes of the fused ODE op
-(ode_fused_lanes.go), AVX-512 and AVX2, float32 and float64. Run: python3 ode_fused_lanes_amd64_gen.py > ode_fused_lanes_amd64.s
+(ode_fused_lanes.go) and the radix-2 butterflies that make 32-point ones of them, AVX-512 and AVX2, float32
+and float64. Run: python3 ode_fused_lanes_amd64_gen.py > ode_fused_lanes_amd64.s
 
 Layout (laneN = 32 samples): a point is 32 real parts then 32 imaginary parts, contiguous; the 16 points of
 one transform lie `stride` bytes apart; `count` transforms lie `step` bytes apart. Every vector instruction
@@ -391,6 +392,78 @@ def cdot(t, isa):
     return "\n".join(L)
 
 
+def bfly32(t, isa, inverse):
+    """The radix-2 pass of the 32-point lane FFT: for count transforms (step bytes apart) and m < 16, with e, o
+    the complex lane vectors at positions 2m and 2m + 1 (stride bytes apart) and (wr, wi) = (tw[m], tw[16+m]):
+    forward (e, o) <- (e + w·o, e − w·o); inverse (e, o) <- (e + o, w·(e − o)) (the caller passes the
+    conjugate twiddles)."""
+    f32, P, BC, es, vb, R, chunks, imoff, ety = shape(t, isa)
+    name = f"odeBfly32{'Inv' if inverse else 'Fwd'}{t}{isa}"
+    L = []
+    a = L.append
+    a(f"// func {name}(p, tw *{ety}, stride, count, step int)")
+    a(f"TEXT ·{name}(SB), NOSPLIT, $0-40")
+    a("\tMOVQ p+0(FP), AX")
+    a("\tMOVQ tw+8(FP), BX")
+    a("\tMOVQ stride+16(FP), SI")
+    a("\tMOVQ count+24(FP), CX")
+    a("\tMOVQ step+32(FP), DX")
+    a("\tLEAQ (SI)(SI*1), DI")  # 2·stride
+    a("\tTESTQ CX, CX")
+    a(f"\tJZ done{name}")
+    a(f"loop{name}:")
+    a("\tMOVQ AX, R8")      # e of pair m
+    a("\tLEAQ (AX)(SI*1), R9")  # o of pair m
+    a("\tMOVQ BX, R10")     # tw + m
+    a("\tMOVQ $16, R11")
+    a(f"pair{name}:")
+    a(f"\t{BC} (R10), {R}14")
+    a(f"\t{BC} {16*es}(R10), {R}15")
+    x = lambda n: f"{R}{n}"
+    for ch in range(chunks):
+        o = ch * vb
+        b = 6 * (ch % 2)
+        er, ei, orr, oi, pr, pi = (b + k for k in range(6))
+        a(f"\tVMOVUP{P[1]} {o}(R8), {x(er)}")
+        a(f"\tVMOVUP{P[1]} {o + imoff}(R8), {x(ei)}")
+        a(f"\tVMOVUP{P[1]} {o}(R9), {x(orr)}")
+        a(f"\tVMOVUP{P[1]} {o + imoff}(R9), {x(oi)}")
+        if not inverse:
+            a(f"\tVMUL{P} {x(14)}, {x(orr)}, {x(pr)}")        # wr·or
+            a(f"\tVFNMADD231{P} {x(15)}, {x(oi)}, {x(pr)}")  # − wi·oi
+            a(f"\tVMUL{P} {x(14)}, {x(oi)}, {x(pi)}")        # wr·oi
+            a(f"\tVFMADD231{P} {x(15)}, {x(orr)}, {x(pi)}")  # + wi·or
+            a(f"\tVSUB{P} {x(pr)}, {x(er)}, {x(orr)}")
+            a(f"\tVSUB{P} {x(pi)}, {x(ei)}, {x(oi)}")
+            a(f"\tVADD{P} {x(pr)}, {x(er)}, {x(er)}")
+            a(f"\tVADD{P} {x(pi)}, {x(ei)}, {x(ei)}")
+        else:
+            a(f"\tVSUB{P} {x(orr)}, {x(er)}, {x(pr)}")       # dr = er − or
+            a(f"\tVSUB{P} {x(oi)}, {x(ei)}, {x(pi)}")        # di = ei − oi
+            a(f"\tVADD{P} {x(orr)}, {x(er)}, {x(er)}")
+            a(f"\tVADD{P} {x(oi)}, {x(ei)}, {x(ei)}")
+            a(f"\tVMUL{P} {x(14)}, {x(pr)}, {x(orr)}")       # wr·dr
+            a(f"\tVFNMADD231{P} {x(15)}, {x(pi)}, {x(orr)}")  # − wi·di
+            a(f"\tVMUL{P} {x(14)}, {x(pi)}, {x(oi)}")        # wr·di
+            a(f"\tVFMADD231{P} {x(15)}, {x(pr)}, {x(oi)}")   # + wi·dr
+        a(f"\tVMOVUP{P[1]} {x(er)}, {o}(R8)")
+        a(f"\tVMOVUP{P[1]} {x(ei)}, {o + imoff}(R8)")
+        a(f"\tVMOVUP{P[1]} {x(orr)}, {o}(R9)")
+        a(f"\tVMOVUP{P[1]} {x(oi)}, {o + imoff}(R9)")
+    a("\tADDQ DI, R8")
+    a("\tADDQ DI, R9")
+    a(f"\tADDQ ${es}, R10")
+    a("\tDECQ R11")
+    a(f"\tJNZ pair{name}")
+    a("\tADDQ DX, AX")
+    a("\tDECQ CX")
+    a(f"\tJNZ loop{name}")
+    a(f"done{name}:")
+    a("\tVZEROUPPER")
+    a("\tRET")
+    return "\n".join(L)
+
+
 def data():
     out = []
     for t in ('F32', 'F64'):
@@ -421,6 +494,8 @@ if __name__ == '__main__':
         for t in ('F32', 'F64'):
             for inv in (False, True):
                 print(gen(t, isa, inv))
+                print()
+                print(bfly32(t, isa, inv))
                 print()
             print(harmonic(t, isa))
             print()

@@ -42,6 +42,8 @@ func fusedCases() []fusedCase {
 		{"gerdes-16x16", layers.KernelField{Channels: 1, Freqs: []float64{1, 2, 3, 4}, Odd: true, D4: true}, []int{3, 1, 16, 16}, 2, "rk4", 1, 0, 0.01},
 		// 16×16 lane engine: two channels, sin and cos features of non-integer frequencies
 		{"2ch-cos-16x16", layers.KernelField{Channels: 2, Freqs: []float64{1.5, 0.7}, TimeBasis: 2}, []int{2, 2, 16, 16}, 2, "midpoint", 0, 1, 0.02},
+		// 32×32: the lane engine's radix-2 step over the 16-point transforms, the ode-gerdes field
+		{"gerdes-32x32", layers.KernelField{Channels: 1, Freqs: []float64{1, 2, 3, 4}, Odd: true, D4: true}, []int{2, 1, 32, 32}, 1, "rk4", 1, 0, 0.005},
 	}
 }
 
@@ -114,7 +116,7 @@ func TestFusedODEMatchesGraph(t *testing.T) {
 	// per output in different orders, FFTs of length ≤ 64, ~1e-14 each; measured 7e-16 at most, the margin
 	// covers growth through the steps). float32: the graph rounds to float32 at every node (ε = 6e-8, a few hundred nodes per
 	// path) while the fused op works in float64 and rounds once (on 16×16 lattices the lane engine works in
-	// float32 too): measured 2.4e-7 relative at most (3e-7 on 16×16), so 1e-5.
+	// float32 too, and on 32×32): measured 2.4e-7 relative at most (3e-7 on 16×16), so 1e-5.
 	for _, tc := range fusedCases() {
 		for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
 			t.Run(fmt.Sprintf("%s/%v", tc.name, dt), func(t *testing.T) {

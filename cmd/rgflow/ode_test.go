@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 	"testing"
 
 	"rgflow/checkpoints"
+	"rgflow/models"
+	"rgflow/train"
 )
 
 func TestTrainEvalODEPresets(t *testing.T) {
@@ -173,5 +177,52 @@ func TestODEIsingSymmetrize(t *testing.T) {
 	// 32 steps: measured 1.6e-7 nats on a loss of −22; 8 steps: 5.2e-5.
 	if diff["32"] > 1e-6 || diff["32"] > diff["8"]/16 {
 		t.Errorf("third loss: plain and symmetrised differ by %.3g with 8 RK4 steps and %.3g with 32, want a difference below 1e-6 that falls at least 16×", diff["8"], diff["32"])
+	}
+}
+
+func TestODERoundTripCheckAtCheckpoints(t *testing.T) {
+	// Training an ODE flow prints its round trip at every checkpoint; the number printed at the last one is
+	// the round trip of the checkpointed weights, recomputed here from the files with the same prior draws.
+	dir := filepath.Join(t.TempDir(), "run")
+	var out, errb bytes.Buffer
+	if err := runTrain([]string{"lattice", "--L", "4", "--preset", "ode-gerdes", "--ode-steps", "2", "--steps", "4", "--batch", "8",
+		"--lr", "0.05", "--checkpoint-every", "2", "--eval-n", "0", "--symmetrize=false", "--out", dir}, &out, &errb); err != nil {
+		t.Fatalf("train: %v\n%s", err, errb.String())
+	}
+	logged := map[int64]string{}
+	for _, line := range strings.Split(errb.String(), "\n") {
+		var step int64
+		var v string
+		if _, err := fmt.Sscanf(line, "step %d: ODE round trip max|F(F⁻¹(z))−z| = %s", &step, &v); err == nil {
+			logged[step] = v
+		}
+	}
+	if _, ok := logged[2]; !ok || len(logged) != 2 {
+		t.Fatalf("round trips logged at steps %v, want 2 and 4; stderr:\n%s", logged, errb.String())
+	}
+	run, _, flow, store, step, err := loadLatticeRun(dir, "test", weightChoice{log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := models.RoundTrip(flow, store, odeRoundTripN, roundTripRNG(run.Train.Seed, step))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := logged[step], fmt.Sprintf("%.3g", rt); step != 4 || got != want {
+		t.Errorf("step %d: logged round trip %s, recomputed from the checkpoint %s", step, got, want)
+	}
+	if !(rt > 0) {
+		t.Fatalf("round trip %g: a 2-step RK4 map of a trained field is not exactly invertible", rt)
+	}
+	// The warning appears exactly when the round trip exceeds the threshold.
+	for _, warn := range []float64{rt / 2, 2 * rt} {
+		var log bytes.Buffer
+		c := &roundTripCheck{flow: flow, store: store, steps: 2, seed: run.Train.Seed, warn: warn, log: &log}
+		if err := c.check(train.Record{Step: step}); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(log.String(), "warning:"); got != (rt > warn) {
+			t.Errorf("threshold %g, round trip %g: warning printed %v\n%s", warn, rt, got, log.String())
+		}
 	}
 }

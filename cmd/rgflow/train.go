@@ -122,6 +122,9 @@ type sessionFlags struct {
 	reschedule  bool
 	workers     int
 	note        string // what resuming does to the schedule, printed when the session starts
+	// onCheckpoint are extra hooks after each checkpoint (not a flag: set by the command, e.g. the ODE
+	// flows' round-trip check).
+	onCheckpoint []train.Hook
 }
 
 func (f *sessionFlags) register(fs *flag.FlagSet) {
@@ -591,6 +594,9 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	obj := &losses.ReverseKL{Flow: flow, Action: engineAction(act, run.Model), Symmetrize: run.Train.Symmetrize,
 		BetaStart: run.Train.BetaStart, BetaSteps: run.Train.BetaSteps}
 	out := f.session.dir(fmt.Sprintf("%s-L%d", run.Physics.Action, run.Physics.L))
+	if run.Model.ODE != nil {
+		f.session.onCheckpoint = append(f.session.onCheckpoint, odeRoundTripHook(flow, store, run.Model.ODE.Steps, run.Train.Seed, stderr))
+	}
 	what := fmt.Sprintf("%s (%s engine) on %s L=%d %v (%s", run.Model.Preset, run.Model.EngineName(), act.Name(), act.Size(), act.Params(), flow.Hier.String())
 	tr, done, err := runTraining("train lattice", run, run.Train, f.session, out, store, obj, what, stdout, stderr)
 	if err != nil || !done {
@@ -710,6 +716,7 @@ func runTraining(cmd string, run any, t trainSpec, sess sessionFlags, out string
 			return nil
 		}})
 	}
+	hooks.OnCheckpoint = append(hooks.OnCheckpoint, sess.onCheckpoint...)
 	limits := sess.limits()
 	if limits != "" && group.Size() > 1 {
 		// Each rank would read its own clock and could stop at another step than the others, leaving them
