@@ -84,13 +84,85 @@ TEXT ·eluF64AVX512(SB), NOSPLIT, $0-32
 	VBROADCASTSD 384(DX), Z19
 	VBROADCASTSD 416(DX), Z20
 	VBROADCASTSD 448(DX), Z21
-	VBROADCASTSD 480(DX), Z27 // 1/16
 	VMOVUPD      512(DX), Z22 // 2^{j/16} hi, j = 0…7
 	VMOVUPD      576(DX), Z23 // j = 8…15
 	VMOVUPD      640(DX), Z24 // lo
 	VMOVUPD      704(DX), Z25
 
-loop64:
+	// Two vectors per pass, their steps interleaved (the dependent steps of one vector leave the units
+	// idle otherwise), then a last single vector.
+	MOVQ  CX, BX
+	SHRQ  $1, BX // pairs
+	ANDQ  $1, CX // a last single vector
+	TESTQ BX, BX
+	JZ    tail64
+
+pair64:
+	VMOVUPD      0(SI), Z0 // a
+	VMOVUPD      64(SI), Z7
+	VPORQ        Z14, Z0, Z1 // x = −|a|
+	VPORQ        Z14, Z7, Z27
+	VMAXPD       Z1, Z8, Z1 // max(−40, x); NaN stays NaN
+	VMAXPD       Z27, Z8, Z27
+	VMOVAPD      Z10, Z2
+	VMOVAPD      Z10, Z26
+	VFMADD231PD  Z9, Z1, Z2 // kd = x·16/ln2 + shifter: k in the low bits
+	VFMADD231PD  Z9, Z27, Z26
+	VSUBPD       Z10, Z2, Z3 // k
+	VSUBPD       Z10, Z26, Z28
+	VFNMADD231PD Z11, Z3, Z1 // r = x − k·ln2hi/16 (exact)
+	VFNMADD231PD Z11, Z28, Z27
+	VFNMADD231PD Z12, Z3, Z1 // r −= k·ln2lo/16
+	VFNMADD231PD Z12, Z28, Z27
+	VMOVDQA64    Z2, Z4
+	VMOVDQA64    Z26, Z29
+	VPERMI2PD    Z23, Z22, Z4 // hi = 2^{j/16} (index: the low four bits)
+	VPERMI2PD    Z23, Z22, Z29
+	VPERMI2PD    Z25, Z24, Z2 // lo (in kd's register)
+	VPERMI2PD    Z25, Z24, Z26
+	VMULPD.BCST  480(DX), Z3, Z3 // k/16 (exact)
+	VMULPD.BCST  480(DX), Z28, Z28
+	VSCALEFPD    Z3, Z4, Z4 // hi·2ⁿ, n = ⌊k/16⌋ (exact: no overflow, no underflow)
+	VSCALEFPD    Z28, Z29, Z29
+	VSCALEFPD    Z3, Z2, Z5 // lo·2ⁿ
+	VSCALEFPD    Z28, Z26, Z30
+	VMOVAPD      Z15, Z6 // 1/8!
+	VMOVAPD      Z15, Z31
+	VFMADD213PD  Z16, Z1, Z6
+	VFMADD213PD  Z16, Z27, Z31
+	VFMADD213PD  Z17, Z1, Z6
+	VFMADD213PD  Z17, Z27, Z31
+	VFMADD213PD  Z18, Z1, Z6
+	VFMADD213PD  Z18, Z27, Z31
+	VFMADD213PD  Z19, Z1, Z6
+	VFMADD213PD  Z19, Z27, Z31
+	VFMADD213PD  Z20, Z1, Z6
+	VFMADD213PD  Z20, Z27, Z31
+	VFMADD213PD  Z21, Z1, Z6 // P(r), ending with 1/2!
+	VFMADD213PD  Z21, Z27, Z31
+	VMULPD       Z1, Z1, Z3 // r²
+	VMULPD       Z27, Z27, Z28
+	VFMADD213PD  Z1, Z3, Z6 // q = r²·P + r
+	VFMADD213PD  Z27, Z28, Z31
+	VFMADD213PD  Z5, Z4, Z6 // hi·q + lo
+	VFMADD213PD  Z30, Z29, Z31
+	VSUBPD       Z13, Z4, Z4 // hi − 1
+	VSUBPD       Z13, Z29, Z29
+	VADDPD       Z6, Z4, Z4 // e^x − 1
+	VADDPD       Z31, Z29, Z29
+	VPTESTMQ     Z14, Z0, K1 // lanes whose a has its sign bit set
+	VPTESTMQ     Z14, Z7, K2
+	VMOVAPD      Z4, K1, Z0
+	VMOVAPD      Z29, K2, Z7
+	VMOVUPD      Z0, 0(SI)
+	VMOVUPD      Z7, 64(SI)
+	ADDQ         $128, SI
+	DECQ         BX
+	JNZ          pair64
+
+tail64:
+	TESTQ CX, CX
+	JZ    end64
 	VMOVUPD      0(SI), Z0 // a
 	VPORQ        Z14, Z0, Z1 // x = −|a|
 	VMAXPD       Z1, Z8, Z1 // max(−40, x); NaN stays NaN
@@ -101,29 +173,27 @@ loop64:
 	VFNMADD231PD Z12, Z3, Z1 // r −= k·ln2lo/16
 	VMOVDQA64    Z2, Z4
 	VPERMI2PD    Z23, Z22, Z4 // hi = 2^{j/16} (index: the low four bits)
-	VMOVDQA64    Z2, Z5
-	VPERMI2PD    Z25, Z24, Z5 // lo
-	VMULPD       Z27, Z3, Z6 // k/16 (exact)
-	VSCALEFPD    Z6, Z4, Z4 // hi·2ⁿ, n = ⌊k/16⌋ (exact: no overflow, no underflow)
-	VSCALEFPD    Z6, Z5, Z5 // lo·2ⁿ
-	VMOVAPD      Z15, Z7 // 1/8!
-	VFMADD213PD  Z16, Z1, Z7
-	VFMADD213PD  Z17, Z1, Z7
-	VFMADD213PD  Z18, Z1, Z7
-	VFMADD213PD  Z19, Z1, Z7
-	VFMADD213PD  Z20, Z1, Z7
-	VFMADD213PD  Z21, Z1, Z7 // P(r), ending with 1/2!
-	VMULPD       Z1, Z1, Z26 // r²
-	VFMADD213PD  Z1, Z26, Z7 // q = r²·P + r
-	VFMADD213PD  Z5, Z4, Z7 // hi·q + lo
+	VPERMI2PD    Z25, Z24, Z2 // lo (in kd's register)
+	VMULPD.BCST  480(DX), Z3, Z3 // k/16 (exact)
+	VSCALEFPD    Z3, Z4, Z4 // hi·2ⁿ, n = ⌊k/16⌋ (exact: no overflow, no underflow)
+	VSCALEFPD    Z3, Z2, Z5 // lo·2ⁿ
+	VMOVAPD      Z15, Z6 // 1/8!
+	VFMADD213PD  Z16, Z1, Z6
+	VFMADD213PD  Z17, Z1, Z6
+	VFMADD213PD  Z18, Z1, Z6
+	VFMADD213PD  Z19, Z1, Z6
+	VFMADD213PD  Z20, Z1, Z6
+	VFMADD213PD  Z21, Z1, Z6 // P(r), ending with 1/2!
+	VMULPD       Z1, Z1, Z3 // r²
+	VFMADD213PD  Z1, Z3, Z6 // q = r²·P + r
+	VFMADD213PD  Z5, Z4, Z6 // hi·q + lo
 	VSUBPD       Z13, Z4, Z4 // hi − 1
-	VADDPD       Z7, Z4, Z4 // e^x − 1
+	VADDPD       Z6, Z4, Z4 // e^x − 1
 	VPTESTMQ     Z14, Z0, K1 // lanes whose a has its sign bit set
 	VMOVAPD      Z4, K1, Z0
 	VMOVUPD      Z0, 0(SI)
-	ADDQ         $64, SI
-	DECQ         CX
-	JNZ          loop64
+
+end64:
 	VZEROUPPER
 
 done64:
