@@ -320,7 +320,7 @@ func (op *nvpOutOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	p := op.fwd.plan
-	out := newValueIn(p.ar, t.Dtype(), []int{p.dim + 1, p.n})
+	out := p.ar.denseDirty(t.Dtype(), []int{p.dim + 1, p.n}) // every element written below
 	switch a := acts.(type) {
 	case *nvpActs[float32]:
 		copyRows(outData(out).([]float32), p.n, a.buf, p.ld, p.dim+1, p.n)
@@ -435,7 +435,14 @@ func (op *nvpGradOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	p := op.fwd.plan
-	out := newValueIn(p.ar, dtypeOf(d[0]), []int{packedGradSize(p)})
+	// The input gradient (the first dim·n values) is written whole; the parameter gradients are sums.
+	out := p.ar.denseDirty(dtypeOf(d[0]), []int{packedGradSize(p)})
+	switch v := outData(out).(type) {
+	case []float32:
+		clear(v[p.dim*p.n:])
+	case []float64:
+		clear(v[p.dim*p.n:])
+	}
 	switch a := acts.(type) {
 	case *nvpActs[float32]:
 		ps, err := nodeParams[float32]("∇FusedRealNVP", op.fwd.params)
