@@ -231,9 +231,19 @@ func (a *Adam) coefs(lr, gradScale float64, t int64) adamCoefs {
 	return c
 }
 
-// adamUpdate applies one update element by element. Every element's gradient is read before its parameter is
-// written, so it is correct even if a gradient aliased its parameter.
+// adamUpdate applies one update: a leading part with vector instructions where the CPU has them
+// (adamVector, the same bits), the rest with adamScalar.
 func adamUpdate[T float32 | float64](p, g, m, v []T, c adamCoefs) {
+	g = g[:len(p)]
+	m = m[:len(p)]
+	v = v[:len(p)]
+	k := adamVector(p, g, m, v, c)
+	adamScalar(p[k:], g[k:], m[k:], v[k:], c)
+}
+
+// adamScalar applies one update element by element. Every element's gradient is read before its parameter is
+// written, so it is correct even if a gradient aliased its parameter.
+func adamScalar[T float32 | float64](p, g, m, v []T, c adamCoefs) {
 	scale, decay, l2 := T(c.scale), T(c.decay), T(c.l2)
 	w1, b2, w2 := T(c.oneMinusB1), T(c.b2), T(c.oneMinusB2)
 	stepSize, bc2Sqrt, eps := T(c.stepSize), T(c.bc2Sqrt), T(c.eps)

@@ -1,0 +1,47 @@
+//go:build amd64 && !purego
+
+package train
+
+import "golang.org/x/sys/cpu"
+
+//go:noescape
+func adamAVX32(p, gr, m, v *float32, n int, c *[8]float32)
+
+//go:noescape
+func adamAVX64(p, gr, m, v *float64, n int, c *[8]float64)
+
+// hasAVX reports whether adamVector's kernels can run (read once from the CPU's feature bits).
+var hasAVX = cpu.X86.HasAVX
+
+// adamVector applies the update of adamUpdate to a leading part of p with vector instructions and
+// returns how many elements it did; the caller does the rest. The kernels perform adamUpdate's
+// operations in its order, each rounded to T (IEEE: correctly rounded in every lane, no fused
+// multiply-adds), so they give its bits. They multiply by the gradient scale and the decoupled decay
+// always (a product with 1 is exact); an L2 penalty (l2 ≠ 0) is left to the scalar loop.
+func adamVector[T float32 | float64](p, g, m, v []T, c adamCoefs) int {
+	if !hasAVX || c.l2 != 0 {
+		return 0
+	}
+	switch pp := any(p).(type) {
+	case []float32:
+		n := len(pp) &^ 7
+		if n == 0 {
+			return 0
+		}
+		k := [8]float32{float32(c.scale), float32(c.decay), float32(c.oneMinusB1), float32(c.b2),
+			float32(c.oneMinusB2), float32(c.bc2Sqrt), float32(c.eps), float32(c.stepSize)}
+		gg, mm, vv := any(g).([]float32), any(m).([]float32), any(v).([]float32)
+		adamAVX32(&pp[0], &gg[0], &mm[0], &vv[0], n, &k)
+		return n
+	case []float64:
+		n := len(pp) &^ 3
+		if n == 0 {
+			return 0
+		}
+		k := [8]float64{c.scale, c.decay, c.oneMinusB1, c.b2, c.oneMinusB2, c.bc2Sqrt, c.eps, c.stepSize}
+		gg, mm, vv := any(g).([]float64), any(m).([]float64), any(v).([]float64)
+		adamAVX64(&pp[0], &gg[0], &mm[0], &vv[0], n, &k)
+		return n
+	}
+	return 0
+}
