@@ -212,9 +212,10 @@ type Trainer struct {
 // one is done), Reduce (summing the shard gradients in worker order and across ranks, copying them into
 // the gradient tensors) and Update (gradient norm, metrics, optimiser and moving average).
 // ParallelCPU is the CPU time the whole process used during Parallel (all threads: the workers, the
-// garbage collector, the runtime; on Unix, 0 elsewhere). Per worker, Sync, Feed and Run are the wall times
-// of refreshing its copy of the weights (workers after the first), feeding its shard and running its
-// graph. Parallel well above the slowest worker's Sync + Feed + Run means the workers were started or
+// garbage collector, the runtime; on Unix, 0 elsewhere). Per worker, Feed, Sync and Run (in this order) are
+// the wall times of feeding its shard, refreshing its copy of the weights (workers after the first; for
+// the first, waiting until those copies are taken) and running its graph. Parallel well above the slowest
+// worker's Feed + Sync + Run means the workers were started or
 // collected late; ParallelCPU well below Parallel × workers means they waited for a core (a loaded
 // machine); ParallelCPU growing with the number of workers for the same global batch is work the split
 // adds.
@@ -930,13 +931,18 @@ func (t *Trainer) splitParams(k int) {
 
 // runWorker feeds and runs one worker's graph and leaves its gradient and loss, each times the shard's
 // share of the global batch, in wk.flat.
+//
+// Every worker feeds first; a worker with a copy of the weights then refreshes it, and the first worker
+// waits for those copies before it starts its graph. So the feeds run side by side (host work on every
+// core) and all graphs start together: a worker that refreshed its copy first and fed afterwards fed
+// while the first worker's graph already ran, twice as slowly, and started its graph last.
 func (t *Trainer) runWorker(wk *worker, synced *sync.WaitGroup) error {
-	if wk.mirror != nil {
-		s0 := time.Now()
-		wk.mirror.sync()
-		synced.Done()
-		wk.syncTime = time.Since(s0)
-	}
+	released := wk.mirror == nil
+	defer func() {
+		if !released {
+			synced.Done() // a failed feed must not leave the first worker waiting
+		}
+	}()
 	f0 := time.Now()
 	if wk.shard != nil {
 		wk.shard.Step = t.step
@@ -946,13 +952,20 @@ func (t *Trainer) runWorker(wk *worker, synced *sync.WaitGroup) error {
 	} else if err := wk.obj.Feed(t.rng); err != nil {
 		return fmt.Errorf("feeding the objective: %w", err)
 	}
-	if wk.mirror == nil && synced != nil {
+	s0 := time.Now()
+	wk.feedTime = s0.Sub(f0)
+	if wk.mirror != nil {
+		wk.mirror.sync()
+		synced.Done()
+		released = true
+		wk.syncTime = time.Since(s0)
+	} else if synced != nil {
 		synced.Wait() // the other workers' copies of the Store's weights are taken
+		wk.syncTime = time.Since(s0)
 	}
 	defer wk.vm.Reset()
 	wk.arena.Reset()
 	r0 := time.Now()
-	wk.feedTime = r0.Sub(f0)
 	if err := wk.vm.RunAll(); err != nil {
 		return fmt.Errorf("running the graph: %w", err)
 	}
