@@ -6,11 +6,14 @@
 # uptime first), while the CPU ratio (N workers over 1) measures the work the split adds even on a loaded
 # machine, and bounds the speed-up idle cores can give at N / ratio. `rgflow bench` itself also says where a
 # step's time went (workers, reduce, update; per worker sync, feed, run; "phases" in its --json output).
-# Usage: bench/workers.sh [ROUNDS] [N]
+# Each run times STEPS steps (default 60) after 5 warm-up steps: with 15 steps of ~20 ms the run-to-run spread
+# was larger than the differences being measured.
+# Usage: bench/workers.sh [ROUNDS] [N] [STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 n=${2:-2}
+steps=${3:-60}
 go build -o /tmp/rgflow-bench ./cmd/rgflow
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 field() { sed "s/.*\"$1\":\([0-9.]*\).*/\1/"; }
@@ -20,7 +23,7 @@ for cfg in "reversekl neuralrg 16 256 float32" "nll rgflow-small 32 32 float32";
   one=(); many=(); cone=(); cmany=()
   for r in $(seq "$rounds"); do
     for w in 1 "$n"; do
-      js=$(/tmp/rgflow-bench bench --objective "$1" --preset "$2" --L "$3" --batch "$4" --dtype "$5" --steps 15 --warmup 3 \
+      js=$(/tmp/rgflow-bench bench --objective "$1" --preset "$2" --L "$3" --batch "$4" --dtype "$5" --steps "$steps" --warmup 5 \
         --workers "$w" --json)
       ms=$(echo "$js" | field median_ms_per_step); cpu=$(echo "$js" | field cpu_ms_per_step)
       if [ "$w" = 1 ]; then one+=("$ms"); cone+=("$cpu"); else many+=("$ms"); cmany+=("$cpu"); fi
