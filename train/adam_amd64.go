@@ -45,3 +45,37 @@ func adamVector[T float32 | float64](p, g, m, v []T, c adamCoefs) int {
 	}
 	return 0
 }
+
+//go:noescape
+func addTo64AVX(dst, src *float64, n int)
+
+//go:noescape
+func cvt64to32AVX(dst *float32, src *float64, n int)
+
+// addTo sets dst[i] += src[i] (len(src) ≥ len(dst)); the vector kernel's additions are the scalar ones.
+func addTo(dst, src []float64) {
+	src = src[:len(dst)]
+	k := 0
+	if hasAVX {
+		if k = len(dst) &^ 7; k > 0 {
+			addTo64AVX(&dst[0], &src[0], k)
+		}
+	}
+	for i := k; i < len(dst); i++ {
+		dst[i] += src[i]
+	}
+}
+
+// toFloat32 sets dst[i] = float32(src[i]) (len(src) ≥ len(dst)), rounded to nearest as Go rounds.
+func toFloat32(dst []float32, src []float64) {
+	src = src[:len(dst)]
+	k := 0
+	if hasAVX {
+		if k = len(dst) &^ 7; k > 0 {
+			cvt64to32AVX(&dst[0], &src[0], k)
+		}
+	}
+	for i := k; i < len(dst); i++ {
+		dst[i] = float32(src[i])
+	}
+}

@@ -4,3 +4,19 @@ package train
 
 // adamVector: this build has no vector kernel; adamUpdate's scalar loop does every element.
 func adamVector[T float32 | float64](p, g, m, v []T, c adamCoefs) int { return 0 }
+
+// addTo sets dst[i] += src[i] (len(src) ≥ len(dst)).
+func addTo(dst, src []float64) {
+	src = src[:len(dst)]
+	for i := range dst {
+		dst[i] += src[i]
+	}
+}
+
+// toFloat32 sets dst[i] = float32(src[i]) (len(src) ≥ len(dst)).
+func toFloat32(dst []float32, src []float64) {
+	src = src[:len(dst)]
+	for i := range dst {
+		dst[i] = float32(src[i])
+	}
+}

@@ -907,21 +907,13 @@ func (t *Trainer) reduceGradRange(a, b int) {
 			sum := buf[:hi-lo]
 			copy(sum, t.workers[0].flat[off+lo:off+hi])
 			for _, wk := range t.workers[1:] {
-				src := wk.flat[off+lo : off+hi]
-				src = src[:len(sum)]
-				for k := range sum {
-					sum[k] += src[k]
-				}
+				addTo(sum, wk.flat[off+lo:off+hi])
 			}
 			switch d := t.grads[i].Value.Data().(type) {
 			case []float64:
 				copy(d[lo:hi], sum)
 			case []float32:
-				d = d[lo:hi]
-				d = d[:len(sum)]
-				for k, v := range sum {
-					d[k] = float32(v)
-				}
+				toFloat32(d[lo:hi], sum)
 			}
 		}
 	}
@@ -936,10 +928,7 @@ func (t *Trainer) gradRange(a, b int) {
 		case []float64:
 			copy(d, src)
 		case []float32:
-			src = src[:len(d)]
-			for k, v := range src {
-				d[k] = float32(v)
-			}
+			toFloat32(d, src)
 		}
 	}
 }
