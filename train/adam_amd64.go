@@ -79,3 +79,29 @@ func toFloat32(dst []float32, src []float64) {
 		dst[i] = float32(src[i])
 	}
 }
+
+//go:noescape
+func scale32to64AVX(dst *float64, src *float32, w float64, n int)
+
+//go:noescape
+func scale64AVX(dst, src *float64, w float64, n int)
+
+// scaleInto sets dst[i] = float64(src[i])·w (len(src) ≥ len(dst)); the vector kernels' products are the
+// scalar ones.
+func scaleInto[T float32 | float64](dst []float64, src []T, w float64) {
+	src = src[:len(dst)]
+	k := 0
+	if hasAVX {
+		if k = len(dst) &^ 7; k > 0 {
+			switch s := any(src).(type) {
+			case []float32:
+				scale32to64AVX(&dst[0], &s[0], w, k)
+			case []float64:
+				scale64AVX(&dst[0], &s[0], w, k)
+			}
+		}
+	}
+	for i := k; i < len(dst); i++ {
+		dst[i] = float64(src[i]) * w
+	}
+}

@@ -20,3 +20,11 @@ func toFloat32(dst []float32, src []float64) {
 		dst[i] = float32(src[i])
 	}
 }
+
+// scaleInto sets dst[i] = float64(src[i])·w (len(src) ≥ len(dst)).
+func scaleInto[T float32 | float64](dst []float64, src []T, w float64) {
+	src = src[:len(dst)]
+	for i := range dst {
+		dst[i] = float64(src[i]) * w
+	}
+}

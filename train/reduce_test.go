@@ -53,3 +53,56 @@ func TestReduceGradRangeBits(t *testing.T) {
 		}
 	}
 }
+
+// TestVectorHelpersBits checks addTo, toFloat32 and scaleInto against the scalar expressions they stand
+// for, bit for bit, on every length up to 40 (vector part and tail) and a long one, with values over many
+// binades, zeros of both signs, infinities, NaN and float32 overflow and underflow.
+func TestVectorHelpersBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 9))
+	value := func() float64 {
+		switch rng.IntN(30) {
+		case 0:
+			return math.Copysign(0, -1)
+		case 1:
+			return math.Inf(1 - 2*rng.IntN(2))
+		case 2:
+			return math.NaN()
+		case 3:
+			return 1e300 // overflows float32
+		case 4:
+			return 1e-300 // underflows float32
+		}
+		return rng.NormFloat64() * math.Pow(2, float64(rng.IntN(80)-40))
+	}
+	same := func(x, y float64) bool {
+		return math.Float64bits(x) == math.Float64bits(y) || math.IsNaN(x) && math.IsNaN(y)
+	}
+	for n := range 1024 {
+		if n > 40 && n != 1023 {
+			continue
+		}
+		a, b := make([]float64, n), make([]float64, n)
+		for i := range a {
+			a[i], b[i] = value(), value()
+		}
+		got := append([]float64(nil), a...)
+		addTo(got, b)
+		g32 := make([]float32, n)
+		toFloat32(g32, a)
+		w := 0.3125 + rng.Float64()
+		s64, s32 := make([]float64, n), make([]float64, n)
+		scaleInto(s64, a, w)
+		scaleInto(s32, g32, w)
+		for i := range a {
+			if !same(got[i], a[i]+b[i]) {
+				t.Fatalf("addTo n=%d [%d]: %v + %v = %v, want %v", n, i, a[i], b[i], got[i], a[i]+b[i])
+			}
+			if !same(float64(g32[i]), float64(float32(a[i]))) {
+				t.Fatalf("toFloat32 n=%d [%d]: %v → %v, want %v", n, i, a[i], g32[i], float32(a[i]))
+			}
+			if !same(s64[i], a[i]*w) || !same(s32[i], float64(g32[i])*w) {
+				t.Fatalf("scaleInto n=%d [%d]: %v·%v = %v, %v·%v = %v", n, i, a[i], w, s64[i], g32[i], w, s32[i])
+			}
+		}
+	}
+}

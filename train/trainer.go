@@ -1023,13 +1023,9 @@ func (t *Trainer) runWorker(wk *worker, synced *sync.WaitGroup) error {
 		dst := wk.flat[t.offs[i]:t.offs[i+1]]
 		switch d.Dtype() {
 		case tensor.Float64:
-			for k, g := range d.Float64s()[lo : lo+n] {
-				dst[k] = g * weight
-			}
+			scaleInto(dst, d.Float64s()[lo:lo+n], weight)
 		case tensor.Float32:
-			for k, g := range d.Float32s()[lo : lo+n] {
-				dst[k] = float64(g) * weight
-			}
+			scaleInto(dst, d.Float32s()[lo:lo+n], weight)
 		default:
 			return fmt.Errorf("gradient of %q has dtype %v", t.names[i], d.Dtype())
 		}
