@@ -172,9 +172,7 @@ func runTrainImages(args []string, stdout, stderr io.Writer) error {
 	}
 	obj := &losses.NLL{Flow: flow, Data: trainSet, Flip: run.Data.Flip, DataSeed: run.Train.Seed}
 	out := f.session.dir(fmt.Sprintf("images-%s", strings.SplitN(run.Data.Spec, ":", 2)[0]))
-	if run.Model.ODE != nil {
-		f.session.onCheckpoint = append(f.session.onCheckpoint, odeRoundTripHook(flow, store, run.Model.ODE.Steps, run.Train.Seed, stderr))
-	}
+	f.session.checkRoundTrip(run.Model, flow, store, run.Train.Seed, stderr)
 	what := fmt.Sprintf("%s (%s engine) on %d %s images %d×%d×%d (%s", run.Model.Preset, run.Model.EngineName(), trainSet.Len(), run.Data.Spec,
 		trainSet.Channels(), trainSet.Side(), trainSet.Side(), flow.Hier.String())
 	tr, done, err := runTraining("train images", run, run.Train, f.session, out, store, obj, what, stdout, stderr)

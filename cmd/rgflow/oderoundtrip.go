@@ -38,11 +38,14 @@ type roundTripCheck struct {
 	log   io.Writer
 }
 
-// odeRoundTripHook returns the checkpoint hook that measures an ODE flow's round trip on the current
-// weights and prints it on log (with a warning above odeRoundTripWarn).
-func odeRoundTripHook(flow *models.Flow, store *layers.Store, steps int, seed uint64, log io.Writer) train.Hook {
-	c := &roundTripCheck{flow: flow, store: store, steps: steps, seed: seed, warn: odeRoundTripWarn, log: log}
-	return train.Hook{Name: "ODE round trip", Fn: c.check}
+// checkRoundTrip adds, for an ODE model, the checkpoint hook that measures the flow's round trip on the
+// current weights and prints it on log (with a warning above odeRoundTripWarn); other models get none.
+func (f *sessionFlags) checkRoundTrip(m models.Config, flow *models.Flow, store *layers.Store, seed uint64, log io.Writer) {
+	if m.ODE == nil {
+		return
+	}
+	c := &roundTripCheck{flow: flow, store: store, steps: m.ODE.Steps, seed: seed, warn: odeRoundTripWarn, log: log}
+	f.onCheckpoint = append(f.onCheckpoint, train.Hook{Name: "ODE round trip", Fn: c.check})
 }
 
 // roundTripRNG is the stream of the check at a step: the same weights give the same number on a rerun.

@@ -594,9 +594,7 @@ func runTrainLattice(args []string, stdout, stderr io.Writer) error {
 	obj := &losses.ReverseKL{Flow: flow, Action: engineAction(act, run.Model), Symmetrize: run.Train.Symmetrize,
 		BetaStart: run.Train.BetaStart, BetaSteps: run.Train.BetaSteps}
 	out := f.session.dir(fmt.Sprintf("%s-L%d", run.Physics.Action, run.Physics.L))
-	if run.Model.ODE != nil {
-		f.session.onCheckpoint = append(f.session.onCheckpoint, odeRoundTripHook(flow, store, run.Model.ODE.Steps, run.Train.Seed, stderr))
-	}
+	f.session.checkRoundTrip(run.Model, flow, store, run.Train.Seed, stderr)
 	what := fmt.Sprintf("%s (%s engine) on %s L=%d %v (%s", run.Model.Preset, run.Model.EngineName(), act.Name(), act.Size(), act.Params(), flow.Hier.String())
 	tr, done, err := runTraining("train lattice", run, run.Train, f.session, out, store, obj, what, stdout, stderr)
 	if err != nil || !done {
