@@ -182,17 +182,19 @@ type Trainer struct {
 	opt   *Adam
 	ema   *EMA // nil when Config.EMADecay is 0
 
-	comm    comm.Comm
-	workers []*worker // this process's shards, in global sample order; workers[0].obj is obj
-	sharded bool      // obj is a ShardedObjective fed through FeedShard
-	names   []string  // trained parameter names (bound and not frozen), binding order
-	frozen  []string  // bound frozen parameter names, binding order
-	sizes   []int     // element count of each trained parameter
-	flat    []float64 // the step's reduced gradient (all parameters in order), then the loss
-	flat32  []float32 // flat in float32, for all-reducing a float32 model's gradient
-	grads   []Grad    // the reduced gradient, one tensor per trained parameter
-	offs    []int     // offs[i]: parameter i's offset in flat; offs[len(sizes)] is the loss's
-	parts   []int     // boundaries of the parameter ranges the work after the graphs is shared out by
+	comm      comm.Comm
+	workers   []*worker // this process's shards, in global sample order; workers[0].obj is obj
+	sharded   bool      // obj is a ShardedObjective fed through FeedShard
+	names     []string  // trained parameter names (bound and not frozen), binding order
+	frozen    []string  // bound frozen parameter names, binding order
+	sizes     []int     // element count of each trained parameter
+	flat      []float64 // the step's reduced gradient (all parameters in order), then the loss
+	flat32    []float32 // flat in float32, for all-reducing a float32 model's gradient
+	sq        []float64 // each gradient tensor's sum of squares this step (SumSquares), for the norm
+	syncParts []int     // boundaries of the ranges of the weight copies each worker refreshes (splitMirror)
+	grads     []Grad    // the reduced gradient, one tensor per trained parameter
+	offs      []int     // offs[i]: parameter i's offset in flat; offs[len(sizes)] is the loss's
+	parts     []int     // boundaries of the parameter ranges the work after the graphs is shared out by
 
 	pcg *rand.PCG
 	rng *rand.Rand
@@ -213,8 +215,8 @@ type Trainer struct {
 // the gradient tensors) and Update (gradient norm, metrics, optimiser and moving average).
 // ParallelCPU is the CPU time the whole process used during Parallel (all threads: the workers, the
 // garbage collector, the runtime; on Unix, 0 elsewhere). Per worker, Feed, Sync and Run (in this order) are
-// the wall times of feeding its shard, refreshing its copy of the weights (workers after the first; for
-// the first, waiting until those copies are taken) and running its graph. Parallel well above the slowest
+// the wall times of feeding its shard, refreshing its range of the other workers' copies of the weights
+// and waiting until every worker has done so (several workers only), and running its graph. Parallel well above the slowest
 // worker's Feed + Sync + Run means the workers were started or
 // collected late; ParallelCPU well below Parallel × workers means they waited for a core (a loaded
 // machine); ParallelCPU growing with the number of workers for the same global batch is work the split
@@ -327,7 +329,9 @@ func New(store *layers.Store, obj Objective, cfg Config) (_ *Trainer, err error)
 		t.grads[i].Value = tensor.New(tensor.WithShape(p.Shape().Clone()...), tensor.Of(store.Dtype()))
 	}
 	t.flat = make([]float64, total+1)
+	t.sq = make([]float64, len(t.names))
 	t.splitParams(len(t.workers))
+	t.splitMirror()
 	if store.Dtype() == tensor.Float32 && size > 1 {
 		t.flat32 = make([]float32, total+1)
 	}
@@ -400,15 +404,42 @@ func newMirror(store *layers.Store) (*layers.Store, *mirror) {
 }
 
 // sync copies the Store's current values into the copies.
-func (m *mirror) sync() {
-	for i, d := range m.dst {
+func (m *mirror) sync() { m.syncRange(0, len(m.dst)) }
+
+// syncRange copies the Store's current values of tensors [lo, hi) (in the mirror's order) into the copies.
+func (m *mirror) syncRange(lo, hi int) {
+	for i, d := range m.dst[lo:hi] {
 		switch v := d.Data().(type) {
 		case []float64:
-			copy(v, m.src[i].Float64s())
+			copy(v, m.src[lo+i].Float64s())
 		case []float32:
-			copy(v, m.src[i].Float32s())
+			copy(v, m.src[lo+i].Float32s())
 		}
 	}
+}
+
+// splitMirror sets t.syncParts to len(t.workers)+1 boundaries that cut the mirrors' tensors into one range
+// per worker, of about equal element counts: every worker refreshes its range of every copy.
+func (t *Trainer) splitMirror() {
+	t.syncParts = nil
+	if len(t.workers) < 2 {
+		return
+	}
+	m := t.workers[1].mirror
+	offs := make([]int, len(m.dst)+1)
+	for i, d := range m.dst {
+		offs[i+1] = offs[i] + d.Shape().TotalSize()
+	}
+	k := len(t.workers)
+	t.syncParts = make([]int, k+1)
+	i := 0
+	for p := 1; p < k; p++ {
+		for i < len(m.dst) && offs[i+1] <= offs[len(m.dst)]*p/k {
+			i++
+		}
+		t.syncParts[p] = i
+	}
+	t.syncParts[k] = len(m.dst)
 }
 
 // buildWorker builds o for a shard of n samples. The first worker fixes the trained and frozen parameters;
@@ -764,7 +795,8 @@ func (t *Trainer) stopRequested(ctx context.Context) (bool, error) {
 // the finiteness checks and clipping. The work after the graphs (the sum over workers, the copy into the
 // gradient tensors and the optimiser) is shared out over as many goroutines as there are workers, each
 // taking a fixed range of parameters (see parts); every element is computed as in a serial pass, so the
-// result does not depend on how many goroutines do it. The gradient norm is one serial sum (GradNorm).
+// result does not depend on how many goroutines do it. So does the gradient norm: each tensor's sum of squares
+// is taken by the goroutine that wrote the tensor, and the sums are added in parameter order (GradNorm).
 func (t *Trainer) trainStep() (Record, error) {
 	n := t.step + 1
 	if len(t.times.Workers) != len(t.workers) {
@@ -773,14 +805,14 @@ func (t *Trainer) trainStep() (Record, error) {
 	t0, cpu0 := time.Now(), processCPU()
 	errs := make([]error, len(t.workers))
 	if len(t.workers) == 1 {
-		errs[0] = t.runWorker(t.workers[0], nil)
+		errs[0] = t.runWorker(0, t.workers[0], nil)
 	} else {
-		// The extra workers refresh their copies of the weights first, in parallel; the first worker,
-		// whose graph binds the Store's own tensors, starts its graph only when they are done (see mirror).
+		// Every worker, after feeding, refreshes its range of the extra workers' copies of the weights (see
+		// mirror); the graphs start when all copies are whole.
 		var synced, wg sync.WaitGroup
-		synced.Add(len(t.workers) - 1)
+		synced.Add(len(t.workers))
 		for w, wk := range t.workers {
-			wg.Go(func() { errs[w] = t.runWorker(wk, &synced) })
+			wg.Go(func() { errs[w] = t.runWorker(w, wk, &synced) })
 		}
 		wg.Wait()
 	}
@@ -798,10 +830,12 @@ func (t *Trainer) trainStep() (Record, error) {
 	// scheduling. With one rank the gradient tensors follow in the same pass.
 	single := t.comm.Size() == 1
 	t.forParts(func(p int) {
+		a, b := t.parts[p], t.parts[p+1]
 		if single {
-			t.reduceGradRange(t.parts[p], t.parts[p+1])
+			t.reduceGradRange(a, b)
+			t.sumSquaresRange(a, b)
 		} else {
-			t.reduceRange(t.offs[t.parts[p]], t.offs[t.parts[p+1]])
+			t.reduceRange(t.offs[a], t.offs[b])
 		}
 	})
 	t.reduceRange(len(t.flat)-1, len(t.flat)) // the loss
@@ -809,16 +843,20 @@ func (t *Trainer) trainStep() (Record, error) {
 		if err := t.allReduce(); err != nil {
 			return Record{}, fmt.Errorf("train: step %d: all-reducing the gradient: %w", n, err)
 		}
-		t.forParts(func(p int) { t.gradRange(t.parts[p], t.parts[p+1]) })
+		t.forParts(func(p int) {
+			a, b := t.parts[p], t.parts[p+1]
+			t.gradRange(a, b)
+			t.sumSquaresRange(a, b)
+		})
 	}
 	t2 := time.Now()
 	loss := t.flat[len(t.flat)-1]
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return Record{}, &NonFiniteError{Step: n, What: "the loss", Value: loss}
 	}
-	// The norm is one serial pass (a parallel sum would add in another order): cheap next to the step,
-	// and the same bits as GradNorm.
-	norm, bad, badVal := GradNorm(t.grads)
+	// Every tensor's sum of squares was taken above, on the goroutine that wrote it; the sums are added in
+	// parameter order: the same bits as GradNorm, on any number of workers.
+	norm, bad, badVal := normOf(t.grads, t.sq)
 	if bad != "" {
 		return Record{}, &NonFiniteError{Step: n, What: fmt.Sprintf("the gradient of %q", bad), Value: badVal}
 	}
@@ -919,6 +957,13 @@ func (t *Trainer) reduceGradRange(a, b int) {
 	}
 }
 
+// sumSquaresRange sets t.sq[i] to the sum of squares of gradient i for the parameters [a, b) (SumSquares).
+func (t *Trainer) sumSquaresRange(a, b int) {
+	for i := a; i < b; i++ {
+		t.sq[i] = SumSquares(t.grads[i].Value)
+	}
+}
+
 // gradRange copies the reduced gradients of parameters [a, b) into their tensors (rounded to the model's
 // dtype).
 func (t *Trainer) gradRange(a, b int) {
@@ -957,18 +1002,20 @@ func (t *Trainer) splitParams(k int) {
 	t.parts = append(t.parts, len(t.sizes))
 }
 
-// runWorker feeds and runs one worker's graph and leaves its gradient and loss, each times the shard's
+// runWorker feeds and runs worker w's graph and leaves its gradient and loss, each times the shard's
 // share of the global batch, in wk.flat.
 //
-// Every worker feeds first; a worker with a copy of the weights then refreshes it, and the first worker
-// waits for those copies before it starts its graph. So the feeds run side by side (host work on every
-// core) and all graphs start together: a worker that refreshed its copy first and fed afterwards fed
-// while the first worker's graph already ran, twice as slowly, and started its graph last.
-func (t *Trainer) runWorker(wk *worker, synced *sync.WaitGroup) error {
-	released := wk.mirror == nil
+// With several workers, every one feeds first, then refreshes its range (syncParts) of every extra
+// worker's copy of the weights, and waits until all workers have done so. So the feeds run side by side
+// (host work on every core), the copies are shared out over all workers (the first worker, which binds
+// the Store itself, waited idle while the others copied before), and all graphs start together: a worker
+// that refreshed its copy first and fed afterwards fed while the first worker's graph already ran, twice
+// as slowly, and started its graph last.
+func (t *Trainer) runWorker(w int, wk *worker, synced *sync.WaitGroup) error {
+	released := synced == nil
 	defer func() {
 		if !released {
-			synced.Done() // a failed feed must not leave the first worker waiting
+			synced.Done() // a failed feed must not leave the other workers waiting
 		}
 	}()
 	f0 := time.Now()
@@ -982,13 +1029,13 @@ func (t *Trainer) runWorker(wk *worker, synced *sync.WaitGroup) error {
 	}
 	s0 := time.Now()
 	wk.feedTime = s0.Sub(f0)
-	if wk.mirror != nil {
-		wk.mirror.sync()
+	if synced != nil {
+		for _, other := range t.workers[1:] {
+			other.mirror.syncRange(t.syncParts[w], t.syncParts[w+1])
+		}
 		synced.Done()
 		released = true
-		wk.syncTime = time.Since(s0)
-	} else if synced != nil {
-		synced.Wait() // the other workers' copies of the Store's weights are taken
+		synced.Wait() // every copy of the Store's weights is whole
 		wk.syncTime = time.Since(s0)
 	}
 	defer wk.vm.Reset()
