@@ -3,6 +3,7 @@ package layers
 import (
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // BenchmarkNVPKernels times the fused RealNVP's product kernels on the hot shapes of the neuralrg preset
@@ -24,12 +25,9 @@ func BenchmarkNVPKernels(b *testing.B) {
 func benchNVPKernels[T float](b *testing.B) {
 	defer useProductKernels("avx512")()
 	const n = 1 << 14
-	ld := actsStride(n)
-	var z T
-	cols := fusedChunkBytes / 4
-	if any(z) == any(float64(0)) {
-		cols = fusedChunkBytes / 8
-	}
+	size := int(unsafe.Sizeof(T(0)))
+	ld := actsStride(n, size)
+	cols := fusedChunkBytes / size
 	rng := rand.New(rand.NewPCG(5, 6))
 	const rows = 30
 	t := make([]T, rows*ld)
