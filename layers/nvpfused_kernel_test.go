@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // weightGradCols (the M×N dot-product blocks with their row sums, or the products of the other kernel
@@ -207,5 +208,31 @@ func TestAxpyRAccumulates(t *testing.T) {
 				t.Fatalf("R=%d: c[%d] = %g, want %g", R, i, v, float64(i)+1.5)
 			}
 		}
+	}
+}
+
+// actsStride gives rows that hold n columns, start on a 64-byte line in either dtype (the vectors of the
+// product kernels then never straddle two lines) and are padded by exactly one line past the line that
+// holds column n−1 (for the power-of-two column counts in use, rows one line apart modulo 4096 bytes, so
+// staggered over the cache sets).
+func TestActsStride(t *testing.T) {
+	for _, n := range []int{1, 7, 8, 15, 16, 17, 100, 256, 1 << 10, 1 << 14, 1 << 16} {
+		for _, size := range []int{4, 8} {
+			ld := actsStride(n, size)
+			if ld < n {
+				t.Errorf("n=%d, %d-byte elements: stride %d < n", n, size, ld)
+			}
+			if ld*size%64 != 0 {
+				t.Errorf("n=%d, %d-byte elements: stride %d is %d bytes, not a whole number of 64-byte lines", n, size, ld, ld*size)
+			}
+			if pad := ld*size - (n*size+63)/64*64; pad != 64 {
+				t.Errorf("n=%d, %d-byte elements: stride %d pads %d bytes past the last line of n, want one line", n, size, ld, pad)
+			}
+		}
+	}
+	// The buffer of a plan's activations starts on a line (a large allocation); the rows follow from it.
+	buf := make([]float32, 30*actsStride(1<<14, 4))
+	if p := uintptr(unsafe.Pointer(&buf[0])); p%64 != 0 {
+		t.Errorf("activation-sized buffer at %#x is not 64-byte aligned", p)
 	}
 }
