@@ -5,7 +5,8 @@
 // AVX-512 forms of eluF32AVX2 and eluF64AVX2 (elu_amd64.s): the same steps and constants, twice the lanes,
 // so every element gets the same bits on either kernel (float32: VRNDSCALE $0 rounds to nearest even as
 // VROUND $0 does; float64: the table is read by permutes instead of a gather; the sign-bit select is a
-// masked move).
+// masked move; e^r·2ⁿ is one VSCALEFPS where the AVX2 form builds 2ⁿ in the exponent field and multiplies:
+// n ≥ −126 after the clamp and e^{−87} is normal, so both products are exact and equal).
 
 // func eluF32AVX512(x []float32, c *[16]float32)
 // ELU in place on the first len(x)&^15 elements.
@@ -44,10 +45,7 @@ loop32:
 	VFMADD213PS  Z13, Z1, Z3
 	VFMADD213PS  Z14, Z1, Z3
 	VFMADD213PS  Z14, Z1, Z3   // e^r
-	VCVTPS2DQ    Z2, Z2
-	VPSLLD       $23, Z2, Z2
-	VPADDD       Z14, Z2, Z2   // 2ⁿ
-	VMULPS       Z2, Z3, Z3    // e^{−|a|}
+	VSCALEFPS    Z2, Z3, Z3    // e^{−|a|} = e^r·2ⁿ: the bits of the AVX2 form's multiply by 2ⁿ (exact)
 	VSUBPS       Z14, Z3, Z3   // e^{−|a|} − 1
 	VPTESTMD     Z15, Z0, K1   // lanes whose a has its sign bit set
 	VMOVAPS      Z3, K1, Z0
@@ -77,8 +75,7 @@ TEXT ·eluF64AVX512(SB), NOSPLIT, $0-32
 	VBROADCASTSD 128(DX), Z12 // ln2/16 lo
 	VBROADCASTSD 160(DX), Z13 // 1.0
 	VBROADCASTSD 192(DX), Z14 // sign mask
-	VBROADCASTSD 256(DX), Z15 // 1/8! … 1/2!
-	VBROADCASTSD 288(DX), Z16
+	VBROADCASTSD 288(DX), Z16 // a5 … a0 (elu64Poly)
 	VBROADCASTSD 320(DX), Z17
 	VBROADCASTSD 352(DX), Z18
 	VBROADCASTSD 384(DX), Z19
@@ -126,10 +123,8 @@ pair64:
 	VSCALEFPD    Z28, Z29, Z29
 	VSCALEFPD    Z3, Z2, Z5 // lo·2ⁿ
 	VSCALEFPD    Z28, Z26, Z30
-	VMOVAPD      Z15, Z6 // 1/8!
-	VMOVAPD      Z15, Z31
-	VFMADD213PD  Z16, Z1, Z6
-	VFMADD213PD  Z16, Z27, Z31
+	VMOVAPD      Z16, Z6 // a5
+	VMOVAPD      Z16, Z31
 	VFMADD213PD  Z17, Z1, Z6
 	VFMADD213PD  Z17, Z27, Z31
 	VFMADD213PD  Z18, Z1, Z6
@@ -138,7 +133,7 @@ pair64:
 	VFMADD213PD  Z19, Z27, Z31
 	VFMADD213PD  Z20, Z1, Z6
 	VFMADD213PD  Z20, Z27, Z31
-	VFMADD213PD  Z21, Z1, Z6 // P(r), ending with 1/2!
+	VFMADD213PD  Z21, Z1, Z6 // P(r), ending with a0
 	VFMADD213PD  Z21, Z27, Z31
 	VMULPD       Z1, Z1, Z3 // r²
 	VMULPD       Z27, Z27, Z28
@@ -177,13 +172,12 @@ tail64:
 	VMULPD.BCST  480(DX), Z3, Z3 // k/16 (exact)
 	VSCALEFPD    Z3, Z4, Z4 // hi·2ⁿ, n = ⌊k/16⌋ (exact: no overflow, no underflow)
 	VSCALEFPD    Z3, Z2, Z5 // lo·2ⁿ
-	VMOVAPD      Z15, Z6 // 1/8!
-	VFMADD213PD  Z16, Z1, Z6
+	VMOVAPD      Z16, Z6 // a5
 	VFMADD213PD  Z17, Z1, Z6
 	VFMADD213PD  Z18, Z1, Z6
 	VFMADD213PD  Z19, Z1, Z6
 	VFMADD213PD  Z20, Z1, Z6
-	VFMADD213PD  Z21, Z1, Z6 // P(r), ending with 1/2!
+	VFMADD213PD  Z21, Z1, Z6 // P(r), ending with a0
 	VMULPD       Z1, Z1, Z3 // r²
 	VFMADD213PD  Z1, Z3, Z6 // q = r²·P + r
 	VFMADD213PD  Z5, Z4, Z6 // hi·q + lo

@@ -104,9 +104,10 @@ done32:
 // func eluF64AVX2(x []float64, c *eluConsts64)
 // ELU in place on the first len(x)&^3 elements: the steps of elu64Scalar (see there) four lanes at a time,
 // so that each element gets the same bits: k = round(x·16/ln2) by the shifter, r = x − k·ln2/16, 2^{j/16}
-// (hi, lo) gathered from the table, 2ⁿ from the shifter's bits, e^r − 1 to r⁸, then (hi − 1) + (hi·q + lo).
+// (hi, lo) gathered from the table, 2ⁿ from the shifter's bits, q ≈ e^r − 1 of degree 7 (elu64Poly), then
+// (hi − 1) + (hi·q + lo).
 // c rows (32 bytes each): clamp, 16/ln2, shifter, ln2/16 hi, lo, one, sign mask, index mask 15, then the
-// coefficients 1/8!, …, 1/2! (rows 8…14), 1/16; the tables at 512 (hi) and 640 (lo).
+// coefficients a5, …, a0 (rows 9…14; row 8 unused), 1/16; the tables at 512 (hi) and 640 (lo).
 TEXT ·eluF64AVX2(SB), NOSPLIT, $0-32
 	MOVQ x_base+0(FP), SI
 	MOVQ x_len+8(FP), CX
@@ -141,13 +142,12 @@ loop64:
 	VPADDQ       Y13, Y6, Y6         // 2ⁿ, n = k >> 4
 	VMULPD       Y6, Y4, Y4          // hi·2ⁿ
 	VMULPD       Y6, Y5, Y5          // lo·2ⁿ
-	VMOVUPD      256(DX), Y7         // 1/8!
-	VFMADD213PD  288(DX), Y1, Y7
+	VMOVUPD      288(DX), Y7         // a5
 	VFMADD213PD  320(DX), Y1, Y7
 	VFMADD213PD  352(DX), Y1, Y7
 	VFMADD213PD  384(DX), Y1, Y7
 	VFMADD213PD  416(DX), Y1, Y7
-	VFMADD213PD  448(DX), Y1, Y7     // P(r), ending with 1/2!
+	VFMADD213PD  448(DX), Y1, Y7     // P(r), ending with a0
 	VMULPD       Y1, Y1, Y3          // r²
 	VFMADD213PD  Y1, Y3, Y7          // q = r²·P + r
 	VFMADD213PD  Y5, Y4, Y7          // hi·q + lo
