@@ -433,49 +433,31 @@ func normOf(grads []Grad, sq []float64) (norm float64, bad string, badValue floa
 // independent sums run about four times faster than one, whose every addition waits for the last; the
 // order is fixed, so the result is too. Other dtypes give 0.
 func SumSquares(v *tensor.Dense) float64 {
-	var s0, s1, s2, s3 float64
 	switch x := v.Data().(type) {
 	case []float64:
-		i := 0
-		for ; i+4 <= len(x); i += 4 {
-			a, b, c, d := x[i], x[i+1], x[i+2], x[i+3]
-			s0 += a * a
-			s1 += b * b
-			s2 += c * c
-			s3 += d * d
-		}
-		for j, e := range x[i:] {
-			switch j {
-			case 0:
-				s0 += e * e
-			case 1:
-				s1 += e * e
-			default:
-				s2 += e * e
-			}
-		}
+		return sumSquares(x)
 	case []float32:
-		i := 0
-		for ; i+4 <= len(x); i += 4 {
-			a, b, c, d := float64(x[i]), float64(x[i+1]), float64(x[i+2]), float64(x[i+3])
-			s0 += a * a
-			s1 += b * b
-			s2 += c * c
-			s3 += d * d
-		}
-		for j, e32 := range x[i:] {
-			e := float64(e32)
-			switch j {
-			case 0:
-				s0 += e * e
-			case 1:
-				s1 += e * e
-			default:
-				s2 += e * e
-			}
-		}
+		return sumSquares(x)
 	}
-	return (s0 + s1) + (s2 + s3)
+	return 0
+}
+
+// sumSquares is SumSquares on a slice.
+func sumSquares[T float32 | float64](x []T) float64 {
+	var s [4]float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		a, b, c, d := float64(x[i]), float64(x[i+1]), float64(x[i+2]), float64(x[i+3])
+		s[0] += a * a
+		s[1] += b * b
+		s[2] += c * c
+		s[3] += d * d
+	}
+	for j, e := range x[i:] {
+		f := float64(e)
+		s[j] += f * f
+	}
+	return (s[0] + s[1]) + (s[2] + s[3])
 }
 
 // ClipScale is the factor torch's clip_grad_norm_ applies for a pre-clip norm and a maximum: 1 when maxNorm ≤ 0
