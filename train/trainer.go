@@ -419,27 +419,18 @@ func (m *mirror) syncRange(lo, hi int) {
 }
 
 // splitMirror sets t.syncParts to len(t.workers)+1 boundaries that cut the mirrors' tensors into one range
-// per worker, of about equal element counts: every worker refreshes its range of every copy.
+// per worker, of about equal element counts (balancedCuts): every worker refreshes its range of every copy.
 func (t *Trainer) splitMirror() {
 	t.syncParts = nil
 	if len(t.workers) < 2 {
 		return
 	}
 	m := t.workers[1].mirror
-	offs := make([]int, len(m.dst)+1)
+	sizes := make([]int, len(m.dst))
 	for i, d := range m.dst {
-		offs[i+1] = offs[i] + d.Shape().TotalSize()
+		sizes[i] = d.Shape().TotalSize()
 	}
-	k := len(t.workers)
-	t.syncParts = make([]int, k+1)
-	i := 0
-	for p := 1; p < k; p++ {
-		for i < len(m.dst) && offs[i+1] <= offs[len(m.dst)]*p/k {
-			i++
-		}
-		t.syncParts[p] = i
-	}
-	t.syncParts[k] = len(m.dst)
+	t.syncParts = balancedCuts(prefixSums(sizes), len(t.workers))
 }
 
 // buildWorker builds o for a shard of n samples. The first worker fixes the trained and frozen parameters;
@@ -978,28 +969,46 @@ func (t *Trainer) gradRange(a, b int) {
 	}
 }
 
-// splitParams sets t.parts to k+1 boundaries in [0, len(sizes)] that cut the parameters into k ranges of
-// about equal element counts (fewer when there are fewer parameters), and t.offs to every parameter's
-// offset in the flat gradient.
+// splitParams sets t.parts to at most k+1 boundaries in [0, len(sizes)] that cut the parameters into k
+// ranges of about equal element counts (balancedCuts, without its empty ranges: fewer when there are fewer
+// parameters), and t.offs to every parameter's offset in the flat gradient.
 func (t *Trainer) splitParams(k int) {
-	t.offs = make([]int, len(t.sizes)+1)
-	for i, sz := range t.sizes {
-		t.offs[i+1] = t.offs[i] + sz
-	}
-	total := t.offs[len(t.sizes)]
+	t.offs = prefixSums(t.sizes)
 	k = max(1, min(k, len(t.sizes)))
 	t.parts = []int{0}
-	for p := 1; p < k; p++ {
-		target := total * p / k
-		i := t.parts[len(t.parts)-1]
-		for i < len(t.sizes) && t.offs[i+1] <= target {
-			i++
-		}
-		if i > t.parts[len(t.parts)-1] && i < len(t.sizes) {
-			t.parts = append(t.parts, i)
+	for _, c := range balancedCuts(t.offs, k)[1:k] {
+		if c > t.parts[len(t.parts)-1] && c < len(t.sizes) {
+			t.parts = append(t.parts, c)
 		}
 	}
 	t.parts = append(t.parts, len(t.sizes))
+}
+
+// prefixSums returns the offsets of consecutive ranges of the given sizes: offs[0] = 0, offs[i+1] =
+// offs[i] + sizes[i].
+func prefixSums(sizes []int) []int {
+	offs := make([]int, len(sizes)+1)
+	for i, sz := range sizes {
+		offs[i+1] = offs[i] + sz
+	}
+	return offs
+}
+
+// balancedCuts returns k+1 boundaries 0 = c₀ ≤ c₁ ≤ … ≤ c_k = n over the n tensors whose element offsets
+// are offs (offs[n] the total): c_p is the first tensor that ends past p/k of the elements, so the ranges
+// [c_p, c_{p+1}) hold about equal element counts; some are empty when a few large tensors dominate.
+func balancedCuts(offs []int, k int) []int {
+	n := len(offs) - 1
+	cuts := make([]int, k+1)
+	i := 0
+	for p := 1; p < k; p++ {
+		for i < n && offs[i+1] <= offs[n]*p/k {
+			i++
+		}
+		cuts[p] = i
+	}
+	cuts[k] = n
+	return cuts
 }
 
 // runWorker feeds and runs worker w's graph and leaves its gradient and loss, each times the shard's
