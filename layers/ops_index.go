@@ -6,6 +6,7 @@ import (
 	"hash"
 	"hash/fnv"
 	"math"
+	"slices"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -28,6 +29,7 @@ type indexMap struct {
 	runs                       []idxRun // contiguous-run form of tab, used when runs are long
 	hasZero                    bool     // some tab entry is -1
 	injective                  bool     // no input index appears twice (scatter can assign instead of add)
+	covering                   bool     // injective, and every input index of a slab appears (a permutation)
 	key                        uint64   // FNV-64 of everything above, for WriteHash
 }
 
@@ -70,6 +72,7 @@ func newIndexMap(name string, in, out []int, outer int, tab []int) *indexMap {
 		}
 		seen[k] = true
 	}
+	m.covering = m.injective && !slices.Contains(seen, false)
 	// Run-length form.
 	var runs []idxRun
 	for j := 0; j < len(m.tab); {
@@ -246,7 +249,17 @@ func (op mapOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, o64, o32 := newOutIn(op.ar, a.is32, to)
+	// A gather writes every output element unless the map has zeros; a scatter assigns every input element
+	// when the map is a permutation; otherwise the output starts from zeros.
+	writesAll := !op.adj && !op.m.hasZero || op.adj && op.m.covering
+	var out G.Value
+	var o64 []float64
+	var o32 []float32
+	if writesAll {
+		out, o64, o32 = newOutDirtyIn(op.ar, a.is32, to)
+	} else {
+		out, o64, o32 = newOutIn(op.ar, a.is32, to)
+	}
 	switch {
 	case a.is32 && op.adj:
 		scatterInto(o32, a.f32[0], op.m, !op.m.injective)
@@ -311,7 +324,7 @@ func (op reshapeOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, o64, o32 := newOutIn(op.ar, a.is32, op.out)
+	out, o64, o32 := newOutDirtyIn(op.ar, a.is32, op.out) // every element copied below
 	copy(o64, a.f64[0])
 	copy(o32, a.f32[0])
 	return out, nil
@@ -451,7 +464,8 @@ func (op scatterReplaceOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, o64, o32 := newOutIn(op.ar, a.is32, op.m.in)
+	// Every element is written below (x copied, then y assigned), so the output need not start from zeros.
+	out, o64, o32 := newOutDirtyIn(op.ar, a.is32, op.m.in)
 	full := nx == ny // distinct indices covering every element: nothing of x survives
 	if a.is32 {
 		if !full {
