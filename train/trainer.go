@@ -9,8 +9,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	G "gorgonia.org/gorgonia"
@@ -194,7 +194,6 @@ type Trainer struct {
 	syncParts []int     // boundaries of the ranges of the weight copies each worker refreshes (splitMirror)
 	grads     []Grad    // the reduced gradient, one tensor per trained parameter
 	offs      []int     // offs[i]: parameter i's offset in flat; offs[len(sizes)] is the loss's
-	crew      *crew     // runs the parallel parts of a step (see crew; started by the first step, stopped by Close)
 	parts     []int     // boundaries of the parameter ranges the work after the graphs is shared out by
 
 	pcg *rand.PCG
@@ -565,12 +564,8 @@ func (t *Trainer) broadcastWeights() error {
 	return nil
 }
 
-// Close releases the tape machines and stops the crew's goroutines. It is safe to call more than once.
+// Close releases the tape machines. It is safe to call more than once.
 func (t *Trainer) Close() error {
-	if t.crew != nil {
-		t.crew.stop()
-		t.crew = nil
-	}
 	var first error
 	for _, wk := range t.workers {
 		if wk.vm == nil {
@@ -798,12 +793,6 @@ func (t *Trainer) trainStep() (Record, error) {
 	if len(t.times.Workers) != len(t.workers) {
 		t.times.Workers = make([]WorkerTimes, len(t.workers))
 	}
-	if t.crew == nil && len(t.workers) > 1 {
-		t.crew = newCrew(len(t.workers), spinFor(len(t.workers)))
-		// A Trainer dropped without Close must not keep its crew's goroutines waiting forever; they do not
-		// refer to the Trainer between jobs, so it can be collected.
-		runtime.AddCleanup(t, func(c *crew) { c.stop() }, t.crew)
-	}
 	t0, cpu0 := time.Now(), processCPU()
 	errs := make([]error, len(t.workers))
 	if len(t.workers) == 1 {
@@ -811,8 +800,12 @@ func (t *Trainer) trainStep() (Record, error) {
 	} else {
 		// Every worker, after feeding, refreshes its range of the extra workers' copies of the weights (see
 		// mirror); the graphs start when all copies are whole.
-		synced := newBarrier(len(t.workers), t.crew.spin)
-		t.crew.run(len(t.workers), func(w int) { errs[w] = t.runWorker(w, t.workers[w], synced) })
+		var synced, wg sync.WaitGroup
+		synced.Add(len(t.workers))
+		for w, wk := range t.workers {
+			wg.Go(func() { errs[w] = t.runWorker(w, wk, &synced) })
+		}
+		wg.Wait()
 	}
 	t1 := time.Now()
 	t.times.ParallelCPU += processCPU() - cpu0
@@ -896,7 +889,17 @@ func (t *Trainer) trainStep() (Record, error) {
 
 // forParts runs f(p) for every part p of the parameters (see parts), on that many goroutines.
 func (t *Trainer) forParts(f func(p int)) {
-	t.crew.run(len(t.parts)-1, f)
+	np := len(t.parts) - 1
+	if np == 1 {
+		f(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for p := 1; p < np; p++ {
+		wg.Go(func() { f(p) })
+	}
+	f(0)
+	wg.Wait()
 }
 
 // reduceRange sets t.flat[lo:hi] to the sum of the workers' flat[lo:hi], in worker order. A single worker
@@ -1017,11 +1020,11 @@ func balancedCuts(offs []int, k int) []int {
 // the Store itself, waited idle while the others copied before), and all graphs start together: a worker
 // that refreshed its copy first and fed afterwards fed while the first worker's graph already ran, twice
 // as slowly, and started its graph last.
-func (t *Trainer) runWorker(w int, wk *worker, synced *barrier) error {
+func (t *Trainer) runWorker(w int, wk *worker, synced *sync.WaitGroup) error {
 	released := synced == nil
 	defer func() {
 		if !released {
-			synced.arrive() // a failed feed must not leave the other workers waiting
+			synced.Done() // a failed feed must not leave the other workers waiting
 		}
 	}()
 	f0 := time.Now()
@@ -1039,9 +1042,9 @@ func (t *Trainer) runWorker(w int, wk *worker, synced *barrier) error {
 		for _, other := range t.workers[1:] {
 			other.mirror.syncRange(t.syncParts[w], t.syncParts[w+1])
 		}
-		synced.arrive()
+		synced.Done()
 		released = true
-		synced.wait() // every copy of the Store's weights is whole
+		synced.Wait() // every copy of the Store's weights is whole
 		wk.syncTime = time.Since(s0)
 	}
 	defer wk.vm.Reset()
