@@ -93,14 +93,14 @@ func TestWeightNormRowsAndGrad(t *testing.T) {
 		}
 
 		// float32: the float64 results to float32 rounding.
-		v32, g32, c32 := toF32(v), toF32(g), toF32(c)
+		v32, g32, c32 := f32(v), f32(g), f32(c)
 		w32, nrm32, gv32, gg32 := make([]float32, out*in), make([]float32, out), make([]float32, out*in), make([]float32, out)
 		weightNormRows(w32, nrm32, v32, g32, out, in)
 		weightNormGrad(gv32, gg32, v32, g32, c32, nrm32, out, in)
 		weightNormRows(w, nrm, v, g, out, in)
-		closeRel(t, "float32 W", toF64(w32), w, 1e-5)
-		closeRel(t, "float32 ∂v", toF64(gv32), gv, 1e-5)
-		closeRel(t, "float32 ∂g", toF64(gg32), gg, 1e-5)
+		closeRel(t, "float32 W", f64(w32), w, 1e-5)
+		closeRel(t, "float32 ∂v", f64(gv32), gv, 1e-5)
+		closeRel(t, "float32 ∂g", f64(gg32), gg, 1e-5)
 	}
 }
 
@@ -131,22 +131,6 @@ func closeRel(t *testing.T, what string, got, want []float64, tol float64) {
 			t.Fatalf("%s[%d] = %.17g, want %.17g (relative %.3g > %g)", what, i, got[i], want[i], d/math.Abs(want[i]), tol)
 		}
 	}
-}
-
-func toF32(x []float64) []float32 {
-	y := make([]float32, len(x))
-	for i, e := range x {
-		y[i] = float32(e)
-	}
-	return y
-}
-
-func toF64(x []float32) []float64 {
-	y := make([]float64, len(x))
-	for i, e := range x {
-		y[i] = float64(e)
-	}
-	return y
 }
 
 // BenchmarkWeightNorm times the weight normalisation and its gradient over 243,648 float32 weights in rows
