@@ -252,14 +252,7 @@ func (op mapOp) Do(vals ...G.Value) (G.Value, error) {
 	// A gather writes every output element unless the map has zeros; a scatter assigns every input element
 	// when the map is a permutation; otherwise the output starts from zeros.
 	writesAll := !op.adj && !op.m.hasZero || op.adj && op.m.covering
-	var out G.Value
-	var o64 []float64
-	var o32 []float32
-	if writesAll {
-		out, o64, o32 = newOutDirtyIn(op.ar, a.is32, to)
-	} else {
-		out, o64, o32 = newOutIn(op.ar, a.is32, to)
-	}
+	out, o64, o32 := outIn(op.ar, a.is32, to, !writesAll)
 	switch {
 	case a.is32 && op.adj:
 		scatterInto(o32, a.f32[0], op.m, !op.m.injective)

@@ -7,29 +7,37 @@ import (
 )
 
 // naiveWeightNorm and naiveWeightNormGrad are the textbook loops (one running sum per row, a division per
-// element), the form weightNormRows and weightNormGrad replaced; they are the reference here.
-func naiveWeightNorm(w, nrm, v, g []float64, out, in int) {
+// element), the form weightNormRows and weightNormGrad replaced: the reference of the test and the
+// benchmark's baseline.
+func naiveWeightNorm[T float](w, nrm, v, g []T, out, in int) {
 	for i := range out {
-		var n2 float64
-		for _, e := range v[i*in : (i+1)*in] {
+		row := v[i*in : (i+1)*in]
+		var n2 T
+		for _, e := range row {
 			n2 += e * e
 		}
-		nrm[i] = math.Sqrt(n2)
-		for j, e := range v[i*in : (i+1)*in] {
-			w[i*in+j] = e * g[i] / nrm[i]
+		n := T(math.Sqrt(float64(n2)))
+		nrm[i] = n
+		sc := g[i] / n
+		for j, e := range row {
+			w[i*in+j] = e * sc
 		}
 	}
 }
 
-func naiveWeightNormGrad(gv, gg, v, g, gW, nrm []float64, out, in int) {
+func naiveWeightNormGrad[T float](gv, gg, v, g, gW, nrm []T, out, in int) {
 	for i := range out {
-		var dot float64
-		for j, e := range v[i*in : (i+1)*in] {
-			dot += gW[i*in+j] * e
+		row, grow := v[i*in:(i+1)*in], gW[i*in:(i+1)*in]
+		var dot T
+		for j, e := range row {
+			dot += grow[j] * e
 		}
-		gg[i] = dot / nrm[i]
-		for j, e := range v[i*in : (i+1)*in] {
-			gv[i*in+j] = g[i] / nrm[i] * (gW[i*in+j] - e*gg[i]/nrm[i])
+		n := nrm[i]
+		dg := dot / n
+		gg[i] = dg
+		sc := g[i] / n
+		for j, e := range row {
+			gv[i*in+j] = sc * (grow[j] - e*dg/n)
 		}
 	}
 }
@@ -157,42 +165,8 @@ func BenchmarkWeightNorm(b *testing.B) {
 	})
 	b.Run("textbook", func(b *testing.B) {
 		for b.Loop() {
-			naiveWeightNorm32(w, nrm, v, g, out, in)
-			naiveWeightNormGrad32(gv, gg, v, g, gW, nrm, out, in)
+			naiveWeightNorm(w, nrm, v, g, out, in)
+			naiveWeightNormGrad(gv, gg, v, g, gW, nrm, out, in)
 		}
 	})
-}
-
-// The textbook loops in float32, as the fused op had them.
-func naiveWeightNorm32(w, nrm, v, g []float32, out, in int) {
-	for i := range out {
-		row := v[i*in : (i+1)*in]
-		var n2 float32
-		for _, e := range row {
-			n2 += e * e
-		}
-		n := float32(math.Sqrt(float64(n2)))
-		nrm[i] = n
-		sc := g[i] / n
-		for j, e := range row {
-			w[i*in+j] = e * sc
-		}
-	}
-}
-
-func naiveWeightNormGrad32(gv, gg, v, g, gW, nrm []float32, out, in int) {
-	for i := range out {
-		row, grow := v[i*in:(i+1)*in], gW[i*in:(i+1)*in]
-		var dot float32
-		for j, e := range row {
-			dot += grow[j] * e
-		}
-		n := nrm[i]
-		dg := dot / n
-		gg[i] = dg
-		sc := g[i] / n
-		for j, e := range row {
-			gv[i*in+j] = sc * (grow[j] - e*dg/n)
-		}
-	}
 }
